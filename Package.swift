@@ -1,0 +1,28 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "libphi4",
+    products: [
+        // The Swift engine, for Swift programs that depend on this package.
+        .library(name: "Phi4", targets: ["Phi4"]),
+        // The C ABI as a dynamic library; `make lib` links it statically against the Swift
+        // runtime and installs it as libphi4.so (see DESIGN.md: it cannot be named `phi4`).
+        .library(name: "Phi4Shared", type: .dynamic, targets: ["Phi4CAPI"]),
+        // The command-line tool.
+        .executable(name: "phi4", targets: ["Phi4CLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .target(name: "CPhi4Kernels"),
+        .target(name: "Phi4", dependencies: ["CPhi4Kernels"]),
+        .target(name: "Phi4CAPI", dependencies: ["Phi4"]),
+        .executableTarget(
+            name: "Phi4CLI",
+            dependencies: ["Phi4", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "Phi4Tests", dependencies: ["Phi4"], exclude: ["Fixtures"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

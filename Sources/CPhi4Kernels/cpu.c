@@ -1,0 +1,18 @@
+#include "CPhi4Kernels.h"
+
+uint32_t p4k_cpu_features(void) {
+    uint32_t f = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) f |= P4K_CPU_AVX2;
+    if (__builtin_cpu_supports("fma")) f |= P4K_CPU_FMA;
+    if (__builtin_cpu_supports("f16c")) f |= P4K_CPU_F16C;
+    if (__builtin_cpu_supports("avx512f")) f |= P4K_CPU_AVX512F;
+    if (__builtin_cpu_supports("avx512bw")) f |= P4K_CPU_AVX512BW;
+    if (__builtin_cpu_supports("avx512vnni")) f |= P4K_CPU_AVX512VNNI;
+    if (__builtin_cpu_supports("avxvnni")) f |= P4K_CPU_AVXVNNI;
+#elif defined(__aarch64__)
+    f |= P4K_CPU_NEON;
+#endif
+    return f;
+}

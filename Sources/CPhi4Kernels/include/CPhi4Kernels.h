@@ -1,0 +1,32 @@
+// SIMD microkernels for libphi4, chosen at run time by CPU features.
+// Only kernels live here; everything else is Swift. Symbols use the `p4k_` prefix so that the
+// shared library's export list (`phi4_*`) never exposes them.
+#ifndef CPHI4_KERNELS_H
+#define CPHI4_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// CPU feature bits reported by `p4k_cpu_features`.
+enum {
+    P4K_CPU_AVX2 = 1 << 0,
+    P4K_CPU_FMA = 1 << 1,
+    P4K_CPU_F16C = 1 << 2,
+    P4K_CPU_AVX512F = 1 << 3,
+    P4K_CPU_AVX512BW = 1 << 4,
+    P4K_CPU_AVX512VNNI = 1 << 5,
+    P4K_CPU_AVXVNNI = 1 << 6,
+    P4K_CPU_NEON = 1 << 7,
+};
+
+/// The features of the CPU this process runs on (bit set of P4K_CPU_*), read once from cpuid.
+uint32_t p4k_cpu_features(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

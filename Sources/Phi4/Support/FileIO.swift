@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An I/O failure on a named file.
+public struct FileError: Error, CustomStringConvertible, Sendable {
+    /// The file's path.
+    public let path: String
+    /// What went wrong.
+    public let message: String
+    /// A one-line description.
+    public var description: String { "\(path): \(message)" }
+}
+
+/// Small file-system helpers over the C library (no Foundation).
+enum FileIO {
+    /// The C library's text for an errno value.
+    static func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
+
+    /// True when `path` names a directory.
+    static func isDirectory(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// True when `path` names an existing file or directory.
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return stat(path, &st) == 0
+    }
+
+    /// Reads a whole regular file, refusing files larger than `limit` bytes.
+    static func readAll(_ path: String, limit: Int = 1 << 31) throws(FileError) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw FileError(path: path, message: errnoText(errno)) }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) != 0 { throw FileError(path: path, message: errnoText(errno)) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError(path: path, message: "is a directory") }
+        let size = Int(st.st_size)
+        if size > limit { throw FileError(path: path, message: "file is larger than \(limit) bytes") }
+        var out = [UInt8](repeating: 0, count: size)
+        var done = 0
+        while done < size {
+            let r = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw FileError(path: path, message: errnoText(errno))
+            }
+            if r == 0 { break }
+            done += r
+        }
+        if done < size { out.removeLast(size - done) }
+        return out
+    }
+
+    /// Joins two path components with one slash.
+    static func join(_ a: String, _ b: String) -> String {
+        a.hasSuffix("/") ? a + b : a + "/" + b
+    }
+
+    /// The directory part of a path ("." when there is none).
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+}

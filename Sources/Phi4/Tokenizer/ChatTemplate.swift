@@ -1,0 +1,76 @@
+/// One message of a conversation.
+public struct ChatMessage: Sendable, Equatable {
+    /// Who speaks: `system`, `user` or `assistant` (any non-empty role is accepted).
+    public var role: String
+    /// What they say.
+    public var content: String
+
+    /// Creates a message.
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+
+    /// A system message.
+    public static func system(_ content: String) -> ChatMessage { ChatMessage(role: "system", content: content) }
+    /// A user message.
+    public static func user(_ content: String) -> ChatMessage { ChatMessage(role: "user", content: content) }
+    /// An assistant message.
+    public static func assistant(_ content: String) -> ChatMessage { ChatMessage(role: "assistant", content: content) }
+}
+
+/// Phi-4's chat format. No newlines; every marker is one special token:
+///
+///     <|im_start|>system<|im_sep|>…<|im_end|><|im_start|>user<|im_sep|>…<|im_end|><|im_start|>assistant<|im_sep|>
+///
+/// It is not ChatML (no newline after the role). Message text is encoded with special tokens
+/// *not* recognised, so a user who types `<|im_end|>` cannot close their own turn (no prompt
+/// injection), unless the caller passes `allowSpecialInContent: true`.
+extension Tokenizer {
+    /// The chat prompt as token ids.
+    ///
+    /// - Parameters:
+    ///   - messages: the conversation so far.
+    ///   - addGenerationPrompt: end with `<|im_start|>assistant<|im_sep|>` so that the model
+    ///     writes the assistant's reply.
+    ///   - allowSpecialInContent: treat special-token text inside message contents as special tokens.
+    /// - Throws: ``TokenizerError/missingSpecialToken(_:)`` when the vocabulary lacks a marker,
+    ///   ``TokenizerError/invalidMessage(_:)`` for an empty role or a role containing special-token text.
+    public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = true,
+                                  allowSpecialInContent: Bool = false) throws(TokenizerError) -> [TokenID] {
+        let (start, sep, end) = try chatMarkers()
+        var out: [TokenID] = []
+        func open(_ role: String) throws(TokenizerError) {
+            guard !role.isEmpty else { throw .invalidMessage("empty role") }
+            let roleIDs = encode(role)
+            if encode(role, allowSpecial: true) != roleIDs { throw .invalidMessage("role \(role) contains special-token text") }
+            out.append(start)
+            out.append(contentsOf: roleIDs)
+            out.append(sep)
+        }
+        for m in messages {
+            try open(m.role)
+            out.append(contentsOf: encode(m.content, allowSpecial: allowSpecialInContent))
+            out.append(end)
+        }
+        if addGenerationPrompt { try open("assistant") }
+        return out
+    }
+
+    /// The chat prompt as text (what ``applyChatTemplate(_:addGenerationPrompt:allowSpecialInContent:)``
+    /// encodes, for display). Encoding this text with specials allowed gives the same ids only
+    /// when no content contains special-token text.
+    public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+        var s = ""
+        for m in messages { s += "<|im_start|>\(m.role)<|im_sep|>\(m.content)<|im_end|>" }
+        if addGenerationPrompt { s += "<|im_start|>assistant<|im_sep|>" }
+        return s
+    }
+
+    private func chatMarkers() throws(TokenizerError) -> (TokenID, TokenID, TokenID) {
+        guard let start = specialTokenID("<|im_start|>") else { throw .missingSpecialToken("<|im_start|>") }
+        guard let sep = specialTokenID("<|im_sep|>") else { throw .missingSpecialToken("<|im_sep|>") }
+        guard let end = specialTokenID("<|im_end|>") else { throw .missingSpecialToken("<|im_end|>") }
+        return (start, sep, end)
+    }
+}
