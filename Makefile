@@ -1,0 +1,44 @@
+# libphi4 — common tasks. `make demo` and `make test` are the two commands a newcomer needs.
+SWIFT ?= swift
+PREFIX ?= /usr/local
+LIBDIR := lib
+TOKENIZER := Tests/Phi4Tests/Fixtures/tokenizer/phi4
+
+.PHONY: all deps build demo test lib install clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build -c release --product phi4
+
+# Builds the tool and shows what it does on the bundled Phi-4 tokenizer.
+demo: build
+	.build/release/phi4 tokenize --tokenizer $(TOKENIZER) "Hello, world! Phi-4 runs on the CPU."
+	.build/release/phi4 detokenize --tokenizer $(TOKENIZER) 9906,11,1917,0
+	.build/release/phi4 chat-prompt --tokenizer $(TOKENIZER) --system "You are helpful." "What is 2+2?"
+
+# Every test, in a release build (the numeric kernels are too slow to test unoptimized).
+test: deps
+	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+
+# libphi4.so: the C ABI with the Swift runtime linked in statically, only phi4_* exported, a SONAME.
+lib: deps
+	$(SWIFT) build -c release --product Phi4Shared --scratch-path .build-lib \
+	    -Xswiftc -static-stdlib -Xlinker --version-script=$(CURDIR)/bindings/c/exports.map \
+	    -Xlinker -soname=libphi4.so.0
+	mkdir -p $(LIBDIR)
+	cp .build-lib/release/libPhi4Shared.so $(LIBDIR)/libphi4.so.0
+	ln -sf libphi4.so.0 $(LIBDIR)/libphi4.so
+	@echo "built $(LIBDIR)/libphi4.so"
+
+install: lib
+	install -d $(PREFIX)/lib $(PREFIX)/include
+	install -m 755 $(LIBDIR)/libphi4.so.0 $(PREFIX)/lib/libphi4.so.0
+	ln -sf libphi4.so.0 $(PREFIX)/lib/libphi4.so
+	install -m 644 include/phi4.h $(PREFIX)/include/phi4.h
+
+clean:
+	rm -rf .build .build-lib $(LIBDIR)

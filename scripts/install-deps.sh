@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the system packages libphi4 builds against (Debian/Ubuntu): OpenBLAS and pkg-config.
+# As root it installs them; otherwise it prints the one command to run.
+set -euo pipefail
+need=()
+pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+else
+    echo "libphi4 needs: ${need[*]}. Run: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+fi
