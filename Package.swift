@@ -17,7 +17,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "CPhi4Kernels"),
-        .target(name: "Phi4", dependencies: ["CPhi4Kernels"]),
+        // OpenBLAS (sgemm for prefill), from Debian's libopenblas-dev.
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .target(name: "Phi4", dependencies: ["CPhi4Kernels", "COpenBLAS"]),
         .target(name: "Phi4CAPI", dependencies: ["Phi4"]),
         .executableTarget(
             name: "Phi4CLI",

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 #include "CPhi4Kernels.h"
 
 uint32_t p4k_cpu_features(void) {
@@ -15,4 +16,17 @@ uint32_t p4k_cpu_features(void) {
     f |= P4K_CPU_NEON;
 #endif
     return f;
+}
+
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
+int p4k_affinity_cpu_count(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+#endif
+    return 0;
 }

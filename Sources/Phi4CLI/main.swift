@@ -11,7 +11,7 @@ struct Phi4Command: ParsableCommand {
         commandName: "phi4",
         abstract: "Run Microsoft's Phi-4 on the CPU: tokenize, generate, benchmark.",
         version: Phi4Version.string,
-        subcommands: [Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
+        subcommands: [Generate.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
 }
 
 /// Loads a tokenizer or exits with the error message.
@@ -157,5 +157,187 @@ struct BenchTokenizer: ParsableCommand {
         }
         let mb = Double(bytes.count) / 1e6
         print("bytes=\(bytes.count) tokens=\(count) seconds=\(best) MB/s=\(mb / best)")
+    }
+}
+
+/// Parses "1,2,3" (or "[1, 2, 3]") into token ids.
+func parseIDs(_ text: String) throws -> [TokenID] {
+    var list: [TokenID] = []
+    for part in text.filter({ $0 != "[" && $0 != "]" && $0 != " " }).split(separator: ",") {
+        guard let id = TokenID(part) else { throw ValidationError("not a token id: \(part)") }
+        list.append(id)
+    }
+    return list
+}
+
+/// Loads a model or exits with the error message.
+func loadModel(_ path: String) throws -> Model {
+    do { return try Model.load(path: path) } catch { throw ValidationError(error.description) }
+}
+
+/// Writes a line to standard error.
+func printError(_ text: String) {
+    fputs(text + "\n", stderr)
+}
+
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate text (streamed to stdout) or token ids from a prompt.")
+
+    @Option(help: "A Phi-4 model directory (HF safetensors).")
+    var model: String
+
+    @Option(help: "The prompt text.")
+    var prompt: String?
+
+    @Option(help: "The prompt as comma-separated token ids instead of text.")
+    var ids: String?
+
+    @Flag(help: "Wrap the prompt in Phi-4's chat template (as the user's message).")
+    var chat = false
+
+    @Option(help: "A system message (with --chat).")
+    var system: String?
+
+    @Option(name: .customLong("max-tokens"), help: "The most tokens to generate.")
+    var maxTokens = 256
+
+    @Option(help: "Sampling temperature (0: greedy).")
+    var temperature: Float = 0.8
+
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: off).")
+    var topK = 40
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1: off).")
+    var topP: Float = 0.95
+
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability (0: off).")
+    var minP: Float = 0.05
+
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1: off).")
+    var repeatPenalty: Float = 1
+
+    @Option(name: .customLong("presence-penalty"), help: "Presence penalty (0: off).")
+    var presencePenalty: Float = 0
+
+    @Option(name: .customLong("frequency-penalty"), help: "Frequency penalty (0: off).")
+    var frequencyPenalty: Float = 0
+
+    @Option(help: "Random seed (same seed, same text).")
+    var seed: UInt64?
+
+    @Option(name: .customLong("stop"), help: "A stop string (repeatable).")
+    var stop: [String] = []
+
+    @Flag(help: "Greedy decoding (same as --temperature 0).")
+    var greedy = false
+
+    @Flag(name: .customLong("print-ids"), help: "Print the generated ids, comma-separated, instead of text.")
+    var printIDs = false
+
+    @Option(help: "Context length (tokens).")
+    var context: Int?
+
+    @Option(help: "Threads (default: the CPUs this process may use).")
+    var threads: Int?
+
+    func run() throws {
+        let m = try loadModel(model)
+        var promptIDs: [TokenID]
+        if let ids {
+            promptIDs = try parseIDs(ids)
+        } else if let prompt {
+            if chat {
+                var messages: [ChatMessage] = []
+                if let system { messages.append(.system(system)) }
+                messages.append(.user(prompt))
+                do { promptIDs = try m.tokenizer.applyChatTemplate(messages) } catch { throw ValidationError(error.description) }
+            } else {
+                promptIDs = m.tokenizer.encode(prompt, addBOS: true)
+            }
+        } else {
+            throw ValidationError("give --prompt TEXT or --ids 1,2,3")
+        }
+        if promptIDs.isEmpty { throw ValidationError("the prompt is empty") }
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.stopStrings = stop
+        var s = SamplingParameters()
+        s.temperature = greedy ? 0 : temperature
+        s.topK = topK
+        s.topP = topP
+        s.minP = minP
+        s.repetitionPenalty = repeatPenalty
+        s.presencePenalty = presencePenalty
+        s.frequencyPenalty = frequencyPenalty
+        s.seed = seed
+        options.sampling = s
+        let contextLength = context ?? min(m.config.maxPositions, max(4096, promptIDs.count + maxTokens))
+        do {
+            let session = try Session(model: m, contextLength: contextLength, threads: threads)
+            let result = try session.generate(promptIDs, options: options) { text, _ in
+                if !printIDs {
+                    fputs(text, stdout)
+                    fflush(stdout)
+                }
+                return true
+            }
+            if printIDs {
+                print(result.tokens.map(String.init).joined(separator: ","))
+            } else {
+                print("")
+            }
+            let pp = Double(result.promptTokenCount) / max(result.promptSeconds, 1e-9)
+            let tg = Double(result.tokens.count) / max(result.generationSeconds, 1e-9)
+            printError("prompt: \(result.promptTokenCount) tokens, \(fmt(pp)) tok/s; generated: \(result.tokens.count) tokens, \(fmt(tg)) tok/s; stop: \(result.stopReason.rawValue)")
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+/// Formats a rate with two decimals.
+func fmt(_ v: Double) -> String {
+    let r = (v * 100).rounded() / 100
+    return String(r)
+}
+
+struct Logits: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write the logits of a token sequence as a float32 .npy array [n, vocab].")
+
+    @Option(help: "A Phi-4 model directory (HF safetensors).")
+    var model: String
+
+    @Option(help: "Comma-separated token ids.")
+    var ids: String
+
+    @Flag(help: "Every position (shape [n, vocab]); otherwise only the last ([1, vocab]).")
+    var all = false
+
+    @Option(help: "The .npy file to write.")
+    var out: String
+
+    @Option(help: "Threads (default: the CPUs this process may use).")
+    var threads: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Most tokens per forward chunk.")
+    var batchSize = 512
+
+    func run() throws {
+        let m = try loadModel(model)
+        let list = try parseIDs(ids)
+        if list.isEmpty { throw ValidationError("no ids") }
+        do {
+            let session = try Session(model: m, contextLength: min(m.config.maxPositions, max(list.count, 16)),
+                                      batchSize: batchSize, threads: threads)
+            let logits = try session.evaluate(list, allLogits: all)
+            let rows = all ? list.count : 1
+            try NPY.write(path: out, shape: [rows, m.config.vocabSize], values: logits)
+        } catch let e as ModelError {
+            throw ValidationError(e.description)
+        } catch let e as FileError {
+            throw ValidationError(e.description)
+        }
     }
 }

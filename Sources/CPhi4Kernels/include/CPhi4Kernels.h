@@ -26,6 +26,18 @@ enum {
 /// The features of the CPU this process runs on (bit set of P4K_CPU_*), read once from cpuid.
 uint32_t p4k_cpu_features(void);
 
+/// The number of CPUs in this process's affinity mask (0 when unknown).
+int p4k_affinity_cpu_count(void);
+
+/// A flag that any thread may set and the generating thread polls (cancellation).
+typedef struct { volatile int32_t value; } p4k_flag;
+
+/// Sets the flag to `v` (sequentially consistent).
+static inline void p4k_flag_store(p4k_flag *f, int32_t v) { __atomic_store_n(&f->value, v, __ATOMIC_SEQ_CST); }
+
+/// Reads the flag (sequentially consistent).
+static inline int32_t p4k_flag_load(p4k_flag *f) { return __atomic_load_n(&f->value, __ATOMIC_SEQ_CST); }
+
 #ifdef __cplusplus
 }
 #endif

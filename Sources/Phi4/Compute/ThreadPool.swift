@@ -1,0 +1,161 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CPhi4Kernels
+
+/// A persistent pool of worker threads that run one parallel job at a time.
+///
+/// The engine splits its own work (matrix rows, attention heads) across this pool; OpenBLAS is
+/// called with one thread per call. One pool serves the process (``shared``), sized from the CPU
+/// affinity mask and the cgroup CPU quota. Jobs from different threads are serialized, so many
+/// contexts can share it safely.
+public final class ThreadPool: @unchecked Sendable {
+    /// The process-wide pool.
+    public static let shared = ThreadPool(threads: ThreadPool.availableCPUs())
+
+    /// The number of threads a job can use (workers plus the calling thread).
+    public let threadCount: Int
+
+    private var mutex = pthread_mutex_t()
+    private var workCond = pthread_cond_t()
+    private var doneCond = pthread_cond_t()
+    private var jobLock = pthread_mutex_t()
+    private var generation = 0
+    private var pending = 0
+    private var activeThreads = 0
+    private var job: ((Int) -> Void)?
+
+    /// Creates a pool whose jobs use up to `threads` threads (the caller included).
+    public init(threads: Int) {
+        threadCount = max(1, threads)
+        pthread_mutex_init(&mutex, nil)
+        pthread_mutex_init(&jobLock, nil)
+        pthread_cond_init(&workCond, nil)
+        pthread_cond_init(&doneCond, nil)
+        for index in 1..<threadCount {
+            let box = Unmanaged.passRetained(WorkerStart(pool: self, index: index))
+            var thread = pthread_t()
+            var attr = pthread_attr_t()
+            pthread_attr_init(&attr)
+            pthread_attr_setstacksize(&attr, 1 << 20)
+            let rc = pthread_create(&thread, &attr, { arg in
+                let start = Unmanaged<WorkerStart>.fromOpaque(arg!).takeRetainedValue()
+                start.pool.workerLoop(index: start.index)
+                return nil
+            }, box.toOpaque())
+            pthread_attr_destroy(&attr)
+            if rc != 0 {
+                box.release()
+            } else {
+                pthread_detach(thread)
+            }
+        }
+    }
+
+    private final class WorkerStart {
+        let pool: ThreadPool
+        let index: Int
+        init(pool: ThreadPool, index: Int) {
+            self.pool = pool
+            self.index = index
+        }
+    }
+
+    private func workerLoop(index: Int) {
+        var seen = 0
+        while true {
+            pthread_mutex_lock(&mutex)
+            while generation == seen { pthread_cond_wait(&workCond, &mutex) }
+            seen = generation
+            let active = index < activeThreads
+            pthread_mutex_unlock(&mutex)
+            guard active else { continue }
+            runJob(index)
+            pthread_mutex_lock(&mutex)
+            pending -= 1
+            if pending == 0 { pthread_cond_signal(&doneCond) }
+            pthread_mutex_unlock(&mutex)
+        }
+    }
+
+    /// Calls the current job. Kept out of line so that this thread's reference to the closure
+    /// is released before the job is reported done (``run(threads:_:)`` lends a non-escaping closure).
+    @inline(never)
+    private func runJob(_ index: Int) {
+        pthread_mutex_lock(&mutex)
+        let body = job
+        pthread_mutex_unlock(&mutex)
+        body?(index)
+    }
+
+    /// Runs `body(i)` for every `i` in `0..<threads` (at most ``threadCount``), `i == 0` on the
+    /// calling thread, and returns when all have finished.
+    public func run(threads: Int, _ body: (Int) -> Void) {
+        let n = max(1, min(threads, threadCount))
+        if n == 1 {
+            body(0)
+            return
+        }
+        pthread_mutex_lock(&jobLock)
+        withoutActuallyEscaping(body) { escaping in
+            pthread_mutex_lock(&mutex)
+            job = escaping
+            activeThreads = n
+            pending = n - 1
+            generation &+= 1
+            pthread_cond_broadcast(&workCond)
+            pthread_mutex_unlock(&mutex)
+            escaping(0)
+            pthread_mutex_lock(&mutex)
+            while pending > 0 { pthread_cond_wait(&doneCond, &mutex) }
+            job = nil
+            pthread_mutex_unlock(&mutex)
+        }
+        pthread_mutex_unlock(&jobLock)
+    }
+
+    /// Splits `0..<count` into `threads` contiguous ranges (multiples of `align` where possible)
+    /// and runs `body` on each in parallel.
+    public func parallelFor(_ count: Int, threads: Int, align: Int = 1, _ body: (Range<Int>) -> Void) {
+        let n = max(1, min(threads, threadCount, max(1, count / max(1, align))))
+        if n == 1 {
+            body(0..<count)
+            return
+        }
+        run(threads: n) { t in
+            let r = ThreadPool.split(count, parts: n, index: t, align: align)
+            if !r.isEmpty { body(r) }
+        }
+    }
+
+    /// The `index`-th of `parts` contiguous ranges that cover `0..<count`.
+    static func split(_ count: Int, parts: Int, index: Int, align: Int) -> Range<Int> {
+        let units = (count + align - 1) / align
+        let lo = units * index / parts * align
+        let hi = min(count, units * (index + 1) / parts * align)
+        return min(lo, count)..<hi
+    }
+
+    /// The CPUs this process may use: the affinity mask, capped by the cgroup CPU quota.
+    public static func availableCPUs() -> Int {
+        var n = 0
+        #if os(Linux)
+        n = Int(p4k_affinity_cpu_count())
+        // cgroup v2: "quota period" in cpu.max ("max" means no quota).
+        if let text = try? FileIO.readAll("/sys/fs/cgroup/cpu.max", limit: 4096) {
+            let parts = String(decoding: text, as: UTF8.self).split(separator: " ")
+            if parts.count >= 2, let quota = Double(parts[0]),
+               let period = Double(parts[1].filter { !$0.isWhitespace }), period > 0 {
+                let cpus = Int((quota / period).rounded(.up))
+                if cpus > 0 { n = n > 0 ? min(n, cpus) : cpus }
+            }
+        }
+        #endif
+        if n <= 0 { n = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+        return max(1, n)
+    }
+}

@@ -1,0 +1,214 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// How the next token is chosen from the logits.
+///
+/// Applied in this order: logit bias; repetition, presence and frequency penalties over the
+/// last ``penaltyWindow`` tokens; then either greedy arg-max (`temperature == 0`) or temperature,
+/// top-k, top-p, min-p and a draw from the remaining distribution.
+public struct SamplingParameters: Sendable, Equatable {
+    /// Divides the logits; 0 means greedy (always the most likely token).
+    public var temperature: Float = 0.8
+    /// Keep only the k most likely tokens (0: no limit).
+    public var topK: Int = 40
+    /// Keep the smallest set of most likely tokens whose probability reaches p (1: no limit).
+    public var topP: Float = 0.95
+    /// Drop tokens less likely than `minP ×` the most likely one (0: off).
+    public var minP: Float = 0.05
+    /// HF-style repetition penalty: seen tokens' positive logits are divided by it, negative
+    /// ones multiplied (1: off).
+    public var repetitionPenalty: Float = 1
+    /// Subtracted once from the logit of every token seen in the window (OpenAI-style; 0: off).
+    public var presencePenalty: Float = 0
+    /// Subtracted from a token's logit once per occurrence in the window (0: off).
+    public var frequencyPenalty: Float = 0
+    /// How many of the most recent tokens the penalties look at (-1: the whole context).
+    public var penaltyWindow: Int = 64
+    /// Added to the logits of the given tokens (`-.infinity` bans a token).
+    public var logitBias: [TokenID: Float] = [:]
+    /// Seed of the random generator: the same seed, model and prompt give the same text.
+    /// nil: seeded from the system's entropy.
+    public var seed: UInt64?
+
+    /// Default sampling (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05).
+    public init() {}
+
+    /// Greedy decoding: temperature 0, no penalties.
+    public static var greedy: SamplingParameters {
+        var p = SamplingParameters()
+        p.temperature = 0
+        return p
+    }
+
+    /// Checks ranges: temperature ≥ 0, top-k ≥ 0, 0 < top-p ≤ 1, 0 ≤ min-p ≤ 1, penalty > 0, all finite.
+    public func validate() throws(ModelError) {
+        guard temperature >= 0, temperature.isFinite else { throw .invalidRequest("temperature must be ≥ 0") }
+        guard topK >= 0 else { throw .invalidRequest("top-k must be ≥ 0") }
+        guard topP > 0, topP <= 1 else { throw .invalidRequest("top-p must be in (0, 1]") }
+        guard minP >= 0, minP <= 1 else { throw .invalidRequest("min-p must be in [0, 1]") }
+        guard repetitionPenalty > 0, repetitionPenalty.isFinite else { throw .invalidRequest("repetition penalty must be > 0") }
+        guard presencePenalty.isFinite, frequencyPenalty.isFinite else { throw .invalidRequest("penalties must be finite") }
+        guard penaltyWindow >= -1 else { throw .invalidRequest("penalty window must be ≥ -1") }
+        for (_, b) in logitBias where b.isNaN || b == .infinity { throw .invalidRequest("logit bias must be a number or -infinity") }
+    }
+}
+
+/// Chooses tokens from logits according to ``SamplingParameters``, with its own random state.
+public struct Sampler: Sendable {
+    /// The parameters.
+    public let parameters: SamplingParameters
+    private var rng: RandomState
+
+    /// A sampler; its random state starts from `parameters.seed`.
+    public init(_ parameters: SamplingParameters) {
+        self.parameters = parameters
+        var seed = parameters.seed ?? 0
+        if parameters.seed == nil { withUnsafeMutableBytes(of: &seed) { getentropyFill($0) } }
+        rng = RandomState(seed: seed)
+    }
+
+    /// Picks the next token.
+    ///
+    /// - Parameters:
+    ///   - logits: one row of logits (`vocabSize` values); modified in place.
+    ///   - history: the tokens of the context so far, for the penalties.
+    public mutating func sample(_ logits: inout [Float], history: ArraySlice<TokenID>) -> TokenID {
+        let p = parameters
+        let n = logits.count
+        for (id, bias) in p.logitBias where id >= 0 && Int(id) < n { logits[Int(id)] += bias }
+        if p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 {
+            let window = p.penaltyWindow < 0 ? history : history.suffix(p.penaltyWindow)
+            var counts: [TokenID: Int] = [:]
+            for id in window where id >= 0 && Int(id) < n { counts[id, default: 0] += 1 }
+            for (id, count) in counts {
+                var v = logits[Int(id)]
+                if p.repetitionPenalty != 1 { v = v > 0 ? v / p.repetitionPenalty : v * p.repetitionPenalty }
+                v -= p.presencePenalty + Float(count) * p.frequencyPenalty
+                logits[Int(id)] = v
+            }
+        }
+        if p.temperature == 0 { return Sampler.argmax(logits) }
+
+        // Candidates sorted by logit, most likely first (top-k keeps only the first k).
+        var candidates: [(id: Int32, logit: Float)] = []
+        candidates.reserveCapacity(p.topK > 0 ? p.topK : n)
+        let k = p.topK > 0 ? min(p.topK, n) : n
+        if k < n {
+            // Partial selection: an ascending window of the k largest seen so far.
+            var heap: [(id: Int32, logit: Float)] = []
+            heap.reserveCapacity(k)
+            for (i, v) in logits.enumerated() where v > -.infinity {
+                if heap.count < k {
+                    heap.append((Int32(i), v))
+                    if heap.count == k { heap.sort { $0.logit < $1.logit } }
+                } else if v > heap[0].logit {
+                    heap[0] = (Int32(i), v)
+                    // Restore order by bubbling the new element up (the array stays sorted ascending).
+                    var j = 0
+                    while j + 1 < heap.count && heap[j].logit > heap[j + 1].logit {
+                        heap.swapAt(j, j + 1)
+                        j += 1
+                    }
+                }
+            }
+            candidates = heap
+        } else {
+            for (i, v) in logits.enumerated() where v > -.infinity { candidates.append((Int32(i), v)) }
+        }
+        if candidates.isEmpty { return Sampler.argmax(logits) }
+        candidates.sort { $0.logit > $1.logit || ($0.logit == $1.logit && $0.id < $1.id) }
+
+        // Temperature, then softmax over the candidates.
+        let maxLogit = candidates[0].logit
+        var probs = candidates.map { expf(($0.logit - maxLogit) / p.temperature) }
+        var total = probs.reduce(0, +)
+        // Top-p: the shortest prefix whose probability reaches p.
+        if p.topP < 1 {
+            var cumulative: Float = 0
+            var keep = probs.count
+            for (i, q) in probs.enumerated() {
+                cumulative += q / total
+                if cumulative >= p.topP {
+                    keep = i + 1
+                    break
+                }
+            }
+            probs.removeSubrange(keep...)
+            candidates.removeSubrange(keep...)
+            total = probs.reduce(0, +)
+        }
+        // Min-p: drop tokens below minP × the top probability.
+        if p.minP > 0 {
+            let threshold = p.minP * probs[0]
+            var keep = probs.count
+            while keep > 1 && probs[keep - 1] < threshold { keep -= 1 }
+            probs.removeSubrange(keep...)
+            candidates.removeSubrange(keep...)
+            total = probs.reduce(0, +)
+        }
+        let r = Float(rng.nextUnit()) * total
+        var cumulative: Float = 0
+        for (i, q) in probs.enumerated() {
+            cumulative += q
+            if r < cumulative { return candidates[i].id }
+        }
+        return candidates[candidates.count - 1].id
+    }
+
+    /// The index of the largest value (the lowest index on ties).
+    public static func argmax(_ v: [Float]) -> TokenID {
+        var best = 0
+        var bestValue = -Float.infinity
+        for (i, x) in v.enumerated() where x > bestValue {
+            best = i
+            bestValue = x
+        }
+        return TokenID(best)
+    }
+}
+
+/// xoshiro256** seeded through splitmix64: fast, reproducible across platforms.
+struct RandomState: Sendable {
+    private var s: (UInt64, UInt64, UInt64, UInt64)
+
+    init(seed: UInt64) {
+        var x = seed
+        func splitmix() -> UInt64 {
+            x &+= 0x9E37_79B9_7F4A_7C15
+            var z = x
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+        s = (splitmix(), splitmix(), splitmix(), splitmix())
+    }
+
+    mutating func next() -> UInt64 {
+        let result = ((s.1 &* 5) << 7 | (s.1 &* 5) >> 57) &* 9
+        let t = s.1 << 17
+        s.2 ^= s.0
+        s.3 ^= s.1
+        s.1 ^= s.2
+        s.0 ^= s.3
+        s.2 ^= t
+        s.3 = s.3 << 45 | s.3 >> 19
+        return result
+    }
+
+    /// A uniform double in [0, 1).
+    mutating func nextUnit() -> Double { Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0) }
+}
+
+/// Fills a buffer from the system's entropy (falls back to the clock).
+func getentropyFill(_ buf: UnsafeMutableRawBufferPointer) {
+    #if os(Linux)
+    if getentropy(buf.baseAddress, buf.count) == 0 { return }
+    #endif
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    var v = UInt64(truncatingIfNeeded: ts.tv_nsec) ^ UInt64(truncatingIfNeeded: ts.tv_sec) << 32
+    withUnsafeBytes(of: &v) { src in
+        for i in 0..<min(8, buf.count) { buf[i] = src[i] }
+    }
+}

@@ -1,0 +1,243 @@
+import COpenBLAS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The Phi-4 forward pass.
+///
+/// One call of ``forward(_:cache:logits:)`` takes a chunk of at most ``batchSize`` tokens at the
+/// positions after those already in the cache, appends their keys and values to the cache, and
+/// returns logits. Prompts longer than a chunk are fed chunk by chunk (``Session`` does this),
+/// so scratch memory depends on the batch size, never on the context length. Decoding is the
+/// same call with one token. All arithmetic is f32.
+///
+/// Per layer (DESIGN.md §1):
+///
+///     h   = x + o_proj(attention(rope(qkv_proj(rmsnorm(x)))))
+///     out = h + down_proj(silu(gate) * up)   where [gate; up] = gate_up_proj(rmsnorm(h))
+public final class Decoder {
+    /// The model.
+    public let model: Model
+    /// The most tokens one ``forward(_:cache:logits:)`` call accepts.
+    public let batchSize: Int
+    /// Threads each parallel step uses.
+    public let threads: Int
+
+    private let pool: ThreadPool
+    private let rotary: RotaryTable
+    private let s: Scratch
+
+    /// Which positions of a chunk get logits.
+    public enum LogitsRequest: Sendable {
+        /// None (prefill of a chunk that is not the last).
+        case none
+        /// Only the chunk's last position.
+        case last
+        /// Every position of the chunk.
+        case all
+    }
+
+    /// A decoder for `model` with scratch for chunks of `batchSize` tokens.
+    public init(model: Model, batchSize: Int = 512, threads: Int? = nil, pool: ThreadPool = .shared) {
+        self.model = model
+        self.batchSize = max(1, batchSize)
+        self.pool = pool
+        self.threads = max(1, min(threads ?? pool.threadCount, pool.threadCount))
+        let c = model.config
+        self.rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta)
+        self.s = Scratch(config: c, batch: self.batchSize, threads: self.threads)
+    }
+
+    /// Runs the decoder on `tokens` at positions `cache.count ..< cache.count + tokens.count`.
+    ///
+    /// - Returns: logits, `[rows, vocabSize]` row-major, where rows is 0, 1 or `tokens.count`
+    ///   as `logits` asks.
+    /// - Throws: ``ModelError/invalidRequest(_:)`` for an empty or oversized chunk, an id outside
+    ///   the vocabulary, or a cache without room; nothing is changed then.
+    public func forward(_ tokens: [TokenID], cache: KVCache, logits: LogitsRequest) throws(ModelError) -> [Float] {
+        let c = model.config
+        let w = model.weights
+        let t = tokens.count
+        guard t > 0 && t <= batchSize else { throw .invalidRequest("a chunk must have 1…\(batchSize) tokens, not \(t)") }
+        guard cache.count + t <= cache.capacity else {
+            throw .invalidRequest("the context holds \(cache.capacity) tokens; \(cache.count) are used and \(t) more do not fit")
+        }
+        for id in tokens where id < 0 || Int(id) >= c.vocabSize {
+            throw .invalidRequest("token id \(id) is outside the vocabulary (0..<\(c.vocabSize))")
+        }
+        let d = c.hiddenSize
+        let qkvDim = c.qDim + 2 * c.kvDim
+        let ff = c.intermediateSize
+        let start = cache.count
+        let x = s.x, xn = s.xn, qkv = s.qkv, attn = s.attn, gateUp = s.gateUp, act = s.act
+
+        // 1. Token embeddings: x[i] = embedding[tokens[i]].
+        for (i, id) in tokens.enumerated() {
+            (x + i * d).update(from: w.embedding.row(Int(id)), count: d)
+        }
+        // RoPE angles of the chunk's positions.
+        for i in 0..<t {
+            rotary.angles(position: start + i, cos: s.cos + i * c.headDim / 2, sin: s.sin + i * c.headDim / 2)
+        }
+
+        for (l, layer) in w.layers.enumerated() {
+            // 2. Attention block. xn = rmsnorm(x); [q; k; v] = xn · Wqkvᵀ
+            rowwise(t) { i in Ops.rmsNorm(x + i * d, layer.attentionNorm, xn + i * d, d, eps: c.rmsNormEps) }
+            Ops.matmul(xn, rows: t, layer.qkv, qkv, pool: pool, threads: threads)
+
+            // Rotate q and k (NeoX pairs i, i + headDim/2); store k and v in the cache.
+            let keys = cache.keys(layer: l), values = cache.values(layer: l)
+            rowwise(t) { i in
+                let row = qkv + i * qkvDim
+                let cos = s.cos + i * c.headDim / 2, sin = s.sin + i * c.headDim / 2
+                for h in 0..<(c.headCount + c.kvHeadCount) {
+                    Ops.rope(row + h * c.headDim, headDim: c.headDim, cos: cos, sin: sin)
+                }
+                (keys + (start + i) * c.kvDim).update(from: row + c.qDim, count: c.kvDim)
+                (values + (start + i) * c.kvDim).update(from: row + c.qDim + c.kvDim, count: c.kvDim)
+            }
+
+            // Causal grouped-query attention over every cached position; x += attn · Woᵀ.
+            attention(queries: qkv, count: t, start: start, keys: keys, values: values, out: attn)
+            Ops.matmul(attn, rows: t, layer.output, x, accumulate: true, pool: pool, threads: threads)
+
+            // 3. MLP block. xn = rmsnorm(x); [gate; up] = xn · Wguᵀ; x += (silu(gate) * up) · Wdownᵀ
+            rowwise(t) { i in Ops.rmsNorm(x + i * d, layer.mlpNorm, xn + i * d, d, eps: c.rmsNormEps) }
+            Ops.matmul(xn, rows: t, layer.gateUp, gateUp, pool: pool, threads: threads)
+            rowwise(t) { i in
+                let g = gateUp + i * 2 * ff
+                Ops.siluMultiply(g, g + ff, act + i * ff, ff)
+            }
+            Ops.matmul(act, rows: t, layer.down, x, accumulate: true, pool: pool, threads: threads)
+        }
+        cache.count = start + t
+
+        // 4. Final norm and lm_head, for the rows that want logits.
+        let rows: Range<Int>
+        switch logits {
+        case .none: return []
+        case .last: rows = (t - 1)..<t
+        case .all: rows = 0..<t
+        }
+        for (j, i) in rows.enumerated() {
+            Ops.rmsNorm(x + i * d, w.finalNorm, xn + j * d, d, eps: c.rmsNormEps)
+        }
+        var out = [Float](repeating: 0, count: rows.count * c.vocabSize)
+        out.withUnsafeMutableBufferPointer { buf in
+            Ops.matmul(xn, rows: rows.count, w.lmHead, buf.baseAddress!, pool: pool, threads: threads)
+        }
+        return out
+    }
+
+    /// Runs `body(i)` for each row of a chunk, rows split across threads.
+    private func rowwise(_ t: Int, _ body: (Int) -> Void) {
+        pool.parallelFor(t, threads: t >= 4 ? threads : 1) { r in
+            for i in r { body(i) }
+        }
+    }
+
+    /// Causal attention of `count` queries (at positions `start…`) over positions `0 ..< start + count`.
+    ///
+    /// Heads are split across threads. Keys are visited in tiles of ``Scratch/keyTile`` with an
+    /// online softmax (running max and sum per query), so scratch stays `count × keyTile` however
+    /// long the context is. Query head h reads key-value head `h / (heads / kvHeads)`.
+    private func attention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
+                           keys: UnsafePointer<Float>, values: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+        let c = model.config
+        let hd = c.headDim
+        let qkvDim = c.qDim + 2 * c.kvDim
+        let group = c.headCount / c.kvHeadCount
+        let total = start + t
+        let scale = 1 / Float(hd).squareRoot()
+        let tile = Scratch.keyTile
+        pool.run(threads: min(threads, c.headCount)) { thread in
+            let n = min(threads, c.headCount)
+            let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
+            let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
+            for h in heads {
+                let q = qkv + h * hd
+                let k = keys + (h / group) * hd
+                let v = values + (h / group) * hd
+                for i in 0..<t {
+                    runMax[i] = -.infinity
+                    runSum[i] = 0
+                }
+                acc.update(repeating: 0, count: t * hd)
+                var k0 = 0
+                while k0 < total {
+                    let kn = min(tile, total - k0)
+                    // scores[i, j] = scale · q_i · k_(k0+j)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
+                                q, Int32(qkvDim), k + k0 * c.kvDim, Int32(c.kvDim), 0, scores, Int32(kn))
+                    for i in 0..<t {
+                        let row = scores + i * kn
+                        let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
+                        if visible <= 0 {
+                            for j in 0..<kn { row[j] = 0 }
+                            continue
+                        }
+                        var m = runMax[i]
+                        for j in 0..<visible where row[j] > m { m = row[j] }
+                        let correction = expf(runMax[i] - m)
+                        var sum: Float = 0
+                        for j in 0..<visible {
+                            let e = expf(row[j] - m)
+                            row[j] = e
+                            sum += e
+                        }
+                        for j in visible..<kn { row[j] = 0 }
+                        runSum[i] = runSum[i] * correction + sum
+                        runMax[i] = m
+                        if correction != 1 {
+                            let a = acc + i * hd
+                            for e in 0..<hd { a[e] *= correction }
+                        }
+                    }
+                    // acc += p · v_(k0…)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
+                                scores, Int32(kn), v + k0 * c.kvDim, Int32(c.kvDim), 1, acc, Int32(hd))
+                    k0 += kn
+                }
+                for i in 0..<t {
+                    let o = out + i * c.qDim + h * hd
+                    let a = acc + i * hd
+                    let inv = 1 / runSum[i]
+                    for e in 0..<hd { o[e] = a[e] * inv }
+                }
+            }
+        }
+    }
+
+    /// Buffers for one chunk, allocated once per decoder.
+    final class Scratch {
+        /// Keys per attention tile.
+        static let keyTile = 256
+        let x, xn, qkv, attn, gateUp, act, cos, sin: UnsafeMutablePointer<Float>
+        let scores, accumulator, runningMax, runningSum: [UnsafeMutablePointer<Float>]
+        private var all: [UnsafeMutablePointer<Float>] = []
+
+        init(config c: ModelConfig, batch b: Int, threads: Int) {
+            func make(_ n: Int) -> UnsafeMutablePointer<Float> {
+                let p = UnsafeMutablePointer<Float>.allocate(capacity: max(1, n))
+                p.initialize(repeating: 0, count: max(1, n))
+                return p
+            }
+            x = make(b * c.hiddenSize)
+            xn = make(b * c.hiddenSize)
+            qkv = make(b * (c.qDim + 2 * c.kvDim))
+            attn = make(b * c.qDim)
+            gateUp = make(b * 2 * c.intermediateSize)
+            act = make(b * c.intermediateSize)
+            cos = make(b * c.headDim / 2)
+            sin = make(b * c.headDim / 2)
+            scores = (0..<threads).map { _ in make(b * Scratch.keyTile) }
+            accumulator = (0..<threads).map { _ in make(b * c.headDim) }
+            runningMax = (0..<threads).map { _ in make(b) }
+            runningSum = (0..<threads).map { _ in make(b) }
+            all = [x, xn, qkv, attn, gateUp, act, cos, sin] + scores + accumulator + runningMax + runningSum
+        }
+
+        deinit { for p in all { p.deallocate() } }
+    }
+}

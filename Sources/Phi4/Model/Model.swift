@@ -1,0 +1,172 @@
+/// Options for loading a model.
+public struct ModelLoadOptions: Sendable {
+    /// The format weights are kept in while running.
+    public var weightFormat: WeightFormat = .f32
+    /// Refuse to load when the estimate exceeds the memory this process can use.
+    public var checkMemory = true
+    /// The context length the memory estimate reserves a KV cache for.
+    public var plannedContextLength = 4096
+
+    /// Default options: f32 weights, memory checked, 4096-token context planned.
+    public init() {}
+}
+
+/// A loaded Phi-4 model: configuration, tokenizer and weights.
+///
+/// A model is immutable once loaded and may be shared by any number of threads and
+/// ``Session``s at once.
+public final class Model: Sendable {
+    /// The hyper-parameters.
+    public let config: ModelConfig
+    /// The tokenizer.
+    public let tokenizer: Tokenizer
+    /// The weights.
+    public let weights: ModelWeights
+    /// Ids that end generation: the tokenizer's (files' eos, `<|im_end|>`, `<|endoftext|>`)
+    /// plus config.json's `eos_token_id`.
+    public let endOfGenerationIDs: Set<TokenID>
+
+    /// Assembles a model from parts (the loaders use this; so can tests).
+    public init(config: ModelConfig, tokenizer: Tokenizer, weights: ModelWeights) throws(ModelError) {
+        try config.validate()
+        guard tokenizer.vocabularySize <= config.vocabSize else {
+            throw .invalidConfig("the tokenizer has \(tokenizer.vocabularySize) ids but vocab_size is \(config.vocabSize)")
+        }
+        self.config = config
+        self.tokenizer = tokenizer
+        self.weights = weights
+        var stop = tokenizer.endOfGenerationIDs
+        for id in config.eosTokenIDs where id >= 0 && id < config.vocabSize { stop.insert(TokenID(id)) }
+        self.endOfGenerationIDs = stop
+    }
+
+    /// Loads an HF checkpoint directory: `config.json`, safetensors weights (one file or shards),
+    /// the tokenizer files, and `generation_config.json` when present.
+    ///
+    /// Before reading any weight the memory the model needs is estimated and compared with what
+    /// the system can give (MemAvailable and the cgroup limit); a model that would not fit is
+    /// refused with ``ModelError/insufficientMemory(_:)``, which says how much is needed.
+    public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws(ModelError) -> Model {
+        guard FileIO.isDirectory(path) else { throw .io("\(path): not a model directory") }
+        let configPath = FileIO.join(path, "config.json")
+        guard FileIO.exists(configPath) else { throw .io("\(path): no config.json") }
+        let configJSON: JSONValue
+        do {
+            configJSON = try JSONParser.parse(try FileIO.readAll(configPath, limit: 1 << 24))
+        } catch let e as FileError {
+            throw .io(e.description)
+        } catch {
+            throw .invalidConfig("\(configPath): \(error)")
+        }
+        let config = try ModelConfig.parse(configJSON, source: configPath)
+
+        if options.checkMemory {
+            let need = MemoryEstimate(config: config, format: options.weightFormat,
+                                      contextLength: min(options.plannedContextLength, config.maxPositions))
+            try need.check()
+        }
+        let tokenizer: Tokenizer
+        do { tokenizer = try Tokenizer.load(path: path) } catch { throw .tokenizer(error) }
+        let checkpoint = try SafeTensorsCheckpoint(directory: path)
+        let weights = try loadWeights(checkpoint.tensors, config: config)
+        return try Model(config: config, tokenizer: tokenizer, weights: weights)
+    }
+
+    /// Binds HF tensor names to the decoder's weights, checking every shape against the config.
+    static func loadWeights(_ tensors: [String: TensorInfo], config c: ModelConfig) throws(ModelError) -> ModelWeights {
+        func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> TensorInfo {
+            guard let t = tensors[name] else { throw .missingTensor(name) }
+            guard t.shape == shape else {
+                throw .shapeMismatch("\(name) has shape \(t.shape), the config implies \(shape)")
+            }
+            return t
+        }
+        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> WeightMatrix {
+            WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols)
+        }
+        func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
+            let t = try tensor(name, [n])
+            return [Float](unsafeUninitializedCapacity: n) { buf, count in
+                convertToFloat(t, buf.baseAddress!, count: n)
+                count = n
+            }
+        }
+        let d = c.hiddenSize
+        let embedding = try matrix("model.embed_tokens.weight", c.vocabSize, d)
+        var layers: [LayerWeights] = []
+        for i in 0..<c.layerCount {
+            let p = "model.layers.\(i)."
+            layers.append(LayerWeights(
+                attentionNorm: try vector(p + "input_layernorm.weight", d),
+                qkv: try matrix(p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, d),
+                output: try matrix(p + "self_attn.o_proj.weight", d, c.qDim),
+                mlpNorm: try vector(p + "post_attention_layernorm.weight", d),
+                gateUp: try matrix(p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, d),
+                down: try matrix(p + "mlp.down_proj.weight", d, c.intermediateSize)))
+        }
+        let finalNorm = try vector("model.norm.weight", d)
+        let lmHead: WeightMatrix
+        if c.tieWordEmbeddings && tensors["lm_head.weight"] == nil {
+            lmHead = embedding
+        } else {
+            lmHead = try matrix("lm_head.weight", c.vocabSize, d)
+        }
+        return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+    }
+}
+
+/// How much memory a model needs, and whether the system can give it.
+public struct MemoryEstimate: Sendable {
+    /// Bytes of weights in the run format.
+    public let weightBytes: Int
+    /// Bytes of KV cache for the planned context.
+    public let cacheBytes: Int
+    /// Bytes of scratch buffers (activations of one prefill chunk, logits).
+    public let scratchBytes: Int
+
+    /// Total bytes needed.
+    public var total: Int { weightBytes + cacheBytes + scratchBytes }
+
+    /// Estimates the memory of `config` with weights in `format` and an f32 cache of `contextLength`.
+    public init(config c: ModelConfig, format: WeightFormat, contextLength: Int) {
+        let bytesPerWeight = 4  // .f32
+        _ = format
+        weightBytes = c.parameterCount * bytesPerWeight
+        cacheBytes = c.layerCount * contextLength * c.kvDim * 2 * 4
+        let batch = 512
+        scratchBytes = batch * (c.hiddenSize * 4 + c.qDim + 2 * c.kvDim + 3 * c.intermediateSize) * 4 + c.vocabSize * 4 * 2
+    }
+
+    /// Bytes this process can still allocate: the lower of /proc/meminfo's MemAvailable and the
+    /// cgroup v2 limit minus current usage (nil when neither can be read).
+    public static func availableBytes() -> Int? {
+        var best: Int?
+        if let text = try? FileIO.readAll("/proc/meminfo", limit: 1 << 16) {
+            for line in String(decoding: text, as: UTF8.self).split(separator: "\n") where line.hasPrefix("MemAvailable:") {
+                let digits = line.filter { $0.isNumber }
+                if let kb = Int(digits) { best = kb * 1024 }
+            }
+        }
+        if let limitText = try? FileIO.readAll("/sys/fs/cgroup/memory.max", limit: 4096),
+           let usageText = try? FileIO.readAll("/sys/fs/cgroup/memory.current", limit: 4096),
+           let limit = Int(String(decoding: limitText, as: UTF8.self).filter { $0.isNumber }),
+           let usage = Int(String(decoding: usageText, as: UTF8.self).filter { $0.isNumber }),
+           !String(decoding: limitText, as: UTF8.self).hasPrefix("max") {
+            let free = max(0, limit - usage)
+            best = best.map { min($0, free) } ?? free
+        }
+        return best
+    }
+
+    /// Throws ``ModelError/insufficientMemory(_:)`` when ``total`` exceeds ``availableBytes()``.
+    public func check() throws(ModelError) {
+        guard let available = MemoryEstimate.availableBytes() else { return }
+        if total > available {
+            func gb(_ b: Int) -> String {
+                let v = Double(b) / 1e9
+                return String(Int(v * 10) / 10) + "." + String(Int(v * 10) % 10) + " GB"
+            }
+            throw .insufficientMemory("the model needs about \(gb(total)) (\(gb(weightBytes)) of f32 weights, \(gb(cacheBytes)) of KV cache, \(gb(scratchBytes)) of scratch) but only \(gb(available)) is available; use a quantized weight type (int8 needs about 8.5/32 of the f32 weights, int4 about 4.5/32) or a shorter context")
+        }
+    }
+}
