@@ -140,8 +140,9 @@ def main():
             json.dump({"bos_token_id": N_RANKS + 1, "eos_token_id": [N_RANKS + 9, N_RANKS + 1],
                        "pad_token_id": N_RANKS + 93}, f, indent=2)
 
-        # Reference: float32 compute (bf16 weights are widened, as libphi4 does).
-        model = model.float()
+        # Reference: the saved checkpoint reloaded in float32 (bf16 weights are widened, as libphi4
+        # does; reloading also recomputes RoPE's inverse frequencies in f32, as for any user).
+        model = Phi3ForCausalLM.from_pretrained(out, dtype=torch.float32, attn_implementation="eager").eval()
         refs = []
         for i, (name, ids) in enumerate(prompt_ids):
             with torch.no_grad():

@@ -178,8 +178,9 @@ public struct ModelConfig: Sendable, Equatable {
             throw .invalidConfig("\(key) is neither an id nor a list of ids")
         }
 
-        let partial = json["partial_rotary_factor"]?.doubleValue ?? 1.0
         let vocab = try int("vocab_size")
+        let partial = json["partial_rotary_factor"]?.doubleValue
+            ?? json["rope_parameters"]?["partial_rotary_factor"]?.doubleValue ?? 1.0
         if partial != 1.0 {
             let hint = vocab == 200064 ? " — this looks like Phi-4-mini (partial rotary, o200k tokenizer), which libphi4 does not run" : ""
             throw .unsupported("partial_rotary_factor \(partial) (only full rotary embeddings are implemented)\(hint)")
@@ -196,9 +197,6 @@ public struct ModelConfig: Sendable, Equatable {
             let type = params["rope_type"]?.stringValue ?? "default"
             guard type == "default" else { throw .unsupported("rope_parameters.rope_type \(type) (only default RoPE is implemented)") }
             if let t = params["rope_theta"]?.doubleValue { theta = t }
-            if let f = params["partial_rotary_factor"]?.doubleValue, f != 1.0 {
-                throw .unsupported("partial_rotary_factor \(f) (only full rotary embeddings are implemented)")
-            }
         }
         if let scaling = json["rope_scaling"], !scaling.isNull {
             let type = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? "?"

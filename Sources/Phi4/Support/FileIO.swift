@@ -41,12 +41,19 @@ enum FileIO {
         var st = stat()
         if fstat(fd, &st) != 0 { throw FileError(path: path, message: errnoText(errno)) }
         if (st.st_mode & S_IFMT) == S_IFDIR { throw FileError(path: path, message: "is a directory") }
+        // Files under /proc and /sys report size 0: read those until end of file.
         let size = Int(st.st_size)
         if size > limit { throw FileError(path: path, message: "file is larger than \(limit) bytes") }
-        var out = [UInt8](repeating: 0, count: size)
+        var out = [UInt8](repeating: 0, count: size > 0 ? size : 4096)
         var done = 0
-        while done < size {
-            let r = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, size - done) }
+        while true {
+            if done == out.count {
+                if size > 0 { break }
+                if out.count >= limit { throw FileError(path: path, message: "file is larger than \(limit) bytes") }
+                out += [UInt8](repeating: 0, count: min(out.count, limit - out.count))
+            }
+            let want = out.count - done
+            let r = out.withUnsafeMutableBytes { read(fd, $0.baseAddress! + done, want) }
             if r < 0 {
                 if errno == EINTR { continue }
                 throw FileError(path: path, message: errnoText(errno))
@@ -54,7 +61,7 @@ enum FileIO {
             if r == 0 { break }
             done += r
         }
-        if done < size { out.removeLast(size - done) }
+        if done < out.count { out.removeLast(out.count - done) }
         return out
     }
 
