@@ -105,6 +105,12 @@ public final class Session: @unchecked Sendable {
     ///   has no room; the context is unchanged then. If cancelled between chunks, the tokens
     ///   evaluated so far stay in the context and `.invalidRequest("cancelled")` is thrown.
     public func evaluate(_ ids: [TokenID], allLogits: Bool = false) throws(ModelError) -> [Float] {
+        guard let logits = try evaluateChunks(ids, allLogits: allLogits) else { throw .invalidRequest("cancelled") }
+        return logits
+    }
+
+    /// ``evaluate(_:allLogits:)``, returning nil when cancelled between chunks.
+    private func evaluateChunks(_ ids: [TokenID], allLogits: Bool) throws(ModelError) -> [Float]? {
         guard !ids.isEmpty else { throw .invalidRequest("no tokens to evaluate") }
         let vocab = model.config.vocabSize
         for id in ids where id < 0 || Int(id) >= vocab {
@@ -116,7 +122,7 @@ public final class Session: @unchecked Sendable {
         var out: [Float] = []
         var i = 0
         while i < ids.count {
-            if isCancelled { throw .invalidRequest("cancelled") }
+            if i > 0 && isCancelled { return nil }
             let chunk = Array(ids[i..<min(ids.count, i + decoder.batchSize)])
             let last = i + chunk.count == ids.count
             let logits = try decoder.forward(chunk, cache: cache, logits: allLogits ? .all : (last ? .last : .none))
@@ -148,10 +154,11 @@ public final class Session: @unchecked Sendable {
         p4k_flag_store(&cancelFlag, 0)
         let clock = ContinuousClock()
         let t0 = clock.now
-        var logits = try evaluate(prompt)
+        let prefill = try evaluateChunks(prompt, allLogits: false)
         let t1 = clock.now
-        var result = GenerationResult(tokens: [], text: "", stopReason: .maxTokens, promptTokenCount: prompt.count,
+        var result = GenerationResult(tokens: [], text: "", stopReason: .cancelled, promptTokenCount: prompt.count,
                                       promptSeconds: seconds(t1 - t0), generationSeconds: 0)
+        guard var logits = prefill else { return result }
         var sampler = Sampler(options.sampling)
         var stream = StreamingDecoder(tokenizer: model.tokenizer)
         var stops = StopStringMatcher(options.stopStrings)
@@ -182,7 +189,8 @@ public final class Session: @unchecked Sendable {
                 break
             }
             if result.tokens.count >= options.maxTokens { stopReason = .maxTokens; break }
-            logits = try evaluate([id])
+            if isCancelled { stopReason = .cancelled; break }
+            logits = try evaluateChunks([id], allLogits: false) ?? []
         }
         if stopReason != .stopString {
             let (ready, _) = stops.push(stream.flush())
