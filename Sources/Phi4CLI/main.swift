@@ -11,7 +11,7 @@ struct Phi4Command: ParsableCommand {
         commandName: "phi4",
         abstract: "Run Microsoft's Phi-4 on the CPU: tokenize, generate, benchmark.",
         version: Phi4Version.string,
-        subcommands: [Generate.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
+        subcommands: [Generate.self, Bench.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
 }
 
 /// Loads a tokenizer or exits with the error message.
@@ -287,6 +287,7 @@ struct Generate: ParsableCommand {
             } else {
                 print("")
             }
+            fflush(stdout)
             let pp = Double(result.promptTokenCount) / max(result.promptSeconds, 1e-9)
             let tg = Double(result.tokens.count) / max(result.generationSeconds, 1e-9)
             printError("prompt: \(result.promptTokenCount) tokens, \(fmt(pp)) tok/s; generated: \(result.tokens.count) tokens, \(fmt(tg)) tok/s; stop: \(result.stopReason.rawValue)")
@@ -339,5 +340,86 @@ struct Logits: ParsableCommand {
         } catch let e as FileError {
             throw ValidationError(e.description)
         }
+    }
+}
+
+/// Peak and current resident memory of this process, from /proc/self/status (kB → bytes).
+func residentMemory() -> (current: Int, peak: Int) {
+    guard let f = fopen("/proc/self/status", "r") else { return (0, 0) }
+    defer { fclose(f) }
+    var current = 0, peak = 0
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = String(cString: line)
+        let kb = (Int(text.filter { $0.isNumber }) ?? 0) * 1024
+        if text.hasPrefix("VmRSS:") { current = kb }
+        if text.hasPrefix("VmHWM:") { peak = kb }
+    }
+    return (current, peak)
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure prefill and decode speed (tokens/s) and memory on a model.")
+
+    @Option(help: "A Phi-4 model directory.")
+    var model: String
+
+    @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.")
+    var promptTokens = 512
+
+    @Option(name: .customLong("gen-tokens"), help: "Tokens decoded one at a time for the decode measurement.")
+    var genTokens = 32
+
+    @Option(help: "Threads (default: the CPUs this process may use).")
+    var threads: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Most tokens per forward chunk.")
+    var batchSize = 512
+
+    @Option(help: "Repetitions; the best is reported.")
+    var repeats = 2
+
+    func run() throws {
+        let clock = ContinuousClock()
+        let t0 = clock.now
+        let m = try loadModel(model)
+        let loadSeconds = seconds(clock.now - t0)
+        var x: UInt64 = 0x1234_5678
+        let vocab = UInt64(m.tokenizer.bpeTokenCount)
+        let prompt: [TokenID] = (0..<promptTokens).map { _ in
+            x = x &* 6364136223846793005 &+ 1442695040888963407
+            return TokenID((x >> 33) % vocab)
+        }
+        var bestPrefill = Double.infinity, bestDecode = Double.infinity
+        do {
+            let session = try Session(model: m, contextLength: min(m.config.maxPositions, promptTokens + genTokens + 1),
+                                      batchSize: batchSize, threads: threads)
+            for _ in 0..<max(1, repeats) {
+                session.reset()
+                let a = clock.now
+                var logits = try session.evaluate(prompt)
+                bestPrefill = min(bestPrefill, seconds(clock.now - a))
+                let b = clock.now
+                for _ in 0..<genTokens {
+                    logits = try session.evaluate([Sampler.argmax(logits)])
+                }
+                bestDecode = min(bestDecode, seconds(clock.now - b))
+            }
+            let mem = residentMemory()
+            print("model: \(model) (\(m.config.layerCount) layers, \(m.weights.layers.first?.qkv.format.rawValue ?? "?") weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB)")
+            print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load: \(fmt(loadSeconds)) s")
+            print("prefill pp\(promptTokens): \(fmt(Double(promptTokens) / bestPrefill)) tok/s (\(fmt(bestPrefill)) s)")
+            if genTokens > 0 {
+                print("decode  tg\(genTokens): \(fmt(Double(genTokens) / bestDecode)) tok/s (\(fmt(bestDecode / Double(genTokens) * 1000)) ms/token)")
+            }
+            print("memory: rss \(fmt(Double(mem.current) / 1e9)) GB, peak \(fmt(Double(mem.peak) / 1e9)) GB")
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
 }

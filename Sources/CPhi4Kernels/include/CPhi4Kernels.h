@@ -26,6 +26,21 @@ enum {
 /// The features of the CPU this process runs on (bit set of P4K_CPU_*), read once from cpuid.
 uint32_t p4k_cpu_features(void);
 
+/// Widens `n` bfloat16 values to float32 (AVX-512 when available).
+void p4k_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// Widens `n` IEEE half values to float32 (F16C when available).
+void p4k_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/// Allocates `bytes` of zeroed, page-aligned memory, asking for transparent huge pages; NULL on failure.
+void *p4k_alloc_large(size_t bytes);
+
+/// Frees memory from p4k_alloc_large (same size).
+void p4k_free_large(void *p, size_t bytes);
+
+/// Tells the kernel a mapped range will be read sequentially soon (read-ahead).
+void p4k_advise_sequential(const void *p, size_t bytes);
+
 /// The number of CPUs in this process's affinity mask (0 when unknown).
 int p4k_affinity_cpu_count(void);
 

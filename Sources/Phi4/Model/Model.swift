@@ -82,7 +82,7 @@ public final class Model: Sendable {
             return t
         }
         func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> WeightMatrix {
-            WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols)
+            try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols)
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
             let t = try tensor(name, [n])

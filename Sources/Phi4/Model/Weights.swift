@@ -1,3 +1,5 @@
+import CPhi4Kernels
+
 /// How a weight matrix is stored in memory.
 public enum WeightFormat: String, Sendable, CaseIterable {
     /// 32-bit floats: full precision (bf16 / f16 checkpoints are widened at load).
@@ -30,7 +32,7 @@ public final class WeightMatrix: @unchecked Sendable {
         self.allocated = nil
     }
 
-    /// Takes ownership of `rows × cols` allocated floats.
+    /// Takes ownership of `rows × cols` floats from ``allocateLarge(_:)``.
     init(rows: Int, cols: Int, owning buffer: UnsafeMutablePointer<Float>) {
         self.rows = rows
         self.cols = cols
@@ -40,7 +42,17 @@ public final class WeightMatrix: @unchecked Sendable {
         self.allocated = buffer
     }
 
-    deinit { allocated?.deallocate() }
+    deinit {
+        if let allocated { p4k_free_large(allocated, rows * cols * 4) }
+    }
+
+    /// Allocates `count` floats of page-aligned memory (huge pages where the kernel allows).
+    static func allocateLarge(_ count: Int) throws(ModelError) -> UnsafeMutablePointer<Float> {
+        guard let p = p4k_alloc_large(count * 4) else {
+            throw .insufficientMemory("cannot allocate \(count * 4) bytes for weights")
+        }
+        return p.bindMemory(to: Float.self, capacity: count)
+    }
 
     /// Bytes of memory the elements occupy.
     public var byteCount: Int { rows * cols * 4 }
@@ -51,33 +63,45 @@ public final class WeightMatrix: @unchecked Sendable {
 
     /// Builds a matrix from a checkpoint tensor of shape `[rows, cols]` (or `[n]` as `[1, n]`),
     /// widening f16 / bf16 to f32; f32 data that is 4-byte aligned is used in place.
-    static func load(_ t: TensorInfo, rows: Int, cols: Int) -> WeightMatrix {
+    static func load(_ t: TensorInfo, rows: Int, cols: Int, pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
         let count = rows * cols
         if t.dtype == .f32, let base = t.data.baseAddress, Int(bitPattern: base) % 4 == 0 {
             return WeightMatrix(rows: rows, cols: cols, mapped: base.assumingMemoryBound(to: Float.self), owner: t.file)
         }
-        let out = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
-        convertToFloat(t, out, count: count)
+        let out = try allocateLarge(count)
+        if let base = t.data.baseAddress { p4k_advise_sequential(base, t.data.count) }
+        // Convert in slices across the pool.
+        pool.parallelFor(count, threads: pool.threadCount, align: 1 << 16) { r in
+            convertToFloat(t, out, range: r)
+        }
         return WeightMatrix(rows: rows, cols: cols, owning: out)
     }
 }
 
-/// Widens a tensor's elements to f32 (bf16: the high half of an f32; f16: IEEE half).
-func convertToFloat(_ t: TensorInfo, _ out: UnsafeMutablePointer<Float>, count: Int) {
-    guard let src = t.data.baseAddress else { return }
+/// Widens elements `range` of a tensor to f32 into `out[range]` (bf16: the high half of an f32;
+/// f16: IEEE half). Data that is not 2-byte aligned is read element by element.
+func convertToFloat(_ t: TensorInfo, _ out: UnsafeMutablePointer<Float>, range: Range<Int>) {
+    guard let src = t.data.baseAddress, !range.isEmpty else { return }
+    let aligned = Int(bitPattern: src) % 2 == 0
     switch t.dtype {
     case .f32:
-        for i in 0..<count { out[i] = src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+        for i in range { out[i] = src.loadUnaligned(fromByteOffset: 4 * i, as: Float.self) }
+    case .bf16 where aligned:
+        p4k_bf16_to_f32(src.assumingMemoryBound(to: UInt16.self) + range.lowerBound, out + range.lowerBound, range.count)
+    case .f16 where aligned:
+        p4k_f16_to_f32(src.assumingMemoryBound(to: UInt16.self) + range.lowerBound, out + range.lowerBound, range.count)
     case .bf16:
-        for i in 0..<count {
-            let bits = UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16
-            out[i] = Float(bitPattern: bits)
+        for i in range {
+            out[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
         }
     case .f16:
-        for i in 0..<count {
-            out[i] = Float(halfBits: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))
-        }
+        for i in range { out[i] = Float(halfBits: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
     }
+}
+
+/// Widens all `count` elements of a tensor to f32.
+func convertToFloat(_ t: TensorInfo, _ out: UnsafeMutablePointer<Float>, count: Int) {
+    convertToFloat(t, out, range: 0..<count)
 }
 
 extension Float {
