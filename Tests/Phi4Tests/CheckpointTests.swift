@@ -152,6 +152,22 @@ final class CheckpointTests: XCTestCase {
         expect({ if case .invalidConfig = $0 { return true }; return false }, "invalid JSON")
     }
 
+    /// Full Phi-4 in f32 (58.6 GB) is refused before any weight is read, with the numbers.
+    func testFullPhi4InF32IsRefusedBeforeLoading() throws {
+        guard let available = MemoryEstimate.availableBytes(), available < 60_000_000_000 else {
+            throw XCTSkip("this machine could hold Phi-4 in f32")
+        }
+        unlink(dir + "/model.safetensors")  // never reached
+        try writeText(dir + "/config.json", """
+            {"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "hidden_size": 5120,
+             "intermediate_size": 17920, "num_hidden_layers": 40, "num_attention_heads": 40,
+             "num_key_value_heads": 10, "vocab_size": 100352, "max_position_embeddings": 16384,
+             "rope_theta": 250000, "rms_norm_eps": 1e-05, "rope_scaling": null, "sliding_window": null,
+             "tie_word_embeddings": false, "torch_dtype": "bfloat16"}
+            """)
+        expect({ if case .insufficientMemory = $0 { return true }; return false }, "58.6 GB of f32 weights")
+    }
+
     func testShardIndexProblems() throws {
         unlink(dir + "/model.safetensors")
         expect({ if case .io = $0 { return true }; return false }, "no model.safetensors")
