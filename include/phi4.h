@@ -1,27 +1,317 @@
 /*
  * phi4.h — the C ABI of libphi4, an inference engine for Microsoft's Phi-4 on CPUs.
  *
- * This is the one public header. Link with -lphi4 (see `make lib` / `make install`).
- * Every function is safe to call with any argument: bad input returns an error, it never
- * crashes the host process.
+ * This is the one public header. Build and install with `make lib` / `make install`, then
+ * compile with `cc app.c $(pkg-config --cflags --libs phi4)` (or `-I include -L lib -lphi4`).
+ *
+ * Conventions
+ * - Every fallible function returns a phi4_status (PHI4_OK == 0). On failure a message for the
+ *   calling thread is available from phi4_last_error() until that thread's next failing call.
+ * - No input can crash the process: NULL pointers, freed or foreign handles (detected through a
+ *   registry of live handles), invalid UTF-8, out-of-range token ids, too-long prompts and
+ *   malformed or truncated model files all return an error status. A failed call leaves the
+ *   objects it was given as they were.
+ * - Buffers are owned by the caller and passed with their capacity. When a buffer is too small
+ *   the call returns PHI4_ERR_BUFFER_TOO_SMALL and reports the size it needs; call again.
+ * - Params structs begin with `struct_size`; always obtain them from the matching
+ *   *_default_params() function and change fields afterwards, so that a binary compiled
+ *   against this header keeps working when later versions append fields.
+ * - Threads: a phi4_model (and a phi4_tokenizer) is immutable and may be used from any number of
+ *   threads at once. A phi4_context belongs to one thread at a time; a second thread calling
+ *   into a busy context gets PHI4_ERR_BUSY. phi4_cancel() may be called from any thread.
+ * - The library writes nothing to stdout or stderr and installs no signal handlers; messages go
+ *   to the callback set with phi4_set_log_callback(), if any.
  */
 #ifndef PHI4_H
 #define PHI4_H
+
+#include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* Version of this header; compare with phi4_version() at run time. */
-#define PHI4_VERSION_MAJOR 0
-#define PHI4_VERSION_MINOR 1
-#define PHI4_VERSION_PATCH 0
+/* ---- Versions ------------------------------------------------------------------------------ */
 
-/*
- * phi4_version: the library's version as "MAJOR.MINOR.PATCH".
- * Returns a pointer to static storage; never NULL; do not free. Thread-safe.
- */
+#define PHI4_VERSION_MAJOR 0
+#define PHI4_VERSION_MINOR 2
+#define PHI4_VERSION_PATCH 0
+/* Incremented when a change breaks binaries compiled against an older header. */
+#define PHI4_ABI_VERSION 1
+
+/* The library's version as "MAJOR.MINOR.PATCH" (static storage; never NULL). */
 const char *phi4_version(void);
+
+/* The ABI version of the loaded library; compare with PHI4_ABI_VERSION. */
+int32_t phi4_abi_version(void);
+
+/* ---- Status codes and errors --------------------------------------------------------------- */
+
+typedef int32_t phi4_status;
+enum {
+    PHI4_OK = 0,
+    PHI4_ERR_INVALID_ARGUMENT = 1,  /* NULL pointer, bad value, invalid UTF-8, bad token id */
+    PHI4_ERR_INVALID_HANDLE = 2,    /* not a live handle of this library (freed, foreign) */
+    PHI4_ERR_IO = 3,                /* a file could not be read */
+    PHI4_ERR_INVALID_MODEL = 4,     /* malformed config, tokenizer or weights file */
+    PHI4_ERR_UNSUPPORTED = 5,       /* a model feature libphi4 does not implement */
+    PHI4_ERR_OUT_OF_MEMORY = 6,     /* the model or context would not fit in memory */
+    PHI4_ERR_BUFFER_TOO_SMALL = 7,  /* the needed size was reported; call again */
+    PHI4_ERR_CONTEXT_FULL = 8,      /* the tokens do not fit in the context's n_ctx */
+    PHI4_ERR_CANCELLED = 9,         /* phi4_cancel() stopped the call */
+    PHI4_ERR_BUSY = 10,             /* another thread is using this context */
+    PHI4_ERR_INTERNAL = 11          /* a bug: please report the message */
+};
+
+/* The calling thread's last error message ("" if none). Valid until the thread's next failing
+ * call into the library; never NULL; do not free. */
+const char *phi4_last_error(void);
+
+/* A short constant name for a status ("PHI4_OK", …; "unknown status" for other values). */
+const char *phi4_status_name(phi4_status status);
+
+/* ---- Logging and threads ------------------------------------------------------------------- */
+
+enum { PHI4_LOG_ERROR = 0, PHI4_LOG_WARN = 1, PHI4_LOG_INFO = 2, PHI4_LOG_DEBUG = 3 };
+
+/* Receives a NUL-terminated message; may be called from any thread using the library. */
+typedef void (*phi4_log_callback)(int32_t level, const char *message, void *user_data);
+
+/* Sets (or with NULL removes) the process-wide log callback. Thread-safe. */
+void phi4_set_log_callback(phi4_log_callback callback, void *user_data);
+
+/* The number of threads used by default: the CPUs in this process's affinity mask, capped by
+ * the cgroup CPU quota. */
+int32_t phi4_default_thread_count(void);
+
+/* ---- Handles ------------------------------------------------------------------------------- */
+
+typedef struct phi4_model phi4_model;         /* weights + tokenizer; immutable, shareable */
+typedef struct phi4_tokenizer phi4_tokenizer; /* a tokenizer; immutable, shareable */
+typedef struct phi4_context phi4_context;     /* one conversation's KV cache; one thread at a time */
+typedef struct phi4_sampler phi4_sampler;     /* sampling parameters plus random state */
+
+/* ---- Models -------------------------------------------------------------------------------- */
+
+enum { PHI4_WEIGHTS_F32 = 0 };  /* run-time weight formats (int8 / int4 come later) */
+
+typedef struct {
+    size_t struct_size;    /* sizeof(phi4_model_params); set by phi4_model_default_params() */
+    int32_t weight_format; /* PHI4_WEIGHTS_F32 */
+    int32_t check_memory;  /* nonzero: refuse to load a model that would not fit (default 1) */
+} phi4_model_params;
+
+/* Default model parameters. */
+phi4_model_params phi4_model_default_params(void);
+
+/* Loads a model from an HF Phi-4 directory (config.json, safetensors, tokenizer files).
+ * params may be NULL (defaults). On success *out_model is a new handle to free with
+ * phi4_model_free(); on failure *out_model is set to NULL. */
+phi4_status phi4_model_load(const char *path, const phi4_model_params *params, phi4_model **out_model);
+
+/* Releases the caller's handle. Contexts created from the model keep it alive until they are
+ * freed. NULL is ignored; an invalid handle is ignored (and reported by phi4_last_error()). */
+void phi4_model_free(phi4_model *model);
+
+typedef struct {
+    size_t struct_size;            /* set by the caller to sizeof(phi4_model_info) */
+    int32_t vocab_size;            /* rows of the embedding / logits width */
+    int32_t context_length;        /* max_position_embeddings */
+    int32_t layer_count;
+    int32_t hidden_size;
+    int32_t head_count;
+    int32_t kv_head_count;
+    int32_t bos_token;             /* -1 when the files name none */
+    int32_t eos_token;             /* the primary end-of-sequence id, -1 when none */
+    int32_t pad_token;             /* -1 when none */
+    int64_t parameter_count;
+    int64_t weight_bytes;          /* memory the weights occupy */
+} phi4_model_info;
+
+/* Fills *info (info->struct_size must be set; fields beyond it are not written). */
+phi4_status phi4_model_get_info(const phi4_model *model, phi4_model_info *info);
+
+/* Writes the ids that end generation (the files' eos ids, <|im_end|>, <|endoftext|>) in
+ * ascending order; *n_ids receives the count (also when the buffer is too small). */
+phi4_status phi4_model_eog_tokens(const phi4_model *model, int32_t *ids, size_t capacity, size_t *n_ids);
+
+/* The model's tokenizer: a borrowed handle, valid while the model handle (or a context of the
+ * model) is alive. Do not free it. NULL on an invalid model. */
+const phi4_tokenizer *phi4_model_tokenizer(const phi4_model *model);
+
+/* ---- Tokenizers ---------------------------------------------------------------------------- */
+
+/* Loads only the tokenizer from a model directory, a tokenizer.json or a .tiktoken file (no
+ * weights are mapped). Free with phi4_tokenizer_free(). */
+phi4_status phi4_tokenizer_load(const char *path, phi4_tokenizer **out_tokenizer);
+
+/* Frees a tokenizer from phi4_tokenizer_load(). NULL is ignored; borrowed handles from
+ * phi4_model_tokenizer() are not freed. */
+void phi4_tokenizer_free(phi4_tokenizer *tokenizer);
+
+/* Encodes `text_len` bytes of UTF-8 into ids. With parse_special nonzero, special-token text
+ * such as "<|im_end|>" becomes its id; otherwise it is ordinary text (use 0 for untrusted
+ * text). *n_tokens receives the number of ids (the needed capacity when the buffer is too
+ * small). Invalid UTF-8 gives PHI4_ERR_INVALID_ARGUMENT. */
+phi4_status phi4_tokenize(const phi4_tokenizer *tokenizer, const char *text, size_t text_len,
+                          int32_t parse_special, int32_t *tokens, size_t capacity, size_t *n_tokens);
+
+/* Decodes ids into UTF-8 text (a character cut at the end becomes U+FFFD; special tokens are
+ * written as their text). Writes at most `capacity` bytes and a terminating NUL when there is
+ * room; *n_bytes receives the text's length without the NUL (the needed size is *n_bytes + 1). */
+phi4_status phi4_detokenize(const phi4_tokenizer *tokenizer, const int32_t *tokens, size_t n_tokens,
+                            char *text, size_t capacity, size_t *n_bytes);
+
+/* The raw bytes of one token (possibly part of a UTF-8 character; no NUL is added). */
+phi4_status phi4_token_to_piece(const phi4_tokenizer *tokenizer, int32_t token, char *bytes, size_t capacity,
+                                size_t *n_bytes);
+
+/* The id of a special token given its text (e.g. "<|im_end|>"). */
+phi4_status phi4_token_lookup(const phi4_tokenizer *tokenizer, const char *special_text, int32_t *token);
+
+/* One chat message: NUL-terminated UTF-8 role ("system", "user", "assistant") and content. */
+typedef struct {
+    const char *role;
+    const char *content;
+} phi4_chat_message;
+
+/* Phi-4's chat prompt as ids: <|im_start|>role<|im_sep|>content<|im_end|>… and, with
+ * add_generation_prompt, <|im_start|>assistant<|im_sep|>. Contents are encoded with special
+ * tokens as plain text (no prompt injection). *n_tokens as for phi4_tokenize(). */
+phi4_status phi4_chat_template(const phi4_tokenizer *tokenizer, const phi4_chat_message *messages, size_t n_messages,
+                               int32_t add_generation_prompt, int32_t *tokens, size_t capacity, size_t *n_tokens);
+
+/* ---- Contexts ------------------------------------------------------------------------------ */
+
+typedef struct {
+    size_t struct_size; /* sizeof(phi4_context_params); set by phi4_context_default_params() */
+    int32_t n_ctx;      /* positions the KV cache holds; 0: min(model context, 4096) */
+    int32_t n_batch;    /* most tokens per forward chunk (default 512) */
+    int32_t n_threads;  /* threads per step; 0: phi4_default_thread_count() */
+} phi4_context_params;
+
+/* Default context parameters. */
+phi4_context_params phi4_context_default_params(void);
+
+/* Creates a context (a KV cache of n_ctx positions) on a model. params may be NULL. */
+phi4_status phi4_context_create(phi4_model *model, const phi4_context_params *params, phi4_context **out_context);
+
+/* Frees a context. NULL and invalid handles are ignored. Must not race with calls on it. */
+void phi4_context_free(phi4_context *context);
+
+/* Forgets every token of the context. */
+phi4_status phi4_context_reset(phi4_context *context);
+
+/* Keeps the first n tokens (n is clamped to 0…length) and forgets the rest. */
+phi4_status phi4_context_truncate(phi4_context *context, int32_t n);
+
+/* The number of tokens in the context, or -1 for an invalid handle. */
+int32_t phi4_context_length(const phi4_context *context);
+
+/* The context's capacity (n_ctx), or -1 for an invalid handle. */
+int32_t phi4_context_capacity(const phi4_context *context);
+
+/* Appends tokens to the context and computes logits: of the last position, or of every
+ * position of this call with all_logits nonzero. More tokens than fit give
+ * PHI4_ERR_CONTEXT_FULL and change nothing. */
+phi4_status phi4_eval(phi4_context *context, const int32_t *tokens, size_t n_tokens, int32_t all_logits);
+
+/* Copies the logits of row `row` of the last phi4_eval() (0-based; -1: the last row) into
+ * `logits` (capacity floats; needs vocab_size). *n_rows, if not NULL, receives the number of
+ * rows available. */
+phi4_status phi4_get_logits(const phi4_context *context, int32_t row, float *logits, size_t capacity, size_t *n_rows);
+
+/* ---- Sampling ------------------------------------------------------------------------------ */
+
+typedef struct {
+    size_t struct_size;        /* set by phi4_sampling_default_params() */
+    float temperature;         /* 0: greedy (default 0.8) */
+    int32_t top_k;             /* 0: off (default 40) */
+    float top_p;               /* 1: off (default 0.95) */
+    float min_p;               /* 0: off (default 0.05) */
+    float repetition_penalty;  /* 1: off */
+    float presence_penalty;    /* 0: off */
+    float frequency_penalty;   /* 0: off */
+    int32_t penalty_window;    /* last N tokens the penalties see; -1: all (default 64) */
+    int32_t use_seed;          /* nonzero: seed below; 0: a random seed */
+    uint64_t seed;
+    const int32_t *logit_bias_tokens; /* n_logit_bias ids … */
+    const float *logit_bias_values;   /* … and the values added to their logits (-INFINITY bans) */
+    size_t n_logit_bias;
+} phi4_sampling_params;
+
+/* Default sampling parameters. */
+phi4_sampling_params phi4_sampling_default_params(void);
+
+/* Creates a sampler (parameters are copied). Free with phi4_sampler_free(). */
+phi4_status phi4_sampler_create(const phi4_sampling_params *params, phi4_sampler **out_sampler);
+
+/* Frees a sampler. NULL and invalid handles are ignored. */
+void phi4_sampler_free(phi4_sampler *sampler);
+
+/* Picks a token from the context's last logits (penalties look at the context's tokens). The
+ * token is not added to the context: pass it to phi4_eval(). */
+phi4_status phi4_sample(phi4_context *context, phi4_sampler *sampler, int32_t *token);
+
+/* ---- Generation ---------------------------------------------------------------------------- */
+
+typedef int32_t phi4_stop_reason;
+enum {
+    PHI4_STOP_NONE = 0,         /* not stopped (still generating) */
+    PHI4_STOP_EOS = 1,          /* an end-of-generation token (not emitted) */
+    PHI4_STOP_STRING = 2,       /* a stop string (not emitted) */
+    PHI4_STOP_MAX_TOKENS = 3,
+    PHI4_STOP_CONTEXT_FULL = 4,
+    PHI4_STOP_CANCELLED = 5     /* phi4_cancel() or the callback returned 0 */
+};
+
+typedef struct {
+    size_t struct_size;                 /* set by phi4_generate_default_params() */
+    int32_t max_tokens;                 /* default 256 */
+    phi4_sampling_params sampling;
+    const char *const *stop_strings;    /* n_stop_strings NUL-terminated UTF-8 strings */
+    size_t n_stop_strings;
+    int32_t parse_special;              /* phi4_generate_text(): recognise special tokens (default 0) */
+} phi4_generate_params;
+
+/* Default generation parameters. */
+phi4_generate_params phi4_generate_default_params(void);
+
+/* Receives each piece of generated text: `len` bytes of complete UTF-8 characters (not
+ * NUL-terminated; text that might start a stop string is held back until resolved) and the
+ * token that completed it. Return nonzero to continue, 0 to stop (PHI4_STOP_CANCELLED). */
+typedef int32_t (*phi4_piece_callback)(const char *piece, size_t len, int32_t token, void *user_data);
+
+/* Evaluates `prompt` (ids appended to the context) and generates, calling `callback` (may be
+ * NULL) for each piece. *stop_reason (may be NULL) says why it stopped. The generated tokens
+ * stay in the context, so a conversation continues with the next call. */
+phi4_status phi4_generate(phi4_context *context, const int32_t *prompt, size_t n_prompt,
+                          const phi4_generate_params *params, phi4_piece_callback callback, void *user_data,
+                          phi4_stop_reason *stop_reason);
+
+/* phi4_generate() with a UTF-8 prompt text, encoded as params->parse_special says. */
+phi4_status phi4_generate_text(phi4_context *context, const char *prompt, const phi4_generate_params *params,
+                               phi4_piece_callback callback, void *user_data, phi4_stop_reason *stop_reason);
+
+/* Pull-style generation, for bindings that iterate: start, call next until it reports a stop
+ * reason, then (optionally) finish. */
+phi4_status phi4_generation_start(phi4_context *context, const int32_t *prompt, size_t n_prompt,
+                                  const phi4_generate_params *params);
+
+/* Produces the next piece: writes up to `capacity` bytes to `piece` (no NUL), *len its length,
+ * *token the token that completed it (-1 for none). When generation has ended, *len is 0 and
+ * *stop_reason is set (PHI4_STOP_NONE while it goes on). If the buffer is too small the piece is
+ * kept, *len is the needed size, and PHI4_ERR_BUFFER_TOO_SMALL is returned. */
+phi4_status phi4_generation_next(phi4_context *context, char *piece, size_t capacity, size_t *len, int32_t *token,
+                                 phi4_stop_reason *stop_reason);
+
+/* Ends a pull-style generation early (or after it stopped). Safe to call when none is active. */
+phi4_status phi4_generation_finish(phi4_context *context);
+
+/* Asks the generation or evaluation running on `context` to stop soon. Safe from any thread
+ * (also from a signal-free watchdog thread) while another thread uses the context. */
+phi4_status phi4_cancel(phi4_context *context);
 
 #ifdef __cplusplus
 }

@@ -148,62 +148,122 @@ public final class Session: @unchecked Sendable {
     @discardableResult
     public func generate(_ prompt: [TokenID], options: GenerationOptions = GenerationOptions(),
                          onText: (String, TokenID) -> Bool = { _, _ in true }) throws(ModelError) -> GenerationResult {
+        let generation = try Generation(session: self, prompt: prompt, options: options)
+        while let piece = try generation.next() {
+            if !onText(piece.text, piece.token) { generation.stop() }
+        }
+        return generation.result
+    }
+
+    /// Starts a generation that the caller pulls piece by piece with ``Generation/next()``
+    /// (the form bindings use to iterate). The prompt is evaluated here.
+    public func startGeneration(_ prompt: [TokenID], options: GenerationOptions = GenerationOptions()) throws(ModelError) -> Generation {
+        try Generation(session: self, prompt: prompt, options: options)
+    }
+
+    fileprivate var cancelRequested: Bool { isCancelled }
+    fileprivate func clearCancel() { p4k_flag_store(&cancelFlag, 0) }
+    fileprivate func evaluateForGeneration(_ ids: [TokenID]) throws(ModelError) -> [Float]? {
+        try evaluateChunks(ids, allLogits: false)
+    }
+
+    fileprivate static func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}
+
+/// A generation in progress: each ``next()`` samples and evaluates tokens until a piece of text
+/// is final, and returns it; nil once generation has stopped (see ``stopReason``).
+public final class Generation {
+    /// The session it runs on.
+    public let session: Session
+    /// Why it stopped, once it has.
+    public private(set) var stopReason: StopReason?
+    /// Everything so far: tokens, text, timings.
+    public private(set) var result: GenerationResult
+
+    private let options: GenerationOptions
+    private var logits: [Float]
+    private var sampler: Sampler
+    private var stream: StreamingDecoder
+    private var stops: StopStringMatcher
+    private let endIDs: Set<TokenID>
+    private var queue: [(String, TokenID)] = []
+    private var flushed = false
+    private let clock = ContinuousClock()
+    private var started: ContinuousClock.Instant
+
+    init(session: Session, prompt: [TokenID], options: GenerationOptions) throws(ModelError) {
         try options.sampling.validate()
         guard options.maxTokens >= 0 else { throw .invalidRequest("max tokens must be ≥ 0") }
         for s in options.stopStrings where s.isEmpty { throw .invalidRequest("stop strings must not be empty") }
-        p4k_flag_store(&cancelFlag, 0)
-        let clock = ContinuousClock()
+        self.session = session
+        self.options = options
+        session.clearCancel()
         let t0 = clock.now
-        let prefill = try evaluateChunks(prompt, allLogits: false)
-        let t1 = clock.now
-        var result = GenerationResult(tokens: [], text: "", stopReason: .cancelled, promptTokenCount: prompt.count,
-                                      promptSeconds: seconds(t1 - t0), generationSeconds: 0)
-        guard var logits = prefill else { return result }
-        var sampler = Sampler(options.sampling)
-        var stream = StreamingDecoder(tokenizer: model.tokenizer)
-        var stops = StopStringMatcher(options.stopStrings)
-        let endIDs = model.endOfGenerationIDs.union(options.stopTokenIDs)
-        var stopReason: StopReason?
-
-        func emit(_ text: String, _ id: TokenID) {
-            guard !text.isEmpty else { return }
-            result.text += text
-            if !onText(text, id) { stopReason = .cancelled }
-        }
-
-        while stopReason == nil {
-            if isCancelled { stopReason = .cancelled; break }
-            if result.tokens.count >= options.maxTokens { stopReason = .maxTokens; break }
-            let id = sampler.sample(&logits, history: tokens[...])
-            if endIDs.contains(id) { stopReason = .endOfSequence; break }
-            result.tokens.append(id)
-            let piece: String
-            do { piece = try stream.append(id) } catch { throw .tokenizer(error) }
-            let (ready, matched) = stops.push(piece)
-            emit(ready, id)
-            if matched { stopReason = .stopString; break }
-            if stopReason != nil { break }
-            if tokens.count >= cache.capacity {
-                // The sampled token has no room in the context: it is the last one.
-                stopReason = .contextFull
-                break
-            }
-            if result.tokens.count >= options.maxTokens { stopReason = .maxTokens; break }
-            if isCancelled { stopReason = .cancelled; break }
-            logits = try evaluateChunks([id], allLogits: false) ?? []
-        }
-        if stopReason != .stopString {
-            let (ready, _) = stops.push(stream.flush())
-            emit(ready, result.tokens.last ?? -1)
-            emit(stops.flush(), result.tokens.last ?? -1)
-        }
-        result.stopReason = stopReason ?? .maxTokens
-        result.generationSeconds = seconds(clock.now - t1)
-        return result
+        let prefill = try session.evaluateForGeneration(prompt)
+        started = clock.now
+        result = GenerationResult(tokens: [], text: "", stopReason: .maxTokens, promptTokenCount: prompt.count,
+                                  promptSeconds: Session.seconds(started - t0), generationSeconds: 0)
+        logits = prefill ?? []
+        sampler = Sampler(options.sampling)
+        stream = StreamingDecoder(tokenizer: session.model.tokenizer)
+        stops = StopStringMatcher(options.stopStrings)
+        endIDs = session.model.endOfGenerationIDs.union(options.stopTokenIDs)
+        if prefill == nil { end(.cancelled, flush: false) }
     }
 
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    /// Stops the generation (reason ``StopReason/cancelled``) without emitting held-back text.
+    public func stop() {
+        if stopReason == nil { end(.cancelled, flush: false) }
+    }
+
+    private func end(_ reason: StopReason, flush: Bool) {
+        stopReason = reason
+        result.stopReason = reason
+        result.generationSeconds = Session.seconds(clock.now - started)
+        if !flush { flushed = true }
+    }
+
+    private func emit(_ text: String, _ id: TokenID) {
+        guard !text.isEmpty else { return }
+        result.text += text
+        queue.append((text, id))
+    }
+
+    /// The next piece of text and the token that completed it, or nil when generation has stopped.
+    public func next() throws(ModelError) -> (text: String, token: TokenID)? {
+        while true {
+            if !queue.isEmpty { return queue.removeFirst() }
+            if stopReason != nil {
+                if flushed { return nil }
+                flushed = true
+                let last = result.tokens.last ?? -1
+                emit(stops.push(stream.flush()).0, last)
+                emit(stops.flush(), last)
+                continue
+            }
+            try step()
+        }
+    }
+
+    /// Samples one token, streams its text, and evaluates it for the next step.
+    private func step() throws(ModelError) {
+        if session.cancelRequested { return end(.cancelled, flush: false) }
+        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
+        let id = sampler.sample(&logits, history: session.tokens[...])
+        if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
+        result.tokens.append(id)
+        let piece: String
+        do { piece = try stream.append(id) } catch { throw .tokenizer(error) }
+        let (ready, matched) = stops.push(piece)
+        emit(ready, id)
+        if matched { return end(.stopString, flush: false) }
+        if session.tokens.count >= session.contextLength { return end(.contextFull, flush: true) }
+        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
+        if session.cancelRequested { return end(.cancelled, flush: false) }
+        guard let next = try session.evaluateForGeneration([id]) else { return end(.cancelled, flush: false) }
+        logits = next
     }
 }
 
