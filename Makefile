@@ -5,12 +5,15 @@ LIBDIR := lib
 TOKENIZER := Tests/Phi4Tests/Fixtures/tokenizer/phi4
 DEMO_MODEL := Tests/Phi4Tests/Fixtures/models/gqa4
 
-.PHONY: all deps build demo test lib install clean
+.PHONY: all deps test-deps build demo test lib install clean
 
 all: build
 
 deps:
 	@bash scripts/install-deps.sh
+
+test-deps:
+	@bash scripts/install-deps.sh --test
 
 build: deps
 	$(SWIFT) build -c release --product phi4
@@ -23,9 +26,11 @@ demo: build
 	.build/release/phi4 chat-prompt --tokenizer $(TOKENIZER) --system "You are helpful." "What is 2+2?"
 	.build/release/phi4 generate --model $(DEMO_MODEL) --chat --prompt "What is 2+2?" --max-tokens 24 --seed 1
 
-# Every test, in a release build (the numeric kernels are too slow to test unoptimized).
-test: deps
+# Every test: the Swift suite in a release build (the numeric kernels are too slow to test
+# unoptimized), then the C ABI suite (examples and C tests against lib/libphi4.so, valgrind).
+test: test-deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+	bash scripts/test-c.sh
 
 # libphi4.so: the C ABI with the Swift runtime linked in statically, only phi4_* exported, a SONAME.
 lib: deps
@@ -37,11 +42,15 @@ lib: deps
 	ln -sf libphi4.so.0 $(LIBDIR)/libphi4.so
 	@echo "built $(LIBDIR)/libphi4.so"
 
+VERSION := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/Phi4/Version.swift)
+
+# Installs the library, the header and a pkg-config file under PREFIX.
 install: lib
-	install -d $(PREFIX)/lib $(PREFIX)/include
+	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/include
 	install -m 755 $(LIBDIR)/libphi4.so.0 $(PREFIX)/lib/libphi4.so.0
 	ln -sf libphi4.so.0 $(PREFIX)/lib/libphi4.so
 	install -m 644 include/phi4.h $(PREFIX)/include/phi4.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/phi4.pc.in > $(PREFIX)/lib/pkgconfig/phi4.pc
 
 clean:
-	rm -rf .build .build-lib $(LIBDIR)
+	rm -rf .build .build-lib .build-ctest $(LIBDIR)

@@ -20,7 +20,9 @@ let package = Package(
         // OpenBLAS (sgemm for prefill), from Debian's libopenblas-dev.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .target(name: "Phi4", dependencies: ["CPhi4Kernels", "COpenBLAS"]),
-        .target(name: "Phi4CAPI", dependencies: ["Phi4"]),
+        // include/phi4.h as a module, so the exports below use its exact C types.
+        .target(name: "CPhi4ABI"),
+        .target(name: "Phi4CAPI", dependencies: ["Phi4", "CPhi4ABI", "CPhi4Kernels"]),
         .executableTarget(
             name: "Phi4CLI",
             dependencies: ["Phi4", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs the system packages libphi4 builds against (Debian/Ubuntu): OpenBLAS and pkg-config.
+# Installs the system packages libphi4 builds against (Debian/Ubuntu): OpenBLAS and pkg-config;
+# with --test also what the test suite uses (a C compiler, valgrind).
 # As root it installs them; otherwise it prints the one command to run.
 set -euo pipefail
 need=()
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+# The test suite also needs a C compiler and valgrind.
+if [ "${1:-}" = "--test" ]; then
+    command -v cc >/dev/null 2>&1 || need+=(gcc)
+    command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "installing ${need[*]}" >&2

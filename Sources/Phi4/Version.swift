@@ -1,5 +1,5 @@
 /// The library's version.
 public enum Phi4Version {
     /// Semantic version of libphi4.
-    public static let string = "0.1.0"
+    public static let string = "0.2.0"
 }

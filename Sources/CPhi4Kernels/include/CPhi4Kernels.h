@@ -50,6 +50,9 @@ typedef struct { volatile int32_t value; } p4k_flag;
 /// Sets the flag to `v` (sequentially consistent).
 static inline void p4k_flag_store(p4k_flag *f, int32_t v) { __atomic_store_n(&f->value, v, __ATOMIC_SEQ_CST); }
 
+/// Sets the flag to `v` and returns its previous value (sequentially consistent).
+static inline int32_t p4k_flag_exchange(p4k_flag *f, int32_t v) { return __atomic_exchange_n(&f->value, v, __ATOMIC_SEQ_CST); }
+
 /// Reads the flag (sequentially consistent).
 static inline int32_t p4k_flag_load(p4k_flag *f) { return __atomic_load_n(&f->value, __ATOMIC_SEQ_CST); }
 

@@ -101,11 +101,12 @@ public final class Session: @unchecked Sendable {
     /// every new position with `allLogits` (`[ids.count, vocab]`, row-major).
     ///
     /// The prompt is evaluated in chunks of the decoder's batch size.
-    /// - Throws: ``ModelError/invalidRequest(_:)`` when an id is out of range or the context
-    ///   has no room; the context is unchanged then. If cancelled between chunks, the tokens
-    ///   evaluated so far stay in the context and `.invalidRequest("cancelled")` is thrown.
+    /// - Throws: ``ModelError/invalidRequest(_:)`` when an id is out of range,
+    ///   ``ModelError/contextFull(_:)`` when the context has no room; the context is unchanged
+    ///   then. If cancelled between chunks, the tokens evaluated so far stay in the context and
+    ///   ``ModelError/cancelled`` is thrown.
     public func evaluate(_ ids: [TokenID], allLogits: Bool = false) throws(ModelError) -> [Float] {
-        guard let logits = try evaluateChunks(ids, allLogits: allLogits) else { throw .invalidRequest("cancelled") }
+        guard let logits = try evaluateChunks(ids, allLogits: allLogits) else { throw .cancelled }
         return logits
     }
 
@@ -117,7 +118,7 @@ public final class Session: @unchecked Sendable {
             throw .invalidRequest("token id \(id) is outside the vocabulary (0..<\(vocab))")
         }
         guard tokens.count + ids.count <= cache.capacity else {
-            throw .invalidRequest("\(ids.count) tokens do not fit: the context holds \(cache.capacity) and \(tokens.count) are used")
+            throw .contextFull("\(ids.count) tokens do not fit: the context holds \(cache.capacity) and \(tokens.count) are used")
         }
         var out: [Float] = []
         var i = 0

@@ -16,6 +16,10 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     case insufficientMemory(String)
     /// A request that cannot be served (bad token id, too many tokens for the context, …).
     case invalidRequest(String)
+    /// The tokens do not fit in the context.
+    case contextFull(String)
+    /// ``Session/cancel()`` stopped the call.
+    case cancelled
     /// The tokenizer failed.
     case tokenizer(TokenizerError)
 
@@ -30,6 +34,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
         case .shapeMismatch(let m): return "shape mismatch: \(m)"
         case .insufficientMemory(let m): return "not enough memory: \(m)"
         case .invalidRequest(let m): return "invalid request: \(m)"
+        case .contextFull(let m): return "context full: \(m)"
+        case .cancelled: return "cancelled"
         case .tokenizer(let e): return e.description
         }
     }

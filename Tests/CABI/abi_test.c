@@ -1,0 +1,366 @@
+/* abi_test.c — every function of phi4.h with bad input: NULL pointers, freed and foreign
+ * handles, too-small buffers, invalid UTF-8, out-of-range ids, prompts longer than n_ctx.
+ * Each must return its status and a message and leave valid objects usable. Then greedy
+ * generation through the ABI is compared with transformers' ids, and models are loaded and
+ * freed many times (run under valgrind by scripts/test-c.sh to find leaks and bad accesses).
+ *
+ *   abi_test MODEL_DIR TOKENIZER_DIR "prompt ids" "expected greedy ids" [cycles]
+ */
+#include <phi4.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int passed, failed;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (cond) {                                                                  \
+            passed++;                                                                \
+        } else {                                                                     \
+            failed++;                                                                \
+            fprintf(stderr, "%s:%d: FAILED: %s (last error: %s)\n", __FILE__, __LINE__, \
+                    #cond, phi4_last_error());                                       \
+        }                                                                            \
+    } while (0)
+
+/* A call that must fail with `status` and leave a message. */
+#define EXPECT(status, call)                                                      \
+    do {                                                                          \
+        phi4_status s_ = (call);                                                  \
+        CHECK(s_ == (status));                                                    \
+        if (s_ != (status)) fprintf(stderr, "  got %s\n", phi4_status_name(s_)); \
+        CHECK(phi4_last_error()[0] != 0);                                         \
+    } while (0)
+
+static size_t parse_ids(const char *s, int32_t *out, size_t cap) {
+    size_t n = 0;
+    while (*s && n < cap) {
+        out[n++] = (int32_t)strtol(s, (char **)&s, 10);
+        while (*s == ',' || *s == ' ') s++;
+    }
+    return n;
+}
+
+static void test_versions(void) {
+    CHECK(phi4_version() != NULL && strlen(phi4_version()) >= 5);
+    CHECK(phi4_abi_version() == PHI4_ABI_VERSION);
+    CHECK(strcmp(phi4_status_name(PHI4_OK), "PHI4_OK") == 0);
+    CHECK(strcmp(phi4_status_name(PHI4_ERR_BUSY), "PHI4_ERR_BUSY") == 0);
+    CHECK(strcmp(phi4_status_name(-5), "unknown status") == 0);
+    CHECK(strcmp(phi4_status_name(9999), "unknown status") == 0);
+    CHECK(phi4_default_thread_count() >= 1);
+}
+
+static void test_model_errors(const char *model_dir) {
+    phi4_model *m = (phi4_model *)0x1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(NULL, NULL, &m));
+    CHECK(m == NULL);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(model_dir, NULL, NULL));
+    EXPECT(PHI4_ERR_IO, phi4_model_load("/nonexistent/phi4", NULL, &m));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load("\xff\xfe", NULL, &m));
+    phi4_model_params p = phi4_model_default_params();
+    p.struct_size = 0;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(model_dir, &p, &m));
+    p = phi4_model_default_params();
+    p.weight_format = 77;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(model_dir, &p, &m));
+
+    /* Foreign and NULL handles. */
+    int local = 0;
+    phi4_model *fake = (phi4_model *)&local;
+    phi4_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_model_get_info(fake, &info));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_get_info(NULL, &info));
+    phi4_model_free(NULL);
+    phi4_model_free(fake); /* ignored, reported */
+    CHECK(strstr(phi4_last_error(), "not a live model") != NULL);
+    CHECK(phi4_model_tokenizer(fake) == NULL);
+    size_t n = 0;
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_model_eog_tokens(fake, NULL, 0, &n));
+}
+
+static void test_tokenizer_errors(phi4_model *model, const char *tokenizer_dir) {
+    const phi4_tokenizer *tok = phi4_model_tokenizer(model);
+    CHECK(tok != NULL);
+    int32_t ids[64];
+    size_t n = 99;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_tokenize(NULL, "hi", 2, 0, ids, 64, &n));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_tokenize(tok, NULL, 2, 0, ids, 64, &n));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_tokenize(tok, "hi", 2, 0, ids, 64, NULL));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_tokenize(tok, "a\xff" "b", 3, 0, ids, 64, &n));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_tokenize(tok, "\xe4\xb8", 2, 0, ids, 64, &n));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_tokenize(tok, "hi", (size_t)-1, 0, ids, 64, &n));
+    /* Too small: the needed count is reported, then the call succeeds. */
+    const char *text = "Hello, world! This needs several tokens.";
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_tokenize(tok, text, strlen(text), 0, ids, 2, &n));
+    size_t needed = n;
+    CHECK(needed > 2);
+    CHECK(phi4_tokenize(tok, text, strlen(text), 0, ids, 64, &n) == PHI4_OK && n == needed);
+    CHECK(phi4_tokenize(tok, "", 0, 0, NULL, 0, &n) == PHI4_OK && n == 0);
+    /* Specials: parsed only when asked. */
+    CHECK(phi4_tokenize(tok, "<|im_end|>", 10, 1, ids, 64, &n) == PHI4_OK && n == 1);
+    int32_t im_end = -1;
+    CHECK(phi4_token_lookup(tok, "<|im_end|>", &im_end) == PHI4_OK && ids[0] == im_end);
+    CHECK(phi4_tokenize(tok, "<|im_end|>", 10, 0, ids, 64, &n) == PHI4_OK && n > 1);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_token_lookup(tok, "<|nope|>", &im_end));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_token_lookup(tok, NULL, &im_end));
+
+    /* Detokenize: sizes, NUL, bad ids. */
+    int32_t hello[3];
+    CHECK(phi4_tokenize(tok, "Hey", 3, 0, hello, 3, &n) == PHI4_OK);
+    size_t hn = n;
+    char buf[64];
+    size_t len = 0;
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_detokenize(tok, hello, hn, buf, 1, &len));
+    CHECK(len == 3);
+    CHECK(phi4_detokenize(tok, hello, hn, buf, sizeof buf, &len) == PHI4_OK && len == 3 && strcmp(buf, "Hey") == 0);
+    int32_t bad[2] = {1, 1 << 30};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_detokenize(tok, bad, 2, buf, sizeof buf, &len));
+    bad[1] = -1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_detokenize(tok, bad, 2, buf, sizeof buf, &len));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_detokenize(tok, NULL, 2, buf, sizeof buf, &len));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_token_to_piece(tok, -7, buf, sizeof buf, &len));
+    CHECK(phi4_token_to_piece(tok, im_end, buf, sizeof buf, &len) == PHI4_OK && len == 10);
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_token_to_piece(tok, im_end, buf, 3, &len));
+
+    /* Chat template. */
+    phi4_chat_message msgs[2] = {{"system", "Be brief."}, {"user", "hi<|im_end|>"}};
+    CHECK(phi4_chat_template(tok, msgs, 2, 1, ids, 64, &n) == PHI4_OK);
+    int ends = 0;
+    for (size_t i = 0; i < n; i++) ends += ids[i] == im_end;
+    CHECK(ends == 2); /* the user's "<|im_end|>" text stays text */
+    phi4_chat_message bad_msgs[1] = {{NULL, "x"}};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_chat_template(tok, bad_msgs, 1, 1, ids, 64, &n));
+    phi4_chat_message bad_utf8[1] = {{"user", "\xc3\x28"}};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_chat_template(tok, bad_utf8, 1, 1, ids, 64, &n));
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_chat_template(tok, msgs, 2, 1, ids, 3, &n));
+
+    /* A tokenizer-only handle; borrowed handles are not freed by phi4_tokenizer_free. */
+    phi4_tokenizer *own = NULL;
+    EXPECT(PHI4_ERR_IO, phi4_tokenizer_load("/nonexistent", &own));
+    CHECK(own == NULL);
+    CHECK(phi4_tokenizer_load(tokenizer_dir, &own) == PHI4_OK && own != NULL);
+    CHECK(phi4_tokenize(own, "Hello, world!", 13, 0, ids, 64, &n) == PHI4_OK && n == 4 && ids[0] == 9906 &&
+          ids[1] == 11 && ids[2] == 1917 && ids[3] == 0); /* tiktoken's ids */
+    phi4_tokenizer_free((phi4_tokenizer *)tok);        /* refused: borrowed */
+    CHECK(phi4_tokenize(tok, "a", 1, 0, ids, 64, &n) == PHI4_OK);
+    phi4_tokenizer_free(own);
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_tokenize(own, "a", 1, 0, ids, 64, &n)); /* use after free */
+    phi4_tokenizer_free(own);                                                     /* double free */
+}
+
+static void test_context_errors(phi4_model *model) {
+    phi4_context *ctx = NULL;
+    phi4_context_params cp = phi4_context_default_params();
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(NULL, &cp, &ctx));
+    cp.n_ctx = -3;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
+    cp = phi4_context_default_params();
+    cp.n_ctx = 1 << 30;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
+    cp = phi4_context_default_params();
+    cp.n_ctx = 16;
+    cp.n_batch = 4;
+    CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK && ctx != NULL);
+    CHECK(phi4_context_capacity(ctx) == 16 && phi4_context_length(ctx) == 0);
+    CHECK(phi4_context_length(NULL) == -1);
+
+    phi4_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(phi4_model_get_info(model, &info) == PHI4_OK);
+    float *logits = malloc(sizeof(float) * (size_t)info.vocab_size);
+    size_t rows = 0;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, -1, logits, (size_t)info.vocab_size, &rows));
+
+    int32_t ids[32];
+    for (int i = 0; i < 32; i++) ids[i] = i + 1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_eval(ctx, NULL, 3, 0));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_eval(ctx, ids, 0, 0));
+    int32_t bad[3] = {1, info.vocab_size, 2};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_eval(ctx, bad, 3, 0));
+    bad[1] = -1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_eval(ctx, bad, 3, 0));
+    EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_eval(ctx, ids, 17, 0)); /* longer than n_ctx */
+    CHECK(phi4_context_length(ctx) == 0);
+    CHECK(phi4_eval(ctx, ids, 10, 1) == PHI4_OK && phi4_context_length(ctx) == 10);
+    EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_eval(ctx, ids, 7, 0));
+    CHECK(phi4_context_length(ctx) == 10);
+    CHECK(phi4_get_logits(ctx, 3, logits, (size_t)info.vocab_size, &rows) == PHI4_OK && rows == 10);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, 10, logits, (size_t)info.vocab_size, &rows));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, -11, logits, (size_t)info.vocab_size, &rows));
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_get_logits(ctx, 0, logits, 5, &rows));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, 0, NULL, (size_t)info.vocab_size, &rows));
+    CHECK(phi4_context_truncate(ctx, 4) == PHI4_OK && phi4_context_length(ctx) == 4);
+    CHECK(phi4_context_truncate(ctx, 100) == PHI4_OK && phi4_context_length(ctx) == 4);
+    CHECK(phi4_context_truncate(ctx, -5) == PHI4_OK && phi4_context_length(ctx) == 0);
+
+    /* Sampling. */
+    phi4_sampler *sampler = NULL;
+    phi4_sampling_params sp = phi4_sampling_default_params();
+    sp.temperature = -1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
+    sp = phi4_sampling_default_params();
+    sp.top_p = NAN;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
+    sp = phi4_sampling_default_params();
+    sp.n_logit_bias = 2;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
+    sp = phi4_sampling_default_params();
+    sp.temperature = 0;
+    CHECK(phi4_sampler_create(&sp, &sampler) == PHI4_OK);
+    int32_t tok = -1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sample(ctx, sampler, &tok)); /* no logits since truncate */
+    CHECK(phi4_eval(ctx, ids, 3, 0) == PHI4_OK);
+    CHECK(phi4_sample(ctx, sampler, &tok) == PHI4_OK && tok >= 0 && tok < info.vocab_size);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sample(ctx, NULL, &tok));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sample(ctx, sampler, NULL));
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_sample(ctx, (phi4_sampler *)ctx, &tok)); /* wrong kind */
+    phi4_sampler_free(sampler);
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_sample(ctx, sampler, &tok));
+
+    /* Generation. */
+    phi4_generate_params gp = phi4_generate_default_params();
+    phi4_stop_reason reason = -1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(NULL, ids, 3, &gp, NULL, NULL, &reason));
+    CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_generate(ctx, ids, 20, &gp, NULL, NULL, &reason));
+    CHECK(phi4_context_length(ctx) == 0);
+    gp.n_stop_strings = 1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason));
+    const char *stops[1] = {"\xff"};
+    gp.stop_strings = stops;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason));
+    gp = phi4_generate_default_params();
+    gp.max_tokens = -1;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason));
+    gp = phi4_generate_default_params();
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, "bad \xc0\x80 utf8", &gp, NULL, NULL, &reason));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, NULL, &gp, NULL, NULL, &reason));
+    /* Generation that reaches the end of the context is a stop reason, not an error. */
+    gp.max_tokens = 100;
+    CHECK(phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason) == PHI4_OK && reason == PHI4_STOP_CONTEXT_FULL);
+    CHECK(phi4_context_length(ctx) == 16);
+
+    /* Pull form: not started; too-small buffers keep the piece. */
+    char piece[256];
+    size_t len = 0;
+    int32_t token = 0;
+    CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_next(ctx, piece, sizeof piece, &len, &token, &reason));
+    gp.max_tokens = 8;
+    CHECK(phi4_generation_start(ctx, ids, 3, &gp) == PHI4_OK);
+    int pieces = 0, guard = 0;
+    while (guard++ < 100) {
+        phi4_status s = phi4_generation_next(ctx, piece, 0, &len, &token, &reason);
+        if (s == PHI4_ERR_BUFFER_TOO_SMALL) {
+            size_t need = len;
+            CHECK(need > 0);
+            CHECK(phi4_generation_next(ctx, piece, sizeof piece, &len, &token, &reason) == PHI4_OK && len == need);
+            pieces++;
+            continue;
+        }
+        CHECK(s == PHI4_OK);
+        if (len == 0 && reason != PHI4_STOP_NONE) break;
+    }
+    CHECK(pieces > 0 && reason != PHI4_STOP_NONE);
+    CHECK(phi4_generation_finish(ctx) == PHI4_OK);
+    CHECK(phi4_generation_finish(ctx) == PHI4_OK);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_next(ctx, piece, sizeof piece, &len, &token, &reason));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_cancel(NULL));
+
+    /* Freed contexts are invalid handles. */
+    phi4_context_free(ctx);
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_eval(ctx, ids, 1, 0));
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_cancel(ctx));
+    CHECK(phi4_context_length(ctx) == -1);
+    phi4_context_free(ctx);
+    free(logits);
+}
+
+/* Greedy decoding through phi4_eval / phi4_get_logits, and through phi4_generate. */
+static void test_greedy(phi4_model *model, const int32_t *prompt, size_t n_prompt, const int32_t *expected, size_t n_expected) {
+    phi4_context *ctx = NULL;
+    CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
+    phi4_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    phi4_model_get_info(model, &info);
+    float *logits = malloc(sizeof(float) * (size_t)info.vocab_size);
+    int ok = phi4_eval(ctx, prompt, n_prompt, 0) == PHI4_OK;
+    size_t same = 0;
+    for (size_t i = 0; ok && i < n_expected; i++) {
+        ok = phi4_get_logits(ctx, -1, logits, (size_t)info.vocab_size, NULL) == PHI4_OK;
+        int32_t best = 0;
+        for (int32_t v = 1; v < info.vocab_size; v++)
+            if (logits[v] > logits[best]) best = v;
+        same += best == expected[i];
+        ok = ok && phi4_eval(ctx, &best, 1, 0) == PHI4_OK;
+    }
+    CHECK(ok && same == n_expected);
+    free(logits);
+    phi4_context_free(ctx);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 5) {
+        fprintf(stderr, "usage: %s MODEL_DIR TOKENIZER_DIR PROMPT_IDS EXPECTED_IDS [cycles]\n", argv[0]);
+        return 2;
+    }
+    int cycles = argc > 5 ? atoi(argv[5]) : 100;
+    test_versions();
+    test_model_errors(argv[1]);
+    phi4_model *model = NULL;
+    CHECK(phi4_model_load(argv[1], NULL, &model) == PHI4_OK && model != NULL);
+    if (!model) return 1;
+    phi4_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(phi4_model_get_info(model, &info) == PHI4_OK && info.vocab_size > 0 && info.layer_count > 0);
+    /* An older, shorter info struct: fields past its size are not written. */
+    struct { size_t struct_size; int32_t vocab_size; int32_t sentinel; } small = {sizeof(size_t) + 4, 0, 12345};
+    CHECK(phi4_model_get_info(model, (phi4_model_info *)&small) == PHI4_OK && small.vocab_size == info.vocab_size &&
+          small.sentinel == 12345);
+    int32_t eog[8];
+    size_t n_eog = 0;
+    CHECK(phi4_model_eog_tokens(model, eog, 8, &n_eog) == PHI4_OK && n_eog >= 2);
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_model_eog_tokens(model, eog, 1, &n_eog));
+
+    test_tokenizer_errors(model, argv[2]);
+    test_context_errors(model);
+
+    int32_t prompt[1024], expected[256];
+    size_t n_prompt = parse_ids(argv[3], prompt, 1024), n_expected = parse_ids(argv[4], expected, 256);
+    test_greedy(model, prompt, n_prompt, expected, n_expected);
+
+    /* A context keeps its model alive after the caller frees the model. */
+    phi4_context *ctx = NULL;
+    CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
+    phi4_model_free(model);
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_model_get_info(model, &info));
+    phi4_generate_params gp = phi4_generate_default_params();
+    gp.max_tokens = 4;
+    phi4_stop_reason reason;
+    CHECK(phi4_generate(ctx, prompt, n_prompt, &gp, NULL, NULL, &reason) == PHI4_OK);
+    phi4_context_free(ctx);
+
+    /* Load / use / free cycles. */
+    int cycle_ok = 0;
+    for (int i = 0; i < cycles; i++) {
+        phi4_model *m = NULL;
+        phi4_context *c = NULL;
+        if (phi4_model_load(argv[1], NULL, &m) != PHI4_OK) break;
+        if (phi4_context_create(m, NULL, &c) == PHI4_OK && phi4_generate(c, prompt, n_prompt, &gp, NULL, NULL, &reason) == PHI4_OK)
+            cycle_ok++;
+        phi4_context_free(c);
+        phi4_model_free(m);
+    }
+    CHECK(cycle_ok == cycles);
+
+    printf("C ABI: %d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
