@@ -36,6 +36,15 @@ print(",".join(map(str, ids)))
 PY
 }
 
+# The library: no Swift toolchain library needed, only phi4_* exported, a SONAME.
+if ldd lib/libphi4.so | grep -qiE 'swift|/opt/'; then bad "ldd shows a toolchain library"; else ok; fi
+exported=$(nm -D --defined-only lib/libphi4.so | awk '$2 ~ /^[A-Z]$/ {print $3}')
+if [ -n "$exported" ] && ! echo "$exported" | grep -qv '^phi4_'; then ok; else bad "exports other than phi4_*"; fi
+if readelf -d lib/libphi4.so | grep -q 'SONAME.*libphi4.so.0'; then ok; else bad "no SONAME"; fi
+# Every function declared in phi4.h is exported (and nothing else).
+declared=$(grep -E '^[a-z]' include/phi4.h | grep -oE '\bphi4_[a-z_0-9]+\(' | tr -d '(' | sort -u)
+if [ "$declared" = "$(echo "$exported" | sort -u)" ]; then ok; else bad "header and exports differ: $(diff <(echo "$declared") <(echo "$exported" | sort -u) | tr '\n' ' ')"; fi
+
 # Examples: greedy ids from simple.c equal transformers' on every fixture model and prompt.
 for model in gqa4 gqa8 mha; do
     for k in 0 1 2 3; do
