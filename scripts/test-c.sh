@@ -84,5 +84,5 @@ else
     bad "valgrind is not installed (apt-get install valgrind)"
 fi
 
-echo "C ABI suite: $pass passed, $fail failed"
+echo "c-abi: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
