@@ -25,7 +25,7 @@ let package = Package(
         .target(name: "Phi4CAPI", dependencies: ["Phi4", "CPhi4ABI", "CPhi4Kernels"]),
         .executableTarget(
             name: "Phi4CLI",
-            dependencies: ["Phi4", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["Phi4", "CPhi4Kernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "Phi4Tests", dependencies: ["Phi4"], exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]

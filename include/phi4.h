@@ -94,11 +94,17 @@ typedef struct phi4_sampler phi4_sampler;     /* sampling parameters plus random
 
 /* ---- Models -------------------------------------------------------------------------------- */
 
-enum { PHI4_WEIGHTS_F32 = 0 };  /* run-time weight formats (int8 / int4 come later) */
+/* Run-time weight types: an HF checkpoint is quantized at load to the chosen type. */
+enum {
+    PHI4_WEIGHTS_F32 = 0,       /* full precision */
+    PHI4_WEIGHTS_Q8_0 = 1,      /* int8, blocks of 32 (8.5 bits per weight) */
+    PHI4_WEIGHTS_Q4_0 = 2,      /* int4, blocks of 32 (4.5 bits per weight) */
+    PHI4_WEIGHTS_Q4_0_MIXED = 3 /* int4, with down_proj and lm_head in int8 */
+};
 
 typedef struct {
     size_t struct_size;    /* sizeof(phi4_model_params); set by phi4_model_default_params() */
-    int32_t weight_format; /* PHI4_WEIGHTS_F32 */
+    int32_t weight_format; /* PHI4_WEIGHTS_* (default PHI4_WEIGHTS_F32) */
     int32_t check_memory;  /* nonzero: refuse to load a model that would not fit (default 1) */
 } phi4_model_params;
 

@@ -1,7 +1,20 @@
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
 
+static uint32_t cached_features;
+static int features_ready;
+
+static uint32_t detect_features(void);
+
 uint32_t p4k_cpu_features(void) {
+    if (__atomic_load_n(&features_ready, __ATOMIC_ACQUIRE)) return cached_features;
+    uint32_t f = detect_features();
+    cached_features = f;
+    __atomic_store_n(&features_ready, 1, __ATOMIC_RELEASE);
+    return f;
+}
+
+static uint32_t detect_features(void) {
     uint32_t f = 0;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();

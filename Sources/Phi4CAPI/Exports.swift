@@ -336,8 +336,12 @@ public func phi4_model_load(_ path: UnsafePointer<CChar>?, _ p: UnsafePointer<ph
         guard let out else { throw ABIError.invalid("out_model is NULL") }
         let path = try string(path, "path")
         let prm = try params(p, defaults: phi4_model_default_params())
-        guard prm.weight_format == Int32(PHI4_WEIGHTS_F32) else { throw ABIError.invalid("unknown weight format \(prm.weight_format)") }
+        let types: [WeightType] = [.f32, .q8_0, .q4_0, .q4_0Mixed]
+        guard prm.weight_format >= 0 && Int(prm.weight_format) < types.count else {
+            throw ABIError.invalid("unknown weight format \(prm.weight_format)")
+        }
         var options = ModelLoadOptions()
+        options.weightType = types[Int(prm.weight_format)]
         options.checkMemory = prm.check_memory != 0
         let m = try Model.load(path: path, options: options)
         Log.write(Int32(PHI4_LOG_INFO), "loaded \(path): \(m.config.layerCount) layers, vocabulary \(m.config.vocabSize)")

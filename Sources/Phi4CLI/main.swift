@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPhi4Kernels
 import Phi4
 
 #if canImport(Glibc)
@@ -171,8 +172,13 @@ func parseIDs(_ text: String) throws -> [TokenID] {
 }
 
 /// Loads a model or exits with the error message.
-func loadModel(_ path: String) throws -> Model {
-    do { return try Model.load(path: path) } catch { throw ValidationError(error.description) }
+func loadModel(_ path: String, weights: String = "f32") throws -> Model {
+    guard let type = WeightType(rawValue: weights) else {
+        throw ValidationError("--weights must be one of \(WeightType.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    var options = ModelLoadOptions()
+    options.weightType = type
+    do { return try Model.load(path: path, options: options) } catch { throw ValidationError(error.description) }
 }
 
 /// Writes a line to standard error.
@@ -186,6 +192,9 @@ struct Generate: ParsableCommand {
 
     @Option(help: "A Phi-4 model directory (HF safetensors).")
     var model: String
+
+    @Option(help: "Weight type to run in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
+    var weights = "f32"
 
     @Option(help: "The prompt text.")
     var prompt: String?
@@ -242,7 +251,7 @@ struct Generate: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        let m = try loadModel(model)
+        let m = try loadModel(model, weights: weights)
         var promptIDs: [TokenID]
         if let ids {
             promptIDs = try parseIDs(ids)
@@ -310,6 +319,9 @@ struct Logits: ParsableCommand {
     @Option(help: "A Phi-4 model directory (HF safetensors).")
     var model: String
 
+    @Option(help: "Weight type to run in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
+    var weights = "f32"
+
     @Option(help: "Comma-separated token ids.")
     var ids: String
 
@@ -326,7 +338,7 @@ struct Logits: ParsableCommand {
     var batchSize = 512
 
     func run() throws {
-        let m = try loadModel(model)
+        let m = try loadModel(model, weights: weights)
         let list = try parseIDs(ids)
         if list.isEmpty { throw ValidationError("no ids") }
         do {
@@ -365,6 +377,9 @@ struct Bench: ParsableCommand {
     @Option(help: "A Phi-4 model directory.")
     var model: String
 
+    @Option(help: "Weight type to run in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
+    var weights = "f32"
+
     @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.")
     var promptTokens = 512
 
@@ -383,7 +398,7 @@ struct Bench: ParsableCommand {
     func run() throws {
         let clock = ContinuousClock()
         let t0 = clock.now
-        let m = try loadModel(model)
+        let m = try loadModel(model, weights: weights)
         let loadSeconds = seconds(clock.now - t0)
         var x: UInt64 = 0x1234_5678
         let vocab = UInt64(m.tokenizer.bpeTokenCount)
@@ -407,7 +422,7 @@ struct Bench: ParsableCommand {
                 bestDecode = min(bestDecode, seconds(clock.now - b))
             }
             let mem = residentMemory()
-            print("model: \(model) (\(m.config.layerCount) layers, \(m.weights.layers.first?.qkv.format.rawValue ?? "?") weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB)")
+            print("model: \(model) (\(m.config.layerCount) layers, \(weights) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB), kernels: \(String(cString: p4k_isa_name(p4k_isa_best())))")
             print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load: \(fmt(loadSeconds)) s")
             print("prefill pp\(promptTokens): \(fmt(Double(promptTokens) / bestPrefill)) tok/s (\(fmt(bestPrefill)) s)")
             if genTokens > 0 {

@@ -173,7 +173,7 @@ final class DecoderTests: XCTestCase {
     }
 
     func testMemoryEstimateRefusesFullPhi4InF32() throws {
-        let estimate = MemoryEstimate(config: .phi4, format: .f32, contextLength: 4096)
+        let estimate = MemoryEstimate(config: .phi4, weights: .f32, contextLength: 4096)
         XCTAssertEqual(Double(estimate.weightBytes) / 1e9, 58.6, accuracy: 0.1)
         guard let available = MemoryEstimate.availableBytes() else { throw XCTSkip("no memory information") }
         if available < estimate.total {

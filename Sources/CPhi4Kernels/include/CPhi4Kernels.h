@@ -26,6 +26,52 @@ enum {
 /// The features of the CPU this process runs on (bit set of P4K_CPU_*), read once from cpuid.
 uint32_t p4k_cpu_features(void);
 
+/// Instruction-set paths of the quantized kernels (PHI4_ISA=scalar|avx2|avx512|vnni forces one).
+enum { P4K_ISA_SCALAR = 0, P4K_ISA_AVX2 = 1, P4K_ISA_AVX512 = 2, P4K_ISA_VNNI = 3 };
+
+/// Quantized weight formats.
+enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2 };
+
+/// Whether this CPU can run an ISA path.
+int p4k_isa_available(int isa);
+
+/// The path the kernels use: the best available, or PHI4_ISA's choice when it is available.
+int p4k_isa_best(void);
+
+/// "scalar", "avx2", "avx512" or "vnni".
+const char *p4k_isa_name(int isa);
+
+/// IEEE half ↔ float (round to nearest even).
+float p4k_fp16_to_f32(uint16_t h);
+uint16_t p4k_f32_to_fp16(float f);
+
+/// Quantizes `n` floats (a multiple of 32) to GGUF blocks, with llama.cpp's reference rounding.
+void p4k_quantize_q8_0(const float *x, void *out, size_t n);
+void p4k_quantize_q4_0(const float *x, void *out, size_t n);
+
+/// Dequantizes `n` values of GGUF blocks (Q6_K: n a multiple of 256).
+void p4k_dequantize_q8_0(const void *in, float *x, size_t n);
+void p4k_dequantize_q4_0(const void *in, float *x, size_t n);
+void p4k_dequantize_q6_k(const void *in, float *y, size_t n);
+
+/// Quantizes an activation row of `n` floats (a multiple of 32) to int8 blocks of 32 with an f32
+/// scale per block and the integer sum of each block.
+void p4k_quantize_activation(const float *x, size_t n, int8_t *qs, float *d, int32_t *sums);
+
+/// Bytes of one row of `cols` values in a quantized format.
+size_t p4k_row_bytes(int format, size_t cols);
+
+/// The exact int32 dot product of each block of one weight row with the activation (test hook).
+void p4k_block_sums(int format, int isa, const void *w_row, const int8_t *aq, const int32_t *asum, size_t nb,
+                    int32_t *out);
+
+/// out[r] (+)= Σ_blocks sum_b · d_w · d_a for `rows` rows of a quantized matrix; isa < 0: the best.
+void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+                const int32_t *asum, float *out, int accumulate);
+
+/// Dequantizes `rows` rows of a quantized matrix to f32 (row-major, `cols` per row).
+void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out);
+
 /// Widens `n` bfloat16 values to float32 (AVX-512 when available).
 void p4k_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 

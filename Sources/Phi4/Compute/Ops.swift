@@ -1,4 +1,5 @@
 import COpenBLAS
+import CPhi4Kernels
 
 #if canImport(Glibc)
 import Glibc
@@ -44,14 +45,47 @@ enum Ops {
         let n = w.rows
         let k = w.cols
         let beta: Float = accumulate ? 1 : 0
-        pool.parallelFor(n, threads: threads, align: 16) { r in
-            let rows = r.count
-            if t == 1 {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(k), 1, w.row(r.lowerBound), Int32(k),
-                            x, 1, beta, out + r.lowerBound, 1)
-            } else {
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(rows), Int32(k), 1,
-                            x, Int32(k), w.row(r.lowerBound), Int32(k), beta, out + r.lowerBound, Int32(n))
+        switch w.format {
+        case .f32:
+            pool.parallelFor(n, threads: threads, align: 16) { r in
+                let rows = r.count
+                if t == 1 {
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(k), 1, w.row(r.lowerBound), Int32(k),
+                                x, 1, beta, out + r.lowerBound, 1)
+                } else {
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(rows), Int32(k), 1,
+                                x, Int32(k), w.row(r.lowerBound), Int32(k), beta, out + r.lowerBound, Int32(n))
+                }
+            }
+        case .q8_0 where t == 1, .q4_0 where t == 1:
+            // Decode: quantize the activation once, then integer dot products row by row.
+            let blocks = k / 32
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: k) { aq in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks) { ad in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: blocks) { asum in
+                        p4k_quantize_activation(x, k, aq.baseAddress!, ad.baseAddress!, asum.baseAddress!)
+                        pool.parallelFor(n, threads: threads, align: 16) { r in
+                            p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count,
+                                       aq.baseAddress!, ad.baseAddress!, asum.baseAddress!, out + r.lowerBound,
+                                       accumulate ? 1 : 0)
+                        }
+                    }
+                }
+            }
+        case .q8_0, .q4_0:
+            // Prefill: dequantize panels of rows to f32 and multiply with sgemm.
+            let panel = 32
+            pool.parallelFor(n, threads: threads, align: panel) { r in
+                let buffer = UnsafeMutablePointer<Float>.allocate(capacity: panel * k)
+                defer { buffer.deallocate() }
+                var r0 = r.lowerBound
+                while r0 < r.upperBound {
+                    let rows = min(panel, r.upperBound - r0)
+                    p4k_dequantize_rows(w.format.kernelCode, w.rowPointer(r0), k, rows, buffer)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(rows), Int32(k), 1,
+                                x, Int32(k), buffer, Int32(k), beta, out + r0, Int32(n))
+                    r0 += rows
+                }
             }
         }
     }

@@ -74,7 +74,7 @@ public final class Decoder {
 
         // 1. Token embeddings: x[i] = embedding[tokens[i]].
         for (i, id) in tokens.enumerated() {
-            (x + i * d).update(from: w.embedding.row(Int(id)), count: d)
+            w.embedding.copyRow(Int(id), into: x + i * d)
         }
         // RoPE angles of the chunk's positions.
         for i in 0..<t {

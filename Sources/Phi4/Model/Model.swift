@@ -1,7 +1,32 @@
+/// The weight precision a model runs in, chosen at load or quantize time.
+public enum WeightType: String, Sendable, CaseIterable {
+    /// Full precision.
+    case f32
+    /// Q8_0 everywhere.
+    case q8_0
+    /// Q4_0 everywhere.
+    case q4_0
+    /// Q4_0, but `down_proj` and `lm_head` in Q8_0 (int4 hurts Phi models most there).
+    case q4_0Mixed = "q4_0-mixed"
+
+    /// Which parts of the model a weight belongs to.
+    public enum Role: Sendable { case embedding, attention, gateUp, down, lmHead }
+
+    /// The storage format of a weight of this role.
+    public func format(for role: Role) -> WeightFormat {
+        switch self {
+        case .f32: return .f32
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_0Mixed: return role == .down || role == .lmHead ? .q8_0 : .q4_0
+        }
+    }
+}
+
 /// Options for loading a model.
 public struct ModelLoadOptions: Sendable {
-    /// The format weights are kept in while running.
-    public var weightFormat: WeightFormat = .f32
+    /// The precision weights are kept in while running (quantized at load when needed).
+    public var weightType: WeightType = .f32
     /// Refuse to load when the estimate exceeds the memory this process can use.
     public var checkMemory = true
     /// The context length the memory estimate reserves a KV cache for.
@@ -61,19 +86,20 @@ public final class Model: Sendable {
         let config = try ModelConfig.parse(configJSON, source: configPath)
 
         if options.checkMemory {
-            let need = MemoryEstimate(config: config, format: options.weightFormat,
+            let need = MemoryEstimate(config: config, weights: options.weightType,
                                       contextLength: min(options.plannedContextLength, config.maxPositions))
             try need.check()
         }
         let tokenizer: Tokenizer
         do { tokenizer = try Tokenizer.load(path: path) } catch { throw .tokenizer(error) }
         let checkpoint = try SafeTensorsCheckpoint(directory: path)
-        let weights = try loadWeights(checkpoint.tensors, config: config)
+        let weights = try loadWeights(checkpoint.tensors, config: config, type: options.weightType)
         return try Model(config: config, tokenizer: tokenizer, weights: weights)
     }
 
     /// Binds HF tensor names to the decoder's weights, checking every shape against the config.
-    static func loadWeights(_ tensors: [String: TensorInfo], config c: ModelConfig) throws(ModelError) -> ModelWeights {
+    static func loadWeights(_ tensors: [String: TensorInfo], config c: ModelConfig,
+                            type: WeightType = .f32) throws(ModelError) -> ModelWeights {
         func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> TensorInfo {
             guard let t = tensors[name] else { throw .missingTensor(name) }
             guard t.shape == shape else {
@@ -81,8 +107,8 @@ public final class Model: Sendable {
             }
             return t
         }
-        func matrix(_ name: String, _ rows: Int, _ cols: Int) throws(ModelError) -> WeightMatrix {
-            try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols)
+        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role) throws(ModelError) -> WeightMatrix {
+            try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols, format: type.format(for: role))
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
             let t = try tensor(name, [n])
@@ -92,24 +118,24 @@ public final class Model: Sendable {
             }
         }
         let d = c.hiddenSize
-        let embedding = try matrix("model.embed_tokens.weight", c.vocabSize, d)
+        let embedding = try matrix("model.embed_tokens.weight", c.vocabSize, d, .embedding)
         var layers: [LayerWeights] = []
         for i in 0..<c.layerCount {
             let p = "model.layers.\(i)."
             layers.append(LayerWeights(
                 attentionNorm: try vector(p + "input_layernorm.weight", d),
-                qkv: try matrix(p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, d),
-                output: try matrix(p + "self_attn.o_proj.weight", d, c.qDim),
+                qkv: try matrix(p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, d, .attention),
+                output: try matrix(p + "self_attn.o_proj.weight", d, c.qDim, .attention),
                 mlpNorm: try vector(p + "post_attention_layernorm.weight", d),
-                gateUp: try matrix(p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, d),
-                down: try matrix(p + "mlp.down_proj.weight", d, c.intermediateSize)))
+                gateUp: try matrix(p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, d, .gateUp),
+                down: try matrix(p + "mlp.down_proj.weight", d, c.intermediateSize, .down)))
         }
         let finalNorm = try vector("model.norm.weight", d)
         let lmHead: WeightMatrix
         if c.tieWordEmbeddings && tensors["lm_head.weight"] == nil {
-            lmHead = embedding
+            lmHead = try embedding.converted(to: type.format(for: .lmHead))
         } else {
-            lmHead = try matrix("lm_head.weight", c.vocabSize, d)
+            lmHead = try matrix("lm_head.weight", c.vocabSize, d, .lmHead)
         }
         return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
     }
@@ -124,14 +150,23 @@ public struct MemoryEstimate: Sendable {
     /// Bytes of scratch buffers (activations of one prefill chunk, logits).
     public let scratchBytes: Int
 
+    /// The weight type estimated.
+    public let weightType: WeightType
+
     /// Total bytes needed.
     public var total: Int { weightBytes + cacheBytes + scratchBytes }
 
-    /// Estimates the memory of `config` with weights in `format` and an f32 cache of `contextLength`.
-    public init(config c: ModelConfig, format: WeightFormat, contextLength: Int) {
-        let bytesPerWeight = 4  // .f32
-        _ = format
-        weightBytes = c.parameterCount * bytesPerWeight
+    /// Estimates the memory of `config` with weights of `weights` type and an f32 cache of `contextLength`.
+    public init(config c: ModelConfig, weights: WeightType, contextLength: Int) {
+        let d = c.hiddenSize
+        func bytes(_ rows: Int, _ cols: Int, _ role: WeightType.Role) -> Int {
+            let f = weights.format(for: role)
+            return rows * (f.supports(cols: cols) ? f : .f32).rowBytes(cols)
+        }
+        let perLayer = bytes(c.qDim + 2 * c.kvDim, d, .attention) + bytes(d, c.qDim, .attention)
+            + bytes(2 * c.intermediateSize, d, .gateUp) + bytes(d, c.intermediateSize, .down) + 2 * d * 4
+        weightBytes = bytes(c.vocabSize, d, .embedding) + bytes(c.vocabSize, d, .lmHead) + c.layerCount * perLayer + d * 4
+        weightType = weights
         cacheBytes = c.layerCount * contextLength * c.kvDim * 2 * 4
         let batch = 512
         scratchBytes = batch * (c.hiddenSize * 4 + c.qDim + 2 * c.kvDim + 3 * c.intermediateSize) * 4 + c.vocabSize * 4 * 2
@@ -166,7 +201,7 @@ public struct MemoryEstimate: Sendable {
                 let v = Double(b) / 1e9
                 return String(Int(v * 10) / 10) + "." + String(Int(v * 10) % 10) + " GB"
             }
-            throw .insufficientMemory("the model needs about \(gb(total)) (\(gb(weightBytes)) of f32 weights, \(gb(cacheBytes)) of KV cache, \(gb(scratchBytes)) of scratch) but only \(gb(available)) is available; use a quantized weight type (int8 needs about 8.5/32 of the f32 weights, int4 about 4.5/32) or a shorter context")
+            throw .insufficientMemory("the model needs about \(gb(total)) (\(gb(weightBytes)) of \(weightType.rawValue) weights, \(gb(cacheBytes)) of KV cache, \(gb(scratchBytes)) of scratch) but only \(gb(available)) is available; use a smaller weight type (q8_0 needs about 8.5/32 of the f32 weights, q4_0 about 4.5/32) or a shorter context")
         }
     }
 }

@@ -4,9 +4,29 @@ import CPhi4Kernels
 public enum WeightFormat: String, Sendable, CaseIterable {
     /// 32-bit floats: full precision (bf16 / f16 checkpoints are widened at load).
     case f32
+    /// GGUF Q8_0: blocks of 32 int8 with an fp16 scale (8.5 bits per weight).
+    case q8_0
+    /// GGUF Q4_0: blocks of 32 int4 with an fp16 scale (4.5 bits per weight).
+    case q4_0
+
+    /// Bytes one row of `cols` weights takes (quantized formats need `cols % 32 == 0`).
+    public func rowBytes(_ cols: Int) -> Int {
+        switch self {
+        case .f32: return cols * 4
+        case .q8_0: return cols / 32 * 34
+        case .q4_0: return cols / 32 * 18
+        }
+    }
+
+    /// The kernel's format code.
+    var kernelCode: Int32 { self == .q8_0 ? Int32(P4K_Q8_0) : Int32(P4K_Q4_0) }
+
+    /// Whether rows of `cols` weights can use this format.
+    public func supports(cols: Int) -> Bool { self == .f32 || cols % 32 == 0 }
 }
 
-/// A row-major `[rows, cols]` weight matrix (`[out, in]`, as HF and GGUF store linear layers).
+/// A row-major `[rows, cols]` weight matrix (`[out, in]`, as HF and GGUF store linear layers;
+/// quantized blocks run along a row, the GGUF layout).
 ///
 /// The bytes either live in a memory-mapped file (zero-copy, when the stored type is the run
 /// type and suitably aligned) or in memory this object allocated and frees.
@@ -17,65 +37,131 @@ public final class WeightMatrix: @unchecked Sendable {
     public let cols: Int
     /// Storage format.
     public let format: WeightFormat
-    /// The elements (`rows × cols` floats for `.f32`).
-    let data: UnsafePointer<Float>
+    /// The stored bytes (`rows × format.rowBytes(cols)`).
+    let raw: UnsafeRawPointer
     private let owner: AnyObject?
-    private let allocated: UnsafeMutablePointer<Float>?
+    private let allocatedBytes: Int
 
     /// Wraps memory owned by `owner` (e.g. a ``MappedFile``), which is kept alive.
-    init(rows: Int, cols: Int, mapped: UnsafePointer<Float>, owner: AnyObject) {
+    init(rows: Int, cols: Int, format: WeightFormat, mapped: UnsafeRawPointer, owner: AnyObject) {
         self.rows = rows
         self.cols = cols
-        self.format = .f32
-        self.data = mapped
+        self.format = format
+        self.raw = mapped
         self.owner = owner
-        self.allocated = nil
+        self.allocatedBytes = 0
     }
 
-    /// Takes ownership of `rows × cols` floats from ``allocateLarge(_:)``.
-    init(rows: Int, cols: Int, owning buffer: UnsafeMutablePointer<Float>) {
+    /// Takes ownership of memory from ``allocateLarge(bytes:)``.
+    init(rows: Int, cols: Int, format: WeightFormat, owning buffer: UnsafeMutableRawPointer, bytes: Int) {
         self.rows = rows
         self.cols = cols
-        self.format = .f32
-        self.data = UnsafePointer(buffer)
+        self.format = format
+        self.raw = UnsafeRawPointer(buffer)
         self.owner = nil
-        self.allocated = buffer
+        self.allocatedBytes = bytes
     }
 
     deinit {
-        if let allocated { p4k_free_large(allocated, rows * cols * 4) }
+        if allocatedBytes > 0 { p4k_free_large(UnsafeMutableRawPointer(mutating: raw), allocatedBytes) }
     }
 
-    /// Allocates `count` floats of page-aligned memory (huge pages where the kernel allows).
-    static func allocateLarge(_ count: Int) throws(ModelError) -> UnsafeMutablePointer<Float> {
-        guard let p = p4k_alloc_large(count * 4) else {
-            throw .insufficientMemory("cannot allocate \(count * 4) bytes for weights")
+    /// Allocates `bytes` of page-aligned memory (huge pages where the kernel allows).
+    static func allocateLarge(bytes: Int) throws(ModelError) -> UnsafeMutableRawPointer {
+        guard let p = p4k_alloc_large(max(bytes, 1)) else {
+            throw .insufficientMemory("cannot allocate \(bytes) bytes for weights")
         }
-        return p.bindMemory(to: Float.self, capacity: count)
+        return p
     }
+
+    /// Bytes of one row.
+    public var rowBytes: Int { format.rowBytes(cols) }
 
     /// Bytes of memory the elements occupy.
-    public var byteCount: Int { rows * cols * 4 }
+    public var byteCount: Int { rows * rowBytes }
 
-    /// A pointer to row `r`.
+    /// The f32 elements (only for `.f32`).
+    var data: UnsafePointer<Float> { raw.assumingMemoryBound(to: Float.self) }
+
+    /// A pointer to f32 row `r` (only for `.f32`).
     @inline(__always)
     func row(_ r: Int) -> UnsafePointer<Float> { data + r * cols }
 
-    /// Builds a matrix from a checkpoint tensor of shape `[rows, cols]` (or `[n]` as `[1, n]`),
-    /// widening f16 / bf16 to f32; f32 data that is 4-byte aligned is used in place.
-    static func load(_ t: TensorInfo, rows: Int, cols: Int, pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
-        let count = rows * cols
-        if t.dtype == .f32, let base = t.data.baseAddress, Int(bitPattern: base) % 4 == 0 {
-            return WeightMatrix(rows: rows, cols: cols, mapped: base.assumingMemoryBound(to: Float.self), owner: t.file)
+    /// The bytes of row `r`.
+    @inline(__always)
+    func rowPointer(_ r: Int) -> UnsafeRawPointer { raw + r * rowBytes }
+
+    /// Writes row `r` as f32 (dequantizing) to `out`.
+    func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
+        switch format {
+        case .f32: out.update(from: row(r), count: cols)
+        case .q8_0, .q4_0: p4k_dequantize_rows(format.kernelCode, rowPointer(r), cols, 1, out)
         }
-        let out = try allocateLarge(count)
-        if let base = t.data.baseAddress { p4k_advise_sequential(base, t.data.count) }
-        // Convert in slices across the pool.
-        pool.parallelFor(count, threads: pool.threadCount, align: 1 << 16) { r in
-            convertToFloat(t, out, range: r)
-        }
-        return WeightMatrix(rows: rows, cols: cols, owning: out)
     }
+
+    /// Builds a matrix from a checkpoint tensor of shape `[rows, cols]` (or `[n]` as `[1, n]`) in
+    /// `format`: f16 / bf16 are widened to f32, and quantized formats are produced from f32 rows
+    /// a slice at a time (so the f32 copy of a whole tensor never exists). f32 data that is 4-byte
+    /// aligned is used in place.
+    static func load(_ t: TensorInfo, rows: Int, cols: Int, format: WeightFormat = .f32,
+                     pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
+        let count = rows * cols
+        let format = format.supports(cols: cols) ? format : .f32
+        if format == .f32, t.dtype == .f32, let base = t.data.baseAddress, Int(bitPattern: base) % 4 == 0 {
+            return WeightMatrix(rows: rows, cols: cols, format: .f32, mapped: base, owner: t.file)
+        }
+        let bytes = rows * format.rowBytes(cols)
+        let out = try allocateLarge(bytes: bytes)
+        if let base = t.data.baseAddress { p4k_advise_sequential(base, t.data.count) }
+        if format == .f32 {
+            let f = out.bindMemory(to: Float.self, capacity: count)
+            pool.parallelFor(count, threads: pool.threadCount, align: 1 << 16) { r in convertToFloat(t, f, range: r) }
+        } else {
+            let code = format.kernelCode
+            let rowBytes = format.rowBytes(cols)
+            pool.parallelFor(rows, threads: pool.threadCount, align: 16) { range in
+                let slice = 16
+                let tmp = UnsafeMutablePointer<Float>.allocate(capacity: slice * cols)
+                defer { tmp.deallocate() }
+                var r = range.lowerBound
+                while r < range.upperBound {
+                    let n = min(slice, range.upperBound - r)
+                    convertToFloatRows(t, cols: cols, rows: r..<(r + n), into: tmp)
+                    for i in 0..<n {
+                        let dst = out + (r + i) * rowBytes
+                        if code == Int32(P4K_Q8_0) {
+                            p4k_quantize_q8_0(tmp + i * cols, dst, cols)
+                        } else {
+                            p4k_quantize_q4_0(tmp + i * cols, dst, cols)
+                        }
+                    }
+                    r += n
+                }
+            }
+        }
+        return WeightMatrix(rows: rows, cols: cols, format: format, owning: out, bytes: bytes)
+    }
+
+    /// Quantizes an f32 matrix to `format` (f32 returns the matrix itself).
+    func converted(to format: WeightFormat, pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
+        guard format != self.format, format.supports(cols: cols) else { return self }
+        guard self.format == .f32 else { return self }
+        let bytes = rows * format.rowBytes(cols)
+        let out = try WeightMatrix.allocateLarge(bytes: bytes)
+        let rb = format.rowBytes(cols)
+        pool.parallelFor(rows, threads: pool.threadCount, align: 16) { range in
+            for r in range {
+                if format == .q8_0 { p4k_quantize_q8_0(row(r), out + r * rb, cols) } else { p4k_quantize_q4_0(row(r), out + r * rb, cols) }
+            }
+        }
+        return WeightMatrix(rows: rows, cols: cols, format: format, owning: out, bytes: bytes)
+    }
+}
+
+/// Widens rows `rows` of a `[*, cols]` tensor to f32 into `out` (row 0 of `out` is `rows.lowerBound`).
+func convertToFloatRows(_ t: TensorInfo, cols: Int, rows: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    let first = rows.lowerBound * cols
+    convertToFloat(t, out - first, range: first..<(rows.upperBound * cols))
 }
 
 /// Widens elements `range` of a tensor to f32 into `out[range]` (bf16: the high half of an f32;

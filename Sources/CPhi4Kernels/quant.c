@@ -1,0 +1,413 @@
+// Block quantization (GGUF-compatible Q8_0, Q4_0; Q6_K dequantization) and integer dot products.
+//
+// Weights: Q8_0 = fp16 d + 32 int8 (34 bytes), x = d*q. Q4_0 = fp16 d + 16 bytes of nibbles
+// (low nibbles: elements 0..15, high: 16..31), x = d*(q-8). Quantization follows llama.cpp's
+// reference rounding. Activations are quantized once per row to 8-bit blocks of 32 with an f32
+// scale and the integer sum of each block (p4k_q8_act).
+//
+// Dot products: every ISA path computes the same exact int32 sum per block; the float result is
+// then accumulated block by block in one fixed order, so all paths give bit-identical results.
+#pragma clang fp contract(off)
+#define _GNU_SOURCE
+#include "CPhi4Kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// ---- fp16 ------------------------------------------------------------------------------------
+
+float p4k_fp16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
+    if (exp == 0) {
+        float v = (float)mant * (1.0f / 16777216.0f);
+        return sign ? -v : v;
+    } else if (exp == 31) {
+        bits = sign | 0x7F800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 112) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t p4k_f32_to_fp16(float f) {
+    // Round to nearest even, as F16C's _cvtss_sh(x, 0) and numpy's astype(float16).
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    uint32_t absx = x & 0x7FFFFFFF;
+    if (absx >= 0x7F800000) return (uint16_t)(sign | 0x7C00 | (absx > 0x7F800000 ? 0x200 : 0));  // inf / nan
+    if (absx >= 0x477FF000) return (uint16_t)(sign | 0x7C00);                                  // overflow
+    if (absx < 0x38800000) {
+        // Subnormal half (or zero): value / 2^-24, rounded to nearest even.
+        float af;
+        memcpy(&af, &absx, 4);
+        float scaled = af * 16777216.0f;  // exact
+        float r = nearbyintf(scaled);
+        return (uint16_t)(sign | (uint32_t)r);
+    }
+    uint32_t mant = absx & 0x7FFFFF;
+    uint32_t exp = (absx >> 23) - 112;
+    uint32_t h = (exp << 10) | (mant >> 13);
+    uint32_t rest = mant & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
+    return (uint16_t)(sign | h);
+}
+
+static float fp16_table[65536];
+static int fp16_table_ready;
+
+static inline float h2f(uint16_t h) { return fp16_table[h]; }
+
+static void init_tables(void) {
+    if (__atomic_load_n(&fp16_table_ready, __ATOMIC_ACQUIRE)) return;
+    for (uint32_t i = 0; i < 65536; i++) fp16_table[i] = p4k_fp16_to_f32((uint16_t)i);
+    __atomic_store_n(&fp16_table_ready, 1, __ATOMIC_RELEASE);
+}
+
+// ---- Quantize / dequantize weights -----------------------------------------------------------
+
+void p4k_quantize_q8_0(const float *x, void *out, size_t n) {
+    uint8_t *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y += 34) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        const float d = amax / 127.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        uint16_t hd = p4k_f32_to_fp16(d);
+        memcpy(y, &hd, 2);
+        for (int j = 0; j < 32; j++) ((int8_t *)y)[2 + j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+void p4k_quantize_q4_0(const float *x, void *out, size_t n) {
+    uint8_t *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y += 18) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -8.0f;
+        const float id = d ? 1.0f / d : 0.0f;
+        uint16_t hd = p4k_f32_to_fp16(d);
+        memcpy(y, &hd, 2);
+        for (int j = 0; j < 16; j++) {
+            const float x0 = x[j] * id, x1 = x[16 + j] * id;
+            int xi0 = (int8_t)(x0 + 8.5f), xi1 = (int8_t)(x1 + 8.5f);
+            if (xi0 > 15) xi0 = 15;
+            if (xi1 > 15) xi1 = 15;
+            y[2 + j] = (uint8_t)(xi0 | (xi1 << 4));
+        }
+    }
+}
+
+void p4k_dequantize_q8_0(const void *in, float *x, size_t n) {
+    init_tables();
+    const uint8_t *y = in;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y += 34) {
+        uint16_t hd;
+        memcpy(&hd, y, 2);
+        const float d = h2f(hd);
+        for (int j = 0; j < 32; j++) x[j] = d * (float)((const int8_t *)y)[2 + j];
+    }
+}
+
+void p4k_dequantize_q4_0(const void *in, float *x, size_t n) {
+    init_tables();
+    const uint8_t *y = in;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y += 18) {
+        uint16_t hd;
+        memcpy(&hd, y, 2);
+        const float d = h2f(hd);
+        for (int j = 0; j < 16; j++) {
+            x[j] = d * (float)((int)(y[2 + j] & 0xF) - 8);
+            x[16 + j] = d * (float)((int)(y[2 + j] >> 4) - 8);
+        }
+    }
+}
+
+void p4k_dequantize_q6_k(const void *in, float *y, size_t n) {
+    init_tables();
+    const uint8_t *blk = in;
+    for (size_t i = 0; i < n / 256; i++, blk += 210) {
+        const uint8_t *ql = blk, *qh = blk + 128;
+        const int8_t *sc = (const int8_t *)(blk + 192);
+        uint16_t hd;
+        memcpy(&hd, blk + 208, 2);
+        const float d = h2f(hd);
+        for (int half = 0; half < 2; half++) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                const int q1 = (int)((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int q2 = (int)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int q3 = (int)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int q4 = (int)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = d * (float)sc[is + 0] * (float)q1;
+                y[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                y[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                y[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+// ---- Activations -----------------------------------------------------------------------------
+
+void p4k_quantize_activation(const float *x, size_t n, int8_t *qs, float *d, int32_t *sums) {
+    for (size_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float db = amax / 127.0f;
+        const float id = db ? 1.0f / db : 0.0f;
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            int8_t q = (int8_t)roundf(xb[j] * id);
+            qs[32 * b + j] = q;
+            s += q;
+        }
+        d[b] = db;
+        sums[b] = s;
+    }
+}
+
+// ---- Per-block integer sums, one implementation per ISA -------------------------------------
+
+typedef void (*sums_fn)(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb, int32_t *out);
+
+static void q8_sums_scalar(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb, int32_t *out) {
+    (void)asum;
+    for (size_t b = 0; b < nb; b++, w += 34, a += 32) {
+        const int8_t *q = (const int8_t *)(w + 2);
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) s += (int32_t)q[j] * a[j];
+        out[b] = s;
+    }
+}
+
+static void q4_sums_scalar(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb, int32_t *out) {
+    for (size_t b = 0; b < nb; b++, w += 18, a += 32) {
+        int32_t s = 0;
+        for (int j = 0; j < 16; j++) s += (int32_t)(w[2 + j] & 0xF) * a[j] + (int32_t)(w[2 + j] >> 4) * a[16 + j];
+        out[b] = s - 8 * asum[b];
+    }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2"))) static inline int32_t hsum_i32_8(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+__attribute__((target("avx2"))) static inline __m256i q4_unpack(const uint8_t *qs) {
+    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
+    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0xF));
+    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0xF));
+    return _mm256_set_m128i(hi, lo);
+}
+
+__attribute__((target("avx2"))) static void q8_sums_avx2(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb,
+                                                         int32_t *out) {
+    (void)asum;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < nb; b++, w += 34, a += 32) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2));
+        __m256i x = _mm256_loadu_si256((const __m256i *)a);
+        // |q| (unsigned) times x with q's sign: maddubs needs one unsigned operand.
+        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+        out[b] = hsum_i32_8(_mm256_madd_epi16(p, ones));
+    }
+}
+
+__attribute__((target("avx2"))) static void q4_sums_avx2(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb,
+                                                         int32_t *out) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t b = 0; b < nb; b++, w += 18, a += 32) {
+        __m256i q = q4_unpack(w + 2);
+        __m256i x = _mm256_loadu_si256((const __m256i *)a);
+        __m256i p = _mm256_maddubs_epi16(q, x);
+        out[b] = hsum_i32_8(_mm256_madd_epi16(p, ones)) - 8 * asum[b];
+    }
+}
+
+// AVX-512 (BW): two blocks per 512-bit vector.
+__attribute__((target("avx512f,avx512bw,avx2"))) static void q8_sums_avx512(const uint8_t *w, const int8_t *a,
+                                                                            const int32_t *asum, size_t nb, int32_t *out) {
+    const __m512i ones = _mm512_set1_epi16(1);
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 68, a += 64) {
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(w + 36)), 1);
+        __m512i x = _mm512_loadu_si512((const void *)a);
+        __m512i aq = _mm512_abs_epi8(q);
+        __mmask64 neg = _mm512_movepi8_mask(q);
+        __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+        __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(aq, sx), ones);
+        out[b] = hsum_i32_8(_mm512_castsi512_si256(s));
+        out[b + 1] = hsum_i32_8(_mm512_extracti64x4_epi64(s, 1));
+    }
+    if (b < nb) q8_sums_avx2(w, a, asum, nb - b, out + b);
+}
+
+__attribute__((target("avx512f,avx512bw,avx2"))) static void q4_sums_avx512(const uint8_t *w, const int8_t *a,
+                                                                            const int32_t *asum, size_t nb, int32_t *out) {
+    const __m512i ones = _mm512_set1_epi16(1);
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 36, a += 64) {
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q4_unpack(w + 2)), q4_unpack(w + 20), 1);
+        __m512i x = _mm512_loadu_si512((const void *)a);
+        __m512i s = _mm512_madd_epi16(_mm512_maddubs_epi16(q, x), ones);
+        out[b] = hsum_i32_8(_mm512_castsi512_si256(s)) - 8 * asum[b];
+        out[b + 1] = hsum_i32_8(_mm512_extracti64x4_epi64(s, 1)) - 8 * asum[b + 1];
+    }
+    if (b < nb) q4_sums_avx2(w, a, asum + b, nb - b, out + b);
+}
+
+// AVX-512 VNNI: dpbusd multiplies unsigned by signed bytes and adds groups of four into int32.
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2"))) static void q8_sums_vnni(const uint8_t *w, const int8_t *a,
+                                                                                     const int32_t *asum, size_t nb,
+                                                                                     int32_t *out) {
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 68, a += 64) {
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w + 2))),
+                                       _mm256_loadu_si256((const __m256i *)(w + 36)), 1);
+        __m512i x = _mm512_loadu_si512((const void *)a);
+        __mmask64 neg = _mm512_movepi8_mask(q);
+        __m512i sx = _mm512_mask_sub_epi8(x, neg, _mm512_setzero_si512(), x);
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(q), sx);
+        out[b] = hsum_i32_8(_mm512_castsi512_si256(s));
+        out[b + 1] = hsum_i32_8(_mm512_extracti64x4_epi64(s, 1));
+    }
+    if (b < nb) q8_sums_avx2(w, a, asum, nb - b, out + b);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni,avx2"))) static void q4_sums_vnni(const uint8_t *w, const int8_t *a,
+                                                                                     const int32_t *asum, size_t nb,
+                                                                                     int32_t *out) {
+    size_t b = 0;
+    for (; b + 2 <= nb; b += 2, w += 36, a += 64) {
+        __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q4_unpack(w + 2)), q4_unpack(w + 20), 1);
+        __m512i x = _mm512_loadu_si512((const void *)a);
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
+        out[b] = hsum_i32_8(_mm512_castsi512_si256(s)) - 8 * asum[b];
+        out[b + 1] = hsum_i32_8(_mm512_extracti64x4_epi64(s, 1)) - 8 * asum[b + 1];
+    }
+    if (b < nb) q4_sums_avx2(w, a, asum + b, nb - b, out + b);
+}
+#endif
+
+// ---- ISA selection ---------------------------------------------------------------------------
+
+int p4k_isa_available(int isa) {
+    uint32_t f = p4k_cpu_features();
+    switch (isa) {
+    case P4K_ISA_SCALAR: return 1;
+    case P4K_ISA_AVX2: return (f & P4K_CPU_AVX2) != 0;
+    case P4K_ISA_AVX512: return (f & P4K_CPU_AVX512F) && (f & P4K_CPU_AVX512BW) && (f & P4K_CPU_AVX2);
+    case P4K_ISA_VNNI: return (f & P4K_CPU_AVX512F) && (f & P4K_CPU_AVX512BW) && (f & P4K_CPU_AVX512VNNI) && (f & P4K_CPU_AVX2);
+    default: return 0;
+    }
+}
+
+static int selected_isa = -1;
+
+int p4k_isa_best(void) {
+    int isa = __atomic_load_n(&selected_isa, __ATOMIC_ACQUIRE);
+    if (isa >= 0) return isa;
+    isa = P4K_ISA_SCALAR;
+    for (int i = P4K_ISA_VNNI; i > P4K_ISA_SCALAR; i--) {
+        if (p4k_isa_available(i)) { isa = i; break; }
+    }
+    const char *env = getenv("PHI4_ISA");
+    if (env) {
+        int want = -1;
+        if (!strcmp(env, "scalar")) want = P4K_ISA_SCALAR;
+        else if (!strcmp(env, "avx2")) want = P4K_ISA_AVX2;
+        else if (!strcmp(env, "avx512")) want = P4K_ISA_AVX512;
+        else if (!strcmp(env, "vnni")) want = P4K_ISA_VNNI;
+        if (want >= 0 && p4k_isa_available(want)) isa = want;
+    }
+    __atomic_store_n(&selected_isa, isa, __ATOMIC_RELEASE);
+    return isa;
+}
+
+const char *p4k_isa_name(int isa) {
+    switch (isa) {
+    case P4K_ISA_SCALAR: return "scalar";
+    case P4K_ISA_AVX2: return "avx2";
+    case P4K_ISA_AVX512: return "avx512";
+    case P4K_ISA_VNNI: return "vnni";
+    default: return "unknown";
+    }
+}
+
+static sums_fn sums_for(int format, int isa) {
+#if defined(__x86_64__)
+    if (!p4k_isa_available(isa)) isa = P4K_ISA_SCALAR;
+    switch (isa) {
+    case P4K_ISA_VNNI: return format == P4K_Q8_0 ? q8_sums_vnni : q4_sums_vnni;
+    case P4K_ISA_AVX512: return format == P4K_Q8_0 ? q8_sums_avx512 : q4_sums_avx512;
+    case P4K_ISA_AVX2: return format == P4K_Q8_0 ? q8_sums_avx2 : q4_sums_avx2;
+    default: break;
+    }
+#else
+    (void)isa;
+#endif
+    return format == P4K_Q8_0 ? q8_sums_scalar : q4_sums_scalar;
+}
+
+// ---- Matrix-vector products ------------------------------------------------------------------
+
+size_t p4k_row_bytes(int format, size_t cols) {
+    return format == P4K_Q8_0 ? cols / 32 * 34 : cols / 32 * 18;
+}
+
+void p4k_block_sums(int format, int isa, const void *w_row, const int8_t *aq, const int32_t *asum, size_t nb, int32_t *out) {
+    sums_for(format, isa)(w_row, aq, asum, nb, out);
+}
+
+void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+                const int32_t *asum, float *out, int accumulate) {
+    init_tables();
+    const sums_fn fn = sums_for(format, isa < 0 ? p4k_isa_best() : isa);
+    const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols), stride = format == P4K_Q8_0 ? 34 : 18;
+    int32_t stack[1024];
+    int32_t *sums = nb <= 1024 ? stack : malloc(nb * sizeof(int32_t));
+    if (!sums) return;
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * rb;
+        fn(row, aq, asum, nb, sums);
+        float acc = 0;
+        for (size_t b = 0; b < nb; b++) {
+            uint16_t hd;
+            memcpy(&hd, row + b * stride, 2);
+            acc += (float)sums[b] * (h2f(hd) * ad[b]);
+        }
+        out[r] = accumulate ? out[r] + acc : acc;
+    }
+    if (sums != stack) free(sums);
+}
+
+void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out) {
+    const size_t rb = p4k_row_bytes(format, cols);
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * rb;
+        if (format == P4K_Q8_0) p4k_dequantize_q8_0(row, out + r * cols, cols);
+        else p4k_dequantize_q4_0(row, out + r * cols, cols);
+    }
+}
