@@ -1,0 +1,201 @@
+import CPhi4Kernels
+import XCTest
+@testable import Phi4
+
+/// Quantized kernels and models.
+final class QuantizationTests: XCTestCase {
+    /// A deterministic pseudo-random generator for test data.
+    struct LCG {
+        var state: UInt64
+        mutating func next() -> Float {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: state >> 11) % 2_000_001 - 1_000_000) / 1_000_000
+        }
+    }
+
+    let isas = [Int32(P4K_ISA_SCALAR), Int32(P4K_ISA_AVX2), Int32(P4K_ISA_AVX512), Int32(P4K_ISA_VNNI)]
+
+    /// Every ISA path gives the scalar path's exact integer block sums and the same float result,
+    /// on odd block counts (1, 3, 7, 33, 161) and extreme values.
+    func testEveryISAEqualsScalarExactly() {
+        var rng = LCG(state: 7)
+        for format in [Int32(P4K_Q8_0), Int32(P4K_Q4_0)] {
+            for blocks in [1, 3, 7, 33, 161] {
+                let cols = blocks * 32
+                let rows = 5
+                var w = [Float](repeating: 0, count: rows * cols)
+                for i in 0..<w.count { w[i] = rng.next() * (i % 97 == 0 ? 50 : 1) }
+                var a = [Float](repeating: 0, count: cols)
+                for i in 0..<cols { a[i] = rng.next() * (i % 31 == 0 ? -40 : 3) }
+                let rowBytes = p4k_row_bytes(format, cols)
+                var q = [UInt8](repeating: 0, count: rows * rowBytes)
+                w.withUnsafeBufferPointer { src in
+                    q.withUnsafeMutableBytes { dst in
+                        for r in 0..<rows {
+                            if format == Int32(P4K_Q8_0) {
+                                p4k_quantize_q8_0(src.baseAddress! + r * cols, dst.baseAddress! + r * rowBytes, cols)
+                            } else {
+                                p4k_quantize_q4_0(src.baseAddress! + r * cols, dst.baseAddress! + r * rowBytes, cols)
+                            }
+                        }
+                    }
+                }
+                var aq = [Int8](repeating: 0, count: cols)
+                var ad = [Float](repeating: 0, count: blocks)
+                var asum = [Int32](repeating: 0, count: blocks)
+                p4k_quantize_activation(a, cols, &aq, &ad, &asum)
+                var reference: (sums: [Int32], out: [Float])?
+                for isa in isas where p4k_isa_available(isa) != 0 {
+                    var sums = [Int32](repeating: 0, count: rows * blocks)
+                    var out = [Float](repeating: 0, count: rows)
+                    q.withUnsafeBytes { qb in
+                        for r in 0..<rows {
+                            sums.withUnsafeMutableBufferPointer { s in
+                                p4k_block_sums(format, isa, qb.baseAddress! + r * rowBytes, aq, asum, blocks, s.baseAddress! + r * blocks)
+                            }
+                        }
+                        p4k_matvec(format, isa, qb.baseAddress!, cols, rows, aq, ad, asum, &out, 0)
+                    }
+                    if let reference {
+                        XCTAssertEqual(sums, reference.sums, "format \(format) isa \(String(cString: p4k_isa_name(isa))) blocks \(blocks)")
+                        XCTAssertEqual(out, reference.out, "format \(format) isa \(String(cString: p4k_isa_name(isa))) blocks \(blocks)")
+                    } else {
+                        reference = (sums, out)
+                        // The scalar path against the dequantized f32 product: equal within rounding.
+                        var wd = [Float](repeating: 0, count: rows * cols)
+                        q.withUnsafeBytes { qb in p4k_dequantize_rows(format, qb.baseAddress!, cols, rows, &wd) }
+                        for r in 0..<rows {
+                            var exact: Double = 0
+                            var magnitude: Double = 0
+                            for b in 0..<blocks {
+                                for j in 0..<32 {
+                                    let term = Double(wd[r * cols + b * 32 + j]) * Double(aq[b * 32 + j]) * Double(ad[b])
+                                    exact += term
+                                    magnitude += abs(term)
+                                }
+                            }
+                            XCTAssertEqual(Double(out[r]), exact, accuracy: 1e-5 * magnitude + 1e-6)
+                        }
+                    }
+                }
+            }
+        }
+        print("ISA paths available here:", isas.filter { p4k_isa_available($0) != 0 }.map { String(cString: p4k_isa_name($0)) })
+    }
+
+    /// Quantization round trip: Q8_0 error ≤ half a step plus the fp16 rounding of the scale
+    /// (step = amax/127; 127 × 2⁻¹¹ of a step from the scale: 0.57 steps), Q4_0 ≤ one step
+    /// (|max|/8: the value opposite the extreme clamps to 7 steps); zeros stay exactly zero.
+    func testQuantizeDequantizeBounds() {
+        var rng = LCG(state: 3)
+        let n = 32 * 64
+        var x = (0..<n).map { _ in rng.next() * 4 }
+        for j in 0..<32 { x[32 * 5 + j] = 0 }
+        var q8 = [UInt8](repeating: 0, count: n / 32 * 34)
+        var q4 = [UInt8](repeating: 0, count: n / 32 * 18)
+        var y8 = [Float](repeating: 0, count: n)
+        var y4 = [Float](repeating: 0, count: n)
+        p4k_quantize_q8_0(x, &q8, n)
+        p4k_dequantize_q8_0(q8, &y8, n)
+        p4k_quantize_q4_0(x, &q4, n)
+        p4k_dequantize_q4_0(q4, &y4, n)
+        for b in 0..<(n / 32) {
+            let block = x[(32 * b)..<(32 * b + 32)]
+            let amax = block.map(abs).max()!
+            for j in (32 * b)..<(32 * b + 32) {
+                XCTAssertLessThanOrEqual(abs(x[j] - y8[j]), amax / 127 * 0.57 + 1e-7)
+                XCTAssertLessThanOrEqual(abs(x[j] - y4[j]), amax / 8 * 1.01 + 1e-7)
+            }
+        }
+        for j in 0..<32 {
+            XCTAssertEqual(y8[32 * 5 + j], 0)
+            XCTAssertEqual(y4[32 * 5 + j], 0)
+        }
+    }
+
+    /// fp16 conversion rounds to nearest even, like F16C and numpy.
+    func testHalfConversion() {
+        XCTAssertEqual(p4k_f32_to_fp16(1.0), 0x3C00)
+        XCTAssertEqual(p4k_f32_to_fp16(-2.0), 0xC000)
+        XCTAssertEqual(p4k_f32_to_fp16(65504), 0x7BFF)
+        XCTAssertEqual(p4k_f32_to_fp16(70000), 0x7C00)
+        XCTAssertEqual(p4k_f32_to_fp16(1.0 + 1.0 / 2048), 0x3C00)          // tie → even
+        XCTAssertEqual(p4k_f32_to_fp16(1.0 + 3.0 / 2048), 0x3C02)          // tie → even (up)
+        XCTAssertEqual(p4k_f32_to_fp16(5.960464477539063e-08), 0x0001)     // smallest subnormal
+        for bits in stride(from: 0, to: 0x7C00, by: 7) {
+            let h = UInt16(bits)
+            XCTAssertEqual(p4k_f32_to_fp16(p4k_fp16_to_f32(h)), h)
+        }
+    }
+
+    /// Mean KL divergence and top-1 agreement of quantized logits against the f32 model's, over
+    /// every position of every reference prompt of every fixture model.
+    func accuracy(_ type: WeightType) throws -> (kl: Double, top1: Double) {
+        var kl = 0.0, agree = 0, count = 0
+        for name in fixtureModelNames {
+            var options = ModelLoadOptions()
+            options.weightType = type
+            let quantized = try Model.load(path: modelFixtures + "/" + name, options: options)
+            let full = DecoderTests.models[name]!
+            let vocab = full.config.vocabSize
+            for p in try loadReference(name) {
+                let a = try Session(model: full, contextLength: 512).evaluate(p.ids, allLogits: true)
+                let b = try Session(model: quantized, contextLength: 512).evaluate(p.ids, allLogits: true)
+                for i in 0..<p.ids.count {
+                    let ra = Array(a[(i * vocab)..<((i + 1) * vocab)]), rb = Array(b[(i * vocab)..<((i + 1) * vocab)])
+                    kl += klDivergence(ra, rb)
+                    agree += Sampler.argmax(ra) == Sampler.argmax(rb) ? 1 : 0
+                    count += 1
+                }
+            }
+        }
+        return (kl / Double(count), Double(agree) / Double(count))
+    }
+
+    func klDivergence(_ p: [Float], _ q: [Float]) -> Double {
+        func logSoftmax(_ v: [Float]) -> [Double] {
+            let m = Double(v.max()!)
+            let lse = log(v.reduce(0.0) { $0 + exp(Double($1) - m) }) + m
+            return v.map { Double($0) - lse }
+        }
+        let lp = logSoftmax(p), lq = logSoftmax(q)
+        var s = 0.0
+        for i in 0..<p.count { s += exp(lp[i]) * (lp[i] - lq[i]) }
+        return s
+    }
+
+    /// Bounds (random-weight models are a hard case for 4-bit: Gaussian weights, no outlier
+    /// structure; measured values are in the issue notes). Q8_0 must be nearly lossless; Q4_0
+    /// must stay far better than chance (chance top-1 is 1/608).
+    func testQuantizedModelsStayCloseToF32() throws {
+        let q8 = try accuracy(.q8_0)
+        print("q8_0: mean KL \(q8.kl), top-1 \(q8.top1)")
+        XCTAssertLessThan(q8.kl, 0.005)
+        XCTAssertGreaterThan(q8.top1, 0.95)
+        let q4 = try accuracy(.q4_0)
+        print("q4_0: mean KL \(q4.kl), top-1 \(q4.top1)")
+        XCTAssertLessThan(q4.kl, 0.4)
+        XCTAssertGreaterThan(q4.top1, 0.5)
+        let mixed = try accuracy(.q4_0Mixed)
+        print("q4_0-mixed: mean KL \(mixed.kl), top-1 \(mixed.top1)")
+        XCTAssertLessThan(mixed.kl, q4.kl)
+    }
+
+    /// Decoding one token at a time (integer kernels) agrees with prefill (dequantized sgemm)
+    /// within Q8 activation rounding.
+    func testQuantizedDecodeMatchesPrefill() throws {
+        var options = ModelLoadOptions()
+        options.weightType = .q8_0
+        let model = try Model.load(path: modelFixtures + "/gqa8", options: options)
+        let p = try loadReference("gqa8")[1]
+        let vocab = model.config.vocabSize
+        let full = try Session(model: model, contextLength: 256).evaluate(p.ids, allLogits: true)
+        let step = try Session(model: model, contextLength: 256)
+        var total = 0.0
+        for (i, id) in p.ids.enumerated() {
+            let row = try step.evaluate([id])
+            total += klDivergence(Array(full[(i * vocab)..<((i + 1) * vocab)]), row)
+        }
+        XCTAssertLessThan(total / Double(p.ids.count), 0.01)
+    }
+}
