@@ -12,7 +12,7 @@ struct Phi4Command: ParsableCommand {
         commandName: "phi4",
         abstract: "Run Microsoft's Phi-4 on the CPU: tokenize, generate, benchmark.",
         version: Phi4Version.string,
-        subcommands: [Generate.self, Bench.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
+        subcommands: [Generate.self, Bench.self, Quantize.self, Info.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
 }
 
 /// Loads a tokenizer or exits with the error message.
@@ -437,4 +437,111 @@ struct Bench: ParsableCommand {
     func seconds(_ d: Duration) -> Double {
         Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
     }
+}
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write an HF Phi-4 checkpoint as a GGUF file (f32, f16, q8_0, q4_0 or q4_0-mixed).")
+
+    @Option(help: "An HF Phi-4 directory.")
+    var model: String
+
+    @Option(help: "f32, f16, q8_0, q4_0, or q4_0-mixed (q4_0 with down_proj and lm_head in q8_0).")
+    var type: String
+
+    @Option(help: "The GGUF file to write.")
+    var out: String
+
+    func run() throws {
+        guard let t = GGUFExport.FileType(rawValue: type) else {
+            throw ValidationError("--type must be one of \(GGUFExport.FileType.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            try GGUFExport.write(hfDirectory: model, type: t, output: out) { done, total, name, kind in
+                let width = 30
+                let filled = total > 0 ? width * done / total : width
+                let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
+                fputs("\r[\(bar)] \(done)/\(total) \(name) \(kind)                    ", stderr)
+                if done == total { fputs("\n", stderr) }
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        let d = clock.now - start
+        let mem = residentMemory()
+        printError("wrote \(out) in \(d.components.seconds) s; peak memory \(fmt(Double(mem.peak) / 1e9)) GB")
+    }
+}
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Describe a model: architecture, shape, tensor types and sizes, tokenizer.")
+
+    @Argument(help: "A GGUF file or an HF Phi-4 directory.")
+    var path: String
+
+    func run() throws {
+        if path.hasSuffix(".gguf") {
+            let g: GGUFFile
+            do { g = try GGUFFile(path: path) } catch { throw ValidationError(error.description) }
+            print("format: GGUF v\(g.version), \(g.tensors.count) tensors, \(g.metadata.count) metadata entries")
+            print("architecture: \(g.metadata["general.architecture"]?.stringValue ?? "?")")
+            for key in ["context_length", "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
+                        "attention.head_count_kv", "rope.freq_base", "rope.dimension_count"] {
+                if let v = g.metadata["phi3." + key] { print("  \(key): \(v.doubleValue.map { String($0) } ?? "?")") }
+            }
+            var byType: [String: (Int, Int)] = [:]
+            for t in g.tensors.values {
+                let k = "\(t.type)"
+                byType[k, default: (0, 0)].0 += 1
+                byType[k, default: (0, 0)].1 += t.data.count
+            }
+            for (k, v) in byType.sorted(by: { $0.key < $1.key }) {
+                print("tensors \(k): \(v.0), \(fmt(Double(v.1) / 1e6)) MB")
+            }
+            for name in g.tensorOrder.prefix(9) + (g.tensorOrder.count > 9 ? ["…"] : []) {
+                if let t = g.tensors[name] { print("  \(name) \(t.dims) \(t.type)") } else { print("  …") }
+            }
+            let tokens = g.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
+            print("tokenizer: \(g.metadata["tokenizer.ggml.model"]?.stringValue ?? "?") (pre \(g.metadata["tokenizer.ggml.pre"]?.stringValue ?? "?")), \(tokens) tokens, \(g.metadata["tokenizer.ggml.merges"]?.arrayValue?.count ?? 0) merges, bos \(g.metadata["tokenizer.ggml.bos_token_id"]?.intValue ?? -1), eos \(g.metadata["tokenizer.ggml.eos_token_id"]?.intValue ?? -1), chat template: \(g.metadata["tokenizer.chat_template"] != nil ? "yes" : "no")")
+        } else {
+            var options = ModelLoadOptions()
+            options.checkMemory = false
+            do {
+                let json = try JSONParser.parse(try FileIO_readAll(path + "/config.json"))
+                let c = try ModelConfig.parse(json)
+                print("format: HF safetensors directory")
+                print("architecture: Phi3ForCausalLM, \(c.layerCount) layers, hidden \(c.hiddenSize), FFN \(c.intermediateSize), heads \(c.headCount)/\(c.kvHeadCount) of \(c.headDim), vocabulary \(c.vocabSize), context \(c.maxPositions), rope θ \(c.ropeTheta), stored \(c.storedDType ?? "?")")
+                print("parameters: \(c.parameterCount)")
+                let ckpt = try SafeTensorsCheckpoint(directory: path)
+                var byType: [String: Int] = [:]
+                for t in ckpt.tensors.values { byType[t.dtype.rawValue, default: 0] += 1 }
+                print("tensors: \(ckpt.tensors.count) (\(byType.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")))")
+                for w in WeightType.allCases {
+                    let e = MemoryEstimate(config: c, weights: w, contextLength: min(4096, c.maxPositions))
+                    print("  as \(w.rawValue): \(fmt(Double(e.weightBytes) / 1e9)) GB of weights")
+                }
+                let tok = try Tokenizer.load(path: path)
+                print("tokenizer: \(tok.bpeTokenCount) BPE tokens, \(tok.specialTokens.count) special, eos \(tok.eosTokenID.map(String.init) ?? "-"), end of generation \(tok.endOfGenerationIDs.sorted())")
+            } catch {
+                throw ValidationError("\(error)")
+            }
+        }
+    }
+}
+
+/// Reads a whole file (CLI helper).
+func FileIO_readAll(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw ValidationError("cannot open \(path)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buf = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = fread(&buf, 1, buf.count, f)
+        if n <= 0 { break }
+        out.append(contentsOf: buf[0..<n])
+    }
+    return out
 }

@@ -65,14 +65,19 @@ public final class Model: Sendable {
         self.endOfGenerationIDs = stop
     }
 
-    /// Loads an HF checkpoint directory: `config.json`, safetensors weights (one file or shards),
-    /// the tokenizer files, and `generation_config.json` when present.
+    /// Loads a model: an HF checkpoint directory (`config.json`, safetensors weights in one file or
+    /// shards, the tokenizer files, `generation_config.json` when present) or a GGUF file
+    /// (`*.gguf`, architecture `phi3`, with its tokenizer in the metadata).
     ///
     /// Before reading any weight the memory the model needs is estimated and compared with what
     /// the system can give (MemAvailable and the cgroup limit); a model that would not fit is
     /// refused with ``ModelError/insufficientMemory(_:)``, which says how much is needed.
     public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws(ModelError) -> Model {
-        guard FileIO.isDirectory(path) else { throw .io("\(path): not a model directory") }
+        if path.hasSuffix(".gguf") && !FileIO.isDirectory(path) {
+            guard FileIO.exists(path) else { throw .io("\(path): no such file") }
+            return try GGUFModel.load(path: path, options: options)
+        }
+        guard FileIO.isDirectory(path) else { throw .io("\(path): not a model directory or .gguf file") }
         let configPath = FileIO.join(path, "config.json")
         guard FileIO.exists(configPath) else { throw .io("\(path): no config.json") }
         let configJSON: JSONValue

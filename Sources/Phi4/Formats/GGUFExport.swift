@@ -1,0 +1,193 @@
+import CPhi4Kernels
+
+/// Writes an HF Phi-4 checkpoint as a GGUF file in the layout llama.cpp's converter uses
+/// (architecture `phi3`, its tensor names and tokenizer metadata), quantizing tensor by tensor
+/// from the memory-mapped shards: peak memory stays a few row slices, whatever the model size.
+public enum GGUFExport {
+    /// Output tensor types.
+    public enum FileType: String, Sendable, CaseIterable {
+        case f32, f16, q8_0, q4_0
+        case q4_0Mixed = "q4_0-mixed"
+
+        /// llama.cpp's `general.file_type` code.
+        var code: UInt32 {
+            switch self {
+            case .f32: return 0
+            case .f16: return 1
+            case .q4_0, .q4_0Mixed: return 2
+            case .q8_0: return 7
+            }
+        }
+
+        /// The GGML type of a matrix of `cols` columns in `role`.
+        func type(for role: WeightType.Role, cols: Int) -> GGMLType {
+            let q: GGMLType
+            switch self {
+            case .f32: return .f32
+            case .f16: return .f16
+            case .q8_0: q = .q8_0
+            case .q4_0: q = .q4_0
+            case .q4_0Mixed: q = role == .down || role == .lmHead ? .q8_0 : .q4_0
+            }
+            return cols % 32 == 0 ? q : .f16  // rows that are not whole blocks stay f16, as in llama.cpp
+        }
+    }
+
+    /// Converts `directory` to `output`. `progress(done, total, tensorName, typeName)` is called
+    /// before each tensor. Returns the tensors written with their types.
+    @discardableResult
+    public static func write(hfDirectory directory: String, type: FileType, output: String,
+                             progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
+        let configJSON = try JSONParser.parse(try FileIO.readAll(FileIO.join(directory, "config.json"), limit: 1 << 24))
+        let c = try ModelConfig.parse(configJSON)
+        let tok = try Tokenizer.load(path: directory)
+        let checkpoint = try SafeTensorsCheckpoint(directory: directory)
+        var w = GGUFWriter()
+        func meta(_ k: String, _ v: GGUFValue) { w.metadata.append((k, v)) }
+        meta("general.architecture", .string("phi3"))
+        meta("general.name", .string(directory.split(separator: "/").last.map(String.init) ?? "phi-4"))
+        meta("general.file_type", .uint32(type.code))
+        meta("general.quantization_version", .uint32(2))
+        meta("phi3.context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.embedding_length", .uint32(UInt32(c.hiddenSize)))
+        meta("phi3.feed_forward_length", .uint32(UInt32(c.intermediateSize)))
+        meta("phi3.block_count", .uint32(UInt32(c.layerCount)))
+        meta("phi3.attention.head_count", .uint32(UInt32(c.headCount)))
+        meta("phi3.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
+        meta("phi3.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
+        meta("phi3.rope.dimension_count", .uint32(UInt32(c.headDim)))
+        meta("phi3.rope.freq_base", .float32(c.ropeTheta))
+        meta("phi3.attention.sliding_window", .uint32(0))
+        try addTokenizer(tok, vocabSize: c.vocabSize, directory: directory, to: &w)
+
+        // Tensors in llama.cpp's order.
+        var plan: [(hf: String, rows: Int, cols: Int, role: WeightType.Role?)] = [("model.embed_tokens.weight", c.vocabSize, c.hiddenSize, .embedding)]
+        for i in 0..<c.layerCount {
+            let p = "model.layers.\(i)."
+            plan.append((p + "input_layernorm.weight", 1, c.hiddenSize, nil))
+            plan.append((p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .attention))
+            plan.append((p + "self_attn.o_proj.weight", c.hiddenSize, c.qDim, .attention))
+            plan.append((p + "post_attention_layernorm.weight", 1, c.hiddenSize, nil))
+            plan.append((p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, c.hiddenSize, .gateUp))
+            plan.append((p + "mlp.down_proj.weight", c.hiddenSize, c.intermediateSize, .down))
+        }
+        plan.append(("model.norm.weight", 1, c.hiddenSize, nil))
+        if checkpoint.tensors["lm_head.weight"] != nil || !c.tieWordEmbeddings {
+            plan.append(("lm_head.weight", c.vocabSize, c.hiddenSize, .lmHead))
+        }
+        var written: [(String, String)] = []
+        for (index, item) in plan.enumerated() {
+            guard let t = checkpoint.tensors[item.hf] else { throw ModelError.missingTensor(item.hf) }
+            let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
+            guard t.shape == shape else { throw ModelError.shapeMismatch("\(item.hf) has shape \(t.shape), the config implies \(shape)") }
+            let ggml = item.role.map { type.type(for: $0, cols: item.cols) } ?? .f32
+            let name = GGUFModel.ggufName(item.hf)!
+            written.append((name, "\(ggml)"))
+            let dims = item.role == nil ? [item.cols] : [item.cols, item.rows]
+            let total = plan.count
+            w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in
+                progress(index, total, name, "\(ggml)")
+                try writeRows(t, rows: item.rows, cols: item.cols, type: ggml, sink: sink)
+            })
+        }
+        try w.write(path: output)
+        progress(plan.count, plan.count, "", "")
+        return written
+    }
+
+    /// Converts a tensor a slice of rows at a time and hands the bytes to `sink`.
+    static func writeRows(_ t: TensorInfo, rows: Int, cols: Int, type: GGMLType,
+                          sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let slice = max(1, min(rows, (1 << 22) / max(cols, 1)))
+        let f = UnsafeMutablePointer<Float>.allocate(capacity: slice * cols)
+        defer { f.deallocate() }
+        let rowBytes = cols / type.block.elements * type.block.bytes
+        let out = UnsafeMutableRawPointer.allocate(byteCount: slice * rowBytes, alignment: 64)
+        defer { out.deallocate() }
+        var r = 0
+        while r < rows {
+            let n = min(slice, rows - r)
+            convertToFloatRows(t, cols: cols, rows: r..<(r + n), into: f)
+            switch type {
+            case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
+            case .f16:
+                let h = out.assumingMemoryBound(to: UInt16.self)
+                for i in 0..<(n * cols) { h[i] = p4k_f32_to_fp16(f[i]) }
+            case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
+            case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
+            case .q6_K, .bf16: throw ModelError.unsupported("writing \(type) tensors")
+            }
+            try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+            r += n
+        }
+    }
+
+    /// Adds `tokenizer.ggml.*` metadata: GPT-2 byte-level token texts, token types, merges
+    /// (derived from the ranks), special ids and Phi-4's chat template.
+    static func addTokenizer(_ tok: Tokenizer, vocabSize: Int, directory: String, to w: inout GGUFWriter) throws {
+        let alphabet = ByteLevelAlphabet.scalarForByte
+        func text(_ bytes: UnsafeBufferPointer<UInt8>) -> String {
+            var s = String.UnicodeScalarView()
+            for b in bytes { s.append(Unicode.Scalar(alphabet[Int(b)])!) }
+            return String(s)
+        }
+        var tokens: [GGUFValue] = []
+        var types: [GGUFValue] = []
+        var rankBytes: [(Int, [UInt8])] = []
+        for id in 0..<vocabSize {
+            if let b = tok.vocabulary.bytes(of: id) {
+                tokens.append(.string(text(b)))
+                types.append(.int32(1))
+                if b.count > 1 { rankBytes.append((id, Array(b))) }
+            } else if tok.isSpecial(TokenID(id)), let b = try? tok.tokenBytes(TokenID(id)) {
+                tokens.append(.string(String(decoding: b, as: UTF8.self)))
+                types.append(.int32(3))
+            } else {
+                tokens.append(.string("[PAD\(id)]"))
+                types.append(.int32(5))
+            }
+        }
+        // Merges: the pair each multi-byte token is made of under BPE with lower ranks only.
+        var merges: [GGUFValue] = []
+        for (rank, bytes) in rankBytes {
+            guard let (a, b) = tok.vocabulary.lastMerge(bytes, below: Int32(rank)) else { continue }
+            merges.append(.string(a.withUnsafeBufferPointer(text) + " " + b.withUnsafeBufferPointer(text)))
+        }
+        w.metadata.append(("tokenizer.ggml.model", .string("gpt2")))
+        w.metadata.append(("tokenizer.ggml.pre", .string("dbrx")))
+        w.metadata.append(("tokenizer.ggml.tokens", .array(8, tokens)))
+        w.metadata.append(("tokenizer.ggml.token_type", .array(5, types)))
+        w.metadata.append(("tokenizer.ggml.merges", .array(8, merges)))
+        if let b = tok.bosTokenID { w.metadata.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(b)))) }
+        if let e = tok.eosTokenID { w.metadata.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(e)))) }
+        if let p = tok.padTokenID { w.metadata.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(p)))) }
+        w.metadata.append(("tokenizer.ggml.add_bos_token", .bool(tok.addsBOS)))
+        var template = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}"
+        if let cfg = try? JSONParser.parse(FileIO.readAll(FileIO.join(directory, "tokenizer_config.json"), limit: 1 << 24)),
+           let t = cfg["chat_template"]?.stringValue {
+            template = t
+        }
+        w.metadata.append(("tokenizer.chat_template", .string(template)))
+    }
+}
+
+extension BytePairVocabulary {
+    /// The two parts that byte-pair encoding with ranks below `limit` leaves of `bytes` (the
+    /// merge that creates the token), or nil when it does not end in exactly two parts.
+    func lastMerge(_ bytes: [UInt8], below limit: Int32) -> ([UInt8], [UInt8])? {
+        var parts = bytes.map { [$0] }
+        while parts.count > 2 {
+            var best: (Int32, Int)?
+            for i in 0..<(parts.count - 1) {
+                let joined = parts[i] + parts[i + 1]
+                let r = joined.withUnsafeBufferPointer { rankOf($0.baseAddress!, joined.count) }
+                if r >= 0 && r < limit && (best == nil || r < best!.0) { best = (r, i) }
+            }
+            guard let (_, i) = best else { return nil }
+            parts[i] += parts[i + 1]
+            parts.remove(at: i + 1)
+        }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
+    }
+}

@@ -1,0 +1,160 @@
+/// Phi-4 in GGUF, as llama.cpp's converter writes it (architecture `phi3`): reading a model and
+/// its tokenizer, and writing one from an HF checkpoint (``GGUFExport``).
+enum GGUFModel {
+    /// GGUF tensor names for HF names (DESIGN.md §1).
+    static func ggufName(_ hf: String) -> String? {
+        if hf == "model.embed_tokens.weight" { return "token_embd.weight" }
+        if hf == "model.norm.weight" { return "output_norm.weight" }
+        if hf == "lm_head.weight" { return "output.weight" }
+        let parts = hf.split(separator: ".")
+        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let n = Int(parts[2]) else { return nil }
+        let rest = parts[3...].joined(separator: ".")
+        let map = ["input_layernorm.weight": "attn_norm.weight", "self_attn.qkv_proj.weight": "attn_qkv.weight",
+                   "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+                   "mlp.gate_up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"]
+        guard let m = map[rest] else { return nil }
+        return "blk.\(n).\(m)"
+    }
+
+    /// The configuration from `phi3.*` metadata.
+    static func config(_ g: GGUFFile, path: String) throws(ModelError) -> ModelConfig {
+        let m = g.metadata
+        let arch = m["general.architecture"]?.stringValue ?? "?"
+        guard arch == "phi3" else { throw .unsupported("\(path): architecture \(arch) (only phi3, i.e. Phi-4, is implemented)") }
+        func int(_ key: String) throws(ModelError) -> Int {
+            guard let v = m["phi3." + key]?.intValue else { throw .invalidConfig("\(path): no integer phi3.\(key)") }
+            return v
+        }
+        let hidden = try int("embedding_length")
+        let heads = try int("attention.head_count")
+        guard heads > 0, hidden % heads == 0 else { throw .invalidConfig("\(path): embedding_length is not a multiple of head_count") }
+        let headDim = hidden / heads
+        if let rot = m["phi3.rope.dimension_count"]?.intValue, rot != headDim {
+            throw .unsupported("\(path): rope.dimension_count \(rot) < head size \(headDim) (partial rotary: Phi-4-mini is not supported)")
+        }
+        if g.tensors["rope_factors_long.weight"] != nil || g.tensors["rope_factors_short.weight"] != nil {
+            throw .unsupported("\(path): LongRoPE factors (rope scaling is not implemented)")
+        }
+        if let w = m["phi3.attention.sliding_window"]?.intValue, w > 0, w < (m["phi3.context_length"]?.intValue ?? 0) {
+            throw .unsupported("\(path): sliding window \(w) (only full causal attention is implemented)")
+        }
+        guard let embd = g.tensors["token_embd.weight"], embd.dims.count == 2 else { throw .missingTensor("token_embd.weight") }
+        let config = ModelConfig(
+            hiddenSize: hidden, intermediateSize: try int("feed_forward_length"), layerCount: try int("block_count"),
+            headCount: heads, kvHeadCount: m["phi3.attention.head_count_kv"]?.intValue ?? heads, headDim: headDim,
+            vocabSize: embd.dims[1], maxPositions: try int("context_length"),
+            rmsNormEps: Float(m["phi3.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5),
+            ropeTheta: Float(m["phi3.rope.freq_base"]?.doubleValue ?? 10000),
+            tieWordEmbeddings: g.tensors["output.weight"] == nil, storedDType: "gguf",
+            bosTokenID: m["tokenizer.ggml.bos_token_id"]?.intValue,
+            eosTokenIDs: m["tokenizer.ggml.eos_token_id"]?.intValue.map { [$0] } ?? [],
+            padTokenID: m["tokenizer.ggml.padding_token_id"]?.intValue)
+        try config.validate()
+        return config
+    }
+
+    /// The tokenizer from `tokenizer.ggml.*` metadata: tokens (GPT-2 byte-level text), token
+    /// types (1 normal; 3 control and 4 user-defined are special tokens), special ids.
+    static func tokenizer(_ g: GGUFFile, path: String) throws(ModelError) -> Tokenizer {
+        let m = g.metadata
+        let model = m["tokenizer.ggml.model"]?.stringValue ?? "?"
+        guard model == "gpt2" else { throw .unsupported("\(path): tokenizer model \(model) (Phi-4 uses gpt2-style BPE)") }
+        let pre = m["tokenizer.ggml.pre"]?.stringValue ?? "dbrx"
+        guard ["dbrx", "phi-4", "default", "gpt-4"].contains(pre) || pre.isEmpty else {
+            throw .unsupported("\(path): pre-tokenizer \(pre) is not cl100k's (Phi-4-mini's gpt-4o is not supported)")
+        }
+        guard let tokens = m["tokenizer.ggml.tokens"]?.arrayValue else { throw .invalidConfig("\(path): no tokenizer.ggml.tokens") }
+        let types = m["tokenizer.ggml.token_type"]?.arrayValue
+        guard types == nil || types!.count == tokens.count else { throw .invalidConfig("\(path): token_type and tokens differ in length") }
+        let byteOf = ByteLevelAlphabet.byteForScalar
+        var ranks: [([UInt8], Int)] = []
+        var specials: [SpecialToken] = []
+        for (id, t) in tokens.enumerated() {
+            guard let text = t.stringValue else { throw .invalidConfig("\(path): token \(id) is not a string") }
+            let type = types?[id].intValue ?? 1
+            if type == 3 || type == 4 {
+                specials.append(SpecialToken(text: text, id: TokenID(id)))
+                continue
+            }
+            var bytes: [UInt8] = []
+            var ok = true
+            for u in text.unicodeScalars {
+                guard u.value < 0x200, let b = byteOf[Int(u.value)] else { ok = false; break }
+                bytes.append(b)
+            }
+            guard ok, !bytes.isEmpty else {
+                if type == 1 { throw .invalidConfig("\(path): token \(id) is not byte-level text") }
+                continue  // unused / unknown entries
+            }
+            ranks.append((bytes, id))
+        }
+        func id(_ key: String) -> TokenID? { m["tokenizer.ggml." + key]?.intValue.map { TokenID($0) } }
+        do {
+            return try Tokenizer(ranks: ranks, specialTokens: specials, bosTokenID: id("bos_token_id"),
+                                 addsBOS: m["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
+                                 eosTokenID: id("eos_token_id"), padTokenID: id("padding_token_id"))
+        } catch {
+            throw .tokenizer(error)
+        }
+    }
+
+    /// Loads a Phi-4 GGUF: Q8_0 / Q4_0 tensors are used in place from the mapping, F32 too when
+    /// aligned; F16 / BF16 are widened to f32 (or quantized to `type`); Q6_K is dequantized and
+    /// re-quantized to Q8_0.
+    static func load(path: String, options: ModelLoadOptions) throws(ModelError) -> Model {
+        let g = try GGUFFile(path: path)
+        let c = try config(g, path: path)
+        if options.checkMemory {
+            try MemoryEstimate(config: c, weights: .q4_0, contextLength: min(options.plannedContextLength, c.maxPositions)).check()
+        }
+        let tok = try tokenizer(g, path: path)
+        func tensor(_ name: String, _ dims: [Int]) throws(ModelError) -> GGUFTensor {
+            guard let t = g.tensors[name] else { throw .missingTensor(name) }
+            guard t.dims == dims else { throw .shapeMismatch("\(name) has dims \(t.dims), the config implies \(dims)") }
+            return t
+        }
+        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role) throws(ModelError) -> WeightMatrix {
+            let t = try tensor(name, [cols, rows])
+            switch t.type {
+            case .q8_0: return WeightMatrix(rows: rows, cols: cols, format: .q8_0, mapped: t.data.baseAddress!, owner: g.file)
+            case .q4_0: return WeightMatrix(rows: rows, cols: cols, format: .q4_0, mapped: t.data.baseAddress!, owner: g.file)
+            case .q6_K:
+                let out = try WeightMatrix.allocateLarge(bytes: rows * cols * 4)
+                p4k_dequantize_q6_k(t.data.baseAddress!, out.assumingMemoryBound(to: Float.self), rows * cols)
+                let f = WeightMatrix(rows: rows, cols: cols, format: .f32, owning: out, bytes: rows * cols * 4)
+                return try f.converted(to: .q8_0)
+            case .f32, .f16, .bf16:
+                let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
+                                      shape: [rows, cols], data: t.data, file: g.file)
+                return try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role))
+            }
+        }
+        func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
+            let t = try tensor(name, [n])
+            guard t.type == .f32 || t.type == .f16 || t.type == .bf16 else { throw .invalidWeights("\(name) is \(t.type), expected a float type") }
+            let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16), shape: [n], data: t.data, file: g.file)
+            return [Float](unsafeUninitializedCapacity: n) { buf, count in
+                convertToFloat(info, buf.baseAddress!, count: n)
+                count = n
+            }
+        }
+        let d = c.hiddenSize
+        let embedding = try matrix("token_embd.weight", c.vocabSize, d, .embedding)
+        var layers: [LayerWeights] = []
+        for i in 0..<c.layerCount {
+            let p = "blk.\(i)."
+            layers.append(LayerWeights(
+                attentionNorm: try vector(p + "attn_norm.weight", d),
+                qkv: try matrix(p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, d, .attention),
+                output: try matrix(p + "attn_output.weight", d, c.qDim, .attention),
+                mlpNorm: try vector(p + "ffn_norm.weight", d),
+                gateUp: try matrix(p + "ffn_up.weight", 2 * c.intermediateSize, d, .gateUp),
+                down: try matrix(p + "ffn_down.weight", d, c.intermediateSize, .down)))
+        }
+        let lmHead = g.tensors["output.weight"] == nil ? embedding : try matrix("output.weight", c.vocabSize, d, .lmHead)
+        let weights = ModelWeights(embedding: embedding, layers: layers, finalNorm: try vector("output_norm.weight", d), lmHead: lmHead)
+        return try Model(config: c, tokenizer: tok, weights: weights)
+    }
+}
+
+import CPhi4Kernels
