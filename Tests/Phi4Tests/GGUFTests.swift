@@ -1,0 +1,182 @@
+import CPhi4Kernels
+import XCTest
+@testable import Phi4
+
+final class GGUFTests: XCTestCase {
+    let quantFixtures = fixturesDirectory + "/quant"
+    var tmp = ""
+
+    override func setUp() {
+        tmp = "/tmp/phi4-gguf-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        mkdir(tmp, 0o755)
+    }
+
+    override func tearDown() {
+        if let d = opendir(tmp) {
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
+                if name != "." && name != ".." { unlink(tmp + "/" + name) }
+            }
+            closedir(d)
+        }
+        rmdir(tmp)
+    }
+
+    func write(_ path: String, _ bytes: [UInt8]) {
+        let f = fopen(path, "wb")!
+        fwrite(bytes, 1, bytes.count, f)
+        fclose(f)
+    }
+
+    /// Our quantizers produce the `gguf` package's bytes exactly, and our dequantizers its values.
+    func testQuantizersMatchTheGGUFPackageBitForBit() throws {
+        let x = try NPY.read(path: quantFixtures + "/input.npy").values
+        for (name, format) in [("q8_0", Int32(P4K_Q8_0)), ("q4_0", Int32(P4K_Q4_0))] {
+            let expected = try FileIO.readAll(quantFixtures + "/\(name).bin")
+            var ours = [UInt8](repeating: 0, count: expected.count)
+            if format == Int32(P4K_Q8_0) { p4k_quantize_q8_0(x, &ours, x.count) } else { p4k_quantize_q4_0(x, &ours, x.count) }
+            XCTAssertEqual(ours, expected, name)
+            let reference = try NPY.read(path: quantFixtures + "/\(name)_dequant.npy").values
+            var back = [Float](repeating: 0, count: x.count)
+            p4k_dequantize_rows(format, expected, x.count, 1, &back)
+            XCTAssertEqual(back, reference, name)
+        }
+        let q6 = try FileIO.readAll(quantFixtures + "/q6_k.bin")
+        let reference = try NPY.read(path: quantFixtures + "/q6_k_dequant.npy").values
+        var back = [Float](repeating: 0, count: reference.count)
+        p4k_dequantize_q6_k(q6, &back, reference.count)
+        XCTAssertEqual(back, reference)
+    }
+
+    /// A GGUF written by the `gguf` package (llama.cpp's reference writer) loads, runs and agrees
+    /// exactly with the same model quantized by us at load time; its tokenizer equals tiktoken.
+    func testGGUFFromTheGGUFPackageLoadsAndAgrees() throws {
+        let theirs = try Model.load(path: quantFixtures + "/gqa8-q8_0-gguf-package.gguf")
+        var options = ModelLoadOptions()
+        options.weightType = .q8_0
+        let ours = try Model.load(path: modelFixtures + "/gqa8", options: options)
+        let p = try loadReference("gqa8")[3]
+        let a = try Session(model: theirs, contextLength: 512).evaluate(p.ids, allLogits: true)
+        let b = try Session(model: ours, contextLength: 512).evaluate(p.ids, allLogits: true)
+        XCTAssertEqual(a, b)
+        for c in try loadEncodeCases("cases_small.jsonl") {
+            XCTAssertEqual(theirs.tokenizer.encode(c.text, allowSpecial: c.special), c.ids)
+        }
+        XCTAssertEqual(theirs.endOfGenerationIDs, [521, 513])
+    }
+
+    /// `phi4 quantize`'s writer: the file loads and runs exactly like quantizing at load time
+    /// (gqa8: every row is whole blocks); rows that are not whole blocks (gqa4's FFN 176) stay f16.
+    func testExportRoundTrip() throws {
+        let p8 = try loadReference("gqa8")[1]
+        for type in [GGUFExport.FileType.q4_0, .q8_0, .q4_0Mixed] {
+            let path = tmp + "/gqa8-\(type.rawValue).gguf"
+            try GGUFExport.write(hfDirectory: modelFixtures + "/gqa8", type: type, output: path)
+            let a = try Session(model: try Model.load(path: path), contextLength: 256).evaluate(p8.ids, allLogits: true)
+            var options = ModelLoadOptions()
+            options.weightType = WeightType(rawValue: type.rawValue)!
+            let direct = try Model.load(path: modelFixtures + "/gqa8", options: options)
+            let b = try Session(model: direct, contextLength: 256).evaluate(p8.ids, allLogits: true)
+            XCTAssertEqual(maxDifference(a, b).0, 0, type.rawValue)
+        }
+        let p4 = try loadReference("gqa4")[1]
+        for type in [GGUFExport.FileType.q8_0, .f16] {
+            let path = tmp + "/gqa4-\(type.rawValue).gguf"
+            let written = try GGUFExport.write(hfDirectory: modelFixtures + "/gqa4", type: type, output: path)
+            XCTAssertEqual(written.first { $0.0 == "blk.0.ffn_down.weight" }?.1, "f16")
+            XCTAssertEqual(try GGUFFile(path: path).tensors["blk.0.ffn_down.weight"]?.type, .f16)
+            let a = try Session(model: try Model.load(path: path), contextLength: 256).evaluate(p4.ids, allLogits: true)
+            let (d, s) = maxDifference(a, p4.logits)
+            XCTAssertLessThan(d, (type == .f16 ? 2e-2 : 1e-1) * s, type.rawValue)
+        }
+    }
+
+    /// The tokenizer written into GGUF metadata (tokens, types, merges) reads back identical to
+    /// tokenizer.json: every full-vocabulary fixture case gives tiktoken's ids.
+    func testGGUFTokenizerMatchesTokenizerJSON() throws {
+        let tok = try Tokenizer.load(path: tokenizerFixtures + "/phi4")
+        var w = GGUFWriter()
+        w.metadata.append(("general.architecture", .string("phi3")))
+        try GGUFExport.addTokenizer(tok, vocabSize: 100352, directory: tokenizerFixtures + "/phi4", to: &w)
+        let path = tmp + "/tokenizer.gguf"
+        try w.write(path: path)
+        let g = try GGUFFile(path: path)
+        XCTAssertEqual(g.metadata["tokenizer.ggml.merges"]?.arrayValue?.count, 100256 - 256)
+        let back = try GGUFModel.tokenizer(g, path: path)
+        XCTAssertEqual(back.vocabularySize, 100352)
+        XCTAssertEqual(back.endOfGenerationIDs, tok.endOfGenerationIDs)
+        for c in try loadEncodeCases("cases.jsonl") where c.text.utf8.count < 2000 {
+            XCTAssertEqual(back.encode(c.text, allowSpecial: c.special), c.ids)
+        }
+    }
+
+    func testMalformedGGUFGivesSpecificErrors() throws {
+        let good = try FileIO.readAll(quantFixtures + "/gqa8-q8_0-gguf-package.gguf")
+        func error(_ bytes: [UInt8]) -> String? {
+            write(tmp + "/m.gguf", bytes)
+            do {
+                _ = try Model.load(path: tmp + "/m.gguf")
+                return nil
+            } catch {
+                return error.description
+            }
+        }
+        var b = good
+        b[0] = 0x41
+        XCTAssertTrue(error(b)?.contains("bad magic") == true)
+        b = good
+        b[4] = 1
+        XCTAssertTrue(error(b)?.contains("version 1") == true)
+        XCTAssertTrue(error(Array(good.prefix(20)))?.contains("truncated") == true)
+        XCTAssertTrue(error(Array(good.prefix(good.count - 100)))?.contains("outside the file") == true)
+        // The first key's length forged to 2^62.
+        b = good
+        for i in 0..<8 { b[24 + i] = i == 7 ? 0x40 : 0 }
+        XCTAssertTrue(error(b)?.contains("past the end") == true, error(b) ?? "loaded")
+        XCTAssertTrue(error([])?.contains("truncated") == true)
+    }
+
+    /// Seeded mutations of small GGUF and safetensors files: truncations, bit flips and forged
+    /// lengths. Every one must load or fail with an error; a crash fails the whole suite.
+    func testMutatedFilesNeverCrash() throws {
+        let gguf = try FileIO.readAll(quantFixtures + "/gqa8-q8_0-gguf-package.gguf")
+        let safetensors = try FileIO.readAll(modelFixtures + "/gqa4/model.safetensors")
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
+            write(tmp + "/" + f, try FileIO.readAll(modelFixtures + "/gqa4/" + f))
+        }
+        var rng = QuantizationTests.LCG(state: 20261125)
+        func random(_ n: Int) -> Int { Int((rng.next() + 1) / 2 * Float(n - 1)) }
+        var loaded = 0, refused = 0
+        for i in 0..<1000 {
+            let isGGUF = i % 2 == 0
+            var b = isGGUF ? gguf : safetensors
+            let headerEnd = isGGUF ? min(b.count, 40_000) : min(b.count, 8 + Int(b[0]) + Int(b[1]) << 8)
+            switch i % 5 {
+            case 0: b = Array(b.prefix(random(b.count)))
+            case 1, 2:
+                for _ in 0..<(1 + random(8)) {
+                    let at = random(headerEnd)
+                    b[at] ^= UInt8(1 << random(8))
+                }
+            case 3:
+                let at = random(headerEnd - 8)
+                let forged: UInt64 = [0, 1, 0xFFFF_FFFF, 1 << 40, UInt64.max, UInt64(b.count)][random(6)]
+                withUnsafeBytes(of: forged.littleEndian) { for j in 0..<8 { b[at + j] = $0[j] } }
+            default:
+                b[random(headerEnd)] = UInt8(random(256))
+                b = Array(b.prefix(b.count - random(64)))
+            }
+            let path = isGGUF ? tmp + "/x.gguf" : tmp + "/model.safetensors"
+            write(path, b)
+            do {
+                _ = try Model.load(path: isGGUF ? path : tmp)
+                loaded += 1
+            } catch {
+                refused += 1
+            }
+        }
+        print("mutants: \(loaded) loaded, \(refused) refused with an error")
+        XCTAssertEqual(loaded + refused, 1000)
+        XCTAssertGreaterThan(refused, 300)
+    }
+}

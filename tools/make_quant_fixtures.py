@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Reference quantization fixtures from the `gguf` package (llama.cpp's Python reference).
+
+Writes Tests/Phi4Tests/Fixtures/quant/:
+  input.npy               float32 [64, 256] test values (Gaussian, outliers, zeros, ties)
+  q8_0.bin, q4_0.bin      gguf.quants.quantize of input.npy (GGUF block bytes)
+  q8_0_dequant.npy, q4_0_dequant.npy   gguf.quants.dequantize of those bytes
+  q6_k.bin, q6_k_dequant.npy           random Q6_K blocks and their gguf dequantization
+  gqa8-q8_0-gguf-package.gguf          the gqa8 fixture model written by gguf.GGUFWriter with
+                                       gguf.quants Q8_0 tensors and the HF tokenizer (as llama.cpp's
+                                       converter lays it out), to load in libphi4
+Needs: pip install gguf numpy safetensors
+"""
+import json
+import os
+
+import numpy as np
+import gguf
+from gguf import GGMLQuantizationType as Q
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures")
+OUT = os.path.join(FIX, "quant")
+
+
+def values(rng):
+    x = rng.standard_normal((64, 256)).astype(np.float32)
+    x[3] *= 100
+    x[5, :32] = 0
+    x[7, 5] = 1e4
+    x[9] = np.round(x[9] * 4) / 4  # many ties
+    x[11, :32] = -x[11, :32].max()  # extreme negative
+    return x
+
+
+def write_model_gguf():
+    from safetensors.numpy import load_file
+    src = os.path.join(FIX, "models", "gqa8")
+    cfg = json.load(open(os.path.join(src, "config.json")))
+    tensors = {}
+    idx = json.load(open(os.path.join(src, "model.safetensors.index.json")))
+    for shard in sorted(set(idx["weight_map"].values())):
+        tensors.update(load_file(os.path.join(src, shard)))
+    w = gguf.GGUFWriter(os.path.join(OUT, "gqa8-q8_0-gguf-package.gguf"), "phi3")
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg["intermediate_size"])
+    w.add_block_count(cfg["num_hidden_layers"])
+    w.add_head_count(cfg["num_attention_heads"])
+    w.add_head_count_kv(cfg["num_key_value_heads"])
+    w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    w.add_rope_dimension_count(cfg["hidden_size"] // cfg["num_attention_heads"])
+    w.add_rope_freq_base(cfg["rope_theta"])
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    tj = json.load(open(os.path.join(src, "tokenizer.json")))
+    vocab = {v: k for k, v in tj["model"]["vocab"].items()}
+    added = {t["id"]: t["content"] for t in tj["added_tokens"]}
+    n = cfg["vocab_size"]
+    toks, types = [], []
+    for i in range(n):
+        if i in vocab:
+            toks.append(vocab[i]); types.append(gguf.TokenType.NORMAL)
+        elif i in added:
+            toks.append(added[i]); types.append(gguf.TokenType.CONTROL)
+        else:
+            toks.append(f"[PAD{i}]"); types.append(gguf.TokenType.UNUSED)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("dbrx")
+    w.add_token_list(toks)
+    w.add_token_types(types)
+    w.add_token_merges(tj["model"]["merges"])
+    w.add_bos_token_id(added and [k for k, v in added.items() if v == "<|endoftext|>"][0])
+    w.add_eos_token_id([k for k, v in added.items() if v == "<|im_end|>"][0])
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    per_layer = {"input_layernorm.weight": "attn_norm.weight", "self_attn.qkv_proj.weight": "attn_qkv.weight",
+                 "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+                 "mlp.gate_up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+    for hf, t in tensors.items():
+        if hf in names:
+            name = names[hf]
+        else:
+            parts = hf.split(".")
+            name = f"blk.{parts[2]}." + per_layer[".".join(parts[3:])]
+        t = t.astype(np.float32)
+        if t.ndim == 2 and t.shape[1] % 32 == 0:
+            q = gguf.quants.quantize(t, Q.Q8_0)
+            w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=Q.Q8_0)
+        else:
+            w.add_tensor(name, t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rng = np.random.default_rng(5)
+    x = values(rng)
+    np.save(os.path.join(OUT, "input.npy"), x)
+    for name, qt in [("q8_0", Q.Q8_0), ("q4_0", Q.Q4_0)]:
+        q = gguf.quants.quantize(x, qt)
+        q.tofile(os.path.join(OUT, f"{name}.bin"))
+        np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q, qt).astype(np.float32))
+    q6 = rng.integers(0, 256, size=(8, 210), dtype=np.uint8)
+    d = (rng.standard_normal(8) * 0.01).astype(np.float16).view(np.uint8).reshape(8, 2)
+    q6[:, 208:210] = d
+    q6.tofile(os.path.join(OUT, "q6_k.bin"))
+    np.save(os.path.join(OUT, "q6_k_dequant.npy"), gguf.quants.dequantize(q6.reshape(-1), Q.Q6_K).astype(np.float32))
+    write_model_gguf()
+    print("wrote", sorted(os.listdir(OUT)))
+
+
+if __name__ == "__main__":
+    main()
