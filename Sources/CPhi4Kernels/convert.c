@@ -92,3 +92,11 @@ void p4k_advise_sequential(const void *p, size_t bytes) {
     uintptr_t start = (uintptr_t)p & ~(uintptr_t)4095;
     madvise((void *)start, bytes + ((uintptr_t)p - start), MADV_SEQUENTIAL | MADV_WILLNEED);
 }
+
+void p4k_advise_done(const void *p, size_t bytes) {
+    if (!p || bytes == 0) return;
+    // Only whole pages inside the range: a neighbour's data may share the edge pages.
+    uintptr_t start = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
+    if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
+}

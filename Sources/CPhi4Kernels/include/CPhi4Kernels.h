@@ -87,6 +87,9 @@ void p4k_free_large(void *p, size_t bytes);
 /// Tells the kernel a mapped range will be read sequentially soon (read-ahead).
 void p4k_advise_sequential(const void *p, size_t bytes);
 
+/// Tells the kernel a read-only mapped range is no longer needed (drops it from the resident set).
+void p4k_advise_done(const void *p, size_t bytes);
+
 /// The number of CPUs in this process's affinity mask (0 when unknown).
 int p4k_affinity_cpu_count(void);
 

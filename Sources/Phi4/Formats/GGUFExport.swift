@@ -119,6 +119,11 @@ public enum GGUFExport {
             case .q6_K, .bf16: throw ModelError.unsupported("writing \(type) tensors")
             }
             try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+            // The source rows are done: let them leave the resident set.
+            if let base = t.data.baseAddress {
+                let bytesPerElement = t.dtype.size
+                p4k_advise_done(base + r * cols * bytesPerElement, n * cols * bytesPerElement)
+            }
             r += n
         }
     }

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""GGUF interop with llama.cpp, both ways, on the fixture models (or any HF Phi-4 directory).
+
+1. ours → llama.cpp: `phi4 quantize` writes f16 / q8_0 / q4_0 GGUFs; llama.cpp (PyPI
+   llama-cpp-python) loads each, and its logits are compared with ours on the same file.
+2. llama.cpp → ours: llama.cpp's own quantizer (`llama_model_quantize`, as `llama-quantize`)
+   turns our f16 GGUF into Q8_0 and Q4_0 files (its Q4_0 keeps output.weight in Q6_K, as real
+   Phi-4 downloads do); ours loads them, and the logits are compared with llama.cpp's on the
+   same file.
+Both are also compared with transformers' f32 logits (the fixtures' reference).
+
+Needs: pip install llama-cpp-python numpy (builds llama.cpp from source, ~10 minutes)
+Usage: python3 tools/interop_llama_cpp.py [--models gqa4,gqa8,mha] [--prompt 3]
+"""
+import argparse
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import llama_cpp
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FIX = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "models")
+PHI4 = os.path.join(ROOT, ".build", "release", "phi4")
+
+
+def softmax(x):
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def kl(p_logits, q_logits):
+    p, q = softmax(p_logits.astype(np.float64)), softmax(q_logits.astype(np.float64))
+    return float((p * (np.log(p) - np.log(q))).sum(-1).mean())
+
+
+def llama_logits(path, ids):
+    llm = llama_cpp.Llama(model_path=path, n_ctx=max(64, len(ids) + 8), n_threads=2, n_batch=512,
+                          logits_all=True, verbose=False)
+    llm.eval(ids)
+    out = np.array(llm.scores[:len(ids)], dtype=np.float32)
+    del llm
+    return out
+
+
+def our_logits(path, ids, tmp):
+    out = os.path.join(tmp, "ours.npy")
+    subprocess.run([PHI4, "logits", "--model", path, "--ids", ",".join(map(str, ids)), "--all", "--out", out],
+                   check=True)
+    return np.load(out)
+
+
+def llama_quantize(src, dst, ftype):
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = ftype
+    params.nthread = 2
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+    if rc != 0:
+        raise RuntimeError(f"llama_model_quantize failed ({rc})")
+
+
+def row(name, a, b, ref):
+    print(f"  {name:38s} max|Δ| {np.abs(a - b).max():9.5f}  KL {kl(a, b):.2e}  top-1 "
+          f"{(a.argmax(-1) == b.argmax(-1)).mean():.3f}  | KL vs f32: llama.cpp {kl(ref, a):.2e}, ours {kl(ref, b):.2e}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="gqa4,gqa8,mha")
+    ap.add_argument("--prompt", type=int, default=3, help="reference prompt index (3: 354 tokens)")
+    ap.add_argument("--hf", help="also check this HF Phi-4 directory (e.g. from tools/make_phi4_shaped.py), "
+                                 "with our f32 logits as the reference and 48 random prompt tokens")
+    args = ap.parse_args()
+    subprocess.run(["swift", "build", "-c", "release", "--product", "phi4"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    print(f"llama-cpp-python {llama_cpp.__version__}")
+    models = [os.path.join(FIX, m) for m in args.models.split(",") if m] + ([args.hf] if args.hf else [])
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(args.hf)) if args.hf else None) as tmp:
+        for src in models:
+            m = os.path.basename(src.rstrip("/"))
+            if src == args.hf:
+                ids = [int(x) for x in np.random.default_rng(0).integers(0, 100000, 48)]
+                ref = our_logits(src, ids, tmp)
+            else:
+                ref_json = json.load(open(os.path.join(src, "reference", "prompts.json")))["prompts"][args.prompt]
+                ids = ref_json["ids"]
+                ref = np.load(os.path.join(src, "reference", f"logits_{args.prompt}.npy"))
+            print(f"{m}: {len(ids)} positions (llama.cpp logits vs ours, same file)")
+            files = {}
+            for t in ["f16", "q8_0", "q4_0"]:
+                path = os.path.join(tmp, f"{m}-ours-{t}.gguf")
+                subprocess.run([PHI4, "quantize", "--model", src, "--type", t, "--out", path], check=True,
+                               stderr=subprocess.DEVNULL)
+                files[t] = path
+                row(f"written by phi4 quantize, {t}", llama_logits(path, ids), our_logits(path, ids, tmp), ref)
+            for t, ftype in [("q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)]:
+                path = os.path.join(tmp, f"{m}-llama-{t}.gguf")
+                llama_quantize(files["f16"], path, ftype)
+                info = subprocess.run([PHI4, "info", path], capture_output=True, text=True).stdout
+                kinds = ", ".join(l.split(":")[0].replace("tensors ", "") for l in info.splitlines() if l.startswith("tensors "))
+                row(f"written by llama.cpp, {t} ({kinds})", llama_logits(path, ids), our_logits(path, ids, tmp), ref)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
