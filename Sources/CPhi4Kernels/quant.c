@@ -221,28 +221,53 @@ __attribute__((target("avx2"))) static inline __m256i q4_unpack(const uint8_t *q
     return _mm256_set_m128i(hi, lo);
 }
 
+// Eight blocks' 8-lane partial sums → one vector of the eight exact block sums.
+__attribute__((target("avx2"))) static inline __m256i reduce8(__m256i s0, __m256i s1, __m256i s2, __m256i s3,
+                                                            __m256i s4, __m256i s5, __m256i s6, __m256i s7) {
+    __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(s0, s1), _mm256_hadd_epi32(s2, s3));
+    __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(s4, s5), _mm256_hadd_epi32(s6, s7));
+    return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
+}
+
+__attribute__((target("avx2"))) static inline __m256i q8_block_avx2(const uint8_t *w, const int8_t *a) {
+    __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2));
+    __m256i x = _mm256_loadu_si256((const __m256i *)a);
+    // |q| (unsigned) times x with q's sign: maddubs needs one unsigned operand.
+    __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+__attribute__((target("avx2"))) static inline __m256i q4_block_avx2(const uint8_t *w, const int8_t *a) {
+    __m256i p = _mm256_maddubs_epi16(q4_unpack(w + 2), _mm256_loadu_si256((const __m256i *)a));
+    return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
 __attribute__((target("avx2"))) static void q8_sums_avx2(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb,
                                                          int32_t *out) {
     (void)asum;
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (size_t b = 0; b < nb; b++, w += 34, a += 32) {
-        __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2));
-        __m256i x = _mm256_loadu_si256((const __m256i *)a);
-        // |q| (unsigned) times x with q's sign: maddubs needs one unsigned operand.
-        __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
-        out[b] = hsum_i32_8(_mm256_madd_epi16(p, ones));
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8, w += 8 * 34, a += 256) {
+        __m256i s = reduce8(q8_block_avx2(w, a), q8_block_avx2(w + 34, a + 32), q8_block_avx2(w + 68, a + 64),
+                            q8_block_avx2(w + 102, a + 96), q8_block_avx2(w + 136, a + 128),
+                            q8_block_avx2(w + 170, a + 160), q8_block_avx2(w + 204, a + 192),
+                            q8_block_avx2(w + 238, a + 224));
+        _mm256_storeu_si256((__m256i *)(out + b), s);
     }
+    for (; b < nb; b++, w += 34, a += 32) out[b] = hsum_i32_8(q8_block_avx2(w, a));
 }
 
 __attribute__((target("avx2"))) static void q4_sums_avx2(const uint8_t *w, const int8_t *a, const int32_t *asum, size_t nb,
                                                          int32_t *out) {
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (size_t b = 0; b < nb; b++, w += 18, a += 32) {
-        __m256i q = q4_unpack(w + 2);
-        __m256i x = _mm256_loadu_si256((const __m256i *)a);
-        __m256i p = _mm256_maddubs_epi16(q, x);
-        out[b] = hsum_i32_8(_mm256_madd_epi16(p, ones)) - 8 * asum[b];
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8, w += 8 * 18, a += 256) {
+        __m256i s = reduce8(q4_block_avx2(w, a), q4_block_avx2(w + 18, a + 32), q4_block_avx2(w + 36, a + 64),
+                            q4_block_avx2(w + 54, a + 96), q4_block_avx2(w + 72, a + 128),
+                            q4_block_avx2(w + 90, a + 160), q4_block_avx2(w + 108, a + 192),
+                            q4_block_avx2(w + 126, a + 224));
+        __m256i as = _mm256_loadu_si256((const __m256i *)(asum + b));
+        _mm256_storeu_si256((__m256i *)(out + b), _mm256_sub_epi32(s, _mm256_slli_epi32(as, 3)));
     }
+    for (; b < nb; b++, w += 18, a += 32) out[b] = hsum_i32_8(q4_block_avx2(w, a)) - 8 * asum[b];
 }
 
 // AVX-512 (BW): two blocks per 512-bit vector.
@@ -381,23 +406,63 @@ void p4k_block_sums(int format, int isa, const void *w_row, const int8_t *aq, co
     sums_for(format, isa)(w_row, aq, asum, nb, out);
 }
 
+// The float result of one row: block b's term (float)sum_b * (d_w * d_a) goes to lane b % 8;
+// the lanes are combined as ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)). The scalar and the vector
+// versions perform exactly the same float operations in the same order.
+static float accumulate_scalar(const uint8_t *row, size_t stride, const float *ad, const int32_t *sums, size_t nb) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t b = 0; b < nb; b++) {
+        uint16_t hd;
+        memcpy(&hd, row + b * stride, 2);
+        l[b & 7] = l[b & 7] + (float)sums[b] * (h2f(hd) * ad[b]);
+    }
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c"))) static float accumulate_avx2(const uint8_t *row, size_t stride, const float *ad,
+                                                                  const int32_t *sums, size_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        uint16_t h[8];
+        for (int k = 0; k < 8; k++) memcpy(&h[k], row + (b + k) * stride, 2);
+        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+        __m256 s = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(sums + b)));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(s, _mm256_mul_ps(dw, _mm256_loadu_ps(ad + b))));
+    }
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    for (; b < nb; b++) {
+        uint16_t hd;
+        memcpy(&hd, row + b * stride, 2);
+        l[b & 7] = l[b & 7] + (float)sums[b] * (h2f(hd) * ad[b]);
+    }
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+#endif
+
 void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
                 const int32_t *asum, float *out, int accumulate) {
     init_tables();
-    const sums_fn fn = sums_for(format, isa < 0 ? p4k_isa_best() : isa);
+    if (isa < 0) isa = p4k_isa_best();
+    const sums_fn fn = sums_for(format, isa);
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols), stride = format == P4K_Q8_0 ? 34 : 18;
+#if defined(__x86_64__)
+    const int vector_sum = isa != P4K_ISA_SCALAR && p4k_isa_available(isa) && (p4k_cpu_features() & P4K_CPU_F16C);
+#endif
     int32_t stack[1024];
     int32_t *sums = nb <= 1024 ? stack : malloc(nb * sizeof(int32_t));
     if (!sums) return;
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)w + r * rb;
         fn(row, aq, asum, nb, sums);
-        float acc = 0;
-        for (size_t b = 0; b < nb; b++) {
-            uint16_t hd;
-            memcpy(&hd, row + b * stride, 2);
-            acc += (float)sums[b] * (h2f(hd) * ad[b]);
-        }
+        float acc;
+#if defined(__x86_64__)
+        if (vector_sum) acc = accumulate_avx2(row, stride, ad, sums, nb);
+        else
+#endif
+            acc = accumulate_scalar(row, stride, ad, sums, nb);
         out[r] = accumulate ? out[r] + acc : acc;
     }
     if (sums != stack) free(sums);

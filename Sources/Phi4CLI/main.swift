@@ -422,7 +422,7 @@ struct Bench: ParsableCommand {
                 bestDecode = min(bestDecode, seconds(clock.now - b))
             }
             let mem = residentMemory()
-            print("model: \(model) (\(m.config.layerCount) layers, \(weights) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB), kernels: \(String(cString: p4k_isa_name(p4k_isa_best())))")
+            print("model: \(model) (\(m.config.layerCount) layers, \(m.weights.layers.first?.gateUp.format.rawValue ?? weights) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB), kernels: \(String(cString: p4k_isa_name(p4k_isa_best())))")
             print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load: \(fmt(loadSeconds)) s")
             print("prefill pp\(promptTokens): \(fmt(Double(promptTokens) / bestPrefill)) tok/s (\(fmt(bestPrefill)) s)")
             if genTokens > 0 {
