@@ -111,8 +111,10 @@ typedef struct {
 /* Default model parameters. */
 phi4_model_params phi4_model_default_params(void);
 
-/* Loads a model from an HF Phi-4 directory (config.json, safetensors, tokenizer files).
- * params may be NULL (defaults). On success *out_model is a new handle to free with
+/* Loads a model from an HF Phi-4 directory (config.json, safetensors, tokenizer files) or a
+ * GGUF file ("*.gguf", architecture phi3, as llama.cpp's converter writes it: F32, F16, BF16,
+ * Q8_0, Q4_0 and Q6_K tensors). params may be NULL (defaults); weight_format applies to the
+ * full-precision tensors of the file. On success *out_model is a new handle to free with
  * phi4_model_free(); on failure *out_model is set to NULL. */
 phi4_status phi4_model_load(const char *path, const phi4_model_params *params, phi4_model **out_model);
 
