@@ -501,6 +501,11 @@ struct Info: ParsableCommand {
             for (k, v) in byType.sorted(by: { $0.key < $1.key }) {
                 print("tensors \(k): \(v.0), \(fmt(Double(v.1) / 1e6)) MB")
             }
+            let fileType = g.metadata["general.file_type"]?.intValue ?? 0
+            let keptF16 = g.tensorOrder.filter { g.tensors[$0]?.type == .f16 && ($0.hasSuffix(".weight")) && g.tensors[$0]!.dims.count == 2 }
+            if fileType > 1 && !keptF16.isEmpty {
+                print("kept in f16 (rows not whole 32-value blocks): \(keptF16.count) tensors, e.g. \(keptF16.prefix(3).joined(separator: ", "))")
+            }
             for name in g.tensorOrder.prefix(9) + (g.tensorOrder.count > 9 ? ["…"] : []) {
                 if let t = g.tensors[name] { print("  \(name) \(t.dims) \(t.type)") } else { print("  …") }
             }
