@@ -180,7 +180,7 @@ final class DecoderTests: XCTestCase {
             XCTAssertThrowsError(try estimate.check()) { e in
                 guard case .insufficientMemory(let m)? = e as? ModelError else { return XCTFail("\(e)") }
                 XCTAssertTrue(m.contains("needs about 6"), m)
-                XCTAssertTrue(m.contains("quantized"), m)
+                XCTAssertTrue(m.contains("q4_0"), m)
             }
         }
     }
