@@ -420,25 +420,83 @@ static float accumulate_scalar(const uint8_t *row, size_t stride, const float *a
 }
 
 #if defined(__x86_64__)
+// Eight fp16 block scales at `stride` bytes apart, widened to f32.
+__attribute__((target("avx2,f16c"))) static inline __m256 scales8(const uint8_t *row, size_t stride) {
+    uint16_t h[8];
+    for (int k = 0; k < 8; k++) memcpy(&h[k], row + k * stride, 2);
+    __m128i v = _mm_set_epi16((short)h[7], (short)h[6], (short)h[5], (short)h[4], (short)h[3], (short)h[2], (short)h[1],
+                              (short)h[0]);
+    return _mm256_cvtph_ps(v);
+}
+
+// The tail blocks and the fixed combine tree, shared by the vector routines.
+static inline float finish_lanes(float *l, const uint8_t *row, size_t stride, const float *ad, const int32_t *sums,
+                                 size_t b, size_t nb) {
+    for (; b < nb; b++) {
+        uint16_t hd;
+        memcpy(&hd, row + b * stride, 2);
+        l[b & 7] = l[b & 7] + (float)sums[b - (b & ~(size_t)7)] * (h2f(hd) * ad[b]);
+    }
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
+
 __attribute__((target("avx2,f16c"))) static float accumulate_avx2(const uint8_t *row, size_t stride, const float *ad,
                                                                   const int32_t *sums, size_t nb) {
     __m256 acc = _mm256_setzero_ps();
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
-        uint16_t h[8];
-        for (int k = 0; k < 8; k++) memcpy(&h[k], row + (b + k) * stride, 2);
-        __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
         __m256 s = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(sums + b)));
-        acc = _mm256_add_ps(acc, _mm256_mul_ps(s, _mm256_mul_ps(dw, _mm256_loadu_ps(ad + b))));
+        acc = _mm256_add_ps(acc, _mm256_mul_ps(s, _mm256_mul_ps(scales8(row + b * stride, stride), _mm256_loadu_ps(ad + b))));
     }
     float l[8];
     _mm256_storeu_ps(l, acc);
-    for (; b < nb; b++) {
-        uint16_t hd;
-        memcpy(&hd, row + b * stride, 2);
-        l[b & 7] = l[b & 7] + (float)sums[b] * (h2f(hd) * ad[b]);
+    return finish_lanes(l, row, stride, ad, sums + (b & ~(size_t)7), b, nb);
+}
+
+// Fused AVX2 rows: the same integer sums and the same float operations as the separate
+// sums + accumulate path, without storing the sums.
+__attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, const int8_t *a, const float *ad,
+                                                              const int32_t *asum, size_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * 18;
+        const int8_t *ab = a + b * 32;
+        __m256i s = reduce8(q4_block_avx2(wb, ab), q4_block_avx2(wb + 18, ab + 32), q4_block_avx2(wb + 36, ab + 64),
+                            q4_block_avx2(wb + 54, ab + 96), q4_block_avx2(wb + 72, ab + 128),
+                            q4_block_avx2(wb + 90, ab + 160), q4_block_avx2(wb + 108, ab + 192),
+                            q4_block_avx2(wb + 126, ab + 224));
+        s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(asum + b)), 3));
+        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(wb, 18), _mm256_loadu_ps(ad + b)));
+        acc = _mm256_add_ps(acc, p);
     }
-    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    int32_t tail[8];
+    q4_sums_scalar(w + b * 18, a + b * 32, asum + b, nb - b, tail);
+    return finish_lanes(l, w, 18, ad, tail, b, nb);
+}
+
+__attribute__((target("avx2,f16c"))) static float q8_row_avx2(const uint8_t *w, const int8_t *a, const float *ad,
+                                                              const int32_t *asum, size_t nb) {
+    (void)asum;
+    __m256 acc = _mm256_setzero_ps();
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * 34;
+        const int8_t *ab = a + b * 32;
+        __m256i s = reduce8(q8_block_avx2(wb, ab), q8_block_avx2(wb + 34, ab + 32), q8_block_avx2(wb + 68, ab + 64),
+                            q8_block_avx2(wb + 102, ab + 96), q8_block_avx2(wb + 136, ab + 128),
+                            q8_block_avx2(wb + 170, ab + 160), q8_block_avx2(wb + 204, ab + 192),
+                            q8_block_avx2(wb + 238, ab + 224));
+        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(wb, 34), _mm256_loadu_ps(ad + b)));
+        acc = _mm256_add_ps(acc, p);
+    }
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    int32_t tail[8];
+    q8_sums_scalar(w + b * 34, a + b * 32, asum + b, nb - b, tail);
+    return finish_lanes(l, w, 34, ad, tail, b, nb);
 }
 #endif
 
@@ -450,6 +508,17 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols), stride = format == P4K_Q8_0 ? 34 : 18;
 #if defined(__x86_64__)
     const int vector_sum = isa != P4K_ISA_SCALAR && p4k_isa_available(isa) && (p4k_cpu_features() & P4K_CPU_F16C);
+#endif
+#if defined(__x86_64__)
+    if (vector_sum && isa == P4K_ISA_AVX2) {
+        for (size_t r = 0; r < rows; r++) {
+            const uint8_t *row = (const uint8_t *)w + r * rb;
+            if (r + 4 < rows) __builtin_prefetch(row + 4 * rb, 0, 0);
+            const float acc = format == P4K_Q8_0 ? q8_row_avx2(row, aq, ad, asum, nb) : q4_row_avx2(row, aq, ad, asum, nb);
+            out[r] = accumulate ? out[r] + acc : acc;
+        }
+        return;
+    }
 #endif
     int32_t stack[1024];
     int32_t *sums = nb <= 1024 ? stack : malloc(nb * sizeof(int32_t));
