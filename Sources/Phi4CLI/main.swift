@@ -12,7 +12,7 @@ struct Phi4Command: ParsableCommand {
         commandName: "phi4",
         abstract: "Run Microsoft's Phi-4 on the CPU: tokenize, generate, benchmark.",
         version: Phi4Version.string,
-        subcommands: [Generate.self, Bench.self, Quantize.self, Info.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
+        subcommands: [Generate.self, Bench.self, Quantize.self, Info.self, Dev.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
 }
 
 /// Loads a tokenizer or exits with the error message.
@@ -549,4 +549,51 @@ func FileIO_readAll(_ path: String) throws -> [UInt8] {
         out.append(contentsOf: buf[0..<n])
     }
     return out
+}
+
+struct Dev: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Developer tools (random models for measurements).", subcommands: [RandomModelCommand.self])
+}
+
+struct RandomModelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "random-model",
+        abstract: "Write a Phi-4-shaped GGUF with random weights, streaming (for speed and memory measurements).")
+
+    @Option(help: "Shape: phi4 (14B).")
+    var shape = "phi4"
+
+    @Option(help: "Number of layers (default: the shape's, 40).")
+    var layers: Int?
+
+    @Option(help: "f32, f16, q8_0, q4_0 or q4_0-mixed.")
+    var type: String
+
+    @Option(help: "A tokenizer (model directory, tokenizer.json or .tiktoken) whose vocabulary to embed.")
+    var tokenizer: String
+
+    @Option(help: "The GGUF file to write.")
+    var out: String
+
+    @Option(help: "Random seed.")
+    var seed: UInt64 = 1
+
+    func run() throws {
+        guard shape == "phi4" else { throw ValidationError("only --shape phi4 is known") }
+        guard let t = GGUFExport.FileType(rawValue: type) else { throw ValidationError("unknown --type \(type)") }
+        let tok = try loadTokenizer(tokenizer)
+        let clock = ContinuousClock()
+        let start = clock.now
+        do {
+            try RandomModel.write(config: .phi4, layers: layers, type: t, tokenizer: tok,
+                                  tokenizerDirectory: tokenizer, output: out, seed: seed) { done, total, name in
+                fputs("\r\(done)/\(total) \(name)                    ", stderr)
+                if done == total { fputs("\n", stderr) }
+            }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        printError("wrote \(out) in \((clock.now - start).components.seconds) s; peak memory \(fmt(Double(residentMemory().peak) / 1e9)) GB")
+    }
 }

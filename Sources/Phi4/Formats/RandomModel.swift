@@ -1,0 +1,89 @@
+import CPhi4Kernels
+
+/// Writes GGUF files of Phi-4's shape (or a smaller one) with random weights, streaming row
+/// slices straight to disk: a full 14B file takes minutes and little memory. For speed and
+/// memory measurements only — the weights mean nothing. The tokenizer metadata comes from a real
+/// tokenizer (so prompts tokenize as for Phi-4).
+public enum RandomModel {
+    /// Writes the model. `layers` overrides the depth (Phi-4: 40).
+    public static func write(config base: ModelConfig, layers: Int? = nil, type: GGUFExport.FileType,
+                             tokenizer: Tokenizer, tokenizerDirectory: String, output: String, seed: UInt64 = 1,
+                             progress: @escaping (Int, Int, String) -> Void = { _, _, _ in }) throws {
+        var c = base
+        if let layers { c.layerCount = layers }
+        try c.validate()
+        var w = GGUFWriter()
+        func meta(_ k: String, _ v: GGUFValue) { w.metadata.append((k, v)) }
+        meta("general.architecture", .string("phi3"))
+        meta("general.name", .string("phi-4-shaped-random"))
+        meta("general.file_type", .uint32(type == .f32 ? 0 : type == .f16 ? 1 : type == .q8_0 ? 7 : 2))
+        meta("general.quantization_version", .uint32(2))
+        meta("phi3.context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.embedding_length", .uint32(UInt32(c.hiddenSize)))
+        meta("phi3.feed_forward_length", .uint32(UInt32(c.intermediateSize)))
+        meta("phi3.block_count", .uint32(UInt32(c.layerCount)))
+        meta("phi3.attention.head_count", .uint32(UInt32(c.headCount)))
+        meta("phi3.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
+        meta("phi3.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
+        meta("phi3.rope.dimension_count", .uint32(UInt32(c.headDim)))
+        meta("phi3.rope.freq_base", .float32(c.ropeTheta))
+        meta("phi3.attention.sliding_window", .uint32(0))
+        try GGUFExport.addTokenizer(tokenizer, vocabSize: c.vocabSize, directory: tokenizerDirectory, to: &w)
+
+        var plan: [(String, Int, Int, WeightType.Role?, Float)] = [("token_embd.weight", c.vocabSize, c.hiddenSize, .embedding, 1)]
+        let d = Float(c.hiddenSize)
+        for i in 0..<c.layerCount {
+            let p = "blk.\(i)."
+            plan.append((p + "attn_norm.weight", 1, c.hiddenSize, nil, 0))
+            plan.append((p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .attention, 1 / d.squareRoot()))
+            plan.append((p + "attn_output.weight", c.hiddenSize, c.qDim, .attention, 1 / Float(c.qDim).squareRoot()))
+            plan.append((p + "ffn_norm.weight", 1, c.hiddenSize, nil, 0))
+            plan.append((p + "ffn_up.weight", 2 * c.intermediateSize, c.hiddenSize, .gateUp, 1 / d.squareRoot()))
+            plan.append((p + "ffn_down.weight", c.hiddenSize, c.intermediateSize, .down, 1 / Float(c.intermediateSize).squareRoot()))
+        }
+        plan.append(("output_norm.weight", 1, c.hiddenSize, nil, 0))
+        plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot()))
+        for (index, (name, rows, cols, role, scale)) in plan.enumerated() {
+            let ggml = role.map { type.type(for: $0, cols: cols) } ?? .f32
+            let dims = role == nil ? [cols] : [cols, rows]
+            let total = plan.count
+            w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in
+                progress(index, total, name)
+                var state = seed &+ UInt64(index) &* 0x9E37_79B9_7F4A_7C15
+                let slice = max(1, min(rows, (1 << 22) / cols))
+                let f = UnsafeMutablePointer<Float>.allocate(capacity: slice * cols)
+                defer { f.deallocate() }
+                let rowBytes = cols / ggml.block.elements * ggml.block.bytes
+                let out = UnsafeMutableRawPointer.allocate(byteCount: slice * rowBytes, alignment: 64)
+                defer { out.deallocate() }
+                var r = 0
+                while r < rows {
+                    let n = min(slice, rows - r)
+                    for i in 0..<(n * cols) {
+                        if role == nil { f[i] = 1; continue }
+                        // xorshift64*: a uniform value scaled to the standard deviation `scale`.
+                        state ^= state >> 12
+                        state ^= state << 25
+                        state ^= state >> 27
+                        let u = Float((state &* 0x2545_F491_4F6C_DD1D) >> 40) / Float(1 << 24)
+                        f[i] = (u * 2 - 1) * scale * 1.732
+                    }
+                    switch ggml {
+                    case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
+                    case .f16:
+                        let h = out.assumingMemoryBound(to: UInt16.self)
+                        for i in 0..<(n * cols) { h[i] = p4k_f32_to_fp16(f[i]) }
+                    case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
+                    case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
+                    default: throw ModelError.unsupported("writing \(ggml)")
+                    }
+                    try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+                    r += n
+                }
+            })
+        }
+        try w.write(path: output)
+        progress(plan.count, plan.count, "")
+    }
+}
