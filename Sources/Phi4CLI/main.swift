@@ -372,66 +372,107 @@ func residentMemory() -> (current: Int, peak: Int) {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure prefill and decode speed (tokens/s) and memory on a model.")
+        abstract: "Measure prefill and decode speed (tokens/s, median and spread), peak memory and load time.")
 
-    @Option(help: "A Phi-4 model directory.")
+    @Option(help: "A Phi-4 model: GGUF file or HF directory.")
     var model: String
 
-    @Option(help: "Weight type to run in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
+    @Option(help: "Weight type for HF directories: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
     var weights = "f32"
 
-    @Option(name: .customLong("prompt-tokens"), help: "Prompt length for the prefill measurement.")
+    @Option(name: [.customShort("p"), .customLong("prompt-tokens")], help: "Prompt length for the prefill measurement.")
     var promptTokens = 512
 
-    @Option(name: .customLong("gen-tokens"), help: "Tokens decoded one at a time for the decode measurement.")
+    @Option(name: [.customShort("n"), .customLong("gen-tokens")], help: "Tokens decoded one at a time.")
     var genTokens = 32
 
-    @Option(help: "Threads (default: the CPUs this process may use).")
+    @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: the CPUs this process may use).")
     var threads: Int?
 
     @Option(name: .customLong("batch-size"), help: "Most tokens per forward chunk.")
     var batchSize = 512
 
-    @Option(help: "Repetitions; the best is reported.")
-    var repeats = 2
+    @Option(name: [.customShort("r"), .customLong("repeats")], help: "Repetitions (median and spread are reported).")
+    var repeats = 3
+
+    @Option(name: .customLong("context"), help: "Context length to allocate (default: prompt + generated tokens).")
+    var context: Int?
+
+    @Flag(help: "Print one JSON object instead of text.")
+    var json = false
 
     func run() throws {
         let clock = ContinuousClock()
         let t0 = clock.now
         let m = try loadModel(model, weights: weights)
-        let loadSeconds = seconds(clock.now - t0)
         var x: UInt64 = 0x1234_5678
         let vocab = UInt64(m.tokenizer.bpeTokenCount)
         let prompt: [TokenID] = (0..<promptTokens).map { _ in
             x = x &* 6364136223846793005 &+ 1442695040888963407
             return TokenID((x >> 33) % vocab)
         }
-        var bestPrefill = Double.infinity, bestDecode = Double.infinity
+        var prefill: [Double] = [], decode: [Double] = []
+        var loadSeconds = 0.0
         do {
-            let session = try Session(model: m, contextLength: min(m.config.maxPositions, promptTokens + genTokens + 1),
-                                      batchSize: batchSize, threads: threads)
+            let n = context ?? min(m.config.maxPositions, promptTokens + genTokens + 1)
+            let session = try Session(model: m, contextLength: n, batchSize: batchSize, threads: threads)
+            var logits = try session.evaluate([prompt.first ?? 1])  // first token: load finished
+            loadSeconds = seconds(clock.now - t0)
             for _ in 0..<max(1, repeats) {
                 session.reset()
-                let a = clock.now
-                var logits = try session.evaluate(prompt)
-                bestPrefill = min(bestPrefill, seconds(clock.now - a))
-                let b = clock.now
-                for _ in 0..<genTokens {
-                    logits = try session.evaluate([Sampler.argmax(logits)])
+                if promptTokens > 0 {
+                    let a = clock.now
+                    logits = try session.evaluate(prompt)
+                    prefill.append(Double(promptTokens) / seconds(clock.now - a))
                 }
-                bestDecode = min(bestDecode, seconds(clock.now - b))
+                if genTokens > 0 {
+                    if promptTokens == 0 { session.reset(); logits = try session.evaluate([1]) }
+                    let b = clock.now
+                    for _ in 0..<genTokens { logits = try session.evaluate([Sampler.argmax(logits)]) }
+                    decode.append(Double(genTokens) / seconds(clock.now - b))
+                }
             }
             let mem = residentMemory()
-            print("model: \(model) (\(m.config.layerCount) layers, \(m.weights.layers.first?.gateUp.format.rawValue ?? weights) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB), kernels: \(String(cString: p4k_isa_name(p4k_isa_best())))")
-            print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load: \(fmt(loadSeconds)) s")
-            print("prefill pp\(promptTokens): \(fmt(Double(promptTokens) / bestPrefill)) tok/s (\(fmt(bestPrefill)) s)")
-            if genTokens > 0 {
-                print("decode  tg\(genTokens): \(fmt(Double(genTokens) / bestDecode)) tok/s (\(fmt(bestDecode / Double(genTokens) * 1000)) ms/token)")
+            let isa = String(cString: p4k_isa_name(p4k_isa_best()))
+            let format = m.weights.layers.first?.gateUp.format.rawValue ?? weights
+            if json {
+                var o: [String: JSONValue] = [
+                    "model": .string(model), "weights": .string(format), "threads": .number(Double(session.decoder.threads)),
+                    "n_prompt": .number(Double(promptTokens)), "n_gen": .number(Double(genTokens)),
+                    "repeats": .number(Double(max(1, repeats))), "kernels": .string(isa),
+                    "peak_rss_bytes": .number(Double(mem.peak)), "load_s": .number(loadSeconds),
+                    "weight_bytes": .number(Double(m.weights.byteCount)),
+                    // Decoding reads every weight once per token except the embedding table (one row).
+                    "bytes_per_token": .number(Double(m.weights.byteCount - (m.weights.lmHead === m.weights.embedding ? 0 : m.weights.embedding.byteCount))),
+                ]
+                if !prefill.isEmpty {
+                    o["pp_tps"] = .number(median(prefill))
+                    o["pp_tps_all"] = .array(prefill.map { .number($0) })
+                }
+                if !decode.isEmpty {
+                    o["tg_tps"] = .number(median(decode))
+                    o["tg_tps_all"] = .array(decode.map { .number($0) })
+                }
+                print(JSONValue.object(o).serialized)
+            } else {
+                print("model: \(model) (\(m.config.layerCount) layers, \(format) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB), kernels: \(isa)")
+                print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load to first token: \(fmt(loadSeconds)) s")
+                if !prefill.isEmpty { print("prefill pp\(promptTokens): \(spread(prefill)) tok/s") }
+                if !decode.isEmpty { print("decode  tg\(genTokens): \(spread(decode)) tok/s") }
+                print("memory: rss \(fmt(Double(mem.current) / 1e9)) GB, peak \(fmt(Double(mem.peak) / 1e9)) GB")
             }
-            print("memory: rss \(fmt(Double(mem.current) / 1e9)) GB, peak \(fmt(Double(mem.peak) / 1e9)) GB")
         } catch {
             throw ValidationError("\(error)")
         }
+    }
+
+    func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    func spread(_ v: [Double]) -> String {
+        "\(fmt(median(v))) (\(fmt(v.min()!))–\(fmt(v.max()!)), \(v.count) runs)"
     }
 
     func seconds(_ d: Duration) -> Double {
