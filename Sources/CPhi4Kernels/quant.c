@@ -462,6 +462,9 @@ __attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, 
     for (; b + 8 <= nb; b += 8) {
         const uint8_t *wb = w + b * 18;
         const int8_t *ab = a + b * 32;
+        _mm_prefetch((const char *)(wb + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 1088), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 1152), _MM_HINT_T0);
         __m256i s = reduce8(q4_block_avx2(wb, ab), q4_block_avx2(wb + 18, ab + 32), q4_block_avx2(wb + 36, ab + 64),
                             q4_block_avx2(wb + 54, ab + 96), q4_block_avx2(wb + 72, ab + 128),
                             q4_block_avx2(wb + 90, ab + 160), q4_block_avx2(wb + 108, ab + 192),
@@ -485,6 +488,7 @@ __attribute__((target("avx2,f16c"))) static float q8_row_avx2(const uint8_t *w, 
     for (; b + 8 <= nb; b += 8) {
         const uint8_t *wb = w + b * 34;
         const int8_t *ab = a + b * 32;
+        for (int k = 0; k < 5; k++) _mm_prefetch((const char *)(wb + 1536 + 64 * k), _MM_HINT_T0);
         __m256i s = reduce8(q8_block_avx2(wb, ab), q8_block_avx2(wb + 34, ab + 32), q8_block_avx2(wb + 68, ab + 64),
                             q8_block_avx2(wb + 102, ab + 96), q8_block_avx2(wb + 136, ab + 128),
                             q8_block_avx2(wb + 170, ab + 160), q8_block_avx2(wb + 204, ab + 192),
