@@ -100,3 +100,20 @@ void p4k_advise_done(const void *p, size_t bytes) {
     uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
     if (end > start) madvise((void *)start, end - start, MADV_DONTNEED);
 }
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,f16c"))) static void f32_to_f16_f16c(const float *src, uint16_t *dst, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = p4k_f32_to_fp16(src[i]);
+}
+#endif
+
+void p4k_f32_to_f16(const float *src, uint16_t *dst, size_t n) {
+#if defined(__x86_64__)
+    uint32_t f = p4k_cpu_features();
+    if ((f & P4K_CPU_F16C) && (f & P4K_CPU_AVX2)) { f32_to_f16_f16c(src, dst, n); return; }
+#endif
+    for (size_t i = 0; i < n; i++) dst[i] = p4k_f32_to_fp16(src[i]);
+}

@@ -185,3 +185,40 @@ final class DecoderTests: XCTestCase {
         }
     }
 }
+
+final class KVCacheTypeTests: XCTestCase {
+    /// An f16 cache (half the memory) stays close to the f32 cache: keys and values are rounded
+    /// to 11 significant bits (relative error ≤ 2⁻¹¹), which moves the logits by a small fraction
+    /// of their range. Bounds: max |Δ| ≤ 5e-3 × max |logit| and mean KL ≤ 1e-5.
+    func testHalfCacheStaysCloseToF32() throws {
+        for name in fixtureModelNames {
+            let model = DecoderTests.models[name]!
+            let p = try loadReference(name).last!
+            let a = try Session(model: model, contextLength: 512, cacheType: .f32).evaluate(p.ids, allLogits: true)
+            let half = try Session(model: model, contextLength: 512, batchSize: 64, cacheType: .f16)
+            XCTAssertEqual(half.cache.type, .f16)
+            XCTAssertEqual(half.cache.byteCount * 2, try Session(model: model, contextLength: 512, cacheType: .f32).cache.byteCount)
+            let b = try half.evaluate(p.ids, allLogits: true)
+            let (d, s) = maxDifference(b, a)
+            let vocab = model.config.vocabSize
+            var kl = 0.0
+            for i in 0..<p.ids.count {
+                let ra = Array(a[(i * vocab)..<((i + 1) * vocab)])
+                let rb = Array(b[(i * vocab)..<((i + 1) * vocab)])
+                kl += klDivergenceOfLogits(ra, rb)
+            }
+            kl /= Double(p.ids.count)
+            print("\(name): f16 cache max |Δ| \(d) (max |logit| \(s)), mean KL \(kl)")
+            XCTAssertLessThanOrEqual(d, 5e-3 * s)
+            XCTAssertLessThanOrEqual(kl, 1e-5)
+        }
+    }
+
+    func testQuantizedModelsDefaultToHalfCache() throws {
+        var options = ModelLoadOptions()
+        options.weightType = .q8_0
+        let m = try Model.load(path: modelFixtures + "/gqa8", options: options)
+        XCTAssertEqual(try Session(model: m, contextLength: 64).cache.type, .f16)
+        XCTAssertEqual(try Session(model: DecoderTests.models["gqa8"]!, contextLength: 64).cache.type, .f32)
+    }
+}

@@ -152,17 +152,7 @@ final class QuantizationTests: XCTestCase {
         return (kl / Double(count), Double(agree) / Double(count))
     }
 
-    func klDivergence(_ p: [Float], _ q: [Float]) -> Double {
-        func logSoftmax(_ v: [Float]) -> [Double] {
-            let m = Double(v.max()!)
-            let lse = log(v.reduce(0.0) { $0 + exp(Double($1) - m) }) + m
-            return v.map { Double($0) - lse }
-        }
-        let lp = logSoftmax(p), lq = logSoftmax(q)
-        var s = 0.0
-        for i in 0..<p.count { s += exp(lp[i]) * (lp[i] - lq[i]) }
-        return s
-    }
+    func klDivergence(_ p: [Float], _ q: [Float]) -> Double { klDivergenceOfLogits(p, q) }
 
     /// Bounds (random-weight models are a hard case for 4-bit: Gaussian weights, no outlier
     /// structure; measured values are in the issue notes). Q8_0 must be nearly lossless; Q4_0
@@ -198,4 +188,17 @@ final class QuantizationTests: XCTestCase {
         }
         XCTAssertLessThan(total / Double(p.ids.count), 0.01)
     }
+}
+
+/// KL(softmax(p) ‖ softmax(q)) of two logit rows, in f64.
+func klDivergenceOfLogits(_ p: [Float], _ q: [Float]) -> Double {
+    func logSoftmax(_ v: [Float]) -> [Double] {
+        let m = Double(v.max()!)
+        let lse = log(v.reduce(0.0) { $0 + exp(Double($1) - m) }) + m
+        return v.map { Double($0) - lse }
+    }
+    let lp = logSoftmax(p), lq = logSoftmax(q)
+    var s = 0.0
+    for i in 0..<p.count { s += exp(lp[i]) * (lp[i] - lq[i]) }
+    return s
 }

@@ -75,6 +75,9 @@ void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, fl
 /// Widens `n` bfloat16 values to float32 (AVX-512 when available).
 void p4k_bf16_to_f32(const uint16_t *src, float *dst, size_t n);
 
+/// Narrows `n` floats to IEEE half, rounding to nearest even (F16C when available).
+void p4k_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
 /// Widens `n` IEEE half values to float32 (F16C when available).
 void p4k_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 

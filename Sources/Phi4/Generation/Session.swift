@@ -63,7 +63,9 @@ public final class Session: @unchecked Sendable {
     ///   - contextLength: positions the KV cache holds (default: the model's maximum, at most 4096).
     ///   - batchSize: the most tokens evaluated in one forward call (prefill chunk size).
     ///   - threads: threads per parallel step (default: all the pool has).
-    public init(model: Model, contextLength: Int? = nil, batchSize: Int = 512, threads: Int? = nil) throws(ModelError) {
+    ///   - cacheType: the KV cache's element type (default: f32 for f32 weights, f16 for quantized).
+    public init(model: Model, contextLength: Int? = nil, batchSize: Int = 512, threads: Int? = nil,
+                cacheType: KVCacheType? = nil) throws(ModelError) {
         let n = contextLength ?? min(model.config.maxPositions, 4096)
         guard n > 0 && n <= model.config.maxPositions else {
             throw .invalidRequest("context length \(n) must be in 1…\(model.config.maxPositions)")
@@ -71,7 +73,8 @@ public final class Session: @unchecked Sendable {
         guard batchSize > 0 && batchSize <= 1 << 16 else { throw .invalidRequest("batch size must be in 1…65536") }
         if let threads, threads <= 0 { throw .invalidRequest("threads must be positive") }
         self.model = model
-        self.cache = KVCache(config: model.config, capacity: n)
+        let quantized = model.weights.layers.first.map { $0.gateUp.format != .f32 } ?? false
+        self.cache = KVCache(config: model.config, capacity: n, type: cacheType ?? (quantized ? .f16 : .f32))
         self.decoder = Decoder(model: model, batchSize: min(batchSize, n), threads: threads)
     }
 

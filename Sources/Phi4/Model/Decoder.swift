@@ -1,4 +1,5 @@
 import COpenBLAS
+import CPhi4Kernels
 
 #if canImport(Glibc)
 import Glibc
@@ -87,19 +88,17 @@ public final class Decoder {
             Ops.matmul(xn, rows: t, layer.qkv, qkv, pool: pool, threads: threads)
 
             // Rotate q and k (NeoX pairs i, i + headDim/2); store k and v in the cache.
-            let keys = cache.keys(layer: l), values = cache.values(layer: l)
             rowwise(t) { i in
                 let row = qkv + i * qkvDim
                 let cos = s.cos + i * c.headDim / 2, sin = s.sin + i * c.headDim / 2
                 for h in 0..<(c.headCount + c.kvHeadCount) {
                     Ops.rope(row + h * c.headDim, headDim: c.headDim, cos: cos, sin: sin)
                 }
-                (keys + (start + i) * c.kvDim).update(from: row + c.qDim, count: c.kvDim)
-                (values + (start + i) * c.kvDim).update(from: row + c.qDim + c.kvDim, count: c.kvDim)
+                cache.store(layer: l, position: start + i, key: row + c.qDim, value: row + c.qDim + c.kvDim)
             }
 
             // Causal grouped-query attention over every cached position; x += attn · Woᵀ.
-            attention(queries: qkv, count: t, start: start, keys: keys, values: values, out: attn)
+            attention(queries: qkv, count: t, start: start, cache: cache, layer: l, out: attn)
             Ops.matmul(attn, rows: t, layer.output, x, accumulate: true, pool: pool, threads: threads)
 
             // 3. MLP block. xn = rmsnorm(x); [gate; up] = xn · Wguᵀ; x += (silu(gate) * up) · Wdownᵀ
@@ -143,7 +142,7 @@ public final class Decoder {
     /// online softmax (running max and sum per query), so scratch stays `count × keyTile` however
     /// long the context is. Query head h reads key-value head `h / (heads / kvHeads)`.
     private func attention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
-                           keys: UnsafePointer<Float>, values: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
+                           cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
         let c = model.config
         let hd = c.headDim
         let qkvDim = c.qDim + 2 * c.kvDim
@@ -155,10 +154,14 @@ public final class Decoder {
             let n = min(threads, c.headCount)
             let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
             let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
+            let half = cache.type == .f16
             for h in heads {
                 let q = qkv + h * hd
-                let k = keys + (h / group) * hd
-                let v = values + (h / group) * hd
+                let g = h / group
+                // f32 caches are read in place (rows kvDim apart); f16 tiles are widened into scratch.
+                let k: UnsafePointer<Float> = half ? UnsafePointer(s.keyTile[thread]) : UnsafePointer(cache.keys(layer: layer) + g * hd)
+                let v: UnsafePointer<Float> = half ? UnsafePointer(s.valueTile[thread]) : UnsafePointer(cache.values(layer: layer) + g * hd)
+                let ld = half ? hd : c.kvDim
                 for i in 0..<t {
                     runMax[i] = -.infinity
                     runSum[i] = 0
@@ -167,9 +170,22 @@ public final class Decoder {
                 var k0 = 0
                 while k0 < total {
                     let kn = min(tile, total - k0)
+                    let kBase: UnsafePointer<Float>, vBase: UnsafePointer<Float>
+                    if half {
+                        let hk = cache.halfKeys(layer: layer) + g * hd, hv = cache.halfValues(layer: layer) + g * hd
+                        for j in 0..<kn {
+                            p4k_f16_to_f32(hk + (k0 + j) * c.kvDim, s.keyTile[thread] + j * hd, hd)
+                            p4k_f16_to_f32(hv + (k0 + j) * c.kvDim, s.valueTile[thread] + j * hd, hd)
+                        }
+                        kBase = k
+                        vBase = v
+                    } else {
+                        kBase = k + k0 * c.kvDim
+                        vBase = v + k0 * c.kvDim
+                    }
                     // scores[i, j] = scale · q_i · k_(k0+j)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
-                                q, Int32(qkvDim), k + k0 * c.kvDim, Int32(c.kvDim), 0, scores, Int32(kn))
+                                q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))
                     for i in 0..<t {
                         let row = scores + i * kn
                         let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
@@ -196,7 +212,7 @@ public final class Decoder {
                     }
                     // acc += p · v_(k0…)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
-                                scores, Int32(kn), v + k0 * c.kvDim, Int32(c.kvDim), 1, acc, Int32(hd))
+                                scores, Int32(kn), vBase, Int32(ld), 1, acc, Int32(hd))
                     k0 += kn
                 }
                 for i in 0..<t {
@@ -214,7 +230,7 @@ public final class Decoder {
         /// Keys per attention tile.
         static let keyTile = 256
         let x, xn, qkv, attn, gateUp, act, cos, sin: UnsafeMutablePointer<Float>
-        let scores, accumulator, runningMax, runningSum: [UnsafeMutablePointer<Float>]
+        let scores, accumulator, runningMax, runningSum, keyTile, valueTile: [UnsafeMutablePointer<Float>]
         private var all: [UnsafeMutablePointer<Float>] = []
 
         init(config c: ModelConfig, batch b: Int, threads: Int) {
@@ -235,7 +251,9 @@ public final class Decoder {
             accumulator = (0..<threads).map { _ in make(b * c.headDim) }
             runningMax = (0..<threads).map { _ in make(b) }
             runningSum = (0..<threads).map { _ in make(b) }
-            all = [x, xn, qkv, attn, gateUp, act, cos, sin] + scores + accumulator + runningMax + runningSum
+            keyTile = (0..<threads).map { _ in make(Scratch.keyTile * c.headDim) }
+            valueTile = (0..<threads).map { _ in make(Scratch.keyTile * c.headDim) }
+            all = [x, xn, qkv, attn, gateUp, act, cos, sin] + scores + accumulator + runningMax + runningSum + keyTile + valueTile
         }
 
         deinit { for p in all { p.deallocate() } }

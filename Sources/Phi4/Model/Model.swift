@@ -161,7 +161,8 @@ public struct MemoryEstimate: Sendable {
     /// Total bytes needed.
     public var total: Int { weightBytes + cacheBytes + scratchBytes }
 
-    /// Estimates the memory of `config` with weights of `weights` type and an f32 cache of `contextLength`.
+    /// Estimates the memory of `config` with weights of `weights` type and a cache of
+    /// `contextLength` positions (f32 for f32 weights, f16 otherwise: the sessions' defaults).
     public init(config c: ModelConfig, weights: WeightType, contextLength: Int) {
         let d = c.hiddenSize
         func bytes(_ rows: Int, _ cols: Int, _ role: WeightType.Role) -> Int {
@@ -172,7 +173,7 @@ public struct MemoryEstimate: Sendable {
             + bytes(2 * c.intermediateSize, d, .gateUp) + bytes(d, c.intermediateSize, .down) + 2 * d * 4
         weightBytes = bytes(c.vocabSize, d, .embedding) + bytes(c.vocabSize, d, .lmHead) + c.layerCount * perLayer + d * 4
         weightType = weights
-        cacheBytes = c.layerCount * contextLength * c.kvDim * 2 * 4
+        cacheBytes = c.layerCount * contextLength * c.kvDim * 2 * (weights == .f32 ? 4 : 2)  // f16 cache when quantized
         let batch = 512
         scratchBytes = batch * (c.hiddenSize * 4 + c.qDim + 2 * c.kvDim + 3 * c.intermediateSize) * 4 + c.vocabSize * 4 * 2
     }
