@@ -215,10 +215,11 @@ __attribute__((target("avx2"))) static inline int32_t hsum_i32_8(__m256i v) {
 }
 
 __attribute__((target("avx2"))) static inline __m256i q4_unpack(const uint8_t *qs) {
-    __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    __m128i lo = _mm_and_si128(raw, _mm_set1_epi8(0xF));
-    __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0xF));
-    return _mm256_set_m128i(hi, lo);
+    // Both halves from one broadcast load (no shuffle): the upper lane is shifted right by 4 so
+    // that each byte's high nibble lands in its low nibble, then every byte is masked to 4 bits.
+    __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)qs));
+    v = _mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+    return _mm256_and_si256(v, _mm256_set1_epi8(0xF));
 }
 
 // Eight blocks' 8-lane partial sums → one vector of the eight exact block sums.
