@@ -27,10 +27,12 @@ demo: build
 	.build/release/phi4 generate --model $(DEMO_MODEL) --chat --prompt "What is 2+2?" --max-tokens 24 --seed 1
 
 # Every test: the Swift suite in a release build (the numeric kernels are too slow to test
-# unoptimized), then the C ABI suite (examples and C tests against lib/libphi4.so, valgrind).
+# unoptimized), the C ABI suite (examples and C tests against lib/libphi4.so, valgrind), and the
+# Python binding's suite (pip-installed into .build-py).
 test: test-deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
 	bash scripts/test-c.sh
+	bash scripts/test-python.sh
 
 # libphi4.so: the C ABI with the Swift runtime linked in statically, only phi4_* exported, a SONAME.
 lib: deps
@@ -53,4 +55,4 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/phi4.pc.in > $(PREFIX)/lib/pkgconfig/phi4.pc
 
 clean:
-	rm -rf .build .build-lib .build-ctest $(LIBDIR)
+	rm -rf .build .build-lib .build-ctest .build-py bindings/python/phi4/lib bindings/python/build $(LIBDIR)

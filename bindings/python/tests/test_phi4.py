@@ -1,0 +1,163 @@
+"""Tests of the Python binding on the repository's fixture models (transformers' reference ids)."""
+import json
+import os
+import threading
+import time
+
+import pytest
+
+import phi4
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+FIX = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures")
+MODEL = os.path.join(FIX, "models", "gqa8")
+
+
+def reference(k=1):
+    return json.load(open(os.path.join(MODEL, "reference", "prompts.json")))["prompts"][k]
+
+
+@pytest.fixture(scope="module")
+def model():
+    return phi4.Model(MODEL)
+
+
+def test_version():
+    assert phi4.version().count(".") == 2
+
+
+def test_greedy_ids_match_transformers(model):
+    for k in range(4):
+        ref = reference(k)
+        ctx = model.context()
+        ctx.eval(ref["ids"])
+        out = []
+        for _ in range(32):
+            logits = ctx.logits()
+            best = max(range(model.vocab_size), key=lambda i: logits[i])
+            out.append(best)
+            ctx.eval([best])
+        assert out == ref["greedy32"]
+
+
+def test_generate_greedy_text_equals_reference(model):
+    ref = reference(1)
+    eog = set(model.eog_tokens)
+    cut = next((i for i, t in enumerate(ref["greedy32"]) if t in eog), 32)
+    text = model.generate(ref["ids"], max_tokens=32, temperature=0)
+    assert text == model.detokenize(ref["greedy32"][:cut])
+
+
+def test_stream_pieces_join_to_text(model):
+    ref = reference(2)
+    full = model.generate(ref["ids"], max_tokens=40, temperature=0.9, seed=5)
+    pieces = list(model.generate(ref["ids"], max_tokens=40, temperature=0.9, seed=5, stream=True))
+    assert len(pieces) > 1
+    assert "".join(pieces) == full
+
+
+def test_tokenizer_alone_matches_tiktoken():
+    tok = phi4.Tokenizer(os.path.join(FIX, "tokenizer", "phi4"))
+    assert tok.tokenize("Hello, world!") == [9906, 11, 1917, 0]
+    assert tok.tokenize("<|im_end|>", special=True) == [100265]
+    assert tok.detokenize([9906, 11, 1917, 0]) == "Hello, world!"
+    assert tok.token_id("<|im_end|>") == 100265
+
+
+def test_chat_and_openai_shape(model):
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi<|im_end|>!"}]
+    ids = model.tokenizer.chat_template(messages)
+    assert ids.count(model.tokenizer.token_id("<|im_end|>")) == 2  # content's text stays text
+    text = model.chat(messages, max_tokens=12, temperature=0)
+    r = model.create_chat_completion(messages, max_tokens=12, temperature=0)
+    assert r["choices"][0]["message"] == {"role": "assistant", "content": text}
+    assert r["choices"][0]["finish_reason"] in ("stop", "length")
+    assert r["usage"]["prompt_tokens"] == len(ids)
+    assert 0 < r["usage"]["completion_tokens"] <= 12
+    chunks = list(model.create_chat_completion(messages, max_tokens=12, temperature=0, stream=True))
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == text
+    assert chunks[-1]["choices"][0]["finish_reason"] == r["choices"][0]["finish_reason"]
+
+
+def test_bad_arguments_raise(model):
+    with pytest.raises(phi4.ModelFileError):
+        phi4.Model("/nonexistent/model")
+    with pytest.raises(phi4.InvalidArgument):
+        phi4.Model(MODEL, weights="q3")
+    ctx = model.context(n_ctx=16)
+    with pytest.raises(phi4.InvalidArgument):
+        ctx.eval([model.vocab_size])
+    with pytest.raises(phi4.ContextFullError):
+        ctx.eval(list(range(1, 18)))
+    assert len(ctx) == 0
+    with pytest.raises(phi4.InvalidArgument):
+        model.generate([1, 2, 3], temperature=-1)
+    with pytest.raises(phi4.InvalidArgument):
+        model.tokenizer.chat_template([{"role": "user"}])
+    with pytest.raises(phi4.InvalidArgument):
+        model.detokenize([-5])
+
+
+def test_breaking_out_and_keyboard_interrupt_stop_generation(model):
+    ref = reference(1)
+    s = model.generate(ref["ids"], max_tokens=200, temperature=1.0, seed=1, stream=True)
+    for i, _ in enumerate(s):
+        if i == 2:
+            break
+    s.close()
+    assert s.finish_reason == "cancelled"
+    # A real Ctrl-C (SIGINT) during generation: KeyboardInterrupt stops it, the model stays usable.
+    import signal
+    s = model.generate(ref["ids"], max_tokens=100000 // 100, temperature=1.0, seed=1, stream=True)
+    timer = threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGINT))
+    pieces = 0
+    with pytest.raises(KeyboardInterrupt):
+        with s:
+            timer.start()
+            for _ in s:
+                pieces += 1
+                time.sleep(0.001)
+    timer.cancel()
+    assert s.finish_reason == "cancelled"
+    assert pieces < 1000
+    assert model.generate(ref["ids"], max_tokens=4, temperature=0) != ""
+
+
+def test_two_threads_run_inside_the_library_at_once():
+    # Each thread generates with threads=1 on the same model; if the GIL were held during library
+    # calls, pieces could not be produced while the other thread is inside a call, so the two
+    # threads' piece timestamps would not interleave.
+    m = phi4.Model(os.path.join(FIX, "models", "gqa4"), threads=1, n_ctx=1024)
+    ref = json.load(open(os.path.join(FIX, "models", "gqa4", "reference", "prompts.json")))["prompts"][3]
+    stamps = {0: [], 1: []}
+    in_call = {0: 0, 1: 0}
+    overlap = []
+
+    def work(k):
+        ctx = m.context()
+        for _ in m_stream(ctx, k):
+            pass
+
+    def m_stream(ctx, k):
+        s = ctx.stream(ref["ids"], max_tokens=300, temperature=1.0, seed=k)
+        while True:
+            in_call[k] = 1
+            try:
+                piece = next(s)
+            except StopIteration:
+                in_call[k] = 0
+                return
+            in_call[k] = 0
+            stamps[k].append(time.perf_counter())
+            yield piece
+
+    ts = [threading.Thread(target=work, args=(k,)) for k in (0, 1)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    a, b = stamps[0], stamps[1]
+    assert a and b
+    # Interleaving: some piece of thread 1 falls strictly between two pieces of thread 0, and vice versa.
+    between = lambda xs, ys: any(xs[i] < y < xs[i + 1] for i in range(len(xs) - 1) for y in ys)
+    assert between(a, b) and between(b, a)
