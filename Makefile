@@ -27,10 +27,12 @@ demo: build
 	.build/release/phi4 generate --model $(DEMO_MODEL) --chat --prompt "What is 2+2?" --max-tokens 24 --seed 1
 
 # Every test: the Swift suite in a release build (the numeric kernels are too slow to test
-# unoptimized), the C ABI suite (examples and C tests against lib/libphi4.so, valgrind), and the
-# Python binding's suite (pip-installed into .build-py).
+# unoptimized), the command-line checks (chat REPL, perplexity, quantize; the Swift embedding
+# example builds and runs), the C ABI suite (examples and C tests against lib/libphi4.so,
+# valgrind), and the Python binding's suite (pip-installed into .build-py).
 test: test-deps
 	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+	bash scripts/test-cli.sh
 	bash scripts/test-c.sh
 	bash scripts/test-python.sh
 

@@ -12,7 +12,7 @@ struct Phi4Command: ParsableCommand {
         commandName: "phi4",
         abstract: "Run Microsoft's Phi-4 on the CPU: tokenize, generate, benchmark.",
         version: Phi4Version.string,
-        subcommands: [Generate.self, Bench.self, Quantize.self, Info.self, Dev.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
+        subcommands: [Generate.self, Chat.self, Perplexity.self, Bench.self, Quantize.self, Info.self, Dev.self, Logits.self, Tokenize.self, Detokenize.self, ChatPrompt.self, BenchTokenizer.self])
 }
 
 /// Loads a tokenizer or exits with the error message.
@@ -636,5 +636,165 @@ struct RandomModelCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         printError("wrote \(out) in \((clock.now - start).components.seconds) s; peak memory \(fmt(Double(residentMemory().peak) / 1e9)) GB")
+    }
+}
+
+/// The session a Ctrl-C should interrupt (the chat REPL's current answer).
+nonisolated(unsafe) var interruptibleSession: Unmanaged<Session>?
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Chat with a model in the terminal (streaming; /reset, /system TEXT, /exit; Ctrl-C stops an answer).")
+
+    @Option(help: "A Phi-4 model: GGUF file or HF directory.")
+    var model: String
+
+    @Option(help: "Weight type for HF directories: f32, q8_0, q4_0 or q4_0-mixed.")
+    var weights = "f32"
+
+    @Option(help: "A system message.")
+    var system: String?
+
+    @Option(help: "Sampling temperature (0: greedy).")
+    var temperature: Float = 0.7
+
+    @Option(name: .customLong("max-tokens"), help: "The most tokens per answer.")
+    var maxTokens = 512
+
+    @Option(help: "Context length (tokens).")
+    var context = 4096
+
+    @Option(help: "Random seed.")
+    var seed: UInt64?
+
+    func run() throws {
+        let m = try loadModel(model, weights: weights)
+        let session: Session
+        do { session = try Session(model: m, contextLength: min(context, m.config.maxPositions)) } catch {
+            throw ValidationError(error.description)
+        }
+        interruptibleSession = Unmanaged.passUnretained(session)
+        signal(SIGINT) { _ in interruptibleSession?.takeUnretainedValue().cancel() }
+        var systemMessage = system
+        var turns = 0
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.sampling.temperature = temperature
+        options.sampling.seed = seed
+        let imEnd = m.tokenizer.specialTokenID("<|im_end|>")
+        print("phi4 chat — /reset, /system TEXT, /exit")
+        while true {
+            fputs("> ", stdout)
+            fflush(stdout)
+            guard let line = readLine() else { break }
+            let text = line.trimmingSpaces()
+            if text.isEmpty { continue }
+            if text == "/exit" || text == "/quit" { break }
+            if text == "/reset" {
+                session.reset()
+                turns = 0
+                print("[conversation reset]")
+                continue
+            }
+            if text.hasPrefix("/system") {
+                systemMessage = String(text.dropFirst(7)).trimmingSpaces()
+                session.reset()
+                turns = 0
+                print("[system message set; conversation reset]")
+                continue
+            }
+            var messages: [ChatMessage] = []
+            if turns == 0, let systemMessage, !systemMessage.isEmpty { messages.append(.system(systemMessage)) }
+            messages.append(.user(text))
+            do {
+                var prompt = try m.tokenizer.applyChatTemplate(messages)
+                if turns > 0, let imEnd { prompt.insert(imEnd, at: 0) }  // close the previous answer
+                if session.tokens.count + prompt.count + 16 > session.contextLength {
+                    print("[context full: conversation reset]")
+                    session.reset()
+                    turns = 0
+                    if let imEnd, prompt.first == imEnd { prompt.removeFirst() }
+                }
+                let result = try session.generate(prompt, options: options) { piece, _ in
+                    fputs(piece, stdout)
+                    fflush(stdout)
+                    return true
+                }
+                let tps = Double(result.tokens.count) / max(result.generationSeconds, 1e-9)
+                print(result.stopReason == .cancelled ? " [stopped]" : "")
+                printError("[\(result.tokens.count) tokens, \(fmt(tps)) tok/s]")
+                turns += 1
+            } catch {
+                print("")
+                printError("error: \(error)")
+                session.reset()
+                turns = 0
+            }
+        }
+    }
+}
+
+extension String {
+    /// The string without leading and trailing spaces, tabs and line breaks.
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+struct Perplexity: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Perplexity of a model on a text file, in windows of --ctx tokens.")
+
+    @Option(help: "A Phi-4 model: GGUF file or HF directory.")
+    var model: String
+
+    @Option(help: "Weight type for HF directories: f32, q8_0, q4_0 or q4_0-mixed.")
+    var weights = "f32"
+
+    @Option(help: "A UTF-8 text file.")
+    var file: String
+
+    @Option(help: "Window length in tokens; each window is evaluated from an empty context.")
+    var ctx = 512
+
+    @Option(name: .customLong("max-windows"), help: "Evaluate at most this many windows.")
+    var maxWindows = 1_000_000
+
+    func run() throws {
+        let m = try loadModel(model, weights: weights)
+        let ids = m.tokenizer.encode(String(decoding: try FileIO_readAll(file), as: UTF8.self))
+        guard ids.count > ctx else { throw ValidationError("the file has \(ids.count) tokens; need more than --ctx \(ctx)") }
+        let vocab = m.config.vocabSize
+        var nll = 0.0
+        var count = 0
+        var windows = 0
+        do {
+            let session = try Session(model: m, contextLength: ctx)
+            var start = 0
+            while start + ctx <= ids.count && windows < maxWindows {
+                session.reset()
+                let window = Array(ids[start..<(start + ctx)])
+                let logits = try session.evaluate(window, allLogits: true)
+                // Score every position after the first half (each prediction sees at least ctx/2 tokens).
+                for i in (ctx / 2)..<(ctx - 1) {
+                    let row = logits[(i * vocab)..<((i + 1) * vocab)]
+                    let maxv = Double(row.max()!)
+                    var sum = 0.0
+                    for v in row { sum += exp(Double(v) - maxv) }
+                    nll += (log(sum) + maxv) - Double(row[row.startIndex + Int(window[i + 1])])
+                    count += 1
+                }
+                windows += 1
+                start += ctx
+                fputs("\rwindow \(windows): perplexity \(fmt(exp(nll / Double(count))))   ", stderr)
+            }
+            fputs("\n", stderr)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        print("perplexity: \(fmt(exp(nll / Double(count)))) over \(count) predictions in \(windows) windows of \(ctx) tokens (\(model), \(m.weights.layers.first?.gateUp.format.rawValue ?? weights))")
     }
 }
