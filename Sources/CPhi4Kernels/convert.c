@@ -42,21 +42,6 @@ static void bf16_to_f32_scalar(const uint16_t *src, float *dst, size_t n) {
     }
 }
 
-static float half_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1F, mant = h & 0x3FF, bits;
-    if (exp == 0) {
-        float v = (float)mant * (1.0f / 16777216.0f);
-        return sign ? -v : v;
-    } else if (exp == 31) {
-        bits = sign | 0x7F800000u | (mant << 13);
-    } else {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 void p4k_bf16_to_f32(const uint16_t *src, float *dst, size_t n) {
 #if defined(__x86_64__)
@@ -70,7 +55,7 @@ void p4k_f16_to_f32(const uint16_t *src, float *dst, size_t n) {
     uint32_t f = p4k_cpu_features();
     if ((f & P4K_CPU_F16C) && (f & P4K_CPU_AVX2)) { f16_to_f32_f16c(src, dst, n); return; }
 #endif
-    for (size_t i = 0; i < n; i++) dst[i] = half_to_float(src[i]);
+    for (size_t i = 0; i < n; i++) dst[i] = p4k_fp16_to_f32(src[i]);
 }
 
 void *p4k_alloc_large(size_t bytes) {

@@ -136,15 +136,7 @@ struct BenchTokenizer: ParsableCommand {
 
     func run() throws {
         let tok = try loadTokenizer(tokenizer)
-        guard let f = fopen(file, "rb") else { throw ValidationError("cannot open \(file)") }
-        var bytes: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = fread(&buf, 1, buf.count, f)
-            if n <= 0 { break }
-            bytes.append(contentsOf: buf[0..<n])
-        }
-        fclose(f)
+        let bytes = try FileIO_readAll(file)
         let text = String(decoding: bytes, as: UTF8.self)
         var best = Double.infinity
         var count = 0

@@ -43,22 +43,7 @@ public enum GGUFExport {
         let tok = try Tokenizer.load(path: directory)
         let checkpoint = try SafeTensorsCheckpoint(directory: directory)
         var w = GGUFWriter()
-        func meta(_ k: String, _ v: GGUFValue) { w.metadata.append((k, v)) }
-        meta("general.architecture", .string("phi3"))
-        meta("general.name", .string(directory.split(separator: "/").last.map(String.init) ?? "phi-4"))
-        meta("general.file_type", .uint32(type.code))
-        meta("general.quantization_version", .uint32(2))
-        meta("phi3.context_length", .uint32(UInt32(c.maxPositions)))
-        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositions)))
-        meta("phi3.embedding_length", .uint32(UInt32(c.hiddenSize)))
-        meta("phi3.feed_forward_length", .uint32(UInt32(c.intermediateSize)))
-        meta("phi3.block_count", .uint32(UInt32(c.layerCount)))
-        meta("phi3.attention.head_count", .uint32(UInt32(c.headCount)))
-        meta("phi3.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
-        meta("phi3.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
-        meta("phi3.rope.dimension_count", .uint32(UInt32(c.headDim)))
-        meta("phi3.rope.freq_base", .float32(c.ropeTheta))
-        meta("phi3.attention.sliding_window", .uint32(0))
+        addPhi3Metadata(c, name: directory.split(separator: "/").last.map(String.init) ?? "phi-4", fileType: type, to: &w)
         try addTokenizer(tok, vocabSize: c.vocabSize, directory: directory, to: &w)
 
         // Tensors in llama.cpp's order.
@@ -109,15 +94,7 @@ public enum GGUFExport {
         while r < rows {
             let n = min(slice, rows - r)
             convertToFloatRows(t, cols: cols, rows: r..<(r + n), into: f)
-            switch type {
-            case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
-            case .f16:
-                let h = out.assumingMemoryBound(to: UInt16.self)
-                for i in 0..<(n * cols) { h[i] = p4k_f32_to_fp16(f[i]) }
-            case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
-            case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
-            case .q6_K, .bf16: throw ModelError.unsupported("writing \(type) tensors")
-            }
+            try encodeRows(f, rows: n, cols: cols, type: type, into: out)
             try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
             // The source rows are done: let them leave the resident set.
             if let base = t.data.baseAddress {
@@ -125,6 +102,39 @@ public enum GGUFExport {
                 p4k_advise_done(base + r * cols * bytesPerElement, n * cols * bytesPerElement)
             }
             r += n
+        }
+    }
+
+    /// Adds the `general.*` and `phi3.*` metadata llama.cpp's converter writes for a Phi-4 shape.
+    static func addPhi3Metadata(_ c: ModelConfig, name: String, fileType: FileType, to w: inout GGUFWriter) {
+        func meta(_ k: String, _ v: GGUFValue) { w.metadata.append((k, v)) }
+        meta("general.architecture", .string("phi3"))
+        meta("general.name", .string(name))
+        meta("general.file_type", .uint32(fileType.code))
+        meta("general.quantization_version", .uint32(2))
+        meta("phi3.context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.embedding_length", .uint32(UInt32(c.hiddenSize)))
+        meta("phi3.feed_forward_length", .uint32(UInt32(c.intermediateSize)))
+        meta("phi3.block_count", .uint32(UInt32(c.layerCount)))
+        meta("phi3.attention.head_count", .uint32(UInt32(c.headCount)))
+        meta("phi3.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
+        meta("phi3.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
+        meta("phi3.rope.dimension_count", .uint32(UInt32(c.headDim)))
+        meta("phi3.rope.freq_base", .float32(c.ropeTheta))
+        meta("phi3.attention.sliding_window", .uint32(0))
+    }
+
+    /// Encodes `rows` f32 rows of `cols` values as GGML `type` into `out`.
+    static func encodeRows(_ f: UnsafePointer<Float>, rows n: Int, cols: Int, type: GGMLType,
+                           into out: UnsafeMutableRawPointer) throws {
+        let rowBytes = cols / type.block.elements * type.block.bytes
+        switch type {
+        case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
+        case .f16: p4k_f32_to_f16(f, out.assumingMemoryBound(to: UInt16.self), n * cols)
+        case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
+        case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
+        case .q6_K, .bf16: throw ModelError.unsupported("writing \(type) tensors")
         }
     }
 

@@ -13,22 +13,7 @@ public enum RandomModel {
         if let layers { c.layerCount = layers }
         try c.validate()
         var w = GGUFWriter()
-        func meta(_ k: String, _ v: GGUFValue) { w.metadata.append((k, v)) }
-        meta("general.architecture", .string("phi3"))
-        meta("general.name", .string("phi-4-shaped-random"))
-        meta("general.file_type", .uint32(type == .f32 ? 0 : type == .f16 ? 1 : type == .q8_0 ? 7 : 2))
-        meta("general.quantization_version", .uint32(2))
-        meta("phi3.context_length", .uint32(UInt32(c.maxPositions)))
-        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositions)))
-        meta("phi3.embedding_length", .uint32(UInt32(c.hiddenSize)))
-        meta("phi3.feed_forward_length", .uint32(UInt32(c.intermediateSize)))
-        meta("phi3.block_count", .uint32(UInt32(c.layerCount)))
-        meta("phi3.attention.head_count", .uint32(UInt32(c.headCount)))
-        meta("phi3.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
-        meta("phi3.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
-        meta("phi3.rope.dimension_count", .uint32(UInt32(c.headDim)))
-        meta("phi3.rope.freq_base", .float32(c.ropeTheta))
-        meta("phi3.attention.sliding_window", .uint32(0))
+        GGUFExport.addPhi3Metadata(c, name: "phi-4-shaped-random", fileType: type, to: &w)
         try GGUFExport.addTokenizer(tokenizer, vocabSize: c.vocabSize, directory: tokenizerDirectory, to: &w)
 
         var plan: [(String, Int, Int, WeightType.Role?, Float)] = [("token_embd.weight", c.vocabSize, c.hiddenSize, .embedding, 1)]
@@ -69,15 +54,7 @@ public enum RandomModel {
                         let u = Float((state &* 0x2545_F491_4F6C_DD1D) >> 40) / Float(1 << 24)
                         f[i] = (u * 2 - 1) * scale * 1.732
                     }
-                    switch ggml {
-                    case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
-                    case .f16:
-                        let h = out.assumingMemoryBound(to: UInt16.self)
-                        for i in 0..<(n * cols) { h[i] = p4k_f32_to_fp16(f[i]) }
-                    case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
-                    case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
-                    default: throw ModelError.unsupported("writing \(ggml)")
-                    }
+                    try GGUFExport.encodeRows(f, rows: n, cols: cols, type: ggml, into: out)
                     try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
                     r += n
                 }

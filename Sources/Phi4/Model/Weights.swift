@@ -181,7 +181,7 @@ func convertToFloat(_ t: TensorInfo, _ out: UnsafeMutablePointer<Float>, range: 
             out[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16)
         }
     case .f16:
-        for i in range { out[i] = Float(halfBits: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
+        for i in range { out[i] = p4k_fp16_to_f32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) }
     }
 }
 
@@ -190,24 +190,6 @@ func convertToFloat(_ t: TensorInfo, _ out: UnsafeMutablePointer<Float>, count: 
     convertToFloat(t, out, range: 0..<count)
 }
 
-extension Float {
-    /// The value of an IEEE 754 half-precision bit pattern.
-    @inline(__always)
-    init(halfBits h: UInt16) {
-        let sign = UInt32(h & 0x8000) << 16
-        let exp = Int((h >> 10) & 0x1F)
-        let mant = UInt32(h & 0x3FF)
-        if exp == 0 {
-            // Zero or subnormal: mant × 2^-24.
-            let v = Float(mant) * (1.0 / 16_777_216.0)
-            self = sign != 0 ? -v : v
-        } else if exp == 31 {
-            self = Float(bitPattern: sign | 0x7F80_0000 | (mant << 13))
-        } else {
-            self = Float(bitPattern: sign | UInt32(exp + 112) << 23 | (mant << 13))
-        }
-    }
-}
 
 /// The weights of one decoder layer.
 public struct LayerWeights: Sendable {
