@@ -98,7 +98,12 @@ enum Log {
     nonisolated(unsafe) static var callback: phi4_log_callback?
     nonisolated(unsafe) static var userData: UnsafeMutableRawPointer?
     nonisolated(unsafe) static var lock = pthread_mutex_t()
-    static let initialized: Void = { pthread_mutex_init(&lock, nil) }()
+    static let initialized: Void = {
+        pthread_mutex_init(&lock, nil)
+        pthread_atfork({ pthread_mutex_lock(&Log.lock) },
+                       { pthread_mutex_unlock(&Log.lock) },
+                       { pthread_mutex_unlock(&Log.lock) })
+    }()
 
     static func write(_ level: Int32, _ message: String) {
         _ = initialized
@@ -117,7 +122,14 @@ enum Handles {
     enum Kind { case model, tokenizer, borrowedTokenizer, context, sampler }
     nonisolated(unsafe) static var live: [UnsafeMutableRawPointer: Kind] = [:]
     nonisolated(unsafe) static var lock = pthread_mutex_t()
-    static let initialized: Void = { pthread_mutex_init(&lock, nil) }()
+    /// The lock is held across fork() (pthread_atfork), so a child process never inherits it
+    /// locked by a thread that does not exist there.
+    static let initialized: Void = {
+        pthread_mutex_init(&lock, nil)
+        pthread_atfork({ pthread_mutex_lock(&Handles.lock) },
+                       { pthread_mutex_unlock(&Handles.lock) },
+                       { pthread_mutex_unlock(&Handles.lock) })
+    }()
 
     /// Registers a new handle for `object` (retained until ``release(_:kind:)``).
     static func register(_ object: AnyObject, _ kind: Kind) -> UnsafeMutableRawPointer {

@@ -13,6 +13,10 @@ import CPhi4Kernels
 /// called with one thread per call. One pool serves the process (``shared``), sized from the CPU
 /// affinity mask and the cgroup CPU quota. Jobs from different threads are serialized, so many
 /// contexts can share it safely.
+///
+/// Fork-safe: a child process (for example Python multiprocessing's "fork") starts with no worker
+/// threads and with the parent's lock states copied; a `pthread_atfork` child handler resets the
+/// locks and the next job starts fresh workers in the child.
 public final class ThreadPool: @unchecked Sendable {
     /// The process-wide pool.
     public static let shared = ThreadPool(threads: ThreadPool.availableCPUs())
@@ -28,14 +32,36 @@ public final class ThreadPool: @unchecked Sendable {
     private var pending = 0
     private var activeThreads = 0
     private var job: ((Int) -> Void)?
+    /// Set in a forked child: the workers are the parent's and do not exist here.
+    private var needsWorkers = false
 
     /// Creates a pool whose jobs use up to `threads` threads (the caller included).
     public init(threads: Int) {
         threadCount = max(1, threads)
+        initLocks()
+        spawnWorkers()
+        ForkRegistry.add(self)
+    }
+
+    private func initLocks() {
         pthread_mutex_init(&mutex, nil)
         pthread_mutex_init(&jobLock, nil)
         pthread_cond_init(&workCond, nil)
         pthread_cond_init(&doneCond, nil)
+    }
+
+    /// Called in a forked child while it has one thread: the parent's locks may have been held
+    /// by threads that do not exist here, so every lock and counter starts again.
+    fileprivate func resetAfterFork() {
+        initLocks()
+        generation = 0
+        pending = 0
+        activeThreads = 0
+        job = nil
+        needsWorkers = threadCount > 1
+    }
+
+    private func spawnWorkers() {
         for index in 1..<threadCount {
             let box = Unmanaged.passRetained(WorkerStart(pool: self, index: index))
             var thread = pthread_t()
@@ -101,6 +127,10 @@ public final class ThreadPool: @unchecked Sendable {
             return
         }
         pthread_mutex_lock(&jobLock)
+        if needsWorkers {
+            needsWorkers = false
+            spawnWorkers()
+        }
         withoutActuallyEscaping(body) { escaping in
             pthread_mutex_lock(&mutex)
             job = escaping
@@ -157,5 +187,26 @@ public final class ThreadPool: @unchecked Sendable {
         #endif
         if n <= 0 { n = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
         return max(1, n)
+    }
+}
+
+/// Every pool of the process (pools live as long as the process: their workers hold them), so
+/// that a forked child can reset them. Registration installs one `pthread_atfork` child handler.
+private enum ForkRegistry {
+    nonisolated(unsafe) static var pools: [Unmanaged<ThreadPool>] = []
+    nonisolated(unsafe) static var lock = pthread_mutex_t()
+    static let installed: Void = {
+        pthread_mutex_init(&lock, nil)
+        pthread_atfork(nil, nil, {
+            pthread_mutex_init(&ForkRegistry.lock, nil)
+            for pool in ForkRegistry.pools { pool.takeUnretainedValue().resetAfterFork() }
+        })
+    }()
+
+    static func add(_ pool: ThreadPool) {
+        _ = installed
+        pthread_mutex_lock(&lock)
+        pools.append(Unmanaged.passUnretained(pool))
+        pthread_mutex_unlock(&lock)
     }
 }

@@ -161,3 +161,26 @@ def test_two_threads_run_inside_the_library_at_once():
     # Interleaving: some piece of thread 1 falls strictly between two pieces of thread 0, and vice versa.
     between = lambda xs, ys: any(xs[i] < y < xs[i + 1] for i in range(len(xs) - 1) for y in ys)
     assert between(a, b) and between(b, a)
+
+
+def _child_generate(model, ids, queue):
+    queue.put(model.generate(ids, max_tokens=32, temperature=0))
+
+
+def test_fork_after_load_works_in_child(model):
+    """A process forked after the model is loaded and used (its worker threads running) generates
+    the same greedy text in the child: the library's thread pool and locks survive fork()."""
+    import multiprocessing
+    ref = reference(1)
+    parent = model.generate(ref["ids"], max_tokens=32, temperature=0)
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child_generate, args=(model, ref["ids"], queue))
+    proc.start()
+    proc.join(60)
+    alive = proc.is_alive()
+    if alive:
+        proc.kill()
+    assert not alive, "the forked child hung"
+    assert proc.exitcode == 0
+    assert queue.get(timeout=5) == parent
