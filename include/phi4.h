@@ -222,7 +222,11 @@ int32_t phi4_context_capacity(const phi4_context *context);
 
 /* Appends tokens to the context and computes logits: of the last position, or of every
  * position of this call with all_logits nonzero. More tokens than fit give
- * PHI4_ERR_CONTEXT_FULL and change nothing. */
+ * PHI4_ERR_CONTEXT_FULL and change nothing (the policy for a prompt longer than the context:
+ * an error, never silent truncation). phi4_cancel() from another thread stops it within one
+ * layer's work: PHI4_ERR_CANCELLED, the chunks of n_batch tokens finished so far stay in the
+ * context (phi4_context_length() says how many) and no logits are available until the next
+ * phi4_eval(). */
 phi4_status phi4_eval(phi4_context *context, const int32_t *tokens, size_t n_tokens, int32_t all_logits);
 
 /* Copies the logits of row `row` of the last phi4_eval() (0-based; -1: the last row) into
@@ -293,7 +297,10 @@ typedef int32_t (*phi4_piece_callback)(const char *piece, size_t len, int32_t to
 
 /* Evaluates `prompt` (ids appended to the context) and generates, calling `callback` (may be
  * NULL) for each piece. *stop_reason (may be NULL) says why it stopped. The generated tokens
- * stay in the context, so a conversation continues with the next call. */
+ * stay in the context, so a conversation continues with the next call. The prompt needs at
+ * least one id (an empty prompt is PHI4_ERR_INVALID_ARGUMENT); max_tokens 0 only evaluates the
+ * prompt (stop reason PHI4_STOP_MAX_TOKENS). Cancelled during the prompt's evaluation, it
+ * returns PHI4_OK with PHI4_STOP_CANCELLED, the prompt's finished chunks staying in the context. */
 phi4_status phi4_generate(phi4_context *context, const int32_t *prompt, size_t n_prompt,
                           const phi4_generate_params *params, phi4_piece_callback callback, void *user_data,
                           phi4_stop_reason *stop_reason);

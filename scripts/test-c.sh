@@ -16,7 +16,7 @@ for f in simple chat tokenize; do
     "$CC" -std=c11 -Wall -Wextra -Werror -O2 "examples/c/$f.c" "${LINK[@]}" -o "$OUT/$f"
 done
 "$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/CABI/abi_test.c "${LINK[@]}" -lm -o "$OUT/abi_test"
-"$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/CABI/threads_test.c "${LINK[@]}" -lpthread -o "$OUT/threads_test"
+"$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/CABI/threads_test.c "${LINK[@]}" -lpthread -lm -o "$OUT/threads_test"
 
 pass=0
 fail=0
@@ -66,6 +66,22 @@ if "$OUT/simple" "$FIX/models/gqa4" "Hello" 8 >/dev/null 2>&1; then ok; else bad
 A=$(ref gqa4 1 ids)
 if "$OUT/abi_test" "$FIX/models/gqa4" "$FIX/tokenizer/phi4" "$A" "$(ref gqa4 1 greedy32)" 100; then ok; else bad abi_test; fi
 if "$OUT/threads_test" "$FIX/models/gqa4" "$A" "$(ref gqa4 2 ids)"; then ok; else bad threads_test; fi
+
+# Fuzz harness: every committed regression input replays without a crash, and a short seeded run
+# of each target (tools/fuzz.sh runs them for longer) finds nothing.
+"$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/Fuzz/fuzz_abi.c "${LINK[@]}" -o "$OUT/fuzz_abi"
+for t in gguf safetensors config tokenizer encode chat; do
+    inputs=(Tests/Fuzz/regressions/"$t"-*)
+    if [ -e "${inputs[0]}" ]; then
+        if "$OUT/fuzz_abi" "$t" --work "$OUT/fuzz-$t" --fixtures "$FIX" --replay "${inputs[@]}" >/dev/null; then ok; else bad "fuzz regressions $t"; fi
+    fi
+    if line=$("$OUT/fuzz_abi" "$t" --work "$OUT/fuzz-$t" --fixtures "$FIX" --runs 300 --seed 7 | tail -1); then
+        ok
+        echo "  fuzz $line"
+    else
+        bad "fuzz $t (input: $OUT/fuzz-$t/current)"
+    fi
+done
 
 # The robustness test under valgrind: no error, nothing definitely lost over 100 load/free cycles.
 # (valgrind cannot read the DWARF 5 debug info of the toolchain, so it gets a stripped copy.)

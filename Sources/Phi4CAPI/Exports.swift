@@ -568,7 +568,13 @@ public func phi4_eval(_ c: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n:
         try box.exclusive {
             box.generation = nil
             box.pending = nil
-            let logits = try box.session.evaluate(list, allLogits: all != 0)
+            let logits: [Float]
+            do {
+                logits = try box.session.evaluate(list, allLogits: all != 0)
+            } catch ModelError.cancelled {
+                box.rows = 0 // finished chunks were added: the old logits no longer belong to the last position
+                throw ModelError.cancelled
+            }
             box.logits = logits
             box.rows = all != 0 ? list.count : 1
         }

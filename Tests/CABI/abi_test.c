@@ -8,6 +8,7 @@
  */
 #include <phi4.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,17 @@ static void test_context_errors(phi4_model *model) {
     gp = phi4_generate_default_params();
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, "bad \xc0\x80 utf8", &gp, NULL, NULL, &reason));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, NULL, &gp, NULL, NULL, &reason));
+    /* max_tokens 0 evaluates the prompt only; an empty prompt is an error and changes nothing. */
+    gp = phi4_generate_default_params();
+    gp.max_tokens = 0;
+    CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    CHECK(phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason) == PHI4_OK && reason == PHI4_STOP_MAX_TOKENS);
+    CHECK(phi4_context_length(ctx) == 3);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 0, &gp, NULL, NULL, &reason));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, "", &gp, NULL, NULL, &reason));
+    CHECK(phi4_context_length(ctx) == 3);
+    CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    gp = phi4_generate_default_params();
     /* Generation that reaches the end of the context is a stop reason, not an error. */
     gp.max_tokens = 100;
     CHECK(phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason) == PHI4_OK && reason == PHI4_STOP_CONTEXT_FULL);
@@ -329,6 +341,13 @@ int main(int argc, char **argv) {
     size_t n_eog = 0;
     CHECK(phi4_model_eog_tokens(model, eog, 8, &n_eog) == PHI4_OK && n_eog >= 2);
     EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_model_eog_tokens(model, eog, 1, &n_eog));
+
+    /* The library installs no signal handlers: the host's stay as they were. */
+    int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGPIPE, SIGINT, SIGTERM, SIGCHLD, SIGUSR1};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction sa;
+        CHECK(sigaction(sigs[i], NULL, &sa) == 0 && sa.sa_handler == SIG_DFL);
+    }
 
     test_tokenizer_errors(model, argv[2]);
     test_context_errors(model);

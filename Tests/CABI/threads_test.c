@@ -4,6 +4,7 @@
  *   threads_test MODEL_DIR "prompt A ids" "prompt B ids"
  */
 #include <phi4.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,22 @@ typedef struct {
     volatile int started;          /* set on the first piece */
     int slow_first_piece;          /* sleep on the first piece (to test BUSY) */
 } job;
+
+/* A long evaluation on its own thread, for cancellation during prefill. */
+typedef struct {
+    phi4_context *ctx;
+    const int32_t *ids;
+    size_t n;
+    phi4_status status;
+    volatile int started;
+} prefill_job;
+
+static void *run_prefill(void *arg) {
+    prefill_job *p = arg;
+    p->started = 1;
+    p->status = phi4_eval(p->ctx, p->ids, p->n, 0);
+    return NULL;
+}
 
 static double now(void) {
     struct timespec ts;
@@ -139,6 +156,59 @@ int main(int argc, char **argv) {
     CHECK(phi4_context_reset(c.ctx) == PHI4_OK);
     CHECK(phi4_generate(c.ctx, a.prompt, a.n_prompt, &gp, NULL, NULL, &reason) == PHI4_OK && reason != PHI4_STOP_CANCELLED);
     phi4_context_free(c.ctx);
+
+    /* Cancel during prefill (1000 tokens in chunks of 128) at moments spread over its run: each
+     * attempt finishes (all 1000 tokens) or is cancelled (PHI4_ERR_CANCELLED, whole chunks kept, no
+     * logits); either way evaluating the rest then gives the logits of an uninterrupted run. */
+    {
+        enum { N = 1000, CHUNK = 128 };
+        static int32_t long_ids[N];
+        for (int i = 0; i < N; i++) long_ids[i] = (int32_t)((i * 7919 + 13) % 500);
+        phi4_context_params cp = phi4_context_default_params();
+        cp.n_ctx = 1024;
+        cp.n_batch = CHUNK;
+        phi4_context *ref = NULL, *pc = NULL;
+        CHECK(phi4_context_create(model, &cp, &ref) == PHI4_OK && phi4_context_create(model, &cp, &pc) == PHI4_OK);
+        phi4_model_info info;
+        memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        phi4_model_get_info(model, &info);
+        float *want = malloc(sizeof(float) * (size_t)info.vocab_size), *got = malloc(sizeof(float) * (size_t)info.vocab_size);
+        double t0 = now();
+        CHECK(phi4_eval(ref, long_ids, N, 0) == PHI4_OK);
+        double full = now() - t0;
+        CHECK(phi4_get_logits(ref, -1, want, (size_t)info.vocab_size, NULL) == PHI4_OK);
+        int cancelled = 0, consistent = 0, attempts = 24;
+        for (int k = 0; k < attempts; k++) {
+            CHECK(phi4_context_reset(pc) == PHI4_OK);
+            prefill_job pj = {pc, long_ids, N, PHI4_OK, 0};
+            pthread_t tp;
+            pthread_create(&tp, NULL, run_prefill, &pj);
+            while (!pj.started) usleep(10);
+            usleep((useconds_t)(full * 1e6 * k / attempts));
+            phi4_cancel(pc);
+            pthread_join(tp, NULL);
+            int32_t len = phi4_context_length(pc);
+            if (pj.status == PHI4_ERR_CANCELLED) {
+                cancelled++;
+                if (len % CHUNK != 0 || len >= N || phi4_get_logits(pc, -1, got, (size_t)info.vocab_size, NULL) == PHI4_OK) continue;
+                if (phi4_eval(pc, long_ids + len, (size_t)(N - len), 0) != PHI4_OK) continue;
+            } else if (pj.status != PHI4_OK || len != N) {
+                continue;
+            }
+            if (phi4_get_logits(pc, -1, got, (size_t)info.vocab_size, NULL) != PHI4_OK) continue;
+            float diff = 0;
+            for (int32_t v = 0; v < info.vocab_size; v++) diff = fmaxf(diff, fabsf(got[v] - want[v]));
+            consistent += diff < 1e-4f;
+        }
+        CHECK(consistent == attempts);
+        printf("prefill cancellation: %d of %d attempts cancelled, %d consistent (prefill %.1f ms)\n", cancelled, attempts,
+               consistent, full * 1e3);
+        free(want);
+        free(got);
+        phi4_context_free(ref);
+        phi4_context_free(pc);
+    }
 
     /* A second thread calling into a busy context gets PHI4_ERR_BUSY, and nothing breaks. */
     static job d;

@@ -116,6 +116,30 @@ final class DecoderTests: XCTestCase {
         }
     }
 
+    /// A forward call stopped after its first layer throws `cancelled` and leaves the cache's
+    /// length as it was; the same chunk evaluated again gives exactly the uninterrupted logits
+    /// (the stopped call's partial cache entries are overwritten, never read).
+    func testForwardStoppedMidwayLeavesTheCacheConsistent() throws {
+        let model = Self.models["gqa8"]!
+        let p = try loadReference("gqa8").last!
+        let half = p.ids.count / 2
+        let reference = try Session(model: model, contextLength: 512)
+        _ = try reference.evaluate(Array(p.ids[..<half]))
+        let want = try reference.evaluate(Array(p.ids[half...]))
+
+        let session = try Session(model: model, contextLength: 512)
+        _ = try session.evaluate(Array(p.ids[..<half]))
+        var asked = 0
+        XCTAssertThrowsError(try session.decoder.forward(Array(p.ids[half...]), cache: session.cache, logits: .last,
+                                                         shouldStop: { asked += 1; return true })) { error in
+            XCTAssertEqual(error as? ModelError, .cancelled)
+        }
+        XCTAssertEqual(asked, 1)
+        XCTAssertEqual(session.cache.count, half)
+        let got = try session.evaluate(Array(p.ids[half...]))
+        XCTAssertEqual(got, want)
+    }
+
     /// One and two threads give the same logits.
     func testThreadCountsAgree() throws {
         let model = Self.models["gqa4"]!

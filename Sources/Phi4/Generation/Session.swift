@@ -106,9 +106,10 @@ public final class Session: @unchecked Sendable {
     /// The prompt is evaluated in chunks of the decoder's batch size.
     /// - Throws: ``ModelError/invalidRequest(_:)`` when an id is out of range,
     ///   ``ModelError/contextFull(_:)`` when the context has no room; the context is unchanged
-    ///   then. If cancelled between chunks, the tokens evaluated so far stay in the context and
-    ///   ``ModelError/cancelled`` is thrown.
+    ///   then. If cancelled (``cancel()`` during the call; checked after every layer), the chunks
+    ///   finished so far stay in the context and ``ModelError/cancelled`` is thrown.
     public func evaluate(_ ids: [TokenID], allLogits: Bool = false) throws(ModelError) -> [Float] {
+        clearCancel()
         guard let logits = try evaluateChunks(ids, allLogits: allLogits) else { throw .cancelled }
         return logits
     }
@@ -126,10 +127,16 @@ public final class Session: @unchecked Sendable {
         var out: [Float] = []
         var i = 0
         while i < ids.count {
-            if i > 0 && isCancelled { return nil }
+            if isCancelled { return nil }
             let chunk = Array(ids[i..<min(ids.count, i + decoder.batchSize)])
             let last = i + chunk.count == ids.count
-            let logits = try decoder.forward(chunk, cache: cache, logits: allLogits ? .all : (last ? .last : .none))
+            let logits: [Float]
+            do {
+                logits = try decoder.forward(chunk, cache: cache, logits: allLogits ? .all : (last ? .last : .none),
+                                             shouldStop: { self.isCancelled })
+            } catch .cancelled {
+                return nil
+            }
             tokens.append(contentsOf: chunk)
             out.append(contentsOf: logits)
             i += chunk.count

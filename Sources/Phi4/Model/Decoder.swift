@@ -54,9 +54,14 @@ public final class Decoder {
     ///
     /// - Returns: logits, `[rows, vocabSize]` row-major, where rows is 0, 1 or `tokens.count`
     ///   as `logits` asks.
+    /// - Parameter shouldStop: asked after every layer; when it returns true the call throws
+    ///   ``ModelError/cancelled`` and the cache keeps its previous length (the chunk's partly
+    ///   written entries lie past the end and are overwritten later). This is how a long prefill
+    ///   is cancelled within a fraction of a second.
     /// - Throws: ``ModelError/invalidRequest(_:)`` for an empty or oversized chunk, an id outside
     ///   the vocabulary, or a cache without room; nothing is changed then.
-    public func forward(_ tokens: [TokenID], cache: KVCache, logits: LogitsRequest) throws(ModelError) -> [Float] {
+    public func forward(_ tokens: [TokenID], cache: KVCache, logits: LogitsRequest,
+                        shouldStop: (() -> Bool)? = nil) throws(ModelError) -> [Float] {
         let c = model.config
         let w = model.weights
         let t = tokens.count
@@ -109,6 +114,7 @@ public final class Decoder {
                 Ops.siluMultiply(g, g + ff, act + i * ff, ff)
             }
             Ops.matmul(act, rows: t, layer.down, x, accumulate: true, pool: pool, threads: threads)
+            if let shouldStop, l + 1 < w.layers.count, shouldStop() { throw .cancelled }
         }
         cache.count = start + t
 
