@@ -21,6 +21,24 @@ check "perplexity prints a value" 'printf "%s" "$ppl" | grep -qE "^perplexity: [
 $P quantize --model $M --type q8_0 --out "$tmp/m.gguf" 2>/dev/null
 check "info on a quantized GGUF" '$P info "$tmp/m.gguf" | grep -q "tensors q8_0"'
 check "generate from the GGUF" '[ -n "$($P generate --model "$tmp/m.gguf" --ids 1,2,3 --greedy --max-tokens 4 --print-ids 2>/dev/null)" ]'
+
+# Limits on a Phi-4-shaped model larger than this machine's RAM: zero Q8_0 weights written as a
+# sparse file (no disk space). It maps and runs (weights stay in the file mapping, the kernel pages
+# them), a 16384-token context is accounted and created, one past the model's 16384 is refused,
+# and where the address space cannot hold the mapping (ulimit -v) loading is an error, not a crash.
+mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+layers=$(( (mem_kb / 1024 + 4096) / 362 + 1 ))
+$P dev random-model --type q8_0 --layers "$layers" --zeros --tokenizer Tests/Phi4Tests/Fixtures/tokenizer/phi4 --out "$tmp/big.gguf" 2>/dev/null
+check "the sparse model is larger than RAM" '[ "$(stat -c %s "$tmp/big.gguf")" -gt $((mem_kb * 1024)) ]'
+info=$($P info "$tmp/big.gguf" --ctx 16384)
+check "info accounts a 16384-token KV cache" 'printf "%s" "$info" | grep -qE "^KV cache at 16384 positions: f16 [0-9.]+ GB"'
+check "a model larger than RAM generates" '$P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 --context 16384 >/dev/null 2>&1'
+check "a context past the model's length is refused" '! $P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 --context 16385 >/dev/null 2>&1'
+set +e
+err=$(ulimit -v 4000000; $P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 2>&1 >/dev/null)
+rc=$?
+set -e
+check "an unmappable model is an error (exit $rc), not a crash" '[ $rc -ne 0 ] && [ $rc -lt 128 ] && printf "%s" "$err" | grep -q "mmap failed"'
 rm -rf "$tmp"
 check "the Swift embedding example builds" 'swift build -c release --package-path examples/swift >/dev/null 2>&1'
 check "and runs a chat turn" '[ -n "$(examples/swift/.build/release/ChatTurn $M "Hi")" ]'

@@ -515,7 +515,11 @@ struct Info: ParsableCommand {
     @Argument(help: "A GGUF file or an HF Phi-4 directory.")
     var path: String
 
+    @Option(name: .customLong("ctx"), help: "Context length to account the KV cache for (default: min(model context, 4096)).")
+    var contextLength: Int?
+
     func run() throws {
+        defer { printMemory() }
         if path.hasSuffix(".gguf") {
             let g: GGUFFile
             do { g = try GGUFFile(path: path) } catch { throw ValidationError(error.description) }
@@ -568,6 +572,19 @@ struct Info: ParsableCommand {
             }
         }
     }
+
+    /// KV cache and scratch memory for the chosen context, next to what this machine has free.
+    func printMemory() {
+        guard let c = try? Model.config(path: path) else { return }
+        let n = contextLength ?? min(4096, c.maxPositions)
+        let perToken = MemoryEstimate.cacheBytes(config: c, contextLength: 1, type: .f16)
+        let f16 = MemoryEstimate.cacheBytes(config: c, contextLength: n, type: .f16)
+        let f32 = MemoryEstimate.cacheBytes(config: c, contextLength: n, type: .f32)
+        let scratch = MemoryEstimate(config: c, weights: .q4_0, contextLength: 0).scratchBytes
+        let limit = n > c.maxPositions ? " (more than the model's \(c.maxPositions): a context cannot be created)" : ""
+        print("KV cache at \(n) positions\(limit): f16 \(fmt(Double(f16) / 1e9)) GB, f32 \(fmt(Double(f32) / 1e9)) GB (\(perToken / 1024) KiB per token in f16); scratch \(fmt(Double(scratch) / 1e6)) MB")
+        if let free = MemoryEstimate.availableBytes() { print("memory available now: \(fmt(Double(free) / 1e9)) GB") }
+    }
 }
 
 /// Reads a whole file (CLI helper).
@@ -612,6 +629,9 @@ struct RandomModelCommand: ParsableCommand {
     @Option(help: "Random seed.")
     var seed: UInt64 = 1
 
+    @Flag(help: "Zero matrices written as a sparse file (any size, no disk space; for load and memory-limit tests).")
+    var zeros = false
+
     func run() throws {
         guard shape == "phi4" else { throw ValidationError("only --shape phi4 is known") }
         guard let t = GGUFExport.FileType(rawValue: type) else { throw ValidationError("unknown --type \(type)") }
@@ -620,7 +640,7 @@ struct RandomModelCommand: ParsableCommand {
         let start = clock.now
         do {
             try RandomModel.write(config: .phi4, layers: layers, type: t, tokenizer: tok,
-                                  tokenizerDirectory: tokenizer, output: out, seed: seed) { done, total, name in
+                                  tokenizerDirectory: tokenizer, output: out, seed: seed, zeros: zeros) { done, total, name in
                 fputs("\r\(done)/\(total) \(name)                    ", stderr)
                 if done == total { fputs("\n", stderr) }
             }

@@ -332,7 +332,17 @@ public struct GGUFWriter {
         while header.count % alignment != 0 { header.append(0) }
         guard let f = fopen(path, "wb") else { throw FileError(path: path, message: FileIO.errnoText(errno)) }
         defer { fclose(f) }
+        var size = 0
         func put(_ b: UnsafeRawBufferPointer) throws {
+            size += b.count
+            // Large all-zero chunks become holes (a sparse file): zero-weight test models of any
+            // size then take no disk space.
+            if b.count >= 1 << 16 && b.allSatisfy({ $0 == 0 }) {
+                guard fflush(f) == 0, fseeko(f, off_t(b.count), SEEK_CUR) == 0 else {
+                    throw FileError(path: path, message: "seek failed: \(FileIO.errnoText(errno))")
+                }
+                return
+            }
             if b.count > 0 && fwrite(b.baseAddress, 1, b.count, f) != b.count {
                 throw FileError(path: path, message: "write failed: \(FileIO.errnoText(errno))")
             }
@@ -351,6 +361,8 @@ public struct GGUFWriter {
             let pad = (alignment - written % alignment) % alignment
             try zeros.withUnsafeBytes { try put(UnsafeRawBufferPointer(rebasing: $0[0..<pad])) }
         }
-        guard fflush(f) == 0 else { throw FileError(path: path, message: "write failed: \(FileIO.errnoText(errno))") }
+        guard fflush(f) == 0, ftruncate(fileno(f), off_t(size)) == 0 else {
+            throw FileError(path: path, message: "write failed: \(FileIO.errnoText(errno))")
+        }
     }
 }

@@ -105,7 +105,16 @@ enum GGUFModel {
         let g = try GGUFFile(path: path)
         let c = try config(g, path: path)
         if options.checkMemory {
-            try MemoryEstimate(config: c, weights: .q4_0, contextLength: min(options.plannedContextLength, c.maxPositions)).check()
+            // Q8_0 / Q4_0 tensors stay in the file mapping (page cache the kernel can evict and
+            // re-read: a file larger than RAM still loads); only converted tensors take memory.
+            var converted = 0
+            for t in g.tensors.values where t.type != .q8_0 && t.type != .q4_0 {
+                let n = t.dims.reduce(1, *)
+                converted += options.weightType == .f32 || t.dims.count < 2 ? n * 4 : n / 32 * 34
+            }
+            let plan = MemoryEstimate(config: c, weights: .q4_0, contextLength: min(options.plannedContextLength, c.maxPositions))
+            try MemoryEstimate(weightBytes: converted, cacheBytes: plan.cacheBytes, scratchBytes: plan.scratchBytes,
+                               weightType: options.weightType).check()
         }
         let tok = try tokenizer(g, path: path)
         func tensor(_ name: String, _ dims: [Int]) throws(ModelError) -> GGUFTensor {

@@ -5,9 +5,11 @@ import CPhi4Kernels
 /// memory measurements only — the weights mean nothing. The tokenizer metadata comes from a real
 /// tokenizer (so prompts tokenize as for Phi-4).
 public enum RandomModel {
-    /// Writes the model. `layers` overrides the depth (Phi-4: 40).
+    /// Writes the model. `layers` overrides the depth (Phi-4: 40). With `zeros`, every matrix is
+    /// zero and the file is sparse: any size, no disk space (for load, mapping and limit tests).
     public static func write(config base: ModelConfig, layers: Int? = nil, type: GGUFExport.FileType,
                              tokenizer: Tokenizer, tokenizerDirectory: String, output: String, seed: UInt64 = 1,
+                             zeros: Bool = false,
                              progress: @escaping (Int, Int, String) -> Void = { _, _, _ in }) throws {
         var c = base
         if let layers { c.layerCount = layers }
@@ -43,8 +45,16 @@ public enum RandomModel {
                 let out = UnsafeMutableRawPointer.allocate(byteCount: slice * rowBytes, alignment: 64)
                 defer { out.deallocate() }
                 var r = 0
+                if zeros && role != nil { // all-zero blocks (scale 0): the writer leaves holes
+                    out.initializeMemory(as: UInt8.self, repeating: 0, count: slice * rowBytes)
+                }
                 while r < rows {
                     let n = min(slice, rows - r)
+                    if zeros && role != nil {
+                        try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+                        r += n
+                        continue
+                    }
                     for i in 0..<(n * cols) {
                         if role == nil { f[i] = 1; continue }
                         // xorshift64*: a uniform value scaled to the standard deviation `scale`.

@@ -74,7 +74,14 @@ public final class Session: @unchecked Sendable {
         if let threads, threads <= 0 { throw .invalidRequest("threads must be positive") }
         self.model = model
         let quantized = model.weights.layers.first.map { $0.gateUp.format != .f32 } ?? false
-        self.cache = KVCache(config: model.config, capacity: n, type: cacheType ?? (quantized ? .f16 : .f32))
+        let type = cacheType ?? (quantized ? .f16 : .f32)
+        // The cache and scratch must fit in the memory left (an allocation that cannot be met would
+        // end the process, not return an error).
+        let plan = MemoryEstimate(config: model.config, weights: .q4_0, contextLength: 0)
+        try MemoryEstimate(weightBytes: 0, cacheBytes: MemoryEstimate.cacheBytes(config: model.config, contextLength: n, type: type),
+                           scratchBytes: plan.scratchBytes * min(batchSize, n) / 512 + model.config.vocabSize * 8,
+                           weightType: .q4_0).check()
+        self.cache = KVCache(config: model.config, capacity: n, type: type)
         self.decoder = Decoder(model: model, batchSize: min(batchSize, n), threads: threads)
     }
 

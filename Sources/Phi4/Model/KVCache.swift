@@ -38,10 +38,10 @@ public final class KVCache: @unchecked Sendable {
         self.type = type
         elementSize = type == .f32 ? 4 : 2
         let n = max(1, config.layerCount * capacity * config.kvDim) * elementSize
+        // Not zero-filled: positions past `count` are never read, so pages become resident only as
+        // the context fills (a 16384-position cache costs memory for the tokens it holds).
         keys = .allocate(byteCount: n, alignment: 64)
         values = .allocate(byteCount: n, alignment: 64)
-        keys.initializeMemory(as: UInt8.self, repeating: 0, count: n)
-        values.initializeMemory(as: UInt8.self, repeating: 0, count: n)
     }
 
     deinit {

@@ -72,6 +72,22 @@ public final class Model: Sendable {
     /// Before reading any weight the memory the model needs is estimated and compared with what
     /// the system can give (MemAvailable and the cgroup limit); a model that would not fit is
     /// refused with ``ModelError/insufficientMemory(_:)``, which says how much is needed.
+    /// The configuration of the model at `path` (a GGUF file or an HF directory), without
+    /// loading its weights.
+    public static func config(path: String) throws(ModelError) -> ModelConfig {
+        if path.hasSuffix(".gguf") { return try GGUFModel.config(try GGUFFile(path: path), path: path) }
+        let configPath = path + "/config.json"
+        let json: JSONValue
+        do {
+            json = try JSONParser.parse(try FileIO.readAll(configPath, limit: 1 << 24))
+        } catch let e as FileError {
+            throw .io(e.description)
+        } catch {
+            throw .invalidConfig("\(configPath): \(error)")
+        }
+        return try ModelConfig.parse(json, source: configPath)
+    }
+
     public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws(ModelError) -> Model {
         if path.hasSuffix(".gguf") && !FileIO.isDirectory(path) {
             guard FileIO.exists(path) else { throw .io("\(path): no such file") }
@@ -178,6 +194,19 @@ public struct MemoryEstimate: Sendable {
         scratchBytes = batch * (c.hiddenSize * 4 + c.qDim + 2 * c.kvDim + 3 * c.intermediateSize) * 4 + c.vocabSize * 4 * 2
     }
 
+    /// An estimate from its parts (for files whose weights are partly used in place).
+    public init(weightBytes: Int, cacheBytes: Int, scratchBytes: Int, weightType: WeightType) {
+        self.weightBytes = weightBytes
+        self.cacheBytes = cacheBytes
+        self.scratchBytes = scratchBytes
+        self.weightType = weightType
+    }
+
+    /// Bytes of the KV cache of `contextLength` positions of `config` with `type` elements.
+    public static func cacheBytes(config c: ModelConfig, contextLength: Int, type: KVCacheType) -> Int {
+        2 * c.layerCount * contextLength * c.kvDim * (type == .f32 ? 4 : 2)
+    }
+
     /// Bytes this process can still allocate: the lower of /proc/meminfo's MemAvailable and the
     /// cgroup v2 limit minus current usage (nil when neither can be read).
     public static func availableBytes() -> Int? {
@@ -206,6 +235,9 @@ public struct MemoryEstimate: Sendable {
             func gb(_ b: Int) -> String {
                 let v = Double(b) / 1e9
                 return String(Int(v * 10) / 10) + "." + String(Int(v * 10) % 10) + " GB"
+            }
+            if weightBytes == 0 {
+                throw .insufficientMemory("the context needs about \(gb(total)) (\(gb(cacheBytes)) of KV cache, \(gb(scratchBytes)) of scratch) but only \(gb(available)) is available; use a shorter context")
             }
             throw .insufficientMemory("the model needs about \(gb(total)) (\(gb(weightBytes)) of \(weightType.rawValue) weights, \(gb(cacheBytes)) of KV cache, \(gb(scratchBytes)) of scratch) but only \(gb(available)) is available; use a smaller weight type (q8_0 needs about 8.5/32 of the f32 weights, q4_0 about 4.5/32) or a shorter context")
         }
