@@ -67,6 +67,11 @@ A=$(ref gqa4 1 ids)
 if "$OUT/abi_test" "$FIX/models/gqa4" "$FIX/tokenizer/phi4" "$A" "$(ref gqa4 1 greedy32)" 100; then ok; else bad abi_test; fi
 if "$OUT/threads_test" "$FIX/models/gqa4" "$A" "$(ref gqa4 2 ids)"; then ok; else bad threads_test; fi
 
+# Concurrency soak: 4 threads × 200 seeded generations on one model, random cancellations.
+"$CC" -std=gnu11 -Wall -Wextra -O2 -g Tests/CABI/soak.c "${LINK[@]}" -lpthread -o "$OUT/soak"
+if line=$("$OUT/soak" "$FIX/models/gqa8" 4 200); then ok; else bad "soak"; fi
+echo "  $line"
+
 # Fuzz harness: every committed regression input replays without a crash, and a short seeded run
 # of each target (tools/fuzz.sh runs them for longer) finds nothing.
 "$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/Fuzz/fuzz_abi.c "${LINK[@]}" -o "$OUT/fuzz_abi"
