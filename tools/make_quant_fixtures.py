@@ -6,6 +6,7 @@ Writes Tests/Phi4Tests/Fixtures/quant/:
   q8_0.bin, q4_0.bin      gguf.quants.quantize of input.npy (GGUF block bytes)
   q8_0_dequant.npy, q4_0_dequant.npy   gguf.quants.dequantize of those bytes
   q6_k.bin, q6_k_dequant.npy           random Q6_K blocks and their gguf dequantization
+  q4_1, q5_0, q5_1, q4_k, q5_k (.bin, _dequant.npy)  the K-quant mixes' other block types
   gqa8-q8_0-gguf-package.gguf          the gqa8 fixture model written by gguf.GGUFWriter with
                                        gguf.quants Q8_0 tensors and the HF tokenizer (as llama.cpp's
                                        converter lays it out), to load in libphi4
@@ -109,7 +110,26 @@ def main():
     q6.tofile(os.path.join(OUT, "q6_k.bin"))
     np.save(os.path.join(OUT, "q6_k_dequant.npy"), gguf.quants.dequantize(q6.reshape(-1), Q.Q6_K).astype(np.float32))
     write_model_gguf()
+    write_k_quant_blocks()
     print("wrote", sorted(os.listdir(OUT)))
+
+
+def write_k_quant_blocks():
+    """Q4_1 / Q5_0 / Q5_1 quantized by the gguf package from random values; Q4_K / Q5_K as random
+    super-blocks (the package has no quantizer for them) with small random f16 d and dmin; each
+    with the package's dequantization."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(64 * 32) * rng.choice([0.01, 1.0, 30.0], size=64 * 32)).astype(np.float32)
+    for name, qt in [("q4_1", Q.Q4_1), ("q5_0", Q.Q5_0), ("q5_1", Q.Q5_1)]:
+        q = gguf.quants.quantize(x, qt)
+        q.tofile(os.path.join(OUT, f"{name}.bin"))
+        np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q, qt).astype(np.float32))
+    for name, qt, size in [("q4_k", Q.Q4_K, 144), ("q5_k", Q.Q5_K, 176)]:
+        q = rng.integers(0, 256, size=(8, size), dtype=np.uint8)
+        q[:, 0:2] = (rng.standard_normal(8) * 0.01).astype(np.float16).view(np.uint8).reshape(8, 2)
+        q[:, 2:4] = (np.abs(rng.standard_normal(8)) * 0.01).astype(np.float16).view(np.uint8).reshape(8, 2)
+        q.tofile(os.path.join(OUT, f"{name}.bin"))
+        np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q.reshape(-1), qt).astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -164,6 +164,112 @@ void p4k_dequantize_q6_k(const void *in, float *y, size_t n) {
     }
 }
 
+static uint16_t load_u16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+// Each value is formed as in the reference: (d * q) then + m (or - dmin * m), as separate
+// roundings (two statements, so no fused multiply-add), which makes the results bit-identical.
+void p4k_dequantize_q4_1(const void *in, float *y, size_t n) {
+    init_tables();
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n / 32; i++, b += 20, y += 32) {
+        const float d = h2f(load_u16(b)), m = h2f(load_u16(b + 2));
+        for (int j = 0; j < 16; j++) {
+            float lo = d * (float)(b[4 + j] & 0xF), hi = d * (float)(b[4 + j] >> 4);
+            y[j] = lo + m;
+            y[j + 16] = hi + m;
+        }
+    }
+}
+
+void p4k_dequantize_q5_0(const void *in, float *y, size_t n) {
+    init_tables();
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n / 32; i++, b += 22, y += 32) {
+        const float d = h2f(load_u16(b));
+        uint32_t qh;
+        memcpy(&qh, b + 2, 4);
+        for (int j = 0; j < 16; j++) {
+            int lo = (b[6 + j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+            int hi = (b[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            y[j] = d * (float)(lo - 16);
+            y[j + 16] = d * (float)(hi - 16);
+        }
+    }
+}
+
+void p4k_dequantize_q5_1(const void *in, float *y, size_t n) {
+    init_tables();
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n / 32; i++, b += 24, y += 32) {
+        const float d = h2f(load_u16(b)), m = h2f(load_u16(b + 2));
+        uint32_t qh;
+        memcpy(&qh, b + 4, 4);
+        for (int j = 0; j < 16; j++) {
+            int lo = (b[8 + j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+            int hi = (b[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            float a = d * (float)lo, c = d * (float)hi;
+            y[j] = a + m;
+            y[j + 16] = c + m;
+        }
+    }
+}
+
+// The 6-bit scale and min of sub-block j (0…7) of a Q4_K / Q5_K super-block.
+static void k_scale_min(const uint8_t *s, int j, int *sc, int *m) {
+    if (j < 4) {
+        *sc = s[j] & 63;
+        *m = s[j + 4] & 63;
+    } else {
+        *sc = (s[j + 4] & 0xF) | ((s[j - 4] >> 6) << 4);
+        *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    }
+}
+
+void p4k_dequantize_q4_k(const void *in, float *y, size_t n) {
+    init_tables();
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n / 256; i++, b += 144) {
+        const float d = h2f(load_u16(b)), dmin = h2f(load_u16(b + 2));
+        const uint8_t *scales = b + 4, *qs = b + 16;
+        for (int j = 0; j < 8; j++, y += 32) {
+            int sc, m;
+            k_scale_min(scales, j, &sc, &m);
+            const float ds = d * (float)sc, dm = dmin * (float)m;
+            const uint8_t *q = qs + 32 * (j / 2);
+            const int shift = (j & 1) * 4;
+            for (int l = 0; l < 32; l++) {
+                float v = ds * (float)((q[l] >> shift) & 0xF);
+                y[l] = v - dm;
+            }
+        }
+    }
+}
+
+void p4k_dequantize_q5_k(const void *in, float *y, size_t n) {
+    init_tables();
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n / 256; i++, b += 176) {
+        const float d = h2f(load_u16(b)), dmin = h2f(load_u16(b + 2));
+        const uint8_t *scales = b + 4, *qh = b + 16, *qs = b + 48;
+        for (int j = 0; j < 8; j++, y += 32) {
+            int sc, m;
+            k_scale_min(scales, j, &sc, &m);
+            const float ds = d * (float)sc, dm = dmin * (float)m;
+            const uint8_t *q = qs + 32 * (j / 2);
+            const int shift = (j & 1) * 4;
+            for (int l = 0; l < 32; l++) {
+                int v5 = ((q[l] >> shift) & 0xF) | (((qh[l] >> j) & 1) << 4);
+                float v = ds * (float)v5;
+                y[l] = v - dm;
+            }
+        }
+    }
+}
+
 // ---- Activations -----------------------------------------------------------------------------
 
 void p4k_quantize_activation(const float *x, size_t n, int8_t *qs, float *d, int32_t *sums) {

@@ -46,6 +46,17 @@ final class GGUFTests: XCTestCase {
         var back = [Float](repeating: 0, count: reference.count)
         p4k_dequantize_q6_k(q6, &back, reference.count)
         XCTAssertEqual(back, reference)
+        // The K-quant mixes' other block types: values identical to the package's dequantizers.
+        let others: [(String, (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Void)] = [
+            ("q4_1", p4k_dequantize_q4_1), ("q5_0", p4k_dequantize_q5_0), ("q5_1", p4k_dequantize_q5_1),
+            ("q4_k", p4k_dequantize_q4_k), ("q5_k", p4k_dequantize_q5_k)]
+        for (name, dequantize) in others {
+            let blocks = try FileIO.readAll(quantFixtures + "/\(name).bin")
+            let want = try NPY.read(path: quantFixtures + "/\(name)_dequant.npy").values
+            var got = [Float](repeating: .nan, count: want.count)
+            dequantize(blocks, &got, want.count)
+            XCTAssertEqual(got, want, name)
+        }
     }
 
     /// A GGUF written by the `gguf` package (llama.cpp's reference writer) loads, runs and agrees

@@ -53,6 +53,14 @@ void p4k_quantize_q4_0(const float *x, void *out, size_t n);
 void p4k_dequantize_q8_0(const void *in, float *x, size_t n);
 void p4k_dequantize_q4_0(const void *in, float *x, size_t n);
 void p4k_dequantize_q6_k(const void *in, float *y, size_t n);
+/// The other GGUF block types llama.cpp's K-quant mixes use: Q4_1, Q5_0, Q5_1 (blocks of 32) and
+/// Q4_K, Q5_K (super-blocks of 256 with 6-bit sub-block scales and mins). Bit for bit the values
+/// of the `gguf` package's reference dequantizers.
+void p4k_dequantize_q4_1(const void *in, float *y, size_t n);
+void p4k_dequantize_q5_0(const void *in, float *y, size_t n);
+void p4k_dequantize_q5_1(const void *in, float *y, size_t n);
+void p4k_dequantize_q4_k(const void *in, float *y, size_t n);
+void p4k_dequantize_q5_k(const void *in, float *y, size_t n);
 
 /// Quantizes an activation row of `n` floats (a multiple of 32) to int8 blocks of 32 with an f32
 /// scale per block and the integer sum of each block.

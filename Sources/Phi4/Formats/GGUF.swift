@@ -43,7 +43,7 @@ public indirect enum GGUFValue: Sendable, Equatable {
 
 /// Tensor element types of GGML that libphi4 reads (others are refused by name).
 public enum GGMLType: UInt32, Sendable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q8_0 = 8, q6_K = 14, bf16 = 30
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
 
     /// (elements per block, bytes per block).
     public var block: (elements: Int, bytes: Int) {
@@ -51,10 +51,35 @@ public enum GGMLType: UInt32, Sendable {
         case .f32: return (1, 4)
         case .f16, .bf16: return (1, 2)
         case .q4_0: return (32, 18)
+        case .q4_1: return (32, 20)
+        case .q5_0: return (32, 22)
+        case .q5_1: return (32, 24)
         case .q8_0: return (32, 34)
+        case .q4_K: return (256, 144)
+        case .q5_K: return (256, 176)
         case .q6_K: return (256, 210)
         }
     }
+
+    /// The name llama.cpp uses (F32, Q4_K, …).
+    public var displayName: String {
+        switch self {
+        case .f32: return "F32"
+        case .f16: return "F16"
+        case .bf16: return "BF16"
+        case .q4_0: return "Q4_0"
+        case .q4_1: return "Q4_1"
+        case .q5_0: return "Q5_0"
+        case .q5_1: return "Q5_1"
+        case .q8_0: return "Q8_0"
+        case .q4_K: return "Q4_K"
+        case .q5_K: return "Q5_K"
+        case .q6_K: return "Q6_K"
+        }
+    }
+
+    /// Bits per weight of the block format.
+    public var bitsPerWeight: Double { Double(block.bytes * 8) / Double(block.elements) }
 
     /// Names of GGML types, for messages about the ones libphi4 does not read.
     static func name(_ raw: UInt32) -> String {
@@ -143,7 +168,7 @@ public struct GGUFFile: @unchecked Sendable {
         var extents: [(Int, Int, String)] = []
         for (name, dims, rawType, offset) in infos {
             guard let type = GGMLType(rawValue: rawType) else {
-                throw .unsupported("\(path): tensor \(name) has type \(GGMLType.name(rawType)), which libphi4 does not read (F32, F16, BF16, Q8_0, Q4_0, Q6_K)")
+                throw .unsupported("\(path): tensor \(name) has type \(GGMLType.name(rawType)), which libphi4 does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)")
             }
             guard tensors[name] == nil else { throw .invalidWeights("\(path): tensor \(name) appears twice") }
             guard dims[0] % type.block.elements == 0 else {

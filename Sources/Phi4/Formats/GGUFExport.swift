@@ -134,7 +134,7 @@ public enum GGUFExport {
         case .f16: p4k_f32_to_f16(f, out.assumingMemoryBound(to: UInt16.self), n * cols)
         case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
         case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
-        case .q6_K, .bf16: throw ModelError.unsupported("writing \(type) tensors")
+        default: throw ModelError.unsupported("writing \(type.displayName) tensors")
         }
     }
 

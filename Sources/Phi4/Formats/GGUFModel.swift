@@ -16,6 +16,33 @@ enum GGUFModel {
         return "blk.\(n).\(m)"
     }
 
+    /// A tensor of another block type (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) converted to Q8_0, 64 rows
+    /// at a time (dequantized exactly, then rounded to 8 bits: the 4–6-bit values survive almost
+    /// unchanged; memory is about 8.5 bits per weight), panels split over the thread pool.
+    static func requantized(_ t: GGUFTensor, _ rows: Int, _ cols: Int,
+                            _ dequantize: @escaping (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Void,
+                            pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
+        let (elements, blockBytes) = t.type.block
+        guard cols % elements == 0, cols % 32 == 0 else {
+            throw .invalidWeights("\(t.name): rows of \(cols) values are not whole \(t.type.displayName) blocks")
+        }
+        let srcRow = cols / elements * blockBytes, outRow = WeightFormat.q8_0.rowBytes(cols)
+        let out = try WeightMatrix.allocateLarge(bytes: rows * outRow)
+        let src = t.data.baseAddress!
+        let panel = 64
+        let panels = (rows + panel - 1) / panel
+        pool.parallelFor(panels, threads: pool.threadCount) { range in
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: panel * cols)
+            defer { tmp.deallocate() }
+            for p in range {
+                let r = p * panel, n = min(panel, rows - r)
+                dequantize(src + r * srcRow, tmp, n * cols)
+                p4k_quantize_q8_0(tmp, out + r * outRow, n * cols)
+            }
+        }
+        return WeightMatrix(rows: rows, cols: cols, format: .q8_0, owning: out, bytes: rows * outRow)
+    }
+
     /// The configuration from `phi3.*` metadata.
     static func config(_ g: GGUFFile, path: String) throws(ModelError) -> ModelConfig {
         let m = g.metadata
@@ -99,8 +126,8 @@ enum GGUFModel {
     }
 
     /// Loads a Phi-4 GGUF: Q8_0 / Q4_0 tensors are used in place from the mapping, F32 too when
-    /// aligned; F16 / BF16 are widened to f32 (or quantized to `type`); Q6_K is dequantized and
-    /// re-quantized to Q8_0.
+    /// aligned; F16 / BF16 are widened to f32 (or quantized to `type`); Q4_1, Q5_0, Q5_1, Q4_K,
+    /// Q5_K and Q6_K (llama.cpp's K-quant mixes) are dequantized and re-quantized to Q8_0.
     static func load(path: String, options: ModelLoadOptions) throws(ModelError) -> Model {
         let g = try GGUFFile(path: path)
         let c = try config(g, path: path)
@@ -127,11 +154,12 @@ enum GGUFModel {
             switch t.type {
             case .q8_0: return WeightMatrix(rows: rows, cols: cols, format: .q8_0, mapped: t.data.baseAddress!, owner: g.file)
             case .q4_0: return WeightMatrix(rows: rows, cols: cols, format: .q4_0, mapped: t.data.baseAddress!, owner: g.file)
-            case .q6_K:
-                let out = try WeightMatrix.allocateLarge(bytes: rows * cols * 4)
-                p4k_dequantize_q6_k(t.data.baseAddress!, out.assumingMemoryBound(to: Float.self), rows * cols)
-                let f = WeightMatrix(rows: rows, cols: cols, format: .f32, owning: out, bytes: rows * cols * 4)
-                return try f.converted(to: .q8_0)
+            case .q4_1: return try requantized(t, rows, cols, p4k_dequantize_q4_1)
+            case .q5_0: return try requantized(t, rows, cols, p4k_dequantize_q5_0)
+            case .q5_1: return try requantized(t, rows, cols, p4k_dequantize_q5_1)
+            case .q4_K: return try requantized(t, rows, cols, p4k_dequantize_q4_k)
+            case .q5_K: return try requantized(t, rows, cols, p4k_dequantize_q5_k)
+            case .q6_K: return try requantized(t, rows, cols, p4k_dequantize_q6_k)
             case .f32, .f16, .bf16:
                 let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
                                       shape: [rows, cols], data: t.data, file: g.file)
