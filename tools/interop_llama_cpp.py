@@ -4,8 +4,9 @@
 1. ours → llama.cpp: `phi4 quantize` writes f16 / q8_0 / q4_0 GGUFs; llama.cpp (PyPI
    llama-cpp-python) loads each, and its logits are compared with ours on the same file.
 2. llama.cpp → ours: llama.cpp's own quantizer (`llama_model_quantize`, as `llama-quantize`)
-   turns our f16 GGUF into Q8_0 and Q4_0 files (its Q4_0 keeps output.weight in Q6_K, as real
-   Phi-4 downloads do); ours loads them, and the logits are compared with llama.cpp's on the
+   turns our f16 GGUF into Q8_0, Q4_0, Q4_K_M, Q5_K_M and Q6_K files (its Q4_0 keeps output.weight
+   in Q6_K, as real Phi-4 downloads do; the K mixes use Q4_K/Q5_K/Q6_K, or Q4_1/Q5_0/Q5_1/Q8_0 for
+   rows that are not multiples of 256); ours loads them, and the logits are compared with llama.cpp's on the
    same file.
 Both are also compared with transformers' f32 logits (the fixtures' reference).
 
@@ -74,6 +75,9 @@ def main():
     ap.add_argument("--prompt", type=int, default=3, help="reference prompt index (3: 354 tokens)")
     ap.add_argument("--hf", help="also check this HF Phi-4 directory (e.g. from tools/make_phi4_shaped.py), "
                                  "with our f32 logits as the reference and 48 random prompt tokens")
+    ap.add_argument("--llama-types", default="q8_0,q4_0,q4_k_m,q5_k_m,q6_k",
+                    help="types llama.cpp's quantizer writes for step 2 (K-quant mixes fall back to Q4_1/Q5_0/Q5_1/Q8_0 "
+                         "for rows that are not multiples of 256, as in the small fixtures)")
     args = ap.parse_args()
     subprocess.run(["swift", "build", "-c", "release", "--product", "phi4"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
@@ -97,7 +101,11 @@ def main():
                                stderr=subprocess.DEVNULL)
                 files[t] = path
                 row(f"written by phi4 quantize, {t}", llama_logits(path, ids), our_logits(path, ids, tmp), ref)
-            for t, ftype in [("q8_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0), ("q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)]:
+            ftypes = {"q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0, "q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0,
+                      "q4_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M, "q5_k_m": llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M,
+                      "q6_k": llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K}
+            for t in args.llama_types.split(","):
+                ftype = ftypes[t]
                 path = os.path.join(tmp, f"{m}-llama-{t}.gguf")
                 llama_quantize(files["f16"], path, ftype)
                 info = subprocess.run([PHI4, "info", path], capture_output=True, text=True).stdout

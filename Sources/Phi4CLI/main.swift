@@ -609,14 +609,20 @@ struct Info: ParsableCommand {
                 if let v = g.metadata["phi3." + key] { print("  \(key): \(v.doubleValue.map { String($0) } ?? "?")") }
             }
             var byType: [String: (Int, Int)] = [:]
+            var bytes = 0, elements = 0
             for t in g.tensors.values {
-                let k = "\(t.type)"
+                let k = t.type.displayName.lowercased()
                 byType[k, default: (0, 0)].0 += 1
                 byType[k, default: (0, 0)].1 += t.data.count
+                bytes += t.data.count
+                elements += t.count
             }
             for (k, v) in byType.sorted(by: { $0.key < $1.key }) {
                 print("tensors \(k): \(v.0), \(fmt(Double(v.1) / 1e6)) MB")
             }
+            print("effective bits per weight: \(fmt(Double(bytes * 8) / Double(max(1, elements)))) (\(fmt(Double(bytes) / 1e9)) GB of tensors, \(elements) values)")
+            let converted = g.tensors.values.filter { [.q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains($0.type) }.count
+            if converted > 0 { print("run as: \(converted) tensors converted to q8_0 at load; q8_0/q4_0 used in place from the mapping") }
             let fileType = g.metadata["general.file_type"]?.intValue ?? 0
             let keptF16 = g.tensorOrder.filter { g.tensors[$0]?.type == .f16 && ($0.hasSuffix(".weight")) && g.tensors[$0]!.dims.count == 2 }
             if fileType > 1 && !keptF16.isEmpty {
