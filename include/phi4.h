@@ -285,6 +285,14 @@ typedef struct {
     const char *const *stop_strings;    /* n_stop_strings NUL-terminated UTF-8 strings */
     size_t n_stop_strings;
     int32_t parse_special;              /* phi4_generate_text(): recognise special tokens (default 0) */
+    int32_t top_logprobs;               /* -1: no log-probabilities (default); 0…20: record each generated
+                                           token's log-prob and this many alternatives (see
+                                           phi4_generation_logprob) */
+    int32_t lookup;                     /* prompt-lookup decoding: propose up to this many tokens (≤ 7) by
+                                           continuing the last 1–3 tokens' earlier occurrence in the
+                                           context, verified in one batched pass; greedy output is
+                                           identical, sampled output keeps its distribution (default 0:
+                                           off) */
 } phi4_generate_params;
 
 /* Default generation parameters. */
@@ -323,6 +331,25 @@ phi4_status phi4_generation_next(phi4_context *context, char *piece, size_t capa
 
 /* Ends a pull-style generation early (or after it stopped). Safe to call when none is active. */
 phi4_status phi4_generation_finish(phi4_context *context);
+
+/* A token and its natural-log probability. */
+typedef struct {
+    int32_t token;
+    float logprob;
+} phi4_token_logprob;
+
+/* The number of tokens produced so far by the current or last generation on `context` (by
+ * phi4_generate*, or phi4_generation_start/next), or -1 for an invalid handle. */
+int32_t phi4_generation_token_count(const phi4_context *context);
+
+/* Log-probabilities of token `index` (0-based) of the current or last generation, recorded when
+ * its params had top_logprobs ≥ 0: *out receives the token and its log-probability under the model
+ * (log-softmax of the raw logits: before temperature, penalties and truncation); `top` receives
+ * up to `capacity` of the most likely tokens at that position, most likely first, and *n_top
+ * (may be NULL) their number (capacity 0 and top NULL: none). PHI4_ERR_INVALID_ARGUMENT when
+ * the index is out of range or nothing was recorded. */
+phi4_status phi4_generation_logprob(const phi4_context *context, size_t index, phi4_token_logprob *out,
+                                    phi4_token_logprob *top, size_t capacity, size_t *n_top);
 
 /* Asks the generation or evaluation running on `context` to stop soon. Safe from any thread
  * (also from a signal-free watchdog thread) while another thread uses the context. */

@@ -10,6 +10,8 @@ pass=0
 fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1" >&2; fi; }
 
+demo=$($P demo --max-tokens 16 2>&1)
+check "phi4 demo generates with the bundled model and reports its speed" 'printf "%s" "$demo" | grep -qE "^\[[0-9]+ tokens, [0-9.]+ tok/s"'
 out=$(printf 'hello\n/system Be brief.\nhi there\n/reset\nagain\n/exit\n' | $P chat --model $M --max-tokens 8 --seed 1 2>/dev/null)
 check "chat answers three turns" '[ "$(printf "%s" "$out" | grep -c "^> ")" -ge 4 ]'
 check "chat /system" 'printf "%s" "$out" | grep -q "system message set"'

@@ -198,6 +198,25 @@ final class ContextBox {
     var rows = 0
     var generation: Generation?
     var pending: ([UInt8], TokenID)?
+    /// The last finished generation's tokens and log-probabilities.
+    var lastTokens: [TokenID] = []
+    var lastLogprobs: [TokenLogprob] = []
+
+    /// Tokens and log-probabilities of the current generation, else of the last one.
+    var generated: (tokens: [TokenID], logprobs: [TokenLogprob]) {
+        if let g = generation { return (g.result.tokens, g.result.logprobs) }
+        return (lastTokens, lastLogprobs)
+    }
+
+    /// Forgets the current generation, keeping what it produced for the query functions.
+    func endGeneration() {
+        if let g = generation {
+            lastTokens = g.result.tokens
+            lastLogprobs = g.result.logprobs
+        }
+        generation = nil
+        pending = nil
+    }
     var busy = p4k_flag(value: 0)
 
     init(_ modelBox: ModelBox, _ session: Session) {
@@ -527,8 +546,7 @@ public func phi4_context_reset(_ c: OpaquePointer?) -> phi4_status {
     guarded {
         let box = try context(c)
         try box.exclusive {
-            box.generation = nil
-            box.pending = nil
+            box.endGeneration()
             box.session.reset()
             box.rows = 0
         }
@@ -540,8 +558,7 @@ public func phi4_context_truncate(_ c: OpaquePointer?, _ n: Int32) -> phi4_statu
     guarded {
         let box = try context(c)
         try box.exclusive {
-            box.generation = nil
-            box.pending = nil
+            box.endGeneration()
             box.session.truncate(to: Int(n))
             box.rows = 0
         }
@@ -566,8 +583,7 @@ public func phi4_eval(_ c: OpaquePointer?, _ tokens: UnsafePointer<Int32>?, _ n:
         let box = try context(c)
         let list = try ids(tokens, n, "tokens")
         try box.exclusive {
-            box.generation = nil
-            box.pending = nil
+            box.endGeneration()
             let logits: [Float]
             do {
                 logits = try box.session.evaluate(list, allLogits: all != 0)
@@ -669,7 +685,8 @@ public func phi4_sample(_ c: OpaquePointer?, _ s: OpaquePointer?, _ out: UnsafeM
 @_cdecl("phi4_generate_default_params")
 public func phi4_generate_default_params() -> phi4_generate_params {
     phi4_generate_params(struct_size: MemoryLayout<phi4_generate_params>.size, max_tokens: 256,
-                         sampling: phi4_sampling_default_params(), stop_strings: nil, n_stop_strings: 0, parse_special: 0)
+                         sampling: phi4_sampling_default_params(), stop_strings: nil, n_stop_strings: 0, parse_special: 0,
+                         top_logprobs: -1, lookup: 0)
 }
 
 /// Converts C generation params to the Swift options.
@@ -686,6 +703,10 @@ func generationOptions(_ p: UnsafePointer<phi4_generate_params>?) throws -> (Gen
         guard let list = prm.stop_strings else { throw ABIError.invalid("stop_strings is NULL") }
         for i in 0..<n { o.stopStrings.append(try string(list[i], "stop_strings[\(i)]")) }
     }
+    guard prm.top_logprobs >= -1 && prm.top_logprobs <= 20 else { throw ABIError.invalid("top_logprobs must be -1 or 0…20") }
+    o.topLogprobs = prm.top_logprobs >= 0 ? Int(prm.top_logprobs) : nil
+    guard prm.lookup >= 0 && prm.lookup <= 64 else { throw ABIError.invalid("lookup must be in 0…64") }
+    o.lookup = Int(prm.lookup)
     return (o, prm.parse_special != 0)
 }
 
@@ -704,8 +725,9 @@ func runGeneration(_ box: ContextBox, _ prompt: [TokenID], _ options: Generation
                    _ userData: UnsafeMutableRawPointer?, _ reason: UnsafeMutablePointer<phi4_stop_reason>?) throws {
     reason?.pointee = phi4_stop_reason(PHI4_STOP_NONE)
     try box.exclusive {
-        box.generation = nil
-        box.pending = nil
+        box.endGeneration()
+        box.lastTokens = []
+        box.lastLogprobs = []
         box.rows = 0
         let result = try box.session.generate(prompt, options: options) { text, token in
             guard let cb else { return true }
@@ -714,6 +736,8 @@ func runGeneration(_ box: ContextBox, _ prompt: [TokenID], _ options: Generation
                 buf.withMemoryRebound(to: CChar.self) { cb($0.baseAddress, buf.count, token, userData) != 0 }
             }
         }
+        box.lastTokens = result.tokens
+        box.lastLogprobs = result.logprobs
         reason?.pointee = stopCode(result.stopReason)
     }
 }
@@ -751,8 +775,9 @@ public func phi4_generation_start(_ c: OpaquePointer?, _ prompt: UnsafePointer<I
         let list = try ids(prompt, n, "prompt")
         let (options, _) = try generationOptions(p)
         try box.exclusive {
-            box.generation = nil
-            box.pending = nil
+            box.endGeneration()
+            box.lastTokens = []
+            box.lastLogprobs = []
             box.rows = 0
             box.generation = try box.session.startGeneration(list, options: options)
         }
@@ -790,8 +815,41 @@ public func phi4_generation_finish(_ c: OpaquePointer?) -> phi4_status {
         let box = try context(c)
         try box.exclusive {
             box.generation?.stop()
-            box.generation = nil
-            box.pending = nil
+            box.endGeneration()
+        }
+    }
+}
+
+@_cdecl("phi4_generation_token_count")
+public func phi4_generation_token_count(_ c: OpaquePointer?) -> Int32 {
+    var n: Int32 = -1
+    _ = guarded {
+        let box = try context(c)
+        try box.exclusive { n = Int32(box.generated.tokens.count) }
+    }
+    return n
+}
+
+@_cdecl("phi4_generation_logprob")
+public func phi4_generation_logprob(_ c: OpaquePointer?, _ index: Int, _ out: UnsafeMutablePointer<phi4_token_logprob>?,
+                                    _ top: UnsafeMutablePointer<phi4_token_logprob>?, _ capacity: Int,
+                                    _ nTop: UnsafeMutablePointer<Int>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        guard let out else { throw ABIError.invalid("out is NULL") }
+        let cap = try count(capacity, "capacity")
+        if cap > 0 && top == nil { throw ABIError.invalid("top is NULL but capacity is \(cap)") }
+        try box.exclusive {
+            let records = box.generated.logprobs
+            if records.isEmpty { throw ABIError.invalid("no log-probabilities: generate with top_logprobs ≥ 0") }
+            guard index >= 0 && index < records.count else {
+                throw ABIError.invalid("index \(index) is outside 0..<\(records.count)")
+            }
+            let r = records[index]
+            out.pointee = phi4_token_logprob(token: r.token, logprob: r.logprob)
+            let n = min(cap, r.top.count)
+            for i in 0..<n { top![i] = phi4_token_logprob(token: r.top[i].token, logprob: r.top[i].logprob) }
+            nTop?.pointee = n
         }
     }
 }

@@ -318,6 +318,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Context length (tokens).")
     var context: Int?
 
+    @Option(help: "Prompt-lookup decoding: propose up to N tokens (≤ 7) from earlier text, verified in one pass (0: off).")
+    var lookup = 0
+
     @Option(help: "Threads (default: the CPUs this process may use).")
     var threads: Int?
 
@@ -340,6 +343,7 @@ struct Generate: ParsableCommand {
         }
         if promptIDs.isEmpty { throw ValidationError("the prompt is empty") }
         var options = GenerationOptions()
+        options.lookup = lookup
         options.maxTokens = maxTokens
         options.stopStrings = stop
         var s = SamplingParameters()
@@ -370,7 +374,8 @@ struct Generate: ParsableCommand {
             fflush(stdout)
             let pp = Double(result.promptTokenCount) / max(result.promptSeconds, 1e-9)
             let tg = Double(result.tokens.count) / max(result.generationSeconds, 1e-9)
-            printError("prompt: \(result.promptTokenCount) tokens, \(fmt(pp)) tok/s; generated: \(result.tokens.count) tokens, \(fmt(tg)) tok/s; stop: \(result.stopReason.rawValue)")
+            let drafts = lookup > 0 ? "; lookup: \(result.acceptedDraftTokens) of \(result.draftTokens) proposed tokens accepted" : ""
+            printError("prompt: \(result.promptTokenCount) tokens, \(fmt(pp)) tok/s; generated: \(result.tokens.count) tokens, \(fmt(tg)) tok/s; stop: \(result.stopReason.rawValue)\(drafts)")
         } catch {
             throw ValidationError(error.description)
         }

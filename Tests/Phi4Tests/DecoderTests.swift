@@ -140,6 +140,130 @@ final class DecoderTests: XCTestCase {
         XCTAssertEqual(got, want)
     }
 
+    /// Generated tokens' log-probabilities equal log-softmax of transformers' logits at the same
+    /// position (f32 vs f64 reference arithmetic: within 1e-4), and the top alternatives are the
+    /// reference's most likely tokens in order, whatever the sampling settings.
+    func testLogprobsMatchLogSoftmaxOfTheReferenceLogits() throws {
+        let model = Self.models["gqa8"]!
+        let vocab = model.config.vocabSize
+        let p = try loadReference("gqa8")[2]
+        for j in [1, 5, p.ids.count / 2, p.ids.count] {
+            let row = Array(p.logits[((j - 1) * vocab)..<(j * vocab)]).map(Double.init)
+            let maxv = row.max()!
+            let lse = maxv + log(row.reduce(0) { $0 + exp($1 - maxv) })
+            var options = GenerationOptions()
+            options.maxTokens = 1
+            options.topLogprobs = 5
+            options.sampling.temperature = 1.3  // sampled: the logprobs stay the model's own
+            options.sampling.seed = UInt64(j)
+            let result = try Session(model: model, contextLength: 512).generate(Array(p.ids[..<j]), options: options)
+            guard let r = result.logprobs.first else { continue }  // an end-of-generation draw
+            XCTAssertEqual(result.logprobs.count, result.tokens.count)
+            XCTAssertEqual(Double(r.logprob), row[Int(r.token)] - lse, accuracy: 1e-4)
+            let order = row.indices.sorted { row[$0] > row[$1] }
+            XCTAssertEqual(r.top.map { Int($0.token) }, Array(order.prefix(5)))
+            for a in r.top { XCTAssertEqual(Double(a.logprob), row[Int(a.token)] - lse, accuracy: 1e-4) }
+        }
+        var off = GenerationOptions()
+        off.maxTokens = 3
+        XCTAssertTrue(try Session(model: model, contextLength: 64).generate([1, 2], options: off).logprobs.isEmpty)
+        off.topLogprobs = 21
+        XCTAssertThrowsError(try Session(model: model, contextLength: 64).generate([1, 2], options: off))
+    }
+
+    /// Prompt lookup changes nothing in greedy output (quantized weights: batched verification
+    /// uses the same integer kernels as one-token decoding, so the logits are identical), and it
+    /// does propose and confirm tokens when the text repeats its context.
+    func testPromptLookupGreedyOutputIsIdentical() throws {
+        var load = ModelLoadOptions()
+        load.weightType = .q8_0
+        let model = try Model.load(path: modelFixtures + "/gqa8", options: load)
+        var drafted = 0, accepted = 0
+        for p in try loadReference("gqa8") {
+            // The prompt repeated: the continuation tends to repeat it as well.
+            let prompt = Array((p.ids + p.ids).prefix(300))
+            var plain = GenerationOptions()
+            plain.maxTokens = 48
+            plain.sampling = .greedy
+            var lookup = plain
+            lookup.lookup = 6
+            let a = try Session(model: model, contextLength: 512).generate(prompt, options: plain)
+            let b = try Session(model: model, contextLength: 512).generate(prompt, options: lookup)
+            XCTAssertEqual(b.tokens, a.tokens, p.name)
+            XCTAssertEqual(b.text, a.text)
+            XCTAssertEqual(b.stopReason, a.stopReason)
+            drafted += b.draftTokens
+            accepted += b.acceptedDraftTokens
+            // The context afterwards holds the same tokens as without lookup.
+            let s1 = try Session(model: model, contextLength: 512), s2 = try Session(model: model, contextLength: 512)
+            _ = try s1.generate(prompt, options: plain)
+            _ = try s2.generate(prompt, options: lookup)
+            XCTAssertEqual(s2.tokens, s1.tokens)
+        }
+        XCTAssertGreaterThan(drafted, 0)
+        XCTAssertGreaterThan(accepted, 0)
+    }
+
+    /// With sampling, prompt lookup keeps the distribution of the output: over many seeds, the
+    /// frequencies of the first three generated tokens (a joint outcome, so the accept/reject
+    /// path matters; top-k 3 keeps the outcomes few) agree with plain sampling — a chi-square
+    /// homogeneity test at the 0.1 % level (outcomes expected < 5 times are pooled). Accepting
+    /// every draft token, or resampling after a rejection, fails it.
+    func testPromptLookupSamplingKeepsTheDistribution() throws {
+        var load = ModelLoadOptions()
+        load.weightType = .q8_0
+        let model = try Model.load(path: modelFixtures + "/gqa4", options: load)
+        let p = try loadReference("gqa4")[1]
+        // The greedy continuation appears earlier in the prompt, so drafts are proposed.
+        let prompt = p.ids + p.greedy.prefix(16) + p.ids
+        var drafted = 0
+        func counts(_ lookup: Int, seeds: Range<UInt64>) throws -> [String: Int] {
+            var out: [String: Int] = [:]
+            let session = try Session(model: model, contextLength: 256)
+            for seed in seeds {
+                session.reset()
+                var o = GenerationOptions()
+                o.maxTokens = 3
+                o.lookup = lookup
+                o.sampling.temperature = 1
+                o.sampling.topK = 3
+                o.sampling.topP = 1
+                o.sampling.minP = 0
+                o.sampling.seed = seed
+                let r = try session.generate(prompt, options: o)
+                drafted += r.draftTokens
+                out[r.tokens.map(String.init).joined(separator: ","), default: 0] += 1
+            }
+            return out
+        }
+        let n = 2000
+        let plain = try counts(0, seeds: 0..<UInt64(n))
+        drafted = 0
+        let lookup = try counts(4, seeds: 100_000..<UInt64(100_000 + n))
+        XCTAssertGreaterThan(drafted, n / 2, "drafts must be proposed for the test to mean anything")
+        var chi = 0.0, df = -1, restA = 0, restB = 0
+        for k in Set(plain.keys).union(lookup.keys) {
+            let a = plain[k] ?? 0, b = lookup[k] ?? 0
+            if Double(a + b) / 2 < 5 {
+                restA += a
+                restB += b
+                continue
+            }
+            let e = Double(a + b) / 2
+            chi += ((Double(a) - e) * (Double(a) - e) + (Double(b) - e) * (Double(b) - e)) / e
+            df += 1
+        }
+        if restA + restB > 0 {
+            let e = Double(restA + restB) / 2
+            chi += ((Double(restA) - e) * (Double(restA) - e) + (Double(restB) - e) * (Double(restB) - e)) / e
+            df += 1
+        }
+        // The 99.9th percentile of chi-square(df) (Wilson–Hilferty).
+        let d = Double(max(df, 1)), z = 3.09
+        let critical = d * pow(1 - 2 / (9 * d) + z * (2 / (9 * d)).squareRoot(), 3)
+        XCTAssertLessThan(chi, critical, "chi-square \(chi) with \(df) degrees of freedom")
+    }
+
     /// One and two threads give the same logits.
     func testThreadCountsAgree() throws {
         let model = Self.models["gqa4"]!

@@ -36,6 +36,10 @@ enum Ops {
         for j in 0..<n { out[j] = weight[j] * (x[j] * r) }
     }
 
+    /// Batches up to this many rows take the integer (decode) path on quantized weights; larger
+    /// ones dequantize panels for sgemm.
+    static let smallBatch = 8
+
     /// `out[T, N] (+)= x[T, K] · Wᵀ` for a `[N, K]` weight matrix, the N output columns split
     /// across threads (each thread one OpenBLAS call on its slice of W). With `accumulate`
     /// the product is added to `out` (the residual connection), otherwise it replaces it.
@@ -57,17 +61,30 @@ enum Ops {
                                 x, Int32(k), w.row(r.lowerBound), Int32(k), beta, out + r.lowerBound, Int32(n))
                 }
             }
-        case .q8_0 where t == 1, .q4_0 where t == 1:
-            // Decode: quantize the activation once, then integer dot products row by row.
+        case .q8_0 where t <= smallBatch, .q4_0 where t <= smallBatch:
+            // Decode (and small batches such as speculative verification): quantize each
+            // activation row once, then integer dot products. Weight rows go through in panels of
+            // 16 that stay in cache while every activation row uses them, so t rows cost one pass
+            // over the weights; each output equals the single-row result exactly.
             let blocks = k / 32
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: k) { aq in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: blocks) { ad in
-                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: blocks) { asum in
-                        p4k_quantize_activation(x, k, aq.baseAddress!, ad.baseAddress!, asum.baseAddress!)
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: t * k) { aq in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: t * blocks) { ad in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: t * blocks) { asum in
+                        for i in 0..<t {
+                            p4k_quantize_activation(x + i * k, k, aq.baseAddress! + i * k, ad.baseAddress! + i * blocks,
+                                                    asum.baseAddress! + i * blocks)
+                        }
                         pool.parallelFor(n, threads: threads, align: 16) { r in
-                            p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count,
-                                       aq.baseAddress!, ad.baseAddress!, asum.baseAddress!, out + r.lowerBound,
-                                       accumulate ? 1 : 0)
+                            var r0 = r.lowerBound
+                            while r0 < r.upperBound {
+                                let rows = min(t == 1 ? r.count : 16, r.upperBound - r0)
+                                for i in 0..<t {
+                                    p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r0), k, rows, aq.baseAddress! + i * k,
+                                               ad.baseAddress! + i * blocks, asum.baseAddress! + i * blocks,
+                                               out + i * n + r0, accumulate ? 1 : 0)
+                                }
+                                r0 += rows
+                            }
                         }
                     }
                 }

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import CPhi4Kernels
 
 /// Why generation stopped.
@@ -24,6 +29,16 @@ public struct GenerationOptions: Sendable {
     public var stopStrings: [String] = []
     /// Extra token ids that end generation (the model's end-of-generation ids always do).
     public var stopTokenIDs: Set<TokenID> = []
+    /// Prompt-lookup decoding: after each token, propose up to this many next tokens by
+    /// continuing the most recent earlier occurrence of the last 1–3 tokens in the prompt and
+    /// output, and verify them in one batched pass (at most 7). Greedy output is identical and
+    /// sampled output has the same distribution; text that repeats its context (edits, code,
+    /// quotes) gets several tokens per pass over the weights. 0: off (default).
+    public var lookup = 0
+    /// Log-probabilities: nil (default) records none; N (0…20) records, for every generated
+    /// token, its log-probability under the model (log-softmax of the raw logits, before
+    /// temperature, penalties and truncation) and the N most likely alternatives.
+    public var topLogprobs: Int? = nil
 
     /// Default options: up to 256 tokens, default sampling.
     public init() {}
@@ -43,6 +58,51 @@ public struct GenerationResult: Sendable {
     public var promptSeconds: Double
     /// Seconds spent generating.
     public var generationSeconds: Double
+    /// One entry per generated token when ``GenerationOptions/topLogprobs`` is set, else empty.
+    public var logprobs: [TokenLogprob] = []
+    /// Prompt lookup: tokens proposed, and how many of them the model confirmed.
+    public var draftTokens = 0
+    public var acceptedDraftTokens = 0
+}
+
+/// A generated token's log-probability and the most likely tokens at its position.
+public struct TokenLogprob: Sendable, Equatable {
+    /// The generated token.
+    public var token: TokenID
+    /// Its natural-log probability under the model.
+    public var logprob: Float
+    /// The most likely tokens at this position, most likely first, with their log-probabilities.
+    public var top: [Alternative]
+
+    /// A token and its log-probability.
+    public struct Alternative: Sendable, Equatable {
+        /// The token.
+        public var token: TokenID
+        /// Its natural-log probability.
+        public var logprob: Float
+    }
+
+    /// Log-probabilities from `logits`: the entry of `token`, and the `topCount` most likely.
+    public init(logits: [Float], token: TokenID, topCount: Int) {
+        var maxv = -Float.infinity
+        for v in logits where v > maxv { maxv = v }
+        var sum = 0.0
+        for v in logits { sum += Double(expf(v - maxv)) }
+        let lse = maxv + Float(log(sum))
+        self.token = token
+        logprob = logits[Int(token)] - lse
+        // The top entries by one pass with a small sorted list (ties: lower id first).
+        var best: [(TokenID, Float)] = []
+        if topCount > 0 {
+            for (i, v) in logits.enumerated() where best.count < topCount || v > best[best.count - 1].1 {
+                var k = best.count
+                while k > 0 && best[k - 1].1 < v { k -= 1 }
+                best.insert((TokenID(i), v), at: k)
+                if best.count > topCount { best.removeLast() }
+            }
+        }
+        top = best.map { Alternative(token: $0.0, logprob: $0.1 - lse) }
+    }
 }
 
 /// One conversation: a KV cache over a shared ``Model``, the tokens in it, and the decoder's
@@ -181,8 +241,8 @@ public final class Session: @unchecked Sendable {
 
     fileprivate var cancelRequested: Bool { isCancelled }
     fileprivate func clearCancel() { p4k_flag_store(&cancelFlag, 0) }
-    fileprivate func evaluateForGeneration(_ ids: [TokenID]) throws(ModelError) -> [Float]? {
-        try evaluateChunks(ids, allLogits: false)
+    fileprivate func evaluateForGeneration(_ ids: [TokenID], allLogits: Bool = false) throws(ModelError) -> [Float]? {
+        try evaluateChunks(ids, allLogits: allLogits)
     }
 
     fileprivate static func seconds(_ d: Duration) -> Double {
@@ -208,12 +268,15 @@ public final class Generation {
     private let endIDs: Set<TokenID>
     private var queue: [(String, TokenID)] = []
     private var flushed = false
+    private var pending: (TokenID, [Float])?
     private let clock = ContinuousClock()
     private var started: ContinuousClock.Instant
 
     init(session: Session, prompt: [TokenID], options: GenerationOptions) throws(ModelError) {
         try options.sampling.validate()
         guard options.maxTokens >= 0 else { throw .invalidRequest("max tokens must be ≥ 0") }
+        if let n = options.topLogprobs, n < 0 || n > 20 { throw .invalidRequest("top logprobs must be in 0…20") }
+        guard options.lookup >= 0 else { throw .invalidRequest("lookup must be ≥ 0") }
         for s in options.stopStrings where s.isEmpty { throw .invalidRequest("stop strings must not be empty") }
         self.session = session
         self.options = options
@@ -269,19 +332,116 @@ public final class Generation {
     private func step() throws(ModelError) {
         if session.cancelRequested { return end(.cancelled, flush: false) }
         if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
-        let id = sampler.sample(&logits, history: session.tokens[...])
-        if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
+        let id: TokenID
+        if let (t, raw) = pending {  // drawn while verifying a rejected draft token
+            pending = nil
+            id = t
+            if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
+            record(id, raw)
+        } else {
+            let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
+            id = sampler.sample(&logits, history: session.tokens[...])
+            if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
+            record(id, raw)
+        }
+        guard try emitToken(id) else { return }
+        if session.tokens.count >= session.contextLength { return end(.contextFull, flush: true) }
+        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
+        if session.cancelRequested { return end(.cancelled, flush: false) }
+        let draft = options.lookup > 0 ? proposeDraft(after: id) : []
+        guard let rows = try session.evaluateForGeneration([id] + draft, allLogits: !draft.isEmpty) else {
+            return end(.cancelled, flush: false)
+        }
+        if draft.isEmpty {
+            logits = rows
+            return
+        }
+        try verify(draft, rows: rows)
+    }
+
+    /// Appends a sampled token (and its log-probabilities) to the result.
+    private func record(_ id: TokenID, _ raw: [Float]) {
         result.tokens.append(id)
+        if let n = options.topLogprobs { result.logprobs.append(TokenLogprob(logits: raw, token: id, topCount: n)) }
+    }
+
+    /// Streams a token's text; false when it completed a stop string (generation ended).
+    private func emitToken(_ id: TokenID) throws(ModelError) -> Bool {
         let piece: String
         do { piece = try stream.append(id) } catch { throw .tokenizer(error) }
         let (ready, matched) = stops.push(piece)
         emit(ready, id)
-        if matched { return end(.stopString, flush: false) }
-        if session.tokens.count >= session.contextLength { return end(.contextFull, flush: true) }
-        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
-        if session.cancelRequested { return end(.cancelled, flush: false) }
-        guard let next = try session.evaluateForGeneration([id]) else { return end(.cancelled, flush: false) }
-        logits = next
+        if matched {
+            end(.stopString, flush: false)
+            return false
+        }
+        return true
+    }
+
+    /// Prompt lookup: the tokens that followed the most recent earlier occurrence of the longest
+    /// n-gram (n = 3, 2, 1) ending the history (context + `id`), at most ``GenerationOptions/lookup``
+    /// of them, and no more than the context and `maxTokens` leave room for.
+    private func proposeDraft(after id: TokenID) -> [TokenID] {
+        let history = session.tokens + [id]
+        let room = min(options.lookup, session.contextLength - history.count, options.maxTokens - result.tokens.count,
+                       Ops.smallBatch - 1)
+        guard room > 0 else { return [] }
+        let h = history.count
+        for n in stride(from: min(3, h - 1), through: 1, by: -1) {
+            var start = h - n - 1
+            while start >= 0 {
+                var same = true
+                for j in 0..<n where history[start + j] != history[h - n + j] {
+                    same = false
+                    break
+                }
+                if same {
+                    let from = start + n
+                    let count = min(room, h - from)
+                    if count > 0 { return Array(history[from..<(from + count)]) }
+                }
+                start -= 1
+            }
+        }
+        return []
+    }
+
+    /// Checks draft tokens against the model, in order, with the sampler: a draft token is kept
+    /// when the token drawn at its position equals it. This is speculative sampling's rule for a
+    /// draft that proposes one token with certainty (accept with probability p(token); on
+    /// rejection the drawn token, a sample of p without the draft token, is the next token), so
+    /// the output distribution is unchanged, and greedy output is identical. The KV cache drops the
+    /// positions after the last kept token.
+    private func verify(_ draft: [TokenID], rows: [Float]) throws(ModelError) {
+        let vocab = session.model.config.vocabSize
+        let base = session.tokens.count - draft.count  // context index of draft[0]
+        result.draftTokens += draft.count
+        for (i, d) in draft.enumerated() {
+            var row = Array(rows[(i * vocab)..<((i + 1) * vocab)])
+            let raw = options.topLogprobs == nil ? [] : row
+            let t = sampler.sample(&row, history: session.tokens[..<(base + i)])
+            guard t == d else {
+                session.truncate(to: base + i)
+                pending = (t, raw)
+                return
+            }
+            result.acceptedDraftTokens += 1
+            if endIDs.contains(t) {
+                session.truncate(to: base + i)
+                return end(.endOfSequence, flush: true)
+            }
+            record(t, raw)
+            guard try emitToken(t) else { return session.truncate(to: base + i) }
+            if result.tokens.count >= options.maxTokens {
+                session.truncate(to: base + i)
+                return end(.maxTokens, flush: true)
+            }
+            if session.cancelRequested {
+                session.truncate(to: base + i)
+                return end(.cancelled, flush: false)
+            }
+        }
+        logits = Array(rows[(draft.count * vocab)...])
     }
 }
 

@@ -66,7 +66,12 @@ class _SamplingParams(ctypes.Structure):
 
 class _GenerateParams(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("max_tokens", c_int32), ("sampling", _SamplingParams),
-                ("stop_strings", ctypes.POINTER(c_char_p)), ("n_stop_strings", c_size_t), ("parse_special", c_int32)]
+                ("stop_strings", ctypes.POINTER(c_char_p)), ("n_stop_strings", c_size_t), ("parse_special", c_int32),
+                ("top_logprobs", c_int32), ("lookup", c_int32)]
+
+
+class _TokenLogprob(ctypes.Structure):
+    _fields_ = [("token", c_int32), ("logprob", c_float)]
 
 
 class _ChatMessage(ctypes.Structure):
@@ -107,6 +112,10 @@ _sig("phi4_generation_start", c_int32, c_void_p, P_int32, c_size_t, ctypes.POINT
 _sig("phi4_generation_next", c_int32, c_void_p, ctypes.c_char_p, c_size_t, P_size, P_int32, P_int32)
 _sig("phi4_generation_finish", c_int32, c_void_p)
 _sig("phi4_cancel", c_int32, c_void_p)
+_sig("phi4_generation_token_count", c_int32, c_void_p)
+_sig("phi4_generation_logprob", c_int32, c_void_p, c_size_t, ctypes.POINTER(_TokenLogprob), ctypes.POINTER(_TokenLogprob),
+     c_size_t, P_size)
+_sig("phi4_token_to_piece", c_int32, c_void_p, c_int32, ctypes.c_char_p, c_size_t, P_size)
 
 _OK, _INVALID_ARGUMENT, _INVALID_HANDLE, _IO, _INVALID_MODEL, _UNSUPPORTED, _OOM, _TOO_SMALL, _CONTEXT_FULL, \
     _CANCELLED, _BUSY = range(11)
@@ -214,6 +223,13 @@ class Tokenizer:
             _check(st)
             return buf.raw[:n.value].decode("utf-8")
 
+    def token_bytes(self, token: int) -> bytes:
+        """The raw bytes of one token (possibly part of a UTF-8 character)."""
+        buf = ctypes.create_string_buffer(256)
+        n = c_size_t(0)
+        _check(_lib.phi4_token_to_piece(self._h, int(token), buf, 256, ctypes.byref(n)))
+        return buf.raw[:n.value]
+
     def token_id(self, special_text: str) -> int:
         """The id of a special token, e.g. "<|im_end|>"."""
         out = c_int32()
@@ -249,9 +265,12 @@ class Tokenizer:
 
 def _generate_params(max_tokens: int, temperature: float, top_k: int, top_p: float, min_p: float,
                      repeat_penalty: float, presence_penalty: float, frequency_penalty: float,
-                     seed: Optional[int], stop: Optional[Sequence[str]]) -> tuple:
+                     seed: Optional[int], stop: Optional[Sequence[str]], top_logprobs: Optional[int] = None,
+                     lookup: int = 0) -> tuple:
     p = _lib.phi4_generate_default_params()
+    p.lookup = int(lookup)
     p.max_tokens = int(max_tokens)
+    p.top_logprobs = -1 if top_logprobs is None else int(top_logprobs)
     s = p.sampling
     s.temperature, s.top_k, s.top_p, s.min_p = float(temperature), int(top_k), float(top_p), float(min_p)
     s.repetition_penalty, s.presence_penalty, s.frequency_penalty = float(repeat_penalty), float(presence_penalty), float(frequency_penalty)
@@ -322,10 +341,11 @@ class Context:
     def stream(self, prompt: Sequence[int], max_tokens: int = 256, temperature: float = 0.8, top_k: int = 40,
                top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0, presence_penalty: float = 0.0,
                frequency_penalty: float = 0.0, seed: Optional[int] = None,
-               stop: Optional[Sequence[str]] = None) -> "Stream":
-        """Start a generation after `prompt` (ids appended to the context); iterate for text pieces."""
+               stop: Optional[Sequence[str]] = None, top_logprobs: Optional[int] = None, lookup: int = 0) -> "Stream":
+        """Start a generation after `prompt` (ids appended to the context); iterate for text pieces.
+        With `top_logprobs` (0…20), `Stream.logprobs()` gives each generated token's log-probability."""
         params, keep = _generate_params(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty, presence_penalty,
-                                        frequency_penalty, seed, stop)
+                                        frequency_penalty, seed, stop, top_logprobs, lookup)
         arr = _ids(prompt)
         _check(_lib.phi4_generation_start(self._h, arr, len(prompt), ctypes.byref(params)))
         return Stream(self, len(prompt))
@@ -368,6 +388,18 @@ class Stream:
             self.close()
             raise StopIteration
         return self._buf.raw[:n.value].decode("utf-8")
+
+    def logprobs(self) -> List[Dict[str, Any]]:
+        """For each token generated so far (with `top_logprobs` set): {"token": id, "logprob": float,
+        "top_logprobs": [(id, logprob), ...]} — log-softmax of the model's raw logits."""
+        n = _lib.phi4_generation_token_count(self.ctx._h)
+        out: List[Dict[str, Any]] = []
+        one, top, k = _TokenLogprob(), (_TokenLogprob * 20)(), c_size_t(0)
+        for i in range(max(0, n)):
+            _check(_lib.phi4_generation_logprob(self.ctx._h, i, ctypes.byref(one), top, 20, ctypes.byref(k)))
+            out.append({"token": one.token, "logprob": one.logprob,
+                        "top_logprobs": [(top[j].token, top[j].logprob) for j in range(k.value)]})
+        return out
 
     def close(self) -> None:
         """End the generation (safe to call twice)."""
@@ -475,11 +507,14 @@ class Model:
     def generate(self, prompt: Union[str, Sequence[int]], *, max_tokens: int = 256, temperature: float = 0.8,
                  top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, repeat_penalty: float = 1.0,
                  presence_penalty: float = 0.0, frequency_penalty: float = 0.0, seed: Optional[int] = None,
-                 stop: Optional[Sequence[str]] = None, stream: bool = False) -> Union[str, Iterator[str]]:
-        """Complete `prompt` (text, or token ids). Returns the text, or an iterator of pieces with `stream`."""
+                 stop: Optional[Sequence[str]] = None, stream: bool = False,
+                 top_logprobs: Optional[int] = None, lookup: int = 0) -> Union[str, Iterator[str]]:
+        """Complete `prompt` (text, or token ids). Returns the text, or an iterator of pieces with `stream`.
+        With `top_logprobs`, `model.last_stream.logprobs()` gives per-token log-probabilities; `lookup`
+        (e.g. 5) turns on prompt-lookup decoding (same greedy text, faster on text that repeats)."""
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         s = self._fresh_context().stream(ids, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
-                                         presence_penalty, frequency_penalty, seed, stop)
+                                         presence_penalty, frequency_penalty, seed, stop, top_logprobs, lookup)
         self.last_stream = s
         return s if stream else "".join(s)
 
@@ -490,8 +525,10 @@ class Model:
     def create_chat_completion(self, messages: Sequence[Dict[str, str]], **kwargs: Any) -> Any:
         """An OpenAI-shaped chat completion (a dict, or an iterator of chunk dicts with stream=True)."""
         stream = kwargs.pop("stream", False)
+        want_logprobs = bool(kwargs.pop("logprobs", False))
+        top_n = int(kwargs.pop("top_logprobs", 0) or 0)
         ids = self.tokenizer.chat_template(messages)
-        pieces = self.generate(ids, stream=True, **kwargs)
+        pieces = self.generate(ids, stream=True, top_logprobs=top_n if want_logprobs else None, **kwargs)
         created = int(time.time())
         if stream:
             def chunks() -> Iterator[Dict[str, Any]]:
@@ -504,8 +541,16 @@ class Model:
                        "choices": [{"index": 0, "delta": {}, "finish_reason": pieces.finish_reason}]}
             return chunks()
         text = "".join(pieces)
+        choice: Dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
+                                  "finish_reason": pieces.finish_reason, "logprobs": None}
+        if want_logprobs:
+            def entry(token: int, logprob: float) -> Dict[str, Any]:
+                b = self.tokenizer.token_bytes(token)
+                return {"token": b.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(b)}
+            choice["logprobs"] = {"content": [
+                dict(entry(r["token"], r["logprob"]), top_logprobs=[entry(t, lp) for t, lp in r["top_logprobs"]])
+                for r in pieces.logprobs()]}
         return {"object": "chat.completion", "created": created, "model": "phi-4",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": pieces.finish_reason}],
+                "choices": [choice],
                 "usage": {"prompt_tokens": len(ids), "completion_tokens": pieces.completion_tokens,
                           "total_tokens": len(ids) + pieces.completion_tokens}}

@@ -184,3 +184,30 @@ def test_fork_after_load_works_in_child(model):
     assert not alive, "the forked child hung"
     assert proc.exitcode == 0
     assert queue.get(timeout=5) == parent
+
+
+def test_logprobs_match_log_softmax_of_reference_logits(model):
+    """OpenAI-shaped logprobs: each token's log-prob is log-softmax of transformers' logits at that
+    position (the fixtures' reference); alternatives are the most likely tokens, in order."""
+    import math
+    import numpy as np
+    ref = reference(3)
+    logits = np.load(os.path.join(MODEL, "reference", "logits_3.npy")).astype(np.float64)
+    j = 40
+    s = model.generate(ref["ids"][:j], max_tokens=1, temperature=1.2, seed=3, stream=True, top_logprobs=3)
+    "".join(s)
+    recs = s.logprobs()
+    row = logits[j - 1]
+    lse = row.max() + math.log(np.exp(row - row.max()).sum())
+    if recs:
+        r = recs[0]
+        assert abs(r["logprob"] - (row[r["token"]] - lse)) < 1e-4
+        assert [t for t, _ in r["top_logprobs"]] == list(np.argsort(-row)[:3])
+    out = model.create_chat_completion([{"role": "user", "content": "Hi"}], max_tokens=4, temperature=0,
+                                       logprobs=True, top_logprobs=2)
+    content = out["choices"][0]["logprobs"]["content"]
+    assert len(content) == out["usage"]["completion_tokens"]
+    for c in content:
+        assert c["logprob"] <= 0 and len(c["top_logprobs"]) == 2
+        assert c["top_logprobs"][0]["logprob"] >= c["top_logprobs"][1]["logprob"]
+        assert c["logprob"] == c["top_logprobs"][0]["logprob"]  # greedy: the chosen token is the top one
