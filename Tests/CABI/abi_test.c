@@ -242,6 +242,40 @@ static void test_context_errors(phi4_model *model) {
     gp = phi4_generate_default_params();
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, "bad \xc0\x80 utf8", &gp, NULL, NULL, &reason));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, NULL, &gp, NULL, NULL, &reason));
+    /* Log-probabilities of a generation: recorded only when asked, per token, best first. */
+    {
+        phi4_generate_params lp = phi4_generate_default_params();
+        lp.max_tokens = 4;
+        lp.sampling.temperature = 0;
+        phi4_token_logprob one, top[3];
+        size_t n_top = 0;
+        CHECK(phi4_context_reset(ctx) == PHI4_OK);
+        CHECK(phi4_generate(ctx, ids, 3, &lp, NULL, NULL, &reason) == PHI4_OK);
+        CHECK(phi4_generation_token_count(ctx) == 4);
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_logprob(ctx, 0, &one, top, 3, &n_top)); /* not asked */
+        lp.top_logprobs = 3;
+        CHECK(phi4_context_reset(ctx) == PHI4_OK);
+        CHECK(phi4_generate(ctx, ids, 3, &lp, NULL, NULL, &reason) == PHI4_OK);
+        int32_t n = phi4_generation_token_count(ctx);
+        CHECK(n == 4);
+        for (int32_t i = 0; i < n; i++) {
+            CHECK(phi4_generation_logprob(ctx, (size_t)i, &one, top, 3, &n_top) == PHI4_OK && n_top == 3);
+            CHECK(one.logprob <= 0 && top[0].logprob >= top[1].logprob && top[1].logprob >= top[2].logprob);
+            CHECK(one.token == top[0].token); /* greedy */
+        }
+        CHECK(phi4_generation_logprob(ctx, 0, &one, NULL, 0, &n_top) == PHI4_OK && n_top == 0);
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_logprob(ctx, 4, &one, top, 3, &n_top));
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_logprob(ctx, 0, NULL, top, 3, &n_top));
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_logprob(ctx, 0, &one, NULL, 3, &n_top));
+        CHECK(phi4_generation_token_count(NULL) == -1);
+        lp.top_logprobs = 21;
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &lp, NULL, NULL, &reason));
+        lp.top_logprobs = -1;
+        lp.lookup = -2;
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &lp, NULL, NULL, &reason));
+        CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    }
+
     /* max_tokens 0 evaluates the prompt only; an empty prompt is an error and changes nothing. */
     gp = phi4_generate_default_params();
     gp.max_tokens = 0;
