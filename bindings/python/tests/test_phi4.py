@@ -133,8 +133,11 @@ def test_two_threads_run_inside_the_library_at_once():
     in_call = {0: 0, 1: 0}
     overlap = []
 
+    start = threading.Barrier(2)
+
     def work(k):
         ctx = m.context()
+        start.wait()  # both threads begin generating together
         for _ in m_stream(ctx, k):
             pass
 
