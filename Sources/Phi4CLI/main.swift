@@ -227,8 +227,8 @@ struct Demo: ParsableCommand {
         print("(a small model trained on the Python standard library; the same code runs the 14B model)\n")
         // Held-out style prompts: code the model never saw, in the style of its training text.
         var prompts: [(String, Float)] = [
-            ("import os\nimport sys\n\n\ndef main():\n    ", 0),
-            ("class Stack:\n    \"\"\"A last-in, first-out stack.\"\"\"\n\n    def __init__(self):\n        ", 0),
+            ("import os\nimport sys\n\n\ndef main():\n", 0),
+            ("class Stack:\n    \"\"\"A last-in, first-out stack.\"\"\"\n\n    def __init__(self):\n", 0.7),
             ("def read_lines(path):\n    with open(path) as f:\n", 0.7),
         ]
         if let prompt { prompts = [(prompt, 0)] }
