@@ -41,7 +41,8 @@ lib: deps
 	    -Xswiftc -static-stdlib -Xlinker --version-script=$(CURDIR)/bindings/c/exports.map \
 	    -Xlinker -soname=libphi4.so.0
 	mkdir -p $(LIBDIR)
-	cp .build-lib/release/libPhi4Shared.so $(LIBDIR)/libphi4.so.0
+	cp .build-lib/release/libPhi4Shared.so $(LIBDIR)/libphi4.so.0.tmp
+	mv -f $(LIBDIR)/libphi4.so.0.tmp $(LIBDIR)/libphi4.so.0  # a new inode: running programs keep theirs
 	ln -sf libphi4.so.0 $(LIBDIR)/libphi4.so
 	@echo "built $(LIBDIR)/libphi4.so"
 

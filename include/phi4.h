@@ -220,6 +220,29 @@ int32_t phi4_context_length(const phi4_context *context);
 /* The context's capacity (n_ctx), or -1 for an invalid handle. */
 int32_t phi4_context_capacity(const phi4_context *context);
 
+/* Saves the context's state — its tokens and KV cache, with a versioned header naming the model
+ * (a fingerprint of its files' tensor table and configuration) and a checksum — into `buffer`.
+ * *size receives the state's size (also with PHI4_ERR_BUFFER_TOO_SMALL; buffer may be NULL with
+ * capacity 0 to ask). */
+phi4_status phi4_context_save_state(phi4_context *context, void *buffer, size_t capacity, size_t *size);
+
+/* Restores a state from phi4_context_save_state into a context of the same model (it may be
+ * another context, in another process). Afterwards generation continues exactly as it would have
+ * in the saved context (pass the next tokens to phi4_eval or phi4_generate). A state of another
+ * model, a corrupted or truncated one, or one longer than this context is
+ * PHI4_ERR_INVALID_ARGUMENT and leaves the context unchanged. */
+phi4_status phi4_context_load_state(phi4_context *context, const void *buffer, size_t size);
+
+/* The same through a file (written to a temporary name and renamed into place). */
+phi4_status phi4_context_save_file(phi4_context *context, const char *path);
+phi4_status phi4_context_load_file(phi4_context *context, const char *path);
+
+/* Prefix reuse: keeps the longest prefix of the context that `prompt` starts with (leaving at
+ * least one token of it to evaluate) and forgets the rest; *n_kept receives how many tokens of
+ * `prompt` are already in the context. Evaluate or generate with prompt + *n_kept next: the result
+ * equals evaluating the whole prompt in an empty context, without recomputing the shared part. */
+phi4_status phi4_context_reuse_prefix(phi4_context *context, const int32_t *prompt, size_t n_prompt, size_t *n_kept);
+
 /* Appends tokens to the context and computes logits: of the last position, or of every
  * position of this call with all_logits nonzero. More tokens than fit give
  * PHI4_ERR_CONTEXT_FULL and change nothing (the policy for a prompt longer than the context:

@@ -820,6 +820,77 @@ public func phi4_generation_finish(_ c: OpaquePointer?) -> phi4_status {
     }
 }
 
+@_cdecl("phi4_context_save_state")
+public func phi4_context_save_state(_ c: OpaquePointer?, _ buffer: UnsafeMutableRawPointer?, _ capacity: Int,
+                                    _ size: UnsafeMutablePointer<Int>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        guard let size else { throw ABIError.invalid("size is NULL") }
+        guard capacity >= 0 else { throw ABIError.invalid("capacity \(capacity) is out of range") }
+        let cap = capacity
+        try box.exclusive {
+            let state = box.session.saveState()
+            try writeBytes(state, buffer?.assumingMemoryBound(to: CChar.self), cap, size, nul: false)
+        }
+    }
+}
+
+@_cdecl("phi4_context_load_state")
+public func phi4_context_load_state(_ c: OpaquePointer?, _ buffer: UnsafeRawPointer?, _ size: Int) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        guard size >= 0 else { throw ABIError.invalid("size \(size) is out of range") }
+        let n = size
+        guard let buffer else { throw ABIError.invalid("buffer is NULL") }
+        let bytes = [UInt8](UnsafeRawBufferPointer(start: buffer, count: n))
+        try box.exclusive {
+            try box.session.restoreState(bytes)
+            box.endGeneration()
+            box.rows = 0
+        }
+    }
+}
+
+@_cdecl("phi4_context_save_file")
+public func phi4_context_save_file(_ c: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        let p = try string(path, "path")
+        try box.exclusive { try box.session.saveState(path: p) }
+    }
+}
+
+@_cdecl("phi4_context_load_file")
+public func phi4_context_load_file(_ c: OpaquePointer?, _ path: UnsafePointer<CChar>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        let p = try string(path, "path")
+        try box.exclusive {
+            try box.session.restoreState(path: p)
+            box.endGeneration()
+            box.rows = 0
+        }
+    }
+}
+
+@_cdecl("phi4_context_reuse_prefix")
+public func phi4_context_reuse_prefix(_ c: OpaquePointer?, _ prompt: UnsafePointer<Int32>?, _ n: Int,
+                                      _ kept: UnsafeMutablePointer<Int>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        let list = try ids(prompt, n, "prompt")
+        guard let kept else { throw ABIError.invalid("n_kept is NULL") }
+        guard !list.isEmpty else { throw ABIError.invalid("the prompt is empty") }
+        try box.exclusive {
+            box.endGeneration()
+            let before = box.session.tokens.count
+            let rest = box.session.reusePrefix(of: list)
+            if box.session.tokens.count != before { box.rows = 0 }
+            kept.pointee = list.count - rest.count
+        }
+    }
+}
+
 @_cdecl("phi4_generation_token_count")
 public func phi4_generation_token_count(_ c: OpaquePointer?) -> Int32 {
     var n: Int32 = -1

@@ -391,6 +391,65 @@ int main(int argc, char **argv) {
     size_t n_prompt = parse_ids(argv[3], prompt, 1024), n_expected = parse_ids(argv[4], expected, 256);
     test_greedy(model, prompt, n_prompt, expected, n_expected);
 
+    /* Saved states: a restored context continues exactly like the original; bad states are
+     * refused and change nothing; prefix reuse keeps the shared part. */
+    {
+        phi4_context *a = NULL, *b = NULL;
+        CHECK(phi4_context_create(model, NULL, &a) == PHI4_OK && phi4_context_create(model, NULL, &b) == PHI4_OK);
+        phi4_generate_params g = phi4_generate_default_params();
+        g.max_tokens = 8;
+        g.sampling.temperature = 0;
+        phi4_stop_reason why;
+        CHECK(phi4_generate(a, prompt, n_prompt / 2, &g, NULL, NULL, &why) == PHI4_OK);
+        size_t size = 0;
+        EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_context_save_state(a, NULL, 0, &size));
+        CHECK(size > 0);
+        unsigned char *state = malloc(size);
+        CHECK(phi4_context_save_state(a, state, size, &size) == PHI4_OK);
+        CHECK(phi4_context_save_file(a, ".build-ctest/state.bin") == PHI4_OK);
+        int32_t out_a[16], out_b[16];
+        size_t na = 0, nb = 0;
+        const int32_t saved_len = phi4_context_length(a);
+        for (int k = 0; k < 2; k++) {
+            phi4_context *c = k == 0 ? a : b;
+            if (k == 1) CHECK(phi4_context_load_state(b, state, size) == PHI4_OK);
+            CHECK(phi4_context_length(c) == saved_len);
+            int32_t *out = k == 0 ? out_a : out_b;
+            size_t *n = k == 0 ? &na : &nb;
+            CHECK(phi4_eval(c, prompt + n_prompt / 2, 3, 0) == PHI4_OK);
+            float *lg = malloc(sizeof(float) * (size_t)info.vocab_size);
+            for (int i = 0; i < 8; i++) {
+                phi4_get_logits(c, -1, lg, (size_t)info.vocab_size, NULL);
+                int32_t best = 0;
+                for (int32_t v = 1; v < info.vocab_size; v++) if (lg[v] > lg[best]) best = v;
+                out[(*n)++] = best;
+                phi4_eval(c, &best, 1, 0);
+            }
+            free(lg);
+        }
+        CHECK(na == nb && memcmp(out_a, out_b, na * sizeof(int32_t)) == 0);
+        phi4_context *f = NULL;
+        CHECK(phi4_context_create(model, NULL, &f) == PHI4_OK);
+        CHECK(phi4_context_load_file(f, ".build-ctest/state.bin") == PHI4_OK);
+        CHECK(phi4_context_length(f) == saved_len);
+        int32_t before = phi4_context_length(b);
+        state[size / 2] ^= 1;
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_load_state(b, state, size));
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_load_state(b, state, size - 1));
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_load_state(b, NULL, size));
+        EXPECT(PHI4_ERR_IO, phi4_context_load_file(b, "/nonexistent/state.bin"));
+        CHECK(phi4_context_length(b) == before);
+        size_t kept = 0;
+        CHECK(phi4_context_reset(f) == PHI4_OK && phi4_eval(f, prompt, n_prompt, 0) == PHI4_OK);
+        CHECK(phi4_context_reuse_prefix(f, prompt, n_prompt / 2, &kept) == PHI4_OK && kept == n_prompt / 2 - 1);
+        CHECK(phi4_context_length(f) == (int32_t)kept);
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_reuse_prefix(f, prompt, 0, &kept));
+        free(state);
+        phi4_context_free(a);
+        phi4_context_free(b);
+        phi4_context_free(f);
+    }
+
     /* A context keeps its model alive after the caller frees the model. */
     phi4_context *ctx = NULL;
     CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);

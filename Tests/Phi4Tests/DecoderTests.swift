@@ -264,6 +264,72 @@ final class DecoderTests: XCTestCase {
         XCTAssertLessThan(chi, critical, "chi-square \(chi) with \(df) degrees of freedom")
     }
 
+    /// A saved state restored into a new session continues exactly as the original: same logits
+    /// and same greedy text for the next turn. Corrupted, truncated, foreign-model and oversized
+    /// states are refused and leave the session as it was.
+    func testSavedStateRestoresExactlyAndBadStatesAreRefused() throws {
+        for type in [WeightType.f32, .q8_0] {
+            var load = ModelLoadOptions()
+            load.weightType = type
+            let model = try Model.load(path: modelFixtures + "/gqa8", options: load)
+            let refs = try loadReference("gqa8")
+            let first = refs[1].ids, next = Array(refs[2].ids.prefix(20))
+            var greedy = GenerationOptions()
+            greedy.sampling = .greedy
+            greedy.maxTokens = 24
+
+            let original = try Session(model: model, contextLength: 512)
+            _ = try original.generate(first, options: greedy)
+            let state = original.saveState()
+            let want = try original.generate(next, options: greedy)
+
+            let restored = try Session(model: model, contextLength: 512)
+            try restored.restoreState(state)
+            let got = try restored.generate(next, options: greedy)
+            XCTAssertEqual(got.tokens, want.tokens, "\(type)")
+            XCTAssertEqual(restored.tokens, original.tokens)
+
+            // Refusals leave the session unchanged.
+            let target = try Session(model: model, contextLength: 512)
+            _ = try target.evaluate([1, 2, 3])
+            var corrupted = state
+            corrupted[corrupted.count / 2] ^= 0x40
+            XCTAssertThrowsError(try target.restoreState(corrupted))
+            XCTAssertThrowsError(try target.restoreState(Array(state.dropLast(9))))
+            XCTAssertThrowsError(try target.restoreState([]))
+            XCTAssertThrowsError(try target.restoreState(Array(repeating: 0, count: 64)))
+            XCTAssertThrowsError(try Session(model: model, contextLength: 16).restoreState(state))
+            XCTAssertEqual(target.tokens, [1, 2, 3])
+            let other = try Model.load(path: modelFixtures + "/gqa4", options: load)
+            XCTAssertThrowsError(try Session(model: other, contextLength: 512).restoreState(state))
+        }
+        // The same files run in another weight type are another model.
+        let f32 = try Model.load(path: modelFixtures + "/gqa8")
+        var q = ModelLoadOptions()
+        q.weightType = .q8_0
+        let q8 = try Model.load(path: modelFixtures + "/gqa8", options: q)
+        XCTAssertNotEqual(f32.fingerprint, q8.fingerprint)
+        XCTAssertEqual(f32.fingerprint, try Model.load(path: modelFixtures + "/gqa8").fingerprint)
+    }
+
+    /// Prefix reuse keeps the shared part of the context and evaluates only the rest; the logits
+    /// equal a fresh evaluation of the whole prompt.
+    func testPrefixReuseEvaluatesOnlyTheNewTokens() throws {
+        let model = Self.models["gqa8"]!
+        let p = try loadReference("gqa8")[3]
+        let session = try Session(model: model, contextLength: 512)
+        _ = try session.evaluate(Array(p.ids[..<100]) + [5, 6, 7])
+        let rest = session.reusePrefix(of: p.ids)
+        XCTAssertEqual(rest.count, p.ids.count - 100)
+        XCTAssertEqual(session.tokens.count, 100)
+        let got = try session.evaluate(rest)
+        let want = try Session(model: model, contextLength: 512).evaluate(p.ids)
+        let (d, scale) = maxDifference(got, want)
+        XCTAssertLessThanOrEqual(d, 1e-5 * scale)
+        // The whole prompt already in the context: the last token is evaluated again.
+        XCTAssertEqual(session.reusePrefix(of: p.ids), [p.ids.last!])
+    }
+
     /// One and two threads give the same logits.
     func testThreadCountsAgree() throws {
         let model = Self.models["gqa4"]!

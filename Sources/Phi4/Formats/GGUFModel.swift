@@ -190,7 +190,13 @@ enum GGUFModel {
         }
         let lmHead = g.tensors["output.weight"] == nil ? embedding : try matrix("output.weight", c.vocabSize, d, .lmHead)
         let weights = ModelWeights(embedding: embedding, layers: layers, finalNorm: try vector("output_norm.weight", d), lmHead: lmHead)
-        return try Model(config: c, tokenizer: tok, weights: weights)
+        var source = FNV1a()
+        source.add(Int64(g.file.bytes.count))
+        for name in g.tensorOrder {
+            let t = g.tensors[name]!
+            source.addTensor(name: name, type: t.type.displayName, shape: t.dims, data: t.data)
+        }
+        return try Model(config: c, tokenizer: tok, weights: weights, source: source.value)
     }
 }
 

@@ -88,4 +88,12 @@ public final class KVCache: @unchecked Sendable {
 
     /// Forgets everything.
     public func reset() { count = 0 }
+
+    /// Bytes of one layer's keys (or values) for the first `n` positions.
+    func layerBytes(_ n: Int) -> Int { n * kvDim * elementSize }
+
+    /// The raw keys (`values == false`) or values of `layer`, from position 0.
+    func raw(layer: Int, values wantValues: Bool) -> UnsafeMutableRawPointer {
+        (wantValues ? values : keys) + layer * capacity * kvDim * elementSize
+    }
 }

@@ -50,9 +50,14 @@ public final class Model: Sendable {
     /// Ids that end generation: the tokenizer's (files' eos, `<|im_end|>`, `<|endoftext|>`)
     /// plus config.json's `eos_token_id`.
     public let endOfGenerationIDs: Set<TokenID>
+    /// Identifies the model for saved context states: a hash of its source's tensor table (names,
+    /// types, shapes, sizes, and each tensor's first and last bytes — no gigabytes are read), its
+    /// configuration and the formats its weights run in.
+    public let fingerprint: UInt64
 
-    /// Assembles a model from parts (the loaders use this; so can tests).
-    public init(config: ModelConfig, tokenizer: Tokenizer, weights: ModelWeights) throws(ModelError) {
+    /// Assembles a model from parts (the loaders use this; so can tests). `source` is the
+    /// loader's hash of the files (0 for a model built in memory).
+    public init(config: ModelConfig, tokenizer: Tokenizer, weights: ModelWeights, source: UInt64 = 0) throws(ModelError) {
         try config.validate()
         guard tokenizer.vocabularySize <= config.vocabSize else {
             throw .invalidConfig("the tokenizer has \(tokenizer.vocabularySize) ids but vocab_size is \(config.vocabSize)")
@@ -63,6 +68,14 @@ public final class Model: Sendable {
         var stop = tokenizer.endOfGenerationIDs
         for id in config.eosTokenIDs where id >= 0 && id < config.vocabSize { stop.insert(TokenID(id)) }
         self.endOfGenerationIDs = stop
+        var h = FNV1a()
+        h.add(source)
+        h.add("\(config)")
+        h.add(tokenizer.vocabularySize)
+        for m in [weights.embedding, weights.lmHead] + weights.layers.flatMap({ [$0.qkv, $0.output, $0.gateUp, $0.down] }) {
+            h.add(m.format.rawValue)
+        }
+        fingerprint = h.value
     }
 
     /// Loads a model: an HF checkpoint directory (`config.json`, safetensors weights in one file or
@@ -115,7 +128,12 @@ public final class Model: Sendable {
         do { tokenizer = try Tokenizer.load(path: path) } catch { throw .tokenizer(error) }
         let checkpoint = try SafeTensorsCheckpoint(directory: path)
         let weights = try loadWeights(checkpoint.tensors, config: config, type: options.weightType)
-        return try Model(config: config, tokenizer: tokenizer, weights: weights)
+        var source = FNV1a()
+        for name in checkpoint.tensors.keys.sorted() {
+            let t = checkpoint.tensors[name]!
+            source.addTensor(name: name, type: t.dtype.rawValue, shape: t.shape, data: t.data)
+        }
+        return try Model(config: config, tokenizer: tokenizer, weights: weights, source: source.value)
     }
 
     /// Binds HF tensor names to the decoder's weights, checking every shape against the config.

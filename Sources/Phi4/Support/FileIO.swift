@@ -66,6 +66,31 @@ enum FileIO {
     }
 
     /// Joins two path components with one slash.
+    /// Writes `bytes` to `path` through a temporary file renamed into place, so a reader never
+    /// sees a partial file.
+    static func writeAll(_ path: String, _ bytes: [UInt8]) throws(FileError) {
+        let tmp = path + ".tmp\(getpid())"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw FileError(path: tmp, message: errnoText(errno)) }
+        var done = 0
+        while done < bytes.count {
+            let r = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if r < 0 {
+                if errno == EINTR { continue }
+                let e = errno
+                close(fd)
+                unlink(tmp)
+                throw FileError(path: tmp, message: errnoText(e))
+            }
+            done += r
+        }
+        if close(fd) != 0 || rename(tmp, path) != 0 {
+            let e = errno
+            unlink(tmp)
+            throw FileError(path: path, message: errnoText(e))
+        }
+    }
+
     static func join(_ a: String, _ b: String) -> String {
         a.hasSuffix("/") ? a + b : a + "/" + b
     }

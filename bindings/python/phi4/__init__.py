@@ -113,6 +113,11 @@ _sig("phi4_generation_next", c_int32, c_void_p, ctypes.c_char_p, c_size_t, P_siz
 _sig("phi4_generation_finish", c_int32, c_void_p)
 _sig("phi4_cancel", c_int32, c_void_p)
 _sig("phi4_generation_token_count", c_int32, c_void_p)
+_sig("phi4_context_save_state", c_int32, c_void_p, c_void_p, c_size_t, P_size)
+_sig("phi4_context_load_state", c_int32, c_void_p, c_void_p, c_size_t)
+_sig("phi4_context_save_file", c_int32, c_void_p, c_char_p)
+_sig("phi4_context_load_file", c_int32, c_void_p, c_char_p)
+_sig("phi4_context_reuse_prefix", c_int32, c_void_p, P_int32, c_size_t, P_size)
 _sig("phi4_generation_logprob", c_int32, c_void_p, c_size_t, ctypes.POINTER(_TokenLogprob), ctypes.POINTER(_TokenLogprob),
      c_size_t, P_size)
 _sig("phi4_token_to_piece", c_int32, c_void_p, c_int32, ctypes.c_char_p, c_size_t, P_size)
@@ -334,6 +339,36 @@ class Context:
         _check(_lib.phi4_get_logits(self._h, int(row), buf, self.model.vocab_size, None))
         return buf
 
+    def save_state(self) -> bytes:
+        """The context's tokens and KV cache (versioned, checksummed, tied to the model)."""
+        n = c_size_t(0)
+        st = _lib.phi4_context_save_state(self._h, None, 0, ctypes.byref(n))
+        if st != _TOO_SMALL:
+            _check(st)
+        buf = ctypes.create_string_buffer(n.value)
+        _check(_lib.phi4_context_save_state(self._h, buf, n.value, ctypes.byref(n)))
+        return buf.raw[:n.value]
+
+    def load_state(self, state: bytes) -> None:
+        """Restore a state from save_state() (same model); generation then continues exactly as
+        it would have in the saved context."""
+        _check(_lib.phi4_context_load_state(self._h, state, len(state)))
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """save_state() into a file."""
+        _check(_lib.phi4_context_save_file(self._h, os.fsencode(path)))
+
+    def load(self, path: Union[str, os.PathLike]) -> None:
+        """load_state() from a file."""
+        _check(_lib.phi4_context_load_file(self._h, os.fsencode(path)))
+
+    def reuse_prefix(self, ids: Sequence[int]) -> int:
+        """Keep the longest prefix of the context that `ids` starts with (at least one id is left
+        to evaluate); returns how many ids are already in the context."""
+        kept = c_size_t(0)
+        _check(_lib.phi4_context_reuse_prefix(self._h, _ids(ids), len(ids), ctypes.byref(kept)))
+        return kept.value
+
     def cancel(self) -> None:
         """Ask a running evaluation or generation on this context to stop soon (any thread)."""
         _lib.phi4_cancel(self._h)
@@ -513,7 +548,14 @@ class Model:
         With `top_logprobs`, `model.last_stream.logprobs()` gives per-token log-probabilities; `lookup`
         (e.g. 5) turns on prompt-lookup decoding (same greedy text, faster on text that repeats)."""
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
-        s = self._fresh_context().stream(ids, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
+        if not ids:
+            raise InvalidArgument("the prompt is empty")
+        # The model's own context keeps the previous call's tokens: a prompt that extends them (the
+        # same conversation with one more turn) only evaluates the new part.
+        if self._ctx is None:
+            self._ctx = self.context()
+        kept = self._ctx.reuse_prefix(ids)
+        s = self._ctx.stream(ids[kept:], max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
                                          presence_penalty, frequency_penalty, seed, stop, top_logprobs, lookup)
         self.last_stream = s
         return s if stream else "".join(s)

@@ -214,3 +214,35 @@ def test_logprobs_match_log_softmax_of_reference_logits(model):
         assert c["logprob"] <= 0 and len(c["top_logprobs"]) == 2
         assert c["top_logprobs"][0]["logprob"] >= c["top_logprobs"][1]["logprob"]
         assert c["logprob"] == c["top_logprobs"][0]["logprob"]  # greedy: the chosen token is the top one
+
+
+def test_saved_state_continues_exactly_and_prefix_reuse(model, tmp_path):
+    ref = reference(1)
+    a = model.context()
+    a.eval(ref["ids"][:20])
+    state = a.save_state()
+    a.save(tmp_path / "state.bin")
+    b, c = model.context(), model.context()
+    b.load_state(state)
+    c.load(tmp_path / "state.bin")
+    assert len(b) == len(c) == 20
+    for ctx in (a, b, c):
+        ctx.eval(ref["ids"][20:25])
+    assert list(a.logits()) == list(b.logits()) == list(c.logits())
+    bad = bytearray(state)
+    bad[len(bad) // 2] ^= 1
+    with pytest.raises(phi4.InvalidArgument):
+        b.load_state(bytes(bad))
+    assert len(b) == 25
+    # Prefix reuse: a prompt extending the context evaluates only its new part, same result.
+    kept = b.reuse_prefix(ref["ids"][:30])
+    assert kept == 25 and len(b) == 25
+    b.eval(ref["ids"][25:30])
+    fresh = model.context()
+    fresh.eval(ref["ids"][:30])
+    assert max(abs(x - y) for x, y in zip(b.logits(), fresh.logits())) < 1e-4
+    # Model.generate reuses its context's prefix and still gives the reference greedy text.
+    eog = set(model.eog_tokens)
+    cut = next((i for i, t in enumerate(ref["greedy32"]) if t in eog), 32)
+    for _ in range(2):
+        assert model.generate(ref["ids"], max_tokens=32, temperature=0) == model.detokenize(ref["greedy32"][:cut])
