@@ -190,6 +190,16 @@ typedef struct {
 phi4_status phi4_chat_template(const phi4_tokenizer *tokenizer, const phi4_chat_message *messages, size_t n_messages,
                                int32_t add_generation_prompt, int32_t *tokens, size_t capacity, size_t *n_tokens);
 
+/* phi4_chat_template for a conversation that may have outgrown the context (the documented
+ * long-chat policy): a leading system message is always kept; the oldest other messages are
+ * dropped — a user message together with the assistant reply after it — until the prompt has at
+ * most `budget` tokens (e.g. n_ctx minus the tokens to generate). *n_dropped receives how many
+ * messages were dropped: the first ones after the system message. PHI4_ERR_INVALID_ARGUMENT when
+ * even the system message and the last message do not fit. */
+phi4_status phi4_chat_template_fit(const phi4_tokenizer *tokenizer, const phi4_chat_message *messages,
+                                   size_t n_messages, int32_t add_generation_prompt, size_t budget, int32_t *tokens,
+                                   size_t capacity, size_t *n_tokens, size_t *n_dropped);
+
 /* ---- Contexts ------------------------------------------------------------------------------ */
 
 typedef struct {

@@ -16,6 +16,9 @@ out=$(printf 'hello\n/system Be brief.\nhi there\n/reset\nagain\n/exit\n' | $P c
 check "chat answers three turns" '[ "$(printf "%s" "$out" | grep -c "^> ")" -ge 4 ]'
 check "chat /system" 'printf "%s" "$out" | grep -q "system message set"'
 check "chat /reset" 'printf "%s" "$out" | grep -q "conversation reset"'
+long=$(printf 'first question here\nsecond question here\nthird question here\nfourth one\nfifth one\n/exit\n' |
+    $P chat --model $M --system "Be brief." --max-tokens 24 --context 96 --seed 1 2>/dev/null)
+check "chat drops the oldest turns when the context is full" '[ "$(printf "%s" "$long" | grep -c "^> ")" -ge 5 ] && printf "%s" "$long" | grep -q "oldest messages to fit"'
 tmp=$(mktemp -d)
 head -c 20000 Sources/Phi4/Model/Decoder.swift > "$tmp/text.txt"
 ppl=$($P perplexity --model $M --file "$tmp/text.txt" --ctx 128 --max-windows 2 2>/dev/null)

@@ -512,6 +512,29 @@ public func phi4_chat_template(_ t: OpaquePointer?, _ messages: UnsafePointer<ph
     }
 }
 
+@_cdecl("phi4_chat_template_fit")
+public func phi4_chat_template_fit(_ t: OpaquePointer?, _ messages: UnsafePointer<phi4_chat_message>?, _ nMessages: Int,
+                                   _ addPrompt: Int32, _ budget: Int, _ out: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                                   _ n: UnsafeMutablePointer<Int>?, _ dropped: UnsafeMutablePointer<Int>?) -> phi4_status {
+    guarded {
+        let tok = try tokenizer(t)
+        let limit = try count(budget, "budget")
+        let count = try count(nMessages, "n_messages")
+        guard let dropped else { throw ABIError.invalid("n_dropped is NULL") }
+        var list: [ChatMessage] = []
+        if count > 0 {
+            guard let messages else { throw ABIError.invalid("messages is NULL") }
+            for i in 0..<count {
+                list.append(ChatMessage(role: try string(messages[i].role, "messages[\(i)].role"),
+                                        content: try string(messages[i].content, "messages[\(i)].content")))
+            }
+        }
+        let (ids, k) = try tok.applyChatTemplate(list, fitting: limit, addGenerationPrompt: addPrompt != 0)
+        dropped.pointee = k
+        try writeIDs(ids, out, capacity, n)
+    }
+}
+
 // MARK: - Contexts
 
 @_cdecl("phi4_context_default_params")

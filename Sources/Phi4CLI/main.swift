@@ -777,13 +777,15 @@ struct Chat: ParsableCommand {
         }
         interruptibleSession = Unmanaged.passUnretained(session)
         signal(SIGINT) { _ in interruptibleSession?.takeUnretainedValue().cancel() }
-        var systemMessage = system
-        var turns = 0
         var options = GenerationOptions()
         options.maxTokens = maxTokens
         options.sampling.temperature = temperature
         options.sampling.seed = seed
-        let imEnd = m.tokenizer.specialTokenID("<|im_end|>")
+        // The conversation so far. Each turn re-encodes it; the context keeps what is shared with
+        // the previous turn (prefix reuse), so only the new messages are evaluated. When it
+        // outgrows the context the oldest exchanges are dropped; the system message stays.
+        var history: [ChatMessage] = system.map { $0.isEmpty ? [] : [.system($0)] } ?? []
+        let budget = session.contextLength - min(maxTokens, session.contextLength / 2)
         print("phi4 chat — /reset, /system TEXT, /exit")
         while true {
             fputs("> ", stdout)
@@ -793,44 +795,41 @@ struct Chat: ParsableCommand {
             if text.isEmpty { continue }
             if text == "/exit" || text == "/quit" { break }
             if text == "/reset" {
+                history = history.first?.role == "system" ? [history[0]] : []
                 session.reset()
-                turns = 0
                 print("[conversation reset]")
                 continue
             }
             if text.hasPrefix("/system") {
-                systemMessage = String(text.dropFirst(7)).trimmingSpaces()
+                let message = String(text.dropFirst(7)).trimmingSpaces()
+                history = message.isEmpty ? [] : [.system(message)]
                 session.reset()
-                turns = 0
                 print("[system message set; conversation reset]")
                 continue
             }
-            var messages: [ChatMessage] = []
-            if turns == 0, let systemMessage, !systemMessage.isEmpty { messages.append(.system(systemMessage)) }
-            messages.append(.user(text))
+            history.append(.user(text))
             do {
-                var prompt = try m.tokenizer.applyChatTemplate(messages)
-                if turns > 0, let imEnd { prompt.insert(imEnd, at: 0) }  // close the previous answer
-                if session.tokens.count + prompt.count + 16 > session.contextLength {
-                    print("[context full: conversation reset]")
-                    session.reset()
-                    turns = 0
-                    if let imEnd, prompt.first == imEnd { prompt.removeFirst() }
+                let (prompt, dropped) = try m.tokenizer.applyChatTemplate(history, fitting: budget)
+                if dropped > 0 {
+                    let head = history.first?.role == "system" ? 1 : 0
+                    history.removeSubrange(head..<(head + dropped))
+                    print("[dropped the \(dropped) oldest messages to fit the context]")
                 }
-                let result = try session.generate(prompt, options: options) { piece, _ in
+                let rest = session.reusePrefix(of: prompt)
+                let result = try session.generate(rest, options: options) { piece, _ in
                     fputs(piece, stdout)
                     fflush(stdout)
                     return true
                 }
+                history.append(.assistant(result.text))
                 let tps = Double(result.tokens.count) / max(result.generationSeconds, 1e-9)
                 print(result.stopReason == .cancelled ? " [stopped]" : "")
-                printError("[\(result.tokens.count) tokens, \(fmt(tps)) tok/s]")
-                turns += 1
+                printError("[\(result.tokens.count) tokens, \(fmt(tps)) tok/s; \(rest.count) of \(prompt.count) prompt tokens evaluated]")
             } catch {
                 print("")
                 printError("error: \(error)")
+                history.removeLast()
                 session.reset()
-                turns = 0
             }
         }
     }

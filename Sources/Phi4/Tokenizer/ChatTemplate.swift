@@ -57,6 +57,30 @@ extension Tokenizer {
         return out
     }
 
+    /// The chat prompt for a conversation that may have outgrown the context: when the whole
+    /// prompt is longer than `budget` tokens, the oldest messages are dropped — a leading system
+    /// message is always kept, and a user message is dropped with the assistant reply that
+    /// follows it — until it fits. Returns the ids and how many messages were dropped (they are
+    /// the first `dropped` messages after the system message).
+    /// - Throws: ``TokenizerError/invalidMessage(_:)`` when even the system message and the last
+    ///   message do not fit.
+    public func applyChatTemplate(_ messages: [ChatMessage], fitting budget: Int, addGenerationPrompt: Bool = true)
+        throws(TokenizerError) -> (ids: [TokenID], dropped: Int) {
+        let head = messages.first?.role == "system" ? 1 : 0
+        var dropped = 0
+        while true {
+            let kept = Array(messages[..<head]) + Array(messages[(head + dropped)...])
+            let ids = try applyChatTemplate(kept, addGenerationPrompt: addGenerationPrompt)
+            if ids.count <= budget { return (ids, dropped) }
+            guard messages.count - head - dropped > 1 else {
+                throw .invalidMessage("the last message needs \(ids.count) tokens; the context leaves \(budget)")
+            }
+            // Drop a whole exchange: the oldest message, and the reply after it when it is one.
+            dropped += 1
+            if head + dropped < messages.count - 1 && messages[head + dropped].role == "assistant" { dropped += 1 }
+        }
+    }
+
     /// The chat prompt as text (what ``applyChatTemplate(_:addGenerationPrompt:allowSpecialInContent:)``
     /// encodes, for display). Encoding this text with specials allowed gives the same ids only
     /// when no content contains special-token text.

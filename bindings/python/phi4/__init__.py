@@ -98,6 +98,8 @@ _sig("phi4_tokenize", c_int32, c_void_p, c_char_p, c_size_t, c_int32, P_int32, c
 _sig("phi4_detokenize", c_int32, c_void_p, P_int32, c_size_t, ctypes.c_char_p, c_size_t, P_size)
 _sig("phi4_token_lookup", c_int32, c_void_p, c_char_p, P_int32)
 _sig("phi4_chat_template", c_int32, c_void_p, ctypes.POINTER(_ChatMessage), c_size_t, c_int32, P_int32, c_size_t, P_size)
+_sig("phi4_chat_template_fit", c_int32, c_void_p, ctypes.POINTER(_ChatMessage), c_size_t, c_int32, c_size_t, P_int32,
+     c_size_t, P_size, P_size)
 _sig("phi4_context_default_params", _ContextParams)
 _sig("phi4_context_create", c_int32, c_void_p, ctypes.POINTER(_ContextParams), ctypes.POINTER(c_void_p))
 _sig("phi4_context_free", None, c_void_p)
@@ -241,8 +243,12 @@ class Tokenizer:
         _check(_lib.phi4_token_lookup(self._h, special_text.encode(), ctypes.byref(out)))
         return out.value
 
-    def chat_template(self, messages: Sequence[Dict[str, str]], add_generation_prompt: bool = True) -> List[int]:
-        """Phi-4's chat prompt as ids; message contents are never parsed for special tokens."""
+    def chat_template(self, messages: Sequence[Dict[str, str]], add_generation_prompt: bool = True,
+                      budget: Optional[int] = None) -> List[int]:
+        """Phi-4's chat prompt as ids; message contents are never parsed for special tokens.
+        With `budget`, the long-chat policy applies: the oldest messages after a leading system
+        message are dropped (a user message with its reply) until the prompt fits in `budget`
+        tokens; `self.last_dropped` says how many were dropped."""
         keep = []
         arr = (_ChatMessage * len(messages))()
         for i, m in enumerate(messages):
@@ -256,7 +262,14 @@ class Tokenizer:
         cap = 256
         while True:
             buf = (c_int32 * cap)()
-            st = _lib.phi4_chat_template(self._h, arr, len(messages), int(add_generation_prompt), buf, cap, ctypes.byref(n))
+            if budget is None:
+                st = _lib.phi4_chat_template(self._h, arr, len(messages), int(add_generation_prompt), buf, cap,
+                                             ctypes.byref(n))
+            else:
+                dropped = c_size_t(0)
+                st = _lib.phi4_chat_template_fit(self._h, arr, len(messages), int(add_generation_prompt), int(budget), buf,
+                                                 cap, ctypes.byref(n), ctypes.byref(dropped))
+                self.last_dropped = dropped.value
             if st == _TOO_SMALL:
                 cap = n.value
                 continue
@@ -560,16 +573,24 @@ class Model:
         self.last_stream = s
         return s if stream else "".join(s)
 
+    def _chat_ids(self, messages: Sequence[Dict[str, str]], max_tokens: int) -> List[int]:
+        # The long-chat policy: drop the oldest exchanges (never the system message) so that the
+        # prompt and max_tokens fit in the context.
+        n_ctx = min(self._n_ctx, self.context_length)
+        return self.tokenizer.chat_template(messages, budget=max(1, n_ctx - min(max_tokens, n_ctx // 2)))
+
     def chat(self, messages: Sequence[Dict[str, str]], **kwargs: Any) -> Union[str, Iterator[str]]:
-        """The assistant's reply to `messages` ([{"role": ..., "content": ...}]), or a stream."""
-        return self.generate(self.tokenizer.chat_template(messages), **kwargs)
+        """The assistant's reply to `messages` ([{"role": ..., "content": ...}]), or a stream. A
+        conversation longer than the context loses its oldest exchanges (the system message stays);
+        re-sending a conversation with one more turn only evaluates the new part."""
+        return self.generate(self._chat_ids(messages, kwargs.get("max_tokens", 256)), **kwargs)
 
     def create_chat_completion(self, messages: Sequence[Dict[str, str]], **kwargs: Any) -> Any:
         """An OpenAI-shaped chat completion (a dict, or an iterator of chunk dicts with stream=True)."""
         stream = kwargs.pop("stream", False)
         want_logprobs = bool(kwargs.pop("logprobs", False))
         top_n = int(kwargs.pop("top_logprobs", 0) or 0)
-        ids = self.tokenizer.chat_template(messages)
+        ids = self._chat_ids(messages, kwargs.get("max_tokens", 256))
         pieces = self.generate(ids, stream=True, top_logprobs=top_n if want_logprobs else None, **kwargs)
         created = int(time.time())
         if stream:
