@@ -60,8 +60,10 @@ public struct GenerationResult: Sendable {
     public var generationSeconds: Double
     /// One entry per generated token when ``GenerationOptions/topLogprobs`` is set, else empty.
     public var logprobs: [TokenLogprob] = []
-    /// Prompt lookup: tokens proposed, and how many of them the model confirmed.
+    /// Prompt lookup: tokens proposed as drafts.
     public var draftTokens = 0
+    /// Prompt lookup: draft tokens the model confirmed (each one a token generated without a
+    /// pass of its own over the weights).
     public var acceptedDraftTokens = 0
 }
 
