@@ -477,6 +477,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Option(name: .customLong("verify"), help: "Also time one pass over 1…N+1 tokens with all logits (the cost of verifying N prompt-lookup drafts).")
+    var verify = 0
+
     func run() throws {
         let clock = ContinuousClock()
         let t0 = clock.now
@@ -508,6 +511,21 @@ struct Bench: ParsableCommand {
                     decode.append(Double(genTokens) / seconds(clock.now - b))
                 }
             }
+            // The cost of a verification pass: t tokens evaluated at once, all logits, relative to one.
+            var passes: [(Int, Double)] = []
+            if verify > 0 {
+                for t in 1...(verify + 1) {
+                    var times: [Double] = []
+                    for _ in 0..<max(1, repeats) {
+                        session.truncate(to: min(session.tokens.count, 8))
+                        let c = clock.now
+                        _ = try session.evaluate(Array(prompt.prefix(t)) + Array(repeating: 1, count: max(0, t - prompt.count)),
+                                                 allLogits: true)
+                        times.append(seconds(clock.now - c))
+                    }
+                    passes.append((t, median(times)))
+                }
+            }
             let mem = residentMemory()
             let isa = String(cString: p4k_isa_name(p4k_isa_best()))
             let format = m.weights.layers.first?.gateUp.format.rawValue ?? weights
@@ -535,6 +553,9 @@ struct Bench: ParsableCommand {
                 print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load to first token: \(fmt(loadSeconds)) s")
                 if !prefill.isEmpty { print("prefill pp\(promptTokens): \(spread(prefill)) tok/s") }
                 if !decode.isEmpty { print("decode  tg\(genTokens): \(spread(decode)) tok/s") }
+                for (t, sec) in passes {
+                    print("pass of \(t) token\(t == 1 ? "" : "s"): \(fmt(sec * 1e3)) ms (\(fmt(sec / passes[0].1))× one token)")
+                }
                 print("memory: rss \(fmt(Double(mem.current) / 1e9)) GB, peak \(fmt(Double(mem.peak) / 1e9)) GB")
             }
         } catch {
