@@ -261,7 +261,7 @@ struct Generate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Generate text (streamed to stdout) or token ids from a prompt.")
 
-    @Option(help: "A Phi-4 model directory (HF safetensors).")
+    @Option(help: "A Phi-4 model: an HF directory or a GGUF file.")
     var model: String
 
     @Option(help: "Weight type to run in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
@@ -392,7 +392,7 @@ struct Logits: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write the logits of a token sequence as a float32 .npy array [n, vocab].")
 
-    @Option(help: "A Phi-4 model directory (HF safetensors).")
+    @Option(help: "A Phi-4 model: an HF directory or a GGUF file.")
     var model: String
 
     @Option(help: "Weight type to run in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load).")
