@@ -75,7 +75,7 @@ echo "  $line"
 # Fuzz harness: every committed regression input replays without a crash, and a short seeded run
 # of each target (tools/fuzz.sh runs them for longer) finds nothing.
 "$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/Fuzz/fuzz_abi.c "${LINK[@]}" -o "$OUT/fuzz_abi"
-for t in gguf safetensors config tokenizer encode chat; do
+for t in gguf safetensors config tokenizer encode chat state; do
     inputs=(Tests/Fuzz/regressions/"$t"-*)
     if [ -e "${inputs[0]}" ]; then
         if "$OUT/fuzz_abi" "$t" --work "$OUT/fuzz-$t" --fixtures "$FIX" --replay "${inputs[@]}" >/dev/null; then ok; else bad "fuzz regressions $t"; fi

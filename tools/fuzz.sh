@@ -4,14 +4,14 @@
 # Tests/Fuzz/regressions/TARGET-<sha1>.bin (commit it: `make test` replays every file there) and
 # fuzzing goes on with the next seed.
 #   tools/fuzz.sh [SECONDS_PER_TARGET] [SEED] [TARGET...]
-#   (default 60 s, seed 1, targets gguf safetensors config tokenizer encode chat)
+#   (default 60 s, seed 1, targets gguf safetensors config tokenizer encode chat state)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER=${1:-60}
 SEED=${2:-1}
 shift 2 2>/dev/null || shift $#
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf safetensors config tokenizer encode chat)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(gguf safetensors config tokenizer encode chat state)
 make -s lib >/dev/null || exit 1
 OUT=.build-fuzz
 mkdir -p "$OUT" Tests/Fuzz/regressions

@@ -47,7 +47,7 @@ print(','.join(map(str,ids)))"; }
     run .build-asan-c/abi_test "$FIX/models/gqa4" "$FIX/tokenizer/phi4" "$(ref 1 ids)" "$(ref 1 greedy32)" 10
     run .build-asan-c/threads_test "$FIX/models/gqa4" "$(ref 1 ids)" "$(ref 2 ids)"
     run .build-asan-c/soak "$FIX/models/gqa8" 4 100
-    for t in gguf safetensors config tokenizer encode chat; do
+    for t in gguf safetensors config tokenizer encode chat state; do
         inputs=(Tests/Fuzz/regressions/"$t"-*)
         [ -e "${inputs[0]}" ] && run .build-asan-c/fuzz_abi "$t" --work ".build-asan-c/fuzz-$t" --fixtures "$FIX" --replay "${inputs[@]}"
         run .build-asan-c/fuzz_abi "$t" --work ".build-asan-c/fuzz-$t" --fixtures "$FIX" --seconds "${FUZZ_SECONDS:-20}"

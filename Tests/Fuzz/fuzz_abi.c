@@ -8,6 +8,7 @@
  *   tokenizer    tokenizer.json in a tokenizer directory   -> phi4_tokenizer_load
  *   encode       arbitrary bytes                           -> phi4_tokenize / phi4_detokenize
  *   chat         NUL-separated role/content fields         -> phi4_chat_template
+ *   state        a saved context state                     -> phi4_context_load_state
  *
  * A model or tokenizer that loads is then used (info, a short context, eval of ids taken from
  * the input, greedy generation, tokenize/detokenize), so a file that passes validation with
@@ -209,6 +210,8 @@ static void mutate(bytes *b, size_t cap, size_t bias, int text, bytes *pool, siz
 
 static char work[1024], fixtures[1024];
 static phi4_tokenizer *shared_tokenizer; /* for encode and chat */
+static phi4_model *shared_model;         /* for state */
+static phi4_context *shared_context;
 
 static void path_join(char *out, size_t cap, const char *a, const char *b) { snprintf(out, cap, "%s/%s", a, b); }
 
@@ -394,6 +397,29 @@ static int run_one(const char *target, const bytes *in) {
         free(copy);
         return s == PHI4_OK;
     }
+    if (!strcmp(target, "state")) {
+        /* A restored state must be refused with PHI4_ERR_INVALID_ARGUMENT or be usable. Half the
+         * inputs get a valid checksum (FNV-1a of all but the last 8 bytes), so the checks behind
+         * the checksum — counts, sizes, token ids — see mutated data too. */
+        uint8_t *buf = malloc(in->len ? in->len : 1);
+        memcpy(buf, in->data, in->len);
+        if (in->len >= 8 && (in->len & 1)) {
+            uint64_t h = 0xcbf29ce484222325ULL;
+            for (size_t k = 0; k < in->len - 8; k++) h = (h ^ buf[k]) * 0x100000001b3ULL;
+            for (int k = 0; k < 8; k++) buf[in->len - 8 + k] = (uint8_t)(h >> (8 * k));
+        }
+        phi4_status st = phi4_context_load_state(shared_context, buf, in->len);
+        free(buf);
+        if (st != PHI4_OK) {
+            if (st != PHI4_ERR_INVALID_ARGUMENT) abort();
+            return 0;
+        }
+        int32_t next = 1;
+        if (phi4_context_length(shared_context) < phi4_context_capacity(shared_context) &&
+            phi4_eval(shared_context, &next, 1, 0) != PHI4_OK)
+            abort();
+        return 1;
+    }
     fprintf(stderr, "fuzz_abi: unknown target %s\n", target);
     exit(2);
 }
@@ -500,8 +526,27 @@ int main(int argc, char **argv) {
         s.len = n;
         seeds[n_seeds++] = s;
         text = 1;
+    } else if (!strcmp(target, "state")) {
+        /* The seed: the state of a context that evaluated 20 tokens of the fixture model. */
+        snprintf(a, sizeof a, "%s/%s", fixtures, model_dir);
+        phi4_context_params cp = phi4_context_default_params();
+        cp.n_ctx = 64;
+        if (phi4_model_load(a, NULL, &shared_model) != PHI4_OK ||
+            phi4_context_create(shared_model, &cp, &shared_context) != PHI4_OK) {
+            fprintf(stderr, "fuzz_abi: %s\n", phi4_last_error());
+            return 2;
+        }
+        int32_t ids[20];
+        for (int k = 0; k < 20; k++) ids[k] = 3 + 7 * k;
+        size_t size = 0;
+        phi4_eval(shared_context, ids, 20, 0);
+        phi4_context_save_state(shared_context, NULL, 0, &size);
+        bytes st = {malloc(size), size};
+        if (!st.data || phi4_context_save_state(shared_context, st.data, size, &size) != PHI4_OK) return 2;
+        seeds[n_seeds++] = st;
+        bias = 64;
     } else {
-        fprintf(stderr, "fuzz_abi: unknown target %s (gguf, safetensors, config, tokenizer, encode, chat)\n", target);
+        fprintf(stderr, "fuzz_abi: unknown target %s (gguf, safetensors, config, tokenizer, encode, chat, state)\n", target);
         return 2;
     }
 
