@@ -324,8 +324,8 @@ typedef struct {
     int32_t lookup;                     /* prompt-lookup decoding: propose up to this many tokens (≤ 7) by
                                            continuing the last 1–3 tokens' earlier occurrence in the
                                            context, verified in one batched pass; greedy output is
-                                           identical, sampled output keeps its distribution (default 0:
-                                           off) */
+                                           the same (up to exact near-ties of logits), sampled output
+                                           keeps its distribution (default 0: off) */
 } phi4_generate_params;
 
 /* Default generation parameters. */

@@ -31,8 +31,10 @@ public struct GenerationOptions: Sendable {
     public var stopTokenIDs: Set<TokenID> = []
     /// Prompt-lookup decoding: after each token, propose up to this many next tokens by
     /// continuing the most recent earlier occurrence of the last 1–3 tokens in the prompt and
-    /// output, and verify them in one batched pass (at most 7). Greedy output is identical and
-    /// sampled output has the same distribution; text that repeats its context (edits, code,
+    /// output, and verify them in one batched pass (at most 7). Sampled output has the same
+    /// distribution; greedy output is the same as without lookup except where two tokens' logits
+    /// tie to within ~1e-6 relative (a pass computes attention as one matrix product, which rounds
+    /// slightly differently from one token at a time); text that repeats its context (edits, code,
     /// quotes) gets several tokens per pass over the weights. 0: off (default).
     public var lookup = 0
     /// Log-probabilities: nil (default) records none; N (0…20) records, for every generated
@@ -536,7 +538,7 @@ public final class Generation {
     /// when the token drawn at its position equals it. This is speculative sampling's rule for a
     /// draft that proposes one token with certainty (accept with probability p(token); on
     /// rejection the drawn token, a sample of p without the draft token, is the next token), so
-    /// the output distribution is unchanged, and greedy output is identical. The KV cache drops the
+    /// the output distribution is unchanged, and greedy output is the same. The KV cache drops the
     /// positions after the last kept token.
     private func verify(_ draft: [TokenID], rows: [Float]) throws(ModelError) {
         let vocab = session.model.config.vocabSize
