@@ -202,11 +202,20 @@ phi4_status phi4_chat_template_fit(const phi4_tokenizer *tokenizer, const phi4_c
 
 /* ---- Contexts ------------------------------------------------------------------------------ */
 
+/* KV cache element types. */
+enum {
+    PHI4_KV_DEFAULT = 0, /* f16 for quantized weights, f32 for f32 weights */
+    PHI4_KV_F32 = 1,
+    PHI4_KV_F16 = 2,
+    PHI4_KV_Q8_0 = 3     /* int8 blocks of 32 with an fp16 scale: about half of f16 (head dim a multiple of 32) */
+};
+
 typedef struct {
     size_t struct_size; /* sizeof(phi4_context_params); set by phi4_context_default_params() */
     int32_t n_ctx;      /* positions the KV cache holds; 0: min(model context, 4096) */
     int32_t n_batch;    /* most tokens per forward chunk (default 512) */
     int32_t n_threads;  /* threads per step; 0: phi4_default_thread_count() */
+    int32_t kv_type;    /* PHI4_KV_* (default PHI4_KV_DEFAULT) */
 } phi4_context_params;
 
 /* Default context parameters. */

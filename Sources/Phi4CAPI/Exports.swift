@@ -539,7 +539,7 @@ public func phi4_chat_template_fit(_ t: OpaquePointer?, _ messages: UnsafePointe
 
 @_cdecl("phi4_context_default_params")
 public func phi4_context_default_params() -> phi4_context_params {
-    phi4_context_params(struct_size: MemoryLayout<phi4_context_params>.size, n_ctx: 0, n_batch: 512, n_threads: 0)
+    phi4_context_params(struct_size: MemoryLayout<phi4_context_params>.size, n_ctx: 0, n_batch: 512, n_threads: 0, kv_type: 0)
 }
 
 @_cdecl("phi4_context_create")
@@ -553,8 +553,17 @@ public func phi4_context_create(_ m: OpaquePointer?, _ p: UnsafePointer<phi4_con
         guard prm.n_ctx >= 0, prm.n_batch > 0, prm.n_threads >= 0 else {
             throw ABIError.invalid("n_ctx, n_batch and n_threads must not be negative (n_batch > 0)")
         }
+        let kv: KVCacheType?
+        switch prm.kv_type {
+        case 0: kv = nil
+        case 1: kv = .f32
+        case 2: kv = .f16
+        case 3: kv = .q8_0
+        default: throw ABIError.invalid("kv_type \(prm.kv_type) is not a PHI4_KV_* value")
+        }
         let session = try Session(model: box.model, contextLength: prm.n_ctx == 0 ? nil : Int(prm.n_ctx),
-                                  batchSize: Int(prm.n_batch), threads: prm.n_threads == 0 ? nil : Int(prm.n_threads))
+                                  batchSize: Int(prm.n_batch), threads: prm.n_threads == 0 ? nil : Int(prm.n_threads),
+                                  cacheType: kv)
         out.pointee = OpaquePointer(Handles.register(ContextBox(box, session), .context))
     }
 }

@@ -173,6 +173,12 @@ func loadModel(_ path: String, weights: String = "f32") throws -> Model {
     do { return try Model.load(path: path, options: options) } catch { throw ValidationError(error.description) }
 }
 
+/// A `--kv-type` value.
+func parseKVType(_ s: String) throws -> KVCacheType {
+    guard let t = KVCacheType(rawValue: s) else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
+    return t
+}
+
 /// Writes a line to standard error.
 func printError(_ text: String) {
     fputs(text + "\n", stderr)
@@ -318,6 +324,9 @@ struct Generate: ParsableCommand {
     @Option(help: "Context length (tokens).")
     var context: Int?
 
+    @Option(name: .customLong("kv-type"), help: "KV cache type: f32, f16 or q8_0 (default: f16 for quantized weights, f32 otherwise).")
+    var kvType: String?
+
     @Option(help: "Prompt-lookup decoding: propose up to N tokens (≤ 7) from earlier text, verified in one pass (0: off).")
     var lookup = 0
 
@@ -357,8 +366,9 @@ struct Generate: ParsableCommand {
         s.seed = seed
         options.sampling = s
         let contextLength = context ?? min(m.config.maxPositions, max(4096, promptIDs.count + maxTokens))
+        let cacheType = try kvType.map(parseKVType)
         do {
-            let session = try Session(model: m, contextLength: contextLength, threads: threads)
+            let session = try Session(model: m, contextLength: contextLength, threads: threads, cacheType: cacheType)
             let result = try session.generate(promptIDs, options: options) { text, _ in
                 if !printIDs {
                     fputs(text, stdout)
@@ -477,6 +487,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    @Option(name: .customLong("kv-type"), help: "KV cache type: f32, f16 or q8_0 (default: f16 for quantized weights, f32 otherwise).")
+    var kvType: String?
+
     @Option(name: .customLong("verify"), help: "Also time one pass over 1…N+1 tokens with all logits (the cost of verifying N prompt-lookup drafts).")
     var verify = 0
 
@@ -490,11 +503,12 @@ struct Bench: ParsableCommand {
             x = x &* 6364136223846793005 &+ 1442695040888963407
             return TokenID((x >> 33) % vocab)
         }
+        let cacheType = try kvType.map(parseKVType)
         var prefill: [Double] = [], decode: [Double] = []
         var loadSeconds = 0.0
         do {
             let n = context ?? min(m.config.maxPositions, promptTokens + genTokens + 1)
-            let session = try Session(model: m, contextLength: n, batchSize: batchSize, threads: threads)
+            let session = try Session(model: m, contextLength: n, batchSize: batchSize, threads: threads, cacheType: cacheType)
             var logits = try session.evaluate([prompt.first ?? 1])  // first token: load finished
             loadSeconds = seconds(clock.now - t0)
             for _ in 0..<max(1, repeats) {
@@ -691,9 +705,10 @@ struct Info: ParsableCommand {
         let perToken = MemoryEstimate.cacheBytes(config: c, contextLength: 1, type: .f16)
         let f16 = MemoryEstimate.cacheBytes(config: c, contextLength: n, type: .f16)
         let f32 = MemoryEstimate.cacheBytes(config: c, contextLength: n, type: .f32)
+        let q8 = MemoryEstimate.cacheBytes(config: c, contextLength: n, type: .q8_0)
         let scratch = MemoryEstimate(config: c, weights: .q4_0, contextLength: 0).scratchBytes
         let limit = n > c.maxPositions ? " (more than the model's \(c.maxPositions): a context cannot be created)" : ""
-        print("KV cache at \(n) positions\(limit): f16 \(fmt(Double(f16) / 1e9)) GB, f32 \(fmt(Double(f32) / 1e9)) GB (\(perToken / 1024) KiB per token in f16); scratch \(fmt(Double(scratch) / 1e6)) MB")
+        print("KV cache at \(n) positions\(limit): f16 \(fmt(Double(f16) / 1e9)) GB, f32 \(fmt(Double(f32) / 1e9)) GB, q8_0 \(fmt(Double(q8) / 1e9)) GB (\(perToken / 1024) KiB per token in f16); scratch \(fmt(Double(scratch) / 1e6)) MB")
         if let free = MemoryEstimate.availableBytes() { print("memory available now: \(fmt(Double(free) / 1e9)) GB") }
     }
 }

@@ -164,6 +164,15 @@ static void test_context_errors(phi4_model *model) {
     cp.n_ctx = 1 << 30;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
     cp = phi4_context_default_params();
+    cp.kv_type = 9;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
+    cp.kv_type = PHI4_KV_Q8_0; /* the fixture's head dimension (16) is not a multiple of 32 */
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
+    cp.kv_type = PHI4_KV_F16;
+    CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK);
+    phi4_context_free(ctx);
+    ctx = NULL;
+    cp = phi4_context_default_params();
     cp.n_ctx = 16;
     cp.n_batch = 4;
     CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK && ctx != NULL);

@@ -139,6 +139,9 @@ public final class Session: @unchecked Sendable {
         self.model = model
         let quantized = model.weights.layers.first.map { $0.gateUp.format != .f32 } ?? false
         let type = cacheType ?? (quantized ? .f16 : .f32)
+        if type == .q8_0 && model.config.headDim % 32 != 0 {
+            throw .invalidRequest("a q8_0 KV cache needs a head dimension that is a multiple of 32 (this model's is \(model.config.headDim))")
+        }
         // The cache and scratch must fit in the memory left (an allocation that cannot be met would
         // end the process, not return an error).
         let plan = MemoryEstimate(config: model.config, weights: .q4_0, contextLength: 0)
@@ -178,6 +181,14 @@ public final class Session: @unchecked Sendable {
 
     // MARK: Saved state
 
+    private static func stateCode(_ t: KVCacheType) -> UInt32 {
+        switch t {
+        case .f32: return 0
+        case .f16: return 1
+        case .q8_0: return 2
+        }
+    }
+
     private static let stateMagic: UInt32 = 0x5453_3450  // "P4ST"
     private static let stateVersion: UInt32 = 1
 
@@ -193,7 +204,7 @@ public final class Session: @unchecked Sendable {
         put(Session.stateMagic)
         put(Session.stateVersion)
         put(model.fingerprint)
-        put(UInt32(cache.type == .f32 ? 0 : 1))
+        put(Session.stateCode(cache.type))
         put(UInt32(cache.layerCount))
         put(UInt32(cache.kvDim))
         put(UInt32(n))
@@ -252,7 +263,7 @@ public final class Session: @unchecked Sendable {
             guard version == Session.stateVersion else { throw .invalidRequest("saved state version \(version) (this library reads \(Session.stateVersion))") }
             guard try get(UInt64.self) == model.fingerprint else { throw .invalidRequest("the saved state belongs to another model") }
             let type = try get(UInt32.self)
-            guard type == (cache.type == .f32 ? 0 : 1) else { throw .invalidRequest("the saved state has another KV cache type") }
+            guard type == Session.stateCode(cache.type) else { throw .invalidRequest("the saved state has another KV cache type") }
             guard try get(UInt32.self) == UInt32(cache.layerCount), try get(UInt32.self) == UInt32(cache.kvDim) else {
                 throw .invalidRequest("the saved state has another model shape")
             }

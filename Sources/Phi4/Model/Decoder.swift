@@ -160,7 +160,7 @@ public final class Decoder {
             let n = min(threads, c.headCount)
             let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
             let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
-            let half = cache.type == .f16
+            let half = cache.type != .f32  // f16 and q8_0 caches are widened tile by tile
             for h in heads {
                 let q = qkv + h * hd
                 let g = h / group
@@ -177,7 +177,18 @@ public final class Decoder {
                 while k0 < total {
                     let kn = min(tile, total - k0)
                     let kBase: UnsafePointer<Float>, vBase: UnsafePointer<Float>
-                    if half {
+                    if cache.type == .q8_0 {
+                        // Head g's slice of a position's row: blocks g·hd/32 … (hd a multiple of 32).
+                        let offset = g * hd / 32 * 34
+                        for j in 0..<kn {
+                            p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: false) + offset,
+                                                s.keyTile[thread] + j * hd, hd)
+                            p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: true) + offset,
+                                                s.valueTile[thread] + j * hd, hd)
+                        }
+                        kBase = k
+                        vBase = v
+                    } else if half {
                         let hk = cache.halfKeys(layer: layer) + g * hd, hv = cache.halfValues(layer: layer) + g * hd
                         for j in 0..<kn {
                             p4k_f16_to_f32(hk + (k0 + j) * c.kvDim, s.keyTile[thread] + j * hd, hd)

@@ -6,6 +6,18 @@ public enum KVCacheType: String, Sendable, CaseIterable {
     case f32
     /// IEEE half floats: half the memory (the default for quantized weights).
     case f16
+    /// Q8_0 blocks of 32 (int8 with an fp16 scale): 8.5 bits per value, about half of f16. Needs a
+    /// head dimension that is a multiple of 32 (Phi-4: 128).
+    case q8_0
+
+    /// Bytes of a row of `n` values (n a multiple of 32 for q8_0).
+    public func rowBytes(_ n: Int) -> Int {
+        switch self {
+        case .f32: return 4 * n
+        case .f16: return 2 * n
+        case .q8_0: return n / 32 * 34
+        }
+    }
 }
 
 /// The attention keys and values of every position processed so far, for every layer.
@@ -28,7 +40,8 @@ public final class KVCache: @unchecked Sendable {
 
     private let keys: UnsafeMutableRawPointer
     private let values: UnsafeMutableRawPointer
-    private let elementSize: Int
+    /// Bytes of one position's keys (or values).
+    let rowBytes: Int
 
     /// Allocates a cache for `capacity` positions of a model with `config`'s shape.
     public init(config: ModelConfig, capacity: Int, type: KVCacheType = .f32) {
@@ -36,8 +49,8 @@ public final class KVCache: @unchecked Sendable {
         self.layerCount = config.layerCount
         self.kvDim = config.kvDim
         self.type = type
-        elementSize = type == .f32 ? 4 : 2
-        let n = max(1, config.layerCount * capacity * config.kvDim) * elementSize
+        rowBytes = type.rowBytes(config.kvDim)
+        let n = max(1, config.layerCount * capacity * rowBytes)
         // Not zero-filled: positions past `count` are never read, so pages become resident only as
         // the context fills (a 16384-position cache costs memory for the tokens it holds).
         keys = .allocate(byteCount: n, alignment: 64)
@@ -50,7 +63,7 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// Bytes of memory the cache holds.
-    public var byteCount: Int { 2 * layerCount * capacity * kvDim * elementSize }
+    public var byteCount: Int { 2 * layerCount * capacity * rowBytes }
 
     /// The f32 key rows of `layer` (`[capacity, kvDim]`; only for `.f32`).
     @inline(__always)
@@ -68,6 +81,12 @@ public final class KVCache: @unchecked Sendable {
     @inline(__always)
     func halfValues(layer: Int) -> UnsafeMutablePointer<UInt16> { (values + layer * capacity * kvDim * 2).assumingMemoryBound(to: UInt16.self) }
 
+    /// The Q8_0 key (or value) row of `position` in `layer` (only for `.q8_0`).
+    @inline(__always)
+    func blockRow(layer: Int, position: Int, values wantValues: Bool) -> UnsafeMutableRawPointer {
+        (wantValues ? values : keys) + (layer * capacity + position) * rowBytes
+    }
+
     /// Stores the keys and values of position `position` in `layer`.
     @inline(__always)
     func store(layer: Int, position: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
@@ -78,6 +97,9 @@ public final class KVCache: @unchecked Sendable {
         case .f16:
             p4k_f32_to_f16(key, halfKeys(layer: layer) + position * kvDim, kvDim)
             p4k_f32_to_f16(value, halfValues(layer: layer) + position * kvDim, kvDim)
+        case .q8_0:
+            p4k_quantize_q8_0(key, blockRow(layer: layer, position: position, values: false), kvDim)
+            p4k_quantize_q8_0(value, blockRow(layer: layer, position: position, values: true), kvDim)
         }
     }
 
@@ -90,10 +112,10 @@ public final class KVCache: @unchecked Sendable {
     public func reset() { count = 0 }
 
     /// Bytes of one layer's keys (or values) for the first `n` positions.
-    func layerBytes(_ n: Int) -> Int { n * kvDim * elementSize }
+    func layerBytes(_ n: Int) -> Int { n * rowBytes }
 
     /// The raw keys (`values == false`) or values of `layer`, from position 0.
     func raw(layer: Int, values wantValues: Bool) -> UnsafeMutableRawPointer {
-        (wantValues ? values : keys) + layer * capacity * kvDim * elementSize
+        (wantValues ? values : keys) + layer * capacity * rowBytes
     }
 }

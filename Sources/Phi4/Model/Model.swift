@@ -222,7 +222,7 @@ public struct MemoryEstimate: Sendable {
 
     /// Bytes of the KV cache of `contextLength` positions of `config` with `type` elements.
     public static func cacheBytes(config c: ModelConfig, contextLength: Int, type: KVCacheType) -> Int {
-        2 * c.layerCount * contextLength * c.kvDim * (type == .f32 ? 4 : 2)
+        2 * c.layerCount * contextLength * type.rowBytes(c.kvDim)
     }
 
     /// Bytes this process can still allocate: the lower of /proc/meminfo's MemAvailable and the

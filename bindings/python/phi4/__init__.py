@@ -53,7 +53,8 @@ class _ModelInfo(ctypes.Structure):
 
 
 class _ContextParams(ctypes.Structure):
-    _fields_ = [("struct_size", c_size_t), ("n_ctx", c_int32), ("n_batch", c_int32), ("n_threads", c_int32)]
+    _fields_ = [("struct_size", c_size_t), ("n_ctx", c_int32), ("n_batch", c_int32), ("n_threads", c_int32),
+                ("kv_type", c_int32)]
 
 
 class _SamplingParams(ctypes.Structure):
@@ -128,6 +129,7 @@ _OK, _INVALID_ARGUMENT, _INVALID_HANDLE, _IO, _INVALID_MODEL, _UNSUPPORTED, _OOM
     _CANCELLED, _BUSY = range(11)
 _STOP_NAMES = {1: "stop", 2: "stop", 3: "length", 4: "length", 5: "cancelled"}
 _WEIGHTS = {None: 0, "f32": 0, "q8_0": 1, "q4_0": 2, "q4_0-mixed": 3}
+_KV_TYPES = {None: 0, "f32": 1, "f16": 2, "q8_0": 3}
 
 
 def version() -> str:
@@ -311,10 +313,16 @@ class Context:
     """One conversation's KV cache on a model. Use it from one thread at a time;
     `cancel()` may be called from any thread."""
 
-    def __init__(self, model: "Model", n_ctx: int = 0, n_batch: int = 512, threads: Optional[int] = None):
+    def __init__(self, model: "Model", n_ctx: int = 0, n_batch: int = 512, threads: Optional[int] = None,
+                 kv_type: Optional[str] = None):
+        """`kv_type`: None (f16 for quantized weights, f32 otherwise), "f32", "f16" or "q8_0" (about
+        half the memory of f16)."""
         self.model = model
         p = _lib.phi4_context_default_params()
         p.n_ctx, p.n_batch, p.n_threads = int(n_ctx), int(n_batch), int(threads or 0)
+        if kv_type not in _KV_TYPES:
+            raise InvalidArgument(f"kv_type must be one of {sorted(k for k in _KV_TYPES if k)}")
+        p.kv_type = _KV_TYPES[kv_type]
         h = c_void_p()
         _check(_lib.phi4_context_create(model._h, ctypes.byref(p), ctypes.byref(h)))
         self._h = h.value
@@ -484,7 +492,7 @@ class Model:
     `threads` is the default thread count of the contexts this object creates."""
 
     def __init__(self, path: Union[str, os.PathLike], *, threads: Optional[int] = None, weights: Optional[str] = None,
-                 n_ctx: int = 4096):
+                 n_ctx: int = 4096, kv_type: Optional[str] = None):
         if weights not in _WEIGHTS:
             raise InvalidArgument(f"weights must be one of {sorted(k for k in _WEIGHTS if k)}")
         p = _lib.phi4_model_default_params()
@@ -493,6 +501,7 @@ class Model:
         _check(_lib.phi4_model_load(os.fsencode(path), ctypes.byref(p), ctypes.byref(h)))
         self._h = h.value
         self.threads = threads
+        self.kv_type = kv_type
         self._n_ctx = n_ctx
         info = _ModelInfo()
         info.struct_size = ctypes.sizeof(_ModelInfo)
@@ -541,9 +550,11 @@ class Model:
         """The text of `ids`."""
         return self.tokenizer.detokenize(ids)
 
-    def context(self, n_ctx: Optional[int] = None, threads: Optional[int] = None) -> Context:
-        """A new context (KV cache) on this model."""
-        return Context(self, n_ctx or min(self._n_ctx, self.context_length), threads=threads or self.threads)
+    def context(self, n_ctx: Optional[int] = None, threads: Optional[int] = None,
+                kv_type: Optional[str] = None) -> Context:
+        """A new context (KV cache) on this model; `kv_type` as for Context."""
+        return Context(self, n_ctx or min(self._n_ctx, self.context_length), threads=threads or self.threads,
+                       kv_type=kv_type or self.kv_type)
 
     def _fresh_context(self) -> Context:
         if self._ctx is None:

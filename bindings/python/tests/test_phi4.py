@@ -250,3 +250,16 @@ def test_long_chat_drops_oldest_exchanges_keeps_system():
         tok.chat_template([system, {"role": "user", "content": "x " * 200}], budget=20)
     # A chat longer than the context still answers (oldest turns dropped, not an error).
     assert isinstance(m.chat(messages, max_tokens=8, temperature=0), str)
+
+
+def test_q8_0_kv_cache_on_the_demo_model():
+    demo = os.path.join(ROOT, "models", "phi4-demo-q8_0.gguf")
+    m = phi4.Model(demo, n_ctx=256)
+    ids = m.tokenize("import os\nimport sys\n\n\ndef main():\n    return os.path.join(sys.argv[0], 'x')\n")
+    a, b = m.context(kv_type="f16"), m.context(kv_type="q8_0")
+    a.eval(ids)
+    b.eval(ids)
+    la, lb = list(a.logits()), list(b.logits())
+    assert max(abs(x - y) for x, y in zip(la, lb)) <= 0.02 * max(abs(x) for x in la)
+    with pytest.raises(phi4.InvalidArgument):
+        m.context(kv_type="q4")
