@@ -493,21 +493,24 @@ public func phi4_token_lookup(_ t: OpaquePointer?, _ text: UnsafePointer<CChar>?
     }
 }
 
+/// The C chat messages as Swift ones (every role and content checked as UTF-8).
+func chatMessages(_ messages: UnsafePointer<phi4_chat_message>?, _ n: Int) throws -> [ChatMessage] {
+    let total = try count(n, "n_messages")
+    guard total > 0 else { return [] }
+    guard let messages else { throw ABIError.invalid("messages is NULL") }
+    return try (0..<total).map { i in
+        ChatMessage(role: try string(messages[i].role, "messages[\(i)].role"),
+                    content: try string(messages[i].content, "messages[\(i)].content"))
+    }
+}
+
 @_cdecl("phi4_chat_template")
 public func phi4_chat_template(_ t: OpaquePointer?, _ messages: UnsafePointer<phi4_chat_message>?, _ nMessages: Int,
                                _ addPrompt: Int32, _ out: UnsafeMutablePointer<Int32>?, _ capacity: Int,
                                _ n: UnsafeMutablePointer<Int>?) -> phi4_status {
     guarded {
         let tok = try tokenizer(t)
-        let count = try count(nMessages, "n_messages")
-        var list: [ChatMessage] = []
-        if count > 0 {
-            guard let messages else { throw ABIError.invalid("messages is NULL") }
-            for i in 0..<count {
-                list.append(ChatMessage(role: try string(messages[i].role, "messages[\(i)].role"),
-                                        content: try string(messages[i].content, "messages[\(i)].content")))
-            }
-        }
+        let list = try chatMessages(messages, nMessages)
         try writeIDs(try tok.applyChatTemplate(list, addGenerationPrompt: addPrompt != 0), out, capacity, n)
     }
 }
@@ -519,16 +522,8 @@ public func phi4_chat_template_fit(_ t: OpaquePointer?, _ messages: UnsafePointe
     guarded {
         let tok = try tokenizer(t)
         let limit = try count(budget, "budget")
-        let count = try count(nMessages, "n_messages")
         guard let dropped else { throw ABIError.invalid("n_dropped is NULL") }
-        var list: [ChatMessage] = []
-        if count > 0 {
-            guard let messages else { throw ABIError.invalid("messages is NULL") }
-            for i in 0..<count {
-                list.append(ChatMessage(role: try string(messages[i].role, "messages[\(i)].role"),
-                                        content: try string(messages[i].content, "messages[\(i)].content")))
-            }
-        }
+        let list = try chatMessages(messages, nMessages)
         let (ids, k) = try tok.applyChatTemplate(list, fitting: limit, addGenerationPrompt: addPrompt != 0)
         dropped.pointee = k
         try writeIDs(ids, out, capacity, n)

@@ -677,8 +677,7 @@ struct Info: ParsableCommand {
             var options = ModelLoadOptions()
             options.checkMemory = false
             do {
-                let json = try JSONParser.parse(try FileIO_readAll(path + "/config.json"))
-                let c = try ModelConfig.parse(json)
+                let c = try Model.config(path: path)
                 print("format: HF safetensors directory")
                 print("architecture: Phi3ForCausalLM, \(c.layerCount) layers, hidden \(c.hiddenSize), FFN \(c.intermediateSize), heads \(c.headCount)/\(c.kvHeadCount) of \(c.headDim), vocabulary \(c.vocabSize), context \(c.maxPositions), rope θ \(c.ropeTheta), stored \(c.storedDType ?? "?")")
                 print("parameters: \(c.parameterCount)")

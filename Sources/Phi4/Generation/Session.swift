@@ -249,55 +249,53 @@ public final class Session: @unchecked Sendable {
     }
 
     private func restoreState(_ raw: UnsafeRawBufferPointer) throws(ModelError) {
-        do {
-            var at = 0
-            func get<T: FixedWidthInteger>(_: T.Type) throws(ModelError) -> T {
-                guard at + MemoryLayout<T>.size <= raw.count else { throw .invalidRequest("the saved state is truncated") }
-                var v = T.zero
-                withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[at..<(at + MemoryLayout<T>.size)])) }
-                at += MemoryLayout<T>.size
-                return T(littleEndian: v)
-            }
-            guard try get(UInt32.self) == Session.stateMagic else { throw .invalidRequest("not a saved context state") }
-            let version = try get(UInt32.self)
-            guard version == Session.stateVersion else { throw .invalidRequest("saved state version \(version) (this library reads \(Session.stateVersion))") }
-            guard try get(UInt64.self) == model.fingerprint else { throw .invalidRequest("the saved state belongs to another model") }
-            let type = try get(UInt32.self)
-            guard type == Session.stateCode(cache.type) else { throw .invalidRequest("the saved state has another KV cache type") }
-            guard try get(UInt32.self) == UInt32(cache.layerCount), try get(UInt32.self) == UInt32(cache.kvDim) else {
-                throw .invalidRequest("the saved state has another model shape")
-            }
-            let n = Int(try get(UInt32.self))
-            guard n <= cache.capacity else {
-                throw .invalidRequest("the saved state holds \(n) tokens; this context holds \(cache.capacity)")
-            }
-            let dataStart = at + 4 * n
-            let dataBytes = 2 * cache.layerCount * cache.layerBytes(n)
-            guard raw.count == dataStart + dataBytes + 8 else { throw .invalidRequest("the saved state has the wrong size") }
-            var h = FNV1a()
-            h.add(UnsafeRawBufferPointer(rebasing: raw[0..<(dataStart + dataBytes)]))
-            at = dataStart + dataBytes
-            guard try get(UInt64.self) == h.value else { throw .invalidRequest("the saved state is corrupted (checksum)") }
-            at = dataStart - 4 * n
-            var ids: [TokenID] = []
-            ids.reserveCapacity(n)
-            for _ in 0..<n {
-                let id = try get(Int32.self)
-                guard id >= 0 && Int(id) < model.config.vocabSize else { throw .invalidRequest("the saved state has token \(id)") }
-                ids.append(id)
-            }
-            // Everything checked: copy.
-            var src = dataStart
-            let lb = cache.layerBytes(n)
-            for l in 0..<cache.layerCount {
-                for v in [false, true] {
-                    cache.raw(layer: l, values: v).copyMemory(from: raw.baseAddress! + src, byteCount: lb)
-                    src += lb
-                }
-            }
-            cache.count = n
-            tokens = ids
+        var at = 0
+        func get<T: FixedWidthInteger>(_: T.Type) throws(ModelError) -> T {
+            guard at + MemoryLayout<T>.size <= raw.count else { throw .invalidRequest("the saved state is truncated") }
+            var v = T.zero
+            withUnsafeMutableBytes(of: &v) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[at..<(at + MemoryLayout<T>.size)])) }
+            at += MemoryLayout<T>.size
+            return T(littleEndian: v)
         }
+        guard try get(UInt32.self) == Session.stateMagic else { throw .invalidRequest("not a saved context state") }
+        let version = try get(UInt32.self)
+        guard version == Session.stateVersion else { throw .invalidRequest("saved state version \(version) (this library reads \(Session.stateVersion))") }
+        guard try get(UInt64.self) == model.fingerprint else { throw .invalidRequest("the saved state belongs to another model") }
+        let type = try get(UInt32.self)
+        guard type == Session.stateCode(cache.type) else { throw .invalidRequest("the saved state has another KV cache type") }
+        guard try get(UInt32.self) == UInt32(cache.layerCount), try get(UInt32.self) == UInt32(cache.kvDim) else {
+            throw .invalidRequest("the saved state has another model shape")
+        }
+        let n = Int(try get(UInt32.self))
+        guard n <= cache.capacity else {
+            throw .invalidRequest("the saved state holds \(n) tokens; this context holds \(cache.capacity)")
+        }
+        let dataStart = at + 4 * n
+        let dataBytes = 2 * cache.layerCount * cache.layerBytes(n)
+        guard raw.count == dataStart + dataBytes + 8 else { throw .invalidRequest("the saved state has the wrong size") }
+        var h = FNV1a()
+        h.add(UnsafeRawBufferPointer(rebasing: raw[0..<(dataStart + dataBytes)]))
+        at = dataStart + dataBytes
+        guard try get(UInt64.self) == h.value else { throw .invalidRequest("the saved state is corrupted (checksum)") }
+        at = dataStart - 4 * n
+        var ids: [TokenID] = []
+        ids.reserveCapacity(n)
+        for _ in 0..<n {
+            let id = try get(Int32.self)
+            guard id >= 0 && Int(id) < model.config.vocabSize else { throw .invalidRequest("the saved state has token \(id)") }
+            ids.append(id)
+        }
+        // Everything checked: copy.
+        var src = dataStart
+        let lb = cache.layerBytes(n)
+        for l in 0..<cache.layerCount {
+            for v in [false, true] {
+                cache.raw(layer: l, values: v).copyMemory(from: raw.baseAddress! + src, byteCount: lb)
+                src += lb
+            }
+        }
+        cache.count = n
+        tokens = ids
     }
 
     /// Asks a running ``generate(_:options:onText:)`` or ``evaluate(_:allLogits:)`` to stop soon.
@@ -521,23 +519,24 @@ public final class Generation {
     /// n-gram (n = 3, 2, 1) ending the history (context + `id`), at most ``GenerationOptions/lookup``
     /// of them, and no more than the context and `maxTokens` leave room for.
     private func proposeDraft(after id: TokenID) -> [TokenID] {
-        let history = session.tokens + [id]
-        let room = min(options.lookup, session.contextLength - history.count, options.maxTokens - result.tokens.count,
+        let tokens = session.tokens
+        let h = tokens.count + 1  // the history is the context followed by `id`
+        func history(_ i: Int) -> TokenID { i < tokens.count ? tokens[i] : id }
+        let room = min(options.lookup, session.contextLength - h, options.maxTokens - result.tokens.count,
                        Ops.smallBatch - 1)
         guard room > 0 else { return [] }
-        let h = history.count
         for n in stride(from: min(3, h - 1), through: 1, by: -1) {
             var start = h - n - 1
             while start >= 0 {
                 var same = true
-                for j in 0..<n where history[start + j] != history[h - n + j] {
+                for j in 0..<n where history(start + j) != history(h - n + j) {
                     same = false
                     break
                 }
                 if same {
                     let from = start + n
                     let count = min(room, h - from)
-                    if count > 0 { return Array(history[from..<(from + count)]) }
+                    if count > 0 { return (from..<(from + count)).map(history) }
                 }
                 start -= 1
             }

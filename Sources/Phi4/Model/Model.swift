@@ -78,18 +78,15 @@ public final class Model: Sendable {
         fingerprint = h.value
     }
 
-    /// Loads a model: an HF checkpoint directory (`config.json`, safetensors weights in one file or
-    /// shards, the tokenizer files, `generation_config.json` when present) or a GGUF file
-    /// (`*.gguf`, architecture `phi3`, with its tokenizer in the metadata).
-    ///
-    /// Before reading any weight the memory the model needs is estimated and compared with what
-    /// the system can give (MemAvailable and the cgroup limit); a model that would not fit is
-    /// refused with ``ModelError/insufficientMemory(_:)``, which says how much is needed.
     /// The configuration of the model at `path` (a GGUF file or an HF directory), without
     /// loading its weights.
     public static func config(path: String) throws(ModelError) -> ModelConfig {
         if path.hasSuffix(".gguf") { return try GGUFModel.config(try GGUFFile(path: path), path: path) }
-        let configPath = path + "/config.json"
+        return try hfConfig(FileIO.join(path, "config.json"))
+    }
+
+    /// Reads and validates an HF `config.json`.
+    static func hfConfig(_ configPath: String) throws(ModelError) -> ModelConfig {
         let json: JSONValue
         do {
             json = try JSONParser.parse(try FileIO.readAll(configPath, limit: 1 << 24))
@@ -101,6 +98,13 @@ public final class Model: Sendable {
         return try ModelConfig.parse(json, source: configPath)
     }
 
+    /// Loads a model: an HF checkpoint directory (`config.json`, safetensors weights in one file or
+    /// shards, the tokenizer files, `generation_config.json` when present) or a GGUF file
+    /// (`*.gguf`, architecture `phi3`, with its tokenizer in the metadata).
+    ///
+    /// Before reading any weight the memory the model needs is estimated and compared with what
+    /// the system can give (MemAvailable and the cgroup limit); a model that would not fit is
+    /// refused with ``ModelError/insufficientMemory(_:)``, which says how much is needed.
     public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws(ModelError) -> Model {
         if path.hasSuffix(".gguf") && !FileIO.isDirectory(path) {
             guard FileIO.exists(path) else { throw .io("\(path): no such file") }
@@ -109,15 +113,7 @@ public final class Model: Sendable {
         guard FileIO.isDirectory(path) else { throw .io("\(path): not a model directory or .gguf file") }
         let configPath = FileIO.join(path, "config.json")
         guard FileIO.exists(configPath) else { throw .io("\(path): no config.json") }
-        let configJSON: JSONValue
-        do {
-            configJSON = try JSONParser.parse(try FileIO.readAll(configPath, limit: 1 << 24))
-        } catch let e as FileError {
-            throw .io(e.description)
-        } catch {
-            throw .invalidConfig("\(configPath): \(error)")
-        }
-        let config = try ModelConfig.parse(configJSON, source: configPath)
+        let config = try hfConfig(configPath)
 
         if options.checkMemory {
             let need = MemoryEstimate(config: config, weights: options.weightType,
