@@ -83,6 +83,67 @@ final class QuantizationTests: XCTestCase {
         print("ISA paths available here:", isas.filter { p4k_isa_available($0) != 0 }.map { String(cString: p4k_isa_name($0)) })
     }
 
+    /// The multi-row kernel (prefill chunks, verification): on every ISA each output equals the
+    /// single-row kernel's result for that token bit for bit (so a batch computes what decoding
+    /// each token alone would), on row counts that leave partial panels (1, 7, 13), token counts
+    /// that leave partial tiles and chunks (1…5, 67), both formats, extreme values (an
+    /// activation row of ±127 everywhere: the int16 worst case), with and without accumulation.
+    func testMultiRowKernelEqualsSingleRowKernel() {
+        var rng = LCG(state: 11)
+        for format in [Int32(P4K_Q8_0), Int32(P4K_Q4_0)] {
+            for (blocks, rows, t) in [(1, 8, 1), (3, 7, 2), (7, 13, 5), (33, 8, 67), (161, 1, 3), (20, 16, 4)] {
+                let cols = blocks * 32
+                var w = [Float](repeating: 0, count: rows * cols)
+                for i in 0..<w.count { w[i] = rng.next() * (i % 97 == 0 ? 50 : 1) }
+                let rowBytes = p4k_row_bytes(format, cols)
+                var q = [UInt8](repeating: 0, count: rows * rowBytes)
+                q.withUnsafeMutableBytes { dst in
+                    for r in 0..<rows {
+                        let src = Array(w[(r * cols)..<((r + 1) * cols)])
+                        if format == Int32(P4K_Q8_0) { p4k_quantize_q8_0(src, dst.baseAddress! + r * rowBytes, cols) } else { p4k_quantize_q4_0(src, dst.baseAddress! + r * rowBytes, cols) }
+                    }
+                }
+                var aq = [Int8](repeating: 0, count: t * cols)
+                var ad = [Float](repeating: 0, count: t * blocks)
+                var asum = [Int32](repeating: 0, count: t * blocks)
+                for i in 0..<t {
+                    var a = [Float](repeating: 0, count: cols)
+                    for j in 0..<cols { a[j] = rng.next() * (j % 31 == 0 ? -40 : 3) }
+                    if i == 1 { for j in 0..<cols { a[j] = j % 2 == 0 ? 1 : -1 } }  // ±127 everywhere: int16 worst case
+                    aq.withUnsafeMutableBufferPointer { qp in
+                        ad.withUnsafeMutableBufferPointer { dp in
+                            asum.withUnsafeMutableBufferPointer { sp in
+                                p4k_quantize_activation(a, cols, qp.baseAddress! + i * cols, dp.baseAddress! + i * blocks, sp.baseAddress! + i * blocks)
+                            }
+                        }
+                    }
+                }
+                let ldo = rows + 3
+                let start = (0..<(t * ldo)).map { Float($0 % 5) - 2 }
+                for isa in isas where p4k_isa_available(isa) != 0 {
+                    for accumulate in [Int32(0), 1] {
+                        var out = start
+                        q.withUnsafeBytes { qb in
+                            XCTAssertEqual(p4k_gemm(format, isa, qb.baseAddress!, cols, rows, t, aq, ad, asum, &out, ldo, accumulate), 0)
+                        }
+                        var expected = start
+                        q.withUnsafeBytes { qb in
+                            for i in 0..<t {
+                                aq.withUnsafeBufferPointer { qp in
+                                    expected.withUnsafeMutableBufferPointer { e in
+                                        p4k_matvec(format, 0, qb.baseAddress!, cols, rows, qp.baseAddress! + i * cols, Array(ad[(i * blocks)...]),
+                                                   Array(asum[(i * blocks)...]), e.baseAddress! + i * ldo, accumulate)
+                                    }
+                                }
+                            }
+                        }
+                        XCTAssertEqual(out, expected, "format \(format) isa \(String(cString: p4k_isa_name(isa))) blocks \(blocks) rows \(rows) t \(t) accumulate \(accumulate)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Quantization round trip: Q8_0 error ≤ half a step plus the fp16 rounding of the scale
     /// (step = amax/127; 127 × 2⁻¹¹ of a step from the scale: 0.57 steps), Q4_0 ≤ one step
     /// (|max|/8: the value opposite the extreme clamps to 7 steps); zeros stay exactly zero.

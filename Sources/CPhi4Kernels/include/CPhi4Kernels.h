@@ -77,6 +77,14 @@ void p4k_block_sums(int format, int isa, const void *w_row, const int8_t *aq, co
 void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
                 const int32_t *asum, float *out, int accumulate);
 
+/// p4k_matvec for `t` activation rows at once: out[i·ldo + r] (+)= row r · activation i, for
+/// activations quantized as by p4k_quantize_activation (row stride `cols`). Each output equals
+/// p4k_matvec's bit for bit, on every ISA. Weights go through in repacked panels of 8 rows that
+/// every token reuses, so t rows cost one pass over the weights plus t times the arithmetic.
+/// isa < 0: the best. Returns 0, or -1 when scratch memory cannot be allocated.
+int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
+             const int32_t *asum, float *out, size_t ldo, int accumulate);
+
 /// Dequantizes `rows` rows of a quantized matrix to f32 (row-major, `cols` per row).
 void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out);
 

@@ -36,8 +36,9 @@ enum Ops {
         for j in 0..<n { out[j] = weight[j] * (x[j] * r) }
     }
 
-    /// Batches up to this many rows take the integer (decode) path on quantized weights; larger
-    /// ones dequantize panels for sgemm.
+    /// Batches up to this size (decode, and prompt lookup's verification of up to 7 drafts)
+    /// compute every token exactly as decoding it alone would: the matrix products are exact
+    /// by construction (see ``matmul``), and attention takes one matrix-vector product per query.
     static let smallBatch = 8
 
     /// `out[T, N] (+)= x[T, K] · Wᵀ` for a `[N, K]` weight matrix, the N output columns split
@@ -53,44 +54,26 @@ enum Ops {
         case .f32:
             pool.parallelFor(n, threads: threads, align: 16) { r in
                 let rows = r.count
-                if t == 1 {
-                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(rows), Int32(k), 1, w.row(r.lowerBound), Int32(k),
-                                x, 1, beta, out + r.lowerBound, 1)
+                if t <= smallBatch {
+                    // One matrix-vector product per token (each token exactly as decoded alone),
+                    // over panels of 16 rows that stay in cache for all the tokens.
+                    var r0 = r.lowerBound
+                    while r0 < r.upperBound {
+                        let m = min(t == 1 ? rows : 16, r.upperBound - r0)
+                        for i in 0..<t {
+                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(m), Int32(k), 1, w.row(r0), Int32(k),
+                                        x + i * k, 1, beta, out + i * n + r0, 1)
+                        }
+                        r0 += m
+                    }
                 } else {
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(rows), Int32(k), 1,
                                 x, Int32(k), w.row(r.lowerBound), Int32(k), beta, out + r.lowerBound, Int32(n))
                 }
             }
-        case .q8_0 where t <= smallBatch, .q4_0 where t <= smallBatch:
-            // Decode (and small batches such as speculative verification): quantize each
-            // activation row once, then integer dot products. Weight rows go through in panels of
-            // 16 that stay in cache while every activation row uses them, so t rows cost one pass
-            // over the weights; each output equals the single-row result exactly.
-            let blocks = k / 32
-            withUnsafeTemporaryAllocation(of: Int8.self, capacity: t * k) { aq in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: t * blocks) { ad in
-                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: t * blocks) { asum in
-                        for i in 0..<t {
-                            p4k_quantize_activation(x + i * k, k, aq.baseAddress! + i * k, ad.baseAddress! + i * blocks,
-                                                    asum.baseAddress! + i * blocks)
-                        }
-                        pool.parallelFor(n, threads: threads, align: 16) { r in
-                            var r0 = r.lowerBound
-                            while r0 < r.upperBound {
-                                let rows = min(t == 1 ? r.count : 16, r.upperBound - r0)
-                                for i in 0..<t {
-                                    p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r0), k, rows, aq.baseAddress! + i * k,
-                                               ad.baseAddress! + i * blocks, asum.baseAddress! + i * blocks,
-                                               out + i * n + r0, accumulate ? 1 : 0)
-                                }
-                                r0 += rows
-                            }
-                        }
-                    }
-                }
-            }
-        case .q8_0, .q4_0:
-            // Prefill: dequantize panels of rows to f32 and multiply with sgemm.
+        case .q8_0 where t > 1 && batchKernel == .sgemm, .q4_0 where t > 1 && batchKernel == .sgemm:
+            // The earlier prefill path, kept for comparison (PHI4_BATCH_KERNEL=sgemm): dequantize
+            // panels of rows to f32 and multiply with sgemm.
             let panel = 32
             pool.parallelFor(n, threads: threads, align: panel) { r in
                 let buffer = UnsafeMutablePointer<Float>.allocate(capacity: panel * k)
@@ -104,8 +87,45 @@ enum Ops {
                     r0 += rows
                 }
             }
+        case .q8_0, .q4_0:
+            // Quantize each activation row once (int8 blocks of 32, as llama.cpp does), then
+            // integer dot products: one token through the row kernel (decode), several through
+            // the multi-row kernel, which reuses each panel of 8 weight rows for every token.
+            let blocks = k / 32
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: t * k) { aq in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: t * blocks) { ad in
+                    withUnsafeTemporaryAllocation(of: Int32.self, capacity: t * blocks) { asum in
+                        let q = aq.baseAddress!, d = ad.baseAddress!, s = asum.baseAddress!
+                        pool.parallelFor(t, threads: t >= 8 ? threads : 1) { rows in
+                            for i in rows { p4k_quantize_activation(x + i * k, k, q + i * k, d + i * blocks, s + i * blocks) }
+                        }
+                        pool.parallelFor(n, threads: threads, align: 16) { r in
+                            if t == 1 {
+                                p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, q, d, s,
+                                           out + r.lowerBound, accumulate ? 1 : 0)
+                            } else if p4k_gemm(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, t, q, d, s,
+                                               out + r.lowerBound, n, accumulate ? 1 : 0) != 0 {
+                                // Scratch for the repacked panel could not be allocated: the
+                                // portable path needs none.
+                                _ = p4k_gemm(w.format.kernelCode, Int32(P4K_ISA_SCALAR), w.rowPointer(r.lowerBound), k,
+                                             r.count, t, q, d, s, out + r.lowerBound, n, accumulate ? 1 : 0)
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
+
+    /// Which kernel multiplies several rows by quantized weights.
+    enum BatchKernel { case int8, sgemm }
+
+    /// `.int8` unless `PHI4_BATCH_KERNEL=sgemm` asks for the dequantize + OpenBLAS path (for
+    /// benchmarks that compare the two).
+    static let batchKernel: BatchKernel = {
+        if let v = getenv("PHI4_BATCH_KERNEL"), String(cString: v) == "sgemm" { return .sgemm }
+        return .int8
+    }()
 
     /// Rotates one head in place with NeoX-style RoPE (`rotate_half`: element i pairs with
     /// i + headDim/2) by the angles whose cosines and sines are given (headDim/2 of each).

@@ -200,9 +200,18 @@ public final class Decoder {
                         kBase = k + k0 * c.kvDim
                         vBase = v + k0 * c.kvDim
                     }
-                    // scores[i, j] = scale · q_i · k_(k0+j)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
-                                q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))
+                    // scores[i, j] = scale · q_i · k_(k0+j). Small batches (decode, speculative
+                    // verification) take one matrix-vector product per query, so each query is
+                    // computed exactly as when it is decoded alone; prefill chunks take one sgemm.
+                    if t <= Ops.smallBatch {
+                        for i in 0..<t {
+                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(kn), Int32(hd), scale, kBase, Int32(ld),
+                                        q + i * qkvDim, 1, 0, scores + i * kn, 1)
+                        }
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
+                                    q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))
+                    }
                     for i in 0..<t {
                         let row = scores + i * kn
                         let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
@@ -227,9 +236,18 @@ public final class Decoder {
                             for e in 0..<hd { a[e] *= correction }
                         }
                     }
-                    // acc += p · v_(k0…)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
-                                scores, Int32(kn), vBase, Int32(ld), 1, acc, Int32(hd))
+                    // acc += p · v_(k0…) (small batches: over exactly the keys each query sees)
+                    if t <= Ops.smallBatch {
+                        for i in 0..<t {
+                            let visible = min(kn, start + i + 1 - k0)
+                            if visible <= 0 { continue }
+                            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(visible), Int32(hd), 1, vBase, Int32(ld),
+                                        scores + i * kn, 1, 1, acc + i * hd, 1)
+                        }
+                    } else {
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
+                                    scores, Int32(kn), vBase, Int32(ld), 1, acc, Int32(hd))
+                    }
                     k0 += kn
                 }
                 for i in 0..<t {

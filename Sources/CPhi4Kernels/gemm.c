@@ -1,0 +1,355 @@
+// Quantized weights × several activation rows (prefill chunks, speculative verification).
+//
+// Every output equals p4k_matvec's result for that activation row bit for bit: the same exact
+// int32 block sums (Q4_0: Σ (q-8)·a, Q8_0: Σ q·a), the same float terms
+// isum · (d_w · d_a) added into lane b % 8 for block b, and the same combine tree of the eight
+// lanes. So a batch (a prefill chunk, a speculative verification pass) computes each token's
+// matrix products exactly as decoding it alone would.
+//
+// The vector paths read weights in panels of 8 rows, repacked on the fly (into a buffer that
+// stays in cache while every token uses it) so that one 32-bit lane holds 4 consecutive weights
+// of one row: for block b and group g of 4 elements, 32 bytes = rows 0…7 × elements 4g…4g+3.
+// One broadcast of 4 activation bytes then feeds all 8 rows at once (llama.cpp's repacked
+// "8×4" layout, built here per call instead of stored, so no second copy of the weights exists).
+//  - Q4_0: the bytes are q (0…15). AVX2 sums 8 groups of `maddubs` in int16 (|Σ| ≤ 8·2·15·127
+//    = 30480 < 2^15), then widens once per block; the offset 8 comes off as 8·Σa.
+//  - Q8_0: u = q + 128 (0…255). AVX2 splits u = 16·h + l into two nibble panels so that
+//    `maddubs` cannot saturate; VNNI (`vpdpbusd`) multiplies u directly. The offset 128 comes off
+//    as 128·Σa.
+#pragma clang fp contract(off)
+#define _GNU_SOURCE
+#include "CPhi4Kernels.h"
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+float p4k_fp16_to_f32(uint16_t h);
+
+// Tokens per pass over a repacked panel (their activations stay in cache) and per register tile.
+enum { TOKEN_CHUNK = 64, TILE = 4 };
+
+static float h2f_slow(const uint8_t *p) {
+    uint16_t h;
+    memcpy(&h, p, 2);
+    return p4k_fp16_to_f32(h);
+}
+
+// ---- Scalar twin: the row kernel, token by token -------------------------------------------
+
+static void gemm_scalar(int format, const uint8_t *w, size_t cols, size_t rows, size_t t, const int8_t *aq,
+                        const float *ad, const int32_t *asum, float *out, size_t ldo, int accumulate) {
+    const size_t nb = cols / 32;
+    for (size_t i = 0; i < t; i++)
+        p4k_matvec(format, P4K_ISA_SCALAR, w, cols, rows, aq + i * cols, ad + i * nb, asum + i * nb, out + i * ldo,
+                   accumulate);
+}
+
+// ---- Panels ----------------------------------------------------------------------------------
+
+// Layout of one repacked block: `bytes` of weights (`split` → Q8_0 as high nibbles then low
+// nibbles), then 8 f32 scales are kept in a separate array.
+// Blocks are stored lane by lane (blocks 0, 8, 16, …, then 1, 9, 17, …) in the order the tiles
+// read them.
+typedef struct {
+    uint8_t *w;         // nb × block_bytes
+    float *d;           // nb × 8
+    size_t block_bytes;
+    size_t per_lane;    // ⌈nb / 8⌉
+} panel_t;
+
+// Where block b is stored in a panel.
+static inline size_t slot(const panel_t *p, size_t b) { return (b & 7) * p->per_lane + (b >> 3); }
+
+// Portable repack of `n` ≤ 8 rows (missing rows are zero weights with scale 0).
+static void repack_scalar(int format, int split, const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t *p) {
+    const size_t stride = format == P4K_Q8_0 ? 34 : 18;
+    for (size_t b = 0; b < nb; b++) {
+        uint8_t *dst = p->w + slot(p, b) * p->block_bytes;
+        memset(dst, 0, p->block_bytes);
+        for (size_t r = 0; r < 8; r++) {
+            p->d[slot(p, b) * 8 + r] = r < n ? h2f_slow(w + r * rb + b * stride) : 0.0f;
+            if (r >= n) continue;
+            const uint8_t *blk = w + r * rb + b * stride + 2;
+            for (int e = 0; e < 32; e++) {
+                const size_t at = (size_t)(e / 4) * 32 + r * 4 + (size_t)(e % 4);
+                if (format == P4K_Q4_0) {
+                    dst[at] = e < 16 ? (blk[e] & 0xF) : (blk[e - 16] >> 4);
+                } else {
+                    const uint8_t u = (uint8_t)(blk[e] ^ 0x80);  // q + 128
+                    if (split) {
+                        dst[at] = u >> 4;
+                        dst[256 + at] = u & 0xF;
+                    } else {
+                        dst[at] = u;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#if defined(__x86_64__)
+// In-lane 4×4 transpose of 32-bit elements across four vectors.
+#define TRANSPOSE4(a, b, c, d)                                                                                         \
+    do {                                                                                                               \
+        __m256i t0_ = _mm256_unpacklo_epi32(a, b), t1_ = _mm256_unpackhi_epi32(a, b);                                  \
+        __m256i t2_ = _mm256_unpacklo_epi32(c, d), t3_ = _mm256_unpackhi_epi32(c, d);                                  \
+        a = _mm256_unpacklo_epi64(t0_, t2_);                                                                           \
+        b = _mm256_unpackhi_epi64(t0_, t2_);                                                                           \
+        c = _mm256_unpacklo_epi64(t1_, t3_);                                                                           \
+        d = _mm256_unpackhi_epi64(t1_, t3_);                                                                           \
+    } while (0)
+
+__attribute__((target("avx2"))) static inline __m256i load_pair(const uint8_t *lo, const uint8_t *hi) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
+                                   _mm_loadu_si128((const __m128i *)hi), 1);
+}
+
+// Eight full rows → one panel. Lane k of a 128-bit half holds row k (low half) or k+4 (high half),
+// so after the in-lane transpose vector g holds element group g of rows 0…7 in order.
+__attribute__((target("avx2,f16c"))) static void repack_avx2(int format, int split, const uint8_t *w, size_t rb,
+                                                             size_t nb, panel_t *p) {
+    const size_t stride = format == P4K_Q8_0 ? 34 : 18;
+    const __m256i nib = _mm256_set1_epi8(0xF), flip = _mm256_set1_epi8((char)0x80);
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *r0 = w + b * stride;
+        uint8_t *dst = p->w + slot(p, b) * p->block_bytes;
+        uint16_t h[8];
+        for (int r = 0; r < 8; r++) memcpy(&h[r], r0 + r * rb, 2);
+        _mm256_storeu_ps(p->d + slot(p, b) * 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
+        if (format == P4K_Q4_0) {
+            __m256i a = load_pair(r0 + 2, r0 + 4 * rb + 2), c = load_pair(r0 + rb + 2, r0 + 5 * rb + 2);
+            __m256i e = load_pair(r0 + 2 * rb + 2, r0 + 6 * rb + 2), f = load_pair(r0 + 3 * rb + 2, r0 + 7 * rb + 2);
+            TRANSPOSE4(a, c, e, f);
+            __m256i g[4] = {a, c, e, f};
+            for (int k = 0; k < 4; k++) {
+                _mm256_storeu_si256((__m256i *)(dst + 32 * k), _mm256_and_si256(g[k], nib));
+                _mm256_storeu_si256((__m256i *)(dst + 32 * (k + 4)), _mm256_and_si256(_mm256_srli_epi16(g[k], 4), nib));
+            }
+        } else {
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *q = r0 + 2 + 16 * half;
+                __m256i a = load_pair(q, q + 4 * rb), c = load_pair(q + rb, q + 5 * rb);
+                __m256i e = load_pair(q + 2 * rb, q + 6 * rb), f = load_pair(q + 3 * rb, q + 7 * rb);
+                TRANSPOSE4(a, c, e, f);
+                __m256i g[4] = {a, c, e, f};
+                for (int k = 0; k < 4; k++) {
+                    const __m256i u = _mm256_xor_si256(g[k], flip);
+                    uint8_t *at = dst + 32 * (4 * half + k);
+                    if (split) {
+                        _mm256_storeu_si256((__m256i *)at, _mm256_and_si256(_mm256_srli_epi16(u, 4), nib));
+                        _mm256_storeu_si256((__m256i *)(at + 256), _mm256_and_si256(u, nib));
+                    } else {
+                        _mm256_storeu_si256((__m256i *)at, u);
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---- AVX2 tiles: `nt` (≤ TILE) tokens × 8 rows over all blocks ----------------------------------
+
+__attribute__((target("avx2"))) static inline __m256i bcast4(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// Adds block b's float terms for token j (8 rows) to the running sum of lane b % 8. The blocks
+// are visited lane by lane (k, k+8, k+16, … for lane k), which keeps each lane's order and holds
+// one accumulator per token in a register.
+#define FLOAT_STEP(j, isum)                                                                                            \
+    acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_cvtepi32_ps(isum),                                             \
+                                                 _mm256_mul_ps(dw, _mm256_set1_ps(ad[(j) * nb + b]))))
+
+// The row kernel's combine tree, ((l0+l4) + (l2+l6)) + ((l1+l5) + (l3+l7)), for 8 rows at once.
+__attribute__((target("avx2"))) static inline void combine_lanes(const float *lanes, int nt, float *acc_out) {
+    for (int j = 0; j < nt; j++) {
+        const float *l = lanes + j * 64;
+#define L_(k) _mm256_loadu_ps(l + 8 * (k))
+        const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(L_(0), L_(4)), _mm256_add_ps(L_(2), L_(6))),
+                                       _mm256_add_ps(_mm256_add_ps(L_(1), L_(5)), _mm256_add_ps(L_(3), L_(7))));
+#undef L_
+        _mm256_storeu_ps(acc_out + 8 * j, v);
+    }
+}
+
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad,
+          const int32_t *asum, int nt, float *acc_out) {
+    float lanes[TILE * 64];
+    const __m256i ones = _mm256_set1_epi16(1), sixteen = _mm256_set1_epi16(16);
+    for (size_t k = 0; k < 8; k++) {
+        __m256 acc[TILE];
+        for (int j = 0; j < TILE; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const uint8_t *wb = p->w + at * p->block_bytes;
+            const int8_t *ab = a + b * 32;
+            const __m256 dw = _mm256_loadu_ps(p->d + at * 8);
+            __m256i s16[TILE], s32[TILE];
+            for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
+                for (int j = 0; j < nt; j++)
+                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
+            }
+            if (format == P4K_Q4_0) {
+                for (int j = 0; j < nt; j++) {
+                    s32[j] = _mm256_sub_epi32(_mm256_madd_epi16(s16[j], ones), _mm256_set1_epi32(8 * asum[j * nb + b]));
+                    FLOAT_STEP(j, s32[j]);
+                }
+            } else {
+                for (int j = 0; j < nt; j++) {
+                    s32[j] = _mm256_madd_epi16(s16[j], sixteen);
+                    s16[j] = _mm256_setzero_si256();
+                }
+                for (int g = 0; g < 8; g++) {
+                    const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 256 + 32 * g));
+                    for (int j = 0; j < nt; j++)
+                        s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
+                }
+                for (int j = 0; j < nt; j++) {
+                    s32[j] = _mm256_add_epi32(s32[j], _mm256_madd_epi16(s16[j], ones));
+                    s32[j] = _mm256_sub_epi32(s32[j], _mm256_set1_epi32(128 * asum[j * nb + b]));
+                    FLOAT_STEP(j, s32[j]);
+                }
+            }
+        }
+        for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + (j * 8 + k) * 8, acc[j]);
+    }
+    combine_lanes(lanes, nt, acc_out);
+}
+
+__attribute__((target("avx2,f16c"))) static void tile_avx2_q4(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
+                                                              const float *ad, const int32_t *asum, int nt, float *o) {
+    switch (nt) {
+    case 1: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 1, o); break;
+    case 2: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 2, o); break;
+    case 3: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 3, o); break;
+    default: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 4, o); break;
+    }
+}
+
+__attribute__((target("avx2,f16c"))) static void tile_avx2_q8(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
+                                                              const float *ad, const int32_t *asum, int nt, float *o) {
+    switch (nt) {
+    case 1: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 1, o); break;
+    case 2: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 2, o); break;
+    case 3: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 3, o); break;
+    default: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 4, o); break;
+    }
+}
+
+// ---- AVX-512 VNNI tiles (256-bit vectors, `vpdpbusd`: no int16 stage, no nibble split) -------
+
+#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,f16c"
+
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad, const int32_t *asum,
+          int nt, float *acc_out) {
+    float lanes[TILE * 64];
+    const int offset = format == P4K_Q4_0 ? 8 : 128;
+    for (size_t k = 0; k < 8; k++) {
+        __m256 acc[TILE];
+        for (int j = 0; j < TILE; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const uint8_t *wb = p->w + at * p->block_bytes;
+            const int8_t *ab = a + b * 32;
+            const __m256 dw = _mm256_loadu_ps(p->d + at * 8);
+            __m256i s32[TILE];
+            for (int j = 0; j < nt; j++) s32[j] = _mm256_set1_epi32(-offset * asum[j * nb + b]);
+            for (int g = 0; g < 8; g++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
+                for (int j = 0; j < nt; j++) {
+                    int32_t v;
+                    memcpy(&v, ab + j * lda + 4 * g, 4);
+                    s32[j] = _mm256_dpbusd_epi32(s32[j], wv, _mm256_set1_epi32(v));
+                }
+            }
+            for (int j = 0; j < nt; j++) FLOAT_STEP(j, s32[j]);
+        }
+        for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + (j * 8 + k) * 8, acc[j]);
+    }
+    combine_lanes(lanes, nt, acc_out);
+}
+
+__attribute__((target(VNNI_TARGET))) static void tile_vnni_any(int format, const panel_t *p, size_t nb, const int8_t *a,
+                                                               size_t lda, const float *ad, const int32_t *asum, int nt,
+                                                               float *o) {
+    if (format == P4K_Q4_0) {
+        switch (nt) {
+        case 1: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 1, o); break;
+        case 2: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 2, o); break;
+        case 3: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 3, o); break;
+        default: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 4, o); break;
+        }
+    } else {
+        switch (nt) {
+        case 1: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 1, o); break;
+        case 2: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 2, o); break;
+        case 3: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 3, o); break;
+        default: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 4, o); break;
+        }
+    }
+}
+#endif
+
+// ---- Driver ----------------------------------------------------------------------------------
+
+int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
+             const int32_t *asum, float *out, size_t ldo, int accumulate) {
+    if (isa < 0) isa = p4k_isa_best();
+    if (!p4k_isa_available(isa)) isa = P4K_ISA_SCALAR;
+#if defined(__x86_64__)
+    if (!(p4k_cpu_features() & P4K_CPU_F16C)) isa = P4K_ISA_SCALAR;
+#else
+    isa = P4K_ISA_SCALAR;
+#endif
+    if (isa == P4K_ISA_SCALAR) {
+        gemm_scalar(format, w, cols, rows, t, aq, ad, asum, out, ldo, accumulate);
+        return 0;
+    }
+#if defined(__x86_64__)
+    const int vnni = isa == P4K_ISA_VNNI;
+    const int split = format == P4K_Q8_0 && !vnni;
+    const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
+    panel_t p = {.block_bytes = split ? 512 : 256, .per_lane = (nb + 7) / 8};
+    p.w = aligned_alloc(64, 8 * p.per_lane * p.block_bytes);
+    p.d = aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float));
+    if (!p.w || !p.d) {
+        free(p.w);
+        free(p.d);
+        return -1;
+    }
+    float tile[TILE * 8];
+    for (size_t i0 = 0; i0 < t; i0 += TOKEN_CHUNK) {
+        const size_t tc = t - i0 < TOKEN_CHUNK ? t - i0 : TOKEN_CHUNK;
+        for (size_t r0 = 0; r0 < rows; r0 += 8) {
+            const size_t n = rows - r0 < 8 ? rows - r0 : 8;
+            const uint8_t *wr = (const uint8_t *)w + r0 * rb;
+            if (n == 8) repack_avx2(format, split, wr, rb, nb, &p);
+            else repack_scalar(format, split, wr, rb, nb, n, &p);
+            for (size_t i = i0; i < i0 + tc; i += TILE) {
+                const int nt = (int)(i0 + tc - i < TILE ? i0 + tc - i : TILE);
+                const int8_t *a = aq + i * cols;
+                if (vnni) tile_vnni_any(format, &p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                else if (format == P4K_Q4_0) tile_avx2_q4(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                else tile_avx2_q8(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                for (int j = 0; j < nt; j++) {
+                    float *o = out + (i + (size_t)j) * ldo + r0;
+                    for (size_t r = 0; r < n; r++) o[r] = accumulate ? o[r] + tile[8 * j + r] : tile[8 * j + r];
+                }
+            }
+        }
+    }
+    free(p.w);
+    free(p.d);
+#endif
+    return 0;
+}
