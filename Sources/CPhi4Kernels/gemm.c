@@ -315,6 +315,17 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         gemm_scalar(format, w, cols, rows, t, aq, ad, asum, out, ldo, accumulate);
         return 0;
     }
+    if (p4k_kquant_block_bytes(format)) {
+        // K-quants: the row kernel token by token over panels of 16 rows (which stay in cache).
+        const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
+        for (size_t r0 = 0; r0 < rows; r0 += 16) {
+            const size_t n = rows - r0 < 16 ? rows - r0 : 16;
+            for (size_t i = 0; i < t; i++)
+                p4k_matvec(format, isa, (const uint8_t *)w + r0 * rb, cols, n, aq + i * cols, ad + i * nb, asum + i * nb,
+                           out + i * ldo + r0, accumulate);
+        }
+        return 0;
+    }
 #if defined(__x86_64__)
     const int vnni = isa == P4K_ISA_VNNI;
     const int split = format == P4K_Q8_0 && !vnni;

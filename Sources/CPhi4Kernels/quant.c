@@ -506,6 +506,7 @@ static sums_fn sums_for(int format, int isa) {
 // ---- Matrix-vector products ------------------------------------------------------------------
 
 size_t p4k_row_bytes(int format, size_t cols) {
+    if (p4k_kquant_block_bytes(format)) return cols / 256 * p4k_kquant_block_bytes(format);
     return format == P4K_Q8_0 ? cols / 32 * 34 : cols / 32 * 18;
 }
 
@@ -615,6 +616,10 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
                 const int32_t *asum, float *out, int accumulate) {
     init_tables();
     if (isa < 0) isa = p4k_isa_best();
+    if (p4k_kquant_block_bytes(format)) {
+        p4k_kquant_matvec(format, isa, w, cols, rows, aq, ad, asum, out, accumulate);
+        return;
+    }
     const sums_fn fn = sums_for(format, isa);
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols), stride = format == P4K_Q8_0 ? 34 : 18;
 #if defined(__x86_64__)
@@ -652,7 +657,12 @@ void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, fl
     const size_t rb = p4k_row_bytes(format, cols);
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)w + r * rb;
-        if (format == P4K_Q8_0) p4k_dequantize_q8_0(row, out + r * cols, cols);
-        else p4k_dequantize_q4_0(row, out + r * cols, cols);
+        switch (format) {
+        case P4K_Q8_0: p4k_dequantize_q8_0(row, out + r * cols, cols); break;
+        case P4K_Q4_K: p4k_dequantize_q4_k(row, out + r * cols, cols); break;
+        case P4K_Q5_K: p4k_dequantize_q5_k(row, out + r * cols, cols); break;
+        case P4K_Q6_K: p4k_dequantize_q6_k(row, out + r * cols, cols); break;
+        default: p4k_dequantize_q4_0(row, out + r * cols, cols); break;
+        }
     }
 }

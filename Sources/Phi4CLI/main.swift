@@ -661,8 +661,8 @@ struct Info: ParsableCommand {
                 print("tensors \(k): \(v.0), \(fmt(Double(v.1) / 1e6)) MB")
             }
             print("effective bits per weight: \(fmt(Double(bytes * 8) / Double(max(1, elements)))) (\(fmt(Double(bytes) / 1e9)) GB of tensors, \(elements) values)")
-            let converted = g.tensors.values.filter { [.q4_1, .q5_0, .q5_1, .q4_K, .q5_K, .q6_K].contains($0.type) }.count
-            if converted > 0 { print("run as: \(converted) tensors converted to q8_0 at load; q8_0/q4_0 used in place from the mapping") }
+            let converted = g.tensors.values.filter { [.q4_1, .q5_0, .q5_1].contains($0.type) }.count
+            if converted > 0 { print("run as: \(converted) tensors converted to q8_0 at load; q8_0/q4_0/q4_k/q5_k/q6_k used in place from the mapping") }
             let fileType = g.metadata["general.file_type"]?.intValue ?? 0
             let keptF16 = g.tensorOrder.filter { g.tensors[$0]?.type == .f16 && ($0.hasSuffix(".weight")) && g.tensors[$0]!.dims.count == 2 }
             if fileType > 1 && !keptF16.isEmpty {
@@ -742,7 +742,7 @@ struct RandomModelCommand: ParsableCommand {
     @Option(help: "Number of layers (default: the shape's, 40).")
     var layers: Int?
 
-    @Option(help: "f32, f16, q8_0, q4_0 or q4_0-mixed.")
+    @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k (K-quants: random bits).")
     var type: String
 
     @Option(help: "A tokenizer (model directory, tokenizer.json or .tiktoken) whose vocabulary to embed.")

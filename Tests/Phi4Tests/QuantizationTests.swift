@@ -144,6 +144,80 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
+    /// K-quant row kernels (Q4_K, Q5_K, Q6_K) on random super-blocks (random quants, scales,
+    /// mins; fp16 scales in a sane range): every ISA path equals the scalar path bit for bit, the
+    /// multi-row entry equals the row kernel, and the scalar result equals the f32 dot product of
+    /// the dequantized weights (the dequantizers match the gguf package bit for bit) with the
+    /// dequantized activations within f32 rounding (1e-5 of the sum of |terms|).
+    func testKQuantKernelsAgreeWithDequantization() {
+        var rng = LCG(state: 5)
+        for (format, blockBytes, halfAt) in [(Int32(P4K_Q4_K), 144, [0, 2]), (Int32(P4K_Q5_K), 176, [0, 2]), (Int32(P4K_Q6_K), 210, [208])] {
+            for superBlocks in [1, 3, 9] {
+                let cols = superBlocks * 256, rows = 5, t = 3
+                let rowBytes = Int(p4k_row_bytes(format, cols))
+                XCTAssertEqual(rowBytes, superBlocks * blockBytes)
+                var w = [UInt8](repeating: 0, count: rows * rowBytes)
+                for i in 0..<w.count { w[i] = UInt8(truncatingIfNeeded: Int(((rng.next() + 1) * 127.9).rounded(.down))) }
+                for r in 0..<rows {
+                    for b in 0..<superBlocks {
+                        for at in halfAt {
+                            let h = p4k_f32_to_fp16(0.001 + abs(rng.next()) * 0.02)
+                            w[r * rowBytes + b * blockBytes + at] = UInt8(h & 0xFF)
+                            w[r * rowBytes + b * blockBytes + at + 1] = UInt8(h >> 8)
+                        }
+                    }
+                }
+                let blocks = cols / 32
+                var aq = [Int8](repeating: 0, count: t * cols)
+                var ad = [Float](repeating: 0, count: t * blocks)
+                var asum = [Int32](repeating: 0, count: t * blocks)
+                for i in 0..<t {
+                    let a = (0..<cols).map { j in rng.next() * (j % 29 == 0 ? 30 : 2) }
+                    aq.withUnsafeMutableBufferPointer { q in
+                        ad.withUnsafeMutableBufferPointer { d in
+                            asum.withUnsafeMutableBufferPointer { s in
+                                p4k_quantize_activation(a, cols, q.baseAddress! + i * cols, d.baseAddress! + i * blocks, s.baseAddress! + i * blocks)
+                            }
+                        }
+                    }
+                }
+                var wd = [Float](repeating: 0, count: rows * cols)
+                p4k_dequantize_rows(format, w, cols, rows, &wd)
+                var reference: [Float]?
+                for isa in isas where p4k_isa_available(isa) != 0 {
+                    var out = [Float](repeating: 0, count: t * rows)
+                    for i in 0..<t {
+                        aq.withUnsafeBufferPointer { q in
+                            out.withUnsafeMutableBufferPointer { o in
+                                p4k_matvec(format, isa, w, cols, rows, q.baseAddress! + i * cols, Array(ad[(i * blocks)...]),
+                                           Array(asum[(i * blocks)...]), o.baseAddress! + i * rows, 0)
+                            }
+                        }
+                    }
+                    var batched = [Float](repeating: 0, count: t * rows)
+                    XCTAssertEqual(p4k_gemm(format, isa, w, cols, rows, t, aq, ad, asum, &batched, rows, 0), 0)
+                    XCTAssertEqual(batched, out)
+                    if let reference {
+                        XCTAssertEqual(out, reference, "format \(format) isa \(String(cString: p4k_isa_name(isa))) super-blocks \(superBlocks)")
+                        continue
+                    }
+                    reference = out
+                    for i in 0..<t {
+                        for r in 0..<rows {
+                            var exact = 0.0, magnitude = 0.0
+                            for j in 0..<cols {
+                                let term = Double(wd[r * cols + j]) * Double(aq[i * cols + j]) * Double(ad[i * blocks + j / 32])
+                                exact += term
+                                magnitude += abs(term)
+                            }
+                            XCTAssertEqual(Double(out[i * rows + r]), exact, accuracy: 1e-5 * magnitude, "format \(format)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// Quantization round trip: Q8_0 error ≤ half a step plus the fp16 rounding of the scale
     /// (step = amax/127; 127 × 2⁻¹¹ of a step from the scale: 0.57 steps), Q4_0 ≤ one step
     /// (|max|/8: the value opposite the extreme clamps to 7 steps); zeros stay exactly zero.

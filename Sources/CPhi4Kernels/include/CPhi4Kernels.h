@@ -29,8 +29,15 @@ uint32_t p4k_cpu_features(void);
 /// Instruction-set paths of the quantized kernels (PHI4_ISA=scalar|avx2|avx512|vnni forces one).
 enum { P4K_ISA_SCALAR = 0, P4K_ISA_AVX2 = 1, P4K_ISA_AVX512 = 2, P4K_ISA_VNNI = 3 };
 
-/// Quantized weight formats.
-enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2 };
+/// Quantized weight formats (GGUF's type numbers).
+enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2, P4K_Q4_K = 12, P4K_Q5_K = 13, P4K_Q6_K = 14 };
+
+/// Bytes of one super-block of 256 values of a K-quant format (0 for other formats).
+size_t p4k_kquant_block_bytes(int format);
+
+/// p4k_matvec for K-quant weights (cols a multiple of 256); p4k_matvec forwards to it.
+void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+                       const int32_t *asum, float *out, int accumulate);
 
 /// Whether this CPU can run an ISA path.
 int p4k_isa_available(int isa);
@@ -66,14 +73,15 @@ void p4k_dequantize_q5_k(const void *in, float *y, size_t n);
 /// scale per block and the integer sum of each block.
 void p4k_quantize_activation(const float *x, size_t n, int8_t *qs, float *d, int32_t *sums);
 
-/// Bytes of one row of `cols` values in a quantized format.
+/// Bytes of one row of `cols` values in a quantized format (K-quants: cols a multiple of 256).
 size_t p4k_row_bytes(int format, size_t cols);
 
 /// The exact int32 dot product of each block of one weight row with the activation (test hook).
 void p4k_block_sums(int format, int isa, const void *w_row, const int8_t *aq, const int32_t *asum, size_t nb,
                     int32_t *out);
 
-/// out[r] (+)= Σ_blocks sum_b · d_w · d_a for `rows` rows of a quantized matrix; isa < 0: the best.
+/// out[r] (+)= Σ_blocks sum_b · d_w · d_a for `rows` rows of a quantized matrix (any format above;
+/// the K-quants' terms are described in kquant.c); isa < 0: the best.
 void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
                 const int32_t *asum, float *out, int accumulate);
 
@@ -85,7 +93,7 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
 int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
              const int32_t *asum, float *out, size_t ldo, int accumulate);
 
-/// Dequantizes `rows` rows of a quantized matrix to f32 (row-major, `cols` per row).
+/// Dequantizes `rows` rows of a quantized matrix (any format above) to f32 (row-major, `cols` per row).
 void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out);
 
 /// Widens `n` bfloat16 values to float32 (AVX-512 when available).

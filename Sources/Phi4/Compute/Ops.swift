@@ -71,7 +71,7 @@ enum Ops {
                                 x, Int32(k), w.row(r.lowerBound), Int32(k), beta, out + r.lowerBound, Int32(n))
                 }
             }
-        case .q8_0 where t > 1 && batchKernel == .sgemm, .q4_0 where t > 1 && batchKernel == .sgemm:
+        case _ where t > 1 && batchKernel == .sgemm:
             // The earlier prefill path, kept for comparison (PHI4_BATCH_KERNEL=sgemm): dequantize
             // panels of rows to f32 and multiply with sgemm.
             let panel = 32
@@ -87,7 +87,7 @@ enum Ops {
                     r0 += rows
                 }
             }
-        case .q8_0, .q4_0:
+        default:
             // Quantize each activation row once (int8 blocks of 32, as llama.cpp does), then
             // integer dot products: one token through the row kernel (decode), several through
             // the multi-row kernel, which reuses each panel of 8 weight rows for every token.

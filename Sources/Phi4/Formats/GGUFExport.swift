@@ -4,10 +4,18 @@ import CPhi4Kernels
 /// (architecture `phi3`, its tensor names and tokenizer metadata), quantizing tensor by tensor
 /// from the memory-mapped shards: peak memory stays a few row slices, whatever the model size.
 public enum GGUFExport {
-    /// Output tensor types.
+    /// Output tensor types: one type for every matrix, or one of llama.cpp's mixes.
     public enum FileType: String, Sendable, CaseIterable {
         case f32, f16, q8_0, q4_0
         case q4_0Mixed = "q4_0-mixed"
+        /// llama.cpp's Q4_K_M recipe: Q4_K, with attn_qkv in Q5_K and the output matrix and half
+        /// of the ffn_down layers (``usesMoreBits(layer:of:)``) in Q6_K.
+        case q4_K_M = "q4_k_m"
+        /// llama.cpp's Q5_K_M recipe: Q5_K, with attn_qkv, the output matrix and half of the
+        /// ffn_down layers in Q6_K.
+        case q5_K_M = "q5_k_m"
+        /// Every matrix Q6_K.
+        case q6_K = "q6_k"
 
         /// llama.cpp's `general.file_type` code.
         var code: UInt32 {
@@ -16,18 +24,38 @@ public enum GGUFExport {
             case .f16: return 1
             case .q4_0, .q4_0Mixed: return 2
             case .q8_0: return 7
+            case .q4_K_M: return 15
+            case .q5_K_M: return 17
+            case .q6_K: return 18
             }
         }
 
-        /// The GGML type of a matrix of `cols` columns in `role`.
-        func type(for role: WeightType.Role, cols: Int) -> GGMLType {
+        /// llama.cpp's choice of the ffn_down layers that get more bits in the _M mixes: the first
+        /// and last eighth of the layers and every third layer in between.
+        static func usesMoreBits(layer i: Int, of n: Int) -> Bool {
+            i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+        }
+
+        /// The GGML type of the matrix `name` (a GGUF tensor name) of `cols` columns in `role`,
+        /// in layer `layer` of `layers`.
+        func type(for role: WeightType.Role, name: String, cols: Int, layer: Int, layers: Int) -> GGMLType {
             let q: GGMLType
+            let qkv = name.hasSuffix("attn_qkv.weight")
+            let moreBits = role == .down && FileType.usesMoreBits(layer: layer, of: layers)
             switch self {
             case .f32: return .f32
             case .f16: return .f16
             case .q8_0: q = .q8_0
             case .q4_0: q = .q4_0
             case .q4_0Mixed: q = role == .down || role == .lmHead ? .q8_0 : .q4_0
+            case .q4_K_M: q = role == .lmHead || moreBits ? .q6_K : (qkv ? .q5_K : .q4_K)
+            case .q5_K_M: q = role == .lmHead || moreBits || qkv ? .q6_K : .q5_K
+            case .q6_K: q = .q6_K
+            }
+            if q.block.elements == 256 && cols % 256 != 0 {
+                // llama.cpp's fallbacks for rows that are not whole super-blocks.
+                let fallback: GGMLType = q == .q4_K ? .q5_0 : (q == .q5_K ? .q5_1 : .q8_0)
+                return cols % 32 == 0 ? fallback : .f16
             }
             return cols % 32 == 0 ? q : .f16  // rows that are not whole blocks stay f16, as in llama.cpp
         }
@@ -66,8 +94,9 @@ public enum GGUFExport {
             guard let t = checkpoint.tensors[item.hf] else { throw ModelError.missingTensor(item.hf) }
             let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
             guard t.shape == shape else { throw ModelError.shapeMismatch("\(item.hf) has shape \(t.shape), the config implies \(shape)") }
-            let ggml = item.role.map { type.type(for: $0, cols: item.cols) } ?? .f32
             let name = GGUFModel.ggufName(item.hf)!
+            let layer = Int(item.hf.split(separator: ".").dropFirst(2).first ?? "") ?? 0
+            let ggml = item.role.map { type.type(for: $0, name: name, cols: item.cols, layer: layer, layers: c.layerCount) } ?? .f32
             written.append((name, "\(ggml)"))
             let dims = item.role == nil ? [item.cols] : [item.cols, item.rows]
             let total = plan.count

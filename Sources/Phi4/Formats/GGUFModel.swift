@@ -16,7 +16,7 @@ enum GGUFModel {
         return "blk.\(n).\(m)"
     }
 
-    /// A tensor of another block type (Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K) converted to Q8_0, 64 rows
+    /// A tensor of another block type (Q4_1, Q5_0, Q5_1) converted to Q8_0, 64 rows
     /// at a time (dequantized exactly, then rounded to 8 bits: the 4–6-bit values survive almost
     /// unchanged; memory is about 8.5 bits per weight), panels split over the thread pool.
     static func requantized(_ t: GGUFTensor, _ rows: Int, _ cols: Int,
@@ -125,9 +125,10 @@ enum GGUFModel {
         }
     }
 
-    /// Loads a Phi-4 GGUF: Q8_0 / Q4_0 tensors are used in place from the mapping, F32 too when
-    /// aligned; F16 / BF16 are widened to f32 (or quantized to `type`); Q4_1, Q5_0, Q5_1, Q4_K,
-    /// Q5_K and Q6_K (llama.cpp's K-quant mixes) are dequantized and re-quantized to Q8_0.
+    /// Loads a Phi-4 GGUF: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K tensors are used in place from the
+    /// mapping, F32 too when aligned; F16 / BF16 are widened to f32 (or quantized to `type`); the
+    /// fallback types of llama.cpp's K-quant mixes (Q4_1, Q5_0, Q5_1) are dequantized and
+    /// re-quantized to Q8_0.
     static func load(path: String, options: ModelLoadOptions) throws(ModelError) -> Model {
         let g = try GGUFFile(path: path)
         let c = try config(g, path: path)
@@ -135,7 +136,7 @@ enum GGUFModel {
             // Q8_0 / Q4_0 tensors stay in the file mapping (page cache the kernel can evict and
             // re-read: a file larger than RAM still loads); only converted tensors take memory.
             var converted = 0
-            for t in g.tensors.values where t.type != .q8_0 && t.type != .q4_0 {
+            for t in g.tensors.values where ![.q8_0, .q4_0, .q4_K, .q5_K, .q6_K].contains(t.type) {
                 let n = t.dims.reduce(1, *)
                 converted += options.weightType == .f32 || t.dims.count < 2 ? n * 4 : n / 32 * 34
             }
@@ -157,9 +158,9 @@ enum GGUFModel {
             case .q4_1: return try requantized(t, rows, cols, p4k_dequantize_q4_1)
             case .q5_0: return try requantized(t, rows, cols, p4k_dequantize_q5_0)
             case .q5_1: return try requantized(t, rows, cols, p4k_dequantize_q5_1)
-            case .q4_K: return try requantized(t, rows, cols, p4k_dequantize_q4_k)
-            case .q5_K: return try requantized(t, rows, cols, p4k_dequantize_q5_k)
-            case .q6_K: return try requantized(t, rows, cols, p4k_dequantize_q6_k)
+            case .q4_K: return WeightMatrix(rows: rows, cols: cols, format: .q4_K, mapped: t.data.baseAddress!, owner: g.file)
+            case .q5_K: return WeightMatrix(rows: rows, cols: cols, format: .q5_K, mapped: t.data.baseAddress!, owner: g.file)
+            case .q6_K: return WeightMatrix(rows: rows, cols: cols, format: .q6_K, mapped: t.data.baseAddress!, owner: g.file)
             case .f32, .f16, .bf16:
                 let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
                                       shape: [rows, cols], data: t.data, file: g.file)

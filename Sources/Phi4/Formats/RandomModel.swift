@@ -19,9 +19,11 @@ public enum RandomModel {
         try GGUFExport.addTokenizer(tokenizer, vocabSize: c.vocabSize, directory: tokenizerDirectory, to: &w)
 
         var plan: [(String, Int, Int, WeightType.Role?, Float)] = [("token_embd.weight", c.vocabSize, c.hiddenSize, .embedding, 1)]
+        var layerOf: [String: Int] = [:]
         let d = Float(c.hiddenSize)
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
+            for n in ["attn_qkv.weight", "attn_output.weight", "ffn_up.weight", "ffn_down.weight"] { layerOf[p + n] = i }
             plan.append((p + "attn_norm.weight", 1, c.hiddenSize, nil, 0))
             plan.append((p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .attention, 1 / d.squareRoot()))
             plan.append((p + "attn_output.weight", c.hiddenSize, c.qDim, .attention, 1 / Float(c.qDim).squareRoot()))
@@ -32,7 +34,7 @@ public enum RandomModel {
         plan.append(("output_norm.weight", 1, c.hiddenSize, nil, 0))
         plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot()))
         for (index, (name, rows, cols, role, scale)) in plan.enumerated() {
-            let ggml = role.map { type.type(for: $0, cols: cols) } ?? .f32
+            let ggml = role.map { type.type(for: $0, name: name, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount) } ?? .f32
             let dims = role == nil ? [cols] : [cols, rows]
             let total = plan.count
             w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in
@@ -55,6 +57,14 @@ public enum RandomModel {
                         r += n
                         continue
                     }
+                    if ggml.block.elements == 256 {
+                        // K-quants: random bits, with the fp16 super-block scales set so that the
+                        // values have about the standard deviation `scale`.
+                        randomKBlocks(out, count: n * cols / 256, type: ggml, scale: scale, state: &state)
+                        try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+                        r += n
+                        continue
+                    }
                     for i in 0..<(n * cols) {
                         if role == nil { f[i] = 1; continue }
                         // xorshift64*: a uniform value scaled to the standard deviation `scale`.
@@ -72,5 +82,30 @@ public enum RandomModel {
         }
         try w.write(path: output)
         progress(plan.count, plan.count, "")
+    }
+
+    /// Fills `count` K-quant super-blocks with random bits and sane fp16 scales.
+    static func randomKBlocks(_ out: UnsafeMutableRawPointer, count: Int, type: GGMLType, scale: Float, state: inout UInt64) {
+        let bytes = type.block.bytes
+        let words = out.bindMemory(to: UInt64.self, capacity: count * bytes / 8)
+        for i in 0..<(count * bytes / 8) {
+            state ^= state >> 12
+            state ^= state << 25
+            state ^= state >> 27
+            words[i] = state &* 0x2545_F491_4F6C_DD1D
+        }
+        let raw = UnsafeMutableRawPointer(words)
+        for b in 0..<count {
+            let block = raw + b * bytes
+            if type == .q6_K {
+                // value = d · scale₁₆ · (q − 32): |scale₁₆| ≤ 128, |q − 32| ≤ 32
+                block.storeBytes(of: p4k_f32_to_fp16(scale * 1.732 / (64 * 32)), toByteOffset: 208, as: UInt16.self)
+            } else {
+                // value = d · sc · q − dmin · m: sc, m ≤ 63, q ≤ 15 (31 for Q5_K)
+                let h = p4k_f32_to_fp16(scale * 1.732 / (32 * (type == .q5_K ? 31 : 15)))
+                block.storeBytes(of: h, toByteOffset: 0, as: UInt16.self)
+                block.storeBytes(of: h, toByteOffset: 2, as: UInt16.self)
+            }
+        }
     }
 }

@@ -8,21 +8,45 @@ public enum WeightFormat: String, Sendable, CaseIterable {
     case q8_0
     /// GGUF Q4_0: blocks of 32 int4 with an fp16 scale (4.5 bits per weight).
     case q4_0
+    /// GGUF Q4_K: super-blocks of 256 4-bit values, 6-bit scales and mins per 32 (4.5 bits per weight).
+    case q4_K = "q4_k"
+    /// GGUF Q5_K: as Q4_K with a fifth bit per value (5.5 bits per weight).
+    case q5_K = "q5_k"
+    /// GGUF Q6_K: super-blocks of 256 6-bit values, an 8-bit scale per 16 (6.5625 bits per weight).
+    case q6_K = "q6_k"
 
-    /// Bytes one row of `cols` weights takes (quantized formats need `cols % 32 == 0`).
+    /// Bytes one row of `cols` weights takes (see ``supports(cols:)``).
     public func rowBytes(_ cols: Int) -> Int {
         switch self {
         case .f32: return cols * 4
         case .q8_0: return cols / 32 * 34
         case .q4_0: return cols / 32 * 18
+        case .q4_K: return cols / 256 * 144
+        case .q5_K: return cols / 256 * 176
+        case .q6_K: return cols / 256 * 210
         }
     }
 
     /// The kernel's format code.
-    var kernelCode: Int32 { self == .q8_0 ? Int32(P4K_Q8_0) : Int32(P4K_Q4_0) }
+    var kernelCode: Int32 {
+        switch self {
+        case .f32: return -1
+        case .q8_0: return Int32(P4K_Q8_0)
+        case .q4_0: return Int32(P4K_Q4_0)
+        case .q4_K: return Int32(P4K_Q4_K)
+        case .q5_K: return Int32(P4K_Q5_K)
+        case .q6_K: return Int32(P4K_Q6_K)
+        }
+    }
 
-    /// Whether rows of `cols` weights can use this format.
-    public func supports(cols: Int) -> Bool { self == .f32 || cols % 32 == 0 }
+    /// Whether rows of `cols` weights can use this format (blocks of 32, K-quants 256).
+    public func supports(cols: Int) -> Bool {
+        switch self {
+        case .f32: return true
+        case .q8_0, .q4_0: return cols % 32 == 0
+        case .q4_K, .q5_K, .q6_K: return cols % 256 == 0
+        }
+    }
 }
 
 /// A row-major `[rows, cols]` weight matrix (`[out, in]`, as HF and GGUF store linear layers;
@@ -95,7 +119,7 @@ public final class WeightMatrix: @unchecked Sendable {
     func copyRow(_ r: Int, into out: UnsafeMutablePointer<Float>) {
         switch format {
         case .f32: out.update(from: row(r), count: cols)
-        case .q8_0, .q4_0: p4k_dequantize_rows(format.kernelCode, rowPointer(r), cols, 1, out)
+        default: p4k_dequantize_rows(format.kernelCode, rowPointer(r), cols, 1, out)
         }
     }
 
@@ -145,7 +169,7 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Quantizes an f32 matrix to `format` (f32 returns the matrix itself).
     func converted(to format: WeightFormat, pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
         guard format != self.format, format.supports(cols: cols) else { return self }
-        guard self.format == .f32 else { return self }
+        guard self.format == .f32, format == .q8_0 || format == .q4_0 else { return self }
         let bytes = rows * format.rowBytes(cols)
         let out = try WeightMatrix.allocateLarge(bytes: bytes)
         let rb = format.rowBytes(cols)
