@@ -7,6 +7,7 @@ Writes Tests/Phi4Tests/Fixtures/quant/:
   q8_0_dequant.npy, q4_0_dequant.npy   gguf.quants.dequantize of those bytes
   q6_k.bin, q6_k_dequant.npy           random Q6_K blocks and their gguf dequantization
   q4_1, q5_0, q5_1, q4_k, q5_k (.bin, _dequant.npy)  the K-quant mixes' other block types
+  mix_input.npy           the values q4_1 / q5_0 / q5_1 were quantized from
   gqa8-q8_0-gguf-package.gguf          the gqa8 fixture model written by gguf.GGUFWriter with
                                        gguf.quants Q8_0 tensors and the HF tokenizer (as llama.cpp's
                                        converter lays it out), to load in libphi4
@@ -120,6 +121,7 @@ def write_k_quant_blocks():
     with the package's dequantization."""
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(64 * 32) * rng.choice([0.01, 1.0, 30.0], size=64 * 32)).astype(np.float32)
+    np.save(os.path.join(OUT, "mix_input.npy"), x)
     for name, qt in [("q4_1", Q.Q4_1), ("q5_0", Q.Q5_0), ("q5_1", Q.Q5_1)]:
         q = gguf.quants.quantize(x, qt)
         q.tofile(os.path.join(OUT, f"{name}.bin"))

@@ -110,6 +110,57 @@ void p4k_quantize_q4_0(const float *x, void *out, size_t n) {
     }
 }
 
+// Q5_0 / Q5_1 (the K-quant mixes' fallbacks for rows that are not whole super-blocks), with
+// llama.cpp's reference rounding: 5-bit values, low nibbles in qs, fifth bits in a 32-bit qh.
+void p4k_quantize_q5_0(const float *x, void *out, size_t n) {
+    uint8_t *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y += 22) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++) {
+            if (amax < fabsf(x[j])) {
+                amax = fabsf(x[j]);
+                max = x[j];
+            }
+        }
+        const float d = max / -16.0f, id = d ? 1.0f / d : 0.0f;
+        const uint16_t hd = p4k_f32_to_fp16(d);
+        memcpy(y, &hd, 2);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int a = (int8_t)(x[j] * id + 16.5f), c = (int8_t)(x[16 + j] * id + 16.5f);
+            if (a > 31) a = 31;
+            if (c > 31) c = 31;
+            y[6 + j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
+            qh |= (uint32_t)((a & 0x10) >> 4) << j;
+            qh |= (uint32_t)((c & 0x10) >> 4) << (j + 16);
+        }
+        memcpy(y + 2, &qh, 4);
+    }
+}
+
+void p4k_quantize_q5_1(const float *x, void *out, size_t n) {
+    uint8_t *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y += 24) {
+        float lo = x[0], hi = x[0];
+        for (int j = 1; j < 32; j++) {
+            if (x[j] < lo) lo = x[j];
+            if (x[j] > hi) hi = x[j];
+        }
+        const float d = (hi - lo) / 31.0f, id = d ? 1.0f / d : 0.0f;
+        const uint16_t hd = p4k_f32_to_fp16(d), hm = p4k_f32_to_fp16(lo);
+        memcpy(y, &hd, 2);
+        memcpy(y + 2, &hm, 2);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            const uint8_t a = (uint8_t)((x[j] - lo) * id + 0.5f), c = (uint8_t)((x[16 + j] - lo) * id + 0.5f);
+            y[8 + j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
+            qh |= (uint32_t)((a & 0x10) >> 4) << j;
+            qh |= (uint32_t)((c & 0x10) >> 4) << (j + 16);
+        }
+        memcpy(y + 4, &qh, 4);
+    }
+}
+
 void p4k_dequantize_q8_0(const void *in, float *x, size_t n) {
     init_tables();
     const uint8_t *y = in;

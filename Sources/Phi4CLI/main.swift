@@ -593,12 +593,12 @@ struct Bench: ParsableCommand {
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an HF Phi-4 checkpoint as a GGUF file (f32, f16, q8_0, q4_0 or q4_0-mixed).")
+        abstract: "Write an HF Phi-4 checkpoint as a GGUF file (f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k).")
 
     @Option(help: "An HF Phi-4 directory.")
     var model: String
 
-    @Option(help: "f32, f16, q8_0, q4_0, or q4_0-mixed (q4_0 with down_proj and lm_head in q8_0).")
+    @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed (q4_0 with down_proj and lm_head in q8_0), or llama.cpp's K-quant mixes q4_k_m, q5_k_m, q6_k.")
     var type: String
 
     @Option(help: "The GGUF file to write.")

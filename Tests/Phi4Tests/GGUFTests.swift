@@ -46,6 +46,14 @@ final class GGUFTests: XCTestCase {
         var back = [Float](repeating: 0, count: reference.count)
         p4k_dequantize_q6_k(q6, &back, reference.count)
         XCTAssertEqual(back, reference)
+        // The K-quant mixes' fallback types that we write: the package's bytes exactly.
+        let mix = try NPY.read(path: quantFixtures + "/mix_input.npy").values
+        for (name, quantize) in [("q5_0", p4k_quantize_q5_0), ("q5_1", p4k_quantize_q5_1)] as [(String, (UnsafePointer<Float>?, UnsafeMutableRawPointer?, Int) -> Void)] {
+            let expected = try FileIO.readAll(quantFixtures + "/\(name).bin")
+            var ours = [UInt8](repeating: 0, count: expected.count)
+            quantize(mix, &ours, mix.count)
+            XCTAssertEqual(ours, expected, name)
+        }
         // The K-quant mixes' other block types: values identical to the package's dequantizers.
         let others: [(String, (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Void)] = [
             ("q4_1", p4k_dequantize_q4_1), ("q5_0", p4k_dequantize_q5_0), ("q5_1", p4k_dequantize_q5_1),
@@ -56,6 +64,20 @@ final class GGUFTests: XCTestCase {
             var got = [Float](repeating: .nan, count: want.count)
             dequantize(blocks, &got, want.count)
             XCTAssertEqual(got, want, name)
+        }
+    }
+
+    /// Our K-quant writer produces llama.cpp's quantizer's bytes exactly (32 rows of the demo
+    /// model's ffn_up, quantized by llama.cpp's `llama_model_quantize` to Q4_K, Q5_K and Q6_K;
+    /// `tools/compare_kquant_writer.py` checks every tensor of the three mixes the same way).
+    func testKQuantWriterMatchesLlamaCppBitForBit() throws {
+        let input = try NPY.read(path: quantFixtures + "/kq_input.npy")
+        for (name, format) in [("q4_k", Int32(P4K_Q4_K)), ("q5_k", Int32(P4K_Q5_K)), ("q6_k", Int32(P4K_Q6_K))] {
+            let expected = try FileIO.readAll(quantFixtures + "/kq_\(name)_llama.bin")
+            var ours = [UInt8](repeating: 0, count: expected.count)
+            p4k_quantize_kquant(format, input.values, &ours, input.values.count)
+            XCTAssertEqual(ours, expected, name)
+            XCTAssertEqual(expected.count, input.values.count / 256 * Int(p4k_kquant_block_bytes(format)))
         }
     }
 

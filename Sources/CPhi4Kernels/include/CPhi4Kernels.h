@@ -35,6 +35,10 @@ enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2, P4K_Q4_K = 12, P4K_Q5_K = 13, P4K_Q6_K = 14 }
 /// Bytes of one super-block of 256 values of a K-quant format (0 for other formats).
 size_t p4k_kquant_block_bytes(int format);
 
+/// Quantizes `n` floats (a multiple of 256) to Q4_K, Q5_K or Q6_K super-blocks with llama.cpp's
+/// reference rounding (quantize_row_q*_K_ref, no importance matrix).
+void p4k_quantize_kquant(int format, const float *x, void *out, size_t n);
+
 /// p4k_matvec for K-quant weights (cols a multiple of 256); p4k_matvec forwards to it.
 void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
                        const int32_t *asum, float *out, int accumulate);
@@ -55,6 +59,8 @@ uint16_t p4k_f32_to_fp16(float f);
 /// Quantizes `n` floats (a multiple of 32) to GGUF blocks, with llama.cpp's reference rounding.
 void p4k_quantize_q8_0(const float *x, void *out, size_t n);
 void p4k_quantize_q4_0(const float *x, void *out, size_t n);
+void p4k_quantize_q5_0(const float *x, void *out, size_t n);
+void p4k_quantize_q5_1(const float *x, void *out, size_t n);
 
 /// Dequantizes `n` values of GGUF blocks (Q6_K: n a multiple of 256).
 void p4k_dequantize_q8_0(const void *in, float *x, size_t n);

@@ -8,11 +8,10 @@ public enum GGUFExport {
     public enum FileType: String, Sendable, CaseIterable {
         case f32, f16, q8_0, q4_0
         case q4_0Mixed = "q4_0-mixed"
-        /// llama.cpp's Q4_K_M recipe: Q4_K, with attn_qkv in Q5_K and the output matrix and half
-        /// of the ffn_down layers (``usesMoreBits(layer:of:)``) in Q6_K.
+        /// llama.cpp's Q4_K_M recipe: Q4_K, with the output matrix and, in half of the layers
+        /// (``usesMoreBits(layer:of:)``), attn_qkv and ffn_down in Q6_K.
         case q4_K_M = "q4_k_m"
-        /// llama.cpp's Q5_K_M recipe: Q5_K, with attn_qkv, the output matrix and half of the
-        /// ffn_down layers in Q6_K.
+        /// llama.cpp's Q5_K_M recipe: the same with Q5_K as the base type.
         case q5_K_M = "q5_k_m"
         /// Every matrix Q6_K.
         case q6_K = "q6_k"
@@ -40,16 +39,18 @@ public enum GGUFExport {
         /// in layer `layer` of `layers`.
         func type(for role: WeightType.Role, name: String, cols: Int, layer: Int, layers: Int) -> GGMLType {
             let q: GGMLType
+            // llama.cpp counts the fused attn_qkv as its attn_v: both it and ffn_down get Q6_K
+            // in the layers that use more bits.
             let qkv = name.hasSuffix("attn_qkv.weight")
-            let moreBits = role == .down && FileType.usesMoreBits(layer: layer, of: layers)
+            let moreBits = (role == .down || qkv) && FileType.usesMoreBits(layer: layer, of: layers)
             switch self {
             case .f32: return .f32
             case .f16: return .f16
             case .q8_0: q = .q8_0
             case .q4_0: q = .q4_0
             case .q4_0Mixed: q = role == .down || role == .lmHead ? .q8_0 : .q4_0
-            case .q4_K_M: q = role == .lmHead || moreBits ? .q6_K : (qkv ? .q5_K : .q4_K)
-            case .q5_K_M: q = role == .lmHead || moreBits || qkv ? .q6_K : .q5_K
+            case .q4_K_M: q = role == .lmHead || moreBits ? .q6_K : .q4_K
+            case .q5_K_M: q = role == .lmHead || moreBits ? .q6_K : .q5_K
             case .q6_K: q = .q6_K
             }
             if q.block.elements == 256 && cols % 256 != 0 {
@@ -163,6 +164,15 @@ public enum GGUFExport {
         case .f16: p4k_f32_to_f16(f, out.assumingMemoryBound(to: UInt16.self), n * cols)
         case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
         case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
+        case .q4_K, .q5_K, .q6_K:
+            // llama.cpp's search per sub-block is slow (~0.1 µs a value): rows go to the pool.
+            let code = Int32(type.rawValue)
+            let dst = UnsafeMutableRawPointer(out)
+            ThreadPool.shared.parallelFor(n, threads: ThreadPool.shared.threadCount) { r in
+                for i in r { p4k_quantize_kquant(code, f + i * cols, dst + i * rowBytes, cols) }
+            }
+        case .q5_0: for i in 0..<n { p4k_quantize_q5_0(f + i * cols, out + i * rowBytes, cols) }
+        case .q5_1: for i in 0..<n { p4k_quantize_q5_1(f + i * cols, out + i * rowBytes, cols) }
         default: throw ModelError.unsupported("writing \(type.displayName) tensors")
         }
     }

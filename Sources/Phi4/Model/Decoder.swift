@@ -142,6 +142,106 @@ public final class Decoder {
         }
     }
 
+    /// Attention for small batches (decode, prompt lookup's verification): each query is computed
+    /// exactly as when it is decoded alone — one matrix-vector product per query and key tile,
+    /// over exactly the keys it sees — so a verification pass equals token-by-token decoding.
+    /// The heads that share a key-value head are done together, so each tile of an f16 / q8_0
+    /// cache is widened once per key-value head, not once per query head.
+    private func smallBatchAttention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
+                                     cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
+        let c = model.config
+        let hd = c.headDim
+        let qkvDim = c.qDim + 2 * c.kvDim
+        let group = c.headCount / c.kvHeadCount
+        let total = start + t
+        let scale = 1 / Float(hd).squareRoot()
+        let tile = Scratch.keyTile
+        let n = min(threads, c.kvHeadCount)
+        pool.run(threads: n) { thread in
+            let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
+            // Query (head h = g·group + m, token i) is row m·t + i of the state.
+            let rows = group * t
+            for g in ThreadPool.split(c.kvHeadCount, parts: n, index: thread, align: 1) {
+                for r in 0..<rows {
+                    runMax[r] = -.infinity
+                    runSum[r] = 0
+                }
+                acc.update(repeating: 0, count: rows * hd)
+                var k0 = 0
+                while k0 < total {
+                    let kn = min(tile, total - k0)
+                    let (kBase, vBase, ld) = keyValueTile(cache: cache, layer: layer, group: g, from: k0, count: kn, thread: thread)
+                    for m in 0..<group {
+                        let h = g * group + m
+                        for i in 0..<t {
+                            let r = m * t + i
+                            let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
+                            if visible <= 0 { continue }
+                            let row = scores + r * tile
+                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(visible), Int32(hd), scale, kBase, Int32(ld),
+                                        qkv + i * qkvDim + h * hd, 1, 0, row, 1)
+                            var mx = runMax[r]
+                            for j in 0..<visible where row[j] > mx { mx = row[j] }
+                            let correction = expf(runMax[r] - mx)
+                            var sum: Float = 0
+                            for j in 0..<visible {
+                                let e = expf(row[j] - mx)
+                                row[j] = e
+                                sum += e
+                            }
+                            runSum[r] = runSum[r] * correction + sum
+                            runMax[r] = mx
+                            let a = acc + r * hd
+                            if correction != 1 {
+                                for e in 0..<hd { a[e] *= correction }
+                            }
+                            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(visible), Int32(hd), 1, vBase, Int32(ld), row, 1, 1, a, 1)
+                        }
+                    }
+                    k0 += kn
+                }
+                for m in 0..<group {
+                    for i in 0..<t {
+                        let r = m * t + i
+                        let o = out + i * c.qDim + (g * group + m) * hd
+                        let a = acc + r * hd
+                        let inv = 1 / runSum[r]
+                        for e in 0..<hd { o[e] = a[e] * inv }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Keys and values of positions `from ..< from + count` of key-value head `group`, as f32 rows
+    /// `ld` apart: in place for an f32 cache, widened into the thread's tile scratch otherwise.
+    private func keyValueTile(cache: KVCache, layer: Int, group g: Int, from k0: Int, count kn: Int,
+                              thread: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int) {
+        let c = model.config
+        let hd = c.headDim
+        switch cache.type {
+        case .f32:
+            return (UnsafePointer(cache.keys(layer: layer) + g * hd + k0 * c.kvDim),
+                    UnsafePointer(cache.values(layer: layer) + g * hd + k0 * c.kvDim), c.kvDim)
+        case .f16:
+            let hk = cache.halfKeys(layer: layer) + g * hd, hv = cache.halfValues(layer: layer) + g * hd
+            for j in 0..<kn {
+                p4k_f16_to_f32(hk + (k0 + j) * c.kvDim, s.keyTile[thread] + j * hd, hd)
+                p4k_f16_to_f32(hv + (k0 + j) * c.kvDim, s.valueTile[thread] + j * hd, hd)
+            }
+        case .q8_0:
+            // Head g's slice of a position's row: blocks g·hd/32 … (hd a multiple of 32).
+            let offset = g * hd / 32 * 34
+            for j in 0..<kn {
+                p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: false) + offset,
+                                    s.keyTile[thread] + j * hd, hd)
+                p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: true) + offset,
+                                    s.valueTile[thread] + j * hd, hd)
+            }
+        }
+        return (UnsafePointer(s.keyTile[thread]), UnsafePointer(s.valueTile[thread]), hd)
+    }
+
     /// Causal attention of `count` queries (at positions `start…`) over positions `0 ..< start + count`.
     ///
     /// Heads are split across threads. Keys are visited in tiles of ``Scratch/keyTile`` with an
@@ -156,6 +256,10 @@ public final class Decoder {
         let total = start + t
         let scale = 1 / Float(hd).squareRoot()
         let tile = Scratch.keyTile
+        if t <= Ops.smallBatch {
+            smallBatchAttention(queries: qkv, count: t, start: start, cache: cache, layer: layer, out: out)
+            return
+        }
         pool.run(threads: min(threads, c.headCount)) { thread in
             let n = min(threads, c.headCount)
             let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
@@ -200,18 +304,9 @@ public final class Decoder {
                         kBase = k + k0 * c.kvDim
                         vBase = v + k0 * c.kvDim
                     }
-                    // scores[i, j] = scale · q_i · k_(k0+j). Small batches (decode, speculative
-                    // verification) take one matrix-vector product per query, so each query is
-                    // computed exactly as when it is decoded alone; prefill chunks take one sgemm.
-                    if t <= Ops.smallBatch {
-                        for i in 0..<t {
-                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(kn), Int32(hd), scale, kBase, Int32(ld),
-                                        q + i * qkvDim, 1, 0, scores + i * kn, 1)
-                        }
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
-                                    q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))
-                    }
+                    // scores[i, j] = scale · q_i · k_(k0+j)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
+                                q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))
                     for i in 0..<t {
                         let row = scores + i * kn
                         let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
@@ -236,18 +331,9 @@ public final class Decoder {
                             for e in 0..<hd { a[e] *= correction }
                         }
                     }
-                    // acc += p · v_(k0…) (small batches: over exactly the keys each query sees)
-                    if t <= Ops.smallBatch {
-                        for i in 0..<t {
-                            let visible = min(kn, start + i + 1 - k0)
-                            if visible <= 0 { continue }
-                            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(visible), Int32(hd), 1, vBase, Int32(ld),
-                                        scores + i * kn, 1, 1, acc + i * hd, 1)
-                        }
-                    } else {
-                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
-                                    scores, Int32(kn), vBase, Int32(ld), 1, acc, Int32(hd))
-                    }
+                    // acc += p · v_(k0…)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
+                                scores, Int32(kn), vBase, Int32(ld), 1, acc, Int32(hd))
                     k0 += kn
                 }
                 for i in 0..<t {
@@ -282,10 +368,13 @@ public final class Decoder {
             act = make(b * c.intermediateSize)
             cos = make(b * c.headDim / 2)
             sin = make(b * c.headDim / 2)
-            scores = (0..<threads).map { _ in make(b * Scratch.keyTile) }
-            accumulator = (0..<threads).map { _ in make(b * c.headDim) }
-            runningMax = (0..<threads).map { _ in make(b) }
-            runningSum = (0..<threads).map { _ in make(b) }
+            // Attention state for `b` queries of one head, or (small batches) for every query of
+            // the heads that share one key-value head.
+            let queries = max(b, c.headCount / c.kvHeadCount * min(b, Ops.smallBatch))
+            scores = (0..<threads).map { _ in make(queries * Scratch.keyTile) }
+            accumulator = (0..<threads).map { _ in make(queries * c.headDim) }
+            runningMax = (0..<threads).map { _ in make(queries) }
+            runningSum = (0..<threads).map { _ in make(queries) }
             keyTile = (0..<threads).map { _ in make(Scratch.keyTile * c.headDim) }
             valueTile = (0..<threads).map { _ in make(Scratch.keyTile * c.headDim) }
             all = [x, xn, qkv, attn, gateUp, act, cos, sin] + scores + accumulator + runningMax + runningSum + keyTile + valueTile
