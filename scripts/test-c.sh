@@ -2,7 +2,8 @@
 # Tests the C ABI the way a C user meets it: builds libphi4.so (make lib), compiles the examples
 # and the C tests with a plain C compiler against include/phi4.h and lib/libphi4.so only, checks
 # the examples' output against transformers' reference ids, runs the robustness and threading
-# tests, and runs the robustness test (100 load/free cycles) under valgrind.
+# tests, and runs the robustness test (100 load/free cycles) under valgrind. Also checks the
+# kernels' ISA paths against their scalar twins when built by the plain C compiler.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CC=${CC:-cc}
@@ -35,6 +36,11 @@ if sys.argv[3] == "greedy32":
 print(",".join(map(str, ids)))
 PY
 }
+
+# The kernels compiled by the plain C compiler (GCC here, not the clang of the Swift build):
+# every ISA path this CPU has gives the scalar path's bits (tools/kernel_check.c).
+if "$CC" -O2 -I Sources/CPhi4Kernels/include tools/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o "$OUT/kernel_check" &&
+    "$OUT/kernel_check"; then ok; else bad "kernel_check"; fi
 
 # The library: no Swift toolchain library needed, only phi4_* exported, a SONAME.
 if ldd lib/libphi4.so | grep -qiE 'swift|/opt/'; then bad "ldd shows a toolchain library"; else ok; fi

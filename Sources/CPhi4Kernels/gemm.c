@@ -17,6 +17,9 @@
 //    `maddubs` cannot saturate; VNNI (`vpdpbusd`) multiplies u directly. The offset 128 comes off
 //    as 128·Σa.
 #pragma clang fp contract(off)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
+#endif
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
 #include <stdlib.h>

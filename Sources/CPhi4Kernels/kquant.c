@@ -13,6 +13,9 @@
 // Q5_K adds 32 bytes qh (bit j of byte l = fifth bit of value l of sub-block j) before the
 // nibbles; Q6_K = 128 bytes ql, 64 bytes qh, 16 int8 scales, fp16 d.
 #pragma clang fp contract(off)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
+#endif
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
 #include <math.h>

@@ -8,6 +8,9 @@
 // Dot products: every ISA path computes the same exact int32 sum per block; the float result is
 // then accumulated block by block in one fixed order, so all paths give bit-identical results.
 #pragma clang fp contract(off)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
+#endif
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
 #include <math.h>

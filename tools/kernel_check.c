@@ -1,0 +1,88 @@
+// Checks, on the CPU it runs on, that every available ISA path of the quantized kernels gives the
+// scalar path's bits: p4k_matvec (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and p4k_gemm (the multi-row
+// kernel, which must also equal p4k_matvec token by token). The Swift test suite checks the same;
+// this standalone program covers machines without a Swift toolchain (e.g. one with AVX-512 VNNI,
+// whose paths the build machine may not be able to run).
+//
+//   cc -O2 -I Sources/CPhi4Kernels/include tools/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o kernel_check
+//   ./kernel_check        # prints each ISA checked; exit status 1 on any mismatch
+#include "CPhi4Kernels.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint32_t next_u32(void) {
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+static float next_float(void) { return (float)((int)(next_u32() % 2000001) - 1000000) / 1000000.0f; }
+
+static int failures = 0;
+
+static void check(int format, size_t cols, size_t rows, size_t t) {
+    const size_t rb = p4k_row_bytes(format, cols), nb = cols / 32, kb = p4k_kquant_block_bytes(format);
+    uint8_t *w = malloc(rows * rb);
+    float *x = malloc(cols * sizeof(float));
+    if (kb) {
+        for (size_t i = 0; i < rows * rb; i++) w[i] = (uint8_t)next_u32();
+        for (size_t b = 0; b < rows * rb / kb; b++) {
+            const uint16_t h = p4k_f32_to_fp16(0.001f + 0.02f * (float)(next_u32() % 1000) / 1000.0f);
+            if (format == P4K_Q6_K) memcpy(w + b * kb + 208, &h, 2);
+            else {
+                memcpy(w + b * kb, &h, 2);
+                memcpy(w + b * kb + 2, &h, 2);
+            }
+        }
+    } else {
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t i = 0; i < cols; i++) x[i] = next_float() * (i % 97 == 0 ? 50.0f : 1.0f);
+            if (format == P4K_Q8_0) p4k_quantize_q8_0(x, w + r * rb, cols);
+            else p4k_quantize_q4_0(x, w + r * rb, cols);
+        }
+    }
+    int8_t *aq = malloc(t * cols);
+    float *ad = malloc(t * nb * sizeof(float));
+    int32_t *as = malloc(t * nb * sizeof(int32_t));
+    for (size_t i = 0; i < t; i++) {
+        for (size_t j = 0; j < cols; j++) x[j] = i == 1 ? (j % 2 ? -1.0f : 1.0f) : next_float() * (j % 31 == 0 ? 40.0f : 3.0f);
+        p4k_quantize_activation(x, cols, aq + i * cols, ad + i * nb, as + i * nb);
+    }
+    float *ref = malloc(t * rows * sizeof(float)), *out = malloc(t * rows * sizeof(float));
+    for (size_t i = 0; i < t; i++) p4k_matvec(format, P4K_ISA_SCALAR, w, cols, rows, aq + i * cols, ad + i * nb, as + i * nb, ref + i * rows, 0);
+    for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_VNNI; isa++) {
+        if (!p4k_isa_available(isa)) continue;
+        for (size_t i = 0; i < t; i++) p4k_matvec(format, isa, w, cols, rows, aq + i * cols, ad + i * nb, as + i * nb, out + i * rows, 0);
+        if (memcmp(out, ref, t * rows * sizeof(float))) {
+            printf("MISMATCH matvec format %d isa %s cols %zu rows %zu\n", format, p4k_isa_name(isa), cols, rows);
+            failures++;
+        }
+        memset(out, 0, t * rows * sizeof(float));
+        if (p4k_gemm(format, isa, w, cols, rows, t, aq, ad, as, out, rows, 0) != 0 || memcmp(out, ref, t * rows * sizeof(float))) {
+            printf("MISMATCH gemm format %d isa %s cols %zu rows %zu t %zu\n", format, p4k_isa_name(isa), cols, rows, t);
+            failures++;
+        }
+    }
+    free(w); free(x); free(aq); free(ad); free(as); free(ref); free(out);
+}
+
+int main(void) {
+    printf("ISA paths on this CPU:");
+    for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_VNNI; isa++)
+        if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
+    printf(" (best: %s)\n", p4k_isa_name(p4k_isa_best()));
+    const int formats[] = {P4K_Q8_0, P4K_Q4_0};
+    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}};
+    for (int f = 0; f < 2; f++)
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2]);
+    const int kformats[] = {P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
+    for (int f = 0; f < 3; f++) {
+        check(kformats[f], 256, 5, 3);
+        check(kformats[f], 2304, 9, 2);
+        check(kformats[f], 5120, 17, 9);
+    }
+    printf(failures ? "%d mismatches\n" : "all paths agree with the scalar path bit for bit\n", failures);
+    return failures ? 1 : 0;
+}
