@@ -65,7 +65,8 @@ def main():
     ap.add_argument("--windows", type=int, default=48)
     ap.add_argument("--phi4", default=os.path.join(ROOT, ".build", "release", "phi4"))
     ap.add_argument("--kquants", action="store_true",
-                    help="also rows for llama.cpp's Q6_K, Q5_K_M, Q4_K_M and Q4_0 files (pip install llama-cpp-python)")
+                    help="also rows for llama.cpp's Q6_K, Q5_K_M, Q4_K_M and Q4_0 files (pip install llama-cpp-python) "
+                         "and for the K-quant mixes written by phi4 quantize")
     args = ap.parse_args()
 
     import tiktoken
@@ -106,6 +107,13 @@ def main():
                 bpw = re.search(r"effective bits per weight: ([0-9.]+)", info).group(1)
                 ppl, n = phi4_perplexity(args.phi4, out, None, text_file, args.ctx, args.windows)
                 rows.append((f"libphi4, llama.cpp's {name} file ({bpw} bits/weight)", ppl, n))
+            # The same mixes written by `phi4 quantize` (from the f32 checkpoint), run natively.
+            for name in ["q6_k", "q5_k_m", "q4_k_m"]:
+                out = os.path.join(tmp, f"ours-{name}.gguf")
+                subprocess.run([args.phi4, "quantize", "--model", args.hf_dir, "--type", name, "--out", out], check=True,
+                               capture_output=True)
+                ppl, n = phi4_perplexity(args.phi4, out, None, text_file, args.ctx, args.windows)
+                rows.append((f"libphi4, phi4 quantize --type {name}", ppl, n))
     base = rows[1][1]
     print("| weights | perplexity | vs f32 | predictions |")
     print("|---|---|---|---|")
