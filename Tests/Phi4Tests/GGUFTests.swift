@@ -112,6 +112,18 @@ final class GGUFTests: XCTestCase {
             let b = try Session(model: direct, contextLength: 256).evaluate(p8.ids, allLogits: true)
             XCTAssertEqual(maxDifference(a, b).0, 0, type.rawValue)
         }
+        // The K-quant mixes on a model whose rows (64) are not whole super-blocks: llama.cpp's
+        // fallbacks (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0) are written and load; logits stay
+        // close to transformers' (5-bit weights of a random model: within 15 % of the max logit).
+        for type in [GGUFExport.FileType.q4_K_M, .q5_K_M, .q6_K] {
+            let path = tmp + "/gqa8-\(type.rawValue).gguf"
+            let written = try GGUFExport.write(hfDirectory: modelFixtures + "/gqa8", type: type, output: path)
+            let expected = type == .q4_K_M ? "q5_0" : (type == .q5_K_M ? "q5_1" : "q8_0")
+            XCTAssertEqual(written.first { $0.0 == "blk.0.ffn_up.weight" }?.1, expected, type.rawValue)
+            let a = try Session(model: try Model.load(path: path), contextLength: 256).evaluate(p8.ids, allLogits: true)
+            let (d, s) = maxDifference(a, p8.logits)
+            XCTAssertLessThan(d, 0.15 * s, type.rawValue)
+        }
         let p4 = try loadReference("gqa4")[1]
         for type in [GGUFExport.FileType.q8_0, .f16] {
             let path = tmp + "/gqa4-\(type.rawValue).gguf"
