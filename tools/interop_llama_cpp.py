@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """GGUF interop with llama.cpp, both ways, on the fixture models (or any HF Phi-4 directory).
 
-1. ours → llama.cpp: `phi4 quantize` writes f16 / q8_0 / q4_0 GGUFs; llama.cpp (PyPI
-   llama-cpp-python) loads each, and its logits are compared with ours on the same file.
+1. ours → llama.cpp: `phi4 quantize` writes f16 / q8_0 / q4_0 and the K-quant mixes q4_k_m /
+   q5_k_m / q6_k; llama.cpp (PyPI llama-cpp-python) loads each, and its logits are compared with
+   ours on the same file.
 2. llama.cpp → ours: llama.cpp's own quantizer (`llama_model_quantize`, as `llama-quantize`)
    turns our f16 GGUF into Q8_0, Q4_0, Q4_K_M, Q5_K_M and Q6_K files (its Q4_0 keeps output.weight
    in Q6_K, as real Phi-4 downloads do; the K mixes use Q4_K/Q5_K/Q6_K, or Q4_1/Q5_0/Q5_1/Q8_0 for
@@ -78,6 +79,8 @@ def main():
     ap.add_argument("--llama-types", default="q8_0,q4_0,q4_k_m,q5_k_m,q6_k",
                     help="types llama.cpp's quantizer writes for step 2 (K-quant mixes fall back to Q4_1/Q5_0/Q5_1/Q8_0 "
                          "for rows that are not multiples of 256, as in the small fixtures)")
+    ap.add_argument("--our-types", default="q4_k_m,q5_k_m,q6_k",
+                    help="K-quant mixes phi4 quantize writes for step 1 (besides f16, q8_0, q4_0)")
     args = ap.parse_args()
     subprocess.run(["swift", "build", "-c", "release", "--product", "phi4"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
@@ -95,7 +98,9 @@ def main():
                 ref = np.load(os.path.join(src, "reference", f"logits_{args.prompt}.npy"))
             print(f"{m}: {len(ids)} positions (llama.cpp logits vs ours, same file)")
             files = {}
-            for t in ["f16", "q8_0", "q4_0"]:
+            for t in ["f16", "q8_0", "q4_0"] + args.our_types.split(","):
+                if not t:
+                    continue
                 path = os.path.join(tmp, f"{m}-ours-{t}.gguf")
                 subprocess.run([PHI4, "quantize", "--model", src, "--type", t, "--out", path], check=True,
                                stderr=subprocess.DEVNULL)
