@@ -58,7 +58,8 @@ static void gemm_scalar(int format, const uint8_t *w, size_t cols, size_t rows, 
 // read them.
 typedef struct {
     uint8_t *w;         // nb × block_bytes
-    float *d;           // nb × 8
+    float *d;           // nb × 8 (Q4_K: d·sc of the sub-block)
+    float *dm;          // Q4_K only: nb × 8, dmin·m of the sub-block
     size_t block_bytes;
     size_t per_lane;    // ⌈nb / 8⌉
 } panel_t;
@@ -89,6 +90,27 @@ static void repack_scalar(int format, int split, const uint8_t *w, size_t rb, si
                         dst[at] = u;
                     }
                 }
+            }
+        }
+    }
+}
+
+// Q4_K: block b of the row is sub-block b % 8 of super-block b / 8; its 32 values are 4-bit
+// (0…15, no offset), with a float scale and min per row and sub-block.
+static void repack_q4k(const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t *p) {
+    for (size_t r = 0; r < 8; r++) {
+        for (size_t i = 0; i < nb / 8; i++) {
+            const uint8_t *blk = w + r * rb + i * 144;
+            float ds[8] = {0}, dm[8] = {0};
+            if (r < n) p4k_q4k_subscales(blk, ds, dm);
+            for (size_t j = 0; j < 8; j++) {
+                const size_t at = slot(p, 8 * i + j);
+                uint8_t *dst = p->w + at * p->block_bytes;
+                p->d[at * 8 + r] = ds[j];
+                p->dm[at * 8 + r] = dm[j];
+                const uint8_t *qs = blk + 16 + 32 * (j / 2);
+                for (int e = 0; e < 32; e++)
+                    dst[(e / 4) * 32 + r * 4 + (size_t)(e % 4)] = r < n ? (uint8_t)((qs[e] >> (4 * (j & 1))) & 0xF) : 0;
             }
         }
     }
@@ -228,6 +250,48 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
     combine_lanes(lanes, nt, acc_out);
 }
 
+// Q4_K: term = d_a · ((d·sc)·Σq·a − (dmin·m)·Σa), as the K-quant row kernel computes it.
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+tile_avx2_q4k_n(const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad, const int32_t *asum, int nt,
+                float *acc_out) {
+    float lanes[TILE * 64];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (size_t k = 0; k < 8; k++) {
+        __m256 acc[TILE];
+        for (int j = 0; j < TILE; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const uint8_t *wb = p->w + at * p->block_bytes;
+            const int8_t *ab = a + b * 32;
+            const __m256 ds = _mm256_loadu_ps(p->d + at * 8), dm = _mm256_loadu_ps(p->dm + at * 8);
+            __m256i s16[TILE];
+            for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
+            for (int g = 0; g < 8; g++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
+                for (int j = 0; j < nt; j++)
+                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
+            }
+            for (int j = 0; j < nt; j++) {
+                const __m256 t1 = _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[j], ones)));
+                const __m256 t2 = _mm256_mul_ps(dm, _mm256_set1_ps((float)asum[j * nb + b]));
+                acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_set1_ps(ad[j * nb + b]), _mm256_sub_ps(t1, t2)));
+            }
+        }
+        for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + (j * 8 + k) * 8, acc[j]);
+    }
+    combine_lanes(lanes, nt, acc_out);
+}
+
+__attribute__((target("avx2,f16c"))) static void tile_avx2_q4k(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
+                                                               const float *ad, const int32_t *asum, int nt, float *o) {
+    switch (nt) {
+    case 1: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 1, o); break;
+    case 2: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 2, o); break;
+    case 3: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 3, o); break;
+    default: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 4, o); break;
+    }
+}
+
 __attribute__((target("avx2,f16c"))) static void tile_avx2_q4(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
                                                               const float *ad, const int32_t *asum, int nt, float *o) {
     switch (nt) {
@@ -318,8 +382,8 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         gemm_scalar(format, w, cols, rows, t, aq, ad, asum, out, ldo, accumulate);
         return 0;
     }
-    if (p4k_kquant_block_bytes(format)) {
-        // K-quants: the row kernel token by token over panels of 16 rows (which stay in cache).
+    if (p4k_kquant_block_bytes(format) && format != P4K_Q4_K) {
+        // Q5_K, Q6_K: the row kernel token by token over panels of 16 rows (which stay in cache).
         const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
         for (size_t r0 = 0; r0 < rows; r0 += 16) {
             const size_t n = rows - r0 < 16 ? rows - r0 : 16;
@@ -330,15 +394,18 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         return 0;
     }
 #if defined(__x86_64__)
-    const int vnni = isa == P4K_ISA_VNNI;
+    const int q4k = format == P4K_Q4_K;
+    const int vnni = isa == P4K_ISA_VNNI && !q4k;
     const int split = format == P4K_Q8_0 && !vnni;
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
     panel_t p = {.block_bytes = split ? 512 : 256, .per_lane = (nb + 7) / 8};
     p.w = aligned_alloc(64, 8 * p.per_lane * p.block_bytes);
     p.d = aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float));
-    if (!p.w || !p.d) {
+    p.dm = q4k ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
+    if (!p.w || !p.d || (q4k && !p.dm)) {
         free(p.w);
         free(p.d);
+        free(p.dm);
         return -1;
     }
     float tile[TILE * 8];
@@ -347,12 +414,14 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         for (size_t r0 = 0; r0 < rows; r0 += 8) {
             const size_t n = rows - r0 < 8 ? rows - r0 : 8;
             const uint8_t *wr = (const uint8_t *)w + r0 * rb;
-            if (n == 8) repack_avx2(format, split, wr, rb, nb, &p);
+            if (q4k) repack_q4k(wr, rb, nb, n, &p);
+            else if (n == 8) repack_avx2(format, split, wr, rb, nb, &p);
             else repack_scalar(format, split, wr, rb, nb, n, &p);
             for (size_t i = i0; i < i0 + tc; i += TILE) {
                 const int nt = (int)(i0 + tc - i < TILE ? i0 + tc - i : TILE);
                 const int8_t *a = aq + i * cols;
-                if (vnni) tile_vnni_any(format, &p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                if (q4k) tile_avx2_q4k(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                else if (vnni) tile_vnni_any(format, &p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
                 else if (format == P4K_Q4_0) tile_avx2_q4(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
                 else tile_avx2_q8(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
                 for (int j = 0; j < nt; j++) {
@@ -364,6 +433,7 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
     }
     free(p.w);
     free(p.d);
+    free(p.dm);
 #endif
     return 0;
 }

@@ -60,6 +60,17 @@ static inline void unpack_scales64(const uint8_t *s, uint64_t *sc, uint64_t *m) 
     *m = ma | (uint64_t)mb << 32;
 }
 
+void p4k_q4k_subscales(const void *block, float ds[8], float dm[8]) {
+    const uint8_t *w = block;
+    uint8_t sc[8], m[8];
+    unpack_scales(w + 4, sc, m);
+    const float d = fp16(w), dmin = fp16(w + 2);
+    for (int j = 0; j < 8; j++) {
+        ds[j] = d * (float)sc[j];
+        dm[j] = dmin * (float)m[j];
+    }
+}
+
 size_t p4k_kquant_block_bytes(int format) {
     switch (format) {
     case P4K_Q4_K: return 144;

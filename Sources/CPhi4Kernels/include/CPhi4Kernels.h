@@ -39,6 +39,10 @@ size_t p4k_kquant_block_bytes(int format);
 /// reference rounding (quantize_row_q*_K_ref, no importance matrix).
 void p4k_quantize_kquant(int format, const float *x, void *out, size_t n);
 
+/// The float scale d·sc and min dmin·m of each of the 8 sub-blocks of a Q4_K / Q5_K super-block,
+/// computed exactly as the K-quant kernels do (used by the multi-row kernel's panels).
+void p4k_q4k_subscales(const void *block, float ds[8], float dm[8]);
+
 /// p4k_matvec for K-quant weights (cols a multiple of 256); p4k_matvec forwards to it.
 void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
                        const int32_t *asum, float *out, int accumulate);
