@@ -32,22 +32,8 @@ static float fp16(const uint8_t *p) {
     return p4k_fp16_to_f32(h);
 }
 
-// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (12 packed bytes).
-static void unpack_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
-    uint32_t u0, u1, u2;
-    memcpy(&u0, s, 4);
-    memcpy(&u1, s + 4, 4);
-    memcpy(&u2, s + 8, 4);
-    const uint32_t sa = u0 & 0x3f3f3f3fu, ma = u1 & 0x3f3f3f3fu;
-    const uint32_t sb = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
-    const uint32_t mb = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
-    memcpy(sc, &sa, 4);
-    memcpy(sc + 4, &sb, 4);
-    memcpy(m, &ma, 4);
-    memcpy(m + 4, &mb, 4);
-}
-
-// The same, as two little-endian 64-bit words (byte j = sub-block j).
+// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (12 packed bytes), as two
+// little-endian 64-bit words (byte j = sub-block j).
 static inline void unpack_scales64(const uint8_t *s, uint64_t *sc, uint64_t *m) {
     uint32_t u0, u1, u2;
     memcpy(&u0, s, 4);
@@ -58,6 +44,14 @@ static inline void unpack_scales64(const uint8_t *s, uint64_t *sc, uint64_t *m) 
     const uint32_t mb = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
     *sc = sa | (uint64_t)sb << 32;
     *m = ma | (uint64_t)mb << 32;
+}
+
+// The same as byte arrays.
+static void unpack_scales(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
+    uint64_t a, b;
+    unpack_scales64(s, &a, &b);
+    memcpy(sc, &a, 8);
+    memcpy(m, &b, 8);
 }
 
 void p4k_q4k_subscales(const void *block, float ds[8], float dm[8]) {

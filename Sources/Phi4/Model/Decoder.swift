@@ -180,21 +180,8 @@ public final class Decoder {
                             let row = scores + r * tile
                             cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(visible), Int32(hd), scale, kBase, Int32(ld),
                                         qkv + i * qkvDim + h * hd, 1, 0, row, 1)
-                            var mx = runMax[r]
-                            for j in 0..<visible where row[j] > mx { mx = row[j] }
-                            let correction = expf(runMax[r] - mx)
-                            var sum: Float = 0
-                            for j in 0..<visible {
-                                let e = expf(row[j] - mx)
-                                row[j] = e
-                                sum += e
-                            }
-                            runSum[r] = runSum[r] * correction + sum
-                            runMax[r] = mx
                             let a = acc + r * hd
-                            if correction != 1 {
-                                for e in 0..<hd { a[e] *= correction }
-                            }
+                            Decoder.softmaxStep(row, visible: visible, max: &runMax[r], sum: &runSum[r], output: a, headDim: hd)
                             cblas_sgemv(CblasRowMajor, CblasTrans, Int32(visible), Int32(hd), 1, vBase, Int32(ld), row, 1, 1, a, 1)
                         }
                     }
@@ -210,6 +197,28 @@ public final class Decoder {
                     }
                 }
             }
+        }
+    }
+
+    /// One key tile's step of the online softmax for one query: `row[0..<visible]` (its scores)
+    /// becomes exp(score − m) for the new running maximum m, the running sum is rescaled and
+    /// extended, and the output accumulated so far is rescaled when the maximum grew.
+    @inline(__always)
+    static func softmaxStep(_ row: UnsafeMutablePointer<Float>, visible: Int, max runMax: inout Float, sum runSum: inout Float,
+                            output a: UnsafeMutablePointer<Float>, headDim hd: Int) {
+        var m = runMax
+        for j in 0..<visible where row[j] > m { m = row[j] }
+        let correction = expf(runMax - m)
+        var sum: Float = 0
+        for j in 0..<visible {
+            let e = expf(row[j] - m)
+            row[j] = e
+            sum += e
+        }
+        runSum = runSum * correction + sum
+        runMax = m
+        if correction != 1 {
+            for e in 0..<hd { a[e] *= correction }
         }
     }
 
@@ -314,22 +323,8 @@ public final class Decoder {
                             for j in 0..<kn { row[j] = 0 }
                             continue
                         }
-                        var m = runMax[i]
-                        for j in 0..<visible where row[j] > m { m = row[j] }
-                        let correction = expf(runMax[i] - m)
-                        var sum: Float = 0
-                        for j in 0..<visible {
-                            let e = expf(row[j] - m)
-                            row[j] = e
-                            sum += e
-                        }
+                        Decoder.softmaxStep(row, visible: visible, max: &runMax[i], sum: &runSum[i], output: acc + i * hd, headDim: hd)
                         for j in visible..<kn { row[j] = 0 }
-                        runSum[i] = runSum[i] * correction + sum
-                        runMax[i] = m
-                        if correction != 1 {
-                            let a = acc + i * hd
-                            for e in 0..<hd { a[e] *= correction }
-                        }
                     }
                     // acc += p · v_(k0…)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
