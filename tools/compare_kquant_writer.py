@@ -11,7 +11,6 @@ llama.cpp's Q4_K, Q5_K and Q6_K bytes for them) for the test suite.
 Usage: python3 tools/compare_kquant_writer.py HF_DIR [--fixture Tests/Phi4Tests/Fixtures/quant]
 """
 import argparse
-import ctypes
 import os
 import subprocess
 import sys
@@ -20,20 +19,12 @@ import tempfile
 import numpy as np
 from gguf import GGUFReader
 
+from interop_llama_cpp import llama_quantize
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHI4 = os.path.join(ROOT, ".build", "release", "phi4")
 FTYPES = {"q4_k_m": 15, "q5_k_m": 17, "q6_k": 18}
 BLOCK = {12: 144, 13: 176, 14: 210}  # GGML type → bytes per super-block of 256
-
-
-def llama_quantize(src, dst, ftype):
-    import llama_cpp
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.nthread = 2
-    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
-    if rc != 0:
-        raise RuntimeError(f"llama_model_quantize failed ({rc})")
 
 
 def tensors(path):

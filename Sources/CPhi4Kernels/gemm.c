@@ -228,6 +228,14 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
                     s32[j] = _mm256_sub_epi32(_mm256_madd_epi16(s16[j], ones), _mm256_set1_epi32(8 * asum[j * nb + b]));
                     FLOAT_STEP(j, s32[j]);
                 }
+            } else if (format == P4K_Q4_K) {
+                // term = d_a · ((d·sc)·Σq·a − (dmin·m)·Σa), as the K-quant row kernel computes it.
+                const __m256 dm = _mm256_loadu_ps(p->dm + at * 8);
+                for (int j = 0; j < nt; j++) {
+                    const __m256 t1 = _mm256_mul_ps(dw, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[j], ones)));
+                    const __m256 t2 = _mm256_mul_ps(dm, _mm256_set1_ps((float)asum[j * nb + b]));
+                    acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_set1_ps(ad[j * nb + b]), _mm256_sub_ps(t1, t2)));
+                }
             } else {
                 for (int j = 0; j < nt; j++) {
                     s32[j] = _mm256_madd_epi16(s16[j], sixteen);
@@ -250,45 +258,13 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
     combine_lanes(lanes, nt, acc_out);
 }
 
-// Q4_K: term = d_a · ((d·sc)·Σq·a − (dmin·m)·Σa), as the K-quant row kernel computes it.
-__attribute__((target("avx2,f16c"), always_inline)) static inline void
-tile_avx2_q4k_n(const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad, const int32_t *asum, int nt,
-                float *acc_out) {
-    float lanes[TILE * 64];
-    const __m256i ones = _mm256_set1_epi16(1);
-    for (size_t k = 0; k < 8; k++) {
-        __m256 acc[TILE];
-        for (int j = 0; j < TILE; j++) acc[j] = _mm256_setzero_ps();
-        for (size_t b = k; b < nb; b += 8) {
-            const size_t at = slot(p, b);
-            const uint8_t *wb = p->w + at * p->block_bytes;
-            const int8_t *ab = a + b * 32;
-            const __m256 ds = _mm256_loadu_ps(p->d + at * 8), dm = _mm256_loadu_ps(p->dm + at * 8);
-            __m256i s16[TILE];
-            for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
-            for (int g = 0; g < 8; g++) {
-                const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
-                for (int j = 0; j < nt; j++)
-                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
-            }
-            for (int j = 0; j < nt; j++) {
-                const __m256 t1 = _mm256_mul_ps(ds, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[j], ones)));
-                const __m256 t2 = _mm256_mul_ps(dm, _mm256_set1_ps((float)asum[j * nb + b]));
-                acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_set1_ps(ad[j * nb + b]), _mm256_sub_ps(t1, t2)));
-            }
-        }
-        for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + (j * 8 + k) * 8, acc[j]);
-    }
-    combine_lanes(lanes, nt, acc_out);
-}
-
 __attribute__((target("avx2,f16c"))) static void tile_avx2_q4k(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
                                                                const float *ad, const int32_t *asum, int nt, float *o) {
     switch (nt) {
-    case 1: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 1, o); break;
-    case 2: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 2, o); break;
-    case 3: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 3, o); break;
-    default: tile_avx2_q4k_n(p, nb, a, lda, ad, asum, 4, o); break;
+    case 1: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 1, o); break;
+    case 2: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 2, o); break;
+    case 3: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 3, o); break;
+    default: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 4, o); break;
     }
 }
 
