@@ -22,12 +22,14 @@ static float next_float(void) { return (float)((int)(next_u32() % 2000001) - 100
 
 static int failures = 0;
 
-static void check(int format, size_t cols, size_t rows, size_t t) {
+// extreme: every 4-bit weight 15 (all quant bytes 0xFF; Q8_0: 127) and activations of +127 and
+// −127 (tokens 0 and 1), the largest integer sums the kernels' int16 steps must hold.
+static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
     const size_t rb = p4k_row_bytes(format, cols), nb = cols / 32, kb = p4k_kquant_block_bytes(format);
     uint8_t *w = malloc(rows * rb);
     float *x = malloc(cols * sizeof(float));
     if (kb) {
-        for (size_t i = 0; i < rows * rb; i++) w[i] = (uint8_t)next_u32();
+        for (size_t i = 0; i < rows * rb; i++) w[i] = extreme ? 0xFF : (uint8_t)next_u32();
         for (size_t b = 0; b < rows * rb / kb; b++) {
             const uint16_t h = p4k_f32_to_fp16(0.001f + 0.02f * (float)(next_u32() % 1000) / 1000.0f);
             if (format == P4K_Q6_K) memcpy(w + b * kb + 208, &h, 2);
@@ -35,6 +37,13 @@ static void check(int format, size_t cols, size_t rows, size_t t) {
                 memcpy(w + b * kb, &h, 2);
                 memcpy(w + b * kb + 2, &h, 2);
             }
+        }
+    } else if (extreme) {
+        const size_t bs = format == P4K_Q8_0 ? 34 : 18;
+        memset(w, format == P4K_Q8_0 ? 0x7F : 0xFF, rows * rb);
+        for (size_t b = 0; b < rows * rb / bs; b++) {
+            const uint16_t h = p4k_f32_to_fp16(0.01f);
+            memcpy(w + b * bs, &h, 2);
         }
     } else {
         for (size_t r = 0; r < rows; r++) {
@@ -47,7 +56,10 @@ static void check(int format, size_t cols, size_t rows, size_t t) {
     float *ad = malloc(t * nb * sizeof(float));
     int32_t *as = malloc(t * nb * sizeof(int32_t));
     for (size_t i = 0; i < t; i++) {
-        for (size_t j = 0; j < cols; j++) x[j] = i == 1 ? (j % 2 ? -1.0f : 1.0f) : next_float() * (j % 31 == 0 ? 40.0f : 3.0f);
+        for (size_t j = 0; j < cols; j++)
+            x[j] = extreme && i < 2 ? (i ? -1.0f : 1.0f)
+                   : i == 1         ? (j % 2 ? -1.0f : 1.0f)
+                                    : next_float() * (j % 31 == 0 ? 40.0f : 3.0f);
         p4k_quantize_activation(x, cols, aq + i * cols, ad + i * nb, as + i * nb);
     }
     float *ref = malloc(t * rows * sizeof(float)), *out = malloc(t * rows * sizeof(float));
@@ -76,12 +88,17 @@ int main(void) {
     const int formats[] = {P4K_Q8_0, P4K_Q4_0};
     const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}};
     for (int f = 0; f < 2; f++)
-        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2]);
+        for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
+            check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 0);
+            check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 1);
+        }
     const int kformats[] = {P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
     for (int f = 0; f < 3; f++) {
-        check(kformats[f], 256, 5, 3);
-        check(kformats[f], 2304, 9, 2);
-        check(kformats[f], 5120, 17, 9);
+        for (int e = 0; e < 2; e++) {
+            check(kformats[f], 256, 5, 3, e);
+            check(kformats[f], 2304, 9, 2, e);
+            check(kformats[f], 5120, 17, 9, e);
+        }
     }
     printf(failures ? "%d mismatches\n" : "all paths agree with the scalar path bit for bit\n", failures);
     return failures ? 1 : 0;
