@@ -30,6 +30,10 @@
 #endif
 
 float p4k_fp16_to_f32(uint16_t h);
+// From kquant.c (internal).
+void p4k_activation_sums16(const int8_t *aq, size_t cols, int16_t *a16);
+void p4k_kquant_rows(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+                     const int32_t *asum, const int16_t *a16, float *out, int accumulate);
 
 // Tokens per pass over a repacked panel (their activations stay in cache) and per register tile.
 enum { TOKEN_CHUNK = 64, TILE = 4 };
@@ -170,6 +174,37 @@ __attribute__((target("avx2,f16c"))) static void repack_avx2(int format, int spl
                     } else {
                         _mm256_storeu_si256((__m256i *)at, u);
                     }
+                }
+            }
+        }
+    }
+}
+
+// Q4_K, eight full rows: per super-block, each pair of sub-blocks (32 bytes a row: low nibbles =
+// sub-block 2p, high = 2p+1) is transposed like a Q4_0 block, 16 bytes at a time.
+__attribute__((target("avx2"))) static void repack_q4k_avx2(const uint8_t *w, size_t rb, size_t nb, panel_t *p) {
+    const __m256i nib = _mm256_set1_epi8(0xF);
+    for (size_t i = 0; i < nb / 8; i++) {
+        for (size_t r = 0; r < 8; r++) {
+            float ds[8], dm[8];
+            p4k_q4k_subscales(w + r * rb + i * 144, ds, dm);
+            for (size_t j = 0; j < 8; j++) {
+                p->d[slot(p, 8 * i + j) * 8 + r] = ds[j];
+                p->dm[slot(p, 8 * i + j) * 8 + r] = dm[j];
+            }
+        }
+        for (size_t pair = 0; pair < 4; pair++) {
+            uint8_t *lo = p->w + slot(p, 8 * i + 2 * pair) * p->block_bytes;
+            uint8_t *hi = p->w + slot(p, 8 * i + 2 * pair + 1) * p->block_bytes;
+            for (size_t h = 0; h < 2; h++) {
+                const uint8_t *q = w + i * 144 + 16 + 32 * pair + 16 * h;
+                __m256i a = load_pair(q, q + 4 * rb), c = load_pair(q + rb, q + 5 * rb);
+                __m256i e = load_pair(q + 2 * rb, q + 6 * rb), f = load_pair(q + 3 * rb, q + 7 * rb);
+                TRANSPOSE4(a, c, e, f);
+                const __m256i g[4] = {a, c, e, f};
+                for (size_t k = 0; k < 4; k++) {
+                    _mm256_storeu_si256((__m256i *)(lo + 32 * (4 * h + k)), _mm256_and_si256(g[k], nib));
+                    _mm256_storeu_si256((__m256i *)(hi + 32 * (4 * h + k)), _mm256_and_si256(_mm256_srli_epi16(g[k], 4), nib));
                 }
             }
         }
@@ -359,14 +394,21 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         return 0;
     }
     if (p4k_kquant_block_bytes(format) && format != P4K_Q4_K) {
-        // Q5_K, Q6_K: the row kernel token by token over panels of 16 rows (which stay in cache).
+        // Q5_K, Q6_K: the row kernel token by token over panels of 16 rows (which stay in cache);
+        // Q6_K's 16-value activation sums once per token.
         const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
+        int16_t *a16 = NULL;
+        if (format == P4K_Q6_K) {
+            if (!(a16 = malloc(t * (cols / 16) * sizeof(int16_t)))) return -1;
+            for (size_t i = 0; i < t; i++) p4k_activation_sums16(aq + i * cols, cols, a16 + i * (cols / 16));
+        }
         for (size_t r0 = 0; r0 < rows; r0 += 16) {
             const size_t n = rows - r0 < 16 ? rows - r0 : 16;
             for (size_t i = 0; i < t; i++)
-                p4k_matvec(format, isa, (const uint8_t *)w + r0 * rb, cols, n, aq + i * cols, ad + i * nb, asum + i * nb,
-                           out + i * ldo + r0, accumulate);
+                p4k_kquant_rows(format, isa, (const uint8_t *)w + r0 * rb, cols, n, aq + i * cols, ad + i * nb,
+                                asum + i * nb, a16 ? a16 + i * (cols / 16) : NULL, out + i * ldo + r0, accumulate);
         }
+        free(a16);
         return 0;
     }
 #if defined(__x86_64__)
@@ -390,7 +432,8 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         for (size_t r0 = 0; r0 < rows; r0 += 8) {
             const size_t n = rows - r0 < 8 ? rows - r0 : 8;
             const uint8_t *wr = (const uint8_t *)w + r0 * rb;
-            if (q4k) repack_q4k(wr, rb, nb, n, &p);
+            if (q4k && n == 8) repack_q4k_avx2(wr, rb, nb, &p);
+            else if (q4k) repack_q4k(wr, rb, nb, n, &p);
             else if (n == 8) repack_avx2(format, split, wr, rb, nb, &p);
             else repack_scalar(format, split, wr, rb, nb, n, &p);
             for (size_t i = i0; i < i0 + tc; i += TILE) {

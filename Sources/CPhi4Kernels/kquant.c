@@ -250,24 +250,24 @@ __attribute__((target("avx2,f16c"))) static float row_q6k_avx2(const uint8_t *w,
 }
 #endif
 
-void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
-                       const int32_t *asum, float *out, int accumulate) {
+// The activations' sums over each 16 values (|A| ≤ 16·127), which Q6_K's vector path needs.
+void p4k_activation_sums16(const int8_t *aq, size_t cols, int16_t *a16) {
+    for (size_t k = 0; k < cols / 16; k++) {
+        int s = 0;
+        for (int e = 0; e < 16; e++) s += aq[16 * k + (size_t)e];
+        a16[k] = (int16_t)s;
+    }
+}
+
+// p4k_kquant_matvec with Q6_K's 16-value sums given (computed once per activation row by a caller
+// that multiplies it by many row panels; may be NULL for Q4_K / Q5_K).
+void p4k_kquant_rows(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+                     const int32_t *asum, const int16_t *a16, float *out, int accumulate) {
     if (isa < 0) isa = p4k_isa_best();
     const size_t nsb = cols / 256, rb = nsb * p4k_kquant_block_bytes(format);
 #if defined(__x86_64__)
-    int vector = isa != P4K_ISA_SCALAR && p4k_isa_available(isa) && (p4k_cpu_features() & P4K_CPU_F16C);
-    // Q6_K's vector path: the activations' sums over each 16 values (|A| ≤ 16·127).
-    int16_t stack[2048];
-    int16_t *a16 = stack;
-    if (vector && format == P4K_Q6_K) {
-        if (cols / 16 > 2048 && !(a16 = malloc(cols / 16 * sizeof(int16_t)))) vector = 0;
-        else
-            for (size_t k = 0; k < cols / 16; k++) {
-                int s = 0;
-                for (int e = 0; e < 16; e++) s += aq[16 * k + (size_t)e];
-                a16[k] = (int16_t)s;
-            }
-    }
+    const int vector = isa != P4K_ISA_SCALAR && p4k_isa_available(isa) && (p4k_cpu_features() & P4K_CPU_F16C) &&
+                       (format != P4K_Q6_K || a16);
 #endif
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)w + r * rb;
@@ -282,9 +282,18 @@ void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t r
             acc = row_scalar(format, row, aq, ad, asum, nsb);
         out[r] = accumulate ? out[r] + acc : acc;
     }
-#if defined(__x86_64__)
+}
+
+void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+                       const int32_t *asum, float *out, int accumulate) {
+    int16_t stack[2048];
+    int16_t *a16 = NULL;
+    if (format == P4K_Q6_K && isa != P4K_ISA_SCALAR) {
+        a16 = cols / 16 <= 2048 ? stack : malloc(cols / 16 * sizeof(int16_t));
+        if (a16) p4k_activation_sums16(aq, cols, a16);  // without it: the scalar path
+    }
+    p4k_kquant_rows(format, isa, w, cols, rows, aq, ad, asum, a16, out, accumulate);
     if (a16 != stack) free(a16);
-#endif
 }
 
 // ---- Quantization (llama.cpp's reference rounding, no importance matrix) ----------------------
