@@ -683,6 +683,64 @@ __attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, 
     return finish_lanes(l, w, 18, ad, tail, b, nb);
 }
 
+// The same for a few tokens at once (speculative verification passes): each group of 8 blocks is
+// loaded and transposed once and multiplied by every token's activations; per token the integer
+// sums and float operations are exactly the single-token kernel's, so the results are equal bit
+// for bit. `at` holds each token's transposed activations (`ldt` bytes apart).
+__attribute__((target("avx2,f16c"), always_inline)) static inline void
+q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t lda, const int8_t *at, size_t ldt,
+                   const float *ad, const int32_t *asum, float *res) {
+    const __m256i nib = _mm256_set1_epi8(0xF);
+    __m256 acc[4];
+    for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * 18;
+        _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
+        __m256i v0 = load_pair(wb + 2, wb + 74), v1 = load_pair(wb + 20, wb + 92);
+        __m256i v2 = load_pair(wb + 38, wb + 110), v3 = load_pair(wb + 56, wb + 128);
+        TRANSPOSE4(v0, v1, v2, v3);
+        const __m256i v[4] = {v0, v1, v2, v3};
+        __m256i s16[4];
+        for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i lo = _mm256_and_si256(v[g], nib), hi = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), nib);
+            for (int j = 0; j < nt; j++) {
+                const int8_t *ab = at + (size_t)j * ldt + b * 32;
+                s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(ab + 32 * g))));
+                s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(ab + 128 + 32 * g))));
+            }
+        }
+        const __m256 sc = scales8(wb, 18);
+        for (int j = 0; j < nt; j++) {
+            __m256i s = _mm256_madd_epi16(s16[j], _mm256_set1_epi16(1));
+            s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(asum + (size_t)j * nb + b)), 3));
+            const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad + (size_t)j * nb + b)));
+            acc[j] = _mm256_add_ps(acc[j], p);
+        }
+    }
+    for (int j = 0; j < nt; j++) {
+        float l[8];
+        _mm256_storeu_ps(l, acc[j]);
+        int32_t tail[8];
+        q4_sums_scalar(w + b * 18, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
+        res[j] = finish_lanes(l, w, 18, ad + (size_t)j * nb, tail, b, nb);
+    }
+}
+
+__attribute__((target("avx2,f16c"))) static void q4_row_tokens_any(const uint8_t *w, size_t nb, int nt, const int8_t *a,
+                                                                   size_t lda, const int8_t *at, size_t ldt,
+                                                                   const float *ad, const int32_t *asum, float *res) {
+    switch (nt) {
+    case 1: q4_row_tokens_avx2(w, nb, 1, a, lda, at, ldt, ad, asum, res); break;
+    case 2: q4_row_tokens_avx2(w, nb, 2, a, lda, at, ldt, ad, asum, res); break;
+    case 3: q4_row_tokens_avx2(w, nb, 3, a, lda, at, ldt, ad, asum, res); break;
+    default: q4_row_tokens_avx2(w, nb, 4, a, lda, at, ldt, ad, asum, res); break;
+    }
+}
+
 __attribute__((target("avx2,f16c"))) static float q8_row_avx2(const uint8_t *w, const int8_t *a, const float *ad,
                                                               const int32_t *asum, size_t nb) {
     (void)asum;
@@ -757,6 +815,40 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
         out[r] = accumulate ? out[r] + acc : acc;
     }
     if (sums != stack) free(sums);
+}
+
+// Q4_0 weights × t activation rows on AVX2 with the single-token kernel's arithmetic (see
+// q4_row_tokens_avx2); used by p4k_gemm for small batches. Returns -1 (nothing written) where
+// it does not apply or scratch memory is missing.
+int p4k_q4_0_tokens(int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
+                    const int32_t *asum, float *out, size_t ldo, int accumulate) {
+#if defined(__x86_64__)
+    if (isa != P4K_ISA_AVX2 || !p4k_isa_available(isa) || !(p4k_cpu_features() & P4K_CPU_F16C)) return -1;
+    init_tables();
+    const size_t nb = cols / 32, rb = p4k_row_bytes(P4K_Q4_0, cols);
+    int8_t *at = malloc(t * cols);
+    if (!at) return -1;
+    for (size_t i = 0; i < t; i++) q4_transpose_activations(aq + i * cols, nb, at + i * cols);
+    for (size_t r = 0; r < rows; r++) {
+        const uint8_t *row = (const uint8_t *)w + r * rb;
+        if (r + 4 < rows) __builtin_prefetch(row + 4 * rb, 0, 0);
+        for (size_t i = 0; i < t; i += 4) {
+            const int nt = (int)(t - i < 4 ? t - i : 4);
+            float res[4];
+            q4_row_tokens_any(row, nb, nt, aq + i * cols, cols, at + i * cols, cols, ad + i * nb, asum + i * nb, res);
+            for (int j = 0; j < nt; j++) {
+                float *o = out + (i + (size_t)j) * ldo + r;
+                *o = accumulate ? *o + res[j] : res[j];
+            }
+        }
+    }
+    free(at);
+    return 0;
+#else
+    (void)isa; (void)w; (void)cols; (void)rows; (void)t; (void)aq; (void)ad; (void)asum; (void)out; (void)ldo;
+    (void)accumulate;
+    return -1;
+#endif
 }
 
 void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out) {
