@@ -25,6 +25,7 @@
 #endif
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
+#include "simd.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -131,22 +132,6 @@ static void repack_q4k(const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t
 }
 
 #if defined(__x86_64__)
-// In-lane 4×4 transpose of 32-bit elements across four vectors.
-#define TRANSPOSE4(a, b, c, d)                                                                                         \
-    do {                                                                                                               \
-        __m256i t0_ = _mm256_unpacklo_epi32(a, b), t1_ = _mm256_unpackhi_epi32(a, b);                                  \
-        __m256i t2_ = _mm256_unpacklo_epi32(c, d), t3_ = _mm256_unpackhi_epi32(c, d);                                  \
-        a = _mm256_unpacklo_epi64(t0_, t2_);                                                                           \
-        b = _mm256_unpackhi_epi64(t0_, t2_);                                                                           \
-        c = _mm256_unpacklo_epi64(t1_, t3_);                                                                           \
-        d = _mm256_unpackhi_epi64(t1_, t3_);                                                                           \
-    } while (0)
-
-__attribute__((target("avx2"))) static inline __m256i load_pair(const uint8_t *lo, const uint8_t *hi) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
-                                   _mm_loadu_si128((const __m128i *)hi), 1);
-}
-
 // Eight full rows → one panel. Lane k of a 128-bit half holds row k (low half) or k+4 (high half),
 // so after the in-lane transpose vector g holds element group g of rows 0…7 in order.
 __attribute__((target("avx2,f16c"))) static void repack_avx2(int format, int split, const uint8_t *w, size_t rb,
@@ -160,9 +145,9 @@ __attribute__((target("avx2,f16c"))) static void repack_avx2(int format, int spl
         for (int r = 0; r < 8; r++) memcpy(&h[r], r0 + r * rb, 2);
         _mm256_storeu_ps(p->d + slot(p, b) * 8, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h)));
         if (format == P4K_Q4_0) {
-            __m256i a = load_pair(r0 + 2, r0 + 4 * rb + 2), c = load_pair(r0 + rb + 2, r0 + 5 * rb + 2);
-            __m256i e = load_pair(r0 + 2 * rb + 2, r0 + 6 * rb + 2), f = load_pair(r0 + 3 * rb + 2, r0 + 7 * rb + 2);
-            TRANSPOSE4(a, c, e, f);
+            __m256i a = p4k_load_pair(r0 + 2, r0 + 4 * rb + 2), c = p4k_load_pair(r0 + rb + 2, r0 + 5 * rb + 2);
+            __m256i e = p4k_load_pair(r0 + 2 * rb + 2, r0 + 6 * rb + 2), f = p4k_load_pair(r0 + 3 * rb + 2, r0 + 7 * rb + 2);
+            P4K_TRANSPOSE4(a, c, e, f);
             __m256i g[4] = {a, c, e, f};
             for (int k = 0; k < 4; k++) {
                 _mm256_storeu_si256((__m256i *)(dst + 32 * k), _mm256_and_si256(g[k], nib));
@@ -171,9 +156,9 @@ __attribute__((target("avx2,f16c"))) static void repack_avx2(int format, int spl
         } else {
             for (int half = 0; half < 2; half++) {
                 const uint8_t *q = r0 + 2 + 16 * half;
-                __m256i a = load_pair(q, q + 4 * rb), c = load_pair(q + rb, q + 5 * rb);
-                __m256i e = load_pair(q + 2 * rb, q + 6 * rb), f = load_pair(q + 3 * rb, q + 7 * rb);
-                TRANSPOSE4(a, c, e, f);
+                __m256i a = p4k_load_pair(q, q + 4 * rb), c = p4k_load_pair(q + rb, q + 5 * rb);
+                __m256i e = p4k_load_pair(q + 2 * rb, q + 6 * rb), f = p4k_load_pair(q + 3 * rb, q + 7 * rb);
+                P4K_TRANSPOSE4(a, c, e, f);
                 __m256i g[4] = {a, c, e, f};
                 for (int k = 0; k < 4; k++) {
                     const __m256i u = _mm256_xor_si256(g[k], flip);
@@ -208,9 +193,9 @@ __attribute__((target("avx2"))) static void repack_q4k_avx2(const uint8_t *w, si
             uint8_t *hi = p->w + slot(p, 8 * i + 2 * pair + 1) * p->block_bytes;
             for (size_t h = 0; h < 2; h++) {
                 const uint8_t *q = w + i * 144 + 16 + 32 * pair + 16 * h;
-                __m256i a = load_pair(q, q + 4 * rb), c = load_pair(q + rb, q + 5 * rb);
-                __m256i e = load_pair(q + 2 * rb, q + 6 * rb), f = load_pair(q + 3 * rb, q + 7 * rb);
-                TRANSPOSE4(a, c, e, f);
+                __m256i a = p4k_load_pair(q, q + 4 * rb), c = p4k_load_pair(q + rb, q + 5 * rb);
+                __m256i e = p4k_load_pair(q + 2 * rb, q + 6 * rb), f = p4k_load_pair(q + 3 * rb, q + 7 * rb);
+                P4K_TRANSPOSE4(a, c, e, f);
                 const __m256i g[4] = {a, c, e, f};
                 for (size_t k = 0; k < 4; k++) {
                     _mm256_storeu_si256((__m256i *)(lo + 32 * (4 * h + k)), _mm256_and_si256(g[k], nib));

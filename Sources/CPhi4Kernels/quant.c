@@ -631,62 +631,11 @@ static void q4_transpose_activations(const int8_t *a, size_t nb, int8_t *t) {
                 memcpy(t + 32 * b8 + 32 * v + 4 * k, a + 32 * (b8 + k) + 16 * (v / 4) + 4 * (v % 4), 4);
 }
 
-#define TRANSPOSE4(a, b, c, d)                                                                                         \
-    do {                                                                                                               \
-        __m256i t0_ = _mm256_unpacklo_epi32(a, b), t1_ = _mm256_unpackhi_epi32(a, b);                                  \
-        __m256i t2_ = _mm256_unpacklo_epi32(c, d), t3_ = _mm256_unpackhi_epi32(c, d);                                  \
-        a = _mm256_unpacklo_epi64(t0_, t2_);                                                                           \
-        b = _mm256_unpackhi_epi64(t0_, t2_);                                                                           \
-        c = _mm256_unpacklo_epi64(t1_, t3_);                                                                           \
-        d = _mm256_unpackhi_epi64(t1_, t3_);                                                                           \
-    } while (0)
-
-__attribute__((target("avx2"))) static inline __m256i load_pair(const uint8_t *lo, const uint8_t *hi) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
-                                   _mm_loadu_si128((const __m128i *)hi), 1);
-}
-
-// `a` is the activation row as quantized, `at` its transposed copy (full groups of 8 blocks).
-__attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, const int8_t *a, const int8_t *at,
-                                                              const float *ad, const int32_t *asum, size_t nb) {
-    const __m256i nib = _mm256_set1_epi8(0xF);
-    __m256 acc = _mm256_setzero_ps();
-    size_t b = 0;
-    for (; b + 8 <= nb; b += 8) {
-        const uint8_t *wb = w + b * 18;
-        const int8_t *ab = at + b * 32;
-        // 2 KB ahead (1 KB left the two-thread DRAM rate ~10 % lower once the kernel got faster).
-        _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
-        // Vector g: bytes 4g…4g+3 of blocks 0-3 (low lane) and 4-7 (high lane).
-        __m256i v0 = load_pair(wb + 2, wb + 74), v1 = load_pair(wb + 20, wb + 92);
-        __m256i v2 = load_pair(wb + 38, wb + 110), v3 = load_pair(wb + 56, wb + 128);
-        TRANSPOSE4(v0, v1, v2, v3);
-        const __m256i v[4] = {v0, v1, v2, v3};
-        __m256i s16 = _mm256_setzero_si256();
-        for (int g = 0; g < 4; g++) {
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(v[g], nib),
-                                                             _mm256_loadu_si256((const __m256i *)(ab + 32 * g))));
-            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v[g], 4), nib),
-                                                             _mm256_loadu_si256((const __m256i *)(ab + 128 + 32 * g))));
-        }
-        __m256i s = _mm256_madd_epi16(s16, _mm256_set1_epi16(1));
-        s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(asum + b)), 3));
-        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(scales8(wb, 18), _mm256_loadu_ps(ad + b)));
-        acc = _mm256_add_ps(acc, p);
-    }
-    float l[8];
-    _mm256_storeu_ps(l, acc);
-    int32_t tail[8];
-    q4_sums_scalar(w + b * 18, a + b * 32, asum + b, nb - b, tail);
-    return finish_lanes(l, w, 18, ad, tail, b, nb);
-}
-
-// The same for a few tokens at once (speculative verification passes): each group of 8 blocks is
-// loaded and transposed once and multiplied by every token's activations; per token the integer
-// sums and float operations are exactly the single-token kernel's, so the results are equal bit
-// for bit. `at` holds each token's transposed activations (`ldt` bytes apart).
+// `nt` ≤ 4 tokens at once (one for decode; up to 4 in speculative verification passes): each group
+// of 8 blocks is loaded and transposed once and multiplied by every token's activations. `a` holds
+// the activation rows as quantized (`lda` bytes apart; only the tail blocks use them), `at` their
+// transposed copies (`ldt` apart). Per token the integer sums and float operations do not depend
+// on `nt`, so a batch gives one-token decoding's results bit for bit.
 __attribute__((target("avx2,f16c"), always_inline)) static inline void
 q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t lda, const int8_t *at, size_t ldt,
                    const float *ad, const int32_t *asum, float *res) {
@@ -699,9 +648,9 @@ q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t 
         _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
         _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
         _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
-        __m256i v0 = load_pair(wb + 2, wb + 74), v1 = load_pair(wb + 20, wb + 92);
-        __m256i v2 = load_pair(wb + 38, wb + 110), v3 = load_pair(wb + 56, wb + 128);
-        TRANSPOSE4(v0, v1, v2, v3);
+        __m256i v0 = p4k_load_pair(wb + 2, wb + 74), v1 = p4k_load_pair(wb + 20, wb + 92);
+        __m256i v2 = p4k_load_pair(wb + 38, wb + 110), v3 = p4k_load_pair(wb + 56, wb + 128);
+        P4K_TRANSPOSE4(v0, v1, v2, v3);
         const __m256i v[4] = {v0, v1, v2, v3};
         __m256i s16[4];
         for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
@@ -739,6 +688,13 @@ __attribute__((target("avx2,f16c"))) static void q4_row_tokens_any(const uint8_t
     case 3: q4_row_tokens_avx2(w, nb, 3, a, lda, at, ldt, ad, asum, res); break;
     default: q4_row_tokens_avx2(w, nb, 4, a, lda, at, ldt, ad, asum, res); break;
     }
+}
+
+__attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, const int8_t *a, const int8_t *at,
+                                                              const float *ad, const int32_t *asum, size_t nb) {
+    float r;
+    q4_row_tokens_avx2(w, nb, 1, a, 0, at, 0, ad, asum, &r);
+    return r;
 }
 
 __attribute__((target("avx2,f16c"))) static float q8_row_avx2(const uint8_t *w, const int8_t *a, const float *ad,

@@ -44,5 +44,23 @@ __attribute__((target("avx2"))) static inline __m256i p4k_reduce8_i16(__m256i p0
     const __m256i m = _mm256_blend_epi32(_mm256_unpacklo_epi16(c, sw), _mm256_unpackhi_epi16(c, sw), 0xF0);
     return _mm256_madd_epi16(m, _mm256_set1_epi16(1));
 }
+
+// In-lane 4×4 transpose of 32-bit elements across four vectors: afterwards vector g holds 32-bit
+// element g of each input, per 128-bit lane (a b c d order).
+#define P4K_TRANSPOSE4(a, b, c, d)                                                                                     \
+    do {                                                                                                               \
+        __m256i t0_ = _mm256_unpacklo_epi32(a, b), t1_ = _mm256_unpackhi_epi32(a, b);                                  \
+        __m256i t2_ = _mm256_unpacklo_epi32(c, d), t3_ = _mm256_unpackhi_epi32(c, d);                                  \
+        a = _mm256_unpacklo_epi64(t0_, t2_);                                                                           \
+        b = _mm256_unpackhi_epi64(t0_, t2_);                                                                           \
+        c = _mm256_unpacklo_epi64(t1_, t3_);                                                                           \
+        d = _mm256_unpackhi_epi64(t1_, t3_);                                                                           \
+    } while (0)
+
+// 16 bytes at `lo` in the low lane, 16 bytes at `hi` in the high lane.
+__attribute__((target("avx2"))) static inline __m256i p4k_load_pair(const void *lo, const void *hi) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
+                                   _mm_loadu_si128((const __m128i *)hi), 1);
+}
 #endif
 #endif
