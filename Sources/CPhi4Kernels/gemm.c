@@ -288,33 +288,25 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
     combine_lanes(lanes, nt, acc_out);
 }
 
-__attribute__((target("avx2,f16c"))) static void tile_avx2_q4k(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
-                                                               const float *ad, const int32_t *asum, int nt, float *o) {
-    switch (nt) {
-    case 1: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 1, o); break;
-    case 2: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 2, o); break;
-    case 3: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 3, o); break;
-    default: tile_avx2(P4K_Q4_K, p, nb, a, lda, ad, asum, 4, o); break;
+// One copy of a tile routine per format and token count: the constants let the compiler unroll
+// the token loops and drop the other formats' branches.
+#define TILE_COPIES(FN, FMT)                                                                                           \
+    switch (nt) {                                                                                                      \
+    case 1: FN(FMT, p, nb, a, lda, ad, asum, 1, o); break;                                                             \
+    case 2: FN(FMT, p, nb, a, lda, ad, asum, 2, o); break;                                                             \
+    case 3: FN(FMT, p, nb, a, lda, ad, asum, 3, o); break;                                                             \
+    default: FN(FMT, p, nb, a, lda, ad, asum, 4, o); break;                                                            \
     }
-}
 
-__attribute__((target("avx2,f16c"))) static void tile_avx2_q4(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
-                                                              const float *ad, const int32_t *asum, int nt, float *o) {
-    switch (nt) {
-    case 1: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 1, o); break;
-    case 2: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 2, o); break;
-    case 3: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 3, o); break;
-    default: tile_avx2(P4K_Q4_0, p, nb, a, lda, ad, asum, 4, o); break;
-    }
-}
-
-__attribute__((target("avx2,f16c"))) static void tile_avx2_q8(const panel_t *p, size_t nb, const int8_t *a, size_t lda,
-                                                              const float *ad, const int32_t *asum, int nt, float *o) {
-    switch (nt) {
-    case 1: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 1, o); break;
-    case 2: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 2, o); break;
-    case 3: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 3, o); break;
-    default: tile_avx2(P4K_Q8_0, p, nb, a, lda, ad, asum, 4, o); break;
+__attribute__((target("avx2,f16c"))) static void tile_avx2_any(int format, const panel_t *p, size_t nb, const int8_t *a,
+                                                               size_t lda, const float *ad, const int32_t *asum, int nt,
+                                                               float *o) {
+    if (format == P4K_Q4_K) {
+        TILE_COPIES(tile_avx2, P4K_Q4_K)
+    } else if (format == P4K_Q4_0) {
+        TILE_COPIES(tile_avx2, P4K_Q4_0)
+    } else {
+        TILE_COPIES(tile_avx2, P4K_Q8_0)
     }
 }
 
@@ -356,19 +348,9 @@ __attribute__((target(VNNI_TARGET))) static void tile_vnni_any(int format, const
                                                                size_t lda, const float *ad, const int32_t *asum, int nt,
                                                                float *o) {
     if (format == P4K_Q4_0) {
-        switch (nt) {
-        case 1: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 1, o); break;
-        case 2: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 2, o); break;
-        case 3: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 3, o); break;
-        default: tile_vnni(P4K_Q4_0, p, nb, a, lda, ad, asum, 4, o); break;
-        }
+        TILE_COPIES(tile_vnni, P4K_Q4_0)
     } else {
-        switch (nt) {
-        case 1: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 1, o); break;
-        case 2: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 2, o); break;
-        case 3: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 3, o); break;
-        default: tile_vnni(P4K_Q8_0, p, nb, a, lda, ad, asum, 4, o); break;
-        }
+        TILE_COPIES(tile_vnni, P4K_Q8_0)
     }
 }
 #endif
@@ -439,10 +421,8 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
             for (size_t i = i0; i < i0 + tc; i += TILE) {
                 const int nt = (int)(i0 + tc - i < TILE ? i0 + tc - i : TILE);
                 const int8_t *a = aq + i * cols;
-                if (q4k) tile_avx2_q4k(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
-                else if (vnni) tile_vnni_any(format, &p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
-                else if (format == P4K_Q4_0) tile_avx2_q4(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
-                else tile_avx2_q8(&p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                if (vnni) tile_vnni_any(format, &p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
+                else tile_avx2_any(format, &p, nb, a, cols, ad + i * nb, asum + i * nb, nt, tile);
                 for (int j = 0; j < nt; j++) {
                     float *o = out + (i + (size_t)j) * ldo + r0;
                     for (size_t r = 0; r < n; r++) o[r] = accumulate ? o[r] + tile[8 * j + r] : tile[8 * j + r];

@@ -258,6 +258,10 @@ public final class Decoder {
     /// long the context is. Query head h reads key-value head `h / (heads / kvHeads)`.
     private func attention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
                            cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
+        if t <= Ops.smallBatch {
+            smallBatchAttention(queries: qkv, count: t, start: start, cache: cache, layer: layer, out: out)
+            return
+        }
         let c = model.config
         let hd = c.headDim
         let qkvDim = c.qDim + 2 * c.kvDim
@@ -265,10 +269,6 @@ public final class Decoder {
         let total = start + t
         let scale = 1 / Float(hd).squareRoot()
         let tile = Scratch.keyTile
-        if t <= Ops.smallBatch {
-            smallBatchAttention(queries: qkv, count: t, start: start, cache: cache, layer: layer, out: out)
-            return
-        }
         pool.run(threads: min(threads, c.headCount)) { thread in
             let n = min(threads, c.headCount)
             let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
