@@ -115,6 +115,25 @@ void p4k_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 /// Widens `n` IEEE half values to float32 (F16C when available).
 void p4k_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 
+/// Element types of the keys and values p4k_attend_tile reads.
+enum { P4K_KV_F32 = 0, P4K_KV_F16 = 1 };
+
+/// One key tile's step of attention with an online softmax, for `nq` queries (rows `q_stride`
+/// floats apart) that all see the same `count` keys and values (rows `ld` elements apart, f32 or
+/// f16 by `kv_type`, read in place), head dimension `hd`. For query r: scores s_j = scale·q_r·k_j
+/// (written to `scores + r·count`, then replaced by exp(s_j − m)), the running maximum
+/// `run_max[r]` becomes m, `run_sum[r]` is rescaled and extended, and the unnormalized output
+/// `acc + r·hd` is rescaled and gets Σ_j exp(s_j − m)·v_j. A query's result does not depend on
+/// the other queries of the call. `isa` −1 is the best path (PHI4_ISA may force one);
+/// P4K_ISA_SCALAR forces the plain loops.
+void p4k_attend_tile(int isa, int kv_type, const float *q, size_t q_stride, size_t nq, const void *keys,
+                     const void *values, size_t ld, size_t count, size_t hd, float scale, float *scores,
+                     float *run_max, float *run_sum, float *acc);
+
+/// Whether p4k_attend_tile takes its vector path for this ISA and head dimension (AVX2 with FMA
+/// and F16C, hd a multiple of 16).
+int p4k_attend_vectorized(int isa, size_t hd);
+
 /// Allocates `bytes` of zeroed, page-aligned memory, asking for transparent huge pages; NULL on failure.
 void *p4k_alloc_large(size_t bytes);
 

@@ -190,7 +190,7 @@ public final class Session: @unchecked Sendable {
     }
 
     private static let stateMagic: UInt32 = 0x5453_3450  // "P4ST"
-    private static let stateVersion: UInt32 = 1
+    private static let stateVersion: UInt32 = 2  // 2: KV data head by head (1: position by position)
 
     /// The context's state — its tokens and their KV cache — as bytes: a versioned header with the
     /// model's ``Model/fingerprint``, then the data, then an FNV-1a checksum of everything before.
@@ -199,7 +199,7 @@ public final class Session: @unchecked Sendable {
     public func saveState() -> [UInt8] {
         var out: [UInt8] = []
         let n = tokens.count
-        out.reserveCapacity(40 + 4 * n + 2 * cache.layerCount * cache.layerBytes(n))
+        out.reserveCapacity(40 + 4 * n + 2 * cache.layerCount * cache.headCount * cache.headBytes(n))
         func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         put(Session.stateMagic)
         put(Session.stateVersion)
@@ -211,7 +211,9 @@ public final class Session: @unchecked Sendable {
         for t in tokens { put(t) }
         for l in 0..<cache.layerCount {
             for v in [false, true] {
-                out.append(contentsOf: UnsafeRawBufferPointer(start: cache.raw(layer: l, values: v), count: cache.layerBytes(n)))
+                for h in 0..<cache.headCount {
+                    out.append(contentsOf: UnsafeRawBufferPointer(start: cache.head(layer: l, head: h, values: v), count: cache.headBytes(n)))
+                }
             }
         }
         var h = FNV1a()
@@ -271,7 +273,7 @@ public final class Session: @unchecked Sendable {
             throw .invalidRequest("the saved state holds \(n) tokens; this context holds \(cache.capacity)")
         }
         let dataStart = at + 4 * n
-        let dataBytes = 2 * cache.layerCount * cache.layerBytes(n)
+        let dataBytes = 2 * cache.layerCount * cache.headCount * cache.headBytes(n)
         guard raw.count == dataStart + dataBytes + 8 else { throw .invalidRequest("the saved state has the wrong size") }
         var h = FNV1a()
         h.add(UnsafeRawBufferPointer(rebasing: raw[0..<(dataStart + dataBytes)]))
@@ -287,11 +289,13 @@ public final class Session: @unchecked Sendable {
         }
         // Everything checked: copy.
         var src = dataStart
-        let lb = cache.layerBytes(n)
+        let hb = cache.headBytes(n)
         for l in 0..<cache.layerCount {
             for v in [false, true] {
-                cache.raw(layer: l, values: v).copyMemory(from: raw.baseAddress! + src, byteCount: lb)
-                src += lb
+                for h in 0..<cache.headCount {
+                    cache.head(layer: l, head: h, values: v).copyMemory(from: raw.baseAddress! + src, byteCount: hb)
+                    src += hb
+                }
             }
         }
         cache.count = n

@@ -143,10 +143,11 @@ public final class Decoder {
     }
 
     /// Attention for small batches (decode, prompt lookup's verification): each query is computed
-    /// exactly as when it is decoded alone — one matrix-vector product per query and key tile,
-    /// over exactly the keys it sees — so a verification pass equals token-by-token decoding.
-    /// The heads that share a key-value head are done together, so each tile of an f16 / q8_0
-    /// cache is widened once per key-value head, not once per query head.
+    /// exactly as when it is decoded alone — the same kernel call per token and key tile, over
+    /// exactly the keys it sees — so a verification pass equals token-by-token decoding.
+    /// The query heads that share a key-value head go through `p4k_attend_tile` together, which
+    /// reads an f32 or f16 cache in place (once per token and tile for all of them); a q8_0 tile
+    /// is widened once per key-value head.
     private func smallBatchAttention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
                                      cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
         let c = model.config
@@ -159,7 +160,7 @@ public final class Decoder {
         let n = min(threads, c.kvHeadCount)
         pool.run(threads: n) { thread in
             let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
-            // Query (head h = g·group + m, token i) is row m·t + i of the state.
+            // Query (token i, head h = g·group + m) is row i·group + m of the state.
             let rows = group * t
             for g in ThreadPool.split(c.kvHeadCount, parts: n, index: thread, align: 1) {
                 for r in 0..<rows {
@@ -170,26 +171,19 @@ public final class Decoder {
                 var k0 = 0
                 while k0 < total {
                     let kn = min(tile, total - k0)
-                    let (kBase, vBase, ld) = keyValueTile(cache: cache, layer: layer, group: g, from: k0, count: kn, thread: thread)
-                    for m in 0..<group {
-                        let h = g * group + m
-                        for i in 0..<t {
-                            let r = m * t + i
-                            let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
-                            if visible <= 0 { continue }
-                            let row = scores + r * tile
-                            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(visible), Int32(hd), scale, kBase, Int32(ld),
-                                        qkv + i * qkvDim + h * hd, 1, 0, row, 1)
-                            let a = acc + r * hd
-                            Decoder.softmaxStep(row, visible: visible, max: &runMax[r], sum: &runSum[r], output: a, headDim: hd)
-                            cblas_sgemv(CblasRowMajor, CblasTrans, Int32(visible), Int32(hd), 1, vBase, Int32(ld), row, 1, 1, a, 1)
-                        }
+                    let (keys, values, type) = keyValueTile(cache: cache, layer: layer, group: g, from: k0, count: kn, thread: thread)
+                    for i in 0..<t {
+                        let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
+                        if visible <= 0 { continue }
+                        let r = i * group
+                        p4k_attend_tile(-1, type, qkv + i * qkvDim + g * group * hd, hd, group, keys, values, hd,
+                                        visible, hd, scale, scores + r * tile, runMax + r, runSum + r, acc + r * hd)
                     }
                     k0 += kn
                 }
-                for m in 0..<group {
-                    for i in 0..<t {
-                        let r = m * t + i
+                for i in 0..<t {
+                    for m in 0..<group {
+                        let r = i * group + m
                         let o = out + i * c.qDim + (g * group + m) * hd
                         let a = acc + r * hd
                         let inv = 1 / runSum[r]
@@ -222,33 +216,44 @@ public final class Decoder {
         }
     }
 
-    /// Keys and values of positions `from ..< from + count` of key-value head `group`, as f32 rows
-    /// `ld` apart: in place for an f32 cache, widened into the thread's tile scratch otherwise.
+    /// Keys and values of positions `from ..< from + count` of key-value head `group`, for
+    /// `p4k_attend_tile`: `headDim` elements apart, and their element type. f32 and f16 caches are
+    /// read in place; a q8_0 tile is widened into the thread's f32 tile scratch.
     private func keyValueTile(cache: KVCache, layer: Int, group g: Int, from k0: Int, count kn: Int,
-                              thread: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>, Int) {
-        let c = model.config
-        let hd = c.headDim
+                              thread: Int) -> (UnsafeRawPointer, UnsafeRawPointer, Int32) {
+        let hd = model.config.headDim
+        let keys = UnsafeRawPointer(cache.head(layer: layer, head: g, values: false) + k0 * cache.headRowBytes)
+        let values = UnsafeRawPointer(cache.head(layer: layer, head: g, values: true) + k0 * cache.headRowBytes)
         switch cache.type {
         case .f32:
-            return (UnsafePointer(cache.keys(layer: layer) + g * hd + k0 * c.kvDim),
-                    UnsafePointer(cache.values(layer: layer) + g * hd + k0 * c.kvDim), c.kvDim)
+            return (keys, values, Int32(P4K_KV_F32))
         case .f16:
-            let hk = cache.halfKeys(layer: layer) + g * hd, hv = cache.halfValues(layer: layer) + g * hd
-            for j in 0..<kn {
-                p4k_f16_to_f32(hk + (k0 + j) * c.kvDim, s.keyTile[thread] + j * hd, hd)
-                p4k_f16_to_f32(hv + (k0 + j) * c.kvDim, s.valueTile[thread] + j * hd, hd)
-            }
+            return (keys, values, Int32(P4K_KV_F16))
         case .q8_0:
-            // Head g's slice of a position's row: blocks g·hd/32 … (hd a multiple of 32).
-            let offset = g * hd / 32 * 34
-            for j in 0..<kn {
-                p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: false) + offset,
-                                    s.keyTile[thread] + j * hd, hd)
-                p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: true) + offset,
-                                    s.valueTile[thread] + j * hd, hd)
-            }
+            p4k_dequantize_q8_0(keys, s.keyTile[thread], kn * hd)
+            p4k_dequantize_q8_0(values, s.valueTile[thread], kn * hd)
+            return (UnsafeRawPointer(s.keyTile[thread]), UnsafeRawPointer(s.valueTile[thread]), Int32(P4K_KV_F32))
         }
-        return (UnsafePointer(s.keyTile[thread]), UnsafePointer(s.valueTile[thread]), hd)
+    }
+
+    /// Keys and values of positions `from ..< from + count` of key-value head `group` as f32 rows
+    /// `headDim` apart: in place for an f32 cache, widened into the thread's tile scratch otherwise.
+    private func floatTile(cache: KVCache, layer: Int, group g: Int, from k0: Int, count kn: Int,
+                           thread: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
+        let hd = model.config.headDim
+        let keys = UnsafeRawPointer(cache.head(layer: layer, head: g, values: false) + k0 * cache.headRowBytes)
+        let values = UnsafeRawPointer(cache.head(layer: layer, head: g, values: true) + k0 * cache.headRowBytes)
+        switch cache.type {
+        case .f32:
+            return (keys.assumingMemoryBound(to: Float.self), values.assumingMemoryBound(to: Float.self))
+        case .f16:
+            p4k_f16_to_f32(keys.assumingMemoryBound(to: UInt16.self), s.keyTile[thread], kn * hd)
+            p4k_f16_to_f32(values.assumingMemoryBound(to: UInt16.self), s.valueTile[thread], kn * hd)
+        case .q8_0:
+            p4k_dequantize_q8_0(keys, s.keyTile[thread], kn * hd)
+            p4k_dequantize_q8_0(values, s.valueTile[thread], kn * hd)
+        }
+        return (UnsafePointer(s.keyTile[thread]), UnsafePointer(s.valueTile[thread]))
     }
 
     /// Causal attention of `count` queries (at positions `start…`) over positions `0 ..< start + count`.
@@ -273,14 +278,9 @@ public final class Decoder {
             let n = min(threads, c.headCount)
             let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
             let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
-            let half = cache.type != .f32  // f16 and q8_0 caches are widened tile by tile
             for h in heads {
                 let q = qkv + h * hd
                 let g = h / group
-                // f32 caches are read in place (rows kvDim apart); f16 tiles are widened into scratch.
-                let k: UnsafePointer<Float> = half ? UnsafePointer(s.keyTile[thread]) : UnsafePointer(cache.keys(layer: layer) + g * hd)
-                let v: UnsafePointer<Float> = half ? UnsafePointer(s.valueTile[thread]) : UnsafePointer(cache.values(layer: layer) + g * hd)
-                let ld = half ? hd : c.kvDim
                 for i in 0..<t {
                     runMax[i] = -.infinity
                     runSum[i] = 0
@@ -289,30 +289,8 @@ public final class Decoder {
                 var k0 = 0
                 while k0 < total {
                     let kn = min(tile, total - k0)
-                    let kBase: UnsafePointer<Float>, vBase: UnsafePointer<Float>
-                    if cache.type == .q8_0 {
-                        // Head g's slice of a position's row: blocks g·hd/32 … (hd a multiple of 32).
-                        let offset = g * hd / 32 * 34
-                        for j in 0..<kn {
-                            p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: false) + offset,
-                                                s.keyTile[thread] + j * hd, hd)
-                            p4k_dequantize_q8_0(cache.blockRow(layer: layer, position: k0 + j, values: true) + offset,
-                                                s.valueTile[thread] + j * hd, hd)
-                        }
-                        kBase = k
-                        vBase = v
-                    } else if half {
-                        let hk = cache.halfKeys(layer: layer) + g * hd, hv = cache.halfValues(layer: layer) + g * hd
-                        for j in 0..<kn {
-                            p4k_f16_to_f32(hk + (k0 + j) * c.kvDim, s.keyTile[thread] + j * hd, hd)
-                            p4k_f16_to_f32(hv + (k0 + j) * c.kvDim, s.valueTile[thread] + j * hd, hd)
-                        }
-                        kBase = k
-                        vBase = v
-                    } else {
-                        kBase = k + k0 * c.kvDim
-                        vBase = v + k0 * c.kvDim
-                    }
+                    let (kBase, vBase) = floatTile(cache: cache, layer: layer, group: g, from: k0, count: kn, thread: thread)
+                    let ld = hd
                     // scores[i, j] = scale · q_i · k_(k0+j)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
                                 q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))

@@ -22,10 +22,11 @@ public enum KVCacheType: String, Sendable, CaseIterable {
 
 /// The attention keys and values of every position processed so far, for every layer.
 ///
-/// Layout per layer: `[capacity, kvDim]` rows for K and for V, so the keys of one key-value
-/// head are a strided column block. Keys are stored after RoPE. In f32 BLAS reads the cache
-/// directly; in f16 the attention widens one tile at a time. Memory is allocated once for
-/// `capacity` positions.
+/// Layout per layer and key-value head: `[capacity, headDim]` rows for K and for V (head-major),
+/// so the keys one head reads while decoding are one contiguous run that the hardware
+/// prefetchers stream, not a column block strided by the other heads. Keys are stored after RoPE.
+/// Decoding reads f32 and f16 caches in place; the prefill path and q8_0 widen one tile at a
+/// time. Memory is allocated once for `capacity` positions.
 public final class KVCache: @unchecked Sendable {
     /// Positions the cache can hold.
     public let capacity: Int
@@ -33,6 +34,10 @@ public final class KVCache: @unchecked Sendable {
     public let layerCount: Int
     /// Width of one position's keys (and values): `kvHeads × headDim`.
     public let kvDim: Int
+    /// Key-value heads.
+    public let headCount: Int
+    /// Values per head and position.
+    public let headDim: Int
     /// Positions filled so far.
     public internal(set) var count = 0
     /// Element type.
@@ -40,17 +45,19 @@ public final class KVCache: @unchecked Sendable {
 
     private let keys: UnsafeMutableRawPointer
     private let values: UnsafeMutableRawPointer
-    /// Bytes of one position's keys (or values).
-    let rowBytes: Int
+    /// Bytes of one position's keys (or values) for one head.
+    let headRowBytes: Int
 
     /// Allocates a cache for `capacity` positions of a model with `config`'s shape.
     public init(config: ModelConfig, capacity: Int, type: KVCacheType = .f32) {
         self.capacity = capacity
         self.layerCount = config.layerCount
         self.kvDim = config.kvDim
+        self.headCount = config.kvHeadCount
+        self.headDim = config.headDim
         self.type = type
-        rowBytes = type.rowBytes(config.kvDim)
-        let n = max(1, config.layerCount * capacity * rowBytes)
+        headRowBytes = type.rowBytes(config.headDim)
+        let n = max(1, config.layerCount * config.kvHeadCount * capacity * headRowBytes)
         // Not zero-filled: positions past `count` are never read, so pages become resident only as
         // the context fills (a 16384-position cache costs memory for the tokens it holds).
         keys = .allocate(byteCount: n, alignment: 64)
@@ -63,43 +70,34 @@ public final class KVCache: @unchecked Sendable {
     }
 
     /// Bytes of memory the cache holds.
-    public var byteCount: Int { 2 * layerCount * capacity * rowBytes }
+    public var byteCount: Int { 2 * layerCount * headCount * capacity * headRowBytes }
 
-    /// The f32 key rows of `layer` (`[capacity, kvDim]`; only for `.f32`).
+    /// Head `head`'s keys (`values == false`) or values in `layer`, from position 0: `capacity`
+    /// rows of ``headRowBytes`` bytes (f32 / f16 values, or Q8_0 blocks, by ``type``).
     @inline(__always)
-    func keys(layer: Int) -> UnsafeMutablePointer<Float> { (keys + layer * capacity * kvDim * 4).assumingMemoryBound(to: Float.self) }
-
-    /// The f32 value rows of `layer` (`[capacity, kvDim]`; only for `.f32`).
-    @inline(__always)
-    func values(layer: Int) -> UnsafeMutablePointer<Float> { (values + layer * capacity * kvDim * 4).assumingMemoryBound(to: Float.self) }
-
-    /// The f16 key rows of `layer` (only for `.f16`).
-    @inline(__always)
-    func halfKeys(layer: Int) -> UnsafeMutablePointer<UInt16> { (keys + layer * capacity * kvDim * 2).assumingMemoryBound(to: UInt16.self) }
-
-    /// The f16 value rows of `layer` (only for `.f16`).
-    @inline(__always)
-    func halfValues(layer: Int) -> UnsafeMutablePointer<UInt16> { (values + layer * capacity * kvDim * 2).assumingMemoryBound(to: UInt16.self) }
-
-    /// The Q8_0 key (or value) row of `position` in `layer` (only for `.q8_0`).
-    @inline(__always)
-    func blockRow(layer: Int, position: Int, values wantValues: Bool) -> UnsafeMutableRawPointer {
-        (wantValues ? values : keys) + (layer * capacity + position) * rowBytes
+    func head(layer: Int, head h: Int, values wantValues: Bool) -> UnsafeMutableRawPointer {
+        (wantValues ? values : keys) + ((layer * headCount + h) * capacity) * headRowBytes
     }
 
-    /// Stores the keys and values of position `position` in `layer`.
+    /// Stores the keys and values of position `position` in `layer` (`kvDim` floats each, head
+    /// after head).
     @inline(__always)
     func store(layer: Int, position: Int, key: UnsafePointer<Float>, value: UnsafePointer<Float>) {
-        switch type {
-        case .f32:
-            (keys(layer: layer) + position * kvDim).update(from: key, count: kvDim)
-            (values(layer: layer) + position * kvDim).update(from: value, count: kvDim)
-        case .f16:
-            p4k_f32_to_f16(key, halfKeys(layer: layer) + position * kvDim, kvDim)
-            p4k_f32_to_f16(value, halfValues(layer: layer) + position * kvDim, kvDim)
-        case .q8_0:
-            p4k_quantize_q8_0(key, blockRow(layer: layer, position: position, values: false), kvDim)
-            p4k_quantize_q8_0(value, blockRow(layer: layer, position: position, values: true), kvDim)
+        for h in 0..<headCount {
+            let k = head(layer: layer, head: h, values: false) + position * headRowBytes
+            let v = head(layer: layer, head: h, values: true) + position * headRowBytes
+            let kf = key + h * headDim, vf = value + h * headDim
+            switch type {
+            case .f32:
+                k.assumingMemoryBound(to: Float.self).update(from: kf, count: headDim)
+                v.assumingMemoryBound(to: Float.self).update(from: vf, count: headDim)
+            case .f16:
+                p4k_f32_to_f16(kf, k.assumingMemoryBound(to: UInt16.self), headDim)
+                p4k_f32_to_f16(vf, v.assumingMemoryBound(to: UInt16.self), headDim)
+            case .q8_0:
+                p4k_quantize_q8_0(kf, k, headDim)
+                p4k_quantize_q8_0(vf, v, headDim)
+            }
         }
     }
 
@@ -111,11 +109,6 @@ public final class KVCache: @unchecked Sendable {
     /// Forgets everything.
     public func reset() { count = 0 }
 
-    /// Bytes of one layer's keys (or values) for the first `n` positions.
-    func layerBytes(_ n: Int) -> Int { n * rowBytes }
-
-    /// The raw keys (`values == false`) or values of `layer`, from position 0.
-    func raw(layer: Int, values wantValues: Bool) -> UnsafeMutableRawPointer {
-        (wantValues ? values : keys) + layer * capacity * rowBytes
-    }
+    /// Bytes of one head's keys (or values) for the first `n` positions.
+    func headBytes(_ n: Int) -> Int { n * headRowBytes }
 }
