@@ -115,12 +115,13 @@ void p4k_f32_to_f16(const float *src, uint16_t *dst, size_t n);
 /// Widens `n` IEEE half values to float32 (F16C when available).
 void p4k_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 
-/// Element types of the keys and values p4k_attend_tile reads.
-enum { P4K_KV_F32 = 0, P4K_KV_F16 = 1 };
+/// Element types of the keys and values p4k_attend_tile reads. A Q8_0 row of `ld` elements (a
+/// multiple of 32) is ld/32 blocks of 34 bytes (an f16 scale, 32 int8 values).
+enum { P4K_KV_F32 = 0, P4K_KV_F16 = 1, P4K_KV_Q8_0 = 2 };
 
 /// One key tile's step of attention with an online softmax, for `nq` queries (rows `q_stride`
-/// floats apart) that all see the same `count` keys and values (rows `ld` elements apart, f32 or
-/// f16 by `kv_type`, read in place), head dimension `hd`. For query r: scores s_j = scale·q_r·k_j
+/// floats apart) that all see the same `count` keys and values (rows of `ld` elements, f32, f16 or
+/// Q8_0 by `kv_type`, read in place), head dimension `hd` (Q8_0: ld and hd multiples of 32). For query r: scores s_j = scale·q_r·k_j
 /// (written to `scores + r·count`, then replaced by exp(s_j − m)), the running maximum
 /// `run_max[r]` becomes m, `run_sum[r]` is rescaled and extended, and the unnormalized output
 /// `acc + r·hd` is rescaled and gets Σ_j exp(s_j − m)·v_j. A query's result does not depend on

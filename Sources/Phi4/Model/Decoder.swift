@@ -146,8 +146,7 @@ public final class Decoder {
     /// exactly as when it is decoded alone — the same kernel call per token and key tile, over
     /// exactly the keys it sees — so a verification pass equals token-by-token decoding.
     /// The query heads that share a key-value head go through `p4k_attend_tile` together, which
-    /// reads an f32 or f16 cache in place (once per token and tile for all of them); a q8_0 tile
-    /// is widened once per key-value head.
+    /// reads the cache in place (f32, f16 or q8_0; once per token and tile for all of them).
     private func smallBatchAttention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
                                      cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
         let c = model.config
@@ -171,7 +170,7 @@ public final class Decoder {
                 var k0 = 0
                 while k0 < total {
                     let kn = min(tile, total - k0)
-                    let (keys, values, type) = keyValueTile(cache: cache, layer: layer, group: g, from: k0, count: kn, thread: thread)
+                    let (keys, values, type) = keyValueTile(cache: cache, layer: layer, group: g, from: k0)
                     for i in 0..<t {
                         let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
                         if visible <= 0 { continue }
@@ -216,23 +215,15 @@ public final class Decoder {
         }
     }
 
-    /// Keys and values of positions `from ..< from + count` of key-value head `group`, for
-    /// `p4k_attend_tile`: `headDim` elements apart, and their element type. f32 and f16 caches are
-    /// read in place; a q8_0 tile is widened into the thread's f32 tile scratch.
-    private func keyValueTile(cache: KVCache, layer: Int, group g: Int, from k0: Int, count kn: Int,
-                              thread: Int) -> (UnsafeRawPointer, UnsafeRawPointer, Int32) {
-        let hd = model.config.headDim
+    /// Keys and values of positions `from ..< from + count` of key-value head `group`, read in
+    /// place by `p4k_attend_tile` (rows of `headDim` elements), and their element type.
+    private func keyValueTile(cache: KVCache, layer: Int, group g: Int, from k0: Int) -> (UnsafeRawPointer, UnsafeRawPointer, Int32) {
         let keys = UnsafeRawPointer(cache.head(layer: layer, head: g, values: false) + k0 * cache.headRowBytes)
         let values = UnsafeRawPointer(cache.head(layer: layer, head: g, values: true) + k0 * cache.headRowBytes)
         switch cache.type {
-        case .f32:
-            return (keys, values, Int32(P4K_KV_F32))
-        case .f16:
-            return (keys, values, Int32(P4K_KV_F16))
-        case .q8_0:
-            p4k_dequantize_q8_0(keys, s.keyTile[thread], kn * hd)
-            p4k_dequantize_q8_0(values, s.valueTile[thread], kn * hd)
-            return (UnsafeRawPointer(s.keyTile[thread]), UnsafeRawPointer(s.valueTile[thread]), Int32(P4K_KV_F32))
+        case .f32: return (keys, values, Int32(P4K_KV_F32))
+        case .f16: return (keys, values, Int32(P4K_KV_F16))
+        case .q8_0: return (keys, values, Int32(P4K_KV_Q8_0))
         }
     }
 
