@@ -26,6 +26,16 @@ check "perplexity prints a value" 'printf "%s" "$ppl" | grep -qE "^perplexity: [
 $P quantize --model $M --type q8_0 --out "$tmp/m.gguf" 2>/dev/null
 check "info on a quantized GGUF" '$P info "$tmp/m.gguf" | grep -q "tensors q8_0"'
 check "generate from the GGUF" '[ -n "$($P generate --model "$tmp/m.gguf" --ids 1,2,3 --greedy --max-tokens 4 --print-ids 2>/dev/null)" ]'
+bench=$($P bench --model "$tmp/m.gguf" -p 4 -n 2 -r 1 --context 64 --kv-type f16 --json 2>/dev/null)
+# Expected from the model's config: K and V, every layer, 64 positions, kv_heads·head_dim halves.
+check "bench --json reports speed and the KV cache's type and size" 'printf "%s" "$bench" | python3 -c "
+import json, sys
+b = json.load(sys.stdin); c = json.load(open(\"$M/config.json\"))
+kv_dim = c[\"num_key_value_heads\"] * c[\"hidden_size\"] // c[\"num_attention_heads\"]
+assert b[\"pp_tps\"] > 0 and b[\"tg_tps\"] > 0, b
+assert b[\"kv_type\"] == \"f16\" and b[\"kv_positions\"] == 64, b
+assert b[\"kv_bytes\"] == 2 * c[\"num_hidden_layers\"] * 64 * kv_dim * 2, (b, kv_dim)
+"'
 
 # Limits on a Phi-4-shaped model larger than this machine's RAM: zero Q8_0 weights written as a
 # sparse file (no disk space). It maps and runs (weights stay in the file mapping, the kernel pages

@@ -550,6 +550,8 @@ struct Bench: ParsableCommand {
                     "repeats": .number(Double(max(1, repeats))), "kernels": .string(isa),
                     "peak_rss_bytes": .number(Double(mem.peak)), "load_s": .number(loadSeconds),
                     "weight_bytes": .number(Double(m.weights.byteCount)),
+                    "kv_type": .string(session.cache.type.rawValue), "kv_positions": .number(Double(session.cache.capacity)),
+                    "kv_bytes": .number(Double(session.cache.byteCount)),
                     // Decoding reads every weight once per token except the embedding table (one row).
                     "bytes_per_token": .number(Double(m.weights.byteCount - (m.weights.lmHead === m.weights.embedding ? 0 : m.weights.embedding.byteCount))),
                 ]
@@ -570,7 +572,7 @@ struct Bench: ParsableCommand {
                 for (t, sec) in passes {
                     print("pass of \(t) token\(t == 1 ? "" : "s"): \(fmt(sec * 1e3)) ms (\(fmt(sec / passes[0].1))× one token)")
                 }
-                print("memory: rss \(fmt(Double(mem.current) / 1e9)) GB, peak \(fmt(Double(mem.peak) / 1e9)) GB")
+                print("memory: rss \(fmt(Double(mem.current) / 1e9)) GB, peak \(fmt(Double(mem.peak) / 1e9)) GB; KV cache \(session.cache.type.rawValue), \(session.cache.capacity) positions, \(fmt(Double(session.cache.byteCount) / 1e9)) GB")
             }
         } catch {
             throw ValidationError("\(error)")
