@@ -1,13 +1,13 @@
-// Attention of a few queries over one tile of the KV cache, read in place (f32 or f16), with an
-// online softmax. Used for decoding and for small batches (prompt-lookup verification).
+// Attention of a few queries over one tile of the KV cache, read in place (f32, f16 or Q8_0),
+// with an online softmax. Used for decoding and for small batches (prompt-lookup verification).
 //
 // Each query's arithmetic is the same whatever other queries share the call: its scores, its
 // softmax step and its output accumulation use their own accumulators in a fixed order. So a
 // verification pass that calls this once per token computes each token exactly as decoding it
 // alone would.
 //
-// The AVX2 path (with FMA and F16C) widens f16 and Q8_0 keys and values in registers as it reads them —
-// the cache is read once per call, never copied — keeps 8 independent FMA chains in flight
+// The AVX2 path (with FMA and F16C) widens f16 and Q8_0 keys and values in registers as it reads
+// them — the cache is read once per call, never copied — keeps 8 independent FMA chains in flight
 // (4 queries × 2 keys for the scores, 4 queries × 16 dimensions for the values) and evaluates
 // exp with a polynomial, 8 at a time. The scalar path is the plain definition.
 #define _GNU_SOURCE
