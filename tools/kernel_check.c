@@ -1,12 +1,14 @@
 // Checks, on the CPU it runs on, that every available ISA path of the quantized kernels gives the
 // scalar path's bits: p4k_matvec (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and p4k_gemm (the multi-row
-// kernel, which must also equal p4k_matvec token by token). The Swift test suite checks the same;
+// kernel, which must also equal p4k_matvec token by token), and the activation quantizer
+// p4k_quantize_activation against the plain loop (roundf, half away from zero). The Swift test suite checks the same;
 // this standalone program covers machines without a Swift toolchain (e.g. one with AVX-512 VNNI,
 // whose paths the build machine may not be able to run).
 //
 //   cc -O2 -I Sources/CPhi4Kernels/include tools/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o kernel_check
 //   ./kernel_check        # prints each ISA checked; exit status 1 on any mismatch
 #include "CPhi4Kernels.h"
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +82,43 @@ static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
     free(w); free(x); free(aq); free(ad); free(as); free(ref); free(out);
 }
 
+// p4k_quantize_activation (vector path where the CPU has one) against the definition, on random
+// blocks and on blocks whose scale is exactly 1 (a ±127 entry), so that values such as ±0.5,
+// ±2.5, ±126.5 and the largest float below 0.5 reach the rounding unchanged.
+static void check_activation_quantizer(void) {
+    enum { N = 32 * 40 };
+    float x[N];
+    for (size_t i = 0; i < N; i++) x[i] = next_float() * (float)(1 + i % 7) * 3.0f;
+    const float edges[] = {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, -2.5f, 126.5f, -126.5f, 0.49999997f, -0.49999997f,
+                           0.0f, -0.0f, 63.49999f, -63.50001f, 1e-30f, -1e-30f};
+    for (size_t b = 0; b < 8; b++) {  // blocks 0…7: scale 1, the edge values at varying places
+        x[32 * b + (b % 32)] = b % 2 ? -127.0f : 127.0f;
+        for (size_t k = 0; k < sizeof(edges) / sizeof(edges[0]); k++) x[32 * b + (b + 1 + k) % 32] = edges[k];
+    }
+    for (size_t j = 0; j < 32; j++) x[32 * 8 + j] = 0.0f;  // an all-zero block: scale 0
+    int8_t q[N];
+    float d[N / 32];
+    int32_t sums[N / 32];
+    p4k_quantize_activation(x, N, q, d, sums);
+    int bad = 0;
+    for (size_t b = 0; b < N / 32; b++) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[32 * b + j]));
+        const float db = amax / 127.0f, id = db ? 1.0f / db : 0.0f;
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            const int8_t r = (int8_t)roundf(x[32 * b + j] * id);
+            s += r;
+            if (q[32 * b + j] != r) bad++;
+        }
+        if (memcmp(&d[b], &db, 4) != 0 || sums[b] != s) bad++;
+    }
+    if (bad) {
+        printf("activation quantizer: %d mismatches\n", bad);
+        failures += bad;
+    }
+}
+
 int main(void) {
     printf("ISA paths on this CPU:");
     for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_VNNI; isa++)
@@ -100,6 +139,7 @@ int main(void) {
             check(kformats[f], 5120, 17, 9, e);
         }
     }
+    check_activation_quantizer();
     printf(failures ? "%d mismatches\n" : "all paths agree with the scalar path bit for bit\n", failures);
     return failures ? 1 : 0;
 }
