@@ -39,30 +39,37 @@ static inline float kv_value(int kv_type, const void *base, size_t ld, size_t j,
     return ((const float *)row)[d];
 }
 
+/// One query's online-softmax step: s[0..<count] becomes exp(s_j − m) for the new running maximum
+/// m, the running sum is rescaled and extended, and the output so far is rescaled when m grew.
+static void softmax_step_scalar(float *s, size_t count, float *run_max, float *run_sum, float *a, size_t hd) {
+    float m = *run_max;
+    for (size_t j = 0; j < count; j++)
+        if (s[j] > m) m = s[j];
+    const float correction = expf(*run_max - m);
+    float sum = 0;
+    for (size_t j = 0; j < count; j++) {
+        s[j] = expf(s[j] - m);
+        sum += s[j];
+    }
+    *run_sum = *run_sum * correction + sum;
+    *run_max = m;
+    if (correction != 1)
+        for (size_t d = 0; d < hd; d++) a[d] *= correction;
+}
+
 static void attend_scalar(int kv_type, const float *q, size_t q_stride, size_t nq, const void *keys,
                           const void *values, size_t ld, size_t count, size_t hd, float scale, float *scores,
                           float *run_max, float *run_sum, float *acc) {
     for (size_t r = 0; r < nq; r++) {
         const float *qr = q + r * q_stride;
         float *s = scores + r * count;
-        float m = run_max[r];
         for (size_t j = 0; j < count; j++) {
             float dot = 0;
             for (size_t d = 0; d < hd; d++) dot += qr[d] * kv_value(kv_type, keys, ld, j, d);
             s[j] = dot * scale;
-            if (s[j] > m) m = s[j];
         }
-        float correction = expf(run_max[r] - m);
-        float sum = 0;
-        for (size_t j = 0; j < count; j++) {
-            s[j] = expf(s[j] - m);
-            sum += s[j];
-        }
-        run_sum[r] = run_sum[r] * correction + sum;
-        run_max[r] = m;
         float *a = acc + r * hd;
-        if (correction != 1)
-            for (size_t d = 0; d < hd; d++) a[d] *= correction;
+        softmax_step_scalar(s, count, run_max + r, run_sum + r, a, hd);
         for (size_t j = 0; j < count; j++)
             for (size_t d = 0; d < hd; d++) a[d] += s[j] * kv_value(kv_type, values, ld, j, d);
     }
@@ -264,6 +271,17 @@ AVX2_FMA_F16C static void attend_avx2_f32(const float *q, size_t q_stride, size_
     attend_avx2(P4K_KV_F32, q, q_stride, nq, keys, values, ld, count, hd, scale, scores, run_max, run_sum, acc);
 }
 #endif
+
+void p4k_softmax_step(int isa, float *scores, size_t count, float *run_max, float *run_sum, float *acc, size_t hd) {
+    if (count == 0) return;
+#if defined(__x86_64__)
+    if (p4k_attend_vectorized(isa, hd)) {
+        softmax_step_avx2(scores, count, run_max, run_sum, acc, hd);
+        return;
+    }
+#endif
+    softmax_step_scalar(scores, count, run_max, run_sum, acc, hd);
+}
 
 int p4k_attend_vectorized(int isa, size_t hd) {
 #if defined(__x86_64__)

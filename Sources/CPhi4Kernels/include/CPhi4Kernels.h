@@ -131,6 +131,12 @@ void p4k_attend_tile(int isa, int kv_type, const float *q, size_t q_stride, size
                      const void *values, size_t ld, size_t count, size_t hd, float scale, float *scores,
                      float *run_max, float *run_sum, float *acc);
 
+/// p4k_attend_tile's softmax step alone, for one query whose `count` scores are already in
+/// `scores` (the prefill path computes them with BLAS): the scores become exp(s_j − m) for the new
+/// running maximum m, `*run_sum` is rescaled and extended, `acc` (hd floats) is rescaled when m
+/// grew. Vectorized under the same conditions as p4k_attend_tile.
+void p4k_softmax_step(int isa, float *scores, size_t count, float *run_max, float *run_sum, float *acc, size_t hd);
+
 /// Whether p4k_attend_tile takes its vector path for this ISA and head dimension (AVX2 with FMA
 /// and F16C, hd a multiple of 16).
 int p4k_attend_vectorized(int isa, size_t hd);

@@ -1,10 +1,6 @@
 import COpenBLAS
 import CPhi4Kernels
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// The Phi-4 forward pass.
 ///
 /// One call of ``forward(_:cache:logits:)`` takes a chunk of at most ``batchSize`` tokens at the
@@ -193,28 +189,6 @@ public final class Decoder {
         }
     }
 
-    /// One key tile's step of the online softmax for one query: `row[0..<visible]` (its scores)
-    /// becomes exp(score − m) for the new running maximum m, the running sum is rescaled and
-    /// extended, and the output accumulated so far is rescaled when the maximum grew.
-    @inline(__always)
-    static func softmaxStep(_ row: UnsafeMutablePointer<Float>, visible: Int, max runMax: inout Float, sum runSum: inout Float,
-                            output a: UnsafeMutablePointer<Float>, headDim hd: Int) {
-        var m = runMax
-        for j in 0..<visible where row[j] > m { m = row[j] }
-        let correction = expf(runMax - m)
-        var sum: Float = 0
-        for j in 0..<visible {
-            let e = expf(row[j] - m)
-            row[j] = e
-            sum += e
-        }
-        runSum = runSum * correction + sum
-        runMax = m
-        if correction != 1 {
-            for e in 0..<hd { a[e] *= correction }
-        }
-    }
-
     /// Keys and values of positions `from ..< from + count` of key-value head `group`, read in
     /// place by `p4k_attend_tile` (rows of `headDim` elements), and their element type.
     private func keyValueTile(cache: KVCache, layer: Int, group g: Int, from k0: Int) -> (UnsafeRawPointer, UnsafeRawPointer, Int32) {
@@ -292,7 +266,7 @@ public final class Decoder {
                             for j in 0..<kn { row[j] = 0 }
                             continue
                         }
-                        Decoder.softmaxStep(row, visible: visible, max: &runMax[i], sum: &runSum[i], output: acc + i * hd, headDim: hd)
+                        p4k_softmax_step(-1, row, visible, runMax + i, runSum + i, acc + i * hd, hd)
                         for j in visible..<kn { row[j] = 0 }
                     }
                     // acc += p · v_(k0…)
