@@ -189,8 +189,8 @@ public final class Decoder {
         }
     }
 
-    /// Keys and values of positions `from ..< from + count` of key-value head `group`, read in
-    /// place by `p4k_attend_tile` (rows of `headDim` elements), and their element type.
+    /// Keys and values of key-value head `group` from position `from` on, read in place by
+    /// `p4k_attend_tile` (rows of `headDim` elements), and their element type.
     private func keyValueTile(cache: KVCache, layer: Int, group g: Int, from k0: Int) -> (UnsafeRawPointer, UnsafeRawPointer, Int32) {
         let keys = UnsafeRawPointer(cache.head(layer: layer, head: g, values: false) + k0 * cache.headRowBytes)
         let values = UnsafeRawPointer(cache.head(layer: layer, head: g, values: true) + k0 * cache.headRowBytes)
