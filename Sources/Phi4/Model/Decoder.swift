@@ -206,8 +206,7 @@ public final class Decoder {
     private func floatTile(cache: KVCache, layer: Int, group g: Int, from k0: Int, count kn: Int,
                            thread: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
         let hd = model.config.headDim
-        let keys = UnsafeRawPointer(cache.head(layer: layer, head: g, values: false) + k0 * cache.headRowBytes)
-        let values = UnsafeRawPointer(cache.head(layer: layer, head: g, values: true) + k0 * cache.headRowBytes)
+        let (keys, values, _) = keyValueTile(cache: cache, layer: layer, group: g, from: k0)
         switch cache.type {
         case .f32:
             return (keys.assumingMemoryBound(to: Float.self), values.assumingMemoryBound(to: Float.self))
