@@ -125,7 +125,7 @@ int main(void) {
         if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
     printf(" (best: %s)\n", p4k_isa_name(p4k_isa_best()));
     const int formats[] = {P4K_Q8_0, P4K_Q4_0};
-    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}};
+    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}, {1312, 6, 6}, {5152, 5, 7}};
     for (int f = 0; f < 2; f++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 0);

@@ -755,6 +755,62 @@ __attribute__((target("avx2,f16c"))) static void q4_row_tokens_any(const uint8_t
     }
 }
 
+// Batches of 5…8 tokens (prompt-lookup verification passes): each group of 8 blocks is loaded,
+// transposed and split into its eight nibble vectors once, kept in registers, and multiplied by
+// every token's transposed activations in turn; each token's eight lanes live in `lanes` (memory:
+// eight tokens' accumulators and the weights would not fit in 16 registers together; up to 4
+// tokens, q4_row_tokens_avx2 keeps its accumulators in registers and is faster). `asum8`
+// holds 8·Σa per block (the Q4_0 offset). Per token the integer sums are exact (int16 additions
+// in another order give the same sum: every partial sum is within ±30480) and the float
+// operations are the one-token kernel's, in its order, so each result equals one-token decoding
+// bit for bit.
+__attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a,
+                                                                   size_t lda, const int8_t *at, size_t ldt,
+                                                                   const float *ad, const int32_t *asum,
+                                                                   const int32_t *asum8, float *res) {
+    const __m256i nib = _mm256_set1_epi8(0xF), ones = _mm256_set1_epi16(1);
+    float lanes[8 * 8];
+    for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + 8 * j, _mm256_setzero_ps());
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * 18;
+        _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
+        __m256i v0 = p4k_load_pair(wb + 2, wb + 74), v1 = p4k_load_pair(wb + 20, wb + 92);
+        __m256i v2 = p4k_load_pair(wb + 38, wb + 110), v3 = p4k_load_pair(wb + 56, wb + 128);
+        P4K_TRANSPOSE4(v0, v1, v2, v3);
+        const __m256i l0 = _mm256_and_si256(v0, nib), l1 = _mm256_and_si256(v1, nib);
+        const __m256i l2 = _mm256_and_si256(v2, nib), l3 = _mm256_and_si256(v3, nib);
+        const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), nib);
+        const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), nib);
+        const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(v2, 4), nib);
+        const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(v3, 4), nib);
+        const __m256 sc = scales8(wb, 18);
+        for (int j = 0; j < nt; j++) {
+            const __m256i *ab = (const __m256i *)(at + (size_t)j * ldt + b * 32);
+            const __m256i s0 = _mm256_add_epi16(_mm256_maddubs_epi16(l0, _mm256_loadu_si256(ab)),
+                                                _mm256_maddubs_epi16(l1, _mm256_loadu_si256(ab + 1)));
+            const __m256i s1 = _mm256_add_epi16(_mm256_maddubs_epi16(l2, _mm256_loadu_si256(ab + 2)),
+                                                _mm256_maddubs_epi16(l3, _mm256_loadu_si256(ab + 3)));
+            const __m256i s2 = _mm256_add_epi16(_mm256_maddubs_epi16(h0, _mm256_loadu_si256(ab + 4)),
+                                                _mm256_maddubs_epi16(h1, _mm256_loadu_si256(ab + 5)));
+            const __m256i s3 = _mm256_add_epi16(_mm256_maddubs_epi16(h2, _mm256_loadu_si256(ab + 6)),
+                                                _mm256_maddubs_epi16(h3, _mm256_loadu_si256(ab + 7)));
+            const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3));
+            const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones),
+                                               _mm256_loadu_si256((const __m256i *)(asum8 + (size_t)j * nb + b)));
+            const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad + (size_t)j * nb + b)));
+            _mm256_storeu_ps(lanes + 8 * j, _mm256_add_ps(_mm256_loadu_ps(lanes + 8 * j), p));
+        }
+    }
+    for (int j = 0; j < nt; j++) {
+        int32_t tail[8];
+        q4_sums_scalar(w + b * 18, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
+        res[j] = finish_lanes(lanes + 8 * j, w, 18, ad + (size_t)j * nb, tail, b, nb);
+    }
+}
+
 __attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, const int8_t *a, const int8_t *at,
                                                               const float *ad, const int32_t *asum, size_t nb) {
     float r;
@@ -838,25 +894,33 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
     if (sums != stack) free(sums);
 }
 
-// Q4_0 weights × t activation rows on AVX2 with the single-token kernel's arithmetic (see
-// q4_row_tokens_avx2); used by p4k_gemm for small batches. Returns -1 (nothing written) where
-// it does not apply or scratch memory is missing.
+// Q4_0 weights × t activation rows on AVX2 with the single-token kernel's arithmetic, in groups
+// of up to 8 tokens (q4_row_tokens_avx2 for groups of 1…4, q4_row_batch_avx2 for 5…8); used by
+// p4k_gemm for small batches. Returns -1 (nothing written) where it does not apply or scratch
+// memory is missing.
 int p4k_q4_0_tokens(int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
                     const int32_t *asum, float *out, size_t ldo, int accumulate) {
 #if defined(__x86_64__)
     if (isa != P4K_ISA_AVX2 || !p4k_isa_available(isa) || !(p4k_cpu_features() & P4K_CPU_F16C)) return -1;
     init_tables();
     const size_t nb = cols / 32, rb = p4k_row_bytes(P4K_Q4_0, cols);
-    int8_t *at = malloc(t * cols);
+    // Scratch: the transposed activations, then 8·Σa per block.
+    int8_t *at = malloc(t * cols + t * nb * sizeof(int32_t));
     if (!at) return -1;
+    int32_t *asum8 = (int32_t *)(at + t * cols);
     for (size_t i = 0; i < t; i++) q4_transpose_activations(aq + i * cols, nb, at + i * cols);
+    for (size_t i = 0; i < t * nb; i++) asum8[i] = 8 * asum[i];
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)w + r * rb;
         if (r + 4 < rows) __builtin_prefetch(row + 4 * rb, 0, 0);
-        for (size_t i = 0; i < t; i += 4) {
-            const int nt = (int)(t - i < 4 ? t - i : 4);
-            float res[4];
-            q4_row_tokens_any(row, nb, nt, aq + i * cols, cols, at + i * cols, cols, ad + i * nb, asum + i * nb, res);
+        for (size_t i = 0; i < t; i += 8) {
+            const int nt = (int)(t - i < 8 ? t - i : 8);
+            float res[8];
+            if (nt <= 4)
+                q4_row_tokens_any(row, nb, nt, aq + i * cols, cols, at + i * cols, cols, ad + i * nb, asum + i * nb, res);
+            else
+                q4_row_batch_avx2(row, nb, nt, aq + i * cols, cols, at + i * cols, cols, ad + i * nb, asum + i * nb,
+                                  asum8 + i * nb, res);
             for (int j = 0; j < nt; j++) {
                 float *o = out + (i + (size_t)j) * ldo + r;
                 *o = accumulate ? *o + res[j] : res[j];

@@ -91,7 +91,7 @@ final class QuantizationTests: XCTestCase {
     func testMultiRowKernelEqualsSingleRowKernel() {
         var rng = LCG(state: 11)
         for format in [Int32(P4K_Q8_0), Int32(P4K_Q4_0)] {
-            for (blocks, rows, t) in [(1, 8, 1), (3, 7, 2), (7, 13, 5), (33, 8, 67), (161, 1, 3), (20, 16, 4)] {
+            for (blocks, rows, t) in [(1, 8, 1), (3, 7, 2), (7, 13, 5), (33, 8, 67), (161, 1, 3), (20, 16, 4), (41, 6, 6), (161, 3, 8)] {
                 let cols = blocks * 32
                 var w = [Float](repeating: 0, count: rows * cols)
                 for i in 0..<w.count { w[i] = rng.next() * (i % 97 == 0 ? 50 : 1) }
