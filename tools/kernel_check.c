@@ -43,6 +43,9 @@ static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
     } else if (extreme) {
         const size_t bs = format == P4K_Q8_0 ? 34 : 18;
         memset(w, format == P4K_Q8_0 ? 0x7F : 0xFF, rows * rb);
+        // Q8_0: odd rows hold −128 (|q| = 128 in the sign-and-magnitude products).
+        if (format == P4K_Q8_0)
+            for (size_t r = 1; r < rows; r += 2) memset(w + r * rb, 0x80, rb);
         for (size_t b = 0; b < rows * rb / bs; b++) {
             const uint16_t h = p4k_f32_to_fp16(0.01f);
             memcpy(w + b * bs, &h, 2);

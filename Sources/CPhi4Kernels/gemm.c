@@ -16,9 +16,9 @@
 //  - Q8_0: u = q + 128 (0…255). AVX2 splits u = 16·h + l into two nibble panels so that
 //    `maddubs` cannot saturate; VNNI (`vpdpbusd`) multiplies u directly. The offset 128 comes off
 //    as 128·Σa.
-// Q4_0 batches of at most SMALL_T tokens skip the panels: the one-token kernel's in-register
-// transpose of 8 blocks is reused for every token (p4k_q4_0_tokens in quant.c), which is cheaper
-// than a panel that so few tokens would read.
+// Q4_0 batches of at most SMALL_T tokens and Q8_0 batches of at most SMALL_T_Q8 (AVX2) skip the
+// panels: the row kernels' in-register transpose of 8 blocks is reused for up to 8 tokens
+// (p4k_tokens in quant.c), which is cheaper than a panel that so few tokens would read.
 #pragma clang fp contract(off)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
@@ -35,18 +35,22 @@
 
 float p4k_fp16_to_f32(uint16_t h);
 // From quant.c and kquant.c (internal).
-int p4k_q4_0_tokens(int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
-                    const int32_t *asum, float *out, size_t ldo, int accumulate);
+int p4k_tokens(int format, int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
+               const int32_t *asum, float *out, size_t ldo, int accumulate);
 void p4k_activation_sums16(const int8_t *aq, size_t cols, int16_t *a16);
 void p4k_kquant_rows(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
                      const int32_t *asum, const int16_t *a16, float *out, int accumulate);
 
 // Tokens per pass over a repacked panel (their activations stay in cache) and per register tile.
 enum { TOKEN_CHUNK = 64, TILE = 4 };
-// Q4_0 batches up to this size use the transposed row kernel (p4k_q4_0_tokens) instead of panels
-// (full shape, verification passes of 2-8 tokens: 5-30 % faster).
+// Batches up to these sizes use the transposed row kernels (p4k_tokens) instead of panels.
+// Q4_0: full shape, verification passes of 2-8 tokens 5-30 % faster. Q8_0 (tools/gemm_bench.c,
+// one thread, 10000 × 5120): 2-8 tokens 1.5-2× faster, 16 the same, 64 ~10 % slower.
 #ifndef SMALL_T
 #define SMALL_T 8
+#endif
+#ifndef SMALL_T_Q8
+#define SMALL_T_Q8 16
 #endif
 
 static float h2f_slow(const uint8_t *p) {
@@ -370,10 +374,10 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         gemm_scalar(format, w, cols, rows, t, aq, ad, asum, out, ldo, accumulate);
         return 0;
     }
-    // Q4_0, a few tokens: the one-token kernel's transposed blocks reused across the tokens beats
+    // A few tokens: the one-token kernels' transposed blocks reused across the tokens beat
     // repacking panels that so few tokens would use.
-    if (format == P4K_Q4_0 && t <= SMALL_T &&
-        p4k_q4_0_tokens(isa, w, cols, rows, t, aq, ad, asum, out, ldo, accumulate) == 0)
+    if (((format == P4K_Q4_0 && t <= SMALL_T) || (format == P4K_Q8_0 && t <= SMALL_T_Q8)) &&
+        p4k_tokens(format, isa, w, cols, rows, t, aq, ad, asum, out, ldo, accumulate) == 0)
         return 0;
     if (p4k_kquant_block_bytes(format) && format != P4K_Q4_K) {
         // Q5_K, Q6_K: the row kernel token by token over panels of 16 rows (which stay in cache);

@@ -811,6 +811,55 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
     }
 }
 
+// Q8_0 weights × 1…8 tokens, with the transposed activations of q4_transpose_activations (the
+// layout depends only on the 32-element blocks): the low and the high 16 bytes of eight blocks
+// are transposed like Q4_0's bytes, so vector v holds the weights that activation vector v
+// multiplies. Products as in q8_block_avx2 (|q| times x with q's sign, |pair sum| ≤ 2·128·127 =
+// 32512, widened by one madd per vector); the eight |q| vectors stay in registers, the signed ones
+// in `wq` (one store per group, read by the sign instructions). Block sums are exact and the
+// float operations those of q8_row_avx2, so each result equals one-token decoding bit for bit.
+__attribute__((target("avx2,f16c"))) static void q8_row_batch_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a,
+                                                                   size_t lda, const int8_t *at, size_t ldt,
+                                                                   const float *ad, const int32_t *asum, float *res) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    float lanes[8 * 8];
+    __m256i wq[8];
+    for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + 8 * j, _mm256_setzero_ps());
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * 34;
+        for (int k = 0; k < 5; k++) _mm_prefetch((const char *)(wb + 2048 + 64 * k), _MM_HINT_T0);
+        for (int half = 0; half < 2; half++) {
+            const uint8_t *q = wb + 2 + 16 * half;
+            __m256i v0 = p4k_load_pair(q, q + 136), v1 = p4k_load_pair(q + 34, q + 170);
+            __m256i v2 = p4k_load_pair(q + 68, q + 204), v3 = p4k_load_pair(q + 102, q + 238);
+            P4K_TRANSPOSE4(v0, v1, v2, v3);
+            wq[4 * half] = v0;
+            wq[4 * half + 1] = v1;
+            wq[4 * half + 2] = v2;
+            wq[4 * half + 3] = v3;
+        }
+        __m256i u[8];
+        for (int v = 0; v < 8; v++) u[v] = _mm256_sign_epi8(wq[v], wq[v]);
+        const __m256 sc = scales8(wb, 34);
+        for (int j = 0; j < nt; j++) {
+            const __m256i *ab = (const __m256i *)(at + (size_t)j * ldt + b * 32);
+            __m256i p[8];
+            for (int v = 0; v < 8; v++)
+                p[v] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[v], _mm256_sign_epi8(_mm256_loadu_si256(ab + v), wq[v])), ones);
+            const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
+                                               _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
+            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad + (size_t)j * nb + b)));
+            _mm256_storeu_ps(lanes + 8 * j, _mm256_add_ps(_mm256_loadu_ps(lanes + 8 * j), f));
+        }
+    }
+    for (int j = 0; j < nt; j++) {
+        int32_t tail[8];
+        q8_sums_scalar(w + b * 34, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
+        res[j] = finish_lanes(lanes + 8 * j, w, 34, ad + (size_t)j * nb, tail, b, nb);
+    }
+}
+
 __attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, const int8_t *a, const int8_t *at,
                                                               const float *ad, const int32_t *asum, size_t nb) {
     float r;
@@ -894,17 +943,19 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
     if (sums != stack) free(sums);
 }
 
-// Q4_0 weights × t activation rows on AVX2 with the single-token kernel's arithmetic, in groups
-// of up to 8 tokens (q4_row_tokens_avx2 for groups of 1…4, q4_row_batch_avx2 for 5…8); used by
-// p4k_gemm for small batches. Returns -1 (nothing written) where it does not apply or scratch
+// Q4_0 or Q8_0 weights × t activation rows on AVX2 with the single-token kernels' arithmetic,
+// row by row, in groups of up to 8 tokens (Q4_0: q4_row_tokens_avx2 for groups of 1…4,
+// q4_row_batch_avx2 for 5…8; Q8_0: q8_row_batch_avx2); used by p4k_gemm for small batches (and
+// all Q8_0 batches on AVX2). Returns -1 (nothing written) where it does not apply or scratch
 // memory is missing.
-int p4k_q4_0_tokens(int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
-                    const int32_t *asum, float *out, size_t ldo, int accumulate) {
+int p4k_tokens(int format, int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
+               const int32_t *asum, float *out, size_t ldo, int accumulate) {
 #if defined(__x86_64__)
     if (isa != P4K_ISA_AVX2 || !p4k_isa_available(isa) || !(p4k_cpu_features() & P4K_CPU_F16C)) return -1;
+    if (format != P4K_Q4_0 && format != P4K_Q8_0) return -1;
     init_tables();
-    const size_t nb = cols / 32, rb = p4k_row_bytes(P4K_Q4_0, cols);
-    // Scratch: the transposed activations, then 8·Σa per block.
+    const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
+    // Scratch: the transposed activations, then 8·Σa per block (Q4_0's offset).
     int8_t *at = malloc(t * cols + t * nb * sizeof(int32_t));
     if (!at) return -1;
     int32_t *asum8 = (int32_t *)(at + t * cols);
@@ -915,12 +966,14 @@ int p4k_q4_0_tokens(int isa, const void *w, size_t cols, size_t rows, size_t t, 
         if (r + 4 < rows) __builtin_prefetch(row + 4 * rb, 0, 0);
         for (size_t i = 0; i < t; i += 8) {
             const int nt = (int)(t - i < 8 ? t - i : 8);
+            const int8_t *a = aq + i * cols, *ai = at + i * cols;
             float res[8];
-            if (nt <= 4)
-                q4_row_tokens_any(row, nb, nt, aq + i * cols, cols, at + i * cols, cols, ad + i * nb, asum + i * nb, res);
+            if (format == P4K_Q8_0)
+                q8_row_batch_avx2(row, nb, nt, a, cols, ai, cols, ad + i * nb, asum + i * nb, res);
+            else if (nt <= 4)
+                q4_row_tokens_any(row, nb, nt, a, cols, ai, cols, ad + i * nb, asum + i * nb, res);
             else
-                q4_row_batch_avx2(row, nb, nt, aq + i * cols, cols, at + i * cols, cols, ad + i * nb, asum + i * nb,
-                                  asum8 + i * nb, res);
+                q4_row_batch_avx2(row, nb, nt, a, cols, ai, cols, ad + i * nb, asum + i * nb, asum8 + i * nb, res);
             for (int j = 0; j < nt; j++) {
                 float *o = out + (i + (size_t)j) * ldo + r;
                 *o = accumulate ? *o + res[j] : res[j];
@@ -930,8 +983,8 @@ int p4k_q4_0_tokens(int isa, const void *w, size_t cols, size_t rows, size_t t, 
     free(at);
     return 0;
 #else
-    (void)isa; (void)w; (void)cols; (void)rows; (void)t; (void)aq; (void)ad; (void)asum; (void)out; (void)ldo;
-    (void)accumulate;
+    (void)format; (void)isa; (void)w; (void)cols; (void)rows; (void)t; (void)aq; (void)ad; (void)asum; (void)out;
+    (void)ldo; (void)accumulate;
     return -1;
 #endif
 }
