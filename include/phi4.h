@@ -331,10 +331,12 @@ typedef struct {
                                            token's log-prob and this many alternatives (see
                                            phi4_generation_logprob) */
     int32_t lookup;                     /* prompt-lookup decoding: propose up to this many tokens (≤ 7) by
-                                           continuing the last 1–3 tokens' earlier occurrence in the
-                                           context, verified in one batched pass; greedy output is
-                                           the same (up to exact near-ties of logits), sampled output
-                                           keeps its distribution (default 0: off) */
+                                           continuing the last 2–5 tokens' earlier occurrence in the
+                                           context, verified in one batched pass; fewer or none while
+                                           such drafts are seldom accepted, so text that does not
+                                           repeat its context is not slowed down; greedy output is
+                                           the same, sampled output keeps its distribution
+                                           (default 0: off) */
 } phi4_generate_params;
 
 /* Default generation parameters. */

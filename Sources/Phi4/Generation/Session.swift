@@ -29,13 +29,15 @@ public struct GenerationOptions: Sendable {
     public var stopStrings: [String] = []
     /// Extra token ids that end generation (the model's end-of-generation ids always do).
     public var stopTokenIDs: Set<TokenID> = []
-    /// Prompt-lookup decoding: after each token, propose up to this many next tokens by
-    /// continuing the most recent earlier occurrence of the last 1–3 tokens in the prompt and
-    /// output, and verify them in one batched pass (at most 7). Sampled output has the same
-    /// distribution; greedy output is the same as without lookup except where two tokens' logits
-    /// tie to within ~1e-6 relative (a pass computes attention as one matrix product, which rounds
-    /// slightly differently from one token at a time); text that repeats its context (edits, code,
-    /// quotes) gets several tokens per pass over the weights. 0: off (default).
+    /// Prompt-lookup decoding: after each token, propose up to this many next tokens (at most 7)
+    /// by continuing the most recent earlier occurrence of the last 2–5 tokens in the prompt and
+    /// output, and verify them in one batched pass. How many are proposed adapts to how often
+    /// drafts from matches of that length were accepted so far in this generation (see
+    /// ``Generation``), so text that does not repeat its context costs next to nothing extra while
+    /// text that does (edits, code, quotes) gets several tokens per pass over the weights. Greedy
+    /// output is the same as without lookup (a verification pass computes each token exactly as
+    /// decoding it alone would, for the quantized weight types); sampled output has the same
+    /// distribution. 0: off (default).
     public var lookup = 0
     /// Log-probabilities: nil (default) records none; N (0…20) records, for every generated
     /// token, its log-probability under the model (log-softmax of the raw logits, before
@@ -410,6 +412,10 @@ public final class Generation {
     private var queue: [(String, TokenID)] = []
     private var flushed = false
     private var pending: (TokenID, [Float])?
+    /// Prompt lookup's record per match length n (index n − 1): draft tokens accepted, and draft
+    /// tokens tried (proposed up to and including the first rejected one).
+    private var draftsAccepted = [Int](repeating: 0, count: Generation.longestMatch)
+    private var draftsTried = [Int](repeating: 0, count: Generation.longestMatch)
     private let clock = ContinuousClock()
     private var started: ContinuousClock.Instant
 
@@ -489,7 +495,7 @@ public final class Generation {
         if session.tokens.count >= session.contextLength { return end(.contextFull, flush: true) }
         if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
         if session.cancelRequested { return end(.cancelled, flush: false) }
-        let draft = options.lookup > 0 ? proposeDraft(after: id) : []
+        let (match, draft) = options.lookup > 0 ? proposeDraft(after: id) : (0, [])
         guard let rows = try session.evaluateForGeneration([id] + draft, allLogits: !draft.isEmpty) else {
             return end(.cancelled, flush: false)
         }
@@ -497,7 +503,11 @@ public final class Generation {
             logits = rows
             return
         }
+        let before = result.acceptedDraftTokens
         try verify(draft, rows: rows)
+        let accepted = result.acceptedDraftTokens - before
+        draftsAccepted[match - 1] += accepted
+        draftsTried[match - 1] += min(draft.count, accepted + 1)
     }
 
     /// Appends a sampled token (and its log-probabilities) to the result.
@@ -519,17 +529,31 @@ public final class Generation {
         return true
     }
 
-    /// Prompt lookup: the tokens that followed the most recent earlier occurrence of the longest
-    /// n-gram (n = 3, 2, 1) ending the history (context + `id`), at most ``GenerationOptions/lookup``
-    /// of them, and no more than the context and `maxTokens` leave room for.
-    private func proposeDraft(after id: TokenID) -> [TokenID] {
+    /// Prompt lookup's longest n-gram.
+    static let longestMatch = 5
+    /// Prompt lookup's shortest n-gram: one token (a newline, " the") recurs too often to say
+    /// what follows it.
+    static let shortestMatch = 2
+    /// A draft token is proposed while the estimated chance that it is reached and accepted is at
+    /// least this: on a CPU one more token in a verification pass costs roughly 0.2–0.5 of a
+    /// one-token pass (it is compute, not another read of the weights; `phi4 bench --verify`
+    /// measures it), so a draft token must be accepted about that often to pay for itself.
+    static let draftThreshold = 0.4
+
+    /// Prompt lookup: the match length n and the tokens that followed the most recent earlier
+    /// occurrence of the longest n-gram (n = 5 … 2) ending the history (context + `id`). With r the
+    /// acceptance rate so far of drafts from matches of length n (accepted + 1) / (tried + 2),
+    /// draft token j is proposed while r^j ≥ ``draftThreshold`` (r = ½ before any evidence: one
+    /// token), and no more than ``GenerationOptions/lookup``, the context and `maxTokens` allow.
+    /// Depends only on the tokens, so a seeded generation stays reproducible.
+    private func proposeDraft(after id: TokenID) -> (Int, [TokenID]) {
         let tokens = session.tokens
         let h = tokens.count + 1  // the history is the context followed by `id`
         func history(_ i: Int) -> TokenID { i < tokens.count ? tokens[i] : id }
         let room = min(options.lookup, session.contextLength - h, options.maxTokens - result.tokens.count,
                        Ops.smallBatch - 1)
-        guard room > 0 else { return [] }
-        for n in stride(from: min(3, h - 1), through: 1, by: -1) {
+        guard room > 0 else { return (0, []) }
+        for n in stride(from: min(Generation.longestMatch, h - 1), through: Generation.shortestMatch, by: -1) {
             var start = h - n - 1
             while start >= 0 {
                 var same = true
@@ -539,13 +563,21 @@ public final class Generation {
                 }
                 if same {
                     let from = start + n
-                    let count = min(room, h - from)
-                    if count > 0 { return (from..<(from + count)).map(history) }
+                    let available = min(room, h - from)
+                    if available > 0 {
+                        let rate = Double(draftsAccepted[n - 1] + 1) / Double(draftsTried[n - 1] + 2)
+                        var count = 0, reach = rate
+                        while count < available && reach >= Generation.draftThreshold {
+                            count += 1
+                            reach *= rate
+                        }
+                        return (n, (from..<(from + count)).map(history))
+                    }
                 }
                 start -= 1
             }
         }
-        return []
+        return (0, [])
     }
 
     /// Checks draft tokens against the model, in order, with the sampler: a draft token is kept
