@@ -13,10 +13,12 @@ of a pass over t tokens, measured at full shape by
     phi4 bench --model phi4-q4_0.gguf -p 0 -n 0 -t 2 -r 5 --verify 7 --context 64 --json
 
     python3 tools/lookup_sim.py --costs bench.json [--lookup 7] [--fixed]
+    python3 tools/lookup_sim.py --costs bench.json --model-output models/phi4-demo-q8_0.gguf
     python3 tools/lookup_sim.py --check-engine models/phi4-demo-q8_0.gguf
 
 --fixed replays the earlier policy (always propose up to --lookup tokens, n = 3 … 1) for
-comparison. --check-engine runs `phi4 generate --greedy --lookup N` with the given model on each
+comparison. --model-output replays on a model's own greedy output instead (e.g. the demo model,
+which does not perform the edits: it drifts into repetition). --check-engine runs `phi4 generate --greedy --lookup N` with the given model on each
 task prompt and checks that the engine's proposed/accepted counts equal this replay on the
 model's own output (the replay is a copy of the engine's policy; this keeps the two in step).
 Needs only the standard library and a release build of phi4 (`swift build -c release`).
@@ -105,12 +107,18 @@ def load_tasks(phi4, names):
     return tasks
 
 
+def model_output(phi4, model, text, max_tokens=120):
+    """The model's own greedy continuation of `text` (token ids)."""
+    out = subprocess.run([phi4, "generate", "--model", model, "--prompt", text, "--greedy", "--max-tokens", str(max_tokens),
+                          "--print-ids"], capture_output=True, text=True, check=True).stdout
+    return [int(x) for x in out.strip().split(",") if x]
+
+
 def check_engine(phi4, model, tasks, lookups):
     ok = True
     for name, text, prompt, _ in tasks:
         base = [phi4, "generate", "--model", model, "--prompt", text, "--greedy", "--max-tokens", "120"]
-        ids = subprocess.run(base + ["--print-ids"], capture_output=True, text=True, check=True).stdout
-        output = [int(x) for x in ids.strip().split(",") if x]
+        output = model_output(phi4, model, text)
         for lookup in lookups:
             err = subprocess.run(base + ["--lookup", str(lookup)], capture_output=True, text=True, check=True).stderr
             m = re.search(r"lookup: (\d+) of (\d+) proposed", err)
@@ -130,6 +138,8 @@ def main():
     ap.add_argument("--fixed", action="store_true", help="the earlier policy: always up to --lookup drafts, n ≤ 3")
     ap.add_argument("--tasks", nargs="*", help="task names (default: all in tools/lookup_tasks)")
     ap.add_argument("--check-engine", metavar="MODEL", help="compare with the engine's counts on this model")
+    ap.add_argument("--model-output", metavar="MODEL",
+                    help="replay on this model's own greedy output (120 tokens) instead of the expected output")
     ap.add_argument("--phi4", default=os.path.join(ROOT, ".build", "release", "phi4"))
     args = ap.parse_args()
     tasks = load_tasks(args.phi4, args.tasks)
@@ -140,7 +150,9 @@ def main():
         verify_s = json.load(open(args.costs))["verify_s"]
         costs = [s / verify_s[0] for s in verify_s]
         print("pass cost (× one token) for 1…%d tokens: %s" % (len(costs), " ".join("%.2f" % c for c in costs)))
-    for name, _, prompt, output in tasks:
+    for name, text, prompt, output in tasks:
+        if args.model_output:
+            output = model_output(args.phi4, args.model_output, text)
         passes, proposed, accepted = replay(prompt, output, args.lookup, args.fixed)
         line = (f"{name:16s} {len(output)} tokens in {len(passes)} passes ({len(output) / max(1, len(passes)):.2f} per pass), "
                 f"drafts {accepted} of {proposed} accepted")
