@@ -37,6 +37,7 @@ TOKENIZER = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "tokenizer", "p
 LONGEST_MATCH = 5       # Generation.longestMatch
 SHORTEST_MATCH = 2      # Generation.shortestMatch
 DRAFT_THRESHOLD = 0.4   # Generation.draftThreshold
+UNUSED_MATCH_DECAY = 0.9  # Generation.unusedMatchDecay
 MAX_DRAFT = 7           # Ops.smallBatch - 1
 
 
@@ -57,8 +58,8 @@ def replay(prompt, output, lookup, fixed=False):
     """The passes (tokens in each) that generating `output` after `prompt` takes, greedy, with
     prompt lookup; and the proposed and accepted draft counts."""
     context = list(prompt)
-    accepted_by = [0] * LONGEST_MATCH
-    tried_by = [0] * LONGEST_MATCH
+    accepted_by = [0.0] * LONGEST_MATCH
+    tried_by = [0.0] * LONGEST_MATCH
     passes, proposed, accepted = [], 0, 0
     i = 0  # output[i] is the token just sampled
     while i + 1 < len(output):
@@ -75,6 +76,9 @@ def replay(prompt, output, lookup, fixed=False):
                 while count < available and reach >= DRAFT_THRESHOLD:
                     count += 1
                     reach *= rate
+                if count == 0:
+                    accepted_by[n - 1] *= UNUSED_MATCH_DECAY
+                    tried_by[n - 1] *= UNUSED_MATCH_DECAY
             draft = history[start:start + count]
         a = 0
         while a < len(draft) and draft[a] == output[i + 1 + a]:

@@ -413,9 +413,10 @@ public final class Generation {
     private var flushed = false
     private var pending: (TokenID, [Float])?
     /// Prompt lookup's record per match length n (index n − 1): draft tokens accepted, and draft
-    /// tokens tried (proposed up to and including the first rejected one).
-    private var draftsAccepted = [Int](repeating: 0, count: Generation.longestMatch)
-    private var draftsTried = [Int](repeating: 0, count: Generation.longestMatch)
+    /// tokens tried (proposed up to and including the first rejected one), both decayed while
+    /// matches of that length go unused (see ``proposeDraft(after:)``).
+    private var draftsAccepted = [Double](repeating: 0, count: Generation.longestMatch)
+    private var draftsTried = [Double](repeating: 0, count: Generation.longestMatch)
     private let clock = ContinuousClock()
     private var started: ContinuousClock.Instant
 
@@ -506,8 +507,8 @@ public final class Generation {
         let before = result.acceptedDraftTokens
         try verify(draft, rows: rows)
         let accepted = result.acceptedDraftTokens - before
-        draftsAccepted[match - 1] += accepted
-        draftsTried[match - 1] += min(draft.count, accepted + 1)
+        draftsAccepted[match - 1] += Double(accepted)
+        draftsTried[match - 1] += Double(min(draft.count, accepted + 1))
     }
 
     /// Appends a sampled token (and its log-probabilities) to the result.
@@ -539,13 +540,18 @@ public final class Generation {
     /// one-token pass (it is compute, not another read of the weights; `phi4 bench --verify`
     /// measures it), so a draft token must be accepted about that often to pay for itself.
     static let draftThreshold = 0.4
+    /// How much of a match length's record remains each time a match of that length gets no draft.
+    static let unusedMatchDecay = 0.9
 
     /// Prompt lookup: the match length n and the tokens that followed the most recent earlier
     /// occurrence of the longest n-gram (n = 5 … 2) ending the history (context + `id`). With r the
     /// acceptance rate so far of drafts from matches of length n (accepted + 1) / (tried + 2),
     /// draft token j is proposed while r^j ≥ ``draftThreshold`` (r = ½ before any evidence: one
     /// token), and no more than ``GenerationOptions/lookup``, the context and `maxTokens` allow.
-    /// Depends only on the tokens, so a seeded generation stays reproducible.
+    /// A match that gets no draft decays its length's record by ``unusedMatchDecay``, back towards
+    /// r = ½, so drafts are tried again after a while (the sooner, the more often the text repeats
+    /// itself and the less evidence of failure there is). Depends only on the tokens, so a seeded
+    /// generation stays reproducible.
     private func proposeDraft(after id: TokenID) -> (Int, [TokenID]) {
         let tokens = session.tokens
         let h = tokens.count + 1  // the history is the context followed by `id`
@@ -565,11 +571,15 @@ public final class Generation {
                     let from = start + n
                     let available = min(room, h - from)
                     if available > 0 {
-                        let rate = Double(draftsAccepted[n - 1] + 1) / Double(draftsTried[n - 1] + 2)
+                        let rate = (draftsAccepted[n - 1] + 1) / (draftsTried[n - 1] + 2)
                         var count = 0, reach = rate
                         while count < available && reach >= Generation.draftThreshold {
                             count += 1
                             reach *= rate
+                        }
+                        if count == 0 {
+                            draftsAccepted[n - 1] *= Generation.unusedMatchDecay
+                            draftsTried[n - 1] *= Generation.unusedMatchDecay
                         }
                         return (n, (from..<(from + count)).map(history))
                     }
