@@ -673,13 +673,13 @@ __attribute__((target("avx2,f16c"))) static float accumulate_avx2(const uint8_t 
 // side by side, as the multi-row kernel's panels hold rows), so that one vector holds a group of
 // elements of all eight blocks: the products of a block then add up vertically, in int16
 // (8 · 2 · 15 · 127 = 30480 < 2^15), and one madd gives the eight block sums, with no horizontal
-// reduction. The activations are rearranged to match once per call (q4_transpose_activations).
+// reduction. The activations are rearranged to match once per call (transpose_activations).
 //
 // Transposed activation layout, per group of 8 blocks (256 bytes): vector v = 0…7 (32 bytes),
 // element group g = v % 4 of the low (v < 4) or high (v ≥ 4) half of each block:
 // byte 4k + m of vector v = a[32k + 16·(v / 4) + 4g + m], k = block 0…7, m = 0…3.
 // The same 4×4 transpose as the weights': for each half, blocks k and k + 4 share a vector.
-__attribute__((target("avx2"))) static void q4_transpose_activations(const int8_t *a, size_t nb, int8_t *t) {
+__attribute__((target("avx2"))) static void transpose_activations(const int8_t *a, size_t nb, int8_t *t) {
     for (size_t b8 = 0; b8 + 8 <= nb; b8 += 8) {
         const int8_t *src = a + 32 * b8;
         int8_t *dst = t + 32 * b8;
@@ -696,6 +696,22 @@ __attribute__((target("avx2"))) static void q4_transpose_activations(const int8_
     }
 }
 
+// Eight Q4_0 blocks at `wb` (18 bytes each) transposed in registers: v[g] holds bytes 4g…4g+3
+// of blocks 0–3 (low lane) and 4–7 (high lane), i.e. elements 4g…4g+3 (low nibbles) and
+// 16+4g…16+4g+3 (high nibbles) of each block. Prefetches the weights 2 KB ahead.
+__attribute__((target("avx2"), always_inline)) static inline void q4_load8(const uint8_t *wb, __m256i v[4]) {
+    _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
+    _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
+    _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
+    __m256i v0 = p4k_load_pair(wb + 2, wb + 74), v1 = p4k_load_pair(wb + 20, wb + 92);
+    __m256i v2 = p4k_load_pair(wb + 38, wb + 110), v3 = p4k_load_pair(wb + 56, wb + 128);
+    P4K_TRANSPOSE4(v0, v1, v2, v3);
+    v[0] = v0;
+    v[1] = v1;
+    v[2] = v2;
+    v[3] = v3;
+}
+
 // `nt` ≤ 4 tokens at once (one for decode; up to 4 in speculative verification passes): each group
 // of 8 blocks is loaded and transposed once and multiplied by every token's activations. `a` holds
 // the activation rows as quantized (`lda` bytes apart; only the tail blocks use them), `at` their
@@ -710,13 +726,8 @@ q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t 
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
         const uint8_t *wb = w + b * 18;
-        _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
-        __m256i v0 = p4k_load_pair(wb + 2, wb + 74), v1 = p4k_load_pair(wb + 20, wb + 92);
-        __m256i v2 = p4k_load_pair(wb + 38, wb + 110), v3 = p4k_load_pair(wb + 56, wb + 128);
-        P4K_TRANSPOSE4(v0, v1, v2, v3);
-        const __m256i v[4] = {v0, v1, v2, v3};
+        __m256i v[4];
+        q4_load8(wb, v);
         __m256i s16[4];
         for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
         for (int g = 0; g < 4; g++) {
@@ -774,12 +785,9 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
         const uint8_t *wb = w + b * 18;
-        _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
-        _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
-        __m256i v0 = p4k_load_pair(wb + 2, wb + 74), v1 = p4k_load_pair(wb + 20, wb + 92);
-        __m256i v2 = p4k_load_pair(wb + 38, wb + 110), v3 = p4k_load_pair(wb + 56, wb + 128);
-        P4K_TRANSPOSE4(v0, v1, v2, v3);
+        __m256i v[4];
+        q4_load8(wb, v);
+        const __m256i v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
         const __m256i l0 = _mm256_and_si256(v0, nib), l1 = _mm256_and_si256(v1, nib);
         const __m256i l2 = _mm256_and_si256(v2, nib), l3 = _mm256_and_si256(v3, nib);
         const __m256i h0 = _mm256_and_si256(_mm256_srli_epi16(v0, 4), nib);
@@ -811,7 +819,7 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
     }
 }
 
-// Q8_0 weights × 1…8 tokens, with the transposed activations of q4_transpose_activations (the
+// Q8_0 weights × 1…8 tokens, with the transposed activations of transpose_activations (the
 // layout depends only on the 32-element blocks): the low and the high 16 bytes of eight blocks
 // are transposed like Q4_0's bytes, so vector v holds the weights that activation vector v
 // multiplies. Products as in q8_block_avx2 (|q| times x with q's sign, |pair sum| ≤ 2·128·127 =
@@ -910,7 +918,7 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
         int8_t *at = NULL;
         if (format == P4K_Q4_0) {
             at = cols <= sizeof(tstack) ? tstack : malloc(cols);
-            if (at) q4_transpose_activations(aq, nb, at);
+            if (at) transpose_activations(aq, nb, at);
         }
         if (format == P4K_Q8_0 || at) {
             for (size_t r = 0; r < rows; r++) {
@@ -959,7 +967,7 @@ int p4k_tokens(int format, int isa, const void *w, size_t cols, size_t rows, siz
     int8_t *at = malloc(t * cols + t * nb * sizeof(int32_t));
     if (!at) return -1;
     int32_t *asum8 = (int32_t *)(at + t * cols);
-    for (size_t i = 0; i < t; i++) q4_transpose_activations(aq + i * cols, nb, at + i * cols);
+    for (size_t i = 0; i < t; i++) transpose_activations(aq + i * cols, nb, at + i * cols);
     for (size_t i = 0; i < t * nb; i++) asum8[i] = 8 * asum[i];
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)w + r * rb;
