@@ -914,10 +914,10 @@ void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, co
 #endif
 #if defined(__x86_64__)
     if (vector_sum && isa == P4K_ISA_AVX2) {
-        int8_t tstack[32768];
+        _Alignas(64) int8_t tstack[32768];  // 64-byte aligned: the kernel reads it 32 bytes at a time
         int8_t *at = NULL;
         if (format == P4K_Q4_0) {
-            at = cols <= sizeof(tstack) ? tstack : malloc(cols);
+            at = cols <= sizeof(tstack) ? tstack : aligned_alloc(64, (cols + 63) / 64 * 64);
             if (at) transpose_activations(aq, nb, at);
         }
         if (format == P4K_Q8_0 || at) {
@@ -963,8 +963,10 @@ int p4k_tokens(int format, int isa, const void *w, size_t cols, size_t rows, siz
     if (format != P4K_Q4_0 && format != P4K_Q8_0) return -1;
     init_tables();
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
-    // Scratch: the transposed activations, then 8·Σa per block (Q4_0's offset).
-    int8_t *at = malloc(t * cols + t * nb * sizeof(int32_t));
+    // Scratch: the transposed activations, then 8·Σa per block (Q4_0's offset); 64-byte aligned,
+    // as the kernels read the activations 32 bytes at a time (a load across two cache lines
+    // costs two).
+    int8_t *at = aligned_alloc(64, (t * cols + t * nb * sizeof(int32_t) + 63) / 64 * 64);
     if (!at) return -1;
     int32_t *asum8 = (int32_t *)(at + t * cols);
     for (size_t i = 0; i < t; i++) transpose_activations(aq + i * cols, nb, at + i * cols);
