@@ -766,6 +766,25 @@ __attribute__((target("avx2,f16c"))) static void q4_row_tokens_any(const uint8_t
     }
 }
 
+// The batch kernels' float step for one token and eight blocks: lane k += (float)s[k] ·
+// (scale[k] · d_a[k]), the row kernels' operations in their order.
+__attribute__((target("avx2"), always_inline)) static inline void lanes_step(float *lanes, __m256i s, __m256 sc,
+                                                                             const float *ad) {
+    const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad)));
+    _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_loadu_ps(lanes), p));
+}
+
+// The batch kernels' end: each token's blocks from `b` on (fewer than 8) by the scalar sums, then
+// the lanes combined as the row kernels combine them.
+static void finish_batch(sums_fn sums, const uint8_t *w, size_t stride, size_t b, size_t nb, int nt, const int8_t *a,
+                         size_t lda, const float *ad, const int32_t *asum, float *lanes, float *res) {
+    for (int j = 0; j < nt; j++) {
+        int32_t tail[8];
+        sums(w + b * stride, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
+        res[j] = finish_lanes(lanes + 8 * j, w, stride, ad + (size_t)j * nb, tail, b, nb);
+    }
+}
+
 // Batches of 5…8 tokens (prompt-lookup verification passes): each group of 8 blocks is loaded,
 // transposed and split into its eight nibble vectors once, kept in registers, and multiplied by
 // every token's transposed activations in turn; each token's eight lanes live in `lanes` (memory:
@@ -808,15 +827,10 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
             const __m256i s16 = _mm256_add_epi16(_mm256_add_epi16(s0, s1), _mm256_add_epi16(s2, s3));
             const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones),
                                                _mm256_loadu_si256((const __m256i *)(asum8 + (size_t)j * nb + b)));
-            const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad + (size_t)j * nb + b)));
-            _mm256_storeu_ps(lanes + 8 * j, _mm256_add_ps(_mm256_loadu_ps(lanes + 8 * j), p));
+            lanes_step(lanes + 8 * j, s, sc, ad + (size_t)j * nb + b);
         }
     }
-    for (int j = 0; j < nt; j++) {
-        int32_t tail[8];
-        q4_sums_scalar(w + b * 18, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
-        res[j] = finish_lanes(lanes + 8 * j, w, 18, ad + (size_t)j * nb, tail, b, nb);
-    }
+    finish_batch(q4_sums_scalar, w, 18, b, nb, nt, a, lda, ad, asum, lanes, res);
 }
 
 // Q8_0 weights × 1…8 tokens, with the transposed activations of transpose_activations (the
@@ -857,15 +871,10 @@ __attribute__((target("avx2,f16c"))) static void q8_row_batch_avx2(const uint8_t
                 p[v] = _mm256_madd_epi16(_mm256_maddubs_epi16(u[v], _mm256_sign_epi8(_mm256_loadu_si256(ab + v), wq[v])), ones);
             const __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(p[0], p[1]), _mm256_add_epi32(p[2], p[3])),
                                                _mm256_add_epi32(_mm256_add_epi32(p[4], p[5]), _mm256_add_epi32(p[6], p[7])));
-            const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad + (size_t)j * nb + b)));
-            _mm256_storeu_ps(lanes + 8 * j, _mm256_add_ps(_mm256_loadu_ps(lanes + 8 * j), f));
+            lanes_step(lanes + 8 * j, s, sc, ad + (size_t)j * nb + b);
         }
     }
-    for (int j = 0; j < nt; j++) {
-        int32_t tail[8];
-        q8_sums_scalar(w + b * 34, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
-        res[j] = finish_lanes(lanes + 8 * j, w, 34, ad + (size_t)j * nb, tail, b, nb);
-    }
+    finish_batch(q8_sums_scalar, w, 34, b, nb, nt, a, lda, ad, asum, lanes, res);
 }
 
 __attribute__((target("avx2,f16c"))) static float q4_row_avx2(const uint8_t *w, const int8_t *a, const int8_t *at,
