@@ -386,6 +386,12 @@ typedef struct {
  * phi4_generate*, or phi4_generation_start/next), or -1 for an invalid handle. */
 int32_t phi4_generation_token_count(const phi4_context *context);
 
+/* Prompt lookup's counts for the current or last generation on `context` (params.lookup > 0):
+ * *proposed receives the draft tokens proposed, *accepted those the model confirmed (each one a
+ * token that needed no pass over the weights of its own); both 0 without lookup.
+ * PHI4_ERR_INVALID_ARGUMENT when a pointer is NULL or the handle is invalid. */
+phi4_status phi4_generation_lookup_counts(const phi4_context *context, int32_t *proposed, int32_t *accepted);
+
 /* Log-probabilities of token `index` (0-based) of the current or last generation, recorded when
  * its params had top_logprobs ≥ 0: *out receives the token and its log-probability under the model
  * (log-softmax of the raw logits: before temperature, penalties and truncation); `top` receives

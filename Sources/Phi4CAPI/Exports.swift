@@ -201,6 +201,7 @@ final class ContextBox {
     /// The last finished generation's tokens and log-probabilities.
     var lastTokens: [TokenID] = []
     var lastLogprobs: [TokenLogprob] = []
+    var lastDrafts = (proposed: 0, accepted: 0)
 
     /// Tokens and log-probabilities of the current generation, else of the last one.
     var generated: (tokens: [TokenID], logprobs: [TokenLogprob]) {
@@ -208,11 +209,18 @@ final class ContextBox {
         return (lastTokens, lastLogprobs)
     }
 
+    /// Prompt lookup's draft tokens proposed and accepted in the current generation, else in the last one.
+    var drafts: (proposed: Int, accepted: Int) {
+        if let g = generation { return (g.result.draftTokens, g.result.acceptedDraftTokens) }
+        return lastDrafts
+    }
+
     /// Forgets the current generation, keeping what it produced for the query functions.
     func endGeneration() {
         if let g = generation {
             lastTokens = g.result.tokens
             lastLogprobs = g.result.logprobs
+            lastDrafts = (g.result.draftTokens, g.result.acceptedDraftTokens)
         }
         generation = nil
         pending = nil
@@ -755,6 +763,7 @@ func runGeneration(_ box: ContextBox, _ prompt: [TokenID], _ options: Generation
         box.endGeneration()
         box.lastTokens = []
         box.lastLogprobs = []
+        box.lastDrafts = (0, 0)
         box.rows = 0
         let result = try box.session.generate(prompt, options: options) { text, token in
             guard let cb else { return true }
@@ -765,6 +774,7 @@ func runGeneration(_ box: ContextBox, _ prompt: [TokenID], _ options: Generation
         }
         box.lastTokens = result.tokens
         box.lastLogprobs = result.logprobs
+        box.lastDrafts = (result.draftTokens, result.acceptedDraftTokens)
         reason?.pointee = stopCode(result.stopReason)
     }
 }
@@ -805,6 +815,7 @@ public func phi4_generation_start(_ c: OpaquePointer?, _ prompt: UnsafePointer<I
             box.endGeneration()
             box.lastTokens = []
             box.lastLogprobs = []
+            box.lastDrafts = (0, 0)
             box.rows = 0
             box.generation = try box.session.startGeneration(list, options: options)
         }
@@ -926,6 +937,20 @@ public func phi4_generation_token_count(_ c: OpaquePointer?) -> Int32 {
         try box.exclusive { n = Int32(box.generated.tokens.count) }
     }
     return n
+}
+
+@_cdecl("phi4_generation_lookup_counts")
+public func phi4_generation_lookup_counts(_ c: OpaquePointer?, _ proposed: UnsafeMutablePointer<Int32>?,
+                                          _ accepted: UnsafeMutablePointer<Int32>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        guard let proposed, let accepted else { throw ABIError.invalid("proposed or accepted is NULL") }
+        try box.exclusive {
+            let d = box.drafts
+            proposed.pointee = Int32(clamping: d.proposed)
+            accepted.pointee = Int32(clamping: d.accepted)
+        }
+    }
 }
 
 @_cdecl("phi4_generation_logprob")

@@ -340,6 +340,54 @@ static void test_context_errors(phi4_model *model) {
 }
 
 /* Greedy decoding through phi4_eval / phi4_get_logits, and through phi4_generate. */
+/* Prompt lookup through the ABI: greedy output identical with and without it, and its counts. The
+   prompt holds the model's greedy continuation of `prompt` after a first copy of it, so drafts
+   are proposed after the second; the generated ids are read back through the log-probability
+   records. */
+static void test_prompt_lookup(phi4_model *model, const int32_t *prompt, size_t n_prompt, const int32_t *expected,
+                               size_t n_expected) {
+    int32_t rep[600];
+    size_t n = 0, k = n_expected < 16 ? n_expected : 16;
+    if (2 * n_prompt + k > 600) n_prompt = (600 - k) / 2;
+    for (size_t i = 0; i < n_prompt; i++) rep[n++] = prompt[i];
+    for (size_t i = 0; i < k; i++) rep[n++] = expected[i];
+    for (size_t i = 0; i < n_prompt; i++) rep[n++] = prompt[i];
+    phi4_context_params cp = phi4_context_default_params();
+    cp.n_ctx = 1024;
+    phi4_context *ctx = NULL;
+    CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK);
+    phi4_generate_params lp = phi4_generate_default_params();
+    lp.max_tokens = 24;
+    lp.sampling.temperature = 0;
+    lp.top_logprobs = 0;
+    int32_t plain[24] = {0}, with[24] = {0}, proposed = -1, accepted = -1;
+    phi4_token_logprob one;
+    phi4_stop_reason reason;
+    CHECK(phi4_generate(ctx, rep, n, &lp, NULL, NULL, &reason) == PHI4_OK);
+    int32_t n_plain = phi4_generation_token_count(ctx);
+    CHECK(n_plain > 0 && n_plain <= 24);
+    for (int32_t i = 0; i < n_plain && i < 24; i++) {
+        CHECK(phi4_generation_logprob(ctx, (size_t)i, &one, NULL, 0, NULL) == PHI4_OK);
+        plain[i] = one.token;
+    }
+    CHECK(phi4_generation_lookup_counts(ctx, &proposed, &accepted) == PHI4_OK && proposed == 0 && accepted == 0);
+    lp.lookup = 6;
+    CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    CHECK(phi4_generate(ctx, rep, n, &lp, NULL, NULL, &reason) == PHI4_OK);
+    CHECK(phi4_generation_token_count(ctx) == n_plain);
+    for (int32_t i = 0; i < n_plain && i < 24; i++) {
+        CHECK(phi4_generation_logprob(ctx, (size_t)i, &one, NULL, 0, NULL) == PHI4_OK);
+        with[i] = one.token;
+    }
+    CHECK(memcmp(plain, with, sizeof(plain)) == 0);
+    CHECK(phi4_generation_lookup_counts(ctx, &proposed, &accepted) == PHI4_OK);
+    CHECK(proposed > 0 && accepted > 0 && accepted <= proposed);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_lookup_counts(ctx, NULL, &accepted));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_lookup_counts(ctx, &proposed, NULL));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generation_lookup_counts(NULL, &proposed, &accepted));
+    phi4_context_free(ctx);
+}
+
 static void test_greedy(phi4_model *model, const int32_t *prompt, size_t n_prompt, const int32_t *expected, size_t n_expected) {
     phi4_context *ctx = NULL;
     CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
@@ -401,6 +449,7 @@ int main(int argc, char **argv) {
     int32_t prompt[1024], expected[256];
     size_t n_prompt = parse_ids(argv[3], prompt, 1024), n_expected = parse_ids(argv[4], expected, 256);
     test_greedy(model, prompt, n_prompt, expected, n_expected);
+    test_prompt_lookup(model, prompt, n_prompt, expected, n_expected);
 
     /* Saved states: a restored context continues exactly like the original; bad states are
      * refused and change nothing; prefix reuse keeps the shared part. */

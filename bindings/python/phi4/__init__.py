@@ -116,6 +116,7 @@ _sig("phi4_generation_next", c_int32, c_void_p, ctypes.c_char_p, c_size_t, P_siz
 _sig("phi4_generation_finish", c_int32, c_void_p)
 _sig("phi4_cancel", c_int32, c_void_p)
 _sig("phi4_generation_token_count", c_int32, c_void_p)
+_sig("phi4_generation_lookup_counts", c_int32, c_void_p, P_int32, P_int32)
 _sig("phi4_context_save_state", c_int32, c_void_p, c_void_p, c_size_t, P_size)
 _sig("phi4_context_load_state", c_int32, c_void_p, c_void_p, c_size_t)
 _sig("phi4_context_save_file", c_int32, c_void_p, c_char_p)
@@ -457,6 +458,13 @@ class Stream:
                         "top_logprobs": [(top[j].token, top[j].logprob) for j in range(k.value)]})
         return out
 
+    def lookup_counts(self) -> tuple:
+        """Prompt lookup (`lookup=N`): (draft tokens proposed, draft tokens accepted) so far; each
+        accepted one is a token that needed no pass over the weights of its own."""
+        proposed, accepted = c_int32(0), c_int32(0)
+        _check(_lib.phi4_generation_lookup_counts(self.ctx._h, ctypes.byref(proposed), ctypes.byref(accepted)))
+        return proposed.value, accepted.value
+
     def close(self) -> None:
         """End the generation (safe to call twice)."""
         if not self._done:
@@ -570,7 +578,8 @@ class Model:
                  top_logprobs: Optional[int] = None, lookup: int = 0) -> Union[str, Iterator[str]]:
         """Complete `prompt` (text, or token ids). Returns the text, or an iterator of pieces with `stream`.
         With `top_logprobs`, `model.last_stream.logprobs()` gives per-token log-probabilities; `lookup`
-        (e.g. 5) turns on prompt-lookup decoding (same greedy text, faster on text that repeats)."""
+        (e.g. 5) turns on prompt-lookup decoding (same greedy text, faster on text that repeats;
+        `model.last_stream.lookup_counts()` gives the drafts proposed and accepted)."""
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise InvalidArgument("the prompt is empty")

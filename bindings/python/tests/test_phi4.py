@@ -263,3 +263,17 @@ def test_q8_0_kv_cache_on_the_demo_model():
     assert max(abs(x - y) for x, y in zip(la, lb)) <= 0.02 * max(abs(x) for x in la)
     with pytest.raises(phi4.InvalidArgument):
         m.context(kv_type="q4")
+
+
+def test_prompt_lookup_same_greedy_text_and_counts():
+    """Greedy text with prompt lookup equals text without, and the drafts proposed and accepted
+    are reported: the demo model asked to rewrite two functions (its output repeats the code)."""
+    demo = os.path.join(ROOT, "models", "phi4-demo-q8_0.gguf")
+    prompt = open(os.path.join(ROOT, "tools", "lookup_tasks", "edit_rename.prompt.txt")).read().rstrip("\n")
+    m = phi4.Model(demo, n_ctx=512)
+    plain = m.generate(prompt, max_tokens=48, temperature=0)
+    assert m.last_stream.lookup_counts() == (0, 0)
+    f = phi4.Model(demo, n_ctx=512)
+    assert f.generate(prompt, max_tokens=48, temperature=0, lookup=6) == plain
+    proposed, accepted = f.last_stream.lookup_counts()
+    assert proposed > 0 and 0 < accepted <= proposed
