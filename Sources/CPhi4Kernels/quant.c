@@ -972,14 +972,16 @@ int p4k_tokens(int format, int isa, const void *w, size_t cols, size_t rows, siz
     if (format != P4K_Q4_0 && format != P4K_Q8_0) return -1;
     init_tables();
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
-    // Scratch: the transposed activations, then 8·Σa per block (Q4_0's offset); 64-byte aligned,
-    // as the kernels read the activations 32 bytes at a time (a load across two cache lines
-    // costs two).
-    int8_t *at = aligned_alloc(64, (t * cols + t * nb * sizeof(int32_t) + 63) / 64 * 64);
+    // Scratch: the transposed activations, then (Q4_0) 8·Σa per block, the format's offset;
+    // 64-byte aligned, as the kernels read the activations 32 bytes at a time (a load across two
+    // cache lines costs two).
+    const size_t offsets = format == P4K_Q4_0 ? t * nb * sizeof(int32_t) : 0;
+    int8_t *at = aligned_alloc(64, (t * cols + offsets + 63) / 64 * 64);
     if (!at) return -1;
     int32_t *asum8 = (int32_t *)(at + t * cols);
     for (size_t i = 0; i < t; i++) transpose_activations(aq + i * cols, nb, at + i * cols);
-    for (size_t i = 0; i < t * nb; i++) asum8[i] = 8 * asum[i];
+    if (offsets)
+        for (size_t i = 0; i < t * nb; i++) asum8[i] = 8 * asum[i];
     for (size_t r = 0; r < rows; r++) {
         const uint8_t *row = (const uint8_t *)w + r * rb;
         if (r + 4 < rows) __builtin_prefetch(row + 4 * rb, 0, 0);

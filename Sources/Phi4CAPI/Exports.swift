@@ -198,30 +198,15 @@ final class ContextBox {
     var rows = 0
     var generation: Generation?
     var pending: ([UInt8], TokenID)?
-    /// The last finished generation's tokens and log-probabilities.
-    var lastTokens: [TokenID] = []
-    var lastLogprobs: [TokenLogprob] = []
-    var lastDrafts = (proposed: 0, accepted: 0)
+    /// What the last finished generation produced (tokens, log-probabilities, lookup counts).
+    var lastResult: GenerationResult?
 
-    /// Tokens and log-probabilities of the current generation, else of the last one.
-    var generated: (tokens: [TokenID], logprobs: [TokenLogprob]) {
-        if let g = generation { return (g.result.tokens, g.result.logprobs) }
-        return (lastTokens, lastLogprobs)
-    }
-
-    /// Prompt lookup's draft tokens proposed and accepted in the current generation, else in the last one.
-    var drafts: (proposed: Int, accepted: Int) {
-        if let g = generation { return (g.result.draftTokens, g.result.acceptedDraftTokens) }
-        return lastDrafts
-    }
+    /// The result so far of the current generation, else of the last one (nil: none yet).
+    var generated: GenerationResult? { generation?.result ?? lastResult }
 
     /// Forgets the current generation, keeping what it produced for the query functions.
     func endGeneration() {
-        if let g = generation {
-            lastTokens = g.result.tokens
-            lastLogprobs = g.result.logprobs
-            lastDrafts = (g.result.draftTokens, g.result.acceptedDraftTokens)
-        }
+        if let g = generation { lastResult = g.result }
         generation = nil
         pending = nil
     }
@@ -761,9 +746,7 @@ func runGeneration(_ box: ContextBox, _ prompt: [TokenID], _ options: Generation
     reason?.pointee = phi4_stop_reason(PHI4_STOP_NONE)
     try box.exclusive {
         box.endGeneration()
-        box.lastTokens = []
-        box.lastLogprobs = []
-        box.lastDrafts = (0, 0)
+        box.lastResult = nil
         box.rows = 0
         let result = try box.session.generate(prompt, options: options) { text, token in
             guard let cb else { return true }
@@ -772,9 +755,7 @@ func runGeneration(_ box: ContextBox, _ prompt: [TokenID], _ options: Generation
                 buf.withMemoryRebound(to: CChar.self) { cb($0.baseAddress, buf.count, token, userData) != 0 }
             }
         }
-        box.lastTokens = result.tokens
-        box.lastLogprobs = result.logprobs
-        box.lastDrafts = (result.draftTokens, result.acceptedDraftTokens)
+        box.lastResult = result
         reason?.pointee = stopCode(result.stopReason)
     }
 }
@@ -813,9 +794,7 @@ public func phi4_generation_start(_ c: OpaquePointer?, _ prompt: UnsafePointer<I
         let (options, _) = try generationOptions(p)
         try box.exclusive {
             box.endGeneration()
-            box.lastTokens = []
-            box.lastLogprobs = []
-            box.lastDrafts = (0, 0)
+            box.lastResult = nil
             box.rows = 0
             box.generation = try box.session.startGeneration(list, options: options)
         }
@@ -934,7 +913,7 @@ public func phi4_generation_token_count(_ c: OpaquePointer?) -> Int32 {
     var n: Int32 = -1
     _ = guarded {
         let box = try context(c)
-        try box.exclusive { n = Int32(box.generated.tokens.count) }
+        try box.exclusive { n = Int32(box.generated?.tokens.count ?? 0) }
     }
     return n
 }
@@ -946,9 +925,8 @@ public func phi4_generation_lookup_counts(_ c: OpaquePointer?, _ proposed: Unsaf
         let box = try context(c)
         guard let proposed, let accepted else { throw ABIError.invalid("proposed or accepted is NULL") }
         try box.exclusive {
-            let d = box.drafts
-            proposed.pointee = Int32(clamping: d.proposed)
-            accepted.pointee = Int32(clamping: d.accepted)
+            proposed.pointee = Int32(clamping: box.generated?.draftTokens ?? 0)
+            accepted.pointee = Int32(clamping: box.generated?.acceptedDraftTokens ?? 0)
         }
     }
 }
@@ -963,7 +941,7 @@ public func phi4_generation_logprob(_ c: OpaquePointer?, _ index: Int, _ out: Un
         let cap = try count(capacity, "capacity")
         if cap > 0 && top == nil { throw ABIError.invalid("top is NULL but capacity is \(cap)") }
         try box.exclusive {
-            let records = box.generated.logprobs
+            let records = box.generated?.logprobs ?? []
             if records.isEmpty { throw ABIError.invalid("no log-probabilities: generate with top_logprobs ≥ 0") }
             guard index >= 0 && index < records.count else {
                 throw ABIError.invalid("index \(index) is outside 0..<\(records.count)")
