@@ -81,6 +81,17 @@ static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
             printf("MISMATCH gemm format %d isa %s cols %zu rows %zu t %zu\n", format, p4k_isa_name(isa), cols, rows, t);
             failures++;
         }
+        // accumulate = 1 adds each result to what the output held.
+        for (size_t i = 0; i < t * rows; i++) out[i] = (float)(i % 13) - 6.5f;
+        p4k_gemm(format, isa, w, cols, rows, t, aq, ad, as, out, rows, 1);
+        for (size_t i = 0; i < t * rows; i++) {
+            const float want = ((float)(i % 13) - 6.5f) + ref[i];
+            if (memcmp(&out[i], &want, sizeof want)) {
+                printf("MISMATCH gemm (accumulate) format %d isa %s cols %zu rows %zu t %zu\n", format, p4k_isa_name(isa), cols, rows, t);
+                failures++;
+                break;
+            }
+        }
     }
     free(w); free(x); free(aq); free(ad); free(as); free(ref); free(out);
 }
@@ -128,7 +139,7 @@ int main(void) {
         if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
     printf(" (best: %s)\n", p4k_isa_name(p4k_isa_best()));
     const int formats[] = {P4K_Q8_0, P4K_Q4_0};
-    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}, {1312, 6, 6}, {5152, 5, 7}};
+    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}, {1312, 6, 6}, {5152, 5, 7}, {2080, 40, 70}};
     for (int f = 0; f < 2; f++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 0);
