@@ -253,12 +253,21 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
             const uint8_t *wb = p->w + at * p->block_bytes;
             const int8_t *ab = a + at * 32;  // activations stored in panel order
             const __m256 dw = _mm256_loadu_ps(p->d + at * 8);
-            __m256i s16[TILE], s32[TILE];
-            for (int j = 0; j < nt; j++) s16[j] = _mm256_setzero_si256();
+            __m256i s16[TILE], l16[TILE], s32[TILE];  // l16: Q8_0's low-nibble plane
+            for (int j = 0; j < nt; j++) s16[j] = l16[j] = _mm256_setzero_si256();
             for (int g = 0; g < 8; g++) {
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
-                for (int j = 0; j < nt; j++)
-                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
+                if (format == P4K_Q8_0) {  // one broadcast feeds both planes
+                    const __m256i wl = _mm256_loadu_si256((const __m256i *)(wb + 256 + 32 * g));
+                    for (int j = 0; j < nt; j++) {
+                        const __m256i x = bcast4(ab + j * lda + 4 * g);
+                        s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, x));
+                        l16[j] = _mm256_add_epi16(l16[j], _mm256_maddubs_epi16(wl, x));
+                    }
+                } else {
+                    for (int j = 0; j < nt; j++)
+                        s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
+                }
             }
             if (format == P4K_Q4_0) {
                 for (int j = 0; j < nt; j++) {
@@ -275,16 +284,7 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
                 }
             } else {
                 for (int j = 0; j < nt; j++) {
-                    s32[j] = _mm256_madd_epi16(s16[j], sixteen);
-                    s16[j] = _mm256_setzero_si256();
-                }
-                for (int g = 0; g < 8; g++) {
-                    const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 256 + 32 * g));
-                    for (int j = 0; j < nt; j++)
-                        s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
-                }
-                for (int j = 0; j < nt; j++) {
-                    s32[j] = _mm256_add_epi32(s32[j], _mm256_madd_epi16(s16[j], ones));
+                    s32[j] = _mm256_add_epi32(_mm256_madd_epi16(s16[j], sixteen), _mm256_madd_epi16(l16[j], ones));
                     s32[j] = _mm256_sub_epi32(s32[j], _mm256_set1_epi32(128 * asum[j * nb + b]));
                     FLOAT_STEP(j, s32[j]);
                 }
