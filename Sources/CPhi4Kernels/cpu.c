@@ -43,3 +43,34 @@ int p4k_affinity_cpu_count(void) {
 #endif
     return 0;
 }
+
+// ---- Counters shared by the thread pool's threads (sequentially consistent) ----
+
+long p4k_atomic_load(const long *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+
+long p4k_atomic_add(long *p, long delta) { return __atomic_add_fetch(p, delta, __ATOMIC_SEQ_CST); }
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define P4K_PAUSE() _mm_pause()
+#elif defined(__aarch64__)
+#define P4K_PAUSE() __asm__ __volatile__("yield")
+#else
+#define P4K_PAUSE() ((void)0)
+#endif
+
+int p4k_spin_while_equal(const long *p, long value, long spins) {
+    for (long i = 0; i < spins; i++) {
+        if (__atomic_load_n(p, __ATOMIC_SEQ_CST) != value) return 1;
+        P4K_PAUSE();
+    }
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST) != value;
+}
+
+int p4k_spin_until_zero(const long *p, long spins) {
+    for (long i = 0; i < spins; i++) {
+        if (__atomic_load_n(p, __ATOMIC_SEQ_CST) == 0) return 1;
+        P4K_PAUSE();
+    }
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST) == 0;
+}

@@ -156,6 +156,16 @@ void p4k_advise_done(const void *p, size_t bytes);
 /// The number of CPUs in this process's affinity mask (0 when unknown).
 int p4k_affinity_cpu_count(void);
 
+/// Atomic (sequentially consistent) load of a counter shared between threads.
+long p4k_atomic_load(const long *p);
+/// Atomically adds `delta` to `*p` (sequentially consistent) and returns the new value.
+long p4k_atomic_add(long *p, long delta);
+/// Spins (with a pause hint) while `*p == value`, at most `spins` times; returns 1 when the
+/// value changed, 0 when it did not within the limit.
+int p4k_spin_while_equal(const long *p, long value, long spins);
+/// Spins (with a pause hint) until `*p == 0`, at most `spins` times; returns 1 when it became 0.
+int p4k_spin_until_zero(const long *p, long spins);
+
 /// A flag that any thread may set and the generating thread polls (cancellation).
 typedef struct { volatile int32_t value; } p4k_flag;
 
