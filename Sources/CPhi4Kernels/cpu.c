@@ -6,10 +6,11 @@ static int features_ready;
 
 static uint32_t detect_features(void);
 
+// Threads may race to fill the cache on first use: each stores the same value, atomically.
 uint32_t p4k_cpu_features(void) {
-    if (__atomic_load_n(&features_ready, __ATOMIC_ACQUIRE)) return cached_features;
+    if (__atomic_load_n(&features_ready, __ATOMIC_ACQUIRE)) return __atomic_load_n(&cached_features, __ATOMIC_RELAXED);
     uint32_t f = detect_features();
-    cached_features = f;
+    __atomic_store_n(&cached_features, f, __ATOMIC_RELAXED);
     __atomic_store_n(&features_ready, 1, __ATOMIC_RELEASE);
     return f;
 }

@@ -10,7 +10,10 @@
 // stays in cache while every token uses it) so that one 32-bit lane holds 4 consecutive weights
 // of one row: for block b and group g of 4 elements, 32 bytes = rows 0…7 × elements 4g…4g+3.
 // One broadcast of 4 activation bytes then feeds all 8 rows at once (llama.cpp's repacked
-// "8×4" layout, built here per call instead of stored, so no second copy of the weights exists).
+// "8×4" layout, built here per call instead of stored, so no second copy of the weights exists);
+// Q4_0 on AVX2 reads two panels at once (16 rows × 3 tokens per register tile), so that each
+// broadcast feeds two multiplies. The activations are copied once per call with their blocks in
+// panel order, so every pass over a panel reads them sequentially.
 //  - Q4_0: the bytes are q (0…15). AVX2 sums 8 groups of `maddubs` in int16 (|Σ| ≤ 8·2·15·127
 //    = 30480 < 2^15), then widens once per block; the offset 8 comes off as 8·Σa.
 //  - Q8_0: u = q + 128 (0…255). AVX2 splits u = 16·h + l into two nibble panels so that

@@ -15,6 +15,7 @@
 #include "CPhi4Kernels.h"
 #include "simd.h"
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,15 +66,16 @@ uint16_t p4k_f32_to_fp16(float f) {
 }
 
 static float fp16_table[65536];
-static int fp16_table_ready;
+static pthread_once_t fp16_table_once = PTHREAD_ONCE_INIT;
 
 static inline float h2f(uint16_t h) { return fp16_table[h]; }
 
-static void init_tables(void) {
-    if (__atomic_load_n(&fp16_table_ready, __ATOMIC_ACQUIRE)) return;
+static void fill_tables(void) {
     for (uint32_t i = 0; i < 65536; i++) fp16_table[i] = p4k_fp16_to_f32((uint16_t)i);
-    __atomic_store_n(&fp16_table_ready, 1, __ATOMIC_RELEASE);
 }
+
+// Filled once, by whichever thread comes first (the others wait for it).
+static void init_tables(void) { pthread_once(&fp16_table_once, fill_tables); }
 
 // ---- Quantize / dequantize weights -----------------------------------------------------------
 
