@@ -99,11 +99,18 @@ enum Ops {
                         pool.parallelFor(t, threads: t >= 8 ? threads : 1) { rows in
                             for i in rows { p4k_quantize_activation(x + i * k, k, q + i * k, d + i * blocks, s + i * blocks) }
                         }
-                        pool.parallelFor(n, threads: threads, align: 16) { r in
-                            if t == 1 {
+                        if t == 1 {
+                            // Decode: rows handed out in chunks of ~512 KB as threads ask for
+                            // them, so that both finish together although one may stream slower.
+                            let chunk = max(16, (1 << 19) / max(1, w.rowBytes) / 16 * 16)
+                            pool.dynamicFor(n, threads: threads, chunk: chunk) { r in
                                 p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, q, d, s,
                                            out + r.lowerBound, accumulate ? 1 : 0)
-                            } else if p4k_gemm(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, t, q, d, s,
+                            }
+                            return
+                        }
+                        pool.parallelFor(n, threads: threads, align: 16) { r in
+                            if p4k_gemm(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, t, q, d, s,
                                                out + r.lowerBound, n, accumulate ? 1 : 0) != 0 {
                                 // Scratch for the repacked panel could not be allocated: the
                                 // portable path needs none.

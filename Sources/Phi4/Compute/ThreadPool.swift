@@ -183,6 +183,30 @@ public final class ThreadPool: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on consecutive ranges of `chunk` items that cover `0..<count`, each thread
+    /// taking the next range when it is done with its last one (for work whose speed varies
+    /// between threads, such as streaming weights from memory).
+    public func dynamicFor(_ count: Int, threads: Int, chunk: Int, _ body: (Range<Int>) -> Void) {
+        let step = max(1, chunk)
+        let n = max(1, min(threads, threadCount, (count + step - 1) / step))
+        if n == 1 {
+            body(0..<count)
+            return
+        }
+        withUnsafeTemporaryAllocation(of: CLong.self, capacity: 1) { next in
+            next[0] = 0
+            let counter = next.baseAddress!
+            run(threads: n) { _ in
+                while true {
+                    let end = Int(p4k_atomic_add(counter, CLong(step)))
+                    let start = end - step
+                    if start >= count { break }
+                    body(start..<min(end, count))
+                }
+            }
+        }
+    }
+
     /// The `index`-th of `parts` contiguous ranges that cover `0..<count`.
     static func split(_ count: Int, parts: Int, index: Int, align: Int) -> Range<Int> {
         let units = (count + align - 1) / align
