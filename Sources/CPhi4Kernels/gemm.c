@@ -516,7 +516,7 @@ int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_
         free(q.d);
         return -1;
     }
-    float tile[2 * TILE * 8];
+    float tile[16 * TILE16 > 8 * TILE ? 16 * TILE16 : 8 * TILE];  // one tile's outputs: tokens × rows
     for (size_t i0 = 0; i0 < t; i0 += TOKEN_CHUNK) {
         const size_t tc = t - i0 < TOKEN_CHUNK ? t - i0 : TOKEN_CHUNK;
         for (size_t r0 = 0; r0 < rows;) {
