@@ -6,11 +6,16 @@ process, so load time and peak RSS are per run. Between decode runs the machine'
 is measured (tools/membw.c: 2-thread sequential read of a 4 GiB buffer, median of 5), and decode
 is reported also as a fraction of it (bytes of weights read per token / bandwidth).
 
-Reference: llama.cpp through PyPI `llama-cpp-python` (pip install llama-cpp-python; it builds
-llama.cpp from source with the machine's CPU features, ~10 minutes).
+Reference: llama.cpp, either
+  --llama-bench PATH   llama.cpp's own `llama-bench` (tools/build_llama_bench.sh builds it from the
+                       llama.cpp vendored in the pinned llama-cpp-python sdist, with CMake, native
+                       CPU flags); each round is `llama-bench -m FILE -p P -n N -r 1 -t T -o json`,
+                       which times prefill and decode separately as we do (no load time or RSS);
+  or (default) PyPI `llama-cpp-python` (pip install llama-cpp-python; it builds llama.cpp from source
+  with the machine's CPU features, ~10 minutes), timed in Python, with load time and peak RSS.
 Make files with: phi4 dev random-model --type q4_0 --tokenizer DIR --out phi4-q4_0.gguf
 
-Usage: python3 tools/bench_vs_llamacpp.py FILE.gguf [-p 512] [-n 32] [-t 2] [-r 3]
+Usage: python3 tools/bench_vs_llamacpp.py FILE.gguf [-p 512] [-n 32] [-t 2] [-r 3] [--llama-bench PATH]
 """
 import argparse
 import json
@@ -64,6 +69,34 @@ def run_llama(path, p, n, t):
     return json.loads(out.strip().splitlines()[-1])
 
 
+def run_llama_bench(binary, path, p, n, t):
+    """One round of llama-bench: prefill pp{p} and decode tg{n} as separate tests (its default)."""
+    cmd = [binary, "-m", path, "-t", str(t), "-r", "1", "-o", "json"]
+    cmd += ["-p", str(p)] if p > 0 else ["-p", "0"]
+    cmd += ["-n", str(n)] if n > 0 else ["-n", "0"]
+    rows = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
+    out = {"version": f"llama-bench {rows[0].get('build_commit', '?')}"}
+    for row in rows:
+        if row.get("n_prompt", 0) > 0 and row.get("n_gen", 0) == 0:
+            out["pp_tps"] = row["avg_ts"]
+        elif row.get("n_gen", 0) > 0 and row.get("n_prompt", 0) == 0:
+            out["tg_tps"] = row["avg_ts"]
+    return out
+
+
+def cpu_line():
+    model, flags = "?", set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and model == "?":
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    shown = [x for x in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni", "avx512_bf16")
+             if x in flags]
+    return f"CPU: {model}, {os.cpu_count()} cpus, flags: {' '.join(shown)}"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")
@@ -71,6 +104,7 @@ def main():
     ap.add_argument("-n", type=int, default=32)
     ap.add_argument("-t", type=int, default=2)
     ap.add_argument("-r", type=int, default=3)
+    ap.add_argument("--llama-bench", metavar="PATH", help="time llama.cpp with this llama-bench binary")
     args = ap.parse_args()
     subprocess.run(["swift", "build", "-c", "release", "--product", "phi4"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
@@ -83,13 +117,16 @@ def main():
                 if who == 0:
                     ours.append(run_ours(args.model, args.p, args.n, args.t))
                 else:
-                    theirs.append(run_llama(args.model, args.p, args.n, args.t))
+                    theirs.append(run_llama_bench(args.llama_bench, args.model, args.p, args.n, args.t)
+                                  if args.llama_bench else run_llama(args.model, args.p, args.n, args.t))
                 bw.append(float(subprocess.run([membw, str(args.t), "4"], capture_output=True, text=True).stdout))
     per_token = ours[0]["bytes_per_token"]
     size = os.path.getsize(args.model)
     band = statistics.median(bw)
+    print(cpu_line())
+    kernels = "; ".join(f"{f}: " + ", ".join(f"{c} {k}" for c, k in sorted(v.items())) for f, v in ours[0]["kernels"].items())
     print(f"file: {args.model} ({size / 1e9:.2f} GB), threads {args.t}, {args.r} alternating runs each; "
-          f"llama.cpp {theirs[0].get('version')}, ours kernels {ours[0]['kernels']}")
+          f"llama.cpp {theirs[0].get('version')}; our kernels {kernels}")
     print(f"read bandwidth (membw, {args.t} threads, median): {band:.1f} GB/s")
     print(f"{'':22s}{'ours':>22s}{'llama.cpp':>22s}{'ratio':>8s}")
     for key, label, unit in [("pp_tps", f"prefill pp{args.p}", "tok/s"), ("tg_tps", f"decode tg{args.n}", "tok/s"),

@@ -1,12 +1,14 @@
-// Checks, on the CPU it runs on, that every available ISA path of the quantized kernels gives the
-// scalar path's bits: p4k_matvec (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) and p4k_gemm (the multi-row
-// kernel, which must also equal p4k_matvec token by token), and the activation quantizer
+// Checks, on the CPU it runs on, that every matrix kernel this CPU can run (every entry of the
+// dispatch table: Q8_0, Q4_0, Q4_K, Q5_K, Q6_K; rows and panels; every ISA) gives the scalar
+// path's bits on one token and on batches, with and without accumulation; that the kernels the
+// calibration chose do too; that an unknown format is refused; and the activation quantizer
 // p4k_quantize_activation against the plain loop (roundf, half away from zero). The Swift test suite checks the same;
 // this standalone program covers machines without a Swift toolchain (e.g. one with AVX-512 VNNI,
 // whose paths the build machine may not be able to run).
 //
 //   cc -O2 -I Sources/CPhi4Kernels/include tools/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o kernel_check
-//   ./kernel_check        # prints each ISA checked; exit status 1 on any mismatch
+//   ./kernel_check        # prints the CPU, the chosen kernels, each kernel checked or skipped;
+//                         # exit status 1 on any mismatch
 #include "CPhi4Kernels.h"
 #include <math.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ static uint32_t next_u32(void) {
 static float next_float(void) { return (float)((int)(next_u32() % 2000001) - 1000000) / 1000000.0f; }
 
 static int failures = 0;
+static char checked[256], skipped[256];
 
 // extreme: every 4-bit weight 15 (all quant bytes 0xFF; Q8_0: 127) and activations of +127 and
 // −127 (tokens 0 and 1), the largest integer sums the kernels' int16 steps must hold.
@@ -69,29 +72,39 @@ static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
     }
     float *ref = malloc(t * rows * sizeof(float)), *out = malloc(t * rows * sizeof(float));
     for (size_t i = 0; i < t; i++) p4k_matvec(format, P4K_ISA_SCALAR, w, cols, rows, aq + i * cols, ad + i * nb, as + i * nb, ref + i * rows, 0);
-    for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_VNNI; isa++) {
-        if (!p4k_isa_available(isa)) continue;
-        for (size_t i = 0; i < t; i++) p4k_matvec(format, isa, w, cols, rows, aq + i * cols, ad + i * nb, as + i * nb, out + i * rows, 0);
-        if (memcmp(out, ref, t * rows * sizeof(float))) {
-            printf("MISMATCH matvec format %d isa %s cols %zu rows %zu\n", format, p4k_isa_name(isa), cols, rows);
-            failures++;
+    // Every kernel of this format that the CPU can run, whatever batch class it serves, on t tokens.
+    for (int k = 0; k < p4k_kernel_count(); k++) {
+        int kf, isa;
+        const char *name;
+        p4k_kernel_info(k, &kf, &isa, NULL, &name);
+        if (kf != format) continue;
+        if (!p4k_isa_available(isa)) {
+            skipped[k] = 1;
+            continue;
         }
+        checked[k] = 1;
         memset(out, 0, t * rows * sizeof(float));
-        if (p4k_gemm(format, isa, w, cols, rows, t, aq, ad, as, out, rows, 0) != 0 || memcmp(out, ref, t * rows * sizeof(float))) {
-            printf("MISMATCH gemm format %d isa %s cols %zu rows %zu t %zu\n", format, p4k_isa_name(isa), cols, rows, t);
+        if (p4k_kernel_run(k, w, cols, rows, t, aq, ad, as, out, rows, 0) != 0 || memcmp(out, ref, t * rows * sizeof(float))) {
+            printf("MISMATCH %s format %d cols %zu rows %zu t %zu\n", name, format, cols, rows, t);
             failures++;
         }
         // accumulate = 1 adds each result to what the output held.
         for (size_t i = 0; i < t * rows; i++) out[i] = (float)(i % 13) - 6.5f;
-        p4k_gemm(format, isa, w, cols, rows, t, aq, ad, as, out, rows, 1);
+        p4k_kernel_run(k, w, cols, rows, t, aq, ad, as, out, rows, 1);
         for (size_t i = 0; i < t * rows; i++) {
             const float want = ((float)(i % 13) - 6.5f) + ref[i];
             if (memcmp(&out[i], &want, sizeof want)) {
-                printf("MISMATCH gemm (accumulate) format %d isa %s cols %zu rows %zu t %zu\n", format, p4k_isa_name(isa), cols, rows, t);
+                printf("MISMATCH %s (accumulate) format %d cols %zu rows %zu t %zu\n", name, format, cols, rows, t);
                 failures++;
                 break;
             }
         }
+    }
+    // The chosen kernels (after calibration) through the public entry points.
+    memset(out, 0, t * rows * sizeof(float));
+    if (p4k_gemm(format, -1, w, cols, rows, t, aq, ad, as, out, rows, 0) != 0 || memcmp(out, ref, t * rows * sizeof(float))) {
+        printf("MISMATCH p4k_gemm (chosen kernel) format %d cols %zu rows %zu t %zu\n", format, cols, rows, t);
+        failures++;
     }
     free(w); free(x); free(aq); free(ad); free(as); free(ref); free(out);
 }
@@ -134,12 +147,25 @@ static void check_activation_quantizer(void) {
 }
 
 int main(void) {
-    printf("ISA paths on this CPU:");
+    char model[64], flags[160];
+    p4k_cpu_model(model, sizeof model);
+    p4k_cpu_flags(flags, sizeof flags);
+    printf("CPU: %s [%s]\nISA families on this CPU:", model, flags);
     for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_VNNI; isa++)
         if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
-    printf(" (best: %s)\n", p4k_isa_name(p4k_isa_best()));
+    printf("\n");
+    const int all_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
+    if (p4k_kernels_calibrate(all_formats, 5) != 0) {
+        printf("calibration failed\n");
+        failures++;
+    }
+    printf("calibration: %.1f ms\n", p4k_kernels_calibration_ms());
+    const char *fnames[] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    for (int f = 0; f < 5; f++)
+        printf("  %-5s 1 token: %-12s 2-16: %-12s 17+: %s\n", fnames[f], p4k_kernel_choice(all_formats[f], P4K_BATCH_ONE),
+               p4k_kernel_choice(all_formats[f], P4K_BATCH_SMALL), p4k_kernel_choice(all_formats[f], P4K_BATCH_LARGE));
     const int formats[] = {P4K_Q8_0, P4K_Q4_0};
-    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}, {1312, 6, 6}, {5152, 5, 7}, {2080, 40, 70}};
+    const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}, {1312, 6, 6}, {5152, 5, 7}, {2080, 40, 70}, {5120, 33, 16}, {2048, 17, 1}};
     for (int f = 0; f < 2; f++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 0);
@@ -151,9 +177,28 @@ int main(void) {
             check(kformats[f], 256, 5, 3, e);
             check(kformats[f], 2304, 9, 2, e);
             check(kformats[f], 5120, 17, 9, e);
+            check(kformats[f], 1024, 40, 20, e);
+            check(kformats[f], 512, 3, 1, e);
         }
     }
     check_activation_quantizer();
-    printf(failures ? "%d mismatches\n" : "all paths agree with the scalar path bit for bit\n", failures);
+    // Errors: an unknown format is refused, never computed as another.
+    float o[4];
+    int8_t q[32] = {0};
+    float d[1] = {1};
+    int32_t sm[1] = {0};
+    uint8_t wz[64] = {0};
+    if (p4k_gemm(3, -1, wz, 32, 1, 1, q, d, sm, o, 1, 0) != P4K_EFORMAT || p4k_dequantize_rows(3, wz, 32, 1, o) != P4K_EFORMAT) {
+        printf("an unknown format was not refused\n");
+        failures++;
+    }
+    for (int k = 0; k < p4k_kernel_count(); k++) {
+        int f, isa;
+        const char *name;
+        p4k_kernel_info(k, &f, &isa, NULL, &name);
+        printf("  kernel %-12s format %2d: %s\n", name, f, checked[k] ? "checked" : skipped[k] ? "SKIPPED (this CPU cannot run it)" : "not exercised");
+        if (!checked[k] && !skipped[k]) failures++;
+    }
+    printf(failures ? "%d mismatches\n" : "all kernels agree with the scalar path bit for bit\n", failures);
     return failures ? 1 : 0;
 }

@@ -24,12 +24,57 @@ static uint32_t detect_features(void) {
     if (__builtin_cpu_supports("f16c")) f |= P4K_CPU_F16C;
     if (__builtin_cpu_supports("avx512f")) f |= P4K_CPU_AVX512F;
     if (__builtin_cpu_supports("avx512bw")) f |= P4K_CPU_AVX512BW;
+    if (__builtin_cpu_supports("avx512vl")) f |= P4K_CPU_AVX512VL;
     if (__builtin_cpu_supports("avx512vnni")) f |= P4K_CPU_AVX512VNNI;
     if (__builtin_cpu_supports("avxvnni")) f |= P4K_CPU_AVXVNNI;
 #elif defined(__aarch64__)
     f |= P4K_CPU_NEON;
 #endif
     return f;
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+#include <stdio.h>
+#include <string.h>
+
+void p4k_cpu_model(char *buf, size_t n) {
+    if (!buf || !n) return;
+    char name[49] = "unknown";
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (__get_cpuid(0x80000000u, &a, &b, &c, &d) && a >= 0x80000004u) {
+        unsigned r[12];
+        for (unsigned i = 0; i < 3; i++) __get_cpuid(0x80000002u + i, &r[4 * i], &r[4 * i + 1], &r[4 * i + 2], &r[4 * i + 3]);
+        memcpy(name, r, 48);
+        name[48] = 0;
+    }
+#endif
+    const char *s = name;
+    while (*s == ' ') s++;
+    size_t len = strlen(s);
+    while (len && s[len - 1] == ' ') len--;
+    if (len >= n) len = n - 1;
+    memcpy(buf, s, len);
+    buf[len] = 0;
+}
+
+void p4k_cpu_flags(char *buf, size_t n) {
+    if (!buf || !n) return;
+    static const struct { uint32_t bit; const char *name; } names[] = {
+        {P4K_CPU_AVX2, "avx2"}, {P4K_CPU_FMA, "fma"}, {P4K_CPU_F16C, "f16c"}, {P4K_CPU_AVX512F, "avx512f"},
+        {P4K_CPU_AVX512BW, "avx512bw"}, {P4K_CPU_AVX512VL, "avx512vl"}, {P4K_CPU_AVX512VNNI, "avx512_vnni"},
+        {P4K_CPU_AVXVNNI, "avx_vnni"}, {P4K_CPU_NEON, "neon"}};
+    const uint32_t f = p4k_cpu_features();
+    size_t used = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (!(f & names[i].bit)) continue;
+        const int w = snprintf(buf + used, n - used, "%s%s", used ? " " : "", names[i].name);
+        if (w < 0 || (size_t)w >= n - used) break;
+        used += (size_t)w;
+    }
 }
 
 #if defined(__linux__)

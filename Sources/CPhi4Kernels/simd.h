@@ -1,4 +1,6 @@
-// Horizontal reductions shared by the AVX2 row kernels (private to CPhi4Kernels).
+// Vector helpers shared by the AVX2 and VNNI kernels (private to CPhi4Kernels).
+//
+// Horizontal reductions:
 //
 // A row kernel ends each group of eight blocks with eight vectors of partial integer sums, one
 // vector per block, and needs the eight exact block sums side by side. `hadd` does that in a
@@ -9,6 +11,7 @@
 #ifndef P4K_SIMD_H
 #define P4K_SIMD_H
 #if defined(__x86_64__)
+#include "blocks.h"
 #include <immintrin.h>
 
 // Eight vectors of eight int32 → one vector of the eight vectors' sums, in order.
@@ -62,5 +65,64 @@ __attribute__((target("avx2"))) static inline __m256i p4k_load_pair(const void *
     return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)lo)),
                                    _mm_loadu_si128((const __m128i *)hi), 1);
 }
+
+// Eight fp16 block scales at `stride` bytes apart, widened to f32. The halves are gathered in
+// general-purpose registers (shifts and ors), which leaves the vector units to the dot products.
+__attribute__((target("avx2,f16c"))) static inline __m256 p4k_scales8(const uint8_t *row, size_t stride) {
+    uint64_t lo = 0, hi = 0;
+    for (int k = 0; k < 4; k++) {
+        uint16_t a, b;
+        memcpy(&a, row + (size_t)k * stride, 2);
+        memcpy(&b, row + (size_t)(k + 4) * stride, 2);
+        lo |= (uint64_t)a << (16 * k);
+        hi |= (uint64_t)b << (16 * k);
+    }
+    return _mm256_cvtph_ps(_mm_set_epi64x((long long)hi, (long long)lo));
+}
+
+// The transposed layout of the row kernels (kernels_avx2.c, kernels_vnni.c): they read eight blocks
+// at a time and transpose them in registers (4 bytes of each block side by side, as the panels
+// hold rows), so that one vector holds a group of elements of all eight blocks and a block's
+// products add up vertically, with no horizontal reduction. The activations are rearranged to
+// match once per call.
+//
+// Transposed activation layout, per group of 8 blocks (256 bytes): vector v = 0…7 (32 bytes),
+// element group g = v % 4 of the low (v < 4) or high (v ≥ 4) half of each block:
+// byte 4k + m of vector v = a[32k + 16·(v / 4) + 4g + m], k = block 0…7, m = 0…3.
+// The same 4×4 transpose as the weights': for each half, blocks k and k + 4 share a vector.
+__attribute__((target("avx2"))) static inline void p4k_transpose_activations(const int8_t *a, size_t nb, int8_t *t) {
+    for (size_t b8 = 0; b8 + 8 <= nb; b8 += 8) {
+        const int8_t *src = a + 32 * b8;
+        int8_t *dst = t + 32 * b8;
+        for (size_t half = 0; half < 2; half++) {
+            const int8_t *q = src + 16 * half;
+            __m256i v0 = p4k_load_pair(q, q + 128), v1 = p4k_load_pair(q + 32, q + 160);
+            __m256i v2 = p4k_load_pair(q + 64, q + 192), v3 = p4k_load_pair(q + 96, q + 224);
+            P4K_TRANSPOSE4(v0, v1, v2, v3);
+            _mm256_storeu_si256((__m256i *)(dst + 128 * half), v0);
+            _mm256_storeu_si256((__m256i *)(dst + 128 * half + 32), v1);
+            _mm256_storeu_si256((__m256i *)(dst + 128 * half + 64), v2);
+            _mm256_storeu_si256((__m256i *)(dst + 128 * half + 96), v3);
+        }
+    }
+}
+
+// Eight Q4_0 blocks at `wb` (18 bytes each) transposed in registers: v[g] holds bytes 4g…4g+3
+// of blocks 0–3 (low lane) and 4–7 (high lane), i.e. elements 4g…4g+3 (low nibbles) and
+// 16+4g…16+4g+3 (high nibbles) of each block. Prefetches the weights 2 KB ahead.
+__attribute__((target("avx2"), always_inline)) static inline void p4k_q4_load8(const uint8_t *wb, __m256i v[4]) {
+    _mm_prefetch((const char *)(wb + 2048), _MM_HINT_T0);
+    _mm_prefetch((const char *)(wb + 2112), _MM_HINT_T0);
+    _mm_prefetch((const char *)(wb + 2176), _MM_HINT_T0);
+    const p4k_block_q4_0 *blk = (const p4k_block_q4_0 *)wb;  // blocks k and k + 4 share a vector
+    __m256i v0 = p4k_load_pair(blk[0].qs, blk[4].qs), v1 = p4k_load_pair(blk[1].qs, blk[5].qs);
+    __m256i v2 = p4k_load_pair(blk[2].qs, blk[6].qs), v3 = p4k_load_pair(blk[3].qs, blk[7].qs);
+    P4K_TRANSPOSE4(v0, v1, v2, v3);
+    v[0] = v0;
+    v[1] = v1;
+    v[2] = v2;
+    v[3] = v3;
+}
+
 #endif
 #endif

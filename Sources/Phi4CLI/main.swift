@@ -543,13 +543,20 @@ struct Bench: ParsableCommand {
                 passes = times.enumerated().map { ($0.offset + 1, median($0.element)) }
             }
             let mem = residentMemory()
-            let isa = String(cString: p4k_isa_name(p4k_isa_best()))
             let format = m.weights.layers.first?.gateUp.format.rawValue ?? weights
+            var kernels: [String: JSONValue] = [:]
+            for f in m.matrixFormats where f != .f32 {
+                var byClass: [String: JSONValue] = [:]
+                for c in Kernels.BatchClass.allCases { byClass[c.label] = .string(Kernels.choice(f, c) ?? "-") }
+                kernels[f.rawValue] = .object(byClass)
+            }
             if json {
                 var o: [String: JSONValue] = [
                     "model": .string(model), "weights": .string(format), "threads": .number(Double(session.decoder.threads)),
                     "n_prompt": .number(Double(promptTokens)), "n_gen": .number(Double(genTokens)),
-                    "repeats": .number(Double(max(1, repeats))), "kernels": .string(isa),
+                    "repeats": .number(Double(max(1, repeats))), "kernels": .object(kernels),
+                    "cpu": .string(Kernels.cpuModel), "cpu_flags": .string(Kernels.cpuFlags),
+                    "kernel_calibration_ms": .number(Kernels.calibrationMilliseconds),
                     "peak_rss_bytes": .number(Double(mem.peak)), "load_s": .number(loadSeconds),
                     "weight_bytes": .number(Double(m.weights.byteCount)),
                     "kv_type": .string(session.cache.type.rawValue), "kv_positions": .number(Double(session.cache.capacity)),
@@ -571,7 +578,9 @@ struct Bench: ParsableCommand {
                 }
                 print(JSONValue.object(o).serialized)
             } else {
-                print("model: \(model) (\(m.config.layerCount) layers, \(format) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB), kernels: \(isa)")
+                print("model: \(model) (\(m.config.layerCount) layers, \(format) weights, \(fmt(Double(m.weights.byteCount) / 1e9)) GB)")
+                print("cpu: \(Kernels.cpuModel) [\(Kernels.cpuFlags)]")
+                for line in Kernels.summary(m.matrixFormats) { print("kernels \(line)") }
                 print("threads: \(session.decoder.threads), batch: \(session.decoder.batchSize), load to first token: \(fmt(loadSeconds)) s")
                 if !prefill.isEmpty { print("prefill pp\(promptTokens): \(spread(prefill)) tok/s") }
                 if !decode.isEmpty { print("decode  tg\(genTokens): \(spread(decode)) tok/s") }
@@ -681,6 +690,13 @@ struct Info: ParsableCommand {
             }
             let tokens = g.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
             print("tokenizer: \(g.metadata["tokenizer.ggml.model"]?.stringValue ?? "?") (pre \(g.metadata["tokenizer.ggml.pre"]?.stringValue ?? "?")), \(tokens) tokens, \(g.metadata["tokenizer.ggml.merges"]?.arrayValue?.count ?? 0) merges, bos \(g.metadata["tokenizer.ggml.bos_token_id"]?.intValue ?? -1), eos \(g.metadata["tokenizer.ggml.eos_token_id"]?.intValue ?? -1), chat template: \(g.metadata["tokenizer.chat_template"] != nil ? "yes" : "no")")
+            // Q4_1 / Q5_0 / Q5_1 run as Q8_0 (converted at load).
+            let runFormats = g.tensors.values.filter { $0.dims.count == 2 }.compactMap { t -> WeightFormat? in
+                [.q4_1, .q5_0, .q5_1].contains(t.type) ? .q8_0 : WeightFormat(rawValue: t.type.displayName.lowercased())
+            }
+            Kernels.calibrate(runFormats)
+            print("cpu: \(Kernels.cpuModel) [\(Kernels.cpuFlags)]")
+            for line in Kernels.summary(runFormats.sorted { $0.rawValue < $1.rawValue }) { print("kernels \(line)") }
         } else {
             var options = ModelLoadOptions()
             options.checkMemory = false

@@ -51,7 +51,7 @@ final class QuantizationTests: XCTestCase {
                     q.withUnsafeBytes { qb in
                         for r in 0..<rows {
                             sums.withUnsafeMutableBufferPointer { s in
-                                p4k_block_sums(format, isa, qb.baseAddress! + r * rowBytes, aq, asum, blocks, s.baseAddress! + r * blocks)
+                                _ = p4k_block_sums(format, qb.baseAddress! + r * rowBytes, aq, asum, blocks, s.baseAddress! + r * blocks)
                             }
                         }
                         p4k_matvec(format, isa, qb.baseAddress!, cols, rows, aq, ad, asum, &out, 0)
@@ -182,7 +182,7 @@ final class QuantizationTests: XCTestCase {
                     }
                 }
                 var wd = [Float](repeating: 0, count: rows * cols)
-                p4k_dequantize_rows(format, w, cols, rows, &wd)
+                XCTAssertEqual(p4k_dequantize_rows(format, w, cols, rows, &wd), 0)
                 var reference: [Float]?
                 for isa in isas where p4k_isa_available(isa) != 0 {
                     var out = [Float](repeating: 0, count: t * rows)
@@ -323,6 +323,87 @@ final class QuantizationTests: XCTestCase {
         }
         XCTAssertLessThan(total / Double(p.ids.count), 0.01)
     }
+
+    /// Every matrix kernel compiled in that this CPU can run (each entry of the dispatch table:
+    /// every format, ISA, rows and panels), on one token, small and large batches, partial
+    /// panels and tails, with and without accumulation, equals the scalar kernel bit for bit.
+    /// Kernels this CPU cannot run are listed (tools/kernel_check.c covers them on such a CPU).
+    func testEveryKernelEqualsScalar() {
+        var rng = QuantizationTests.LCG(state: 23)
+        var checked = Set<Int32>(), skipped: [String] = []
+        for format in [Int32(P4K_Q8_0), Int32(P4K_Q4_0), Int32(P4K_Q4_K), Int32(P4K_Q5_K), Int32(P4K_Q6_K)] {
+            let kquant = p4k_kquant_block_bytes(format) > 0
+            let shapes: [(cols: Int, rows: Int, t: Int)] = kquant
+                ? [(256, 5, 1), (512, 17, 3), (1024, 9, 20)]
+                : [(32, 3, 1), (288, 17, 2), (1056, 8, 16), (544, 33, 19), (2048, 16, 1)]
+            for (cols, rows, t) in shapes {
+                let rowBytes = p4k_row_bytes(format, cols), blocks = cols / 32
+                var w = [UInt8](repeating: 0, count: rows * rowBytes)
+                if kquant {
+                    for i in 0..<w.count { w[i] = UInt8(truncatingIfNeeded: Int(((rng.next() + 1) * 127.9).rounded(.down))) }
+                    let bb = Int(p4k_kquant_block_bytes(format))
+                    for b in 0..<(w.count / bb) {
+                        let h = p4k_f32_to_fp16(0.001 + 0.01 * abs(rng.next()))
+                        for at in format == Int32(P4K_Q6_K) ? [208] : [0, 2] {
+                            w[b * bb + at] = UInt8(h & 0xFF)
+                            w[b * bb + at + 1] = UInt8(h >> 8)
+                        }
+                    }
+                } else {
+                    let f = (0..<(rows * cols)).map { i in rng.next() * (i % 97 == 0 ? 50 : 1) }
+                    w.withUnsafeMutableBytes { dst in
+                        for r in 0..<rows {
+                            let src = Array(f[(r * cols)..<((r + 1) * cols)])
+                            if format == Int32(P4K_Q8_0) { p4k_quantize_q8_0(src, dst.baseAddress! + r * rowBytes, cols) } else { p4k_quantize_q4_0(src, dst.baseAddress! + r * rowBytes, cols) }
+                        }
+                    }
+                }
+                var aq = [Int8](repeating: 0, count: t * cols)
+                var ad = [Float](repeating: 0, count: t * blocks)
+                var asum = [Int32](repeating: 0, count: t * blocks)
+                for i in 0..<t {
+                    var a = [Float](repeating: 0, count: cols)
+                    for j in 0..<cols {
+                        let scale: Float = j % 31 == 0 ? -40 : 3
+                        a[j] = i == 1 ? (j % 2 == 0 ? 1 : -1) : rng.next() * scale
+                    }
+                    aq.withUnsafeMutableBufferPointer { qp in
+                        ad.withUnsafeMutableBufferPointer { dp in
+                            asum.withUnsafeMutableBufferPointer { sp in
+                                p4k_quantize_activation(a, cols, qp.baseAddress! + i * cols, dp.baseAddress! + i * blocks, sp.baseAddress! + i * blocks)
+                            }
+                        }
+                    }
+                }
+                let start = (0..<(t * rows)).map { Float($0 % 7) - 3 }
+                for accumulate in [Int32(0), 1] {
+                    var expected = start
+                    XCTAssertEqual(p4k_gemm(format, Int32(P4K_ISA_SCALAR), w, cols, rows, t, aq, ad, asum, &expected, rows, accumulate), 0)
+                    for k in 0..<p4k_kernel_count() {
+                        var kf: Int32 = 0, isa: Int32 = 0
+                        var name: UnsafePointer<CChar>?
+                        _ = p4k_kernel_info(k, &kf, &isa, nil, &name)
+                        guard kf == format else { continue }
+                        let label = "\(String(cString: name!)) format \(format) cols \(cols) rows \(rows) t \(t) accumulate \(accumulate)"
+                        guard p4k_isa_available(isa) != 0 else {
+                            skipped.append(String(cString: name!))
+                            continue
+                        }
+                        var out = start
+                        XCTAssertEqual(p4k_kernel_run(k, w, cols, rows, t, aq, ad, asum, &out, rows, accumulate), 0, label)
+                        XCTAssertEqual(out, expected, label)
+                        checked.insert(k)
+                    }
+                }
+            }
+        }
+        // Unknown formats are refused, not computed as another format.
+        var o = [Float](repeating: 0, count: 4)
+        XCTAssertEqual(p4k_gemm(3, -1, [UInt8](repeating: 0, count: 64), 32, 1, 1, [Int8](repeating: 0, count: 32), [1], [0], &o, 1, 0), Int32(P4K_EFORMAT))
+        XCTAssertEqual(p4k_dequantize_rows(3, [UInt8](repeating: 0, count: 64), 32, 1, &o), Int32(P4K_EFORMAT))
+        print("kernels checked: \(checked.count) of \(p4k_kernel_count()); not runnable on this CPU: \(Set(skipped).sorted())")
+        XCTAssertGreaterThan(checked.count, 0)
+    }
 }
 
 /// KL(softmax(p) ‖ softmax(q)) of two logit rows, in f64.
@@ -336,4 +417,5 @@ func klDivergenceOfLogits(_ p: [Float], _ q: [Float]) -> Double {
     var s = 0.0
     for i in 0..<p.count { s += exp(lp[i]) * (lp[i] - lq[i]) }
     return s
+
 }

@@ -21,13 +21,27 @@ enum {
     P4K_CPU_AVX512VNNI = 1 << 5,
     P4K_CPU_AVXVNNI = 1 << 6,
     P4K_CPU_NEON = 1 << 7,
+    P4K_CPU_AVX512VL = 1 << 8,
 };
+
+/// The CPU's model name (cpuid brand string; "unknown" where there is none), at most `n` − 1
+/// characters and a NUL written to `buf`.
+void p4k_cpu_model(char *buf, size_t n);
+
+/// The vector features the kernels can use, as words ("avx2 fma f16c avx512f …"), into `buf`.
+void p4k_cpu_flags(char *buf, size_t n);
 
 /// The features of the CPU this process runs on (bit set of P4K_CPU_*), read once from cpuid.
 uint32_t p4k_cpu_features(void);
 
-/// Instruction-set paths of the quantized kernels (PHI4_ISA=scalar|avx2|avx512|vnni forces one).
+/// Instruction-set families of the quantized kernels (PHI4_ISA=scalar|avx2|avx512|vnni limits the
+/// kernels to that family and the ones below it). AVX-512 without VNNI has no kernels of its own
+/// (its integer multiplies are AVX2's at twice the width, which measured no faster); "vnni" is
+/// AVX-512 VNNI on 256-bit vectors (AVX512-VL).
 enum { P4K_ISA_SCALAR = 0, P4K_ISA_AVX2 = 1, P4K_ISA_AVX512 = 2, P4K_ISA_VNNI = 3 };
+
+/// Status codes of the matrix kernels.
+enum { P4K_OK = 0, P4K_ENOMEM = -1, P4K_EFORMAT = -2 };
 
 /// Quantized weight formats (GGUF's type numbers).
 enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2, P4K_Q4_K = 12, P4K_Q5_K = 13, P4K_Q6_K = 14 };
@@ -39,18 +53,11 @@ size_t p4k_kquant_block_bytes(int format);
 /// reference rounding (quantize_row_q*_K_ref, no importance matrix).
 void p4k_quantize_kquant(int format, const float *x, void *out, size_t n);
 
-/// The float scale d·sc and min dmin·m of each of the 8 sub-blocks of a Q4_K / Q5_K super-block,
-/// computed exactly as the K-quant kernels do (used by the multi-row kernel's panels).
-void p4k_q4k_subscales(const void *block, float ds[8], float dm[8]);
-
-/// p4k_matvec for K-quant weights (cols a multiple of 256); p4k_matvec forwards to it.
-void p4k_kquant_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
-                       const int32_t *asum, float *out, int accumulate);
-
 /// Whether this CPU can run an ISA path.
 int p4k_isa_available(int isa);
 
-/// The path the kernels use: the best available, or PHI4_ISA's choice when it is available.
+/// The highest ISA family available, or PHI4_ISA's choice when it is available (the attention and
+/// activation kernels use it; the matrix kernels are chosen per format and batch size, below).
 int p4k_isa_best(void);
 
 /// "scalar", "avx2", "avx512" or "vnni".
@@ -83,28 +90,62 @@ void p4k_dequantize_q5_k(const void *in, float *y, size_t n);
 /// scale per block and the integer sum of each block.
 void p4k_quantize_activation(const float *x, size_t n, int8_t *qs, float *d, int32_t *sums);
 
-/// Bytes of one row of `cols` values in a quantized format (K-quants: cols a multiple of 256).
+/// Bytes of one row of `cols` values in a matrix format (K-quants: cols a multiple of 256); 0 for
+/// a format the matrix kernels do not take.
 size_t p4k_row_bytes(int format, size_t cols);
 
-/// The exact int32 dot product of each block of one weight row with the activation (test hook).
-void p4k_block_sums(int format, int isa, const void *w_row, const int8_t *aq, const int32_t *asum, size_t nb,
-                    int32_t *out);
+/// Whether the matrix kernels take this format (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K).
+int p4k_format_supported(int format);
 
-/// out[r] (+)= Σ_blocks sum_b · d_w · d_a for `rows` rows of a quantized matrix (any format above;
-/// the K-quants' terms are described in kquant.c); isa < 0: the best.
-void p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
-                const int32_t *asum, float *out, int accumulate);
+/// The exact int32 dot product of each Q8_0 / Q4_0 block of one weight row with the activation
+/// (the scalar definition; a test hook). P4K_EFORMAT for other formats.
+int p4k_block_sums(int format, const void *w_row, const int8_t *aq, const int32_t *asum, size_t nb, int32_t *out);
 
-/// p4k_matvec for `t` activation rows at once: out[i·ldo + r] (+)= row r · activation i, for
-/// activations quantized as by p4k_quantize_activation (row stride `cols`). Each output equals
-/// p4k_matvec's bit for bit, on every ISA. Weights go through in repacked panels of 8 rows that
-/// every token reuses, so t rows cost one pass over the weights plus t times the arithmetic.
-/// isa < 0: the best. Returns 0, or -1 when scratch memory cannot be allocated.
+/// Quantized weights × `t` activation rows (quantized by p4k_quantize_activation, row stride
+/// `cols`): out[i·ldo + r] (+)= Σ_b term(row r, activation i, block b), for Q8_0, Q4_0, Q4_K,
+/// Q5_K and Q6_K (the terms are defined in kernels_scalar.c). Every kernel gives the same bits, so
+/// a batch computes each token exactly as decoding it alone would. `isa` < 0: the kernel chosen
+/// for this format and batch size (p4k_kernels_calibrate); otherwise that ISA family's preferred
+/// kernel, or the next family down where it has none. Returns P4K_OK, P4K_ENOMEM (scratch memory
+/// could not be allocated; nothing written) or P4K_EFORMAT (an unknown format).
 int p4k_gemm(int format, int isa, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
              const int32_t *asum, float *out, size_t ldo, int accumulate);
 
-/// Dequantizes `rows` rows of a quantized matrix (any format above) to f32 (row-major, `cols` per row).
-void p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out);
+/// p4k_gemm for one activation row.
+int p4k_matvec(int format, int isa, const void *w, size_t cols, size_t rows, const int8_t *aq, const float *ad,
+               const int32_t *asum, float *out, int accumulate);
+
+/// Batch-size classes the kernels are chosen for: one token, 2–16 tokens, 17 and more.
+enum { P4K_BATCH_ONE = 0, P4K_BATCH_SMALL = 1, P4K_BATCH_LARGE = 2 };
+
+/// Times every kernel that can serve each batch class of the given formats on this CPU and keeps
+/// the fastest for the rest of the process (about 5–30 ms per format, once; formats already
+/// calibrated are skipped; PHI4_CALIBRATE=0 skips it and keeps the fixed preference). Call it when
+/// a model is loaded, off the token-by-token path. Returns 0, or P4K_ENOMEM.
+int p4k_kernels_calibrate(const int *formats, size_t count);
+
+/// Whether p4k_kernels_calibrate has run for this format.
+int p4k_kernels_calibrated(int format);
+
+/// Milliseconds spent in p4k_kernels_calibrate in this process.
+double p4k_kernels_calibration_ms(void);
+
+/// The name of the kernel used for a format and batch class (e.g. "avx2-rows", "vnni-panels").
+const char *p4k_kernel_choice(int format, int batch_class);
+
+/// The kernels compiled in (every ISA, available here or not), for tests and reports: how many,
+/// and entry `index`'s format, ISA, batch classes (bit set of 1 << P4K_BATCH_*) and name.
+int p4k_kernel_count(void);
+int p4k_kernel_info(int index, int *format, int *isa, unsigned *classes, const char **name);
+
+/// Runs kernel `index` (p4k_gemm's arguments; the format is the kernel's). P4K_EFORMAT when the
+/// index is out of range or this CPU cannot run it.
+int p4k_kernel_run(int index, const void *w, size_t cols, size_t rows, size_t t, const int8_t *aq, const float *ad,
+                   const int32_t *asum, float *out, size_t ldo, int accumulate);
+
+/// Dequantizes `rows` rows of a quantized matrix (any format above) to f32 (row-major, `cols` per
+/// row). P4K_EFORMAT for an unknown format.
+int p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out);
 
 /// Widens `n` bfloat16 values to float32 (AVX-512 when available).
 void p4k_bf16_to_f32(const uint16_t *src, float *dst, size_t n);

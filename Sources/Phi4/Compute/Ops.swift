@@ -81,7 +81,7 @@ enum Ops {
                 var r0 = r.lowerBound
                 while r0 < r.upperBound {
                     let rows = min(panel, r.upperBound - r0)
-                    p4k_dequantize_rows(w.format.kernelCode, w.rowPointer(r0), k, rows, buffer)
+                    _ = p4k_dequantize_rows(w.format.kernelCode, w.rowPointer(r0), k, rows, buffer)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(rows), Int32(k), 1,
                                 x, Int32(k), buffer, Int32(k), beta, out + r0, Int32(n))
                     r0 += rows
@@ -104,8 +104,12 @@ enum Ops {
                             // them, so that both finish together although one may stream slower.
                             let chunk = max(16, (1 << 19) / max(1, w.rowBytes) / 16 * 16)
                             pool.dynamicFor(n, threads: threads, chunk: chunk) { r in
-                                p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, q, d, s,
-                                           out + r.lowerBound, accumulate ? 1 : 0)
+                                if p4k_matvec(w.format.kernelCode, -1, w.rowPointer(r.lowerBound), k, r.count, q, d, s,
+                                              out + r.lowerBound, accumulate ? 1 : 0) != 0 {
+                                    // Scratch could not be allocated: the portable kernel needs none.
+                                    _ = p4k_matvec(w.format.kernelCode, Int32(P4K_ISA_SCALAR), w.rowPointer(r.lowerBound), k,
+                                                   r.count, q, d, s, out + r.lowerBound, accumulate ? 1 : 0)
+                                }
                             }
                             return
                         }

@@ -76,6 +76,16 @@ public final class Model: Sendable {
             h.add(m.format.rawValue)
         }
         fingerprint = h.value
+        // Choose the fastest kernel of each format and batch size on this CPU, once per process.
+        Kernels.calibrate(([weights.lmHead] + weights.layers.flatMap { [$0.qkv, $0.output, $0.gateUp, $0.down] }).map(\.format))
+    }
+
+    /// The formats of the matrices the forward pass multiplies by (every layer's and the output
+    /// projection), each once, in order of first use.
+    public var matrixFormats: [WeightFormat] {
+        var seen = Set<WeightFormat>()
+        return (weights.layers.flatMap { [$0.qkv, $0.output, $0.gateUp, $0.down] } + [weights.lmHead]).map(\.format)
+            .filter { seen.insert($0).inserted }
     }
 
     /// The configuration of the model at `path` (a GGUF file or an HF directory), without

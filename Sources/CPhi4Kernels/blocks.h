@@ -1,0 +1,97 @@
+// GGUF block layouts as C structs (private to CPhi4Kernels), and the fp16 table the kernels use.
+//
+// Every weight format stores rows of `cols` values as consecutive blocks: 32 values per block for
+// Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1, 256 per super-block for the K-quants. The structs spell out
+// the byte layout that llama.cpp's GGUF files use; the static_asserts pin their sizes, so the
+// kernels index fields by name instead of by byte offset. fp16 fields are stored as raw IEEE half
+// bits (uint16_t); blocks are packed with no padding and may sit at any address (2-byte fields
+// are read with memcpy or unaligned loads, never through an aligned pointer).
+#ifndef P4K_BLOCKS_H
+#define P4K_BLOCKS_H
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#pragma pack(push, 1)
+/// Q8_0: x = d·q.
+typedef struct { uint16_t d; int8_t qs[32]; } p4k_block_q8_0;
+/// Q4_0: x = d·(q − 8); qs[j] holds element j (low nibble) and element 16 + j (high nibble).
+typedef struct { uint16_t d; uint8_t qs[16]; } p4k_block_q4_0;
+/// Q4_1: x = d·q + m, nibbles as Q4_0.
+typedef struct { uint16_t d, m; uint8_t qs[16]; } p4k_block_q4_1;
+/// Q5_0: x = d·(q − 16); low nibbles as Q4_0, bit j of qh = fifth bit of element j.
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } p4k_block_q5_0;
+/// Q5_1: x = d·q + m, bits as Q5_0.
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } p4k_block_q5_1;
+/// Q4_K: 8 sub-blocks of 32; x = (d·sc_j)·q − (dmin·m_j) with 6-bit sc_j, m_j packed in `scales`;
+/// bytes 32p…32p+31 of qs: low nibbles = sub-block 2p, high nibbles = sub-block 2p + 1.
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } p4k_block_q4_k;
+/// Q5_K: Q4_K plus a fifth bit per value: bit j of qh[l] = value l of sub-block j.
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } p4k_block_q5_k;
+/// Q6_K: 16 groups of 16 with signed 8-bit scales; x = d·sc·(q − 32), q = 4 low bits in ql and
+/// 2 high bits in qh (see the kernels for the interleaving).
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } p4k_block_q6_k;
+#pragma pack(pop)
+
+static_assert(sizeof(p4k_block_q8_0) == 34, "Q8_0 block");
+static_assert(sizeof(p4k_block_q4_0) == 18, "Q4_0 block");
+static_assert(sizeof(p4k_block_q4_1) == 20, "Q4_1 block");
+static_assert(sizeof(p4k_block_q5_0) == 22, "Q5_0 block");
+static_assert(sizeof(p4k_block_q5_1) == 24, "Q5_1 block");
+static_assert(sizeof(p4k_block_q4_k) == 144, "Q4_K super-block");
+static_assert(sizeof(p4k_block_q5_k) == 176, "Q5_K super-block");
+static_assert(sizeof(p4k_block_q6_k) == 210, "Q6_K super-block");
+static_assert(offsetof(p4k_block_q5_k, qs) == 48 && offsetof(p4k_block_q6_k, d) == 208, "K-quant fields");
+
+/// Widens IEEE half bits to float through a 65,536-entry table (p4k_fp16_table()).
+extern float p4k_fp16_lut[65536];
+/// Fills p4k_fp16_lut once (thread-safe); every entry point that reads it calls this first.
+void p4k_init_tables(void);
+static inline float p4k_h2f(uint16_t h) { return p4k_fp16_lut[h]; }
+
+/// A 2-byte fp16 field at any address.
+static inline uint16_t p4k_load_u16(const void *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/// The fp16 scale of Q8_0 / Q4_0 block `b` of a row (both formats start with it).
+static inline float p4k_block_scale(const uint8_t *row, size_t stride, size_t b) { return p4k_h2f(p4k_load_u16(row + b * stride)); }
+
+/// The eight 6-bit scales and mins of a Q4_K / Q5_K super-block (12 packed bytes), as two
+/// little-endian 64-bit words (byte j = sub-block j).
+static inline void p4k_kscales(const uint8_t *s, uint64_t *sc, uint64_t *m) {
+    uint32_t u0, u1, u2;
+    memcpy(&u0, s, 4);
+    memcpy(&u1, s + 4, 4);
+    memcpy(&u2, s + 8, 4);
+    const uint32_t sa = u0 & 0x3f3f3f3fu, ma = u1 & 0x3f3f3f3fu;
+    const uint32_t sb = (u2 & 0x0f0f0f0fu) | (((u0 >> 6) & 0x03030303u) << 4);
+    const uint32_t mb = ((u2 >> 4) & 0x0f0f0f0fu) | (((u1 >> 6) & 0x03030303u) << 4);
+    *sc = sa | (uint64_t)sb << 32;
+    *m = ma | (uint64_t)mb << 32;
+}
+
+/// The same as byte arrays.
+static inline void p4k_kscales_bytes(const uint8_t *s, uint8_t sc[8], uint8_t m[8]) {
+    uint64_t a, b;
+    p4k_kscales(s, &a, &b);
+    memcpy(sc, &a, 8);
+    memcpy(m, &b, 8);
+}
+
+/// The float scale d·sc and min dmin·m of each of the 8 sub-blocks of a Q4_K / Q5_K super-block,
+/// computed exactly as the K-quant kernels do.
+static inline void p4k_q4k_subscales(const void *block, float ds[8], float dm[8]) {
+    const p4k_block_q4_k *b = (const p4k_block_q4_k *)block;
+    uint8_t sc[8], m[8];
+    p4k_kscales_bytes(b->scales, sc, m);
+    const float d = p4k_h2f(b->d), dmin = p4k_h2f(b->dmin);
+    for (int j = 0; j < 8; j++) {
+        ds[j] = d * (float)sc[j];
+        dm[j] = dmin * (float)m[j];
+    }
+}
+#endif

@@ -1,0 +1,138 @@
+// Scalar kernels: the definition every other ISA path must equal bit for bit, and the path for
+// CPUs without a vector one. Activation rows are handled one after another (t loops).
+//
+// Q8_0 / Q4_0: block b's exact int32 sum s_b (Q4_0: Σ (q − 8)·a, computed as Σ q·a − 8·Σa), its
+// float term (float)s_b · (d_w · d_a) added into lane b % 8, lanes combined by p4k_combine8.
+// K-quants (activation block b meets sub-block j = b % 8 of super-block b / 8):
+//  - Q4_K / Q5_K (q = 4 or 5 bits; 6-bit scale sc and min m per sub-block):
+//      isum = Σ q·a,  term = d_a · ((d·sc)·isum − (dmin·m)·Σa)
+//  - Q6_K (q − 32 in −32…31; signed 8-bit scale per 16 values):
+//      isum = sc₀·Σ₀ (q−32)·a + sc₁·Σ₁ (q−32)·a,  term = isum · (d · d_a)
+#pragma clang fp contract(off)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
+#endif
+#include "kernels.h"
+#include <math.h>
+
+// ---- Activations -----------------------------------------------------------------------------
+
+void p4k_quantize_activation_scalar(const float *x, size_t n, int8_t *qs, float *d, int32_t *sums) {
+    for (size_t b = 0; b < n / 32; b++) {
+        const float *xb = x + 32 * b;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        const float db = amax / 127.0f;
+        const float id = db ? 1.0f / db : 0.0f;
+        int32_t s = 0;
+        for (int j = 0; j < 32; j++) {
+            int8_t q = (int8_t)roundf(xb[j] * id);
+            qs[32 * b + j] = q;
+            s += q;
+        }
+        d[b] = db;
+        sums[b] = s;
+    }
+}
+
+// ---- Q8_0 / Q4_0 -----------------------------------------------------------------------------
+
+static int q_legacy(const p4k_job *j) {
+    const int q8 = j->format == P4K_Q8_0;
+    const size_t nb = j->cols / 32, stride = q8 ? sizeof(p4k_block_q8_0) : sizeof(p4k_block_q4_0), rb = nb * stride;
+    for (size_t i = 0; i < j->t; i++) {
+        const int8_t *a = j->aq + i * j->cols;
+        const float *ad = j->ad + i * nb;
+        const int32_t *asum = j->asum + i * nb;
+        for (size_t r = 0; r < j->rows; r++) {
+            const uint8_t *row = j->w + r * rb;
+            float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            for (size_t b = 0; b < nb; b++) {
+                int32_t s;
+                if (q8) p4k_sums_q8_0(row + b * stride, a + 32 * b, 1, &s);
+                else p4k_sums_q4_0(row + b * stride, a + 32 * b, asum + b, 1, &s);
+                l[b & 7] = l[b & 7] + (float)s * (p4k_block_scale(row, stride, b) * ad[b]);
+            }
+            p4k_put(j->out + i * j->ldo + r, p4k_combine8(l), j->accumulate);
+        }
+    }
+    return 0;
+}
+
+// ---- K-quants --------------------------------------------------------------------------------
+
+static float row_q6k(const uint8_t *w, const int8_t *aq, const float *ad, size_t nsb) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (size_t i = 0; i < nsb; i++) {
+        const p4k_block_q6_k *blk = (const p4k_block_q6_k *)(w + i * sizeof(p4k_block_q6_k));
+        const float d = p4k_h2f(blk->d);
+        for (int j = 0; j < 8; j++) {
+            const size_t b = 8 * i + (size_t)j;
+            const int h = j / 4, k = j % 4;
+            const int8_t *a = aq + 32 * b;
+            int32_t s[2] = {0, 0};
+            for (int e = 0; e < 32; e++) {
+                const uint8_t lo = blk->ql[64 * h + 32 * (k & 1) + e];
+                const int nib = k < 2 ? (lo & 0xF) : (lo >> 4);
+                const int q = nib | (((blk->qh[32 * h + e] >> (2 * k)) & 3) << 4);
+                s[e / 16] += (q - 32) * a[e];
+            }
+            const int32_t isum = blk->scales[2 * j] * s[0] + blk->scales[2 * j + 1] * s[1];
+            l[j] = l[j] + (float)isum * (d * ad[b]);
+        }
+    }
+    return p4k_combine8(l);
+}
+
+// Q4_K and Q5_K share the sub-block structure; Q5_K adds the fifth bits.
+static float row_q45k(int five, const uint8_t *w, const int8_t *aq, const float *ad, const int32_t *asum, size_t nsb) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const size_t bb = five ? sizeof(p4k_block_q5_k) : sizeof(p4k_block_q4_k);
+    for (size_t i = 0; i < nsb; i++, w += bb) {
+        const p4k_block_q4_k *b4 = (const p4k_block_q4_k *)w;
+        const p4k_block_q5_k *b5 = (const p4k_block_q5_k *)w;
+        const float d = p4k_h2f(b4->d), dmin = p4k_h2f(b4->dmin);
+        uint8_t sc[8], m[8];
+        p4k_kscales_bytes(b4->scales, sc, m);
+        const uint8_t *qs = five ? b5->qs : b4->qs;
+        for (int j = 0; j < 8; j++) {
+            const size_t b = 8 * i + (size_t)j;
+            const int8_t *a = aq + 32 * b;
+            int32_t isum = 0;
+            for (int e = 0; e < 32; e++) {
+                int q = (qs[32 * (j / 2) + e] >> (4 * (j & 1))) & 0xF;
+                if (five) q |= ((b5->qh[e] >> j) & 1) << 4;
+                isum += q * a[e];
+            }
+            const float ds = d * (float)sc[j], dm = dmin * (float)m[j];
+            const float t1 = ds * (float)isum, t2 = dm * (float)asum[b];
+            l[j] = l[j] + ad[b] * (t1 - t2);
+        }
+    }
+    return p4k_combine8(l);
+}
+
+static int q_kquant(const p4k_job *j) {
+    const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
+    for (size_t i = 0; i < j->t; i++) {
+        const int8_t *a = j->aq + i * j->cols;
+        const float *ad = j->ad + i * nb;
+        const int32_t *asum = j->asum + i * nb;
+        for (size_t r = 0; r < j->rows; r++) {
+            const uint8_t *row = j->w + r * rb;
+            const float v = j->format == P4K_Q6_K ? row_q6k(row, a, ad, nsb)
+                                                  : row_q45k(j->format == P4K_Q5_K, row, a, ad, asum, nsb);
+            p4k_put(j->out + i * j->ldo + r, v, j->accumulate);
+        }
+    }
+    return 0;
+}
+
+const p4k_kernel p4k_kernels_scalar[] = {
+    {P4K_Q8_0, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_legacy},
+    {P4K_Q4_0, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_legacy},
+    {P4K_Q4_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_kquant},
+    {P4K_Q5_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_kquant},
+    {P4K_Q6_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_kquant},
+    {0, 0, 0, NULL, NULL},
+};

@@ -1,0 +1,239 @@
+// AVX-512 VNNI kernels on 256-bit vectors (AVX512-VL): `vpdpbusd` multiplies unsigned by signed
+// bytes and adds each group of four products into an int32 lane, exactly (no int16 stage, no
+// saturation), so one instruction does what AVX2 does with `maddubs` + `madd` + an add.
+//  - Rows (one token, small batches): the transposed layout of simd.h, where 32-bit lane k of a
+//    vector holds 4 bytes of block k, so `vpdpbusd` leaves block k's partial sum in lane k: eight
+//    block sums per vector, no reduction at all. Q4_0 multiplies the nibbles (0…15) and subtracts
+//    8·Σa; Q8_0 multiplies u = q + 128 (0…255) and subtracts 128·Σa.
+//  - Panels (larger batches): Q4_0 and Q8_0 in 16-row tiles (one broadcast of 4 activation bytes
+//    feeds two `vpdpbusd`), 8-row tiles for the rest.
+// The 512-bit forms are not used: on AMD Zen 4 they run as two 256-bit halves, and these loops
+// are limited by loads and broadcasts, not by the width of the multiply. The integer sums are
+// exact and the float operations are the AVX2 kernels', in their order: identical bits.
+// (AVX-VNNI, the same instruction without AVX-512 on Intel desktop cores, could run the same code
+// but no such CPU was available to check it, so it is not used.)
+#pragma clang fp contract(off)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
+#endif
+#define _GNU_SOURCE
+#include "panels.h"
+#if defined(__x86_64__)
+
+#define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,f16c"
+
+// ---- Rows ------------------------------------------------------------------------------------
+
+// `nt` ≤ 8 tokens × one Q4_0 or Q8_0 row: each group of 8 blocks is loaded and transposed once
+// and multiplied by every token's transposed activations (`at`, `ldt` apart; `a`, `lda` apart, as
+// quantized, for the tail blocks). `off` = the format's offset × Σa per token and block.
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+rows_vnni(int q8, const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t lda, const int8_t *at, size_t ldt,
+          const float *ad, const int32_t *asum, const int32_t *off, float *res) {
+    const size_t stride = q8 ? sizeof(p4k_block_q8_0) : sizeof(p4k_block_q4_0);
+    const __m256i nib = _mm256_set1_epi8(0xF), flip = _mm256_set1_epi8((char)0x80);
+    __m256 acc[8];
+    for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * stride;
+        __m256i u[8];  // vector v multiplies activation vector v of the transposed layout
+        if (q8) {
+            for (int k = 0; k < 5; k++) _mm_prefetch((const char *)(wb + 2048 + 64 * k), _MM_HINT_T0);
+            const p4k_block_q8_0 *blk = (const p4k_block_q8_0 *)wb;
+            for (int half = 0; half < 2; half++) {
+                __m256i v0 = p4k_load_pair(blk[0].qs + 16 * half, blk[4].qs + 16 * half);
+                __m256i v1 = p4k_load_pair(blk[1].qs + 16 * half, blk[5].qs + 16 * half);
+                __m256i v2 = p4k_load_pair(blk[2].qs + 16 * half, blk[6].qs + 16 * half);
+                __m256i v3 = p4k_load_pair(blk[3].qs + 16 * half, blk[7].qs + 16 * half);
+                P4K_TRANSPOSE4(v0, v1, v2, v3);
+                u[4 * half] = _mm256_xor_si256(v0, flip);
+                u[4 * half + 1] = _mm256_xor_si256(v1, flip);
+                u[4 * half + 2] = _mm256_xor_si256(v2, flip);
+                u[4 * half + 3] = _mm256_xor_si256(v3, flip);
+            }
+        } else {
+            __m256i v[4];
+            p4k_q4_load8(wb, v);
+            for (int g = 0; g < 4; g++) {
+                u[g] = _mm256_and_si256(v[g], nib);
+                u[4 + g] = _mm256_and_si256(_mm256_srli_epi16(v[g], 4), nib);
+            }
+        }
+        const __m256 sc = p4k_scales8(wb, stride);
+        for (int j = 0; j < nt; j++) {
+            const __m256i *ab = (const __m256i *)(at + (size_t)j * ldt + b * 32);
+            __m256i s = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_loadu_si256((const __m256i *)(off + (size_t)j * nb + b)));
+            for (int v = 0; v < 8; v++) s = _mm256_dpbusd_epi32(s, u[v], _mm256_loadu_si256(ab + v));
+            const __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sc, _mm256_loadu_ps(ad + (size_t)j * nb + b)));
+            acc[j] = _mm256_add_ps(acc[j], p);
+        }
+    }
+    for (int j = 0; j < nt; j++) {
+        float l[8];
+        _mm256_storeu_ps(l, acc[j]);
+        int32_t tail[8];
+        if (q8) p4k_sums_q8_0(w + b * stride, a + (size_t)j * lda + b * 32, nb - b, tail);
+        else p4k_sums_q4_0(w + b * stride, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
+        res[j] = p4k_finish_lanes(l, w, stride, ad + (size_t)j * nb, tail, b, nb);
+    }
+}
+
+// One copy per format and token count, so that the token loops unroll.
+#define ROWS_COPIES(Q8)                                                                                                \
+    switch (nt) {                                                                                                      \
+    case 1: rows_vnni(Q8, w, nb, 1, a, lda, at, ldt, ad, asum, off, res); break;                                       \
+    case 2: rows_vnni(Q8, w, nb, 2, a, lda, at, ldt, ad, asum, off, res); break;                                       \
+    case 3: rows_vnni(Q8, w, nb, 3, a, lda, at, ldt, ad, asum, off, res); break;                                       \
+    case 4: rows_vnni(Q8, w, nb, 4, a, lda, at, ldt, ad, asum, off, res); break;                                       \
+    default: rows_vnni(Q8, w, nb, nt, a, lda, at, ldt, ad, asum, off, res); break;                                     \
+    }
+
+__attribute__((target(VNNI_TARGET))) static void rows_vnni_any(int q8, const uint8_t *w, size_t nb, int nt,
+                                                               const int8_t *a, size_t lda, const int8_t *at, size_t ldt,
+                                                               const float *ad, const int32_t *asum, const int32_t *off,
+                                                               float *res) {
+    if (q8) {
+        ROWS_COPIES(1)
+    } else {
+        ROWS_COPIES(0)
+    }
+}
+
+// Q4_0 / Q8_0 × t activation rows, row by row, in groups of up to 8 tokens. Scratch (64-byte
+// aligned): the transposed activations, then the offsets; one token of up to 8,192 columns uses
+// the stack.
+__attribute__((target(VNNI_TARGET))) static int legacy_rows(const p4k_job *job) {
+    const int q8 = job->format == P4K_Q8_0;
+    const size_t t = job->t, cols = job->cols, nb = cols / 32, rb = p4k_row_bytes(job->format, cols);
+    const size_t bytes = (t * cols + t * nb * sizeof(int32_t) + 63) / 64 * 64;
+    _Alignas(64) int8_t stack[36864];
+    int8_t *at = bytes <= sizeof(stack) ? stack : aligned_alloc(64, bytes);
+    if (!at) return -1;
+    int32_t *off = (int32_t *)(at + t * cols);
+    for (size_t i = 0; i < t; i++) p4k_transpose_activations(job->aq + i * cols, nb, at + i * cols);
+    for (size_t i = 0; i < t * nb; i++) off[i] = (q8 ? 128 : 8) * job->asum[i];
+    for (size_t r = 0; r < job->rows; r++) {
+        const uint8_t *row = job->w + r * rb;
+        if (r + 4 < job->rows) __builtin_prefetch(row + 4 * rb, 0, 0);
+        for (size_t i = 0; i < t; i += 8) {
+            const int nt = (int)(t - i < 8 ? t - i : 8);
+            float res[8];
+            rows_vnni_any(q8, row, nb, nt, job->aq + i * cols, cols, at + i * cols, cols, job->ad + i * nb,
+                          job->asum + i * nb, off + i * nb, res);
+            for (int j = 0; j < nt; j++) p4k_put(job->out + (i + (size_t)j) * job->ldo + r, res[j], job->accumulate);
+        }
+    }
+    if (at != stack) free(at);
+    return 0;
+}
+
+// ---- Panels: `nt` (≤ TILE) tokens × 8 rows over all blocks -----------------------------------
+
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad, const int32_t *asum,
+          int nt, float *acc_out) {
+    float lanes[TILE * 64];
+    const int offset = format == P4K_Q4_0 ? 8 : 128;
+    for (size_t k = 0; k < 8; k++) {
+        __m256 acc[TILE];
+        for (int j = 0; j < TILE; j++) acc[j] = _mm256_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const uint8_t *wb = p->w + at * p->block_bytes;
+            const int8_t *ab = a + at * 32;  // activations stored in panel order
+            const __m256 dw = _mm256_loadu_ps(p->d + at * 8);
+            __m256i s32[TILE];
+            for (int j = 0; j < nt; j++) s32[j] = _mm256_set1_epi32(-offset * asum[j * nb + b]);
+            for (int g = 0; g < 8; g++) {
+                const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
+                for (int j = 0; j < nt; j++) {
+                    int32_t v;
+                    memcpy(&v, ab + j * lda + 4 * g, 4);
+                    s32[j] = _mm256_dpbusd_epi32(s32[j], wv, _mm256_set1_epi32(v));
+                }
+            }
+            for (int j = 0; j < nt; j++) FLOAT_STEP(j, s32[j]);
+        }
+        for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + (j * 8 + k) * 8, acc[j]);
+    }
+    combine_lanes(lanes, nt, acc_out);
+}
+
+__attribute__((target(VNNI_TARGET))) static void tile_vnni_any(int format, const panel_t *p, size_t nb, const int8_t *a,
+                                                               size_t lda, const float *ad, const int32_t *asum, int nt,
+                                                               float *o) {
+    if (format == P4K_Q4_0) {
+        TILE_COPIES(tile_vnni, P4K_Q4_0)
+    } else {
+        TILE_COPIES(tile_vnni, P4K_Q8_0)
+    }
+}
+
+
+// ---- Panels: 16 rows (two panels) × up to TILE16 tokens, Q4_0 and Q8_0 -----------------------
+// One broadcast of 4 activation bytes feeds two `vpdpbusd`; the sums start at −offset·Σa.
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+tile16_vnni(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda, const float *ad,
+            const int32_t *off, int nt, float *acc_out) {
+    float lanes[2 * TILE16 * 64];
+    for (size_t k = 0; k < 8; k++) {
+        __m256 acc0[TILE16], acc1[TILE16];
+        for (int j = 0; j < TILE16; j++) acc0[j] = acc1[j] = _mm256_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const uint8_t *w0 = p->w + at * 256, *w1 = q->w + at * 256;
+            const int8_t *ab = a + at * 32;  // activations stored in panel order
+            __m256i s0[TILE16], s1[TILE16];
+            for (int j = 0; j < nt; j++) s0[j] = s1[j] = _mm256_set1_epi32(-off[j * nb + b]);
+            for (int g = 0; g < 8; g++) {
+                const __m256i v0 = _mm256_load_si256((const __m256i *)(w0 + 32 * g));
+                const __m256i v1 = _mm256_load_si256((const __m256i *)(w1 + 32 * g));
+                for (int j = 0; j < nt; j++) {
+                    const __m256i x = bcast4(ab + j * lda + 4 * g);
+                    s0[j] = _mm256_dpbusd_epi32(s0[j], v0, x);
+                    s1[j] = _mm256_dpbusd_epi32(s1[j], v1, x);
+                }
+            }
+            const __m256 d0 = _mm256_load_ps(p->d + at * 8), d1 = _mm256_load_ps(q->d + at * 8);
+            for (int j = 0; j < nt; j++) {
+                const __m256 da = _mm256_set1_ps(ad[j * nb + b]);
+                acc0[j] = _mm256_add_ps(acc0[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s0[j]), _mm256_mul_ps(d0, da)));
+                acc1[j] = _mm256_add_ps(acc1[j], _mm256_mul_ps(_mm256_cvtepi32_ps(s1[j]), _mm256_mul_ps(d1, da)));
+            }
+        }
+        for (int j = 0; j < nt; j++) {
+            _mm256_storeu_ps(lanes + (2 * j * 8 + k) * 8, acc0[j]);
+            _mm256_storeu_ps(lanes + ((2 * j + 1) * 8 + k) * 8, acc1[j]);
+        }
+    }
+    combine_lanes(lanes, 2 * nt, acc_out);  // token j: rows 0…7 at 16 j, rows 8…15 at 16 j + 8
+}
+
+__attribute__((target(VNNI_TARGET))) static void tile16_vnni_any(const panel_t *p, const panel_t *q, size_t nb,
+                                                                 const int8_t *a, size_t lda, const float *ad,
+                                                                 const int32_t *off, int nt, float *o) {
+    switch (nt) {
+    case 1: tile16_vnni(p, q, nb, a, lda, ad, off, 1, o); break;
+    case 2: tile16_vnni(p, q, nb, a, lda, ad, off, 2, o); break;
+    default: tile16_vnni(p, q, nb, a, lda, ad, off, 3, o); break;
+    }
+}
+
+// ---- Kernel entry points ---------------------------------------------------------------------
+
+__attribute__((target(VNNI_TARGET))) static int legacy_panels(const p4k_job *job) {
+    return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_vnni_any);
+}
+
+#define ONE_SMALL ((1u << P4K_CLASS_ONE) | (1u << P4K_CLASS_SMALL))
+#define BATCHES ((1u << P4K_CLASS_SMALL) | (1u << P4K_CLASS_LARGE))
+
+const p4k_kernel p4k_kernels_vnni[] = {
+    {P4K_Q4_0, P4K_ISA_VNNI, ONE_SMALL, "vnni-rows", legacy_rows},
+    {P4K_Q8_0, P4K_ISA_VNNI, ONE_SMALL, "vnni-rows", legacy_rows},
+    {P4K_Q4_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", legacy_panels},
+    {P4K_Q8_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", legacy_panels},
+    {0, 0, 0, NULL, NULL},
+};
+#endif
