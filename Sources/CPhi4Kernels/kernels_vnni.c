@@ -6,7 +6,8 @@
 //    block sums per vector, no reduction at all. Q4_0 multiplies the nibbles (0…15) and subtracts
 //    8·Σa; Q8_0 multiplies u = q + 128 (0…255) and subtracts 128·Σa.
 //  - Panels (larger batches): Q4_0 and Q8_0 in 16-row tiles (one broadcast of 4 activation bytes
-//    feeds two `vpdpbusd`), 8-row tiles for the rest.
+//    feeds two `vpdpbusd`), 8-row tiles for the rest; Q4_K and Q6_K (the Q4_K_M mix) in 8-row
+//    tiles over the panels of panels.h.
 // The 512-bit forms are not used: on AMD Zen 4 they run as two 256-bit halves, and these loops
 // are limited by loads and broadcasts, not by the width of the multiply. The integer sums are
 // exact and the float operations are the AVX2 kernels', in their order: identical bits.
@@ -134,7 +135,7 @@ __attribute__((target(VNNI_TARGET), always_inline)) static inline void
 tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad, const int32_t *asum,
           int nt, float *acc_out) {
     float lanes[TILE * 64];
-    const int offset = format == P4K_Q4_0 ? 8 : 128;
+    const int offset = format == P4K_Q4_0 ? 8 : format == P4K_Q8_0 ? 128 : 0;
     for (size_t k = 0; k < 8; k++) {
         __m256 acc[TILE];
         for (int j = 0; j < TILE; j++) acc[j] = _mm256_setzero_ps();
@@ -143,17 +144,40 @@ tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
             const uint8_t *wb = p->w + at * p->block_bytes;
             const int8_t *ab = a + at * 32;  // activations stored in panel order
             const __m256 dw = _mm256_loadu_ps(p->d + at * 8);
-            __m256i s32[TILE];
-            for (int j = 0; j < nt; j++) s32[j] = _mm256_set1_epi32(-offset * asum[j * nb + b]);
+            // Q6_K: element groups 0–3 and 4–7 sum separately (their 16-value scales differ).
+            __m256i s32[TILE], hi[TILE];
+            for (int j = 0; j < nt; j++) s32[j] = hi[j] = _mm256_set1_epi32(-offset * asum[j * nb + b]);
             for (int g = 0; g < 8; g++) {
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
                 for (int j = 0; j < nt; j++) {
-                    int32_t v;
-                    memcpy(&v, ab + j * lda + 4 * g, 4);
-                    s32[j] = _mm256_dpbusd_epi32(s32[j], wv, _mm256_set1_epi32(v));
+                    const __m256i x = bcast4(ab + j * lda + 4 * g);
+                    if (format == P4K_Q6_K && g >= 4) hi[j] = _mm256_dpbusd_epi32(hi[j], wv, x);
+                    else s32[j] = _mm256_dpbusd_epi32(s32[j], wv, x);
                 }
             }
-            for (int j = 0; j < nt; j++) FLOAT_STEP(j, s32[j]);
+            if (format == P4K_Q4_K) {
+                // term = d_a · ((d·sc)·Σq·a − (dmin·m)·Σa), as the K-quant row kernel computes it.
+                const __m256 dm = _mm256_loadu_ps(p->dm + at * 8);
+                for (int j = 0; j < nt; j++) {
+                    const __m256 t1 = _mm256_mul_ps(dw, _mm256_cvtepi32_ps(s32[j]));
+                    const __m256 t2 = _mm256_mul_ps(dm, _mm256_set1_ps((float)asum[j * nb + b]));
+                    acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_set1_ps(ad[j * nb + b]), _mm256_sub_ps(t1, t2)));
+                }
+            } else if (format == P4K_Q6_K) {
+                // sc₀·Σ₀ q·a + sc₁·Σ₁ q·a − 32·(sc₀·A₀ + sc₁·A₁) (asum holds the A pairs): the row
+                // kernel's exact integer. The stored [sc sc] int16 pairs give sc as int32 by a shift.
+                const __m256i *sv = (const __m256i *)(p->sc + at * 48);
+                const __m256i sc0 = _mm256_srai_epi32(_mm256_load_si256(sv), 16);
+                const __m256i sc1 = _mm256_srai_epi32(_mm256_load_si256(sv + 1), 16), sx = _mm256_load_si256(sv + 2);
+                for (int j = 0; j < nt; j++) {
+                    const __m256i off = _mm256_madd_epi16(sx, _mm256_set1_epi32(asum[j * nb + b]));
+                    __m256i isum = _mm256_add_epi32(_mm256_mullo_epi32(s32[j], sc0), _mm256_mullo_epi32(hi[j], sc1));
+                    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
+                    FLOAT_STEP(j, isum);
+                }
+            } else {
+                for (int j = 0; j < nt; j++) FLOAT_STEP(j, s32[j]);
+            }
         }
         for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + (j * 8 + k) * 8, acc[j]);
     }
@@ -165,8 +189,12 @@ __attribute__((target(VNNI_TARGET))) static void tile_vnni_any(int format, const
                                                                float *o) {
     if (format == P4K_Q4_0) {
         TILE_COPIES(tile_vnni, P4K_Q4_0)
-    } else {
+    } else if (format == P4K_Q8_0) {
         TILE_COPIES(tile_vnni, P4K_Q8_0)
+    } else if (format == P4K_Q4_K) {
+        TILE_COPIES(tile_vnni, P4K_Q4_K)
+    } else {
+        TILE_COPIES(tile_vnni, P4K_Q6_K)
     }
 }
 
@@ -223,7 +251,11 @@ __attribute__((target(VNNI_TARGET))) static void tile16_vnni_any(const panel_t *
 // ---- Kernel entry points ---------------------------------------------------------------------
 
 __attribute__((target(VNNI_TARGET))) static int legacy_panels(const p4k_job *job) {
-    return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_vnni_any);
+    return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_vnni_any, TILE16);
+}
+
+__attribute__((target(VNNI_TARGET))) static int kquant_panels(const p4k_job *job) {
+    return p4k_panels_gemm(job, 0, tile_vnni_any, NULL, 0);
 }
 
 #define ONE_SMALL ((1u << P4K_CLASS_ONE) | (1u << P4K_CLASS_SMALL))
@@ -234,6 +266,8 @@ const p4k_kernel p4k_kernels_vnni[] = {
     {P4K_Q8_0, P4K_ISA_VNNI, ONE_SMALL, "vnni-rows", legacy_rows},
     {P4K_Q4_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", legacy_panels},
     {P4K_Q8_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", legacy_panels},
+    {P4K_Q4_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
+    {P4K_Q6_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
     {0, 0, 0, NULL, NULL},
 };
 #endif

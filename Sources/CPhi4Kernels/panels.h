@@ -206,6 +206,57 @@ __attribute__((target("avx2"))) static inline void repack_q4k_avx2(const uint8_t
 }
 
 
+// Q6_K, eight full rows: each row's super-block decoded with vector operations (as the row
+// kernel decodes it) into 8 blocks of 32 values, then each block's 8 rows transposed like Q8_0's.
+__attribute__((target("avx2"))) static inline void repack_q6k_avx2(const uint8_t *w, size_t rb, size_t nb, panel_t *p) {
+    const __m256i nib = _mm256_set1_epi8(0xF), hmask = _mm256_set1_epi8(0x30);
+    _Alignas(32) uint8_t tmp[8][8][32];  // [row][block][value]
+    for (size_t i = 0; i < nb / 8; i++) {
+        for (size_t r = 0; r < 8; r++) {
+            const p4k_block_q6_k *blk = (const p4k_block_q6_k *)(w + r * rb + i * sizeof(p4k_block_q6_k));
+            const float d = p4k_h2f(blk->d);
+            for (size_t j = 0; j < 8; j++) {
+                const size_t at = slot(p, 8 * i + j);
+                int16_t *sc = p->sc + at * 48;
+                const int16_t s0 = blk->scales[2 * j], s1 = blk->scales[2 * j + 1];
+                sc[2 * r] = sc[2 * r + 1] = s0;
+                sc[16 + 2 * r] = sc[16 + 2 * r + 1] = s1;
+                sc[32 + 2 * r] = s0;
+                sc[32 + 2 * r + 1] = s1;
+                p->d[at * 8 + r] = d;
+            }
+            for (int h = 0; h < 2; h++) {
+                const __m256i l0 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h));
+                const __m256i l1 = _mm256_loadu_si256((const __m256i *)(blk->ql + 64 * h + 32));
+                const __m256i hv = _mm256_loadu_si256((const __m256i *)(blk->qh + 32 * h));
+                const __m256i q0 = _mm256_or_si256(_mm256_and_si256(l0, nib), _mm256_and_si256(_mm256_slli_epi16(hv, 4), hmask));
+                const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l1, nib), _mm256_and_si256(_mm256_slli_epi16(hv, 2), hmask));
+                const __m256i q2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), nib), _mm256_and_si256(hv, hmask));
+                const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), nib),
+                                                   _mm256_and_si256(_mm256_srli_epi16(hv, 2), hmask));
+                _mm256_store_si256((__m256i *)tmp[r][4 * h], q0);
+                _mm256_store_si256((__m256i *)tmp[r][4 * h + 1], q1);
+                _mm256_store_si256((__m256i *)tmp[r][4 * h + 2], q2);
+                _mm256_store_si256((__m256i *)tmp[r][4 * h + 3], q3);
+            }
+        }
+        const size_t stride = sizeof(tmp[0]);
+        for (size_t j = 0; j < 8; j++) {
+            uint8_t *dst = p->w + slot(p, 8 * i + j) * p->block_bytes;
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *q = tmp[0][j] + 16 * half;
+                __m256i a = p4k_load_pair(q, q + 4 * stride), c = p4k_load_pair(q + stride, q + 5 * stride);
+                __m256i e = p4k_load_pair(q + 2 * stride, q + 6 * stride), f = p4k_load_pair(q + 3 * stride, q + 7 * stride);
+                P4K_TRANSPOSE4(a, c, e, f);
+                _mm256_storeu_si256((__m256i *)(dst + 32 * (4 * half)), a);
+                _mm256_storeu_si256((__m256i *)(dst + 32 * (4 * half + 1)), c);
+                _mm256_storeu_si256((__m256i *)(dst + 32 * (4 * half + 2)), e);
+                _mm256_storeu_si256((__m256i *)(dst + 32 * (4 * half + 3)), f);
+            }
+        }
+    }
+}
+
 // ---- Shared by the tiles ---------------------------------------------------------------------
 
 // ---- AVX2 tiles: `nt` (≤ TILE) tokens × 8 rows over all blocks ----------------------------------
@@ -260,7 +311,8 @@ __attribute__((target("avx2"))) static inline void put16(float *out, const float
 /// A tile routine: `nt` (≤ TILE) tokens × the 8 rows of panel `p` over all blocks → o[8·j + r].
 typedef void (*p4k_tile_fn)(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad,
                             const int32_t *asum, int nt, float *o);
-/// A wide tile routine: `nt` (≤ TILE16) tokens × 16 rows (panels p and q) → o[16·j + r]; off8: the
+/// A wide tile routine: `nt` (≤ its token count, at most TILE16) tokens × 16 rows (panels p and q)
+/// → o[16·j + r]; off8: the
 /// format's offset times Σa per token and block.
 typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda,
                               const float *ad, const int32_t *off8, int nt, float *o);
@@ -268,10 +320,11 @@ typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, con
 // ---- Driver ----------------------------------------------------------------------------------
 
 /// The panel kernel: chunks of TOKEN_CHUNK tokens; per chunk, each group of 8 rows (16 with
-/// `tile16`) repacked once and multiplied by every token of the chunk. `split`: Q8_0's
+/// `tile16_fn`, in steps of `tile16_tokens` tokens) repacked once and multiplied by every token of
+/// the chunk. `split`: Q8_0's
 /// two nibble planes (for `maddubs`). Returns -1 (nothing written) when scratch memory is missing.
 __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k_job *job, int split, p4k_tile_fn tile_fn,
-                                                                       p4k_tile16_fn tile16_fn) {
+                                                                       p4k_tile16_fn tile16_fn, int tile16_tokens) {
     const int format = job->format;
     const uint8_t *w = job->w;
     const size_t cols = job->cols, rows = job->rows, t = job->t, ldo = job->ldo;
@@ -334,10 +387,11 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
         for (size_t r0 = 0; r0 < rows;) {
             const uint8_t *wr = (const uint8_t *)w + r0 * rb;
             if (wide && rows - r0 >= 16) {
-                repack_avx2(format, 0, wr, rb, nb, &p);
-                repack_avx2(format, 0, wr + 8 * rb, rb, nb, &q);
-                for (size_t i = i0; i < i0 + tc; i += TILE16) {
-                    const int nt = (int)(i0 + tc - i < TILE16 ? i0 + tc - i : TILE16);
+                repack_avx2(format, split, wr, rb, nb, &p);
+                repack_avx2(format, split, wr + 8 * rb, rb, nb, &q);
+                const size_t step = (size_t)tile16_tokens;
+                for (size_t i = i0; i < i0 + tc; i += step) {
+                    const int nt = (int)(i0 + tc - i < step ? i0 + tc - i : step);
                     tile16_fn(&p, &q, nb, ap + i * ldp, ldp, ad + i * nb, off8 + i * nb, nt, tile);
                     for (int j = 0; j < nt; j++) put16(out + (i + (size_t)j) * ldo + r0, tile + 16 * j, accumulate);
                 }
@@ -345,7 +399,8 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
                 continue;
             }
             const size_t n = rows - r0 < 8 ? rows - r0 : 8;
-            if (q6k) repack_q6k(wr, rb, nb, n, &p);
+            if (q6k && n == 8) repack_q6k_avx2(wr, rb, nb, &p);
+            else if (q6k) repack_q6k(wr, rb, nb, n, &p);
             else if (q4k && n == 8) repack_q4k_avx2(wr, rb, nb, &p);
             else if (q4k) repack_q4k(wr, rb, nb, n, &p);
             else if (n == 8) repack_avx2(format, split, wr, rb, nb, &p);
