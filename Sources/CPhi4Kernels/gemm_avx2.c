@@ -1,6 +1,6 @@
 // AVX2 panel kernels for batches of tokens (prefill chunks, verification passes, batched
-// decoding): Q4_0 (16-row tiles), Q8_0 (two nibble planes), Q4_K and Q6_K over the panels of
-// panels.h.
+// decoding): Q4_0 and Q8_0 (16-row tiles; Q8_0 in two nibble planes), Q4_K, Q5_K and Q6_K over
+// the panels of panels.h.
 // Outputs equal the row kernels' bit for bit.
 #pragma clang fp contract(off)
 #if defined(__GNUC__) && !defined(__clang__)
@@ -25,7 +25,7 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
             const uint8_t *wb = p->w + at * p->block_bytes;
             const int8_t *ab = a + at * 32;  // activations stored in panel order
             const __m256 dw = _mm256_loadu_ps(p->d + at * 8);
-            __m256i s16[TILE], l16[TILE], s32[TILE];  // l16: Q8_0's low-nibble plane
+            __m256i s16[TILE], l16[TILE], s32[TILE];  // l16: Q8_0's low-nibble plane, Q5_K's first four groups
             for (int j = 0; j < nt; j++) s16[j] = l16[j] = _mm256_setzero_si256();
             for (int g = 0; g < 8; g++) {
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
@@ -40,17 +40,26 @@ tile_avx2(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
                     for (int j = 0; j < nt; j++)
                         s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(wv, bcast4(ab + j * lda + 4 * g)));
                 }
+                // Q5_K: |pair| ≤ 2·31·127 = 7874, so four groups at most add in int16 (l16 keeps
+                // the first four, widened later).
+                if (format == P4K_Q5_K && g == 3)
+                    for (int j = 0; j < nt; j++) {
+                        l16[j] = s16[j];
+                        s16[j] = _mm256_setzero_si256();
+                    }
             }
             if (format == P4K_Q4_0) {
                 for (int j = 0; j < nt; j++) {
                     s32[j] = _mm256_sub_epi32(_mm256_madd_epi16(s16[j], ones), _mm256_set1_epi32(8 * asum[j * nb + b]));
                     FLOAT_STEP(j, s32[j]);
                 }
-            } else if (format == P4K_Q4_K) {
+            } else if (format == P4K_Q4_K || format == P4K_Q5_K) {
                 // term = d_a · ((d·sc)·Σq·a − (dmin·m)·Σa), as the K-quant row kernel computes it.
                 const __m256 dm = _mm256_loadu_ps(p->dm + at * 8);
                 for (int j = 0; j < nt; j++) {
-                    const __m256 t1 = _mm256_mul_ps(dw, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[j], ones)));
+                    __m256i isum = _mm256_madd_epi16(s16[j], ones);
+                    if (format == P4K_Q5_K) isum = _mm256_add_epi32(isum, _mm256_madd_epi16(l16[j], ones));
+                    const __m256 t1 = _mm256_mul_ps(dw, _mm256_cvtepi32_ps(isum));
                     const __m256 t2 = _mm256_mul_ps(dm, _mm256_set1_ps((float)asum[j * nb + b]));
                     acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_set1_ps(ad[j * nb + b]), _mm256_sub_ps(t1, t2)));
                 }
@@ -123,6 +132,8 @@ __attribute__((target("avx2,f16c"))) static void tile_avx2_any(int format, const
         }
     } else if (format == P4K_Q4_K) {
         TILE_COPIES(tile_avx2, P4K_Q4_K)
+    } else if (format == P4K_Q5_K) {
+        TILE_COPIES(tile_avx2, P4K_Q5_K)
     } else if (format == P4K_Q4_0) {
         TILE_COPIES(tile_avx2, P4K_Q4_0)
     } else {
@@ -277,6 +288,7 @@ const p4k_kernel p4k_gemm_avx2[] = {
     {P4K_Q4_0, P4K_ISA_AVX2, BATCHES, "avx2-panels", q4_0_panels},
     {P4K_Q8_0, P4K_ISA_AVX2, BATCHES, "avx2-panels", q8_0_panels},
     {P4K_Q4_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", kquant_panels},
+    {P4K_Q5_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", kquant_panels},
     {P4K_Q6_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", kquant_panels},
     {0, 0, 0, NULL, NULL},
 };

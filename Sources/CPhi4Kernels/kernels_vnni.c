@@ -6,7 +6,7 @@
 //    block sums per vector, no reduction at all. Q4_0 multiplies the nibbles (0…15) and subtracts
 //    8·Σa; Q8_0 multiplies u = q + 128 (0…255) and subtracts 128·Σa.
 //  - Panels (larger batches): Q4_0 and Q8_0 in 16-row tiles (one broadcast of 4 activation bytes
-//    feeds two `vpdpbusd`), 8-row tiles for the rest; Q4_K and Q6_K (the Q4_K_M mix) in 8-row
+//    feeds two `vpdpbusd`), 8-row tiles for the rest; Q4_K, Q5_K and Q6_K in 8-row
 //    tiles over the panels of panels.h.
 // The 512-bit forms are not used: on AMD Zen 4 they run as two 256-bit halves, and these loops
 // are limited by loads and broadcasts, not by the width of the multiply. The integer sums are
@@ -155,7 +155,7 @@ tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
                     else s32[j] = _mm256_dpbusd_epi32(s32[j], wv, x);
                 }
             }
-            if (format == P4K_Q4_K) {
+            if (format == P4K_Q4_K || format == P4K_Q5_K) {
                 // term = d_a · ((d·sc)·Σq·a − (dmin·m)·Σa), as the K-quant row kernel computes it.
                 const __m256 dm = _mm256_loadu_ps(p->dm + at * 8);
                 for (int j = 0; j < nt; j++) {
@@ -193,6 +193,8 @@ __attribute__((target(VNNI_TARGET))) static void tile_vnni_any(int format, const
         TILE_COPIES(tile_vnni, P4K_Q8_0)
     } else if (format == P4K_Q4_K) {
         TILE_COPIES(tile_vnni, P4K_Q4_K)
+    } else if (format == P4K_Q5_K) {
+        TILE_COPIES(tile_vnni, P4K_Q5_K)
     } else {
         TILE_COPIES(tile_vnni, P4K_Q6_K)
     }
@@ -267,6 +269,7 @@ const p4k_kernel p4k_kernels_vnni[] = {
     {P4K_Q4_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", legacy_panels},
     {P4K_Q8_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", legacy_panels},
     {P4K_Q4_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
+    {P4K_Q5_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
     {P4K_Q6_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
     {0, 0, 0, NULL, NULL},
 };

@@ -12,7 +12,9 @@
 //  - Q8_0: u = q + 128 (0…255). AVX2 splits u = 16·h + l into two nibble panels (`split`) so that
 //    `maddubs` cannot saturate; VNNI (`vpdpbusd`) multiplies u directly. The offset 128 comes off
 //    as 128·Σa.
-//  - Q4_K: 4-bit values 0…15 with a float scale d·sc and min dmin·m per row and sub-block.
+//  - Q4_K / Q5_K: 4- or 5-bit values (0…15 / 0…31) with a float scale d·sc and min dmin·m per row
+//    and sub-block.
+//  - Q6_K: 6-bit values 0…63 with the 16-value scales as int16 (see repack_q6k).
 // Every output equals the row kernels' bit for bit (kernels.h): the same exact block sums, the same
 // float terms in each lane's block order, the same combine tree.
 #ifndef P4K_PANELS_H
@@ -75,12 +77,15 @@ static inline void repack_scalar(int format, int split, const uint8_t *w, size_t
     }
 }
 
-// Q4_K: block b of the row is sub-block b % 8 of super-block b / 8; its 32 values are 4-bit
-// (0…15, no offset), with a float scale and min per row and sub-block.
-static inline void repack_q4k(const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t *p) {
+// Q4_K / Q5_K: block b of the row is sub-block b % 8 of super-block b / 8; its 32 values are
+// 4-bit (0…15) or 5-bit (0…31, the fifth bit from qh), no offset, with a float scale and min per
+// row and sub-block (the layouts share d, dmin and the scales).
+static inline void repack_q45k(int format, const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t *p) {
+    const int five = format == P4K_Q5_K;
+    const size_t bb = five ? sizeof(p4k_block_q5_k) : sizeof(p4k_block_q4_k);
     for (size_t r = 0; r < 8; r++) {
         for (size_t i = 0; i < nb / 8; i++) {
-            const uint8_t *blk = w + r * rb + i * sizeof(p4k_block_q4_k);
+            const uint8_t *blk = w + r * rb + i * bb;
             float ds[8] = {0}, dm[8] = {0};
             if (r < n) p4k_q4k_subscales(blk, ds, dm);
             for (size_t j = 0; j < 8; j++) {
@@ -88,9 +93,12 @@ static inline void repack_q4k(const uint8_t *w, size_t rb, size_t nb, size_t n, 
                 uint8_t *dst = p->w + at * p->block_bytes;
                 p->d[at * 8 + r] = ds[j];
                 p->dm[at * 8 + r] = dm[j];
-                const uint8_t *qs = ((const p4k_block_q4_k *)blk)->qs + 32 * (j / 2);
-                for (int e = 0; e < 32; e++)
-                    dst[(e / 4) * 32 + r * 4 + (size_t)(e % 4)] = r < n ? (uint8_t)((qs[e] >> (4 * (j & 1))) & 0xF) : 0;
+                const uint8_t *qs = (five ? ((const p4k_block_q5_k *)blk)->qs : ((const p4k_block_q4_k *)blk)->qs) + 32 * (j / 2);
+                for (int e = 0; e < 32; e++) {
+                    int q = (qs[e] >> (4 * (j & 1))) & 0xF;
+                    if (five) q |= ((((const p4k_block_q5_k *)blk)->qh[e] >> j) & 1) << 4;
+                    dst[(e / 4) * 32 + r * 4 + (size_t)(e % 4)] = r < n ? (uint8_t)q : 0;
+                }
             }
         }
     }
@@ -206,14 +214,39 @@ __attribute__((target("avx2"))) static inline void repack_q4k_avx2(const uint8_t
 }
 
 
-// Q6_K, eight full rows: each row's super-block decoded with vector operations (as the row
-// kernel decodes it) into 8 blocks of 32 values, then each block's 8 rows transposed like Q8_0's.
-__attribute__((target("avx2"))) static inline void repack_q6k_avx2(const uint8_t *w, size_t rb, size_t nb, panel_t *p) {
-    const __m256i nib = _mm256_set1_epi8(0xF), hmask = _mm256_set1_epi8(0x30);
+// Q5_K / Q6_K, eight full rows: each row's super-block decoded with vector operations (as the
+// row kernels decode it) into 8 blocks of 32 values, then each block's 8 rows transposed like
+// Q8_0's (4 bytes of each row side by side).
+__attribute__((target("avx2"))) static inline void repack_k56_avx2(int format, const uint8_t *w, size_t rb, size_t nb,
+                                                                  panel_t *p) {
+    const __m256i nib = _mm256_set1_epi8(0xF), hmask = _mm256_set1_epi8(0x30), bit4 = _mm256_set1_epi8(0x10);
+    const size_t bb = p4k_kquant_block_bytes(format);
     _Alignas(32) uint8_t tmp[8][8][32];  // [row][block][value]
     for (size_t i = 0; i < nb / 8; i++) {
         for (size_t r = 0; r < 8; r++) {
-            const p4k_block_q6_k *blk = (const p4k_block_q6_k *)(w + r * rb + i * sizeof(p4k_block_q6_k));
+            const uint8_t *raw = w + r * rb + i * bb;
+            if (format == P4K_Q5_K) {
+                const p4k_block_q5_k *blk = (const p4k_block_q5_k *)raw;
+                float ds[8], dm[8];
+                p4k_q4k_subscales(blk, ds, dm);
+                for (size_t j = 0; j < 8; j++) {
+                    p->d[slot(p, 8 * i + j) * 8 + r] = ds[j];
+                    p->dm[slot(p, 8 * i + j) * 8 + r] = dm[j];
+                }
+                const __m256i hv = _mm256_loadu_si256((const __m256i *)blk->qh);
+                for (int pr = 0; pr < 4; pr++) {
+                    const __m256i q = _mm256_loadu_si256((const __m256i *)(blk->qs + 32 * pr));
+                    // Bit j of each qh byte moved to 0x10: shift left by 4 − j (j ≤ 4) or right.
+                    const int j0 = 2 * pr, j1 = 2 * pr + 1;
+                    const __m256i h0 = j0 <= 4 ? _mm256_slli_epi16(hv, 4 - j0) : _mm256_srli_epi16(hv, j0 - 4);
+                    const __m256i h1 = j1 <= 4 ? _mm256_slli_epi16(hv, 4 - j1) : _mm256_srli_epi16(hv, j1 - 4);
+                    _mm256_store_si256((__m256i *)tmp[r][j0], _mm256_or_si256(_mm256_and_si256(q, nib), _mm256_and_si256(h0, bit4)));
+                    _mm256_store_si256((__m256i *)tmp[r][j1], _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), nib),
+                                                                              _mm256_and_si256(h1, bit4)));
+                }
+                continue;
+            }
+            const p4k_block_q6_k *blk = (const p4k_block_q6_k *)raw;
             const float d = p4k_h2f(blk->d);
             for (size_t j = 0; j < 8; j++) {
                 const size_t at = slot(p, 8 * i + j);
@@ -333,7 +366,7 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
     const int32_t *asum = job->asum;
     float *out = job->out;
     const int accumulate = job->accumulate;
-    const int q4k = format == P4K_Q4_K, q6k = format == P4K_Q6_K;
+    const int q4k = format == P4K_Q4_K || format == P4K_Q5_K, q6k = format == P4K_Q6_K;  // q4k: Q4_K and Q5_K
     const int wide = tile16_fn != NULL;
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
     panel_t p = {.block_bytes = split ? 512 : 256, .per_lane = (nb + 7) / 8};
@@ -399,10 +432,10 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
                 continue;
             }
             const size_t n = rows - r0 < 8 ? rows - r0 : 8;
-            if (q6k && n == 8) repack_q6k_avx2(wr, rb, nb, &p);
+            if ((q6k || format == P4K_Q5_K) && n == 8) repack_k56_avx2(format, wr, rb, nb, &p);
             else if (q6k) repack_q6k(wr, rb, nb, n, &p);
-            else if (q4k && n == 8) repack_q4k_avx2(wr, rb, nb, &p);
-            else if (q4k) repack_q4k(wr, rb, nb, n, &p);
+            else if (format == P4K_Q4_K && n == 8) repack_q4k_avx2(wr, rb, nb, &p);
+            else if (q4k) repack_q45k(format, wr, rb, nb, n, &p);
             else if (n == 8) repack_avx2(format, split, wr, rb, nb, &p);
             else repack_scalar(format, split, wr, rb, nb, n, &p);
             for (size_t i = i0; i < i0 + tc; i += TILE) {
