@@ -390,9 +390,10 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
     panel_t q = p;
     q.w = wide ? aligned_alloc(64, 8 * p.per_lane * p.block_bytes) : NULL;
     q.d = wide ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
-    // The offset per token and block: 8·Σa (Q4_0) or 128·Σa (Q8_0 unsplit, VNNI).
+    q.dm = wide && q4k ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
+    // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's tile takes Σa itself.
     int32_t *off8 = wide ? malloc(t * nb * sizeof(int32_t)) : NULL;
-    const int32_t offset = format == P4K_Q8_0 ? 128 : 8;
+    const int32_t offset = format == P4K_Q8_0 ? 128 : format == P4K_Q4_K ? 1 : 8;
     if (off8)
         for (size_t i = 0; i < t * nb; i++) off8[i] = offset * asum[i];
     // The activations with their blocks in panel order, so that each lane's pass reads them
@@ -402,7 +403,7 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
     if (ap)
         for (size_t i = 0; i < t; i++)
             for (size_t b = 0; b < nb; b++) memcpy(ap + i * ldp + slot(&p, b) * 32, aq + i * cols + b * 32, 32);
-    if (!p.w || !p.d || (q4k && !p.dm) || (q6k && (!p.sc || !pairs)) || !ap || (wide && (!q.w || !q.d || !off8))) {
+    if (!p.w || !p.d || (q4k && !p.dm) || (q6k && (!p.sc || !pairs)) || !ap || (wide && (!q.w || !q.d || !off8 || (q4k && !q.dm)))) {
         free(pairs);
         free(p.sc);
         free(off8);
@@ -412,6 +413,7 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
         free(p.dm);
         free(q.w);
         free(q.d);
+        free(q.dm);
         return -1;
     }
     float tile[16 * TILE16 > 8 * TILE ? 16 * TILE16 : 8 * TILE];  // one tile's outputs: tokens × rows
@@ -420,8 +422,13 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
         for (size_t r0 = 0; r0 < rows;) {
             const uint8_t *wr = (const uint8_t *)w + r0 * rb;
             if (wide && rows - r0 >= 16) {
-                repack_avx2(format, split, wr, rb, nb, &p);
-                repack_avx2(format, split, wr + 8 * rb, rb, nb, &q);
+                if (format == P4K_Q4_K) {
+                    repack_q4k_avx2(wr, rb, nb, &p);
+                    repack_q4k_avx2(wr + 8 * rb, rb, nb, &q);
+                } else {
+                    repack_avx2(format, split, wr, rb, nb, &p);
+                    repack_avx2(format, split, wr + 8 * rb, rb, nb, &q);
+                }
                 const size_t step = (size_t)tile16_tokens;
                 for (size_t i = i0; i < i0 + tc; i += step) {
                     const int nt = (int)(i0 + tc - i < step ? i0 + tc - i : step);
@@ -457,6 +464,7 @@ __attribute__((target("avx2,f16c"))) static inline int p4k_panels_gemm(const p4k
     free(pairs);
     free(q.w);
     free(q.d);
+    free(q.dm);
     free(off8);
     free(ap);
     return 0;
