@@ -7,7 +7,8 @@ let package = Package(
         // The Swift engine, for Swift programs that depend on this package.
         .library(name: "Phi4", targets: ["Phi4"]),
         // The C ABI as a dynamic library; `make lib` links it statically against the Swift
-        // runtime and installs it as libphi4.so (see DESIGN.md: it cannot be named `phi4`).
+        // runtime and installs it as libphi4.so (it cannot be named `phi4`: SwiftPM silently drops one
+        // of two products with the same name, and the executable is `phi4`).
         .library(name: "Phi4Shared", type: .dynamic, targets: ["Phi4CAPI"]),
         // The command-line tool.
         .executable(name: "phi4", targets: ["Phi4CLI"]),

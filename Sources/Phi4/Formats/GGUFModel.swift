@@ -1,7 +1,7 @@
 /// Phi-4 in GGUF, as llama.cpp's converter writes it (architecture `phi3`): reading a model and
 /// its tokenizer, and writing one from an HF checkpoint (``GGUFExport``).
 enum GGUFModel {
-    /// GGUF tensor names for HF names (DESIGN.md §1).
+    /// GGUF tensor names (llama.cpp's `phi3` architecture, as the `gguf` package writes them) for HF names.
     static func ggufName(_ hf: String) -> String? {
         if hf == "model.embed_tokens.weight" { return "token_embd.weight" }
         if hf == "model.norm.weight" { return "output_norm.weight" }

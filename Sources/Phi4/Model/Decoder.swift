@@ -9,7 +9,7 @@ import CPhi4Kernels
 /// so scratch memory depends on the batch size, never on the context length. Decoding is the
 /// same call with one token. All arithmetic is f32.
 ///
-/// Per layer (DESIGN.md §1):
+/// Per layer (HF `Phi3ForCausalLM`; the first half of gate_up's rows is the gate):
 ///
 ///     h   = x + o_proj(attention(rope(qkv_proj(rmsnorm(x)))))
 ///     out = h + down_proj(silu(gate) * up)   where [gate; up] = gate_up_proj(rmsnorm(h))

@@ -70,7 +70,9 @@ public final class Tokenizer: Sendable {
     /// The token the files name as end-of-sequence (`eos_token`), if any.
     public let eosTokenID: TokenID?
     /// Every id that ends generation: the files' eos ids plus `<|im_end|>` and `<|endoftext|>`
-    /// when the vocabulary has them (see DESIGN.md, Phi-4 pitfall 3).
+    /// when the vocabulary has them (the original Phi-4 `tokenizer_config.json` and early GGUFs name
+    /// `<|endoftext|>` as eos, while chat turns end with `<|im_end|>`: stopping on one alone runs on
+    /// or leaks the marker).
     public let endOfGenerationIDs: Set<TokenID>
     /// The padding token, if the files name one.
     public let padTokenID: TokenID?
