@@ -38,8 +38,8 @@ PY
 }
 
 # The kernels compiled by the plain C compiler (GCC here, not the clang of the Swift build):
-# every ISA path this CPU has gives the scalar path's bits (tools/kernel_check.c).
-if "$CC" -O2 -pthread -I Sources/CPhi4Kernels/include tools/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o "$OUT/kernel_check" &&
+# every ISA path this CPU has gives the scalar path's bits (Tests/Kernels/kernel_check.c).
+if "$CC" -O2 -pthread -I Sources/CPhi4Kernels/include Tests/Kernels/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o "$OUT/kernel_check" &&
     "$OUT/kernel_check"; then ok; else bad "kernel_check"; fi
 
 # The library: no Swift toolchain library needed, only phi4_* exported, a SONAME.

@@ -327,7 +327,7 @@ final class QuantizationTests: XCTestCase {
     /// Every matrix kernel compiled in that this CPU can run (each entry of the dispatch table:
     /// every format, ISA, rows and panels), on one token, small and large batches, partial
     /// panels and tails, with and without accumulation, equals the scalar kernel bit for bit.
-    /// Kernels this CPU cannot run are listed (tools/kernel_check.c covers them on such a CPU).
+    /// Kernels this CPU cannot run are listed (Tests/Kernels/kernel_check.c covers them on such a CPU).
     func testEveryKernelEqualsScalar() {
         var rng = QuantizationTests.LCG(state: 23)
         var checked = Set<Int32>(), skipped: [String] = []

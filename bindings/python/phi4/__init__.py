@@ -17,7 +17,7 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
 
 __all__ = ["Model", "Tokenizer", "Context", "Phi4Error", "InvalidArgument", "ModelFileError",
-           "ContextFullError", "Cancelled", "version"]
+           "ContextFullError", "Cancelled", "ContextBusy", "version"]
 
 # ---------------------------------------------------------------------------------------------
 # The library
@@ -166,12 +166,17 @@ class Cancelled(Phi4Error):
     """The call was cancelled."""
 
 
+class ContextBusy(Phi4Error):
+    """Another thread is using the same context (a context is used by one thread at a time)."""
+
+
 def _check(status: int) -> None:
     if status == _OK:
         return
     message = (_lib.phi4_last_error() or b"").decode("utf-8", "replace")
     cls = {_INVALID_ARGUMENT: InvalidArgument, _IO: ModelFileError, _INVALID_MODEL: ModelFileError,
-           _UNSUPPORTED: ModelFileError, _CONTEXT_FULL: ContextFullError, _CANCELLED: Cancelled}.get(status, Phi4Error)
+           _UNSUPPORTED: ModelFileError, _CONTEXT_FULL: ContextFullError, _CANCELLED: Cancelled,
+           _BUSY: ContextBusy}.get(status, Phi4Error)
     raise cls(message, status)
 
 
@@ -472,9 +477,8 @@ class Stream:
             _lib.phi4_generation_finish(self.ctx._h)
             if self.finish_reason is None:
                 self.finish_reason = "cancelled"
-            # Generated tokens: those evaluated into the context, plus the last one when the
-            # length limit stopped generation before evaluating it.
-            self.completion_tokens = len(self.ctx) - self._start + (1 if self.finish_reason == "length" else 0)
+            # The tokens the generation produced, as the library counts them.
+            self.completion_tokens = max(0, _lib.phi4_generation_token_count(self.ctx._h))
 
     def __enter__(self) -> "Stream":
         return self

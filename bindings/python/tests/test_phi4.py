@@ -74,9 +74,19 @@ def test_chat_and_openai_shape(model):
     assert r["choices"][0]["finish_reason"] in ("stop", "length")
     assert r["usage"]["prompt_tokens"] == len(ids)
     assert 0 < r["usage"]["completion_tokens"] <= 12
+    # completion_tokens is the library's count of generated tokens: none for max_tokens=0.
+    r0 = model.create_chat_completion(messages, max_tokens=0, temperature=0)
+    assert r0["usage"]["completion_tokens"] == 0 and r0["choices"][0]["message"]["content"] == ""
     chunks = list(model.create_chat_completion(messages, max_tokens=12, temperature=0, stream=True))
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == text
     assert chunks[-1]["choices"][0]["finish_reason"] == r["choices"][0]["finish_reason"]
+
+
+def test_busy_context_has_its_own_exception():
+    # PHI4_ERR_BUSY (another thread is using the context) maps to ContextBusy, a Phi4Error.
+    with pytest.raises(phi4.ContextBusy):
+        phi4._check(10)
+    assert issubclass(phi4.ContextBusy, phi4.Phi4Error)
 
 
 def test_bad_arguments_raise(model):

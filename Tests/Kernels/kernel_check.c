@@ -6,7 +6,7 @@
 // this standalone program covers machines without a Swift toolchain (e.g. one with AVX-512 VNNI,
 // whose paths the build machine may not be able to run).
 //
-//   cc -O2 -I Sources/CPhi4Kernels/include tools/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o kernel_check
+//   cc -O2 -pthread -I Sources/CPhi4Kernels/include Tests/Kernels/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o kernel_check
 //   ./kernel_check        # prints the CPU, the chosen kernels, each kernel checked or skipped;
 //                         # exit status 1 on any mismatch
 #include "CPhi4Kernels.h"
