@@ -39,20 +39,20 @@ test: test-deps
 lib: deps
 	$(SWIFT) build -c release --product Phi4Shared --scratch-path .build-lib \
 	    -Xswiftc -static-stdlib -Xlinker --version-script=$(CURDIR)/bindings/c/exports.map \
-	    -Xlinker -soname=libphi4.so.0
+	    -Xlinker -soname=libphi4.so.1
 	mkdir -p $(LIBDIR)
-	cp .build-lib/release/libPhi4Shared.so $(LIBDIR)/libphi4.so.0.tmp
-	mv -f $(LIBDIR)/libphi4.so.0.tmp $(LIBDIR)/libphi4.so.0  # a new inode: running programs keep theirs
-	ln -sf libphi4.so.0 $(LIBDIR)/libphi4.so
+	cp .build-lib/release/libPhi4Shared.so $(LIBDIR)/libphi4.so.1.tmp
+	mv -f $(LIBDIR)/libphi4.so.1.tmp $(LIBDIR)/libphi4.so.1  # a new inode: running programs keep theirs
+	ln -sf libphi4.so.1 $(LIBDIR)/libphi4.so
 	@echo "built $(LIBDIR)/libphi4.so"
 
-VERSION := $(shell sed -n 's/.*static let string = "\(.*\)"/\1/p' Sources/Phi4/Version.swift)
+VERSION := $(shell awk '/define PHI4_VERSION_(MAJOR|MINOR|PATCH)/ {v = v (v == "" ? "" : ".") $$3} END {print v}' include/phi4.h)
 
 # Installs the library, the header and a pkg-config file under PREFIX.
 install: lib
 	install -d $(PREFIX)/lib/pkgconfig $(PREFIX)/include
-	install -m 755 $(LIBDIR)/libphi4.so.0 $(PREFIX)/lib/libphi4.so.0
-	ln -sf libphi4.so.0 $(PREFIX)/lib/libphi4.so
+	install -m 755 $(LIBDIR)/libphi4.so.1 $(PREFIX)/lib/libphi4.so.1
+	ln -sf libphi4.so.1 $(PREFIX)/lib/libphi4.so
 	install -m 644 include/phi4.h $(PREFIX)/include/phi4.h
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/phi4.pc.in > $(PREFIX)/lib/pkgconfig/phi4.pc
 

@@ -18,11 +18,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "CPhi4Kernels"),
+        // include/phi4.h as a module: the C exports use its exact types, and the Swift library
+        // takes its version from the header's macros (the one source of the version).
+        .target(name: "CPhi4ABI"),
         // OpenBLAS (sgemm for prefill), from Debian's libopenblas-dev.
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Phi4", dependencies: ["CPhi4Kernels", "COpenBLAS"]),
-        // include/phi4.h as a module, so the exports below use its exact C types.
-        .target(name: "CPhi4ABI"),
+        .target(name: "Phi4", dependencies: ["CPhi4Kernels", "COpenBLAS", "CPhi4ABI"]),
         .target(name: "Phi4CAPI", dependencies: ["Phi4", "CPhi4ABI", "CPhi4Kernels"]),
         .executableTarget(
             name: "Phi4CLI",

@@ -13,9 +13,17 @@
  *   objects it was given as they were.
  * - Buffers are owned by the caller and passed with their capacity. When a buffer is too small
  *   the call returns PHI4_ERR_BUFFER_TOO_SMALL and reports the size it needs; call again.
- * - Params structs begin with `struct_size`; always obtain them from the matching
- *   *_default_params() function and change fields afterwards, so that a binary compiled
- *   against this header keeps working when later versions append fields.
+ * - Params structs begin with `struct_size` and are filled by the library through the caller's
+ *   size: declare one, call its init function with `sizeof` of it, then change fields, e.g.
+ *       phi4_generate_params gp;
+ *       phi4_generate_params_init(&gp, sizeof gp);
+ *       gp.max_tokens = 64;
+ *   Later versions only append fields. A program compiled against an older header passes its
+ *   smaller size: the library fills and reads only those bytes and uses defaults for the rest. A
+ *   program compiled against a newer header works with an older library as long as it leaves the
+ *   fields this library does not know at their defaults (all zero bytes); otherwise the call
+ *   fails with PHI4_ERR_UNSUPPORTED naming both sizes. Copy params with `=` or memcpy, never
+ *   field by field into an uninitialised struct.
  * - Threads: a phi4_model (and a phi4_tokenizer) is immutable and may be used from any number of
  *   threads at once. A phi4_context belongs to one thread at a time; a second thread calling
  *   into a busy context gets PHI4_ERR_BUSY. phi4_cancel() may be called from any thread.
@@ -35,10 +43,12 @@ extern "C" {
 /* ---- Versions ------------------------------------------------------------------------------ */
 
 #define PHI4_VERSION_MAJOR 0
-#define PHI4_VERSION_MINOR 2
+#define PHI4_VERSION_MINOR 3
 #define PHI4_VERSION_PATCH 0
-/* Incremented when a change breaks binaries compiled against an older header. */
-#define PHI4_ABI_VERSION 1
+/* Incremented when a change breaks binaries compiled against an older header (the SONAME is
+ * libphi4.so.<PHI4_ABI_VERSION - 1>). Version 2 replaced the by-value *_default_params()
+ * functions with the size-aware *_params_init() functions. */
+#define PHI4_ABI_VERSION 2
 
 /* The library's version as "MAJOR.MINOR.PATCH" (static storage; never NULL). */
 const char *phi4_version(void);
@@ -48,8 +58,9 @@ int32_t phi4_abi_version(void);
 
 /* ---- Status codes and errors --------------------------------------------------------------- */
 
+/* Every fallible function returns one of enum phi4_status_code as a 32-bit integer. */
 typedef int32_t phi4_status;
-enum {
+enum phi4_status_code {
     PHI4_OK = 0,
     PHI4_ERR_INVALID_ARGUMENT = 1,  /* NULL pointer, bad value, invalid UTF-8, bad token id */
     PHI4_ERR_INVALID_HANDLE = 2,    /* not a live handle of this library (freed, foreign) */
@@ -73,7 +84,8 @@ const char *phi4_status_name(phi4_status status);
 
 /* ---- Logging and threads ------------------------------------------------------------------- */
 
-enum { PHI4_LOG_ERROR = 0, PHI4_LOG_WARN = 1, PHI4_LOG_INFO = 2, PHI4_LOG_DEBUG = 3 };
+/* The `level` of a log message. */
+enum phi4_log_level { PHI4_LOG_ERROR = 0, PHI4_LOG_WARN = 1, PHI4_LOG_INFO = 2, PHI4_LOG_DEBUG = 3 };
 
 /* Receives a NUL-terminated message; may be called from any thread using the library. */
 typedef void (*phi4_log_callback)(int32_t level, const char *message, void *user_data);
@@ -95,7 +107,7 @@ typedef struct phi4_sampler phi4_sampler;     /* sampling parameters plus random
 /* ---- Models -------------------------------------------------------------------------------- */
 
 /* Run-time weight types: an HF checkpoint is quantized at load to the chosen type. */
-enum {
+enum phi4_weight_format {
     PHI4_WEIGHTS_F32 = 0,       /* full precision */
     PHI4_WEIGHTS_Q8_0 = 1,      /* int8, blocks of 32 (8.5 bits per weight) */
     PHI4_WEIGHTS_Q4_0 = 2,      /* int4, blocks of 32 (4.5 bits per weight) */
@@ -103,13 +115,15 @@ enum {
 };
 
 typedef struct {
-    size_t struct_size;    /* sizeof(phi4_model_params); set by phi4_model_default_params() */
-    int32_t weight_format; /* PHI4_WEIGHTS_* (default PHI4_WEIGHTS_F32) */
+    size_t struct_size;    /* the caller's sizeof(phi4_model_params); set by phi4_model_params_init() */
+    int32_t weight_format; /* enum phi4_weight_format (default PHI4_WEIGHTS_F32) */
     int32_t check_memory;  /* nonzero: refuse to load a model that would not fit (default 1) */
 } phi4_model_params;
 
-/* Default model parameters. */
-phi4_model_params phi4_model_default_params(void);
+/* Sets params->struct_size to `size` (pass sizeof of the caller's struct) and every field that
+ * lies within `size` bytes to its default; bytes past this library's struct are zeroed.
+ * PHI4_ERR_INVALID_ARGUMENT for NULL or a size below sizeof(size_t) or above 65536. */
+phi4_status phi4_model_params_init(phi4_model_params *params, size_t size);
 
 /* Loads a model from an HF Phi-4 directory (config.json, safetensors, tokenizer files) or a
  * GGUF file ("*.gguf", architecture phi3, as llama.cpp's converter writes it: F32, F16, BF16,
@@ -125,7 +139,7 @@ void phi4_model_free(phi4_model *model);
 typedef struct {
     size_t struct_size;            /* set by the caller to sizeof(phi4_model_info) */
     int32_t vocab_size;            /* rows of the embedding / logits width */
-    int32_t context_length;        /* max_position_embeddings */
+    int32_t trained_context_length; /* the positions the model was trained for (max_position_embeddings) */
     int32_t layer_count;
     int32_t hidden_size;
     int32_t head_count;
@@ -137,7 +151,8 @@ typedef struct {
     int64_t weight_bytes;          /* memory the weights occupy */
 } phi4_model_info;
 
-/* Fills *info (info->struct_size must be set; fields beyond it are not written). */
+/* Fills *info: info->struct_size must be set to the caller's sizeof(phi4_model_info); fields beyond
+ * it are not written, and bytes past this library's struct are zeroed. */
 phi4_status phi4_model_get_info(const phi4_model *model, phi4_model_info *info);
 
 /* Writes the ids that end generation (the files' eos ids, <|im_end|>, <|endoftext|>) in
@@ -203,7 +218,7 @@ phi4_status phi4_chat_template_fit(const phi4_tokenizer *tokenizer, const phi4_c
 /* ---- Contexts ------------------------------------------------------------------------------ */
 
 /* KV cache element types. */
-enum {
+enum phi4_kv_type {
     PHI4_KV_DEFAULT = 0, /* f16 for quantized weights, f32 for f32 weights */
     PHI4_KV_F32 = 1,
     PHI4_KV_F16 = 2,
@@ -211,15 +226,16 @@ enum {
 };
 
 typedef struct {
-    size_t struct_size; /* sizeof(phi4_context_params); set by phi4_context_default_params() */
-    int32_t n_ctx;      /* positions the KV cache holds; 0: min(model context, 4096) */
+    size_t struct_size; /* the caller's sizeof(phi4_context_params); set by phi4_context_params_init() */
+    int32_t n_ctx;      /* positions the KV cache holds (its capacity); 0: min(the model's trained
+                           context length, 4096) */
     int32_t n_batch;    /* most tokens per forward chunk (default 512) */
     int32_t n_threads;  /* threads per step; 0: phi4_default_thread_count() */
-    int32_t kv_type;    /* PHI4_KV_* (default PHI4_KV_DEFAULT) */
+    int32_t kv_type;    /* enum phi4_kv_type (default PHI4_KV_DEFAULT) */
 } phi4_context_params;
 
-/* Default context parameters. */
-phi4_context_params phi4_context_default_params(void);
+/* Initialises context params through the caller's size, as phi4_model_params_init() does. */
+phi4_status phi4_context_params_init(phi4_context_params *params, size_t size);
 
 /* Creates a context (a KV cache of n_ctx positions) on a model. params may be NULL. */
 phi4_status phi4_context_create(phi4_model *model, const phi4_context_params *params, phi4_context **out_context);
@@ -233,10 +249,10 @@ phi4_status phi4_context_reset(phi4_context *context);
 /* Keeps the first n tokens (n is clamped to 0…length) and forgets the rest. */
 phi4_status phi4_context_truncate(phi4_context *context, int32_t n);
 
-/* The number of tokens in the context, or -1 for an invalid handle. */
-int32_t phi4_context_length(const phi4_context *context);
+/* The number of tokens in the context (positions used), or -1 for an invalid handle. */
+int32_t phi4_context_token_count(const phi4_context *context);
 
-/* The context's capacity (n_ctx), or -1 for an invalid handle. */
+/* The context's capacity (n_ctx: positions its KV cache holds), or -1 for an invalid handle. */
 int32_t phi4_context_capacity(const phi4_context *context);
 
 /* Saves the context's state — its tokens and KV cache, with a versioned header naming the model
@@ -267,7 +283,7 @@ phi4_status phi4_context_reuse_prefix(phi4_context *context, const int32_t *prom
  * PHI4_ERR_CONTEXT_FULL and change nothing (the policy for a prompt longer than the context:
  * an error, never silent truncation). phi4_cancel() from another thread stops it within one
  * layer's work: PHI4_ERR_CANCELLED, the chunks of n_batch tokens finished so far stay in the
- * context (phi4_context_length() says how many) and no logits are available until the next
+ * context (phi4_context_token_count() says how many) and no logits are available until the next
  * phi4_eval(). */
 phi4_status phi4_eval(phi4_context *context, const int32_t *tokens, size_t n_tokens, int32_t all_logits);
 
@@ -279,7 +295,7 @@ phi4_status phi4_get_logits(const phi4_context *context, int32_t row, float *log
 /* ---- Sampling ------------------------------------------------------------------------------ */
 
 typedef struct {
-    size_t struct_size;        /* set by phi4_sampling_default_params() */
+    size_t struct_size;        /* the caller's sizeof(phi4_sampling_params); set by phi4_sampling_params_init() */
     float temperature;         /* 0: greedy (default 0.8) */
     int32_t top_k;             /* 0: off (default 40) */
     float top_p;               /* 1: off (default 0.95) */
@@ -295,8 +311,8 @@ typedef struct {
     size_t n_logit_bias;
 } phi4_sampling_params;
 
-/* Default sampling parameters. */
-phi4_sampling_params phi4_sampling_default_params(void);
+/* Initialises sampling params through the caller's size, as phi4_model_params_init() does. */
+phi4_status phi4_sampling_params_init(phi4_sampling_params *params, size_t size);
 
 /* Creates a sampler (parameters are copied). Free with phi4_sampler_free(). */
 phi4_status phi4_sampler_create(const phi4_sampling_params *params, phi4_sampler **out_sampler);
@@ -310,8 +326,9 @@ phi4_status phi4_sample(phi4_context *context, phi4_sampler *sampler, int32_t *t
 
 /* ---- Generation ---------------------------------------------------------------------------- */
 
+/* Why a generation stopped: one of enum phi4_stop_reason_code as a 32-bit integer. */
 typedef int32_t phi4_stop_reason;
-enum {
+enum phi4_stop_reason_code {
     PHI4_STOP_NONE = 0,         /* not stopped (still generating) */
     PHI4_STOP_EOS = 1,          /* an end-of-generation token (not emitted) */
     PHI4_STOP_STRING = 2,       /* a stop string (not emitted) */
@@ -321,9 +338,11 @@ enum {
 };
 
 typedef struct {
-    size_t struct_size;                 /* set by phi4_generate_default_params() */
+    size_t struct_size;                 /* the caller's sizeof(phi4_generate_params); set by
+                                           phi4_generate_params_init() */
     int32_t max_tokens;                 /* default 256 */
-    phi4_sampling_params sampling;
+    const phi4_sampling_params *sampling; /* NULL: the defaults of phi4_sampling_params_init() (default
+                                           NULL); read during the call only */
     const char *const *stop_strings;    /* n_stop_strings NUL-terminated UTF-8 strings */
     size_t n_stop_strings;
     int32_t parse_special;              /* phi4_generate_text(): recognise special tokens (default 0) */
@@ -339,8 +358,8 @@ typedef struct {
                                            (default 0: off) */
 } phi4_generate_params;
 
-/* Default generation parameters. */
-phi4_generate_params phi4_generate_default_params(void);
+/* Initialises generation params through the caller's size, as phi4_model_params_init() does. */
+phi4_status phi4_generate_params_init(phi4_generate_params *params, size_t size);
 
 /* Receives each piece of generated text: `len` bytes of complete UTF-8 characters (not
  * NUL-terminated; text that might start a stop string is held back until resolved) and the

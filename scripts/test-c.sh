@@ -18,6 +18,7 @@ for f in simple chat tokenize; do
 done
 "$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/CABI/abi_test.c "${LINK[@]}" -lm -o "$OUT/abi_test"
 "$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/CABI/threads_test.c "${LINK[@]}" -lpthread -lm -o "$OUT/threads_test"
+"$CC" -std=c11 -Wall -Wextra -O1 -g Tests/CABI/compat_test.c "${LINK[@]}" -o "$OUT/compat_test"
 
 pass=0
 fail=0
@@ -46,7 +47,7 @@ if "$CC" -O2 -pthread -I Sources/CPhi4Kernels/include Tests/Kernels/kernel_check
 if ldd lib/libphi4.so | grep -qiE 'swift|/opt/'; then bad "ldd shows a toolchain library"; else ok; fi
 exported=$(nm -D --defined-only lib/libphi4.so | awk '$2 ~ /^[A-Z]$/ {print $3}')
 if [ -n "$exported" ] && ! echo "$exported" | grep -qv '^phi4_'; then ok; else bad "exports other than phi4_*"; fi
-if readelf -d lib/libphi4.so | grep -q 'SONAME.*libphi4.so.0'; then ok; else bad "no SONAME"; fi
+if readelf -d lib/libphi4.so | grep -q 'SONAME.*libphi4.so.1'; then ok; else bad "no SONAME"; fi
 # Every function declared in phi4.h is exported (and nothing else).
 declared=$(grep -E '^[a-z]' include/phi4.h | grep -oE '\bphi4_[a-z_0-9]+\(' | tr -d '(' | sort -u)
 if [ "$declared" = "$(echo "$exported" | sort -u)" ]; then ok; else bad "header and exports differ: $(diff <(echo "$declared") <(echo "$exported" | sort -u) | tr '\n' ' ')"; fi
@@ -72,6 +73,7 @@ if "$OUT/simple" "$FIX/models/gqa4" "Hello" 8 >/dev/null 2>&1; then ok; else bad
 A=$(ref gqa4 1 ids)
 if "$OUT/abi_test" "$FIX/models/gqa4" "$FIX/tokenizer/phi4" "$A" "$(ref gqa4 1 greedy32)" 100; then ok; else bad abi_test; fi
 if "$OUT/threads_test" "$FIX/models/gqa4" "$A" "$(ref gqa4 2 ids)"; then ok; else bad threads_test; fi
+if "$OUT/compat_test" "$FIX/models/gqa4"; then ok; else bad compat_test; fi
 
 # Concurrency soak: 4 threads × 200 seeded generations on one model, random cancellations.
 "$CC" -std=gnu11 -Wall -Wextra -O2 -g Tests/CABI/soak.c "${LINK[@]}" -lpthread -o "$OUT/soak"
@@ -98,7 +100,7 @@ done
 # (valgrind cannot read the DWARF 5 debug info of the toolchain, so it gets a stripped copy.)
 if command -v valgrind >/dev/null 2>&1; then
     mkdir -p "$OUT/vglib"
-    strip --strip-debug -o "$OUT/vglib/libphi4.so.0" lib/libphi4.so.0
+    strip --strip-debug -o "$OUT/vglib/libphi4.so.1" lib/libphi4.so.1
     if LD_LIBRARY_PATH="$OUT/vglib" valgrind -q --error-exitcode=99 --leak-check=full \
         --errors-for-leak-kinds=definite "$OUT/abi_test" "$FIX/models/gqa4" "$FIX/tokenizer/phi4" "$A" \
         "$(ref gqa4 1 greedy32)" 100 >"$OUT/valgrind.log" 2>&1; then
@@ -106,6 +108,15 @@ if command -v valgrind >/dev/null 2>&1; then
     else
         bad "valgrind (see $OUT/valgrind.log)"
         tail -40 "$OUT/valgrind.log" >&2
+    fi
+    # Params structs of an older header (shorter, on the heap at their exact size) and of a newer
+    # one (longer): no byte past the caller's struct is read or written.
+    if LD_LIBRARY_PATH="$OUT/vglib" valgrind -q --error-exitcode=99 "$OUT/compat_test" "$FIX/models/gqa4" \
+        >"$OUT/valgrind-compat.log" 2>&1; then
+        ok
+    else
+        bad "compat_test under valgrind (see $OUT/valgrind-compat.log)"
+        tail -40 "$OUT/valgrind-compat.log" >&2
     fi
 else
     bad "valgrind is not installed (apt-get install valgrind)"

@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 python3 -c "import pytest" 2>/dev/null || python3 -m pip install -q pytest
 rm -rf .build-py
 python3 -m pip install -q --no-deps --target .build-py ./bindings/python 2>&1 | grep -v "WARNING: Running pip as the 'root' user" || true
-test -f .build-py/phi4/lib/libphi4.so.0
+test -f .build-py/phi4/lib/libphi4.so.1
 PYTHONPATH="$PWD/.build-py" python3 -m pytest -q -p no:cacheprovider bindings/python/tests

@@ -47,6 +47,10 @@ static size_t parse_ids(const char *s, int32_t *out, size_t cap) {
 static void test_versions(void) {
     CHECK(phi4_version() != NULL && strlen(phi4_version()) >= 5);
     CHECK(phi4_abi_version() == PHI4_ABI_VERSION);
+    /* The library's version string is the header's macros (their one source). */
+    char expected[32];
+    snprintf(expected, sizeof expected, "%d.%d.%d", PHI4_VERSION_MAJOR, PHI4_VERSION_MINOR, PHI4_VERSION_PATCH);
+    CHECK(strcmp(phi4_version(), expected) == 0);
     CHECK(strcmp(phi4_status_name(PHI4_OK), "PHI4_OK") == 0);
     CHECK(strcmp(phi4_status_name(PHI4_ERR_BUSY), "PHI4_ERR_BUSY") == 0);
     CHECK(strcmp(phi4_status_name(-5), "unknown status") == 0);
@@ -61,10 +65,11 @@ static void test_model_errors(const char *model_dir) {
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(model_dir, NULL, NULL));
     EXPECT(PHI4_ERR_IO, phi4_model_load("/nonexistent/phi4", NULL, &m));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load("\xff\xfe", NULL, &m));
-    phi4_model_params p = phi4_model_default_params();
+    phi4_model_params p;
+    phi4_model_params_init(&p, sizeof p);
     p.struct_size = 0;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(model_dir, &p, &m));
-    p = phi4_model_default_params();
+    phi4_model_params_init(&p, sizeof p);
     p.weight_format = 77;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_model_load(model_dir, &p, &m));
 
@@ -156,14 +161,15 @@ static void test_tokenizer_errors(phi4_model *model, const char *tokenizer_dir) 
 
 static void test_context_errors(phi4_model *model) {
     phi4_context *ctx = NULL;
-    phi4_context_params cp = phi4_context_default_params();
+    phi4_context_params cp;
+    phi4_context_params_init(&cp, sizeof cp);
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(NULL, &cp, &ctx));
     cp.n_ctx = -3;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
-    cp = phi4_context_default_params();
+    phi4_context_params_init(&cp, sizeof cp);
     cp.n_ctx = 1 << 30;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
-    cp = phi4_context_default_params();
+    phi4_context_params_init(&cp, sizeof cp);
     cp.kv_type = 9;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_create(model, &cp, &ctx));
     cp.kv_type = PHI4_KV_Q8_0; /* the fixture's head dimension (16) is not a multiple of 32 */
@@ -172,12 +178,12 @@ static void test_context_errors(phi4_model *model) {
     CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK);
     phi4_context_free(ctx);
     ctx = NULL;
-    cp = phi4_context_default_params();
+    phi4_context_params_init(&cp, sizeof cp);
     cp.n_ctx = 16;
     cp.n_batch = 4;
     CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK && ctx != NULL);
-    CHECK(phi4_context_capacity(ctx) == 16 && phi4_context_length(ctx) == 0);
-    CHECK(phi4_context_length(NULL) == -1);
+    CHECK(phi4_context_capacity(ctx) == 16 && phi4_context_token_count(ctx) == 0);
+    CHECK(phi4_context_token_count(NULL) == -1);
 
     phi4_model_info info;
     memset(&info, 0, sizeof info);
@@ -196,31 +202,32 @@ static void test_context_errors(phi4_model *model) {
     bad[1] = -1;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_eval(ctx, bad, 3, 0));
     EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_eval(ctx, ids, 17, 0)); /* longer than n_ctx */
-    CHECK(phi4_context_length(ctx) == 0);
-    CHECK(phi4_eval(ctx, ids, 10, 1) == PHI4_OK && phi4_context_length(ctx) == 10);
+    CHECK(phi4_context_token_count(ctx) == 0);
+    CHECK(phi4_eval(ctx, ids, 10, 1) == PHI4_OK && phi4_context_token_count(ctx) == 10);
     EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_eval(ctx, ids, 7, 0));
-    CHECK(phi4_context_length(ctx) == 10);
+    CHECK(phi4_context_token_count(ctx) == 10);
     CHECK(phi4_get_logits(ctx, 3, logits, (size_t)info.vocab_size, &rows) == PHI4_OK && rows == 10);
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, 10, logits, (size_t)info.vocab_size, &rows));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, -11, logits, (size_t)info.vocab_size, &rows));
     EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_get_logits(ctx, 0, logits, 5, &rows));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_get_logits(ctx, 0, NULL, (size_t)info.vocab_size, &rows));
-    CHECK(phi4_context_truncate(ctx, 4) == PHI4_OK && phi4_context_length(ctx) == 4);
-    CHECK(phi4_context_truncate(ctx, 100) == PHI4_OK && phi4_context_length(ctx) == 4);
-    CHECK(phi4_context_truncate(ctx, -5) == PHI4_OK && phi4_context_length(ctx) == 0);
+    CHECK(phi4_context_truncate(ctx, 4) == PHI4_OK && phi4_context_token_count(ctx) == 4);
+    CHECK(phi4_context_truncate(ctx, 100) == PHI4_OK && phi4_context_token_count(ctx) == 4);
+    CHECK(phi4_context_truncate(ctx, -5) == PHI4_OK && phi4_context_token_count(ctx) == 0);
 
     /* Sampling. */
     phi4_sampler *sampler = NULL;
-    phi4_sampling_params sp = phi4_sampling_default_params();
+    phi4_sampling_params sp;
+    phi4_sampling_params_init(&sp, sizeof sp);
     sp.temperature = -1;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
-    sp = phi4_sampling_default_params();
+    phi4_sampling_params_init(&sp, sizeof sp);
     sp.top_p = NAN;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
-    sp = phi4_sampling_default_params();
+    phi4_sampling_params_init(&sp, sizeof sp);
     sp.n_logit_bias = 2;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
-    sp = phi4_sampling_default_params();
+    phi4_sampling_params_init(&sp, sizeof sp);
     sp.temperature = 0;
     CHECK(phi4_sampler_create(&sp, &sampler) == PHI4_OK);
     int32_t tok = -1;
@@ -234,28 +241,33 @@ static void test_context_errors(phi4_model *model) {
     EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_sample(ctx, sampler, &tok));
 
     /* Generation. */
-    phi4_generate_params gp = phi4_generate_default_params();
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
     phi4_stop_reason reason = -1;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(NULL, ids, 3, &gp, NULL, NULL, &reason));
     CHECK(phi4_context_reset(ctx) == PHI4_OK);
     EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_generate(ctx, ids, 20, &gp, NULL, NULL, &reason));
-    CHECK(phi4_context_length(ctx) == 0);
+    CHECK(phi4_context_token_count(ctx) == 0);
     gp.n_stop_strings = 1;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason));
     const char *stops[1] = {"\xff"};
     gp.stop_strings = stops;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason));
-    gp = phi4_generate_default_params();
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = -1;
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason));
-    gp = phi4_generate_default_params();
+    phi4_generate_params_init(&gp, sizeof gp);
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, "bad \xc0\x80 utf8", &gp, NULL, NULL, &reason));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, NULL, &gp, NULL, NULL, &reason));
     /* Log-probabilities of a generation: recorded only when asked, per token, best first. */
     {
-        phi4_generate_params lp = phi4_generate_default_params();
+        phi4_generate_params lp;
+        phi4_generate_params_init(&lp, sizeof lp);
         lp.max_tokens = 4;
-        lp.sampling.temperature = 0;
+        phi4_sampling_params lp_sampling;
+        phi4_sampling_params_init(&lp_sampling, sizeof lp_sampling);
+        lp.sampling = &lp_sampling;
+        lp_sampling.temperature = 0;
         phi4_token_logprob one, top[3];
         size_t n_top = 0;
         CHECK(phi4_context_reset(ctx) == PHI4_OK);
@@ -286,22 +298,25 @@ static void test_context_errors(phi4_model *model) {
     }
 
     /* max_tokens 0 evaluates the prompt only; an empty prompt is an error and changes nothing. */
-    gp = phi4_generate_default_params();
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 0;
     CHECK(phi4_context_reset(ctx) == PHI4_OK);
     CHECK(phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason) == PHI4_OK && reason == PHI4_STOP_MAX_TOKENS);
-    CHECK(phi4_context_length(ctx) == 3);
+    CHECK(phi4_context_token_count(ctx) == 3);
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, ids, 0, &gp, NULL, NULL, &reason));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate_text(ctx, "", &gp, NULL, NULL, &reason));
-    CHECK(phi4_context_length(ctx) == 3);
+    CHECK(phi4_context_token_count(ctx) == 3);
     CHECK(phi4_context_reset(ctx) == PHI4_OK);
-    gp = phi4_generate_default_params();
+    phi4_generate_params_init(&gp, sizeof gp);
     /* Generation that reaches the end of the context is a stop reason, not an error (greedy:
        sampled text could draw an end-of-generation token first). */
     gp.max_tokens = 100;
-    gp.sampling.temperature = 0;
+    phi4_sampling_params gp_sampling;
+    phi4_sampling_params_init(&gp_sampling, sizeof gp_sampling);
+    gp.sampling = &gp_sampling;
+    gp_sampling.temperature = 0;
     CHECK(phi4_generate(ctx, ids, 3, &gp, NULL, NULL, &reason) == PHI4_OK && reason == PHI4_STOP_CONTEXT_FULL);
-    CHECK(phi4_context_length(ctx) == 16);
+    CHECK(phi4_context_token_count(ctx) == 16);
 
     /* Pull form: not started; too-small buffers keep the piece. */
     char piece[256];
@@ -334,7 +349,7 @@ static void test_context_errors(phi4_model *model) {
     phi4_context_free(ctx);
     EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_eval(ctx, ids, 1, 0));
     EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_cancel(ctx));
-    CHECK(phi4_context_length(ctx) == -1);
+    CHECK(phi4_context_token_count(ctx) == -1);
     phi4_context_free(ctx);
     free(logits);
 }
@@ -352,13 +367,18 @@ static void test_prompt_lookup(phi4_model *model, const int32_t *prompt, size_t 
     for (size_t i = 0; i < n_prompt; i++) rep[n++] = prompt[i];
     for (size_t i = 0; i < k; i++) rep[n++] = expected[i];
     for (size_t i = 0; i < n_prompt; i++) rep[n++] = prompt[i];
-    phi4_context_params cp = phi4_context_default_params();
+    phi4_context_params cp;
+    phi4_context_params_init(&cp, sizeof cp);
     cp.n_ctx = 1024;
     phi4_context *ctx = NULL;
     CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK);
-    phi4_generate_params lp = phi4_generate_default_params();
+    phi4_generate_params lp;
+    phi4_generate_params_init(&lp, sizeof lp);
     lp.max_tokens = 24;
-    lp.sampling.temperature = 0;
+    phi4_sampling_params lp_sampling;
+    phi4_sampling_params_init(&lp_sampling, sizeof lp_sampling);
+    lp.sampling = &lp_sampling;
+    lp_sampling.temperature = 0;
     lp.top_logprobs = 0;
     int32_t plain[24] = {0}, with[24] = {0}, proposed = -1, accepted = -1;
     phi4_token_logprob one;
@@ -456,9 +476,13 @@ int main(int argc, char **argv) {
     {
         phi4_context *a = NULL, *b = NULL;
         CHECK(phi4_context_create(model, NULL, &a) == PHI4_OK && phi4_context_create(model, NULL, &b) == PHI4_OK);
-        phi4_generate_params g = phi4_generate_default_params();
+        phi4_generate_params g;
+        phi4_generate_params_init(&g, sizeof g);
         g.max_tokens = 8;
-        g.sampling.temperature = 0;
+        phi4_sampling_params g_sampling;
+        phi4_sampling_params_init(&g_sampling, sizeof g_sampling);
+        g.sampling = &g_sampling;
+        g_sampling.temperature = 0;
         phi4_stop_reason why;
         CHECK(phi4_generate(a, prompt, n_prompt / 2, &g, NULL, NULL, &why) == PHI4_OK);
         size_t size = 0;
@@ -469,11 +493,11 @@ int main(int argc, char **argv) {
         CHECK(phi4_context_save_file(a, ".build-ctest/state.bin") == PHI4_OK);
         int32_t out_a[16], out_b[16];
         size_t na = 0, nb = 0;
-        const int32_t saved_len = phi4_context_length(a);
+        const int32_t saved_len = phi4_context_token_count(a);
         for (int k = 0; k < 2; k++) {
             phi4_context *c = k == 0 ? a : b;
             if (k == 1) CHECK(phi4_context_load_state(b, state, size) == PHI4_OK);
-            CHECK(phi4_context_length(c) == saved_len);
+            CHECK(phi4_context_token_count(c) == saved_len);
             int32_t *out = k == 0 ? out_a : out_b;
             size_t *n = k == 0 ? &na : &nb;
             CHECK(phi4_eval(c, prompt + n_prompt / 2, 3, 0) == PHI4_OK);
@@ -491,18 +515,18 @@ int main(int argc, char **argv) {
         phi4_context *f = NULL;
         CHECK(phi4_context_create(model, NULL, &f) == PHI4_OK);
         CHECK(phi4_context_load_file(f, ".build-ctest/state.bin") == PHI4_OK);
-        CHECK(phi4_context_length(f) == saved_len);
-        int32_t before = phi4_context_length(b);
+        CHECK(phi4_context_token_count(f) == saved_len);
+        int32_t before = phi4_context_token_count(b);
         state[size / 2] ^= 1;
         EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_load_state(b, state, size));
         EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_load_state(b, state, size - 1));
         EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_load_state(b, NULL, size));
         EXPECT(PHI4_ERR_IO, phi4_context_load_file(b, "/nonexistent/state.bin"));
-        CHECK(phi4_context_length(b) == before);
+        CHECK(phi4_context_token_count(b) == before);
         size_t kept = 0;
         CHECK(phi4_context_reset(f) == PHI4_OK && phi4_eval(f, prompt, n_prompt, 0) == PHI4_OK);
         CHECK(phi4_context_reuse_prefix(f, prompt, n_prompt / 2, &kept) == PHI4_OK && kept == n_prompt / 2 - 1);
-        CHECK(phi4_context_length(f) == (int32_t)kept);
+        CHECK(phi4_context_token_count(f) == (int32_t)kept);
         EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_context_reuse_prefix(f, prompt, 0, &kept));
         free(state);
         phi4_context_free(a);
@@ -515,7 +539,8 @@ int main(int argc, char **argv) {
     CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
     phi4_model_free(model);
     EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_model_get_info(model, &info));
-    phi4_generate_params gp = phi4_generate_default_params();
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 4;
     phi4_stop_reason reason;
     CHECK(phi4_generate(ctx, prompt, n_prompt, &gp, NULL, NULL, &reason) == PHI4_OK);

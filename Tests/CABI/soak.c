@@ -48,11 +48,15 @@ static int32_t on_piece(const char *piece, size_t len, int32_t token, void *user
 }
 
 static phi4_status run(phi4_context *ctx, int p, int s, collect *c, phi4_stop_reason *why) {
-    phi4_generate_params gp = phi4_generate_default_params();
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 24;
-    gp.sampling.use_seed = 1;
-    gp.sampling.seed = (uint64_t)(s + 1) * 7919;
-    gp.sampling.temperature = 0.9f;
+    phi4_sampling_params gp_sampling;
+    phi4_sampling_params_init(&gp_sampling, sizeof gp_sampling);
+    gp.sampling = &gp_sampling;
+    gp_sampling.use_seed = 1;
+    gp_sampling.seed = (uint64_t)(s + 1) * 7919;
+    gp_sampling.temperature = 0.9f;
     c->len = 0;
     c->text[0] = 0;
     c->pieces = 0;
@@ -84,7 +88,8 @@ static void *worker(void *arg) {
         if (!ctx || rand_r(&r) % 4 == 0) { /* sometimes a fresh context */
             running[w->index] = NULL;
             phi4_context_free(ctx);
-            phi4_context_params cp = phi4_context_default_params();
+            phi4_context_params cp;
+            phi4_context_params_init(&cp, sizeof cp);
             cp.n_ctx = 128;
             cp.n_threads = 1 + rand_r(&r) % 2;
             if (phi4_context_create(model, &cp, &ctx) != PHI4_OK) {
@@ -144,7 +149,8 @@ int main(int argc, char **argv) {
     for (int p = 0; p < PROMPTS; p++) {
         for (int s = 0; s < SEEDS; s++) {
             phi4_context *ctx = NULL;
-            phi4_context_params cp = phi4_context_default_params();
+            phi4_context_params cp;
+            phi4_context_params_init(&cp, sizeof cp);
             cp.n_ctx = 128;
             phi4_context_create(model, &cp, &ctx);
             phi4_stop_reason why = 0;

@@ -74,16 +74,21 @@ static int32_t collect(const char *piece, size_t len, int32_t token, void *user_
 
 static void *run_job(void *arg) {
     job *j = arg;
-    phi4_context_params cp = phi4_context_default_params();
+    phi4_context_params cp;
+    phi4_context_params_init(&cp, sizeof cp);
     cp.n_ctx = 1024;
     cp.n_threads = 1;
     if (phi4_context_create(j->model, &cp, &j->ctx) != PHI4_OK) {
         j->status = PHI4_ERR_INTERNAL;
         return NULL;
     }
-    phi4_generate_params gp = phi4_generate_default_params();
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = j->max_tokens;
-    gp.sampling.temperature = 0;
+    phi4_sampling_params gp_sampling;
+    phi4_sampling_params_init(&gp_sampling, sizeof gp_sampling);
+    gp.sampling = &gp_sampling;
+    gp_sampling.temperature = 0;
     j->n_out = 0;
     j->status = phi4_generate(j->ctx, j->prompt, j->n_prompt, &gp, collect, j, &j->reason);
     return NULL;
@@ -149,8 +154,9 @@ int main(int argc, char **argv) {
     double waited = now() - t0;
     CHECK(c.status == PHI4_OK && c.reason == PHI4_STOP_CANCELLED);
     CHECK(waited < 0.5);
-    CHECK(phi4_context_length(c.ctx) < 1024);
-    phi4_generate_params gp = phi4_generate_default_params();
+    CHECK(phi4_context_token_count(c.ctx) < 1024);
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 8;
     phi4_stop_reason reason = 0;
     CHECK(phi4_context_reset(c.ctx) == PHI4_OK);
@@ -164,7 +170,8 @@ int main(int argc, char **argv) {
         enum { N = 1000, CHUNK = 128 };
         static int32_t long_ids[N];
         for (int i = 0; i < N; i++) long_ids[i] = (int32_t)((i * 7919 + 13) % 500);
-        phi4_context_params cp = phi4_context_default_params();
+        phi4_context_params cp;
+        phi4_context_params_init(&cp, sizeof cp);
         cp.n_ctx = 1024;
         cp.n_batch = CHUNK;
         phi4_context *ref = NULL, *pc = NULL;
@@ -188,7 +195,7 @@ int main(int argc, char **argv) {
             usleep((useconds_t)(full * 1e6 * k / attempts));
             phi4_cancel(pc);
             pthread_join(tp, NULL);
-            int32_t len = phi4_context_length(pc);
+            int32_t len = phi4_context_token_count(pc);
             if (pj.status == PHI4_ERR_CANCELLED) {
                 cancelled++;
                 if (len % CHUNK != 0 || len >= N || phi4_get_logits(pc, -1, got, (size_t)info.vocab_size, NULL) == PHI4_OK) continue;

@@ -229,7 +229,8 @@ static void exercise_model(phi4_model *model, const bytes *in) {
     size_t n_ids = 0;
     phi4_tokenize(tok, "Hello world", 11, 1, ids, 64, &n_ids);
 
-    phi4_context_params cp = phi4_context_default_params();
+    phi4_context_params cp;
+    phi4_context_params_init(&cp, sizeof cp);
     cp.n_ctx = 24;
     cp.n_threads = 2;
     phi4_context *ctx = NULL;
@@ -244,9 +245,13 @@ static void exercise_model(phi4_model *model, const bytes *in) {
     if (n) phi4_eval(ctx, prompt, n, (int32_t)(in->len & 1));
     phi4_context_reset(ctx);
     if (n_ids > 8) n_ids = 8;
-    phi4_generate_params gp = phi4_generate_default_params();
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
     gp.max_tokens = 4;
-    gp.sampling.temperature = 0;
+    phi4_sampling_params gp_sampling;
+    phi4_sampling_params_init(&gp_sampling, sizeof gp_sampling);
+    gp.sampling = &gp_sampling;
+    gp_sampling.temperature = 0;
     phi4_stop_reason why = 0;
     phi4_generate(ctx, ids, n_ids, &gp, NULL, NULL, &why);
     float logits[8];
@@ -309,7 +314,8 @@ static int run_one(const char *target, const bytes *in) {
     if (!strcmp(target, "gguf")) {
         path_join(path, sizeof path, work, "model.gguf");
         phi4_model *m = NULL;
-        phi4_model_params p = phi4_model_default_params();
+        phi4_model_params p;
+        phi4_model_params_init(&p, sizeof p);
         p.weight_format = (int32_t)(in->len % 4);
         if (phi4_model_load(path, &p, &m) != PHI4_OK) {
             if (m) abort(); /* a failed load leaves *out NULL */
@@ -415,7 +421,7 @@ static int run_one(const char *target, const bytes *in) {
             return 0;
         }
         int32_t next = 1;
-        if (phi4_context_length(shared_context) < phi4_context_capacity(shared_context) &&
+        if (phi4_context_token_count(shared_context) < phi4_context_capacity(shared_context) &&
             phi4_eval(shared_context, &next, 1, 0) != PHI4_OK)
             abort();
         return 1;
@@ -529,7 +535,8 @@ int main(int argc, char **argv) {
     } else if (!strcmp(target, "state")) {
         /* The seed: the state of a context that evaluated 20 tokens of the fixture model. */
         snprintf(a, sizeof a, "%s/%s", fixtures, model_dir);
-        phi4_context_params cp = phi4_context_default_params();
+        phi4_context_params cp;
+        phi4_context_params_init(&cp, sizeof cp);
         cp.n_ctx = 64;
         if (phi4_model_load(a, NULL, &shared_model) != PHI4_OK ||
             phi4_context_create(shared_model, &cp, &shared_context) != PHI4_OK) {

@@ -33,9 +33,13 @@ int main(int argc, char **argv) {
     const phi4_tokenizer *tok = phi4_model_tokenizer(model);
     int32_t im_end = -1;
     phi4_token_lookup(tok, "<|im_end|>", &im_end);
-    phi4_generate_params params = phi4_generate_default_params();
+    phi4_generate_params params;
+    phi4_generate_params_init(&params, sizeof params);
     params.max_tokens = 512;
-    params.sampling.temperature = 0.7f;
+    phi4_sampling_params sampling;
+    phi4_sampling_params_init(&sampling, sizeof sampling);
+    params.sampling = &sampling;
+    sampling.temperature = 0.7f;
 
     char line[8192];
     int turn = 0;

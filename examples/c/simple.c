@@ -23,7 +23,8 @@ static phi4_status greedy_ids(phi4_model *model, phi4_context *ctx, const int32_
     int32_t eog[16];
     size_t n_eog = 0;
     phi4_model_eog_tokens(model, eog, 16, &n_eog);
-    phi4_sampling_params sp = phi4_sampling_default_params();
+    phi4_sampling_params sp;
+    phi4_sampling_params_init(&sp, sizeof sp);
     sp.temperature = 0;
     phi4_sampler *sampler = NULL;
     phi4_status st = phi4_sampler_create(&sp, &sampler);
@@ -36,7 +37,7 @@ static phi4_status greedy_ids(phi4_model *model, phi4_context *ctx, const int32_
             if (token == eog[k]) i = max_tokens;
         if (i == max_tokens) break;
         printf("%s%d", i ? "," : "", token);
-        if (phi4_context_length(ctx) == phi4_context_capacity(ctx)) break;
+        if (phi4_context_token_count(ctx) == phi4_context_capacity(ctx)) break;
         st = phi4_eval(ctx, &token, 1, 0);
     }
     printf("\n");
@@ -64,7 +65,8 @@ int main(int argc, char **argv) {
         phi4_model_free(model);
         return 1;
     }
-    phi4_generate_params params = phi4_generate_default_params();
+    phi4_generate_params params;
+    phi4_generate_params_init(&params, sizeof params);
     params.max_tokens = max_tokens;
     phi4_stop_reason reason = PHI4_STOP_NONE;
     phi4_status st;

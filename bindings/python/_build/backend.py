@@ -17,13 +17,14 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _build_library():
     root = os.environ.get("PHI4_SOURCE_DIR") or os.path.dirname(os.path.dirname(HERE))
     if not os.path.exists(os.path.join(root, "Package.swift")):
-        if os.path.exists(os.path.join(HERE, "phi4", "lib", "libphi4.so.0")):
+        if os.path.exists(os.path.join(HERE, "phi4", "lib", "libphi4.so.1")):
             return  # an sdist with the library already inside
         raise RuntimeError(f"cannot find the libphi4 sources (Package.swift) at {root}; set PHI4_SOURCE_DIR")
     subprocess.run(["make", "-s", "lib"], cwd=root, check=True)
     dest = os.path.join(HERE, "phi4", "lib")
     os.makedirs(dest, exist_ok=True)
-    shutil.copyfile(os.path.join(root, "lib", "libphi4.so.0"), os.path.join(dest, "libphi4.so.0"))
+    shutil.copyfile(os.path.join(root, "lib", "libphi4.so.1"), os.path.join(dest, "libphi4.so.1"))
+    shutil.copyfile(os.path.join(root, "include", "phi4.h"), os.path.join(dest, "phi4.h"))  # the version, in an sdist
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):

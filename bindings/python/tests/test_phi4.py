@@ -1,6 +1,10 @@
 """Tests of the Python binding on the repository's fixture models (transformers' reference ids)."""
+import ctypes
 import json
 import os
+import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -85,7 +89,7 @@ def test_chat_and_openai_shape(model):
 def test_busy_context_has_its_own_exception():
     # PHI4_ERR_BUSY (another thread is using the context) maps to ContextBusy, a Phi4Error.
     with pytest.raises(phi4.ContextBusy):
-        phi4._check(10)
+        phi4.errors.check(phi4._native.BUSY)
     assert issubclass(phi4.ContextBusy, phi4.Phi4Error)
 
 
@@ -287,3 +291,84 @@ def test_prompt_lookup_same_greedy_text_and_counts():
     assert f.generate(prompt, max_tokens=48, temperature=0, lookup=6) == plain
     proposed, accepted = f.last_stream.lookup_counts()
     assert proposed > 0 and 0 < accepted <= proposed
+
+
+def _header_defines():
+    text = open(os.path.join(ROOT, "include", "phi4.h")).read()
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"#define (PHI4_\w+) (\d+)", text)}
+
+
+def test_versions_come_from_the_header():
+    d = _header_defines()
+    assert phi4.version() == f"{d['PHI4_VERSION_MAJOR']}.{d['PHI4_VERSION_MINOR']}.{d['PHI4_VERSION_PATCH']}"
+    assert phi4.__version__ == phi4.version()
+    assert phi4.ABI_VERSION == d["PHI4_ABI_VERSION"]
+    from importlib import metadata
+    try:
+        assert metadata.version("phi4") == phi4.version()
+    except metadata.PackageNotFoundError:  # installed with --target: no metadata on the path
+        pass
+
+
+def test_ctypes_layouts_equal_the_c_compilers(tmp_path):
+    # A C program prints sizeof and every field's offsetof for each struct the binding declares.
+    lines = ['#include <stddef.h>', '#include <stdio.h>', '#include "phi4.h"', "int main(void) {"]
+    for cname, cls in phi4._native.STRUCTS.items():
+        lines.append(f'    printf("{cname} %zu\\n", sizeof({cname}));')
+        for field, _ in cls._fields_:
+            lines.append(f'    printf("{cname}.{field} %zu\\n", offsetof({cname}, {field}));')
+    lines.append("    return 0;\n}")
+    src = tmp_path / "layout.c"
+    src.write_text("\n".join(lines))
+    exe = tmp_path / "layout"
+    subprocess.run([os.environ.get("CC", "cc"), "-I", os.path.join(ROOT, "include"), str(src), "-o", str(exe)], check=True)
+    c = dict(line.rsplit(" ", 1) for line in subprocess.run([str(exe)], capture_output=True, text=True,
+                                                             check=True).stdout.splitlines())
+    for cname, cls in phi4._native.STRUCTS.items():
+        assert int(c[cname]) == ctypes.sizeof(cls), cname
+        for field, _ in cls._fields_:
+            assert int(c[f"{cname}.{field}"]) == getattr(cls, field).offset, f"{cname}.{field}"
+
+
+def test_defaults_come_from_the_library():
+    g = phi4._native.defaults(phi4._native.GenerateParams)
+    s = phi4._native.defaults(phi4._native.SamplingParams)
+    assert g.struct_size == ctypes.sizeof(g) and g.max_tokens == 256 and g.top_logprobs == -1 and not g.sampling
+    assert s.top_k == 40 and abs(s.temperature - 0.8) < 1e-6 and abs(s.top_p - 0.95) < 1e-6
+
+
+def test_a_library_of_another_abi_version_is_refused(tmp_path):
+    src = tmp_path / "old.c"
+    src.write_text("int phi4_abi_version(void) { return 1; }\n")
+    lib = tmp_path / "libphi4.so.0"
+    subprocess.run([os.environ.get("CC", "cc"), "-shared", "-fPIC", str(src), "-o", str(lib)], check=True)
+    env = dict(os.environ, PHI4_LIBRARY=str(lib))
+    r = subprocess.run([sys.executable, "-c", "import phi4"], capture_output=True, text=True, env=env)
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and "C ABI version 1" in r.stderr and "version 2" in r.stderr
+
+
+def test_model_generate_from_threads_at_once(model):
+    # Two threads share one Model: each call gets a context (the kept one, or a fresh one while
+    # the other holds it), and greedy text equals that of a call alone.
+    ref = reference(1)
+    alone = model.generate(ref["ids"], max_tokens=24, temperature=0)
+    out = [None] * 4
+    errors = []
+
+    def run(i):
+        try:
+            out[i] = model.generate(ref["ids"], max_tokens=24, temperature=0)
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and out == [alone] * 4
+    # An unfinished stream holds the kept context; a second call still works meanwhile.
+    s = model.generate(ref["ids"], max_tokens=24, temperature=0, stream=True)
+    first = next(s)
+    assert model.generate(ref["ids"], max_tokens=24, temperature=0) == alone
+    assert first + "".join(s) == alone

@@ -1,0 +1,181 @@
+"""Models: the weights and tokenizer of a Phi-4 file, and the high-level generate / chat calls."""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+
+from . import _native as N
+from . import responses
+from .context import Context, Stream
+from .errors import InvalidArgument, check
+from .tokenizer import Tokenizer
+
+
+class Model:
+    """A Phi-4 model: an HF directory or a GGUF file.
+
+    A Model may be shared between threads. `generate`, `chat` and `create_chat_completion` run on
+    a context the model keeps (so that a conversation re-sent with one more turn only evaluates
+    the new part); while one call or unfinished stream holds it, a concurrent call gets a fresh
+    context of its own, so calls from several threads run side by side. `context()` makes a
+    context for your own use.
+
+    `weights` quantizes an HF checkpoint at load: None/"f32", "q8_0", "q4_0", "q4_0-mixed".
+    `threads` is the default thread count of the contexts this object creates; `n_ctx` their
+    capacity (at most the trained context length)."""
+
+    def __init__(self, path: Union[str, os.PathLike], *, threads: Optional[int] = None, weights: Optional[str] = None,
+                 n_ctx: int = 4096, kv_type: Optional[str] = None):
+        if weights not in N.WEIGHTS:
+            raise InvalidArgument(f"weights must be one of {sorted(k for k in N.WEIGHTS if k)}")
+        p = N.defaults(N.ModelParams)
+        p.weight_format = N.WEIGHTS[weights]
+        h = N.c_void_p()
+        check(N.lib.phi4_model_load(os.fsencode(path), ctypes.byref(p), ctypes.byref(h)))
+        self._h = h.value
+        self.threads = threads
+        self.kv_type = kv_type
+        self._n_ctx = n_ctx
+        info = N.ModelInfo()
+        info.struct_size = ctypes.sizeof(N.ModelInfo)
+        check(N.lib.phi4_model_get_info(self._h, ctypes.byref(info)))
+        self._info = info
+        self.tokenizer = Tokenizer("", _handle=N.lib.phi4_model_tokenizer(self._h), _owner=self)
+        self._lock = threading.Lock()
+        self._ctx: Optional[Context] = None  # the kept context
+        self._ctx_in_use = False
+        self.last_stream: Optional[Stream] = None
+
+    def __del__(self) -> None:
+        if getattr(self, "_h", None):
+            self._ctx = None
+            N.lib.phi4_model_free(self._h)
+            self._h = None
+
+    @property
+    def vocab_size(self) -> int:
+        """Width of the logits."""
+        return self._info.vocab_size
+
+    @property
+    def trained_context_length(self) -> int:
+        """The longest context the model was trained for (max_position_embeddings)."""
+        return self._info.trained_context_length
+
+    @property
+    def context_length(self) -> int:
+        """The capacity of the contexts this object makes by default: min(n_ctx, the trained length)."""
+        return min(self._n_ctx, self.trained_context_length)
+
+    @property
+    def eos_token(self) -> int:
+        """The primary end-of-sequence id (-1: none)."""
+        return self._info.eos_token
+
+    @property
+    def bos_token(self) -> int:
+        """The beginning-of-sequence id (-1: none)."""
+        return self._info.bos_token
+
+    @property
+    def eog_tokens(self) -> List[int]:
+        """Ids that end generation."""
+        buf = (N.c_int32 * 16)()
+        n = N.c_size_t(0)
+        check(N.lib.phi4_model_eog_tokens(self._h, buf, 16, ctypes.byref(n)))
+        return list(buf[:n.value])
+
+    def tokenize(self, text: str, special: bool = False) -> List[int]:
+        """Token ids of `text` (special-token text is plain text unless `special`)."""
+        return self.tokenizer.tokenize(text, special)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """The text of `ids`."""
+        return self.tokenizer.detokenize(ids)
+
+    def context(self, n_ctx: Optional[int] = None, threads: Optional[int] = None,
+                kv_type: Optional[str] = None) -> Context:
+        """A new context (KV cache) on this model; `kv_type` as for Context."""
+        return Context(self, n_ctx or self.context_length, threads=threads or self.threads,
+                       kv_type=kv_type or self.kv_type)
+
+    def _borrow_context(self) -> tuple:
+        """The kept context if no other call holds it, else a fresh one; and the function that
+        gives it back."""
+        with self._lock:
+            if not self._ctx_in_use:
+                self._ctx_in_use = True
+                if self._ctx is None:
+                    try:
+                        self._ctx = self.context()
+                    except BaseException:
+                        self._ctx_in_use = False
+                        raise
+                return self._ctx, self._give_back
+        return self.context(), None
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self._ctx_in_use = False
+
+    def generate(self, prompt: Union[str, Sequence[int]], *, stream: bool = False, **options: Any) -> Union[str, Iterator[str]]:
+        """Complete `prompt` (text, or token ids). Returns the text, or an iterator of pieces with `stream`.
+
+        Options (None or absent: the library's default): max_tokens, temperature, top_k, top_p,
+        min_p, repeat_penalty, presence_penalty, frequency_penalty, seed, stop (a string or a list),
+        top_logprobs (0…20: `model.last_stream.logprobs()` gives per-token log-probabilities) and
+        lookup (e.g. 5: prompt-lookup decoding, the same greedy text, faster on text that repeats;
+        `model.last_stream.lookup_counts()` gives the drafts proposed and accepted)."""
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise InvalidArgument("the prompt is empty")
+        ctx, give_back = self._borrow_context()
+        try:
+            # The kept context holds the previous call's tokens: a prompt that extends them (the
+            # same conversation with one more turn) only evaluates the new part.
+            kept = ctx.reuse_prefix(ids)
+            s = ctx.stream(ids[kept:], **options)
+        except BaseException:
+            if give_back:
+                give_back()
+            raise
+        s._on_close = give_back
+        self.last_stream = s
+        return s if stream else "".join(s)
+
+    def _chat_ids(self, messages: Sequence[Dict[str, str]], max_tokens: Optional[int]) -> List[int]:
+        # The long-chat policy: drop the oldest exchanges (never the system message) so that the
+        # prompt and max_tokens fit in the context.
+        if max_tokens is None:
+            max_tokens = N.defaults(N.GenerateParams).max_tokens
+        n_ctx = self.context_length
+        return self.tokenizer.chat_template(messages, budget=max(1, n_ctx - min(int(max_tokens), n_ctx // 2)))
+
+    def chat(self, messages: Sequence[Dict[str, str]], **kwargs: Any) -> Union[str, Iterator[str]]:
+        """The assistant's reply to `messages` ([{"role": ..., "content": ...}]), or a stream. A
+        conversation longer than the context loses its oldest exchanges (the system message stays);
+        re-sending a conversation with one more turn only evaluates the new part. Options as for
+        `generate`."""
+        return self.generate(self._chat_ids(messages, kwargs.get("max_tokens")), **kwargs)
+
+    def create_chat_completion(self, messages: Sequence[Dict[str, str]], **kwargs: Any) -> Any:
+        """An OpenAI-shaped chat completion (a dict, or an iterator of chunk dicts with stream=True).
+        `logprobs=True` with `top_logprobs=N` adds log-probabilities; other options as for `generate`."""
+        stream = kwargs.pop("stream", False)
+        want_logprobs = bool(kwargs.pop("logprobs", False))
+        top_n = int(kwargs.pop("top_logprobs", 0) or 0)
+        ids = self._chat_ids(messages, kwargs.get("max_tokens"))
+        pieces = self.generate(ids, stream=True, top_logprobs=top_n if want_logprobs else None, **kwargs)
+        assert isinstance(pieces, Stream)
+        if stream:
+            return responses.chat_completion_chunks(pieces, lambda: pieces.finish_reason)
+        text = "".join(pieces)
+        content = None
+        if want_logprobs:
+            def entry(token: int, logprob: float) -> Dict[str, Any]:
+                return responses.token_logprob_entry(self.tokenizer.token_bytes(token), logprob)
+            content = [dict(entry(r["token"], r["logprob"]), top_logprobs=[entry(t, lp) for t, lp in r["top_logprobs"]])
+                       for r in pieces.logprobs()]
+        return responses.chat_completion(text, pieces.finish_reason, len(ids), pieces.completion_tokens, content)
