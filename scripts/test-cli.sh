@@ -10,6 +10,17 @@ pass=0
 fail=0
 check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1" >&2; fi; }
 
+# Exit statuses: a runtime failure prints the library's message and exits 1 (no usage text); a
+# usage error exits 64.
+set +e
+err=$($P generate --model /nonexistent/model --prompt hi 2>&1); rc=$?
+set -e
+check "a missing model exits 1 with the library's message" '[ $rc -eq 1 ] && printf "%s" "$err" | grep -q "^Error: .*/nonexistent/model" && ! printf "%s" "$err" | grep -q "^Usage"'
+set +e
+$P generate --model $M >/dev/null 2>&1; rc=$?
+set -e
+check "a usage error exits 64" '[ $rc -eq 64 ]'
+
 demo=$($P demo --max-tokens 16 2>&1)
 check "phi4 demo generates with the bundled model and reports its speed" 'printf "%s" "$demo" | grep -qE "^\[[0-9]+ tokens, [0-9.]+ tok/s"'
 out=$(printf 'hello\n/system Be brief.\nhi there\n/reset\nagain\n/exit\n' | $P chat --model $M --max-tokens 8 --seed 1 2>/dev/null)
@@ -17,7 +28,7 @@ check "chat answers three turns" '[ "$(printf "%s" "$out" | grep -c "^> ")" -ge 
 check "chat /system" 'printf "%s" "$out" | grep -q "system message set"'
 check "chat /reset" 'printf "%s" "$out" | grep -q "conversation reset"'
 long=$(printf 'first question here\nsecond question here\nthird question here\nfourth one\nfifth one\n/exit\n' |
-    $P chat --model $M --system "Be brief." --max-tokens 24 --context 96 --seed 1 2>/dev/null)
+    $P chat --model $M --system "Be brief." --max-tokens 24 --ctx 96 --seed 1 2>/dev/null)
 check "chat drops the oldest turns when the context is full" '[ "$(printf "%s" "$long" | grep -c "^> ")" -ge 5 ] && printf "%s" "$long" | grep -q "oldest messages to fit"'
 tmp=$(mktemp -d)
 head -c 20000 Sources/Phi4/Model/Decoder.swift > "$tmp/text.txt"
@@ -26,7 +37,7 @@ check "perplexity prints a value" 'printf "%s" "$ppl" | grep -qE "^perplexity: [
 $P quantize --model $M --type q8_0 --out "$tmp/m.gguf" 2>/dev/null
 check "info on a quantized GGUF" '$P info "$tmp/m.gguf" | grep -q "tensors q8_0"'
 check "generate from the GGUF" '[ -n "$($P generate --model "$tmp/m.gguf" --ids 1,2,3 --greedy --max-tokens 4 --print-ids 2>/dev/null)" ]'
-bench=$($P bench --model "$tmp/m.gguf" -p 4 -n 2 -r 1 --context 64 --kv-type f16 --json 2>/dev/null)
+bench=$($P bench --model "$tmp/m.gguf" -p 4 -n 2 -r 1 --ctx 64 --kv-type f16 --json 2>/dev/null)
 # Expected from the model's config: K and V, every layer, 64 positions, kv_heads·head_dim halves.
 check "bench --json reports speed and the KV cache's type and size" 'printf "%s" "$bench" | python3 -c "
 import json, sys
@@ -36,7 +47,7 @@ assert b[\"pp_tps\"] > 0 and b[\"tg_tps\"] > 0, b
 assert b[\"kv_type\"] == \"f16\" and b[\"kv_positions\"] == 64, b
 assert b[\"kv_bytes\"] == 2 * c[\"num_hidden_layers\"] * 64 * kv_dim * 2, (b, kv_dim)
 "'
-verify=$($P bench --model "$tmp/m.gguf" -p 0 -n 0 -r 1 --context 64 --verify 3 --json 2>/dev/null)
+verify=$($P bench --model "$tmp/m.gguf" -p 0 -n 0 -r 1 --ctx 64 --verify 3 --json 2>/dev/null)
 check "bench --verify --json reports the time of a pass over 1-4 tokens" 'printf "%s" "$verify" | python3 -c "
 import json, sys
 v = json.load(sys.stdin)[\"verify_s\"]
@@ -56,8 +67,8 @@ $P dev random-model --type q8_0 --layers "$layers" --zeros --tokenizer Tests/Phi
 check "the sparse model is larger than RAM" '[ "$(stat -c %s "$tmp/big.gguf")" -gt $((mem_kb * 1024)) ]'
 info=$($P info "$tmp/big.gguf" --ctx 16384)
 check "info accounts a 16384-token KV cache" 'printf "%s" "$info" | grep -qE "^KV cache at 16384 positions: f16 [0-9.]+ GB"'
-check "a model larger than RAM generates" '$P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 --context 16384 >/dev/null 2>&1'
-check "a context past the model's length is refused" '! $P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 --context 16385 >/dev/null 2>&1'
+check "a model larger than RAM generates" '$P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 --ctx 16384 >/dev/null 2>&1'
+check "a context past the model's length is refused" '! $P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 --ctx 16385 >/dev/null 2>&1'
 set +e
 err=$(ulimit -v 4000000; $P generate --model "$tmp/big.gguf" --prompt "Hi" --max-tokens 1 2>&1 >/dev/null)
 rc=$?

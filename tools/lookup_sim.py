@@ -10,7 +10,7 @@ match, n = 5 … 2, draft length adapted to the acceptance so far) on each task 
 tools/lookup_tasks/ (NAME.prompt.txt, NAME.output.txt) and combines the passes with the cost
 of a pass over t tokens, measured at full shape by
 
-    phi4 bench --model phi4-q4_0.gguf -p 0 -n 0 -t 2 -r 5 --verify 7 --context 64 --json
+    phi4 bench --model phi4-q4_0.gguf -p 0 -n 0 -t 2 -r 5 --verify 7 --ctx 64 --json
 
     python3 tools/lookup_sim.py --costs bench.json [--lookup 7] [--fixed]
     python3 tools/lookup_sim.py --costs bench.json --model-output models/phi4-demo-q8_0.gguf

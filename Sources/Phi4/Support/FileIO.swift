@@ -17,24 +17,24 @@ public struct FileError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Small file-system helpers over the C library (no Foundation).
-enum FileIO {
+package enum FileIO {
     /// The C library's text for an errno value.
-    static func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
+    package static func errnoText(_ e: Int32) -> String { String(cString: strerror(e)) }
 
     /// True when `path` names a directory.
-    static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// True when `path` names an existing file or directory.
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0
     }
 
     /// Reads a whole regular file, refusing files larger than `limit` bytes.
-    static func readAll(_ path: String, limit: Int = 1 << 31) throws(FileError) -> [UInt8] {
+    package static func readAll(_ path: String, limit: Int = 1 << 31) throws(FileError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         if fd < 0 { throw FileError(path: path, message: errnoText(errno)) }
         defer { close(fd) }
@@ -68,7 +68,7 @@ enum FileIO {
     /// Joins two path components with one slash.
     /// Writes `bytes` to `path` through a temporary file renamed into place, so a reader never
     /// sees a partial file.
-    static func writeAll(_ path: String, _ bytes: [UInt8]) throws(FileError) {
+    package static func writeAll(_ path: String, _ bytes: [UInt8]) throws(FileError) {
         let tmp = path + ".tmp\(getpid())"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         if fd < 0 { throw FileError(path: tmp, message: errnoText(errno)) }
@@ -91,12 +91,12 @@ enum FileIO {
         }
     }
 
-    static func join(_ a: String, _ b: String) -> String {
+    package static func join(_ a: String, _ b: String) -> String {
         a.hasSuffix("/") ? a + b : a + "/" + b
     }
 
     /// The directory part of a path ("." when there is none).
-    static func directory(of path: String) -> String {
+    package static func directory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }
         return String(path[..<slash])

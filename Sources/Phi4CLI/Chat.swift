@@ -1,0 +1,88 @@
+// `phi4 chat`: a chat REPL in the terminal.
+
+import ArgumentParser
+import CPhi4Kernels
+import Phi4
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The session a Ctrl-C should interrupt (the chat REPL's current answer).
+nonisolated(unsafe) var interruptibleSession: Unmanaged<Session>?
+
+struct Chat: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Chat with a model in the terminal (streaming; /reset, /system TEXT, /exit; Ctrl-C stops an answer).")
+
+    @OptionGroup var common: ModelOptions
+
+    @OptionGroup var sampling: SamplingOptions
+
+    @Option(help: "A system message.")
+    var system: String?
+
+    @Option(name: .customLong("max-tokens"), help: "The most tokens per answer.")
+    var maxTokens = 512
+
+    func run() throws {
+        let m = try common.loadModel()
+        let session = try common.session(m, defaultCapacity: 4096)
+        interruptibleSession = Unmanaged.passUnretained(session)
+        signal(SIGINT) { _ in interruptibleSession?.takeUnretainedValue().cancel() }
+        var options = GenerationOptions()
+        options.maxTokens = maxTokens
+        options.sampling = sampling.parameters
+        // The conversation so far. Each turn re-encodes it; the context keeps what is shared with
+        // the previous turn (prefix reuse), so only the new messages are evaluated. When it
+        // outgrows the context the oldest exchanges are dropped; the system message stays.
+        var history: [ChatMessage] = system.map { $0.isEmpty ? [] : [.system($0)] } ?? []
+        let budget = session.contextLength - min(maxTokens, session.contextLength / 2)
+        print("phi4 chat — /reset, /system TEXT, /exit")
+        while true {
+            fputs("> ", stdout)
+            fflush(stdout)
+            guard let line = readLine() else { break }
+            let text = line.trimmingSpaces()
+            if text.isEmpty { continue }
+            if text == "/exit" || text == "/quit" { break }
+            if text == "/reset" {
+                history = history.first?.role == "system" ? [history[0]] : []
+                session.reset()
+                print("[conversation reset]")
+                continue
+            }
+            if text.hasPrefix("/system") {
+                let message = String(text.dropFirst(7)).trimmingSpaces()
+                history = message.isEmpty ? [] : [.system(message)]
+                session.reset()
+                print("[system message set; conversation reset]")
+                continue
+            }
+            history.append(.user(text))
+            do {
+                let (prompt, dropped) = try m.tokenizer.applyChatTemplate(history, fitting: budget)
+                if dropped > 0 {
+                    let head = history.first?.role == "system" ? 1 : 0
+                    history.removeSubrange(head..<(head + dropped))
+                    print("[dropped the \(dropped) oldest messages to fit the context]")
+                }
+                let rest = session.reusePrefix(of: prompt)
+                let result = try session.generate(rest, options: options) { piece, _ in
+                    fputs(piece, stdout)
+                    fflush(stdout)
+                    return true
+                }
+                history.append(.assistant(result.text))
+                let tps = Double(result.tokens.count) / max(result.generationSeconds, 1e-9)
+                print(result.stopReason == .cancelled ? " [stopped]" : "")
+                printError("[\(result.tokens.count) tokens, \(fmt(tps)) tok/s; \(rest.count) of \(prompt.count) prompt tokens evaluated]")
+            } catch {
+                print("")
+                printError("error: \(error)")
+                history.removeLast()
+                session.reset()
+            }
+        }
+    }
+}

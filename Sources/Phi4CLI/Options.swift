@@ -1,0 +1,195 @@
+// What the subcommands share: the model options group, sampling options with the library's
+// defaults, the error a runtime failure throws, and small helpers.
+
+import ArgumentParser
+import CPhi4Kernels
+import Phi4
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A failure while running a command (a file that cannot be read, an invalid model): the tool
+/// prints "Error: " and the library's message and exits with status 1. Usage errors are
+/// `ValidationError`s: they print the usage text and exit with status 64.
+struct RuntimeError: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+    init(_ error: Error) { description = "\(error)" }
+}
+
+/// Runs `body`, turning any error it throws into a ``RuntimeError`` with the library's message.
+func runtime<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as RuntimeError { throw e } catch { throw RuntimeError(error) }
+}
+
+/// The options of every command that runs a model.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "A Phi-4 model: an HF directory or a GGUF file.")
+    var model: String
+
+    @Option(help: "Weight type to run an HF checkpoint in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load; GGUF files run as stored).")
+    var weights = "f32"
+
+    @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: the CPUs this process may use).")
+    var threads: Int?
+
+    @Option(name: [.customShort("c"), .customLong("ctx")], help: "Context capacity: the positions the KV cache holds (default: per command).")
+    var ctx: Int?
+
+    @Option(name: .customLong("kv-type"), help: "KV cache type: f32, f16 or q8_0 (default: f16 for quantized weights, f32 otherwise).")
+    var kvType: String?
+
+    /// Loads the model (runtime failures as RuntimeError).
+    func loadModel() throws -> Model { try Phi4CLI.loadModel(model, weights: weights) }
+
+    /// The `--kv-type`, if given.
+    func cacheType() throws -> KVCacheType? { try kvType.map(parseKVType) }
+
+    /// A session of `capacity` positions (the default when `--ctx` is not given) with these options.
+    func session(_ m: Model, defaultCapacity: Int, batchSize: Int = 512) throws -> Session {
+        let cache = try cacheType()
+        return try runtime {
+            try Session(model: m, contextLength: ctx ?? min(defaultCapacity, m.config.maxPositions), batchSize: batchSize,
+                        threads: threads, cacheType: cache)
+        }
+    }
+}
+
+/// Sampling options; every one left out takes the library's default (``SamplingParameters``).
+struct SamplingOptions: ParsableArguments {
+    @Option(help: "Sampling temperature (0: greedy; default \(SamplingParameters().temperature)).")
+    var temperature: Float?
+
+    @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: off; default \(SamplingParameters().topK)).")
+    var topK: Int?
+
+    @Option(name: .customLong("top-p"), help: "Nucleus sampling threshold (1: off; default \(SamplingParameters().topP)).")
+    var topP: Float?
+
+    @Option(name: .customLong("min-p"), help: "Drop tokens below min-p × the top probability (0: off; default \(SamplingParameters().minP)).")
+    var minP: Float?
+
+    @Option(name: .customLong("repeat-penalty"), help: "Repetition penalty (1: off).")
+    var repeatPenalty: Float?
+
+    @Option(name: .customLong("presence-penalty"), help: "Presence penalty (0: off).")
+    var presencePenalty: Float?
+
+    @Option(name: .customLong("frequency-penalty"), help: "Frequency penalty (0: off).")
+    var frequencyPenalty: Float?
+
+    @Option(help: "Random seed (same seed, same text).")
+    var seed: UInt64?
+
+    @Flag(help: "Greedy decoding (same as --temperature 0).")
+    var greedy = false
+
+    /// The library's defaults with the options given applied.
+    var parameters: SamplingParameters {
+        var s = SamplingParameters()
+        if let temperature { s.temperature = temperature }
+        if greedy { s.temperature = 0 }
+        if let topK { s.topK = topK }
+        if let topP { s.topP = topP }
+        if let minP { s.minP = minP }
+        if let repeatPenalty { s.repetitionPenalty = repeatPenalty }
+        if let presencePenalty { s.presencePenalty = presencePenalty }
+        if let frequencyPenalty { s.frequencyPenalty = frequencyPenalty }
+        s.seed = seed
+        return s
+    }
+}
+
+/// Loads a tokenizer (runtime failures as RuntimeError).
+func loadTokenizer(_ path: String) throws -> Tokenizer {
+    try runtime { try Tokenizer.load(path: path) }
+}
+
+/// Formats ids as a compact JSON array.
+func formatIDs(_ ids: [TokenID]) -> String {
+    "[" + ids.map(String.init).joined(separator: ",") + "]"
+}
+
+/// Parses "1,2,3" (or "[1, 2, 3]") into token ids.
+func parseIDs(_ text: String) throws -> [TokenID] {
+    var list: [TokenID] = []
+    for part in text.filter({ $0 != "[" && $0 != "]" && $0 != " " }).split(separator: ",") {
+        guard let id = TokenID(part) else { throw ValidationError("not a token id: \(part)") }
+        list.append(id)
+    }
+    return list
+}
+
+/// Loads a model (runtime failures as RuntimeError).
+func loadModel(_ path: String, weights: String = "f32") throws -> Model {
+    guard let type = WeightType(rawValue: weights) else {
+        throw ValidationError("--weights must be one of \(WeightType.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    var options = ModelLoadOptions()
+    options.weightType = type
+    return try runtime { try Model.load(path: path, options: options) }
+}
+
+/// A `--kv-type` value.
+func parseKVType(_ s: String) throws -> KVCacheType {
+    guard let t = KVCacheType(rawValue: s) else { throw ValidationError("--kv-type must be f32, f16 or q8_0") }
+    return t
+}
+
+/// Writes a line to standard error.
+func printError(_ text: String) {
+    fputs(text + "\n", stderr)
+}
+
+/// The bundled demo model's file name, under `models/`.
+let demoModelName = "phi4-demo-q8_0.gguf"
+
+/// Finds the bundled demo model: $PHI4_DEMO_MODEL, else `models/` in the working directory or
+/// in a parent of the executable's directory (the repository, for `.build/release/phi4`).
+func findDemoModel() -> String? {
+    if let env = getenv("PHI4_DEMO_MODEL") { return String(cString: env) }
+    var candidates = ["models/" + demoModelName]
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    if n > 0 {
+        var dir = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        for _ in 0..<5 {
+            guard let slash = dir.lastIndex(of: "/") else { break }
+            dir = String(dir[..<slash])
+            candidates.append(dir + "/models/" + demoModelName)
+        }
+    }
+    return candidates.first { access($0, R_OK) == 0 }
+}
+
+/// Formats a rate with two decimals.
+func fmt(_ v: Double) -> String {
+    let r = (v * 100).rounded() / 100
+    return String(r)
+}
+
+/// Peak and current resident memory of this process, from /proc/self/status (kB → bytes).
+func residentMemory() -> (current: Int, peak: Int) {
+    guard let f = fopen("/proc/self/status", "r") else { return (0, 0) }
+    defer { fclose(f) }
+    var current = 0, peak = 0
+    var line = [CChar](repeating: 0, count: 256)
+    while fgets(&line, Int32(line.count), f) != nil {
+        let text = String(cString: line)
+        let kb = (Int(text.filter { $0.isNumber }) ?? 0) * 1024
+        if text.hasPrefix("VmRSS:") { current = kb }
+        if text.hasPrefix("VmHWM:") { peak = kb }
+    }
+    return (current, peak)
+}
+
+extension String {
+    /// The string without leading and trailing spaces, tabs and line breaks.
+    func trimmingSpaces() -> String {
+        var s = Substring(self)
+        while let c = s.first, c.isWhitespace { s = s.dropFirst() }
+        while let c = s.last, c.isWhitespace { s = s.dropLast() }
+        return String(s)
+    }
+}
