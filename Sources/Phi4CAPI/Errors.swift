@@ -92,6 +92,7 @@ func guarded(_ body: () throws -> Void) -> phi4_status {
 
 /// The process-wide log callback.
 enum Log {
+    // nonisolated(unsafe): `callback` and `userData` are only read or written with `lock` held.
     nonisolated(unsafe) static var callback: phi4_log_callback?
     nonisolated(unsafe) static var userData: UnsafeMutableRawPointer?
     nonisolated(unsafe) static var lock = pthread_mutex_t()

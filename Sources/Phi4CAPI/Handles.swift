@@ -12,6 +12,8 @@ import Glibc
 /// Live handles, so that a freed or foreign pointer is an error instead of a crash.
 enum Handles {
     enum Kind { case model, tokenizer, borrowedTokenizer, context, sampler }
+    // nonisolated(unsafe): `live` and `lock` are only touched with `lock` held (and `lock` is
+    // initialised once, through `initialized`).
     nonisolated(unsafe) static var live: [UnsafeMutableRawPointer: Kind] = [:]
     nonisolated(unsafe) static var lock = pthread_mutex_t()
     /// The lock is held across fork() (pthread_atfork), so a child process never inherits it

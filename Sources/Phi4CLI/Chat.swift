@@ -9,6 +9,8 @@ import Glibc
 #endif
 
 /// The session a Ctrl-C should interrupt (the chat REPL's current answer).
+// nonisolated(unsafe): written once on the main thread before the SIGINT handler is installed;
+// the handler only reads it and calls cancel(), which is safe from any thread.
 nonisolated(unsafe) var interruptibleSession: Unmanaged<Session>?
 
 struct Chat: ParsableCommand {

@@ -17,7 +17,9 @@ import CPhi4Kernels
 /// Fork-safe: a child process (for example Python multiprocessing's "fork") starts with no worker
 /// threads and with the parent's lock states copied; a `pthread_atfork` child handler resets the
 /// locks and the next job starts fresh workers in the child.
-public final class ThreadPool: @unchecked Sendable {
+// @unchecked Sendable: the job state is handed between threads through the pool's mutex and
+// condition variables; workers touch only their own slice of a job.
+package final class ThreadPool: @unchecked Sendable {
     /// The process-wide pool.
     public static let shared = ThreadPool(threads: ThreadPool.availableCPUs())
 
@@ -238,6 +240,7 @@ public final class ThreadPool: @unchecked Sendable {
 /// Every pool of the process (pools live as long as the process: their workers hold them), so
 /// that a forked child can reset them. Registration installs one `pthread_atfork` child handler.
 private enum ForkRegistry {
+    // nonisolated(unsafe): `pools` is only touched with `lock` held.
     nonisolated(unsafe) static var pools: [Unmanaged<ThreadPool>] = []
     nonisolated(unsafe) static var lock = pthread_mutex_t()
     static let installed: Void = {

@@ -92,6 +92,7 @@ public enum GGMLType: UInt32, Sendable {
 }
 
 /// One tensor of a GGUF file.
+// @unchecked Sendable: `data` points into a read-only mapping kept alive by its GGUFFile.
 public struct GGUFTensor: @unchecked Sendable {
     /// Its name, e.g. `blk.0.attn_qkv.weight`.
     public let name: String
@@ -107,6 +108,7 @@ public struct GGUFTensor: @unchecked Sendable {
 
 /// A GGUF file (versions 2 and 3), memory-mapped and validated: counts, string lengths, value
 /// types, alignment, tensor dimensions and extents. A malformed file is an error, never a trap.
+// @unchecked Sendable: immutable after init; its tensors point into a read-only mapping it owns.
 public struct GGUFFile: @unchecked Sendable {
     /// The format version (2 or 3).
     public let version: UInt32
@@ -117,7 +119,7 @@ public struct GGUFFile: @unchecked Sendable {
     /// Tensor names in file order.
     public let tensorOrder: [String]
     /// The mapping that owns the tensors' bytes.
-    public let file: MappedFile
+    package let file: MappedFile
 
     /// Opens and validates a GGUF file.
     public init(path: String) throws(ModelError) {
@@ -261,7 +263,7 @@ public struct GGUFFile: @unchecked Sendable {
 
 /// Writes GGUF v3 files: metadata, then tensor descriptions, then aligned tensor data that is
 /// produced one tensor at a time (so a whole model never has to be in memory).
-public struct GGUFWriter {
+package struct GGUFWriter {
     /// A tensor to write: name, GGML dims (innermost first), type, and a producer that appends
     /// the tensor's bytes to the file in order (it may write in pieces).
     public struct Tensor {

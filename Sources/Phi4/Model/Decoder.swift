@@ -35,8 +35,14 @@ public final class Decoder {
         case all
     }
 
-    /// A decoder for `model` with scratch for chunks of `batchSize` tokens.
-    public init(model: Model, batchSize: Int = 512, threads: Int? = nil, pool: ThreadPool = .shared) {
+    /// A decoder for `model` with scratch for chunks of `batchSize` tokens, on the process's
+    /// shared thread pool.
+    public convenience init(model: Model, batchSize: Int = 512, threads: Int? = nil) {
+        self.init(model: model, batchSize: batchSize, threads: threads, pool: .shared)
+    }
+
+    /// A decoder on a given thread pool (a pool is package-internal).
+    package init(model: Model, batchSize: Int, threads: Int?, pool: ThreadPool) {
         self.model = model
         self.batchSize = max(1, batchSize)
         self.pool = pool

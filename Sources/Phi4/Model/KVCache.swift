@@ -27,6 +27,8 @@ public enum KVCacheType: String, Sendable, CaseIterable {
 /// prefetchers stream, not a column block strided by the other heads. Keys are stored after RoPE.
 /// Decoding reads f32 and f16 caches in place; the prefill path and q8_0 widen one tile at a
 /// time. Memory is allocated once for `capacity` positions.
+// @unchecked Sendable: it owns raw memory; a cache belongs to one Session, which is used by one
+// thread at a time (a parallel step writes disjoint heads).
 public final class KVCache: @unchecked Sendable {
     /// Positions the cache can hold.
     public let capacity: Int

@@ -146,7 +146,7 @@ public struct ModelConfig: Sendable, Equatable {
     /// newer transformers versions (`rope_parameters: {rope_theta, rope_type: "default"}`, `dtype`).
     /// Other architectures, rope scaling (LongRoPE …), a partial rotary factor ≠ 1, sliding-window
     /// attention and Phi-4-mini are refused with a message that says why.
-    public static func parse(_ json: JSONValue, source: String = "config.json") throws(ModelError) -> ModelConfig {
+    package static func parse(_ json: JSONValue, source: String = "config.json") throws(ModelError) -> ModelConfig {
         guard json.objectValue != nil else { throw .invalidConfig("\(source) is not a JSON object") }
         let architectures = json["architectures"]?.arrayValue?.compactMap { $0.stringValue } ?? []
         let modelType = json["model_type"]?.stringValue

@@ -7,7 +7,8 @@ import Darwin
 #endif
 
 /// A read-only memory mapping of a whole file, unmapped when released.
-public final class MappedFile: @unchecked Sendable {
+// @unchecked Sendable: a read-only mapping, never written after init and unmapped in deinit.
+package final class MappedFile: @unchecked Sendable {
     /// The file's path.
     public let path: String
     /// The mapped bytes.
@@ -51,6 +52,7 @@ public enum TensorDType: String, Sendable {
 }
 
 /// One tensor of a safetensors file: its type, shape and bytes (inside the mapping).
+// @unchecked Sendable: `data` points into a read-only mapping that `file` keeps alive.
 public struct TensorInfo: @unchecked Sendable {
     /// The tensor's name, e.g. `model.layers.0.self_attn.qkv_proj.weight`.
     public let name: String
@@ -61,7 +63,7 @@ public struct TensorInfo: @unchecked Sendable {
     /// The tensor's bytes.
     public let data: UnsafeRawBufferPointer
     /// The mapping that owns `data`.
-    public let file: MappedFile
+    package let file: MappedFile
 
     /// Number of elements.
     public var count: Int { shape.reduce(1, *) }
@@ -77,7 +79,7 @@ public struct SafeTensorsFile: Sendable {
     /// The tensors by name.
     public let tensors: [String: TensorInfo]
     /// The mapping.
-    public let file: MappedFile
+    package let file: MappedFile
 
     /// Opens and validates one `.safetensors` file.
     public init(path: String) throws(ModelError) {

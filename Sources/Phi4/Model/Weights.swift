@@ -54,6 +54,7 @@ public enum WeightFormat: String, Sendable, CaseIterable {
 ///
 /// The bytes either live in a memory-mapped file (zero-copy, when the stored type is the run
 /// type and suitably aligned) or in memory this object allocated and frees.
+// @unchecked Sendable: its bytes are immutable after init (mapped read-only or filled once).
 public final class WeightMatrix: @unchecked Sendable {
     /// Output features.
     public let rows: Int

@@ -4,7 +4,7 @@
 /// parser instead of Foundation, so the engine has no Foundation dependency and every malformed
 /// byte becomes a ``JSONError`` with its offset, never a trap. Nesting is limited to
 /// ``JSONParser/maxDepth`` levels so hostile input cannot exhaust the stack.
-public enum JSONValue: Sendable, Equatable {
+package enum JSONValue: Sendable, Equatable {
     /// `null`.
     case null
     /// `true` or `false`.
@@ -99,7 +99,7 @@ public enum JSONValue: Sendable, Equatable {
 }
 
 /// Why a JSON text could not be parsed: a message and the byte offset where it went wrong.
-public struct JSONError: Error, CustomStringConvertible, Sendable {
+package struct JSONError: Error, CustomStringConvertible, Sendable {
     /// What was wrong.
     public let message: String
     /// Byte offset in the input.
@@ -109,7 +109,7 @@ public struct JSONError: Error, CustomStringConvertible, Sendable {
 }
 
 /// A strict JSON parser over UTF-8 bytes (RFC 8259; no comments, no trailing commas).
-public struct JSONParser {
+package struct JSONParser {
     /// Deepest nesting of arrays and objects accepted.
     public static let maxDepth = 256
 

@@ -3,7 +3,7 @@ import Glibc
 #endif
 
 /// Reading and writing float32 NumPy `.npy` files (format version 1.0, little-endian, C order).
-public enum NPY {
+package enum NPY {
     /// Writes `values` as a float32 array of `shape` to `path`.
     public static func write(path: String, shape: [Int], values: [Float]) throws(FileError) {
         guard shape.reduce(1, *) == values.count else {

@@ -5,6 +5,7 @@
 /// answers "what is the rank of these bytes?" with an open-addressing hash table over one byte
 /// arena, and "what are the bytes of this id?" with an offset table. Storage is allocated once
 /// and never mutated after `init`, so one vocabulary is shared by any number of threads.
+// @unchecked Sendable: storage written only in init (see above).
 final class BytePairVocabulary: @unchecked Sendable {
     private struct Entry {
         var hash: UInt32

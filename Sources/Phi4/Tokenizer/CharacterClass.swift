@@ -14,6 +14,7 @@ enum CharacterClass: UInt8 {
 /// A two-level lookup table from code point to ``CharacterClass``, built once from the
 /// generated ``UnicodeTables`` (256-entry blocks, identical blocks shared).
 /// The storage is allocated once for the life of the process and never written after `init`.
+// @unchecked Sendable: storage written only in init (see above).
 struct CharacterClassTable: @unchecked Sendable {
     /// Block index for each 256-code-point block of the Unicode range.
     private let blockIndex: UnsafeMutablePointer<UInt16>

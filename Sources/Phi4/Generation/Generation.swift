@@ -1,0 +1,147 @@
+// A generation in progress: sampling, streaming text, stop rules; prompt lookup is in
+// PromptLookup.swift.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import CPhi4Kernels
+
+/// A generation in progress: each ``next()`` samples and evaluates tokens until a piece of text
+/// is final, and returns it; nil once generation has stopped (see ``stopReason``).
+public final class Generation {
+    /// The session it runs on.
+    public let session: Session
+    /// Why it stopped, once it has.
+    public internal(set) var stopReason: StopReason?
+    /// Everything so far: tokens, text, timings.
+    public internal(set) var result: GenerationResult
+
+    let options: GenerationOptions
+    var logits: [Float]
+    var sampler: Sampler
+    var stream: StreamingDecoder
+    var stops: StopStringMatcher
+    let endIDs: Set<TokenID>
+    var queue: [(String, TokenID)] = []
+    var flushed = false
+    var pending: (TokenID, [Float])?
+    /// Prompt lookup's record per match length n (index n − 1): draft tokens accepted, and draft
+    /// tokens tried (proposed up to and including the first rejected one), both decayed while
+    /// matches of that length go unused (see ``proposeDraft(after:)``).
+    var draftsAccepted = [Double](repeating: 0, count: Generation.longestMatch)
+    var draftsTried = [Double](repeating: 0, count: Generation.longestMatch)
+    let clock = ContinuousClock()
+    var started: ContinuousClock.Instant
+
+    init(session: Session, prompt: [TokenID], options: GenerationOptions) throws(ModelError) {
+        try options.sampling.validate()
+        guard options.maxTokens >= 0 else { throw .invalidRequest("max tokens must be ≥ 0") }
+        if let n = options.topLogprobs, n < 0 || n > 20 { throw .invalidRequest("top logprobs must be in 0…20") }
+        guard options.lookup >= 0 else { throw .invalidRequest("lookup must be ≥ 0") }
+        for s in options.stopStrings where s.isEmpty { throw .invalidRequest("stop strings must not be empty") }
+        self.session = session
+        self.options = options
+        session.clearCancel()
+        let t0 = clock.now
+        let prefill = try session.evaluateForGeneration(prompt)
+        started = clock.now
+        result = GenerationResult(tokens: [], text: "", stopReason: .maxTokens, promptTokenCount: prompt.count,
+                                  promptSeconds: Session.seconds(started - t0), generationSeconds: 0)
+        logits = prefill ?? []
+        sampler = Sampler(options.sampling)
+        stream = StreamingDecoder(tokenizer: session.model.tokenizer)
+        stops = StopStringMatcher(options.stopStrings)
+        endIDs = session.model.endOfGenerationIDs.union(options.stopTokenIDs)
+        if prefill == nil { end(.cancelled, flush: false) }
+    }
+
+    /// Stops the generation (reason ``StopReason/cancelled``) without emitting held-back text.
+    public func stop() {
+        if stopReason == nil { end(.cancelled, flush: false) }
+    }
+
+    func end(_ reason: StopReason, flush: Bool) {
+        stopReason = reason
+        result.stopReason = reason
+        result.generationSeconds = Session.seconds(clock.now - started)
+        if !flush { flushed = true }
+    }
+
+    func emit(_ text: String, _ id: TokenID) {
+        guard !text.isEmpty else { return }
+        result.text += text
+        queue.append((text, id))
+    }
+
+    /// The next piece of text and the token that completed it, or nil when generation has stopped.
+    public func next() throws(ModelError) -> (text: String, token: TokenID)? {
+        while true {
+            if !queue.isEmpty { return queue.removeFirst() }
+            if stopReason != nil {
+                if flushed { return nil }
+                flushed = true
+                let last = result.tokens.last ?? -1
+                emit(stops.push(stream.flush()).0, last)
+                emit(stops.flush(), last)
+                continue
+            }
+            try step()
+        }
+    }
+
+    /// Samples one token, streams its text, and evaluates it for the next step.
+    func step() throws(ModelError) {
+        if session.cancelRequested { return end(.cancelled, flush: false) }
+        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
+        let id: TokenID
+        if let (t, raw) = pending {  // drawn while verifying a rejected draft token
+            pending = nil
+            id = t
+            if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
+            record(id, raw)
+        } else {
+            let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
+            id = sampler.sample(&logits, history: session.tokens[...])
+            if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
+            record(id, raw)
+        }
+        guard try emitToken(id) else { return }
+        if session.tokens.count >= session.contextLength { return end(.contextFull, flush: true) }
+        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
+        if session.cancelRequested { return end(.cancelled, flush: false) }
+        let (match, draft) = options.lookup > 0 ? proposeDraft(after: id) : (0, [])
+        guard let rows = try session.evaluateForGeneration([id] + draft, allLogits: !draft.isEmpty) else {
+            return end(.cancelled, flush: false)
+        }
+        if draft.isEmpty {
+            logits = rows
+            return
+        }
+        let before = result.acceptedDraftTokens
+        try verify(draft, rows: rows)
+        let accepted = result.acceptedDraftTokens - before
+        draftsAccepted[match - 1] += Double(accepted)
+        draftsTried[match - 1] += Double(min(draft.count, accepted + 1))
+    }
+
+    /// Appends a sampled token (and its log-probabilities) to the result.
+    func record(_ id: TokenID, _ raw: [Float]) {
+        result.tokens.append(id)
+        if let n = options.topLogprobs { result.logprobs.append(TokenLogprob(logits: raw, token: id, topCount: n)) }
+    }
+
+    /// Streams a token's text; false when it completed a stop string (generation ended).
+    func emitToken(_ id: TokenID) throws(ModelError) -> Bool {
+        let piece: String
+        do { piece = try stream.append(id) } catch { throw .tokenizer(error) }
+        let (ready, matched) = stops.push(piece)
+        emit(ready, id)
+        if matched {
+            end(.stopString, flush: false)
+            return false
+        }
+        return true
+    }
+}
