@@ -30,5 +30,5 @@ let package = Package(
             dependencies: ["Phi4", "CPhi4Kernels", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(name: "Phi4Tests", dependencies: ["Phi4"], exclude: ["Fixtures"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

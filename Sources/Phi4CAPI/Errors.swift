@@ -56,7 +56,8 @@ enum LastError {
         pthread_key_create(&k) { p in free(p) }
         return k
     }()
-    static let empty: UnsafePointer<CChar> = {
+    // nonisolated(unsafe): written once by the lazy initialiser, read-only C memory afterwards.
+    nonisolated(unsafe) static let empty: UnsafePointer<CChar> = {
         let p = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
         p.pointee = 0
         return UnsafePointer(p)

@@ -11,7 +11,8 @@ import Glibc
 @_cdecl("phi4_version")
 public func phi4_version() -> UnsafePointer<CChar> { versionCString }
 
-private let versionCString: UnsafePointer<CChar> = {
+// nonisolated(unsafe): written once by the lazy initialiser, read-only C memory afterwards.
+nonisolated(unsafe) private let versionCString: UnsafePointer<CChar> = {
     let bytes = Array(Phi4Version.string.utf8CString)
     let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
     p.initialize(from: bytes, count: bytes.count)
@@ -24,7 +25,8 @@ public func phi4_abi_version() -> Int32 { Int32(PHI4_ABI_VERSION) }
 @_cdecl("phi4_last_error")
 public func phi4_last_error() -> UnsafePointer<CChar> { LastError.current }
 
-private let statusNames: [UnsafePointer<CChar>] = [
+// nonisolated(unsafe): immutable pointers to static string literals.
+nonisolated(unsafe) private let statusNames: [UnsafePointer<CChar>] = [
     "PHI4_OK", "PHI4_ERR_INVALID_ARGUMENT", "PHI4_ERR_INVALID_HANDLE", "PHI4_ERR_IO", "PHI4_ERR_INVALID_MODEL",
     "PHI4_ERR_UNSUPPORTED", "PHI4_ERR_OUT_OF_MEMORY", "PHI4_ERR_BUFFER_TOO_SMALL", "PHI4_ERR_CONTEXT_FULL",
     "PHI4_ERR_CANCELLED", "PHI4_ERR_BUSY", "PHI4_ERR_INTERNAL", "unknown status",

@@ -5,7 +5,7 @@ import CPhi4Kernels
 import Phi4
 
 #if canImport(Glibc)
-import Glibc
+@preconcurrency import Glibc  // stdout and stderr: C globals (FILE streams lock themselves)
 #endif
 
 struct Demo: ParsableCommand {

@@ -6,7 +6,7 @@ import CPhi4Kernels
 import Phi4
 
 #if canImport(Glibc)
-import Glibc
+@preconcurrency import Glibc  // stdout and stderr: C globals (FILE streams lock themselves)
 #endif
 
 /// A failure while running a command (a file that cannot be read, an invalid model): the tool
