@@ -32,6 +32,7 @@ func status(of error: Error) -> ABIError {
         case .invalidRequest: code = Int32(PHI4_ERR_INVALID_ARGUMENT.rawValue)
         case .contextFull: code = Int32(PHI4_ERR_CONTEXT_FULL.rawValue)
         case .cancelled: code = Int32(PHI4_ERR_CANCELLED.rawValue)
+        case .busy: code = Int32(PHI4_ERR_BUSY.rawValue)
         case .tokenizer(let t): return status(of: t)
         }
         return ABIError(status: code, message: e.description)

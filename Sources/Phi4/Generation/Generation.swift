@@ -35,26 +35,38 @@ public final class Generation {
     let clock = ContinuousClock()
     var started: ContinuousClock.Instant
 
-    init(session: Session, prompt: [TokenID], options: GenerationOptions) throws(ModelError) {
+    convenience init(session: Session, prompt: [TokenID], options: GenerationOptions) throws(ModelError) {
+        try Generation.validate(options)
+        session.clearCancel()
+        let t0 = ContinuousClock.now
+        let prefill = try session.evaluateForGeneration(prompt)
+        self.init(session: session, options: options, promptTokenCount: prompt.count, logits: prefill ?? [],
+                  promptSeconds: Session.seconds(ContinuousClock.now - t0))
+        if prefill == nil { end(.cancelled, flush: false) }
+    }
+
+    /// A generation whose prompt is already in `session`'s context and whose next-token logits
+    /// are `logits` (the batch scheduler evaluates prompts itself).
+    init(session: Session, options: GenerationOptions, promptTokenCount: Int, logits: [Float], promptSeconds: Double) {
+        self.session = session
+        self.options = options
+        started = clock.now
+        result = GenerationResult(tokens: [], text: "", stopReason: .maxTokens, promptTokenCount: promptTokenCount,
+                                  promptSeconds: promptSeconds, generationSeconds: 0)
+        self.logits = logits
+        sampler = Sampler(options.sampling)
+        stream = StreamingDecoder(tokenizer: session.model.tokenizer)
+        stops = StopStringMatcher(options.stopStrings)
+        endIDs = session.model.endOfGenerationIDs.union(options.stopTokenIDs)
+    }
+
+    /// Throws ``ModelError/invalidRequest(_:)`` for options no generation can run with.
+    static func validate(_ options: GenerationOptions) throws(ModelError) {
         try options.sampling.validate()
         guard options.maxTokens >= 0 else { throw .invalidRequest("max tokens must be ≥ 0") }
         if let n = options.topLogprobs, n < 0 || n > 20 { throw .invalidRequest("top logprobs must be in 0…20") }
         guard options.lookup >= 0 else { throw .invalidRequest("lookup must be ≥ 0") }
         for s in options.stopStrings where s.isEmpty { throw .invalidRequest("stop strings must not be empty") }
-        self.session = session
-        self.options = options
-        session.clearCancel()
-        let t0 = clock.now
-        let prefill = try session.evaluateForGeneration(prompt)
-        started = clock.now
-        result = GenerationResult(tokens: [], text: "", stopReason: .maxTokens, promptTokenCount: prompt.count,
-                                  promptSeconds: Session.seconds(started - t0), generationSeconds: 0)
-        logits = prefill ?? []
-        sampler = Sampler(options.sampling)
-        stream = StreamingDecoder(tokenizer: session.model.tokenizer)
-        stops = StopStringMatcher(options.stopStrings)
-        endIDs = session.model.endOfGenerationIDs.union(options.stopTokenIDs)
-        if prefill == nil { end(.cancelled, flush: false) }
     }
 
     /// Stops the generation (reason ``StopReason/cancelled``) without emitting held-back text.
@@ -81,36 +93,26 @@ public final class Generation {
             if !queue.isEmpty { return queue.removeFirst() }
             if stopReason != nil {
                 if flushed { return nil }
-                flushed = true
-                let last = result.tokens.last ?? -1
-                emit(stops.push(stream.flush()).0, last)
-                emit(stops.flush(), last)
+                flushHeldText()
                 continue
             }
             try step()
         }
     }
 
+    /// Once stopped: emits the text held back (an incomplete character, a possible stop string's
+    /// start), unless the stop discards it.
+    func flushHeldText() {
+        guard stopReason != nil && !flushed else { return }
+        flushed = true
+        let last = result.tokens.last ?? -1
+        emit(stops.push(stream.flush()).0, last)
+        emit(stops.flush(), last)
+    }
+
     /// Samples one token, streams its text, and evaluates it for the next step.
     func step() throws(ModelError) {
-        if session.cancelRequested { return end(.cancelled, flush: false) }
-        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
-        let id: TokenID
-        if let (t, raw) = pending {  // drawn while verifying a rejected draft token
-            pending = nil
-            id = t
-            if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
-            record(id, raw)
-        } else {
-            let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
-            id = sampler.sample(&logits, history: session.tokens[...])
-            if endIDs.contains(id) { return end(.endOfSequence, flush: true) }
-            record(id, raw)
-        }
-        guard try emitToken(id) else { return }
-        if session.tokens.count >= session.contextLength { return end(.contextFull, flush: true) }
-        if result.tokens.count >= options.maxTokens { return end(.maxTokens, flush: true) }
-        if session.cancelRequested { return end(.cancelled, flush: false) }
+        guard let id = try chooseToken() else { return }
         let (match, draft) = options.lookup > 0 ? proposeDraft(after: id) : (0, [])
         guard let rows = try session.evaluateForGeneration([id] + draft, allLogits: !draft.isEmpty) else {
             return end(.cancelled, flush: false)
@@ -124,6 +126,39 @@ public final class Generation {
         let accepted = result.acceptedDraftTokens - before
         draftsAccepted[match - 1] += Double(accepted)
         draftsTried[match - 1] += Double(min(draft.count, accepted + 1))
+    }
+
+    /// Chooses the next token (one drawn while verifying a rejected draft, or a sample of
+    /// ``logits``), records it and streams its text. Returns the token, which the caller then
+    /// evaluates to get the next logits, or nil when generation has ended (the token, if any,
+    /// is not to be evaluated).
+    func chooseToken() throws(ModelError) -> TokenID? {
+        if session.cancelRequested { end(.cancelled, flush: false); return nil }
+        if result.tokens.count >= options.maxTokens { end(.maxTokens, flush: true); return nil }
+        let id: TokenID
+        if let (t, raw) = pending {  // drawn while verifying a rejected draft token
+            pending = nil
+            id = t
+            if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
+            record(id, raw)
+        } else {
+            let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
+            id = sampler.sample(&logits, history: session.tokens[...])
+            if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
+            record(id, raw)
+        }
+        guard try emitToken(id) else { return nil }
+        if session.tokens.count >= session.contextLength { end(.contextFull, flush: true); return nil }
+        if result.tokens.count >= options.maxTokens { end(.maxTokens, flush: true); return nil }
+        if session.cancelRequested { end(.cancelled, flush: false); return nil }
+        return id
+    }
+
+    /// Takes the pieces of text produced so far (and, once stopped, the held-back rest).
+    func takePieces() -> [(String, TokenID)] {
+        flushHeldText()
+        defer { queue.removeAll() }
+        return queue
     }
 
     /// Appends a sampled token (and its log-probabilities) to the result.

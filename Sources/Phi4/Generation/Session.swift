@@ -14,8 +14,11 @@ public final class Session: @unchecked Sendable {
     public let model: Model
     /// The KV cache.
     public let cache: KVCache
-    /// The decoder (holds scratch buffers for one chunk).
-    public let decoder: Decoder
+    /// The decoder (holds scratch buffers for one chunk; made on first use, so a session whose
+    /// tokens a ``Scheduler`` evaluates never allocates them).
+    public private(set) lazy var decoder = Decoder(model: model, batchSize: batchSize, threads: threads)
+    private let batchSize: Int
+    private let threads: Int?
     /// The tokens currently in the cache, in order.
     public internal(set) var tokens: [TokenID] = []
     private var cancelFlag = p4k_flag(value: 0)
@@ -47,7 +50,8 @@ public final class Session: @unchecked Sendable {
                            scratchBytes: plan.scratchBytes * min(batchSize, n) / 512 + model.config.vocabSize * 8,
                            weightType: .q4_0).check()
         self.cache = KVCache(config: model.config, capacity: n, type: type)
-        self.decoder = Decoder(model: model, batchSize: min(batchSize, n), threads: threads)
+        self.batchSize = min(batchSize, n)
+        self.threads = threads
     }
 
     /// Positions the context holds.

@@ -64,29 +64,82 @@ public final class Decoder {
     ///   the vocabulary, or a cache without room; nothing is changed then.
     public func forward(_ tokens: [TokenID], cache: KVCache, logits: LogitsRequest,
                         shouldStop: (() -> Bool)? = nil) throws(ModelError) -> [Float] {
+        try forward([Segment(tokens: tokens, cache: cache, logits: logits)], shouldStop: shouldStop)
+    }
+
+    /// One sequence's part of a batched forward pass: its new tokens, its KV cache, and which of
+    /// its positions get logits.
+    public struct Segment {
+        /// Tokens to evaluate, at the positions after those already in `cache`.
+        public var tokens: [TokenID]
+        /// The sequence's KV cache (one per sequence: a cache appears in one segment at most).
+        public var cache: KVCache
+        /// Which of the segment's positions get logits.
+        public var logits: LogitsRequest
+
+        /// A segment.
+        public init(tokens: [TokenID], cache: KVCache, logits: LogitsRequest) {
+            self.tokens = tokens
+            self.cache = cache
+            self.logits = logits
+        }
+    }
+
+    /// Runs the decoder on several sequences at once: the rows of all segments go through each
+    /// matrix product together (one pass over the weights for all of them), while positions,
+    /// the KV cache and attention are each segment's own. Each row is computed exactly as it is
+    /// when its segment runs alone (by quantized matrices, and by f32 matrices in passes of up to
+    /// 8 rows; see `Ops.matmul`), so batching sequences does not change their results.
+    ///
+    /// - Returns: the logits the segments ask for, `[rows, vocabSize]` row-major, in segment order.
+    /// - Throws: ``ModelError/invalidRequest(_:)`` for an empty segment, more than ``batchSize``
+    ///   rows in all, a cache used twice or without room, or an id outside the vocabulary;
+    ///   ``ModelError/cancelled`` when `shouldStop` says so (see the one-sequence form). Nothing is
+    ///   changed when it throws.
+    public func forward(_ segments: [Segment], shouldStop: (() -> Bool)? = nil) throws(ModelError) -> [Float] {
         let c = model.config
         let w = model.weights
-        let t = tokens.count
-        guard t > 0 && t <= batchSize else { throw .invalidRequest("a chunk must have 1…\(batchSize) tokens, not \(t)") }
-        guard cache.count + t <= cache.capacity else {
-            throw .invalidRequest("the context holds \(cache.capacity) tokens; \(cache.count) are used and \(t) more do not fit")
+        let t = segments.reduce(0) { $0 + $1.tokens.count }
+        guard !segments.isEmpty && t <= batchSize else {
+            throw .invalidRequest("a chunk must have 1…\(batchSize) tokens, not \(t)")
         }
-        for id in tokens where id < 0 || Int(id) >= c.vocabSize {
-            throw .invalidRequest("token id \(id) is outside the vocabulary (0..<\(c.vocabSize))")
+        var seen = Set<ObjectIdentifier>()
+        for seg in segments {
+            guard !seg.tokens.isEmpty else { throw .invalidRequest("a segment must have at least one token") }
+            guard seen.insert(ObjectIdentifier(seg.cache)).inserted else {
+                throw .invalidRequest("a KV cache appears in two segments of one pass")
+            }
+            guard seg.cache.count + seg.tokens.count <= seg.cache.capacity else {
+                throw .invalidRequest("the context holds \(seg.cache.capacity) tokens; \(seg.cache.count) are used and \(seg.tokens.count) more do not fit")
+            }
+            for id in seg.tokens where id < 0 || Int(id) >= c.vocabSize {
+                throw .invalidRequest("token id \(id) is outside the vocabulary (0..<\(c.vocabSize))")
+            }
         }
         let d = c.hiddenSize
         let qkvDim = c.qDim + 2 * c.kvDim
         let ff = c.intermediateSize
-        let start = cache.count
         let x = s.x, xn = s.xn, qkv = s.qkv, attn = s.attn, gateUp = s.gateUp, act = s.act
-
-        // 1. Token embeddings: x[i] = embedding[tokens[i]].
-        for (i, id) in tokens.enumerated() {
-            w.embedding.copyRow(Int(id), into: x + i * d)
+        // Row i of the pass: its segment's cache and position.
+        var rowCache: [KVCache] = []
+        var rowPosition: [Int] = []
+        var firstRow: [Int] = []  // per segment
+        for seg in segments {
+            firstRow.append(rowCache.count)
+            for j in 0..<seg.tokens.count {
+                rowCache.append(seg.cache)
+                rowPosition.append(seg.cache.count + j)
+            }
         }
-        // RoPE angles of the chunk's positions.
-        for i in 0..<t {
-            rotary.angles(position: start + i, cos: s.cos + i * c.headDim / 2, sin: s.sin + i * c.headDim / 2)
+
+        // 1. Token embeddings: x[i] = embedding[token i]; RoPE angles of each row's position.
+        var i = 0
+        for seg in segments {
+            for id in seg.tokens {
+                w.embedding.copyRow(Int(id), into: x + i * d)
+                rotary.angles(position: rowPosition[i], cos: s.cos + i * c.headDim / 2, sin: s.sin + i * c.headDim / 2)
+                i += 1
+            }
         }
 
         for (l, layer) in w.layers.enumerated() {
@@ -94,18 +147,22 @@ public final class Decoder {
             rowwise(t) { i in Ops.rmsNorm(x + i * d, layer.attentionNorm, xn + i * d, d, eps: c.rmsNormEps) }
             Ops.matmul(xn, rows: t, layer.qkv, qkv, pool: pool, threads: threads)
 
-            // Rotate q and k (NeoX pairs i, i + headDim/2); store k and v in the cache.
+            // Rotate q and k (NeoX pairs i, i + headDim/2); store k and v in each row's cache.
             rowwise(t) { i in
                 let row = qkv + i * qkvDim
                 let cos = s.cos + i * c.headDim / 2, sin = s.sin + i * c.headDim / 2
                 for h in 0..<(c.headCount + c.kvHeadCount) {
                     Ops.rope(row + h * c.headDim, headDim: c.headDim, cos: cos, sin: sin)
                 }
-                cache.store(layer: l, position: start + i, key: row + c.qDim, value: row + c.qDim + c.kvDim)
+                rowCache[i].store(layer: l, position: rowPosition[i], key: row + c.qDim, value: row + c.qDim + c.kvDim)
             }
 
-            // Causal grouped-query attention over every cached position; x += attn · Woᵀ.
-            attention(queries: qkv, count: t, start: start, cache: cache, layer: l, out: attn)
+            // Causal grouped-query attention of each segment over its own cache; x += attn · Woᵀ.
+            for (k, seg) in segments.enumerated() {
+                let r = firstRow[k]
+                attention(queries: qkv + r * qkvDim, count: seg.tokens.count, start: seg.cache.count, cache: seg.cache,
+                          layer: l, out: attn + r * c.qDim)
+            }
             Ops.matmul(attn, rows: t, layer.output, x, accumulate: true, pool: pool, threads: threads)
 
             // 3. MLP block. xn = rmsnorm(x); [gate; up] = xn · Wguᵀ; x += (silu(gate) * up) · Wdownᵀ
@@ -118,15 +175,18 @@ public final class Decoder {
             Ops.matmul(act, rows: t, layer.down, x, accumulate: true, pool: pool, threads: threads)
             if let shouldStop, l + 1 < w.layers.count, shouldStop() { throw .cancelled }
         }
-        cache.count = start + t
+        for seg in segments { seg.cache.count += seg.tokens.count }
 
         // 4. Final norm and lm_head, for the rows that want logits.
-        let rows: Range<Int>
-        switch logits {
-        case .none: return []
-        case .last: rows = (t - 1)..<t
-        case .all: rows = 0..<t
+        var rows: [Int] = []
+        for (k, seg) in segments.enumerated() {
+            switch seg.logits {
+            case .none: break
+            case .last: rows.append(firstRow[k] + seg.tokens.count - 1)
+            case .all: rows += firstRow[k]..<(firstRow[k] + seg.tokens.count)
+            }
         }
+        if rows.isEmpty { return [] }
         for (j, i) in rows.enumerated() {
             Ops.rmsNorm(x + i * d, w.finalNorm, xn + j * d, d, eps: c.rmsNormEps)
         }

@@ -20,6 +20,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     case contextFull(String)
     /// ``Session/cancel()`` stopped the call.
     case cancelled
+    /// A queue is full (``Scheduler/submit(_:options:)``); try again later.
+    case busy(String)
     /// The tokenizer failed.
     case tokenizer(TokenizerError)
 
@@ -36,6 +38,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
         case .invalidRequest(let m): return "invalid request: \(m)"
         case .contextFull(let m): return "context full: \(m)"
         case .cancelled: return "cancelled"
+        case .busy(let m): return "busy: \(m)"
         case .tokenizer(let e): return e.description
         }
     }
