@@ -43,7 +43,7 @@ extern "C" {
 /* ---- Versions ------------------------------------------------------------------------------ */
 
 #define PHI4_VERSION_MAJOR 0
-#define PHI4_VERSION_MINOR 3
+#define PHI4_VERSION_MINOR 4
 #define PHI4_VERSION_PATCH 0
 /* Incremented when a change breaks binaries compiled against an older header (the SONAME is
  * libphi4.so.<PHI4_ABI_VERSION - 1>). Version 2 replaced the by-value *_default_params()
@@ -423,6 +423,89 @@ phi4_status phi4_generation_logprob(const phi4_context *context, size_t index, p
 /* Asks the generation or evaluation running on `context` to stop soon. Safe from any thread
  * (also from a signal-free watchdog thread) while another thread uses the context. */
 phi4_status phi4_cancel(phi4_context *context);
+
+/* ---- Batches: many generations at once ---------------------------------------------------- */
+
+/* A batch serves many generations from one model (continuous batching). Each request gets a
+ * slot, a KV cache of its own; every phi4_batch_step() evaluates, in one pass over the weights,
+ * the next token of every request that is generating plus chunks of the prompts being read, so
+ * several requests cost little more than one. Requests join as slots free up and leave when
+ * they stop; a prompt that starts with the tokens a slot still holds from an earlier request
+ * goes to that slot and evaluates only the rest. With quantized weights each request's output
+ * (greedy, or sampled with a seed) is exactly what it would be alone in a context whose n_batch
+ * equals prefill_chunk. Prompt lookup (phi4_generate_params.lookup) is not used in batches.
+ * phi4_batch_submit() and phi4_batch_cancel() may be called from any thread; phi4_batch_step()
+ * and the update getters from one thread at a time (a concurrent step gets PHI4_ERR_BUSY). */
+typedef struct phi4_batch phi4_batch;
+
+typedef struct {
+    size_t struct_size;     /* the caller's sizeof(phi4_batch_params); set by phi4_batch_params_init() */
+    int32_t n_slots;        /* requests generating at once, each with its own KV cache (default 4) */
+    int32_t n_ctx;          /* positions each slot's KV cache holds; 0: min(the trained length, 4096).
+                               Memory: n_slots caches of n_ctx positions */
+    int32_t n_threads;      /* threads per step; 0: phi4_default_thread_count() */
+    int32_t kv_type;        /* enum phi4_kv_type (default PHI4_KV_DEFAULT) */
+    int32_t prefill_chunk;  /* prompt tokens evaluated per step, in whole chunks of this size
+                               (default 32): smaller keeps running requests smoother while a long
+                               prompt is read, larger reads prompts faster */
+    int32_t max_queue;      /* requests that may wait for a slot (default 64); more: PHI4_ERR_BUSY */
+} phi4_batch_params;
+
+/* Initialises batch params through the caller's size, as phi4_model_params_init() does. */
+phi4_status phi4_batch_params_init(phi4_batch_params *params, size_t size);
+
+/* Creates a batch on a model (params may be NULL). PHI4_ERR_OUT_OF_MEMORY, with the numbers in
+ * the message, when the slots' caches do not fit in the memory available. */
+phi4_status phi4_batch_create(phi4_model *model, const phi4_batch_params *params, phi4_batch **out_batch);
+
+/* Frees a batch and every request in it. NULL and invalid handles are ignored. Must not race
+ * with calls on it. */
+void phi4_batch_free(phi4_batch *batch);
+
+/* Queues a generation of a continuation of `prompt` (params may be NULL: defaults; the strings
+ * and arrays it points to are copied). *out_request receives the request's number (≥ 1), which
+ * its updates carry. PHI4_ERR_INVALID_ARGUMENT for an empty prompt, a bad id or bad params;
+ * PHI4_ERR_CONTEXT_FULL when the prompt is longer than a slot; PHI4_ERR_BUSY when max_queue
+ * requests already wait. Any thread. */
+phi4_status phi4_batch_submit(phi4_batch *batch, const int32_t *prompt, size_t n_prompt,
+                              const phi4_generate_params *params, int64_t *out_request);
+
+/* Stops a request; its last update (PHI4_STOP_CANCELLED) comes from the next step. Unknown or
+ * finished requests are ignored. Any thread. */
+phi4_status phi4_batch_cancel(phi4_batch *batch, int64_t request);
+
+/* Requests waiting for a slot (*queued) and in a slot (*active); either pointer may be NULL. */
+phi4_status phi4_batch_counts(const phi4_batch *batch, int32_t *queued, int32_t *active);
+
+/* Runs one step (one forward pass) and makes its updates available: *n_updates receives their
+ * number, read them with phi4_batch_get_update(0 … n-1). Each request that changed gets one
+ * update per step. With nothing to do it returns at once with *n_updates = 0. */
+phi4_status phi4_batch_step(phi4_batch *batch, size_t *n_updates);
+
+/* What one step did for one request. */
+typedef struct {
+    size_t struct_size;             /* set by the caller to sizeof(phi4_batch_update) */
+    int64_t request;                /* the number phi4_batch_submit() gave */
+    const char *text;               /* text that became final in this step: text_len bytes of whole
+                                       UTF-8 characters, not NUL-terminated; valid until the next
+                                       phi4_batch_step() or phi4_batch_free() */
+    size_t text_len;
+    int32_t token;                  /* the token generated in this step, -1 if none */
+    float logprob;                  /* its log-probability, when the request's top_logprobs ≥ 0 */
+    phi4_stop_reason stop_reason;   /* PHI4_STOP_NONE while the request goes on; set in its last update */
+    int32_t n_generated;            /* tokens generated so far */
+    int32_t n_prompt_evaluated;     /* prompt tokens evaluated (those not found in the slot) */
+} phi4_batch_update;
+
+/* Copies update `index` of the last step into *out (the fields its struct_size has room for).
+ * PHI4_ERR_INVALID_ARGUMENT when the index is out of range. */
+phi4_status phi4_batch_get_update(const phi4_batch *batch, size_t index, phi4_batch_update *out);
+
+/* The most likely alternatives at the position of update `index`'s token (its request's
+ * top_logprobs of them, most likely first): up to `capacity` into `top`, their number into
+ * *n_top (may be NULL). None when the update has no token or logprobs were not asked for. */
+phi4_status phi4_batch_get_top_logprobs(const phi4_batch *batch, size_t index, phi4_token_logprob *top,
+                                        size_t capacity, size_t *n_top);
 
 #ifdef __cplusplus
 }

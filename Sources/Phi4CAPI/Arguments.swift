@@ -112,3 +112,19 @@ func writeBytes(_ bytes: [UInt8], _ out: UnsafeMutablePointer<CChar>?, _ capacit
     }
     if nul && bytes.count < capacity { out[bytes.count] = 0 }
 }
+
+/// Writes an output struct (one whose `struct_size` the caller set, like phi4_model_info): the
+/// fields the caller's struct has room for, zeros past this library's struct (a newer header's
+/// fields); its struct_size stays as it is.
+func writeOutput<T>(_ value: T, to p: UnsafeMutablePointer<T>?, _ name: String) throws {
+    guard let p else { throw ABIError.invalid("\(name) pointer is NULL") }
+    let size = try checkedSize(UnsafeRawPointer(p).loadUnaligned(as: Int.self), name)
+    let header = MemoryLayout<Int>.size
+    let known = MemoryLayout<T>.size
+    let dst = UnsafeMutableRawPointer(p)
+    var v = value
+    withUnsafeBytes(of: &v) { src in
+        dst.advanced(by: header).copyMemory(from: src.baseAddress! + header, byteCount: min(size, known) - header)
+    }
+    if size > known { dst.advanced(by: known).initializeMemory(as: UInt8.self, repeating: 0, count: size - known) }
+}

@@ -20,6 +20,17 @@ public func phi4_context_params_init(_ p: UnsafeMutablePointer<phi4_context_para
     initParams(p, size, "phi4_context_params", defaults: contextParamsDefaults())
 }
 
+/// The cache type of a PHI4_KV_* value (nil: the default).
+func kvType(_ code: Int32) throws -> KVCacheType? {
+    switch code {
+    case Int32(PHI4_KV_DEFAULT.rawValue): return nil
+    case Int32(PHI4_KV_F32.rawValue): return .f32
+    case Int32(PHI4_KV_F16.rawValue): return .f16
+    case Int32(PHI4_KV_Q8_0.rawValue): return .q8_0
+    default: throw ABIError.invalid("kv_type \(code) is not a PHI4_KV_* value")
+    }
+}
+
 @_cdecl("phi4_context_create")
 public func phi4_context_create(_ m: OpaquePointer?, _ p: UnsafePointer<phi4_context_params>?,
                                 _ out: UnsafeMutablePointer<OpaquePointer?>?) -> phi4_status {
@@ -31,14 +42,7 @@ public func phi4_context_create(_ m: OpaquePointer?, _ p: UnsafePointer<phi4_con
         guard prm.n_ctx >= 0, prm.n_batch > 0, prm.n_threads >= 0 else {
             throw ABIError.invalid("n_ctx, n_batch and n_threads must not be negative (n_batch > 0)")
         }
-        let kv: KVCacheType?
-        switch prm.kv_type {
-        case 0: kv = nil
-        case 1: kv = .f32
-        case 2: kv = .f16
-        case 3: kv = .q8_0
-        default: throw ABIError.invalid("kv_type \(prm.kv_type) is not a PHI4_KV_* value")
-        }
+        let kv = try kvType(prm.kv_type)
         let session = try Session(model: box.model, contextLength: prm.n_ctx == 0 ? nil : Int(prm.n_ctx),
                                   batchSize: Int(prm.n_batch), threads: prm.n_threads == 0 ? nil : Int(prm.n_threads),
                                   cacheType: kv)

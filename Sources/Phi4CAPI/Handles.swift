@@ -11,7 +11,7 @@ import Glibc
 
 /// Live handles, so that a freed or foreign pointer is an error instead of a crash.
 enum Handles {
-    enum Kind { case model, tokenizer, borrowedTokenizer, context, sampler }
+    enum Kind { case model, tokenizer, borrowedTokenizer, context, sampler, batch }
     // nonisolated(unsafe): `live` and `lock` are only touched with `lock` held (and `lock` is
     // initialised once, through `initialized`).
     nonisolated(unsafe) static var live: [UnsafeMutableRawPointer: Kind] = [:]

@@ -50,24 +50,16 @@ public func phi4_model_get_info(_ m: OpaquePointer?, _ info: UnsafeMutablePointe
     guarded {
         let box = try model(m)
         guard let info else { throw ABIError.invalid("info is NULL") }
-        let size = try checkedSize(UnsafeRawPointer(info).loadUnaligned(as: Int.self), "phi4_model_info")
+        _ = try checkedSize(UnsafeRawPointer(info).loadUnaligned(as: Int.self), "phi4_model_info")
         let c = box.model.config
         let t = box.model.tokenizer
-        var v = phi4_model_info(
+        let v = phi4_model_info(
             struct_size: MemoryLayout<phi4_model_info>.size, vocab_size: Int32(c.vocabSize),
             trained_context_length: Int32(c.maxPositions), layer_count: Int32(c.layerCount), hidden_size: Int32(c.hiddenSize),
             head_count: Int32(c.headCount), kv_head_count: Int32(c.kvHeadCount), bos_token: t.bosTokenID ?? -1,
             eos_token: t.eosTokenID ?? c.eosTokenIDs.first.map(Int32.init) ?? -1, pad_token: t.padTokenID ?? -1,
             parameter_count: Int64(c.parameterCount), weight_bytes: Int64(box.model.weights.byteCount))
-        // The fields the caller's struct has room for, zeros past this library's struct (a newer
-        // header's fields); its struct_size stays as it is.
-        let header = MemoryLayout<Int>.size
-        let known = MemoryLayout<phi4_model_info>.size
-        let dst = UnsafeMutableRawPointer(info)
-        withUnsafeBytes(of: &v) { src in
-            dst.advanced(by: header).copyMemory(from: src.baseAddress! + header, byteCount: min(size, known) - header)
-        }
-        if size > known { dst.advanced(by: known).initializeMemory(as: UInt8.self, repeating: 0, count: size - known) }
+        try writeOutput(v, to: info, "phi4_model_info")
     }
 }
 

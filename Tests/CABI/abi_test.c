@@ -431,6 +431,100 @@ static void test_greedy(phi4_model *model, const int32_t *prompt, size_t n_promp
     phi4_context_free(ctx);
 }
 
+/* Batches: several requests decoded together each produce transformers' greedy ids (f32 weights,
+ * at most 2 slots + chunks of 4 = 6 rows a pass: each row computed as alone); bad input is
+ * refused; cancellation and a full queue behave. */
+static void test_batch(phi4_model *model, const int32_t *prompt, size_t n_prompt, const int32_t *expected, size_t n_expected) {
+    phi4_batch_params bp;
+    CHECK(phi4_batch_params_init(&bp, sizeof bp) == PHI4_OK && bp.n_slots == 4 && bp.prefill_chunk == 32);
+    bp.n_slots = 2;
+    bp.prefill_chunk = 4;
+    bp.max_queue = 2;
+    bp.n_ctx = 256;
+    phi4_batch *b = NULL;
+    CHECK(phi4_batch_create(model, &bp, &b) == PHI4_OK && b != NULL);
+    if (!b) return;
+    phi4_sampling_params greedy;
+    phi4_sampling_params_init(&greedy, sizeof greedy);
+    greedy.temperature = 0;
+    phi4_generate_params gp;
+    phi4_generate_params_init(&gp, sizeof gp);
+    gp.sampling = &greedy;
+    gp.max_tokens = (int32_t)n_expected;
+    gp.top_logprobs = 2;
+    int64_t ids[4];
+    for (int i = 0; i < 4; i++) CHECK(phi4_batch_submit(b, prompt, n_prompt, &gp, &ids[i]) == PHI4_OK && ids[i] == i + 1);
+    int64_t extra;
+    EXPECT(PHI4_ERR_BUSY, phi4_batch_submit(b, prompt, n_prompt, &gp, &extra)); /* 2 slots + 2 waiting */
+    int32_t queued = -1, active = -1;
+    CHECK(phi4_batch_counts(b, &queued, &active) == PHI4_OK && queued == 4 && active == 0);
+    int32_t got[4][256];
+    size_t n_got[4] = {0};
+    int finished[4] = {0}, done = 0, steps = 0;
+    while (done < 4 && steps < 1000) {
+        size_t n = 0;
+        CHECK(phi4_batch_step(b, &n) == PHI4_OK);
+        steps++;
+        for (size_t i = 0; i < n; i++) {
+            phi4_batch_update u;
+            memset(&u, 0, sizeof u);
+            u.struct_size = sizeof u;
+            CHECK(phi4_batch_get_update(b, i, &u) == PHI4_OK && u.request >= 1 && u.request <= 4);
+            int r = (int)u.request - 1;
+            if (u.token >= 0 && n_got[r] < 256) got[r][n_got[r]++] = u.token;
+            if (u.token >= 0) {
+                phi4_token_logprob top[4];
+                size_t n_top = 0;
+                CHECK(phi4_batch_get_top_logprobs(b, i, top, 4, &n_top) == PHI4_OK && n_top == 2 && top[0].logprob >= top[1].logprob);
+                CHECK(u.logprob <= 0 && u.logprob >= top[0].logprob - 1e-6f);
+            }
+            CHECK(u.n_generated == (int32_t)n_got[r]);
+            if (u.stop_reason != PHI4_STOP_NONE) {
+                finished[r] = 1;
+                done++;
+                CHECK(r == 3 ? u.n_prompt_evaluated == 0 : u.n_prompt_evaluated >= 1 && u.n_prompt_evaluated <= (int32_t)n_prompt);
+            }
+        }
+        if (steps == 1) {
+            CHECK(phi4_batch_counts(b, &queued, &active) == PHI4_OK && queued == 2 && active == 2);
+            CHECK(phi4_batch_cancel(b, ids[3]) == PHI4_OK);  /* still waiting */
+        }
+    }
+    CHECK(finished[0] && finished[1] && finished[2] && finished[3]);
+    for (int r = 0; r < 3; r++) {
+        size_t same = 0;
+        for (size_t i = 0; i < n_got[r] && i < n_expected; i++) same += got[r][i] == expected[i];
+        CHECK(same == n_expected && n_got[r] == n_expected);
+    }
+    CHECK(n_got[3] == 0);
+    size_t n = 0;
+    CHECK(phi4_batch_step(b, &n) == PHI4_OK && n == 0);
+    phi4_batch_update u;
+    memset(&u, 0, sizeof u);
+    u.struct_size = sizeof u;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_get_update(b, 0, &u));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_get_update(b, 0, NULL));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_submit(b, prompt, 0, &gp, &extra));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_submit(b, prompt, n_prompt, &gp, NULL));
+    int32_t bad_id = 1 << 30;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_submit(b, &bad_id, 1, &gp, &extra));
+    int32_t *long_prompt = calloc(300, sizeof(int32_t));
+    EXPECT(PHI4_ERR_CONTEXT_FULL, phi4_batch_submit(b, long_prompt, 300, &gp, &extra));
+    free(long_prompt);
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_batch_step((phi4_batch *)&gp, &n));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_step(b, NULL));
+    CHECK(phi4_batch_cancel(b, 12345) == PHI4_OK);
+    bp.n_slots = 0;
+    phi4_batch *b2 = NULL;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_create(model, &bp, &b2));
+    CHECK(b2 == NULL);
+    bp.n_slots = 2;
+    bp.kv_type = 99;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_batch_create(model, &bp, &b2));
+    phi4_batch_free(b);
+    phi4_batch_free(NULL);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s MODEL_DIR TOKENIZER_DIR PROMPT_IDS EXPECTED_IDS [cycles]\n", argv[0]);
@@ -470,6 +564,7 @@ int main(int argc, char **argv) {
     size_t n_prompt = parse_ids(argv[3], prompt, 1024), n_expected = parse_ids(argv[4], expected, 256);
     test_greedy(model, prompt, n_prompt, expected, n_expected);
     test_prompt_lookup(model, prompt, n_prompt, expected, n_expected);
+    test_batch(model, prompt, n_prompt, expected, n_expected);
 
     /* Saved states: a restored context continues exactly like the original; bad states are
      * refused and change nothing; prefix reuse keeps the shared part. */

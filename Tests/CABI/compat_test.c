@@ -46,6 +46,8 @@ typedef struct {
     size_t n_stop_strings;
 } old_generate_params_2; /* no parse_special, top_logprobs, lookup */
 typedef struct { size_t struct_size; int32_t vocab_size; } old_model_info;
+typedef struct { size_t struct_size; int32_t n_slots; } old_batch_params;      /* sizeof 16 */
+typedef struct { size_t struct_size; int64_t request; } old_batch_update;     /* sizeof 16 */
 
 /* ---- A newer header: today's structs with fields appended ---------------------------------- */
 
@@ -54,6 +56,8 @@ typedef struct { phi4_context_params base; int64_t future[4]; } new_context_para
 typedef struct { phi4_sampling_params base; int64_t future[4]; } new_sampling_params;
 typedef struct { phi4_generate_params base; int64_t future[4]; } new_generate_params;
 typedef struct { phi4_model_info base; int64_t future[4]; } new_model_info;
+typedef struct { phi4_batch_params base; int64_t future[4]; } new_batch_params;
+typedef struct { phi4_batch_update base; int64_t future[4]; } new_batch_update;
 
 /* A heap copy of exactly `size` bytes, so that valgrind sees any access past it. */
 static void *exact(size_t size) {
@@ -95,6 +99,47 @@ static void test_init_errors(void) {
     CHECK(phi4_generate_params_init(&gp, sizeof gp) == PHI4_OK);
     CHECK(gp.struct_size == sizeof gp && gp.max_tokens == 256 && gp.sampling == NULL && gp.top_logprobs == -1 &&
           gp.lookup == 0 && gp.n_stop_strings == 0);
+}
+
+/* Batches through an older header (short params and update structs) and a newer one (longer). */
+static void test_batch_layouts(phi4_model *model) {
+    int32_t prompt[3] = {1, 2, 3};
+    old_batch_params *op = exact(sizeof *op);
+    CHECK(phi4_batch_params_init((phi4_batch_params *)op, sizeof *op) == PHI4_OK && op->n_slots == 4);
+    op->n_slots = 2;
+    phi4_batch *b = NULL;
+    CHECK(phi4_batch_create(model, (const phi4_batch_params *)op, &b) == PHI4_OK); /* the rest: defaults */
+    free(op);
+    int64_t id = 0;
+    old_generate_params *gp = exact(sizeof *gp);
+    CHECK(phi4_generate_params_init((phi4_generate_params *)gp, sizeof *gp) == PHI4_OK);
+    gp->max_tokens = 2;
+    CHECK(b && phi4_batch_submit(b, prompt, 3, (const phi4_generate_params *)gp, &id) == PHI4_OK && id == 1);
+    free(gp);
+    size_t n = 0;
+    CHECK(phi4_batch_step(b, &n) == PHI4_OK && n == 1);
+    old_batch_update *ou = exact(sizeof *ou);
+    ou->struct_size = sizeof *ou;
+    CHECK(phi4_batch_get_update(b, 0, (phi4_batch_update *)ou) == PHI4_OK && ou->request == 1 && ou->struct_size == sizeof *ou);
+    free(ou);
+    new_batch_update *nu = exact(sizeof *nu);
+    memset(nu, 0xAB, sizeof *nu);
+    nu->base.struct_size = sizeof *nu;
+    CHECK(phi4_batch_get_update(b, 0, &nu->base) == PHI4_OK && nu->base.request == 1 && nu->future[0] == 0 && nu->future[3] == 0);
+    free(nu);
+    phi4_batch_free(b);
+
+    new_batch_params *np = exact(sizeof *np);
+    CHECK(phi4_batch_params_init(&np->base, sizeof *np) == PHI4_OK && np->future[0] == 0 && np->base.prefill_chunk == 32);
+    np->base.n_slots = 1;
+    b = NULL;
+    CHECK(phi4_batch_create(model, &np->base, &b) == PHI4_OK);
+    phi4_batch_free(b);
+    np->future[1] = 5;
+    b = (phi4_batch *)0x1;
+    CHECK(phi4_batch_create(model, &np->base, &b) == PHI4_ERR_UNSUPPORTED && b == NULL);
+    CHECK(message_names(sizeof *np, sizeof(phi4_batch_params)));
+    free(np);
 }
 
 /* An older program: every struct short, on the heap at its exact size. */
@@ -258,6 +303,10 @@ int main(int argc, char **argv) {
     test_init_errors();
     test_old_header(argv[1]);
     test_new_header(argv[1]);
+    phi4_model *model = NULL;
+    CHECK(phi4_model_load(argv[1], NULL, &model) == PHI4_OK);
+    if (model) test_batch_layouts(model);
+    phi4_model_free(model);
     printf("compat_test: %d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
 }

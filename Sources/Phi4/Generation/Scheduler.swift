@@ -37,6 +37,10 @@ public struct SchedulerUpdate: Sendable {
     public let tokens: [TokenID]
     /// The log-probabilities of `tokens`, when ``GenerationOptions/topLogprobs`` is set.
     public let logprobs: [TokenLogprob]
+    /// Tokens the request has generated so far.
+    public let tokenCount: Int
+    /// Prompt tokens evaluated for it (those its slot did not hold already).
+    public let promptTokenCount: Int
     /// Set in the request's last update: everything it generated and why it stopped.
     public let result: GenerationResult?
 }
@@ -288,13 +292,15 @@ public final class Scheduler: @unchecked Sendable {
 
     private func update(_ r: Request, result: GenerationResult?) -> SchedulerUpdate {
         guard let g = r.generation else {
-            return SchedulerUpdate(request: r.id, text: "", tokens: [], logprobs: [], result: result)
+            return SchedulerUpdate(request: r.id, text: "", tokens: [], logprobs: [], tokenCount: 0,
+                                   promptTokenCount: result?.promptTokenCount ?? 0, result: result)
         }
         let text = g.takePieces().map { $0.0 }.joined()
         let tokens = Array(g.result.tokens[r.reportedTokens...])
         let logprobs = g.result.logprobs.count > r.reportedTokens ? Array(g.result.logprobs[r.reportedTokens...]) : []
         r.reportedTokens = g.result.tokens.count
-        return SchedulerUpdate(request: r.id, text: text, tokens: tokens, logprobs: logprobs, result: result)
+        return SchedulerUpdate(request: r.id, text: text, tokens: tokens, logprobs: logprobs,
+                               tokenCount: g.result.tokens.count, promptTokenCount: r.evaluated, result: result)
     }
 
     /// The request's last update; frees its slot (its tokens stay cached there).

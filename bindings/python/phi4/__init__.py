@@ -10,17 +10,19 @@ releases the GIL, so other Python threads run while the model loads, evaluates o
         print(piece, end="")
 
 Modules: `_native` (the ctypes declarations of the C ABI), `errors`, `tokenizer`, `context`
-(contexts and streams), `model`, `responses` (OpenAI-shaped dicts).
+(contexts and streams), `batch` (many generations at once), `model`, `responses` (OpenAI-shaped
+dicts).
 """
 from __future__ import annotations
 
 from . import _native
+from .batch import Batch, Update
 from .context import Context, Stream
 from .errors import Cancelled, ContextBusy, ContextFullError, InvalidArgument, ModelFileError, Phi4Error
 from .model import Model
 from .tokenizer import Tokenizer
 
-__all__ = ["Model", "Tokenizer", "Context", "Stream", "Phi4Error", "InvalidArgument", "ModelFileError",
+__all__ = ["Model", "Tokenizer", "Context", "Stream", "Batch", "Update", "Phi4Error", "InvalidArgument", "ModelFileError",
            "ContextFullError", "Cancelled", "ContextBusy", "version", "__version__", "ABI_VERSION"]
 
 #: The C ABI version this package is written for (the loaded library's is checked at import).

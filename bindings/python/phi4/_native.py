@@ -80,6 +80,17 @@ class TokenLogprob(ctypes.Structure):
     _fields_ = [("token", c_int32), ("logprob", c_float)]
 
 
+class BatchParams(ctypes.Structure):
+    _fields_ = [("struct_size", c_size_t), ("n_slots", c_int32), ("n_ctx", c_int32), ("n_threads", c_int32),
+                ("kv_type", c_int32), ("prefill_chunk", c_int32), ("max_queue", c_int32)]
+
+
+class BatchUpdate(ctypes.Structure):
+    _fields_ = [("struct_size", c_size_t), ("request", ctypes.c_int64), ("text", ctypes.c_void_p),
+                ("text_len", c_size_t), ("token", c_int32), ("logprob", c_float), ("stop_reason", c_int32),
+                ("n_generated", c_int32), ("n_prompt_evaluated", c_int32)]
+
+
 class ChatMessage(ctypes.Structure):
     _fields_ = [("role", c_char_p), ("content", c_char_p)]
 
@@ -87,7 +98,8 @@ class ChatMessage(ctypes.Structure):
 #: Every struct the binding shares with C, by its C name (the layout test walks this).
 STRUCTS = {"phi4_model_params": ModelParams, "phi4_model_info": ModelInfo, "phi4_context_params": ContextParams,
            "phi4_sampling_params": SamplingParams, "phi4_generate_params": GenerateParams,
-           "phi4_token_logprob": TokenLogprob, "phi4_chat_message": ChatMessage}
+           "phi4_token_logprob": TokenLogprob, "phi4_chat_message": ChatMessage, "phi4_batch_params": BatchParams,
+           "phi4_batch_update": BatchUpdate}
 
 
 def _sig(name: str, res: Any, *args: Any) -> None:
@@ -136,6 +148,16 @@ _sig("phi4_context_load_file", c_int32, c_void_p, c_char_p)
 _sig("phi4_context_reuse_prefix", c_int32, c_void_p, P_int32, c_size_t, P_size)
 _sig("phi4_generation_logprob", c_int32, c_void_p, c_size_t, ctypes.POINTER(TokenLogprob), ctypes.POINTER(TokenLogprob),
      c_size_t, P_size)
+_sig("phi4_batch_params_init", c_int32, ctypes.POINTER(BatchParams), c_size_t)
+_sig("phi4_batch_create", c_int32, c_void_p, ctypes.POINTER(BatchParams), ctypes.POINTER(c_void_p))
+_sig("phi4_batch_free", None, c_void_p)
+_sig("phi4_batch_submit", c_int32, c_void_p, P_int32, c_size_t, ctypes.POINTER(GenerateParams),
+     ctypes.POINTER(ctypes.c_int64))
+_sig("phi4_batch_cancel", c_int32, c_void_p, ctypes.c_int64)
+_sig("phi4_batch_counts", c_int32, c_void_p, P_int32, P_int32)
+_sig("phi4_batch_step", c_int32, c_void_p, P_size)
+_sig("phi4_batch_get_update", c_int32, c_void_p, c_size_t, ctypes.POINTER(BatchUpdate))
+_sig("phi4_batch_get_top_logprobs", c_int32, c_void_p, c_size_t, ctypes.POINTER(TokenLogprob), c_size_t, P_size)
 _sig("phi4_token_to_piece", c_int32, c_void_p, c_int32, ctypes.c_char_p, c_size_t, P_size)
 
 # enum phi4_status_code
@@ -148,7 +170,8 @@ WEIGHTS = {None: 0, "f32": 0, "q8_0": 1, "q4_0": 2, "q4_0-mixed": 3}
 KV_TYPES = {None: 0, "f32": 1, "f16": 2, "q8_0": 3}
 
 _INIT = {ModelParams: lib.phi4_model_params_init, ContextParams: lib.phi4_context_params_init,
-         SamplingParams: lib.phi4_sampling_params_init, GenerateParams: lib.phi4_generate_params_init}
+         SamplingParams: lib.phi4_sampling_params_init, GenerateParams: lib.phi4_generate_params_init,
+         BatchParams: lib.phi4_batch_params_init}
 
 
 def defaults(cls: type) -> Any:
