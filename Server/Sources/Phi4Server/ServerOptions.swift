@@ -1,0 +1,109 @@
+// Command-line options of phi4-server.
+
+import Phi4
+
+/// What `phi4-server` was started with.
+struct ServerOptions: Sendable {
+    var model = ""
+    var alias: String?
+    var host = "127.0.0.1"
+    var port = 8080
+    var parallel = 4
+    var ctx: Int?
+    var threads: Int?
+    var kvType: KVCacheType?
+    var weights: WeightType = .f32
+    var apiKey: String?
+    var maxQueue = 64
+    var maxBody = 1 << 20
+    var maxTokens = 4096
+    var timeout: Double?
+    var prefillChunk = 32
+
+    static let usage = """
+        USAGE: phi4-server --model FILE [options]
+
+        An OpenAI-compatible HTTP server: POST /v1/chat/completions, POST /v1/completions,
+        GET /v1/models, GET /health, GET /metrics, GET /openapi.json.
+
+        OPTIONS:
+          --model FILE         A Phi-4 model: a GGUF file or an HF directory (required).
+          --alias NAME         The model name clients send and see (default: the file's name).
+          --host ADDRESS       Address to listen on (default 127.0.0.1).
+          --port N             Port (default 8080; 0 picks a free one, printed at start).
+          --parallel N         Requests generated at once: slots, each with its own KV cache (default 4).
+          --ctx N              Positions each slot's KV cache holds (default: the model's, at most 4096).
+                               Memory: parallel × ctx positions; refused at start when it does not fit.
+          -t, --threads N      Threads (default: the CPUs this process may use).
+          --kv-type TYPE       KV cache: f32, f16 or q8_0 (default: f16 for quantized weights, else f32).
+          --weights TYPE       Weight type for an HF checkpoint: f32, q8_0, q4_0, q4_0-mixed (default f32).
+          --prefill-chunk N    Prompt tokens read per step between decode steps (default 32).
+          --api-key KEY        Require `Authorization: Bearer KEY` on /v1/ routes (401 otherwise).
+          --max-queue N        Requests that may wait for a slot (default 64; more get 429).
+          --max-body BYTES     Largest request body (default 1048576; larger get 413).
+          --max-tokens N       Cap on max_tokens, and its default (default 4096).
+          --timeout SECONDS    Stop a request after this long (finish_reason "length").
+          -h, --help           Show this help.
+        """
+
+    /// Parses the arguments (without the program name); throws a message for bad usage.
+    static func parse(_ args: [String]) throws(UsageError) -> ServerOptions {
+        var o = ServerOptions()
+        var i = 0
+        func value(_ name: String) throws(UsageError) -> String {
+            i += 1
+            guard i < args.count else { throw UsageError("\(name) needs a value") }
+            return args[i]
+        }
+        func int(_ name: String, min: Int = 1) throws(UsageError) -> Int {
+            let v = try value(name)
+            guard let n = Int(v), n >= min else { throw UsageError("\(name) must be an integer ≥ \(min), not \(v)") }
+            return n
+        }
+        while i < args.count {
+            let a = args[i]
+            switch a {
+            case "--model", "-m": o.model = try value(a)
+            case "--alias": o.alias = try value(a)
+            case "--host": o.host = try value(a)
+            case "--port": o.port = try int(a, min: 0)
+            case "--parallel", "-np": o.parallel = try int(a)
+            case "--ctx", "-c": o.ctx = try int(a)
+            case "--threads", "-t": o.threads = try int(a)
+            case "--prefill-chunk": o.prefillChunk = try int(a)
+            case "--kv-type":
+                let v = try value(a)
+                guard let t = KVCacheType(rawValue: v) else { throw UsageError("--kv-type must be f32, f16 or q8_0") }
+                o.kvType = t
+            case "--weights":
+                let v = try value(a)
+                guard let w = WeightType(rawValue: v) else { throw UsageError("--weights must be f32, q8_0, q4_0 or q4_0-mixed") }
+                o.weights = w
+            case "--api-key": o.apiKey = try value(a)
+            case "--max-queue": o.maxQueue = try int(a, min: 0)
+            case "--max-body": o.maxBody = try int(a, min: 1024)
+            case "--max-tokens": o.maxTokens = try int(a)
+            case "--timeout":
+                let v = try value(a)
+                guard let s = Double(v), s > 0 else { throw UsageError("--timeout must be a positive number of seconds") }
+                o.timeout = s
+            case "-h", "--help": throw UsageError("")
+            default: throw UsageError("unknown option \(a)")
+            }
+            i += 1
+        }
+        guard !o.model.isEmpty else { throw UsageError("--model is required") }
+        if o.alias == nil {
+            var name = String(o.model.split(separator: "/").last ?? Substring(o.model))
+            if name.hasSuffix(".gguf") { name.removeLast(5) }
+            o.alias = name
+        }
+        return o
+    }
+}
+
+/// A usage error: its message, then the usage text (empty message: --help).
+struct UsageError: Error {
+    let message: String
+    init(_ m: String) { message = m }
+}

@@ -1,0 +1,62 @@
+// phi4-server: an OpenAI-compatible HTTP server over libphi4's batch scheduler. The port is
+// bound at once; the model loads behind it (GET /health says "loading", then "ok").
+
+import Hummingbird
+import Phi4
+
+#if canImport(Glibc)
+@preconcurrency import Glibc  // stdout, stderr: C globals (FILE streams lock themselves)
+#endif
+
+let options: ServerOptions
+do {
+    options = try ServerOptions.parse(Array(CommandLine.arguments.dropFirst()))
+} catch {
+    if !error.message.isEmpty { fputs("Error: \(error.message)\n\n", stderr) }
+    fputs(ServerOptions.usage + "\n", error.message.isEmpty ? stdout : stderr)
+    exit(error.message.isEmpty ? 0 : 64)
+}
+
+let state = ServerState(options: options)
+let router = Router()
+addRoutes(router, state)
+
+let app = Application(
+    router: router,
+    configuration: .init(address: .hostname(options.host, port: options.port), serverName: "phi4-server"),
+    onServerRunning: { channel in
+        print("phi4-server \(Phi4Version.string) listening on http://\(options.host):\(channel.localAddress?.port ?? options.port)")
+        fflush(stdout)
+    })
+
+// Load the model and start the engine beside the server.
+let loader = Task.detached {
+    do {
+        var load = ModelLoadOptions()
+        load.weightType = options.weights
+        load.plannedContextLength = (options.ctx ?? 4096) * options.parallel
+        let model = try Model.load(path: options.model, options: load)
+        var so = SchedulerOptions()
+        so.slots = options.parallel
+        so.contextLength = options.ctx.map { min($0, model.config.maxPositions) }
+        so.cacheType = options.kvType
+        so.threads = options.threads
+        so.maxQueue = options.maxQueue
+        so.prefillChunk = options.prefillChunk
+        let engine = try Engine(model: model, options: so, timeout: options.timeout)
+        engine.start()
+        state.ready(engine)
+        print("model \(options.alias ?? "") ready: \(options.parallel) slots of \(engine.scheduler.options.contextLength ?? 0) positions")
+        fflush(stdout)
+    } catch {
+        state.failed("\(error)")
+        fputs("Error: \(error)\n", stderr)
+        exit(1)
+    }
+}
+
+// SIGTERM / SIGINT: stop accepting, let the requests in flight finish, then exit 0.
+try await app.runService()
+_ = await loader.result
+state.engine?.shutdown()
+exit(0)

@@ -1,0 +1,297 @@
+// The OpenAI request mapping: a chat or text completion request's JSON → a prompt and
+// GenerationOptions. The one place this mapping lives: the HTTP server and the bindings (through
+// the C ABI) use it.
+
+/// An error in the shape of OpenAI's API: an HTTP status, a type, the parameter at fault, a code
+/// and a message. ``json`` is the response body (`{"error": {...}}`).
+public struct OpenAIError: Error, Sendable, CustomStringConvertible {
+    /// The HTTP status (400, 401, 404, 413, 429, 500, 503).
+    public let status: Int
+    /// `invalid_request_error`, `authentication_error`, `not_found_error`, `rate_limit_error`, `server_error`.
+    public let type: String
+    /// The request field at fault, if one is.
+    public let param: String?
+    /// A machine-readable code (`context_length_exceeded`, `model_not_found`, …), if any.
+    public let code: String?
+    /// What is wrong, for a person.
+    public let message: String
+
+    /// An error.
+    public init(status: Int, type: String, param: String? = nil, code: String? = nil, message: String) {
+        self.status = status
+        self.type = type
+        self.param = param
+        self.code = code
+        self.message = message
+    }
+
+    /// A 400 `invalid_request_error` about `param`.
+    public static func invalid(_ param: String?, _ message: String, code: String? = nil) -> OpenAIError {
+        OpenAIError(status: 400, type: "invalid_request_error", param: param, code: code, message: message)
+    }
+
+    /// The error as OpenAI's response body.
+    public var json: String {
+        var e: [String: JSONValue] = ["message": .string(message), "type": .string(type)]
+        e["param"] = param.map { .string($0) } ?? .null
+        e["code"] = code.map { .string($0) } ?? .null
+        return JSONValue.object(["error": .object(e)]).serialized
+    }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// A parsed and checked `POST /v1/chat/completions` or `POST /v1/completions` body.
+///
+/// Known fields: `model`, `messages` (chat: roles system, developer (as system), user and
+/// assistant; content a string or text parts) or `prompt` (completions: a string, one string in
+/// an array, or token ids), `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`,
+/// `seed`, `stop` (a string or up to 4), `presence_penalty`, `frequency_penalty`, `logit_bias`,
+/// `logprobs` (chat: a bool, with `top_logprobs` 0…20; completions: 0…5), `stream`,
+/// `stream_options.include_usage`, `n` (1 only), and the extensions `top_k`, `min_p`,
+/// `repeat_penalty`. Unknown fields are ignored; a known one that cannot be honoured (`n` > 1,
+/// `response_format` other than text, `tools`, `tool_choice`, several prompts, `echo`, `suffix`,
+/// `best_of` > 1) is an error naming it.
+public struct OpenAIRequest: Sendable {
+    /// Which endpoint the body is for.
+    public enum Kind: Sendable { case chat, completion }
+
+    /// The endpoint.
+    public let kind: Kind
+    /// The `model` field (nil when absent).
+    public var model: String?
+    /// Chat: the conversation.
+    public var messages: [ChatMessage] = []
+    /// Completions: the prompt as text, or as token ids.
+    public var promptText: String?
+    /// Completions: the prompt as token ids.
+    public var promptIDs: [TokenID]?
+    /// Length, sampling, stop strings and log-probabilities.
+    public var options = GenerationOptions()
+    /// Whether `max_tokens` (or `max_completion_tokens`) was given.
+    public var maxTokensGiven = false
+    /// Stream the answer as server-sent events.
+    public var stream = false
+    /// With `stream`: a last chunk carries the usage.
+    public var includeUsage = false
+    /// Log-probabilities were asked for (then `options.topLogprobs` is the number of alternatives).
+    public var logprobs = false
+
+    /// Parses a request body. `maxTokensCap` bounds `max_tokens` (and is the default when absent).
+    public static func parse(_ body: [UInt8], kind: Kind, maxTokensCap: Int) throws(OpenAIError) -> OpenAIRequest {
+        let root: JSONValue
+        do { root = try JSONParser.parse(body) } catch { throw .invalid(nil, "the body is not valid JSON: \(error)") }
+        guard let o = root.objectValue else { throw .invalid(nil, "the body must be a JSON object") }
+        var r = OpenAIRequest(kind: kind)
+        let f = Fields(o)
+        r.model = try f.string("model")
+
+        switch kind {
+        case .chat:
+            guard let list = o["messages"] else { throw .invalid("messages", "messages is required") }
+            guard let items = list.arrayValue, !items.isEmpty else { throw .invalid("messages", "messages must be a non-empty array") }
+            for (i, item) in items.enumerated() { r.messages.append(try message(item, at: i)) }
+        case .completion:
+            switch o["prompt"] {
+            case nil, .null?: throw .invalid("prompt", "prompt is required")
+            case .string(let s)?: r.promptText = s
+            case .array(let a)? where a.count == 1 && a[0].stringValue != nil: r.promptText = a[0].stringValue
+            case .array(let a)? where !a.isEmpty && a.allSatisfy({ $0.intValue != nil }):
+                r.promptIDs = a.map { TokenID(clamping: $0.intValue!) }
+            case .array(let a)? where a.count > 1:
+                throw .invalid("prompt", "several prompts in one request are not supported; send one request per prompt")
+            default: throw .invalid("prompt", "prompt must be a string or an array of token ids")
+            }
+            for unsupported in ["echo", "suffix"] {
+                if let v = o[unsupported], !(v.isNull || v.boolValue == false || v.stringValue == "") {
+                    throw .invalid(unsupported, "\(unsupported) is not supported")
+                }
+            }
+            if let b = try f.int("best_of"), b != 1 { throw .invalid("best_of", "best_of must be 1") }
+        }
+
+        // Length.
+        let a = try f.int("max_tokens"), b = try f.int("max_completion_tokens")
+        if let n = b ?? a {
+            guard n >= 0 else { throw .invalid(b != nil ? "max_completion_tokens" : "max_tokens", "must be ≥ 0") }
+            r.options.maxTokens = min(n, maxTokensCap)
+            r.maxTokensGiven = true
+        } else {
+            r.options.maxTokens = maxTokensCap
+        }
+        if let n = try f.int("n"), n != 1 { throw .invalid("n", "n must be 1 (one choice per request)") }
+
+        // Sampling.
+        var s = r.options.sampling
+        if let t = try f.number("temperature") {
+            guard t >= 0 && t <= 2 else { throw .invalid("temperature", "temperature must be in 0…2") }
+            s.temperature = Float(t)
+        }
+        if let p = try f.number("top_p") {
+            guard p > 0 && p <= 1 else { throw .invalid("top_p", "top_p must be in (0, 1]") }
+            s.topP = Float(p)
+        }
+        if let k = try f.int("top_k") {
+            guard k >= 0 else { throw .invalid("top_k", "top_k must be ≥ 0") }
+            s.topK = k
+        }
+        if let m = try f.number("min_p") {
+            guard m >= 0 && m <= 1 else { throw .invalid("min_p", "min_p must be in 0…1") }
+            s.minP = Float(m)
+        }
+        if let rp = try f.number("repeat_penalty") {
+            guard rp > 0 && rp <= 10 else { throw .invalid("repeat_penalty", "repeat_penalty must be in (0, 10]") }
+            s.repetitionPenalty = Float(rp)
+        }
+        for (name, apply) in [("presence_penalty", { (v: Float, s: inout SamplingParameters) in s.presencePenalty = v }),
+                              ("frequency_penalty", { (v: Float, s: inout SamplingParameters) in s.frequencyPenalty = v })] {
+            if let v = try f.number(name) {
+                guard v >= -2 && v <= 2 else { throw .invalid(name, "\(name) must be in -2…2") }
+                apply(Float(v), &s)
+            }
+        }
+        if let v = f.value("seed") {
+            guard let d = v.doubleValue, d.rounded() == d, abs(d) < 9.2e18 else { throw .invalid("seed", "seed must be an integer") }
+            s.seed = UInt64(bitPattern: Int64(d))
+        }
+        if let bias = o["logit_bias"], !bias.isNull {
+            guard let entries = bias.objectValue else { throw .invalid("logit_bias", "logit_bias must be an object of token id → number") }
+            for (key, value) in entries {
+                guard let id = Int32(key), id >= 0 else { throw .invalid("logit_bias", "logit_bias key \(key) is not a token id") }
+                guard let v = value.doubleValue, v >= -100 && v <= 100 else {
+                    throw .invalid("logit_bias", "logit_bias values must be numbers in -100…100")
+                }
+                s.logitBias[id] = v == -100 ? -.infinity : Float(v)
+            }
+        }
+        r.options.sampling = s
+
+        // Stop strings.
+        switch o["stop"] {
+        case nil, .null?: break
+        case .string(let t)?: r.options.stopStrings = t.isEmpty ? [] : [t]
+        case .array(let list)?:
+            guard list.count <= 4, list.allSatisfy({ $0.stringValue != nil }) else {
+                throw .invalid("stop", "stop must be a string or an array of up to 4 strings")
+            }
+            r.options.stopStrings = list.compactMap(\.stringValue).filter { !$0.isEmpty }
+        default: throw .invalid("stop", "stop must be a string or an array of up to 4 strings")
+        }
+
+        // Log-probabilities.
+        switch kind {
+        case .chat:
+            r.logprobs = try f.bool("logprobs") ?? false
+            let top = try f.int("top_logprobs")
+            if let top {
+                guard top >= 0 && top <= 20 else { throw .invalid("top_logprobs", "top_logprobs must be in 0…20") }
+                guard r.logprobs else { throw .invalid("top_logprobs", "top_logprobs needs logprobs: true") }
+            }
+            if r.logprobs { r.options.topLogprobs = top ?? 0 }
+        case .completion:
+            if let n = try f.int("logprobs") {
+                guard n >= 0 && n <= 5 else { throw .invalid("logprobs", "logprobs must be in 0…5") }
+                r.logprobs = true
+                r.options.topLogprobs = n
+            }
+        }
+
+        // Streaming.
+        r.stream = try f.bool("stream") ?? false
+        if let so = o["stream_options"], !so.isNull {
+            guard let opts = so.objectValue else { throw .invalid("stream_options", "stream_options must be an object") }
+            r.includeUsage = try Fields(opts).bool("include_usage") ?? false
+        }
+
+        // Known fields this server cannot honour.
+        if let rf = o["response_format"], !rf.isNull, rf["type"]?.stringValue != "text" {
+            throw .invalid("response_format", "response_format is not supported yet (only {\"type\": \"text\"})")
+        }
+        for name in ["tools", "functions"] {
+            if let v = o[name], !v.isNull, v.arrayValue?.isEmpty != true { throw .invalid(name, "\(name) is not supported yet") }
+        }
+        for name in ["tool_choice", "function_call"] {
+            if let v = o[name], !v.isNull, v.stringValue != "none" { throw .invalid(name, "\(name) is not supported yet") }
+        }
+        return r
+    }
+
+    /// The prompt's token ids: the chat template over the messages (chat), or the prompt encoded
+    /// (completions: special-token text is recognised, as a raw prompt is the caller's own text).
+    public func promptTokens(_ tokenizer: Tokenizer) throws(OpenAIError) -> [TokenID] {
+        switch kind {
+        case .chat:
+            do { return try tokenizer.applyChatTemplate(messages) } catch { throw .invalid("messages", error.description) }
+        case .completion:
+            if let ids = promptIDs {
+                for id in ids where !tokenizer.isValid(id) { throw .invalid("prompt", "token id \(id) is not in the vocabulary") }
+                return ids
+            }
+            let ids = tokenizer.encode(promptText ?? "", allowSpecial: true, addBOS: true)
+            guard !ids.isEmpty else { throw .invalid("prompt", "the prompt is empty") }
+            return ids
+        }
+    }
+
+    private init(kind: Kind) { self.kind = kind }
+
+    private static func message(_ v: JSONValue, at i: Int) throws(OpenAIError) -> ChatMessage {
+        let param = "messages[\(i)]"
+        guard let m = v.objectValue else { throw .invalid(param, "\(param) must be an object") }
+        guard let role = m["role"]?.stringValue else { throw .invalid("\(param).role", "\(param).role must be a string") }
+        let mapped: String
+        switch role {
+        case "system", "developer": mapped = "system"
+        case "user", "assistant": mapped = role
+        case "tool", "function": throw .invalid("\(param).role", "tool messages are not supported yet")
+        default: throw .invalid("\(param).role", "unknown role \(role) (system, developer, user or assistant)")
+        }
+        var text = ""
+        switch m["content"] {
+        case .string(let s)?: text = s
+        case .null?, nil:
+            if m["tool_calls"] != nil { throw .invalid("\(param).tool_calls", "tool calls are not supported yet") }
+        case .array(let parts)?:
+            for (j, part) in parts.enumerated() {
+                guard part["type"]?.stringValue == "text", let t = part["text"]?.stringValue else {
+                    throw .invalid("\(param).content[\(j)]", "only text content parts are supported")
+                }
+                text += t
+            }
+        default: throw .invalid("\(param).content", "\(param).content must be a string or an array of text parts")
+        }
+        return ChatMessage(role: mapped, content: text)
+    }
+
+    /// Typed access to optional fields: absent or null is nil, a value of the wrong type an error.
+    private struct Fields {
+        let o: [String: JSONValue]
+        init(_ o: [String: JSONValue]) { self.o = o }
+
+        func value(_ k: String) -> JSONValue? {
+            guard let v = o[k], !v.isNull else { return nil }
+            return v
+        }
+        func string(_ k: String) throws(OpenAIError) -> String? {
+            guard let v = value(k) else { return nil }
+            guard let s = v.stringValue else { throw .invalid(k, "\(k) must be a string") }
+            return s
+        }
+        func number(_ k: String) throws(OpenAIError) -> Double? {
+            guard let v = value(k) else { return nil }
+            guard let d = v.doubleValue, d.isFinite else { throw .invalid(k, "\(k) must be a number") }
+            return d
+        }
+        func int(_ k: String) throws(OpenAIError) -> Int? {
+            guard let v = value(k) else { return nil }
+            guard let i = v.intValue, i >= Int(Int32.min), i <= Int(UInt32.max) * 4 else { throw .invalid(k, "\(k) must be an integer") }
+            return i
+        }
+        func bool(_ k: String) throws(OpenAIError) -> Bool? {
+            guard let v = value(k) else { return nil }
+            guard let b = v.boolValue else { throw .invalid(k, "\(k) must be a boolean") }
+            return b
+        }
+    }
+}

@@ -1,0 +1,140 @@
+// The OpenAI response mapping: a generation's text, stop reason, usage and log-probabilities →
+// the JSON of a chat or text completion, whole or as streamed chunks.
+
+/// Token counts of one request, as OpenAI's `usage` reports them.
+public struct OpenAIUsage: Sendable {
+    /// Tokens of the prompt (cached ones included).
+    public var promptTokens: Int
+    /// Tokens generated.
+    public var completionTokens: Int
+    /// Prompt tokens that were found in the KV cache and not evaluated again.
+    public var cachedTokens: Int
+
+    /// Usage counts.
+    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0) {
+        self.promptTokens = promptTokens
+        self.completionTokens = completionTokens
+        self.cachedTokens = cachedTokens
+    }
+
+    var json: JSONValue {
+        .object(["prompt_tokens": .number(Double(promptTokens)), "completion_tokens": .number(Double(completionTokens)),
+                 "total_tokens": .number(Double(promptTokens + completionTokens)),
+                 "prompt_tokens_details": .object(["cached_tokens": .number(Double(cachedTokens))])])
+    }
+}
+
+/// Writes the response bodies of one request: `chat.completion` / `text_completion` objects and
+/// their streamed chunks, with OpenAI's field names and shapes.
+public struct OpenAIResponder: Sendable {
+    /// The endpoint.
+    public let kind: OpenAIRequest.Kind
+    /// The response id (`chatcmpl-…`, `cmpl-…`).
+    public let id: String
+    /// Creation time, Unix seconds.
+    public let created: Int
+    /// The model name reported back.
+    public let model: String
+    private let tokenizer: Tokenizer
+
+    /// A responder for one request.
+    public init(kind: OpenAIRequest.Kind, id: String, created: Int, model: String, tokenizer: Tokenizer) {
+        self.kind = kind
+        self.id = id
+        self.created = created
+        self.model = model
+        self.tokenizer = tokenizer
+    }
+
+    /// OpenAI's `finish_reason` for a stop reason: `stop` (an end-of-generation token or a stop
+    /// string) or `length` (max_tokens, or the context is full; also a cancelled request).
+    public static func finishReason(_ r: StopReason) -> String {
+        switch r {
+        case .endOfSequence, .stopString: return "stop"
+        case .maxTokens, .contextFull, .cancelled: return "length"
+        }
+    }
+
+    /// The whole answer.
+    public func completion(text: String, finishReason: String, usage: OpenAIUsage, logprobs: [TokenLogprob]?) -> String {
+        var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": .string(finishReason)]
+        choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: 0) } ?? .null
+        switch kind {
+        case .chat: choice["message"] = .object(["role": .string("assistant"), "content": .string(text)])
+        case .completion: choice["text"] = .string(text)
+        }
+        return envelope(choices: [.object(choice)], usage: usage.json, chunk: false)
+    }
+
+    /// A streamed chunk with new text (chat: the first chunk also carries the role), the
+    /// log-probabilities of the tokens it covers, and on the last one the finish reason.
+    /// `usageNull`: with `stream_options.include_usage`, every content chunk has `"usage": null`.
+    public func chunk(text: String, first: Bool, finishReason: String?, logprobs: [TokenLogprob]?, textOffset: Int = 0,
+                      usageNull: Bool) -> String {
+        var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": finishReason.map { .string($0) } ?? .null]
+        choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: textOffset) } ?? .null
+        switch kind {
+        case .chat:
+            var delta: [String: JSONValue] = [:]
+            if first { delta["role"] = .string("assistant") }
+            if !text.isEmpty || finishReason == nil { delta["content"] = .string(text) }
+            choice["delta"] = .object(delta)
+        case .completion: choice["text"] = .string(text)
+        }
+        return envelope(choices: [.object(choice)], usage: usageNull ? .null : nil, chunk: true)
+    }
+
+    /// The last chunk of a stream with `include_usage`: no choices, the usage.
+    public func usageChunk(_ usage: OpenAIUsage) -> String {
+        envelope(choices: [], usage: usage.json, chunk: true)
+    }
+
+    private func envelope(choices: [JSONValue], usage: JSONValue?, chunk: Bool) -> String {
+        let object: String
+        switch kind {
+        case .chat: object = chunk ? "chat.completion.chunk" : "chat.completion"
+        case .completion: object = "text_completion"
+        }
+        var o: [String: JSONValue] = ["id": .string(id), "object": .string(object), "created": .number(Double(created)),
+                                      "model": .string(model), "choices": .array(choices),
+                                      "system_fingerprint": .string("libphi4-" + Phi4Version.string)]
+        if let usage { o["usage"] = usage }
+        return JSONValue.object(o).serialized
+    }
+
+    /// A finite log-probability (OpenAI reports -9999 for a token with no chance).
+    private static func finite(_ x: Float) -> JSONValue { .number(x.isFinite ? Double(x) : -9999) }
+
+    private func bytes(_ id: TokenID) -> [UInt8] { (try? tokenizer.tokenBytes(id)) ?? [] }
+
+    private func logprobsJSON(_ list: [TokenLogprob], textOffset: Int) -> JSONValue {
+        switch kind {
+        case .chat:
+            func entry(_ id: TokenID, _ lp: Float) -> [String: JSONValue] {
+                let b = bytes(id)
+                return ["token": .string(String(decoding: b, as: UTF8.self)), "logprob": Self.finite(lp),
+                        "bytes": .array(b.map { .number(Double($0)) })]
+            }
+            return .object(["content": .array(list.map { t in
+                var e = entry(t.token, t.logprob)
+                e["top_logprobs"] = .array(t.top.map { .object(entry($0.token, $0.logprob)) })
+                return .object(e)
+            })])
+        case .completion:
+            var offsets: [JSONValue] = []
+            var offset = textOffset
+            var tokens: [JSONValue] = [], top: [JSONValue] = []
+            for t in list {
+                let text = String(decoding: bytes(t.token), as: UTF8.self)
+                tokens.append(.string(text))
+                offsets.append(.number(Double(offset)))
+                offset += text.count
+                var alternatives: [String: JSONValue] = [:]
+                for a in t.top { alternatives[String(decoding: bytes(a.token), as: UTF8.self)] = Self.finite(a.logprob) }
+                top.append(.object(alternatives))
+            }
+            return .object(["tokens": .array(tokens), "token_logprobs": .array(list.map { Self.finite($0.logprob) }),
+                            "top_logprobs": .array(top), "text_offset": .array(offsets)])
+        }
+    }
+}
