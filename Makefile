@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 LIBDIR := lib
 TOKENIZER := Tests/Phi4Tests/Fixtures/tokenizer/phi4
 
-.PHONY: all deps test-deps build demo test lib install clean
+.PHONY: all deps test-deps build demo test lib install clean server
 
 all: build
 
@@ -28,12 +28,21 @@ demo: build
 # Every test: the Swift suite in a release build (the numeric kernels are too slow to test
 # unoptimized), the command-line checks (chat REPL, perplexity, quantize; the Swift embedding
 # example builds and runs), the C ABI suite (examples and C tests against lib/libphi4.so,
-# valgrind), and the Python binding's suite (pip-installed into .build-py).
+# valgrind), the Python binding's suite (pip-installed into .build-py), and phi4-server's suite
+# (the official openai client and schemathesis, in the virtual environment .build-srvpy). Each
+# stage prints how long it took.
 test: test-deps
-	$(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
-	bash scripts/test-cli.sh
-	bash scripts/test-c.sh
-	bash scripts/test-python.sh
+	@bash scripts/timed.sh "swift tests" $(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+	@bash scripts/timed.sh "cli tests" bash scripts/test-cli.sh
+	@bash scripts/timed.sh "c tests" bash scripts/test-c.sh
+	@bash scripts/timed.sh "python tests" bash scripts/test-python.sh
+	@bash scripts/timed.sh "server tests" bash scripts/test-server.sh
+
+# phi4-server: the OpenAI-compatible HTTP server (Server/, a package of its own: Hummingbird and
+# SwiftNIO are built only here, never for the library or the demo).
+server: deps
+	$(SWIFT) build -c release --package-path Server --product phi4-server
+	@echo "built Server/.build/release/phi4-server"
 
 # libphi4.so: the C ABI with the Swift runtime linked in statically, only phi4_* exported, a SONAME.
 lib: deps

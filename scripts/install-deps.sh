@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Installs the system packages libphi4 builds against (Debian/Ubuntu): OpenBLAS and pkg-config;
-# with --test also what the test suite uses (a C compiler, valgrind).
+# with --test also what the test suite uses (a C compiler, valgrind, curl, Python's venv).
 # As root it installs them; otherwise it prints the one command to run.
 set -euo pipefail
 need=()
 pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
-# The test suite also needs a C compiler and valgrind.
+# The test suite also needs a C compiler, valgrind, curl and Python's venv.
 if [ "${1:-}" = "--test" ]; then
     command -v cc >/dev/null 2>&1 || need+=(gcc)
     command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+    command -v curl >/dev/null 2>&1 || need+=(curl)
+    python3 -c "import venv, ensurepip" 2>/dev/null || need+=(python3-venv)
 fi
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

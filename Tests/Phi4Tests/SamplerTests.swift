@@ -31,6 +31,17 @@ final class SamplerTests: XCTestCase {
         XCTAssertEqual(draw(p, 200)[1], 200)
     }
 
+    /// A top-k far above the vocabulary is the same as keeping every token (it once reserved
+    /// top-k slots, so a client's top_k of 10^15 ended the process).
+    func testHugeTopKKeepsEveryToken() {
+        var p = SamplingParameters()
+        p.seed = 3
+        p.topK = 1 << 50
+        var q = p
+        q.topK = 0
+        XCTAssertEqual(draw(p, 300), draw(q, 300))
+    }
+
     /// With no filter, draws follow softmax(logits / T): each frequency within 4.5 standard errors.
     func testDrawsFollowTheDistribution() {
         for t: Float in [1.0, 0.5] {

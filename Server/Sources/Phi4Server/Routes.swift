@@ -53,7 +53,11 @@ func addRoutes(_ router: Router<BasicRequestContext>, _ state: ServerState) {
                         body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 
-    router.get("/openapi.json") { _, _ -> Response in json(openAPIDocument) }
+    router.get("/openapi.json") { _, _ -> Response in
+        // Token ids in prompts go up to this model's vocabulary (the document says Phi-4's).
+        let vocabMax = (state.engine?.model.config.vocabSize ?? 100_352) - 1
+        return json(openAPIDocument.replacing("\"maximum\":100351", with: "\"maximum\":\(vocabMax)"))
+    }
 
     router.get("/v1/models") { request, _ -> Response in
         if let denied = authorize(request, o) { return denied }

@@ -92,7 +92,7 @@ public struct Sampler: Sendable {
 
         // Candidates sorted by logit, most likely first (top-k keeps only the first k).
         var candidates: [(id: Int32, logit: Float)] = []
-        candidates.reserveCapacity(p.topK > 0 ? p.topK : n)
+        candidates.reserveCapacity(p.topK > 0 ? min(p.topK, n) : n)
         let k = p.topK > 0 ? min(p.topK, n) : n
         if k < n {
             // Partial selection: an ascending window of the k largest seen so far.

@@ -48,7 +48,7 @@ public struct OpenAIError: Error, Sendable, CustomStringConvertible {
 /// assistant; content a string or text parts) or `prompt` (completions: a string, one string in
 /// an array, or token ids), `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`,
 /// `seed`, `stop` (a string or up to 4), `presence_penalty`, `frequency_penalty`, `logit_bias`,
-/// `logprobs` (chat: a bool, with `top_logprobs` 0…20; completions: 0…5), `stream`,
+/// `logprobs` (chat: a bool, with `top_logprobs` 0…20, ignored without it; completions: 0…5), `stream`,
 /// `stream_options.include_usage`, `n` (1 only), and the extensions `top_k`, `min_p`,
 /// `repeat_penalty`. Unknown fields are ignored; a known one that cannot be honoured (`n` > 1,
 /// `response_format` other than text, `tools`, `tool_choice`, several prompts, `echo`, `suffix`,
@@ -130,7 +130,7 @@ public struct OpenAIRequest: Sendable {
         }
         if let p = try f.number("top_p") {
             guard p > 0 && p <= 1 else { throw .invalid("top_p", "top_p must be in (0, 1]") }
-            s.topP = Float(p)
+            s.topP = max(Float(p), .leastNormalMagnitude)  // a positive double may round to 0 as a float
         }
         if let k = try f.int("top_k") {
             guard k >= 0 else { throw .invalid("top_k", "top_k must be ≥ 0") }
@@ -142,7 +142,7 @@ public struct OpenAIRequest: Sendable {
         }
         if let rp = try f.number("repeat_penalty") {
             guard rp > 0 && rp <= 10 else { throw .invalid("repeat_penalty", "repeat_penalty must be in (0, 10]") }
-            s.repetitionPenalty = Float(rp)
+            s.repetitionPenalty = max(Float(rp), .leastNormalMagnitude)
         }
         for (name, apply) in [("presence_penalty", { (v: Float, s: inout SamplingParameters) in s.presencePenalty = v }),
                               ("frequency_penalty", { (v: Float, s: inout SamplingParameters) in s.frequencyPenalty = v })] {
@@ -152,8 +152,8 @@ public struct OpenAIRequest: Sendable {
             }
         }
         if let v = f.value("seed") {
-            guard let d = v.doubleValue, d.rounded() == d, abs(d) < 9.2e18 else { throw .invalid("seed", "seed must be an integer") }
-            s.seed = UInt64(bitPattern: Int64(d))
+            guard let d = v.doubleValue, d.rounded() == d else { throw .invalid("seed", "seed must be an integer") }
+            s.seed = UInt64(bitPattern: Int64(max(min(d, 9.2e18), -9.2e18)))
         }
         if let bias = o["logit_bias"], !bias.isNull {
             guard let entries = bias.objectValue else { throw .invalid("logit_bias", "logit_bias must be an object of token id → number") }
@@ -184,10 +184,7 @@ public struct OpenAIRequest: Sendable {
         case .chat:
             r.logprobs = try f.bool("logprobs") ?? false
             let top = try f.int("top_logprobs")
-            if let top {
-                guard top >= 0 && top <= 20 else { throw .invalid("top_logprobs", "top_logprobs must be in 0…20") }
-                guard r.logprobs else { throw .invalid("top_logprobs", "top_logprobs needs logprobs: true") }
-            }
+            if let top, top < 0 || top > 20 { throw .invalid("top_logprobs", "top_logprobs must be in 0…20") }
             if r.logprobs { r.options.topLogprobs = top ?? 0 }
         case .completion:
             if let n = try f.int("logprobs") {
@@ -229,8 +226,10 @@ public struct OpenAIRequest: Sendable {
                 return ids
             }
             let ids = tokenizer.encode(promptText ?? "", allowSpecial: true, addBOS: true)
-            guard !ids.isEmpty else { throw .invalid("prompt", "the prompt is empty") }
-            return ids
+            if !ids.isEmpty { return ids }
+            // An empty prompt starts a new document: after <|endoftext|>, as in pretraining.
+            guard let start = tokenizer.specialTokenID("<|endoftext|>") else { throw .invalid("prompt", "the prompt is empty") }
+            return [start]
         }
     }
 
@@ -285,8 +284,8 @@ public struct OpenAIRequest: Sendable {
         }
         func int(_ k: String) throws(OpenAIError) -> Int? {
             guard let v = value(k) else { return nil }
-            guard let i = v.intValue, i >= Int(Int32.min), i <= Int(UInt32.max) * 4 else { throw .invalid(k, "\(k) must be an integer") }
-            return i
+            guard let d = v.doubleValue, d.rounded() == d else { throw .invalid(k, "\(k) must be an integer") }
+            return Int(max(min(d, 1e15), -1e15))  // beyond any limit either way
         }
         func bool(_ k: String) throws(OpenAIError) -> Bool? {
             guard let v = value(k) else { return nil }

@@ -1,0 +1,219 @@
+"""phi4-server through the official `openai` client and raw HTTP: completions whole and streamed,
+logprobs, stop strings, seeds, every documented error, concurrency (8 clients get exactly what
+each gets alone), a client that disconnects, SIGTERM. Run by scripts/test-server.sh, which builds
+the server and passes its path in PHI4_SERVER."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import openai
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SERVER = os.environ.get("PHI4_SERVER", os.path.join(ROOT, "Server", ".build", "release", "phi4-server"))
+MODEL = os.path.join(ROOT, "models", "phi4-demo-q8_0.gguf")
+ALIAS = "phi4-demo"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, *args):
+        self.port = free_port()
+        self.proc = subprocess.Popen([SERVER, "--model", MODEL, "--alias", ALIAS, "--port", str(self.port), "-t", "2", *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if json.load(urllib.request.urlopen(self.url + "/health", timeout=2))["status"] in ("ok", "busy"):
+                    return
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError):
+                pass
+            assert self.proc.poll() is None, self.proc.stdout.read()
+            time.sleep(0.2)
+        raise RuntimeError("the server did not become ready")
+
+    def client(self, **kw):
+        return openai.OpenAI(base_url=self.url + "/v1", api_key=kw.pop("api_key", "none"), max_retries=0, **kw)
+
+    def raw(self, path, body=None, headers=None, method=None):
+        """(status, headers, parsed JSON or text) of one request; body: bytes or a JSON-able value."""
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+        try:
+            r = urllib.request.urlopen(req, timeout=60)
+            status, hdrs, text = r.status, r.headers, r.read().decode()
+        except urllib.error.HTTPError as e:
+            status, hdrs, text = e.code, e.headers, e.read().decode()
+        try:
+            return status, hdrs, json.loads(text)
+        except json.JSONDecodeError:
+            return status, hdrs, text
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Server("--parallel", "4", "--max-tokens", "64", "--max-body", "65536", "--ctx", "512")
+    yield s
+    s.stop()
+
+
+CHAT = [{"role": "system", "content": "You write Python."}, {"role": "user", "content": "A function that adds two numbers."}]
+
+
+def test_models_and_health(server):
+    models = server.client().models.list()
+    assert [m.id for m in models.data] == [ALIAS]
+    status, _, body = server.raw("/health")
+    assert status == 200 and body["status"] in ("ok", "busy")
+    status, _, text = server.raw("/metrics")
+    assert status == 200 and "phi4_requests_total" in text and "phi4_kv_cache_usage_ratio" in text
+    status, _, doc = server.raw("/openapi.json")
+    assert status == 200 and "/v1/chat/completions" in doc["paths"]
+
+
+def test_chat_whole_and_streamed_agree(server):
+    c = server.client()
+    r = c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=24, temperature=0)
+    text = r.choices[0].message.content
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
+    assert r.choices[0].finish_reason in ("stop", "length")
+    assert r.usage.completion_tokens <= 24 and r.usage.prompt_tokens > 5
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+    chunks = list(c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=24, temperature=0, stream=True,
+                                            stream_options={"include_usage": True}))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    streamed = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert streamed == text
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == r.usage.completion_tokens
+    # The second request found the conversation cached in a slot.
+    assert chunks[-1].usage.prompt_tokens_details.cached_tokens > 0
+
+
+def test_text_completions_and_logprobs(server):
+    c = server.client()
+    r = c.completions.create(model=ALIAS, prompt="def add(a, b):", max_tokens=10, temperature=0, logprobs=2)
+    lp = r.choices[0].logprobs
+    assert len(lp.tokens) == r.usage.completion_tokens == len(lp.token_logprobs) == len(lp.top_logprobs)
+    assert all(x <= 0 for x in lp.token_logprobs) and all(len(t) <= 2 for t in lp.top_logprobs)
+    assert "".join(lp.tokens) == r.choices[0].text
+    streamed = "".join(ch.choices[0].text for ch in c.completions.create(model=ALIAS, prompt="def add(a, b):", max_tokens=10,
+                                                                        temperature=0, stream=True))
+    assert streamed == r.choices[0].text
+    chat = c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=8, temperature=0, logprobs=True, top_logprobs=3)
+    content = chat.choices[0].logprobs.content
+    assert len(content) == chat.usage.completion_tokens
+    for e in content:
+        assert e.logprob <= 0 and len(e.top_logprobs) == 3 and e.top_logprobs[0].logprob >= e.logprob - 1e-6
+        assert bytes(e.bytes).decode("utf-8", "replace") == e.token
+
+
+def test_stop_strings_and_seeds(server):
+    c = server.client()
+    full = c.completions.create(model=ALIAS, prompt="import os\n", max_tokens=40, temperature=0).choices[0].text
+    assert len(full) > 12
+    stop = full[8:11]
+    cut = c.completions.create(model=ALIAS, prompt="import os\n", max_tokens=40, temperature=0, stop=[stop])
+    assert cut.choices[0].text == full[:full.index(stop)] and cut.choices[0].finish_reason == "stop"
+    def sample(seed):
+        return c.completions.create(model=ALIAS, prompt="class ", max_tokens=24, temperature=1.0, seed=seed).choices[0].text
+    assert sample(5) == sample(5)
+    assert len({sample(s) for s in (1, 2, 3, 4)}) > 1
+
+
+def test_eight_concurrent_clients_get_what_each_gets_alone(server):
+    # Prompts with different first tokens: no request reuses another's cached prefix, so each
+    # is evaluated in the same chunks alone and in company (and quantized rows are exact).
+    prompts = ["import sys\n", "def main():\n", "class Parser:\n", "from os import path\n",
+               "# Copyright\n", "while True:\n", "for i in range(10):\n", "try:\n"]
+    c = server.client()
+    alone = [c.completions.create(model=ALIAS, prompt=p, max_tokens=20, temperature=0).choices[0].text for p in prompts]
+    together = [None] * len(prompts)
+    def run(i):
+        together[i] = server.client().completions.create(model=ALIAS, prompt=prompts[i], max_tokens=20,
+                                                          temperature=0).choices[0].text
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(prompts))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone
+
+
+def test_errors_have_openai_shape_and_status(server):
+    c = server.client()
+    with pytest.raises(openai.NotFoundError):
+        c.chat.completions.create(model="gpt-4", messages=CHAT, max_tokens=4)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=4, n=2)
+    assert e.value.body["param"] == "n"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=4, response_format={"type": "json_object"})
+    assert e.value.body["param"] == "response_format"
+    with pytest.raises(openai.BadRequestError) as e:
+        c.completions.create(model=ALIAS, prompt="x " * 600, max_tokens=4)
+    assert e.value.body["code"] == "context_length_exceeded" and "512" in e.value.body["message"]
+    status, _, body = server.raw("/v1/chat/completions", b"{not json")
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    status, _, body = server.raw("/v1/chat/completions", {"model": ALIAS, "messages": CHAT, "temperature": "hot"})
+    assert status == 400 and body["error"]["param"] == "temperature"
+    status, _, body = server.raw("/v1/chat/completions", {"model": ALIAS, "messages": []})
+    assert status == 400 and body["error"]["param"] == "messages"
+    status, _, body = server.raw("/v1/chat/completions", {"model": ALIAS, "messages": [{"role": "wizard", "content": "hi"}]})
+    assert status == 400
+    status, _, body = server.raw("/v1/completions", {"model": ALIAS, "prompt": "a" * 70000})
+    assert status == 413 and body["error"]["code"] == "request_too_large"
+    status, _, body = server.raw("/v1/completions", {"model": ALIAS, "prompt": "x", "max_tokens": 2, "unknown_field": [1, 2]})
+    assert status == 200  # unknown fields are ignored
+    status, _, _ = server.raw("/v1/nothing-here")
+    assert status == 404
+
+
+def test_api_key_queue_full_and_disconnect():
+    s = Server("--parallel", "1", "--max-queue", "1", "--api-key", "sekret", "--max-tokens", "400", "--ctx", "512")
+    try:
+        with pytest.raises(openai.AuthenticationError):
+            s.client(api_key="wrong").models.list()
+        assert s.client(api_key="sekret").models.list().data[0].id == ALIAS
+        c = s.client(api_key="sekret")
+        # One request generating, one waiting: a third is refused with 429 and Retry-After.
+        streams = [c.completions.create(model=ALIAS, prompt="import re\n", max_tokens=400, temperature=0, stream=True)
+                   for _ in range(2)]
+        first = next(iter(streams[0]))  # the first is running
+        assert first.choices[0].text is not None
+        status, headers, body = s.raw("/v1/completions", {"model": ALIAS, "prompt": "x", "max_tokens": 2},
+                                      headers={"Authorization": "Bearer sekret"})
+        assert status == 429 and headers["Retry-After"] and body["error"]["type"] == "rate_limit_error"
+        # Both clients go away mid-stream: their slots free up within a step or two.
+        for st in streams:
+            st.close()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            _, _, metrics = s.raw("/metrics")
+            if "phi4_active_requests 0.0" in metrics and "phi4_queue_depth 0.0" in metrics:
+                break
+            time.sleep(0.1)
+        assert "phi4_active_requests 0.0" in metrics and "phi4_queue_depth 0.0" in metrics
+        r = c.completions.create(model=ALIAS, prompt="x", max_tokens=2)
+        assert r.usage.completion_tokens <= 2
+    finally:
+        # SIGTERM: in-flight work ends, the process exits 0.
+        s.proc.send_signal(signal.SIGTERM)
+        assert s.proc.wait(timeout=30) == 0
