@@ -507,6 +507,27 @@ phi4_status phi4_batch_get_update(const phi4_batch *batch, size_t index, phi4_ba
 phi4_status phi4_batch_get_top_logprobs(const phi4_batch *batch, size_t index, phi4_token_logprob *top,
                                         size_t capacity, size_t *n_top);
 
+/* ---- OpenAI-shaped requests --------------------------------------------------------------- */
+
+/* The endpoint a request body is for: POST /v1/chat/completions or POST /v1/completions. */
+enum phi4_openai_kind { PHI4_OPENAI_CHAT = 0, PHI4_OPENAI_COMPLETION = 1 };
+
+/* Starts an OpenAI chat or text completion on `context` from a request body as the HTTP API takes
+ * it (`request_json`, `len` bytes of UTF-8 JSON): the same mapping phi4-server uses (messages
+ * through the chat template, or the prompt; max_tokens, temperature, top_p, seed, stop,
+ * penalties, logit_bias, logprobs, stream, stream_options, and the extensions top_k, min_p,
+ * repeat_penalty; default max_tokens 256). The tokens the context already holds are reused where
+ * the prompt starts with them. A bad request is PHI4_ERR_INVALID_ARGUMENT (PHI4_ERR_CONTEXT_FULL for
+ * a prompt longer than the context) with OpenAI's error message; nothing is changed then. */
+phi4_status phi4_openai_start(phi4_context *context, int32_t kind, const char *request_json, size_t len);
+
+/* The next response body of the request started on `context`: without "stream", one call gives the
+ * whole chat.completion / text_completion object; with it, each call gives the next chunk object
+ * (then a usage chunk when stream_options.include_usage). *len receives the JSON's length (no NUL
+ * written); 0 once everything has been given. If `capacity` is too small the body is kept, *len is
+ * the size needed and PHI4_ERR_BUFFER_TOO_SMALL is returned. */
+phi4_status phi4_openai_next(phi4_context *context, char *out, size_t capacity, size_t *len);
+
 #ifdef __cplusplus
 }
 #endif

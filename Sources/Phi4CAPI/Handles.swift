@@ -94,6 +94,8 @@ final class ContextBox {
     var pending: ([UInt8], TokenID)?
     /// What the last finished generation produced (tokens, log-probabilities, lookup counts).
     var lastResult: GenerationResult?
+    /// The OpenAI-shaped request in progress (phi4_openai_start / phi4_openai_next).
+    var openai: OpenAIRun?
 
     /// The result so far of the current generation, else of the last one (nil: none yet).
     var generated: GenerationResult? { generation?.result ?? lastResult }
@@ -103,6 +105,7 @@ final class ContextBox {
         if let g = generation { lastResult = g.result }
         generation = nil
         pending = nil
+        openai = nil
     }
 
     /// The context's tokens changed (reset, truncated, restored): the current generation ends

@@ -32,7 +32,11 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("verify"), help: "Also time one pass over 1…N+1 tokens with all logits (the cost of verifying N prompt-lookup drafts).")
     var verify = 0
 
+    @Option(name: .customLong("parallel"), help: "Also measure batched decoding: aggregate tokens/s of N sequences decoded together, for each N of a comma-separated list (e.g. 1,2,4,8).")
+    var parallel: String?
+
     func run() throws {
+        if let parallel { return try runParallel(parallel) }
         let clock = ContinuousClock()
         let t0 = clock.now
         let m = try common.loadModel()

@@ -525,6 +525,44 @@ static void test_batch(phi4_model *model, const int32_t *prompt, size_t n_prompt
     phi4_batch_free(NULL);
 }
 
+/* OpenAI-shaped requests on a context: bad input refused with the field named, the context
+ * untouched; a whole answer and a stream whose text agree; a buffer too small keeps the body. */
+static void test_openai(phi4_model *model) {
+    phi4_context *ctx = NULL;
+    CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
+    const char *bad[] = {"{not json", "[]", "{\"prompt\": 5}", "{\"prompt\": \"x\", \"temperature\": \"hot\"}",
+                         "{\"prompt\": \"x\", \"n\": 2}", "{\"prompt\": \"x\", \"tools\": [{}]}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_openai_start(ctx, PHI4_OPENAI_COMPLETION, bad[i], strlen(bad[i])));
+    CHECK(strstr(phi4_last_error(), "tools") != NULL);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_openai_start(ctx, 7, "{}", 2));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_openai_start(ctx, PHI4_OPENAI_CHAT, NULL, 3));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_openai_start(ctx, PHI4_OPENAI_CHAT, "{\"messages\": []}", 16));
+    size_t len = 0;
+    char small[8], body[8192];
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_openai_next(ctx, body, sizeof body, &len)); /* nothing started */
+    CHECK(phi4_context_token_count(ctx) == 0);
+    const char *req = "{\"prompt\": \"Hello\", \"max_tokens\": 6, \"temperature\": 0}";
+    CHECK(phi4_openai_start(ctx, PHI4_OPENAI_COMPLETION, req, strlen(req)) == PHI4_OK);
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_openai_next(ctx, small, sizeof small, &len));
+    CHECK(len > sizeof small);
+    CHECK(phi4_openai_next(ctx, body, sizeof body - 1, &len) == PHI4_OK && len > 0);
+    body[len] = 0;
+    CHECK(strstr(body, "\"object\":\"text_completion\"") != NULL && strstr(body, "\"completion_tokens\":") != NULL);
+    CHECK(phi4_openai_next(ctx, body, sizeof body, &len) == PHI4_OK && len == 0);
+    const char *sreq = "{\"prompt\": \"Hello\", \"max_tokens\": 6, \"temperature\": 0, \"stream\": true, "
+                       "\"stream_options\": {\"include_usage\": true}}";
+    CHECK(phi4_openai_start(ctx, PHI4_OPENAI_COMPLETION, sreq, strlen(sreq)) == PHI4_OK);
+    int chunks = 0, usage = 0;
+    while (phi4_openai_next(ctx, body, sizeof body - 1, &len) == PHI4_OK && len > 0 && chunks < 100) {
+        body[len] = 0;
+        chunks++;
+        usage += strstr(body, "\"choices\":[]") != NULL;
+    }
+    CHECK(chunks >= 2 && usage == 1);
+    phi4_context_free(ctx);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s MODEL_DIR TOKENIZER_DIR PROMPT_IDS EXPECTED_IDS [cycles]\n", argv[0]);
@@ -565,6 +603,7 @@ int main(int argc, char **argv) {
     test_greedy(model, prompt, n_prompt, expected, n_expected);
     test_prompt_lookup(model, prompt, n_prompt, expected, n_expected);
     test_batch(model, prompt, n_prompt, expected, n_expected);
+    test_openai(model);
 
     /* Saved states: a restored context continues exactly like the original; bad states are
      * refused and change nothing; prefix reuse keeps the shared part. */

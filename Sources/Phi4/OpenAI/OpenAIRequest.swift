@@ -78,8 +78,10 @@ public struct OpenAIRequest: Sendable {
     /// Log-probabilities were asked for (then `options.topLogprobs` is the number of alternatives).
     public var logprobs = false
 
-    /// Parses a request body. `maxTokensCap` bounds `max_tokens` (and is the default when absent).
-    public static func parse(_ body: [UInt8], kind: Kind, maxTokensCap: Int) throws(OpenAIError) -> OpenAIRequest {
+    /// Parses a request body. `maxTokensCap` bounds `max_tokens`; `defaultMaxTokens` (default: the
+    /// cap) applies when the request sets none.
+    public static func parse(_ body: [UInt8], kind: Kind, maxTokensCap: Int,
+                             defaultMaxTokens: Int? = nil) throws(OpenAIError) -> OpenAIRequest {
         let root: JSONValue
         do { root = try JSONParser.parse(body) } catch { throw .invalid(nil, "the body is not valid JSON: \(error)") }
         guard let o = root.objectValue else { throw .invalid(nil, "the body must be a JSON object") }
@@ -118,7 +120,7 @@ public struct OpenAIRequest: Sendable {
             r.options.maxTokens = min(n, maxTokensCap)
             r.maxTokensGiven = true
         } else {
-            r.options.maxTokens = maxTokensCap
+            r.options.maxTokens = min(defaultMaxTokens ?? maxTokensCap, maxTokensCap)
         }
         if let n = try f.int("n"), n != 1 { throw .invalid("n", "n must be 1 (one choice per request)") }
 

@@ -158,6 +158,8 @@ _sig("phi4_batch_counts", c_int32, c_void_p, P_int32, P_int32)
 _sig("phi4_batch_step", c_int32, c_void_p, P_size)
 _sig("phi4_batch_get_update", c_int32, c_void_p, c_size_t, ctypes.POINTER(BatchUpdate))
 _sig("phi4_batch_get_top_logprobs", c_int32, c_void_p, c_size_t, ctypes.POINTER(TokenLogprob), c_size_t, P_size)
+_sig("phi4_openai_start", c_int32, c_void_p, c_int32, c_char_p, c_size_t)
+_sig("phi4_openai_next", c_int32, c_void_p, ctypes.c_char_p, c_size_t, P_size)
 _sig("phi4_token_to_piece", c_int32, c_void_p, c_int32, ctypes.c_char_p, c_size_t, P_size)
 
 # enum phi4_status_code

@@ -174,22 +174,30 @@ class Model:
         `generate`."""
         return self.generate(self._chat_ids(messages, kwargs.get("max_tokens")), **kwargs)
 
-    def create_chat_completion(self, messages: Sequence[Dict[str, str]], **kwargs: Any) -> Any:
-        """An OpenAI-shaped chat completion (a dict, or an iterator of chunk dicts with stream=True).
-        `logprobs=True` with `top_logprobs=N` adds log-probabilities; other options as for `generate`."""
-        stream = kwargs.pop("stream", False)
-        want_logprobs = bool(kwargs.pop("logprobs", False))
-        top_n = int(kwargs.pop("top_logprobs", 0) or 0)
-        ids = self._chat_ids(messages, kwargs.get("max_tokens"))
-        pieces = self.generate(ids, stream=True, top_logprobs=top_n if want_logprobs else None, **kwargs)
-        assert isinstance(pieces, Stream)
-        if stream:
-            return responses.chat_completion_chunks(pieces, lambda: pieces.finish_reason)
-        text = "".join(pieces)
-        content = None
-        if want_logprobs:
-            def entry(token: int, logprob: float) -> Dict[str, Any]:
-                return responses.token_logprob_entry(self.tokenizer.token_bytes(token), logprob)
-            content = [dict(entry(r["token"], r["logprob"]), top_logprobs=[entry(t, lp) for t, lp in r["top_logprobs"]])
-                       for r in pieces.logprobs()]
-        return responses.chat_completion(text, pieces.finish_reason, len(ids), pieces.completion_tokens, content)
+    def create_chat_completion(self, messages: Sequence[Dict[str, Any]], **kwargs: Any) -> Any:
+        """An OpenAI chat completion: `messages` and the options of the HTTP API (max_tokens,
+        temperature, top_p, seed, stop, presence_penalty, frequency_penalty, logit_bias, logprobs,
+        top_logprobs, stream, stream_options, and top_k, min_p, repeat_penalty). Returns the
+        response dict, or with stream=True an iterator of chunk dicts. Requests and responses go
+        through the engine's OpenAI mapping, the same as phi4-server's (a prompt longer than the
+        context is an error, as there)."""
+        return self._openai(responses.CHAT, dict(kwargs, messages=list(messages)))
+
+    def create_completion(self, prompt: Union[str, Sequence[int]], **kwargs: Any) -> Any:
+        """An OpenAI text completion of `prompt` (text, or token ids); options as for
+        `create_chat_completion` (logprobs is a number, 0…5, as in that API)."""
+        return self._openai(responses.COMPLETION, dict(kwargs, prompt=prompt if isinstance(prompt, str) else list(prompt)))
+
+    def _openai(self, kind: int, request: Dict[str, Any]) -> Any:
+        request.setdefault("model", responses.MODEL_NAME)
+        ctx, give_back = self._borrow_context()
+        try:
+            responses.start(ctx, kind, request)
+        except BaseException:
+            if give_back:
+                give_back()
+            raise
+        out = responses.bodies(ctx, give_back)
+        if request.get("stream"):
+            return out
+        return next(iter(list(out)))

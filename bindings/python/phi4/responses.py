@@ -1,38 +1,43 @@
-"""OpenAI-shaped responses: a generation's pieces and counts as the dicts of the chat completions
-API (a whole completion, or the chunks of a stream)."""
+"""OpenAI-shaped completions through the engine's own OpenAI mapping (phi4_openai_start /
+phi4_openai_next in the C ABI): the request is the JSON body the HTTP API takes and the answers
+are its response bodies, parsed and written by the same code as phi4-server's, so the two never
+drift apart."""
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+import ctypes
+import json
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Optional
 
+from . import _native as N
+from .errors import check
+
+if TYPE_CHECKING:
+    from .context import Context
+
+CHAT, COMPLETION = 0, 1
 MODEL_NAME = "phi-4"
 
 
-def chat_completion_chunks(pieces: Iterator[str], finish_reason: Callable[[], Optional[str]]) -> Iterator[Dict[str, Any]]:
-    """The chunks of a streamed chat completion: the role, one chunk per piece, the finish reason."""
-    created = int(time.time())
-
-    def chunk(delta: Dict[str, Any], finish: Optional[str]) -> Dict[str, Any]:
-        return {"object": "chat.completion.chunk", "created": created, "model": MODEL_NAME,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
-
-    yield chunk({"role": "assistant"}, None)
-    for p in pieces:
-        yield chunk({"content": p}, None)
-    yield chunk({}, finish_reason())
+def start(ctx: "Context", kind: int, request: Dict[str, Any]) -> None:
+    """Start an OpenAI request (a dict as the HTTP API's JSON body) on `ctx`."""
+    body = json.dumps(request).encode("utf-8")
+    check(N.lib.phi4_openai_start(ctx._h, kind, body, len(body)))
 
 
-def token_logprob_entry(token_bytes: bytes, logprob: float) -> Dict[str, Any]:
-    """One token of a `logprobs.content` list: its text, log-probability and bytes."""
-    return {"token": token_bytes.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(token_bytes)}
-
-
-def chat_completion(text: str, finish_reason: Optional[str], prompt_tokens: int, completion_tokens: int,
-                    logprobs: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
-    """A whole chat completion; `logprobs` is the `content` list of token entries, or None."""
-    choice: Dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text},
-                              "finish_reason": finish_reason,
-                              "logprobs": None if logprobs is None else {"content": logprobs}}
-    return {"object": "chat.completion", "created": int(time.time()), "model": MODEL_NAME, "choices": [choice],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
+def bodies(ctx: "Context", on_done: Optional[Callable[[], None]] = None) -> Iterator[Dict[str, Any]]:
+    """The response bodies of the request running on `ctx`: one object, or the chunks of a stream."""
+    buf = ctypes.create_string_buffer(4096)
+    n = N.c_size_t(0)
+    try:
+        while True:
+            status = N.lib.phi4_openai_next(ctx._h, buf, len(buf), ctypes.byref(n))
+            if status == N.BUFFER_TOO_SMALL:
+                buf = ctypes.create_string_buffer(n.value)
+                continue
+            check(status)
+            if n.value == 0:
+                return
+            yield json.loads(buf.raw[:n.value].decode("utf-8"))
+    finally:
+        if on_done:
+            on_done()

@@ -88,3 +88,22 @@ def test_updates_stream_cancel_and_refuse(q8):
         b.submit([], max_tokens=1)
     with pytest.raises(phi4.InvalidArgument):
         phi4.Batch(q8, slots=0)
+
+
+def test_openai_completions_share_the_servers_mapping(q8):
+    r = q8.create_completion("def add(a, b):", max_tokens=6, temperature=0, logprobs=2)
+    assert r["object"] == "text_completion" and r["choices"][0]["text"] == alone(q8, q8.tokenize("def add(a, b):"), max_tokens=6, temperature=0)
+    lp = r["choices"][0]["logprobs"]
+    assert len(lp["tokens"]) == r["usage"]["completion_tokens"] == len(lp["text_offset"])
+    chunks = list(q8.create_completion("def add(a, b):", max_tokens=6, temperature=0, stream=True,
+                                       stream_options={"include_usage": True}))
+    assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == r["choices"][0]["text"]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == r["usage"]["completion_tokens"]
+    with pytest.raises(phi4.InvalidArgument, match="temperature"):
+        q8.create_chat_completion([{"role": "user", "content": "hi"}], temperature="hot")
+    with pytest.raises(phi4.InvalidArgument, match="n must be 1"):
+        q8.create_chat_completion([{"role": "user", "content": "hi"}], n=3)
+    with pytest.raises(phi4.ContextFullError):
+        q8.create_completion("x " * 600, max_tokens=2)
+    # The context is still usable afterwards.
+    assert q8.create_chat_completion([{"role": "user", "content": "hi"}], max_tokens=2)["usage"]["completion_tokens"] <= 2
