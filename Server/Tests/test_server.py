@@ -139,8 +139,8 @@ def test_stop_strings_and_seeds(server):
 
 
 def test_eight_concurrent_clients_get_what_each_gets_alone(server):
-    # Prompts with different first tokens: no request reuses another's cached prefix, so each
-    # is evaluated in the same chunks alone and in company (and quantized rows are exact).
+    # Quantized weights: every token is computed alike whatever else is in the pass, however the
+    # prompt is chunked and whatever a slot had cached, so the texts are identical.
     prompts = ["import sys\n", "def main():\n", "class Parser:\n", "from os import path\n",
                "# Copyright\n", "while True:\n", "for i in range(10):\n", "try:\n"]
     c = server.client()

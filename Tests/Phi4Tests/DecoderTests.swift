@@ -223,6 +223,29 @@ final class DecoderTests: XCTestCase {
         }
     }
 
+    /// A token's logits do not depend on the chunk it comes in: a prompt of 60 tokens evaluated
+    /// in one chunk, in chunks of 7, and one token at a time gives the same logits at every
+    /// position, bit for bit, for quantized weights and every cache type (what makes batched
+    /// decoding, prefix reuse and prefill interleaved with decoding exact).
+    func testLogitsDoNotDependOnChunking() throws {
+        let p = try loadReference("gqa8")[1]
+        let ids = Array((p.ids + p.ids).prefix(60))
+        for type in [WeightType.q8_0, .q4_0] {
+            var options = ModelLoadOptions()
+            options.weightType = type
+            let m = try Model.load(path: modelFixtures + "/gqa8", options: options)
+            for cacheType in [KVCacheType.f16, .f32, .q8_0] where cacheType != .q8_0 || m.config.headDim % 32 == 0 {
+                func logits(chunk: Int) throws -> [Float] {
+                    let s = try Session(model: m, contextLength: 128, batchSize: chunk, cacheType: cacheType)
+                    return try s.evaluate(ids, allLogits: true)
+                }
+                let whole = try logits(chunk: 512)
+                XCTAssertEqual(try logits(chunk: 7), whole, "\(type) weights, \(cacheType) cache, chunks of 7")
+                XCTAssertEqual(try logits(chunk: 1), whole, "\(type) weights, \(cacheType) cache, one at a time")
+            }
+        }
+    }
+
     /// With sampling, prompt lookup keeps the distribution of the output: over many seeds, the
     /// frequencies of the first three generated tokens (a joint outcome, so the accept/reject
     /// path matters; top-k 3 keeps the outcomes few) agree with plain sampling — a chi-square

@@ -13,11 +13,10 @@ public struct SchedulerOptions: Sendable {
     public var cacheType: KVCacheType? = nil
     /// Threads per parallel step (default: all the pool has).
     public var threads: Int? = nil
-    /// Prompt tokens evaluated per step: a prompt is read in chunks of this many tokens (the
-    /// last one shorter), at most this many prompt tokens in all per step, between the decode
-    /// rows of the running sequences. Smaller chunks keep running streams smoother while a long
-    /// prompt is read; larger ones read prompts faster. A sequence's chunks do not depend on the
-    /// other sequences, so its results are those of a ``Session`` with `batchSize` equal to this.
+    /// Prompt tokens evaluated per step, in all, beside the decode rows of the running sequences
+    /// (prompts waiting are read in arrival order). Smaller keeps running streams smoother while a
+    /// long prompt is read; larger reads prompts faster. Results do not depend on it: a token is
+    /// computed alike in whatever chunk it comes.
     public var prefillChunk = 32
     /// Requests that may wait for a slot; ``Scheduler/submit(_:options:)`` refuses more.
     public var maxQueue = 64
@@ -48,19 +47,19 @@ public struct SchedulerUpdate: Sendable {
 /// Serves many generations from one model at once (continuous batching).
 ///
 /// Each request gets a slot: a KV cache of its own. Every ``step()`` evaluates, in one forward
-/// pass over the weights, the next token of every sequence that is decoding plus chunks of the
+/// pass over the weights, the next token of every sequence that is decoding plus parts of the
 /// prompts being read (at most ``SchedulerOptions/prefillChunk`` prompt tokens); attention runs
 /// per sequence on its own cache. Decoding is memory-bound on a CPU, so several sequences cost
 /// little more than one. Requests join between steps, as slots free up, and leave when they
 /// stop. A finished request's tokens stay in its slot, and a new prompt that starts with them
 /// goes to that slot and evaluates only what is new (a conversation's next turn).
 ///
-/// Every row of a pass is computed exactly as when its sequence runs alone (see
-/// ``Decoder/forward(_:shouldStop:)``), so with quantized weights a request's output — greedy,
-/// or sampled with a seed — equals that of a ``Session`` with `batchSize` equal to the prefill
-/// chunk, whatever else runs beside it. f32 matrices (f32 models, and any matrix whose width a
-/// quantized format cannot take) go through OpenBLAS's sgemm in passes of more than 8 rows, which
-/// may round differently: their results then agree within f32 rounding, not bit for bit. Prompt lookup (``GenerationOptions/lookup``)
+/// Every row of a pass is computed exactly as when its sequence runs alone, whatever chunk it
+/// comes in (see ``Decoder/forward(_:shouldStop:)``), so with quantized weights a request's
+/// output — greedy, or sampled with a seed — equals that of a ``Session``, whatever else runs
+/// beside it and whatever its slot had cached. f32 matrices (f32 models, and any matrix whose
+/// width a quantized format cannot take) go through OpenBLAS's sgemm in passes of more than 8
+/// rows, which may round differently: their results then agree within f32 rounding, not bit for bit. Prompt lookup (``GenerationOptions/lookup``)
 /// is not used here.
 ///
 /// ``submit(_:options:)`` and ``cancel(_:)`` may be called from any thread; ``step()`` from one
@@ -205,10 +204,9 @@ public final class Scheduler: @unchecked Sendable {
             }
         }
         var budget = options.prefillChunk
-        for slot in slots.sorted(by: { ($0.request?.order ?? .max) < ($1.request?.order ?? .max) }) {
+        for slot in slots.sorted(by: { ($0.request?.order ?? .max) < ($1.request?.order ?? .max) }) where budget > 0 {
             guard let r = slot.request, r.generation == nil, !r.remaining.isEmpty else { continue }
-            let n = min(r.remaining.count, options.prefillChunk)
-            guard n <= budget else { break }
+            let n = min(r.remaining.count, budget)
             budget -= n
             let last = n == r.remaining.count
             segments.append(Decoder.Segment(tokens: Array(r.remaining.prefix(n)), cache: slot.session.cache,

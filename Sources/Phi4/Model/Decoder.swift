@@ -1,4 +1,3 @@
-import COpenBLAS
 import CPhi4Kernels
 
 /// The Phi-4 forward pass.
@@ -7,7 +6,9 @@ import CPhi4Kernels
 /// positions after those already in the cache, appends their keys and values to the cache, and
 /// returns logits. Prompts longer than a chunk are fed chunk by chunk (``Session`` does this),
 /// so scratch memory depends on the batch size, never on the context length. Decoding is the
-/// same call with one token. All arithmetic is f32.
+/// same call with one token. All arithmetic is f32. With quantized weights a token's result does
+/// not depend on the chunk it comes in (the matrix kernels and attention compute each row by
+/// itself), so prefill, decoding and batches of sequences agree bit for bit.
 ///
 /// Per layer (HF `Phi3ForCausalLM`; the first half of gate_up's rows is the gate):
 ///
@@ -204,52 +205,63 @@ public final class Decoder {
         }
     }
 
-    /// Attention for small batches (decode, prompt lookup's verification): each query is computed
-    /// exactly as when it is decoded alone — the same kernel call per token and key tile, over
-    /// exactly the keys it sees — so a verification pass equals token-by-token decoding.
-    /// The query heads that share a key-value head go through `p4k_attend_tile` together, which
-    /// reads the cache in place (f32, f16 or q8_0; once per token and tile for all of them).
-    private func smallBatchAttention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
+    /// Causal grouped-query attention of `count` queries (at positions `start…`) over positions
+    /// `0 ..< start + count`. Every query is computed by itself — the same kernel calls over
+    /// exactly the keys it sees, in tiles of ``Scratch/keyTile`` from position 0 with an online
+    /// softmax — so a token's result does not depend on the chunk it came in: prefill, decoding,
+    /// verification passes and batches of sequences all compute it alike. The query heads that
+    /// share a key-value head go through `p4k_attend_tile` together, which reads the cache in
+    /// place (f32, f16 or q8_0); queries go in blocks of ``Scratch/queryBlock`` tokens so that a
+    /// tile of keys, once in cache, serves the whole block. Key-value heads are split across
+    /// threads. (An earlier OpenBLAS path for long chunks was no faster at 512–4,096 tokens and
+    /// rounded differently from decoding.)
+    private func attention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
                                      cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
         let c = model.config
         let hd = c.headDim
         let qkvDim = c.qDim + 2 * c.kvDim
         let group = c.headCount / c.kvHeadCount
-        let total = start + t
         let scale = 1 / Float(hd).squareRoot()
         let tile = Scratch.keyTile
         let n = min(threads, c.kvHeadCount)
         pool.run(threads: n) { thread in
             let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
-            // Query (token i, head h = g·group + m) is row i·group + m of the state.
-            let rows = group * t
+            // Queries go in blocks of up to `Scratch.queryBlock` tokens; query (token i of the block,
+            // head h = g·group + m) is row i·group + m of the state.
             for g in ThreadPool.split(c.kvHeadCount, parts: n, index: thread, align: 1) {
-                for r in 0..<rows {
-                    runMax[r] = -.infinity
-                    runSum[r] = 0
-                }
-                acc.update(repeating: 0, count: rows * hd)
-                var k0 = 0
-                while k0 < total {
-                    let kn = min(tile, total - k0)
-                    let (keys, values, type) = keyValueTile(cache: cache, layer: layer, group: g, from: k0)
-                    for i in 0..<t {
-                        let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
-                        if visible <= 0 { continue }
-                        let r = i * group
-                        p4k_attend_tile(-1, type, qkv + i * qkvDim + g * group * hd, hd, group, keys, values, hd,
-                                        visible, hd, scale, scores + r * tile, runMax + r, runSum + r, acc + r * hd)
+                var i0 = 0
+                while i0 < t {
+                    let block = min(Scratch.queryBlock, t - i0)
+                    let rows = group * block
+                    for r in 0..<rows {
+                        runMax[r] = -.infinity
+                        runSum[r] = 0
                     }
-                    k0 += kn
-                }
-                for i in 0..<t {
-                    for m in 0..<group {
-                        let r = i * group + m
-                        let o = out + i * c.qDim + (g * group + m) * hd
-                        let a = acc + r * hd
-                        let inv = 1 / runSum[r]
-                        for e in 0..<hd { o[e] = a[e] * inv }
+                    acc.update(repeating: 0, count: rows * hd)
+                    let end = start + i0 + block  // keys the block's last query sees
+                    var k0 = 0
+                    while k0 < end {
+                        let kn = min(tile, end - k0)
+                        let (keys, values, type) = keyValueTile(cache: cache, layer: layer, group: g, from: k0)
+                        for i in 0..<block {
+                            let visible = min(kn, start + i0 + i + 1 - k0)  // keys after the query's position are masked
+                            if visible <= 0 { continue }
+                            let r = i * group
+                            p4k_attend_tile(-1, type, qkv + (i0 + i) * qkvDim + g * group * hd, hd, group, keys, values, hd,
+                                            visible, hd, scale, scores + r * tile, runMax + r, runSum + r, acc + r * hd)
+                        }
+                        k0 += kn
                     }
+                    for i in 0..<block {
+                        for m in 0..<group {
+                            let r = i * group + m
+                            let o = out + (i0 + i) * c.qDim + (g * group + m) * hd
+                            let a = acc + r * hd
+                            let inv = 1 / runSum[r]
+                            for e in 0..<hd { o[e] = a[e] * inv }
+                        }
+                    }
+                    i0 += block
                 }
             }
         }
@@ -267,94 +279,14 @@ public final class Decoder {
         }
     }
 
-    /// Keys and values of positions `from ..< from + count` of key-value head `group` as f32 rows
-    /// `headDim` apart: in place for an f32 cache, widened into the thread's tile scratch otherwise.
-    private func floatTile(cache: KVCache, layer: Int, group g: Int, from k0: Int, count kn: Int,
-                           thread: Int) -> (UnsafePointer<Float>, UnsafePointer<Float>) {
-        let hd = model.config.headDim
-        let (keys, values, _) = keyValueTile(cache: cache, layer: layer, group: g, from: k0)
-        switch cache.type {
-        case .f32:
-            return (keys.assumingMemoryBound(to: Float.self), values.assumingMemoryBound(to: Float.self))
-        case .f16:
-            p4k_f16_to_f32(keys.assumingMemoryBound(to: UInt16.self), s.keyTile[thread], kn * hd)
-            p4k_f16_to_f32(values.assumingMemoryBound(to: UInt16.self), s.valueTile[thread], kn * hd)
-        case .q8_0:
-            p4k_dequantize_q8_0(keys, s.keyTile[thread], kn * hd)
-            p4k_dequantize_q8_0(values, s.valueTile[thread], kn * hd)
-        }
-        return (UnsafePointer(s.keyTile[thread]), UnsafePointer(s.valueTile[thread]))
-    }
-
-    /// Causal attention of `count` queries (at positions `start…`) over positions `0 ..< start + count`.
-    ///
-    /// Heads are split across threads. Keys are visited in tiles of ``Scratch/keyTile`` with an
-    /// online softmax (running max and sum per query), so scratch stays `count × keyTile` however
-    /// long the context is. Query head h reads key-value head `h / (heads / kvHeads)`.
-    private func attention(queries qkv: UnsafeMutablePointer<Float>, count t: Int, start: Int,
-                           cache: KVCache, layer: Int, out: UnsafeMutablePointer<Float>) {
-        if t <= Ops.smallBatch {
-            smallBatchAttention(queries: qkv, count: t, start: start, cache: cache, layer: layer, out: out)
-            return
-        }
-        let c = model.config
-        let hd = c.headDim
-        let qkvDim = c.qDim + 2 * c.kvDim
-        let group = c.headCount / c.kvHeadCount
-        let total = start + t
-        let scale = 1 / Float(hd).squareRoot()
-        let tile = Scratch.keyTile
-        pool.run(threads: min(threads, c.headCount)) { thread in
-            let n = min(threads, c.headCount)
-            let heads = ThreadPool.split(c.headCount, parts: n, index: thread, align: 1)
-            let scores = s.scores[thread], acc = s.accumulator[thread], runMax = s.runningMax[thread], runSum = s.runningSum[thread]
-            for h in heads {
-                let q = qkv + h * hd
-                let g = h / group
-                for i in 0..<t {
-                    runMax[i] = -.infinity
-                    runSum[i] = 0
-                }
-                acc.update(repeating: 0, count: t * hd)
-                var k0 = 0
-                while k0 < total {
-                    let kn = min(tile, total - k0)
-                    let (kBase, vBase) = floatTile(cache: cache, layer: layer, group: g, from: k0, count: kn, thread: thread)
-                    let ld = hd
-                    // scores[i, j] = scale · q_i · k_(k0+j)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(t), Int32(kn), Int32(hd), scale,
-                                q, Int32(qkvDim), kBase, Int32(ld), 0, scores, Int32(kn))
-                    for i in 0..<t {
-                        let row = scores + i * kn
-                        let visible = min(kn, start + i + 1 - k0)  // keys after the query's position are masked
-                        if visible <= 0 {
-                            for j in 0..<kn { row[j] = 0 }
-                            continue
-                        }
-                        p4k_softmax_step(-1, row, visible, runMax + i, runSum + i, acc + i * hd, hd)
-                        for j in visible..<kn { row[j] = 0 }
-                    }
-                    // acc += p · v_(k0…)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(t), Int32(hd), Int32(kn), 1,
-                                scores, Int32(kn), vBase, Int32(ld), 1, acc, Int32(hd))
-                    k0 += kn
-                }
-                for i in 0..<t {
-                    let o = out + i * c.qDim + h * hd
-                    let a = acc + i * hd
-                    let inv = 1 / runSum[i]
-                    for e in 0..<hd { o[e] = a[e] * inv }
-                }
-            }
-        }
-    }
-
     /// Buffers for one chunk, allocated once per decoder.
     final class Scratch {
         /// Keys per attention tile.
         static let keyTile = 256
+        /// Queries per pass over a key tile (per key-value head).
+        static let queryBlock = 32
         let x, xn, qkv, attn, gateUp, act, cos, sin: UnsafeMutablePointer<Float>
-        let scores, accumulator, runningMax, runningSum, keyTile, valueTile: [UnsafeMutablePointer<Float>]
+        let scores, accumulator, runningMax, runningSum: [UnsafeMutablePointer<Float>]
         private var all: [UnsafeMutablePointer<Float>] = []
 
         init(config c: ModelConfig, batch b: Int, threads: Int) {
@@ -371,16 +303,13 @@ public final class Decoder {
             act = make(b * c.intermediateSize)
             cos = make(b * c.headDim / 2)
             sin = make(b * c.headDim / 2)
-            // Attention state for `b` queries of one head, or (small batches) for every query of
-            // the heads that share one key-value head.
-            let queries = max(b, c.headCount / c.kvHeadCount * min(b, Ops.smallBatch))
+            // Attention state for a block of queries of the heads that share one key-value head.
+            let queries = c.headCount / c.kvHeadCount * min(b, Scratch.queryBlock)
             scores = (0..<threads).map { _ in make(queries * Scratch.keyTile) }
             accumulator = (0..<threads).map { _ in make(queries * c.headDim) }
             runningMax = (0..<threads).map { _ in make(queries) }
             runningSum = (0..<threads).map { _ in make(queries) }
-            keyTile = (0..<threads).map { _ in make(Scratch.keyTile * c.headDim) }
-            valueTile = (0..<threads).map { _ in make(Scratch.keyTile * c.headDim) }
-            all = [x, xn, qkv, attn, gateUp, act, cos, sin] + scores + accumulator + runningMax + runningSum + keyTile + valueTile
+            all = [x, xn, qkv, attn, gateUp, act, cos, sin] + scores + accumulator + runningMax + runningSum
         }
 
         deinit { for p in all { p.deallocate() } }
