@@ -82,12 +82,13 @@ def run_round(port, streams, n, bias, long_prompt=0):
     if long_prompt:
         time.sleep(3.0)  # the streams are decoding
         extra = [None]
-        lt = threading.Thread(target=stream, args=(port, "x " * long_prompt, 4, extra, 0, bias))
+        # Not waited for: the streams' inter-token gaps while it is read are what is measured.
+        lt = threading.Thread(target=stream, args=(port, "x " * long_prompt, 1, extra, 0, bias), daemon=True)
         lt.start()
     for t in threads:
         t.join()
     if extra:
-        lt.join()
+        print(f"  (long prompt of {long_prompt} tokens sent 3 s after the streams started)")
     starts = [o[0] for o in out]
     firsts = [o[1][0] for o in out if o[1]]
     ends = [o[1][-1] for o in out if o[1]]
@@ -111,12 +112,14 @@ def main():
     ap.add_argument("--llama-server", help="llama.cpp's llama-server binary, to compare side by side")
     ap.add_argument("--interference", type=int, default=0, help="streams decoding when --long-prompt arrives")
     ap.add_argument("--long-prompt", type=int, default=2000)
+    ap.add_argument("--server-args", default="", help="extra phi4-server arguments, e.g. '--max-step-slowdown 0'")
     args = ap.parse_args()
     counts = [int(x) for x in args.streams.split(",")] if not args.interference else [args.interference]
     eot = "100257"  # Phi-4's <|endoftext|>; <|im_end|> is 100265
     bias = {eot: -100, "100265": -100}
     engines = {"phi4": lambda s, p: [args.phi4_server, "--model", args.model, "--port", str(p), "--parallel", str(s),
-                                     "--ctx", str(args.ctx), "-t", str(args.threads), "--max-tokens", str(args.n + 8)]}
+                                     "--ctx", str(args.ctx), "-t", str(args.threads), "--max-tokens", str(args.n + 8)]
+                       + args.server_args.split()}
     if args.llama_server:
         engines["llama.cpp"] = lambda s, p: [args.llama_server, "-m", args.model, "--port", str(p), "-np", str(s),
                                              "-c", str(args.ctx * s), "-t", str(args.threads), "--no-webui"]
@@ -131,7 +134,7 @@ def main():
                 try:
                     results[name].append(run_round(port, s, args.n, bias, args.long_prompt if args.interference else 0))
                 finally:
-                    proc.terminate()
+                    proc.kill()  # SIGTERM would let the long prompt finish first
                     proc.wait(timeout=60)
         for name, rs in results.items():
             med = {k: statistics.median(r[k] for r in rs) for k in rs[0]}

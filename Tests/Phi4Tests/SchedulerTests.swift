@@ -177,6 +177,10 @@ final class SchedulerTests: XCTestCase {
         XCTAssertEqual(r.tokens, [])
         XCTAssertEqual(r.stopReason, .maxTokens)
         XCTAssertThrowsError(try Scheduler(model: Self.q8, options: { var x = so; x.slots = 0; return x }()))
+        for slowdown in [0.5, -1, .nan, .infinity] {
+            XCTAssertThrowsError(try Scheduler(model: Self.q8, options: { var x = so; x.maxStepSlowdown = slowdown; return x }()))
+        }
+        XCTAssertNoThrow(try Scheduler(model: Self.q8, options: { var x = so; x.maxStepSlowdown = 0; return x }()))
     }
 
     func testSegmentsOfOnePassAreCheckedBeforeAnythingChanges() throws {

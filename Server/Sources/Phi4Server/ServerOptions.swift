@@ -19,6 +19,7 @@ struct ServerOptions: Sendable {
     var maxTokens = 4096
     var timeout: Double?
     var prefillChunk = 32
+    var maxStepSlowdown = 2.0
 
     static let usage = """
         USAGE: phi4-server --model FILE [options]
@@ -37,7 +38,9 @@ struct ServerOptions: Sendable {
           -t, --threads N      Threads (default: the CPUs this process may use).
           --kv-type TYPE       KV cache: f32, f16 or q8_0 (default: f16 for quantized weights, else f32).
           --weights TYPE       Weight type for an HF checkpoint: f32, q8_0, q4_0, q4_0-mixed (default f32).
-          --prefill-chunk N    Prompt tokens read per step between decode steps (default 32).
+          --prefill-chunk N    Most prompt tokens read per step beside the decoding requests (default 32).
+          --max-step-slowdown X  While requests decode, a step that also reads a prompt may take at most
+                               X times a decoding step (fewer prompt tokens then; default 2; 0: off).
           --api-key KEY        Require `Authorization: Bearer KEY` on /v1/ routes (401 otherwise).
           --max-queue N        Requests that may wait for a slot (default 64; more get 429).
           --max-body BYTES     Largest request body (default 1048576; larger get 413).
@@ -71,6 +74,10 @@ struct ServerOptions: Sendable {
             case "--ctx", "-c": o.ctx = try int(a)
             case "--threads", "-t": o.threads = try int(a)
             case "--prefill-chunk": o.prefillChunk = try int(a)
+            case "--max-step-slowdown":
+                let v = try value(a)
+                guard let x = Double(v), x == 0 || x >= 1 else { throw UsageError("--max-step-slowdown must be 0 or ≥ 1") }
+                o.maxStepSlowdown = x
             case "--kv-type":
                 let v = try value(a)
                 guard let t = KVCacheType(rawValue: v) else { throw UsageError("--kv-type must be f32, f16 or q8_0") }

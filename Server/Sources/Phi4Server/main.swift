@@ -43,6 +43,7 @@ let loader = Task.detached {
         so.threads = options.threads
         so.maxQueue = options.maxQueue
         so.prefillChunk = options.prefillChunk
+        so.maxStepSlowdown = options.maxStepSlowdown
         let engine = try Engine(model: model, options: so, timeout: options.timeout)
         engine.start()
         state.ready(engine)

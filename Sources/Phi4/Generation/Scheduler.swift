@@ -20,6 +20,11 @@ public struct SchedulerOptions: Sendable {
     public var prefillChunk = 32
     /// Requests that may wait for a slot; ``Scheduler/submit(_:options:)`` refuses more.
     public var maxQueue = 64
+    /// While sequences are decoding, a step that also reads prompt tokens may take at most this
+    /// many times as long as a step of decoding alone: the prompt tokens per step are cut (from
+    /// ``prefillChunk`` down to 1) by the measured cost of a prompt row, so running streams stay
+    /// smooth while a long prompt arrives. 0: no limit (always ``prefillChunk``).
+    public var maxStepSlowdown = 2.0
 
     /// Default options: 4 slots, 32-token prefill chunks, a queue of 64.
     public init() {}
@@ -74,6 +79,9 @@ public final class Scheduler: @unchecked Sendable {
 
     private let decoder: Decoder
     private let slots: [Slot]
+    /// Seconds of a decoding-only step and the extra seconds per prompt row (moving averages).
+    private var decodeStepSeconds: Double?
+    private var promptRowSeconds: Double?
     private var waiting: [Request] = []
     private var nextStep = 0
 
@@ -96,6 +104,9 @@ public final class Scheduler: @unchecked Sendable {
         guard o.slots >= 1 && o.slots <= 256 else { throw .invalidRequest("slots must be in 1…256") }
         guard o.prefillChunk >= 1 && o.prefillChunk <= 4096 else { throw .invalidRequest("the prefill chunk must be in 1…4096") }
         guard o.maxQueue >= 0 else { throw .invalidRequest("the queue size must be ≥ 0") }
+        guard o.maxStepSlowdown == 0 || (o.maxStepSlowdown >= 1 && o.maxStepSlowdown.isFinite) else {
+            throw .invalidRequest("the step slowdown must be 0 (off) or ≥ 1")
+        }
         let n = o.contextLength ?? min(c.maxPositions, 4096)
         guard n > 0 && n <= c.maxPositions else { throw .invalidRequest("context length \(n) must be in 1…\(c.maxPositions)") }
         if let t = o.threads, t <= 0 { throw .invalidRequest("threads must be positive") }
@@ -204,6 +215,11 @@ public final class Scheduler: @unchecked Sendable {
             }
         }
         var budget = options.prefillChunk
+        if !decoding.isEmpty && options.maxStepSlowdown > 0, let d = decodeStepSeconds {
+            // Learn a prompt row's cost with a few rows first, then fill the allowed extra time.
+            let allowed = promptRowSeconds.map { Int((options.maxStepSlowdown - 1) * d / max($0, 1e-9)) } ?? 4
+            budget = max(1, min(budget, allowed))
+        }
         for slot in slots.sorted(by: { ($0.request?.order ?? .max) < ($1.request?.order ?? .max) }) where budget > 0 {
             guard let r = slot.request, r.generation == nil, !r.remaining.isEmpty else { continue }
             let n = min(r.remaining.count, budget)
@@ -214,7 +230,17 @@ public final class Scheduler: @unchecked Sendable {
             reading.append((slot, n))
         }
         guard !segments.isEmpty else { return updates }
+        let clock = ContinuousClock()
+        let t0 = clock.now
         let logits = try decoder.forward(segments)
+        let seconds = Session.seconds(clock.now - t0)
+        let promptRows = reading.reduce(0) { $0 + $1.1 }
+        if !decoding.isEmpty && promptRows == 0 {
+            decodeStepSeconds = decodeStepSeconds.map { 0.7 * $0 + 0.3 * seconds } ?? seconds
+        } else if !decoding.isEmpty, let d = decodeStepSeconds {
+            let perRow = max(0, seconds - d) / Double(promptRows)
+            promptRowSeconds = promptRowSeconds.map { 0.7 * $0 + 0.3 * perRow } ?? perRow
+        }
         let vocab = model.config.vocabSize
 
         var row = 0
