@@ -141,8 +141,8 @@ enum Ops {
     /// Rotates one head in place with NeoX-style RoPE (`rotate_half`: element i pairs with
     /// i + headDim/2) by the angles whose cosines and sines are given (headDim/2 of each).
     @inline(__always)
-    static func rope(_ v: UnsafeMutablePointer<Float>, headDim: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
-        let half = headDim / 2
+    static func rope(_ v: UnsafeMutablePointer<Float>, rotaryDim: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+        let half = rotaryDim / 2
         for i in 0..<half {
             let x1 = v[i]
             let x2 = v[i + half]
@@ -161,24 +161,44 @@ enum Ops {
     }
 }
 
-/// Rotary-embedding angles, computed the way HF does (f32 inverse frequencies, f32 products).
+/// Rotary-embedding angles, computed the way HF does (f32 inverse frequencies, f32 products;
+/// with LongRoPE, frequencies divided by the short or long factors and cos/sin scaled by the
+/// attention factor).
 struct RotaryTable {
-    /// `1 / θ^(2i/headDim)` for i in 0..<headDim/2.
+    /// `1 / θ^(2i/rotaryDim)` for i in 0..<rotaryDim/2 (plain RoPE, or LongRoPE's short factors).
     let inverseFrequencies: [Float]
+    /// The same with LongRoPE's long factors (nil without LongRoPE).
+    let longInverseFrequencies: [Float]?
+    /// The factor on cos and sin (1 without LongRoPE).
+    let attentionFactor: Float
 
-    init(headDim: Int, theta: Float) {
-        inverseFrequencies = (0..<(headDim / 2)).map { i in
-            1 / powf(theta, Float(2 * i) / Float(headDim))
+    init(rotaryDim: Int, theta: Float, longRoPE: LongRoPE? = nil) {
+        // transformers: 1.0 / (base ** (arange(0, dim, 2).float() / dim)), with LongRoPE
+        // 1.0 / (ext_factors * base ** (arange(0, dim, 2).float() / dim)), all in f32.
+        func frequencies(_ factors: [Float]?) -> [Float] {
+            (0..<(rotaryDim / 2)).map { i in
+                let base = powf(theta, Float(2 * i) / Float(rotaryDim))
+                return 1 / (factors.map { $0[i] * base } ?? base)
+            }
         }
+        inverseFrequencies = frequencies(longRoPE?.shortFactors)
+        longInverseFrequencies = longRoPE.map { frequencies($0.longFactors) }
+        attentionFactor = longRoPE?.attentionFactor ?? 1
     }
 
-    /// Fills `cos` and `sin` (headDim/2 each) for one position.
-    func angles(position: Int, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
+    /// Fills `cos` and `sin` (rotaryDim/2 each) for one position, with the long factors when
+    /// `long` (and LongRoPE) says so.
+    func angles(position: Int, long: Bool = false, cos c: UnsafeMutablePointer<Float>, sin s: UnsafeMutablePointer<Float>) {
         let p = Float(position)
-        for (i, f) in inverseFrequencies.enumerated() {
+        let table = long ? longInverseFrequencies ?? inverseFrequencies : inverseFrequencies
+        for (i, f) in table.enumerated() {
             let a = Double(p * f)
             c[i] = Float(cos(a))
             s[i] = Float(sin(a))
+            if attentionFactor != 1 {
+                c[i] *= attentionFactor
+                s[i] *= attentionFactor
+            }
         }
     }
 }

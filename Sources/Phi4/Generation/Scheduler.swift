@@ -205,6 +205,16 @@ public final class Scheduler: @unchecked Sendable {
         }
         admit()
 
+        // LongRoPE: a sequence that passes the threshold in this pass has its cached entries
+        // evaluated again with the long factors first (as a lone Session does).
+        if model.config.longRoPE != nil {
+            for slot in slots {
+                guard let r = slot.request else { continue }
+                let end = slot.session.cache.count + (r.next != nil ? 1 : r.remaining.count)
+                if slot.session.needsLongRotation(end: end) { _ = try slot.session.rotateLong(end: end) }
+            }
+        }
+
         // One pass: decode rows first, then whole prompt chunks while the prefill budget lasts.
         var segments: [Decoder.Segment] = []
         var decoding: [Slot] = [], reading: [(Slot, Int)] = []
@@ -226,7 +236,8 @@ public final class Scheduler: @unchecked Sendable {
             budget -= n
             let last = n == r.remaining.count
             segments.append(Decoder.Segment(tokens: Array(r.remaining.prefix(n)), cache: slot.session.cache,
-                                            logits: last ? .last : .none))
+                                            logits: last ? .last : .none,
+                                            ropeLength: slot.session.cache.count + r.remaining.count))
             reading.append((slot, n))
         }
         guard !segments.isEmpty else { return updates }

@@ -113,6 +113,10 @@ public final class Session: @unchecked Sendable {
         }
         var out: [Float] = []
         var i = 0
+        let end = tokens.count + ids.count  // one call for LongRoPE's choice of factors, however chunked
+        if needsLongRotation(end: end) {
+            guard try rotateLong(end: end) else { return nil }
+        }
         while i < ids.count {
             if isCancelled { return nil }
             let chunk = Array(ids[i..<min(ids.count, i + decoder.batchSize)])
@@ -120,7 +124,7 @@ public final class Session: @unchecked Sendable {
             let logits: [Float]
             do {
                 logits = try decoder.forward(chunk, cache: cache, logits: allLogits ? .all : (last ? .last : .none),
-                                             shouldStop: { self.isCancelled })
+                                             ropeLength: end, shouldStop: { self.isCancelled })
             } catch .cancelled {
                 return nil
             }
@@ -129,6 +133,35 @@ public final class Session: @unchecked Sendable {
             i += chunk.count
         }
         return out
+    }
+
+    /// With LongRoPE: whether a call ending at `end` positions passes the threshold while the
+    /// cache holds entries rotated with the short factors.
+    func needsLongRotation(end: Int) -> Bool {
+        guard let r = model.config.longRoPE else { return false }
+        return r.usesLongFactors(length: end) && !cache.rotatedLong && !tokens.isEmpty
+    }
+
+    /// LongRoPE's switch, as transformers' `generate` makes it: when a sequence first passes
+    /// `original_max_position_embeddings`, the tokens already in the cache are evaluated again
+    /// with the long factors (one prefill of the context, once), so that every key is rotated
+    /// alike. Returns false when cancelled (the chunks evaluated again so far stay in the context).
+    func rotateLong(end: Int) throws(ModelError) -> Bool {
+        let old = tokens
+        reset()
+        var i = 0
+        while i < old.count {
+            if isCancelled { return false }
+            let chunk = Array(old[i..<min(old.count, i + decoder.batchSize)])
+            do {
+                _ = try decoder.forward(chunk, cache: cache, logits: .none, ropeLength: end, shouldStop: { self.isCancelled })
+            } catch .cancelled {
+                return false
+            }
+            tokens.append(contentsOf: chunk)
+            i += chunk.count
+        }
+        return true
     }
 
     /// Generates a continuation of `prompt` (appended to whatever the context already holds),

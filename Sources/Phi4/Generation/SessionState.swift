@@ -129,5 +129,8 @@ extension Session {
         }
         cache.count = n
         tokens = ids
+        // With LongRoPE a context past the threshold was rotated with the long factors (Session
+        // re-evaluates it when it first passes); one below it with the short ones.
+        cache.rotatedLong = model.config.longRoPE?.usesLongFactors(length: n) ?? false
     }
 }

@@ -49,7 +49,7 @@ public final class Decoder {
         self.pool = pool
         self.threads = max(1, min(threads ?? pool.threadCount, pool.threadCount))
         let c = model.config
-        self.rotary = RotaryTable(headDim: c.headDim, theta: c.ropeTheta)
+        self.rotary = RotaryTable(rotaryDim: c.rotaryDim, theta: c.ropeTheta, longRoPE: c.longRoPE)
         self.s = Scratch(config: c, batch: self.batchSize, threads: self.threads)
     }
 
@@ -63,9 +63,11 @@ public final class Decoder {
     ///   is cancelled within a fraction of a second.
     /// - Throws: ``ModelError/invalidRequest(_:)`` for an empty or oversized chunk, an id outside
     ///   the vocabulary, or a cache without room; nothing is changed then.
-    public func forward(_ tokens: [TokenID], cache: KVCache, logits: LogitsRequest,
+    /// - Parameter ropeLength: with LongRoPE, the sequence length that picks its factors (see
+    ///   ``Segment/ropeLength``); nil: the chunk's end.
+    public func forward(_ tokens: [TokenID], cache: KVCache, logits: LogitsRequest, ropeLength: Int? = nil,
                         shouldStop: (() -> Bool)? = nil) throws(ModelError) -> [Float] {
-        try forward([Segment(tokens: tokens, cache: cache, logits: logits)], shouldStop: shouldStop)
+        try forward([Segment(tokens: tokens, cache: cache, logits: logits, ropeLength: ropeLength)], shouldStop: shouldStop)
     }
 
     /// One sequence's part of a batched forward pass: its new tokens, its KV cache, and which of
@@ -77,12 +79,17 @@ public final class Decoder {
         public var cache: KVCache
         /// Which of the segment's positions get logits.
         public var logits: LogitsRequest
+        /// With LongRoPE: the sequence length that picks the short or long factors for this pass
+        /// (transformers uses the call's last position + 1). nil: the segment's own end. A prompt
+        /// read in several chunks passes its full length, so it is rotated as if read at once.
+        public var ropeLength: Int?
 
         /// A segment.
-        public init(tokens: [TokenID], cache: KVCache, logits: LogitsRequest) {
+        public init(tokens: [TokenID], cache: KVCache, logits: LogitsRequest, ropeLength: Int? = nil) {
             self.tokens = tokens
             self.cache = cache
             self.logits = logits
+            self.ropeLength = ropeLength
         }
     }
 
@@ -133,12 +140,15 @@ public final class Decoder {
             }
         }
 
-        // 1. Token embeddings: x[i] = embedding[token i]; RoPE angles of each row's position.
+        // 1. Token embeddings: x[i] = embedding[token i]; RoPE angles of each row's position (with
+        // LongRoPE, the short or long factors by the segment's sequence length).
         var i = 0
+        let half = c.rotaryDim / 2
         for seg in segments {
+            let long = c.longRoPE?.usesLongFactors(length: seg.ropeLength ?? seg.cache.count + seg.tokens.count) ?? false
             for id in seg.tokens {
                 w.embedding.copyRow(Int(id), into: x + i * d)
-                rotary.angles(position: rowPosition[i], cos: s.cos + i * c.headDim / 2, sin: s.sin + i * c.headDim / 2)
+                rotary.angles(position: rowPosition[i], long: long, cos: s.cos + i * half, sin: s.sin + i * half)
                 i += 1
             }
         }
@@ -148,12 +158,13 @@ public final class Decoder {
             rowwise(t) { i in Ops.rmsNorm(x + i * d, layer.attentionNorm, xn + i * d, d, eps: c.rmsNormEps) }
             Ops.matmul(xn, rows: t, layer.qkv, qkv, pool: pool, threads: threads)
 
-            // Rotate q and k (NeoX pairs i, i + headDim/2); store k and v in each row's cache.
+            // Rotate q and k (NeoX pairs i, i + rotaryDim/2 over each head's first rotaryDim
+            // dimensions); store k and v in each row's cache.
             rowwise(t) { i in
                 let row = qkv + i * qkvDim
-                let cos = s.cos + i * c.headDim / 2, sin = s.sin + i * c.headDim / 2
+                let cos = s.cos + i * half, sin = s.sin + i * half
                 for h in 0..<(c.headCount + c.kvHeadCount) {
-                    Ops.rope(row + h * c.headDim, headDim: c.headDim, cos: cos, sin: sin)
+                    Ops.rope(row + h * c.headDim, rotaryDim: c.rotaryDim, cos: cos, sin: sin)
                 }
                 rowCache[i].store(layer: l, position: rowPosition[i], key: row + c.qDim, value: row + c.qDim + c.kvDim)
             }
@@ -176,7 +187,10 @@ public final class Decoder {
             Ops.matmul(act, rows: t, layer.down, x, accumulate: true, pool: pool, threads: threads)
             if let shouldStop, l + 1 < w.layers.count, shouldStop() { throw .cancelled }
         }
-        for seg in segments { seg.cache.count += seg.tokens.count }
+        for seg in segments {
+            seg.cache.count += seg.tokens.count
+            if c.longRoPE?.usesLongFactors(length: seg.ropeLength ?? seg.cache.count) == true { seg.cache.rotatedLong = true }
+        }
 
         // 4. Final norm and lm_head, for the rows that want logits.
         var rows: [Int] = []

@@ -41,7 +41,13 @@ public final class KVCache: @unchecked Sendable {
     /// Values per head and position.
     public let headDim: Int
     /// Positions filled so far.
-    public internal(set) var count = 0
+    public internal(set) var count = 0 {
+        didSet { if count == 0 { rotatedLong = false } }
+    }
+    /// With LongRoPE: whether entries were stored with the long factors (set by the decoder;
+    /// cleared when the cache empties). ``Session`` uses it to re-evaluate short-rotated entries
+    /// once when a sequence first passes the threshold.
+    public internal(set) var rotatedLong = false
     /// Element type.
     public let type: KVCacheType
 

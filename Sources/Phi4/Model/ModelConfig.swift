@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Why a model could not be loaded or run.
 public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
     /// A file could not be read.
@@ -48,6 +54,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable, Sendable {
 ///
 /// Phi-4's values: hidden 5120, FFN 17920, 40 layers, 40 query / 10 key-value heads of 128,
 /// vocabulary 100352, RoPE θ 250000 over the full head, RMSNorm ε 1e-5, untied `lm_head`.
+/// Phi-4-mini (3.8B): 3072 wide, 32 layers, 24 / 8 heads of 128, vocabulary 200064, RoPE over
+/// the first 96 dimensions of each head with LongRoPE factors, `lm_head` tied to the embedding.
 /// Any smaller consistent shape is accepted too (test models are tiny).
 public struct ModelConfig: Sendable, Equatable {
     /// Width of the residual stream.
@@ -70,6 +78,11 @@ public struct ModelConfig: Sendable, Equatable {
     public var rmsNormEps: Float
     /// RoPE base frequency θ.
     public var ropeTheta: Float
+    /// Dimensions of each head that RoPE rotates, from the first (`head_dim ×
+    /// partial_rotary_factor`): all of them for Phi-4, 96 of 128 for Phi-4-mini.
+    public var rotaryDim: Int
+    /// LongRoPE scaling (Phi-4-mini), or nil for plain RoPE.
+    public var longRoPE: LongRoPE?
     /// Whether `lm_head` reuses the embedding matrix.
     public var tieWordEmbeddings: Bool
     /// The dtype the checkpoint says it is stored in (`torch_dtype` / `dtype`), e.g. "bfloat16".
@@ -103,7 +116,7 @@ public struct ModelConfig: Sendable, Equatable {
     /// Creates a configuration; see ``validate()``.
     public init(hiddenSize: Int, intermediateSize: Int, layerCount: Int, headCount: Int, kvHeadCount: Int,
                 headDim: Int, vocabSize: Int, maxPositions: Int, rmsNormEps: Float, ropeTheta: Float,
-                tieWordEmbeddings: Bool = false, storedDType: String? = nil, bosTokenID: Int? = nil,
+                rotaryDim: Int? = nil, longRoPE: LongRoPE? = nil, tieWordEmbeddings: Bool = false, storedDType: String? = nil, bosTokenID: Int? = nil,
                 eosTokenIDs: [Int] = [], padTokenID: Int? = nil) {
         self.hiddenSize = hiddenSize
         self.intermediateSize = intermediateSize
@@ -115,6 +128,8 @@ public struct ModelConfig: Sendable, Equatable {
         self.maxPositions = maxPositions
         self.rmsNormEps = rmsNormEps
         self.ropeTheta = ropeTheta
+        self.rotaryDim = rotaryDim ?? headDim
+        self.longRoPE = longRoPE
         self.tieWordEmbeddings = tieWordEmbeddings
         self.storedDType = storedDType
         self.bosTokenID = bosTokenID
@@ -141,14 +156,28 @@ public struct ModelConfig: Sendable, Equatable {
         guard headDim % 2 == 0 else { throw .invalidConfig("head_dim \(headDim) is odd (RoPE rotates pairs)") }
         guard rmsNormEps > 0 && rmsNormEps.isFinite else { throw .invalidConfig("rms_norm_eps must be positive") }
         guard ropeTheta > 1 && ropeTheta.isFinite else { throw .invalidConfig("rope_theta must be greater than 1") }
+        guard rotaryDim >= 2 && rotaryDim <= headDim && rotaryDim % 2 == 0 else {
+            throw .invalidConfig("the rotary dimension \(rotaryDim) must be even and in 2…head_dim (\(headDim))")
+        }
+        if let r = longRoPE {
+            for (name, f) in [("short_factor", r.shortFactors), ("long_factor", r.longFactors)] {
+                guard f.count == rotaryDim / 2 else {
+                    throw .invalidConfig("rope_scaling.\(name) has \(f.count) values; the rotary dimension \(rotaryDim) needs \(rotaryDim / 2)")
+                }
+                guard f.allSatisfy({ $0 > 0 && $0.isFinite }) else { throw .invalidConfig("rope_scaling.\(name) must be positive numbers") }
+            }
+            try positive(r.originalMaxPositions, "original_max_position_embeddings", max: 1 << 24)
+            guard r.attentionFactor > 0 && r.attentionFactor.isFinite else { throw .invalidConfig("the LongRoPE attention factor must be positive") }
+        }
     }
 
     /// Reads an HF `config.json` (a `Phi3ForCausalLM`).
     ///
     /// Both key spellings are accepted: Phi-4's published file (`rope_theta`, `torch_dtype`) and
     /// newer transformers versions (`rope_parameters: {rope_theta, rope_type: "default"}`, `dtype`).
-    /// Other architectures, rope scaling (LongRoPE …), a partial rotary factor ≠ 1, sliding-window
-    /// attention and Phi-4-mini are refused with a message that says why.
+    /// Partial rotary embeddings and LongRoPE (Phi-4-mini) are read from either spelling; other
+    /// architectures, other rope scalings and sliding-window attention are refused with a message
+    /// that says why.
     package static func parse(_ json: JSONValue, source: String = "config.json") throws(ModelError) -> ModelConfig {
         guard json.objectValue != nil else { throw .invalidConfig("\(source) is not a JSON object") }
         let architectures = json["architectures"]?.arrayValue?.compactMap { $0.stringValue } ?? []
@@ -190,10 +219,7 @@ public struct ModelConfig: Sendable, Equatable {
         let vocab = try int("vocab_size")
         let partial = json["partial_rotary_factor"]?.doubleValue
             ?? json["rope_parameters"]?["partial_rotary_factor"]?.doubleValue ?? 1.0
-        if partial != 1.0 {
-            let hint = vocab == 200064 ? " — this looks like Phi-4-mini (partial rotary, o200k tokenizer), which libphi4 does not run" : ""
-            throw .unsupported("partial_rotary_factor \(partial) (only full rotary embeddings are implemented)\(hint)")
-        }
+        guard partial > 0 && partial <= 1 else { throw .invalidConfig("partial_rotary_factor \(partial) must be in (0, 1]") }
         if let window = json["sliding_window"], !window.isNull {
             let maxPos = try optionalInt("max_position_embeddings") ?? 0
             if let w = window.intValue, w > 0 && w < maxPos {
@@ -201,16 +227,25 @@ public struct ModelConfig: Sendable, Equatable {
             }
         }
 
+        // RoPE: `rope_theta` with `rope_scaling` (Phi-4's and Phi-4-mini's published files), or
+        // transformers 5's `rope_parameters` holding both.
         var theta: Double? = json["rope_theta"]?.doubleValue
+        var scaling: JSONValue?
         if let params = json["rope_parameters"], !params.isNull {
-            let type = params["rope_type"]?.stringValue ?? "default"
-            guard type == "default" else { throw .unsupported("rope_parameters.rope_type \(type) (only default RoPE is implemented)") }
             if let t = params["rope_theta"]?.doubleValue { theta = t }
+            if (params["rope_type"]?.stringValue ?? "default") != "default" { scaling = params }
         }
-        if let scaling = json["rope_scaling"], !scaling.isNull {
+        if let r = json["rope_scaling"], !r.isNull { scaling = r }
+        var longRoPE: LongRoPE?
+        let maxPositions = try optionalInt("max_position_embeddings") ?? 4096
+        if let scaling {
             let type = scaling["rope_type"]?.stringValue ?? scaling["type"]?.stringValue ?? "?"
-            if type != "default" {
-                throw .unsupported("rope_scaling \(type) (LongRoPE and other scaled RoPE variants are not implemented)")
+            switch type {
+            case "default": break
+            case "longrope", "su":
+                longRoPE = try LongRoPE.parse(scaling, config: json, maxPositions: maxPositions)
+            default:
+                throw .unsupported("rope scaling \(type) (plain RoPE and LongRoPE are implemented)")
             }
         }
         if let act = json["hidden_act"]?.stringValue, act != "silu" {
@@ -230,6 +265,7 @@ public struct ModelConfig: Sendable, Equatable {
         guard heads > 0, hidden % heads == 0 else {
             throw .invalidConfig("hidden_size \(hidden) is not a multiple of num_attention_heads \(heads)")
         }
+        let rotaryDim = Int(Double(headDim) * partial)  // transformers: int(head_dim * partial_rotary_factor)
         let config = ModelConfig(
             hiddenSize: hidden,
             intermediateSize: try int("intermediate_size"),
@@ -238,9 +274,11 @@ public struct ModelConfig: Sendable, Equatable {
             kvHeadCount: kvHeads,
             headDim: headDim,
             vocabSize: vocab,
-            maxPositions: try optionalInt("max_position_embeddings") ?? 4096,
+            maxPositions: maxPositions,
             rmsNormEps: Float(json["rms_norm_eps"]?.doubleValue ?? 1e-5),
             ropeTheta: Float(theta ?? 10000),
+            rotaryDim: rotaryDim,
+            longRoPE: longRoPE,
             tieWordEmbeddings: json["tie_word_embeddings"]?.boolValue ?? false,
             storedDType: json["torch_dtype"]?.stringValue ?? json["dtype"]?.stringValue,
             bosTokenID: try optionalInt("bos_token_id"),
@@ -248,5 +286,63 @@ public struct ModelConfig: Sendable, Equatable {
             padTokenID: try optionalInt("pad_token_id"))
         try config.validate()
         return config
+    }
+}
+
+/// LongRoPE, the rotary scaling of Phi-4-mini (transformers' `rope_type: "longrope"`).
+///
+/// Each rotary frequency is divided by a per-dimension factor: the short factors while a forward
+/// call's sequence (its last position + 1) fits in ``originalMaxPositions``, the long ones beyond;
+/// cos and sin are multiplied by ``attentionFactor``. This is transformers' rule, decided per
+/// forward call: keys already in the cache keep the rotation they were stored with, so when
+/// generation crosses the threshold, earlier keys stay rotated by the short factors and later
+/// ones by the long factors. (llama.cpp instead picks one set for the whole context from its
+/// size, so the two agree only where both use the same set.)
+public struct LongRoPE: Sendable, Equatable {
+    /// Frequency divisors for sequences up to ``originalMaxPositions`` (rotary dim / 2 values).
+    public var shortFactors: [Float]
+    /// Frequency divisors for longer sequences.
+    public var longFactors: [Float]
+    /// The context the model was pre-trained with (4,096 for Phi-4-mini).
+    public var originalMaxPositions: Int
+    /// The factor on cos and sin: `rope_scaling.attention_factor`, or
+    /// `sqrt(1 + ln(s) / ln(originalMaxPositions))` with `s` = `rope_scaling.factor` or else
+    /// `max_position_embeddings / originalMaxPositions` (1 when `s ≤ 1`), as transformers computes it.
+    public var attentionFactor: Float
+
+    /// Creates the scaling from its parts.
+    public init(shortFactors: [Float], longFactors: [Float], originalMaxPositions: Int, attentionFactor: Float) {
+        self.shortFactors = shortFactors
+        self.longFactors = longFactors
+        self.originalMaxPositions = originalMaxPositions
+        self.attentionFactor = attentionFactor
+    }
+
+    /// Whether a forward call whose sequence ends at `length` positions uses the long factors.
+    public func usesLongFactors(length: Int) -> Bool { length > originalMaxPositions }
+
+    /// Reads the scaling from `rope_scaling` / `rope_parameters` and the top level of config.json.
+    static func parse(_ r: JSONValue, config json: JSONValue, maxPositions: Int) throws(ModelError) -> LongRoPE {
+        func factors(_ key: String) throws(ModelError) -> [Float] {
+            guard let a = r[key]?.arrayValue else { throw .invalidConfig("rope scaling longrope has no \(key) list") }
+            var out: [Float] = []
+            for v in a {
+                guard let d = v.doubleValue else { throw .invalidConfig("rope scaling \(key) has a value that is not a number") }
+                out.append(Float(d))
+            }
+            return out
+        }
+        let original = json["original_max_position_embeddings"]?.intValue
+            ?? r["original_max_position_embeddings"]?.intValue ?? maxPositions
+        guard original > 0 else { throw .invalidConfig("original_max_position_embeddings must be positive") }
+        var attention: Double
+        if let a = r["attention_factor"]?.doubleValue {
+            attention = a
+        } else {
+            let scale = r["factor"]?.doubleValue ?? Double(maxPositions) / Double(original)
+            attention = scale <= 1 ? 1 : (1 + log(scale) / log(Double(original))).squareRoot()
+        }
+        return LongRoPE(shortFactors: try factors("short_factor"), longFactors: try factors("long_factor"),
+                        originalMaxPositions: original, attentionFactor: Float(attention))
     }
 }

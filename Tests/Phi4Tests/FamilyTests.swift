@@ -1,0 +1,112 @@
+import XCTest
+@testable import Phi4
+
+/// Phi-4-mini's decoder (partial rotary embeddings, LongRoPE, tied `lm_head`) against
+/// transformers, on the `mini` fixture of tools/make_mini_fixtures.py: 4 heads of 16, RoPE over
+/// the first 12 dimensions, short and long factors with `original_max_position_embeddings` 48,
+/// so that prompts cross the threshold. f32 vs f32: the decoder tests' bound, 1e-4 × max |logit|.
+final class FamilyTests: XCTestCase {
+    static let mini = try! Model.load(path: modelFixtures + "/mini")
+    static let dir = modelFixtures + "/mini/reference"
+
+    func chunkedReference(_ i: Int) throws -> [Float] { try NPY.read(path: Self.dir + "/chunked_\(i).npy").values }
+
+    func testBothConfigSpellingsReadTheSameModel() throws {
+        let c = Self.mini.config
+        XCTAssertEqual(c.rotaryDim, 12)
+        XCTAssertEqual(c.headDim, 16)
+        XCTAssertTrue(c.tieWordEmbeddings)
+        let r = try XCTUnwrap(c.longRoPE)
+        XCTAssertEqual(r.originalMaxPositions, 48)
+        XCTAssertEqual(r.shortFactors.count, 6)
+        XCTAssertEqual(r.longFactors.count, 6)
+        // transformers: sqrt(1 + ln(max / original) / ln(original)) with max 512.
+        XCTAssertEqual(Double(r.attentionFactor), (1 + log(512.0 / 48) / log(48.0)).squareRoot(), accuracy: 1e-6)
+        let other = try ModelConfig.parse(try JSONParser.parse(try FileIO.readAll(modelFixtures + "/mini/config-rope_parameters.json")))
+        XCTAssertEqual(other, c)
+        // A rotary dimension the factors do not fit, and an unknown scaling, are refused.
+        var bad = c
+        bad.rotaryDim = 8
+        XCTAssertThrowsError(try bad.validate())
+        let yarn = try JSONParser.parse(#"{"architectures": ["Phi3ForCausalLM"], "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 1, "rope_scaling": {"type": "yarn", "factor": 4}}"#)
+        XCTAssertThrowsError(try ModelConfig.parse(yarn)) { XCTAssertTrue("\($0)".contains("yarn"), "\($0)") }
+    }
+
+    func testTiedOutputProjectionIsTheEmbedding() throws {
+        XCTAssertTrue(Self.mini.weights.lmHead === Self.mini.weights.embedding)
+        var o = ModelLoadOptions()
+        o.weightType = .q8_0
+        let q8 = try Model.load(path: modelFixtures + "/mini", options: o)
+        XCTAssertTrue(q8.weights.lmHead === q8.weights.embedding, "one copy in memory")
+    }
+
+    /// A prompt in one call: the factors of its whole length (long for the prompts over 48
+    /// tokens), however the engine chunks it.
+    func testLogitsInOneCallMatchTransformers() throws {
+        for p in try loadReference("mini") {
+            for batch in [512, 7] {
+                let session = try Session(model: Self.mini, contextLength: 512, batchSize: batch)
+                let logits = try session.evaluate(p.ids, allLogits: true)
+                let (diff, scale) = maxDifference(logits, p.logits)
+                XCTAssertLessThanOrEqual(diff, 1e-4 * scale, "\(p.name), chunks of \(batch): max diff \(diff), max |logit| \(scale)")
+            }
+        }
+    }
+
+    /// The prompt fed as separate forward calls of 16 tokens, as transformers ran it with a KV
+    /// cache: each call picks its factors by its own end, so the calls before the threshold use
+    /// the short ones (and the logits differ from the one-call reference by whole units).
+    func testSeparateCallsMatchTransformersCallByCall() throws {
+        for (i, p) in try loadReference("mini").enumerated() {
+            let decoder = Decoder(model: Self.mini, batchSize: 16)
+            let cache = KVCache(config: Self.mini.config, capacity: 512)
+            var logits: [Float] = []
+            for s in stride(from: 0, to: p.ids.count, by: 16) {
+                logits += try decoder.forward(Array(p.ids[s..<min(p.ids.count, s + 16)]), cache: cache, logits: .all)
+            }
+            let reference = try chunkedReference(i)
+            let (diff, scale) = maxDifference(logits, reference)
+            XCTAssertLessThanOrEqual(diff, 1e-4 * scale, "\(p.name): max diff \(diff)")
+            if p.ids.count > 48 {
+                XCTAssertGreaterThan(maxDifference(reference, p.logits).0, 0.5, "\(p.name): the rule matters here")
+            }
+        }
+    }
+
+    /// Greedy generation with a KV cache, as transformers' generate() does it: the "cross" prompt
+    /// (40 tokens) crosses 48 while generating; cached keys keep their short-factor rotation.
+    func testGreedyGenerationAcrossTheThresholdMatchesTransformers() throws {
+        for p in try loadReference("mini") {
+            let session = try Session(model: Self.mini, contextLength: 512)
+            var logits = try session.evaluate(p.ids)
+            var out: [TokenID] = []
+            for _ in 0..<32 {
+                let next = Sampler.argmax(logits)
+                out.append(next)
+                logits = try session.evaluate([next])
+            }
+            XCTAssertEqual(out, p.greedy, p.name)
+        }
+    }
+
+    /// The scheduler reads a prompt in parts beside other requests; with quantized weights it
+    /// still equals a lone session token for token, on both sides of the threshold.
+    func testSchedulerEqualsSessionWithLongRoPE() throws {
+        var o = ModelLoadOptions()
+        o.weightType = .q8_0
+        let model = try Model.load(path: modelFixtures + "/mini", options: o)
+        let prompts = try loadReference("mini").map(\.ids).filter { $0.count < 300 }
+        var options = GenerationOptions()
+        options.maxTokens = 24
+        options.sampling = .greedy
+        var so = SchedulerOptions()
+        so.slots = 3
+        so.contextLength = 512
+        so.prefillChunk = 8
+        let batch = try Scheduler(model: model, options: so).generateAll(prompts, options: options)
+        for (prompt, r) in zip(prompts, batch) {
+            let alone = try Session(model: model, contextLength: 512).generate(prompt, options: options)
+            XCTAssertEqual(r.tokens, alone.tokens)
+        }
+    }
+}
