@@ -109,4 +109,31 @@ final class FamilyTests: XCTestCase {
             XCTAssertEqual(r.tokens, alone.tokens)
         }
     }
+
+    /// `phi4 quantize` writes Phi-4-mini's rotary facts as llama.cpp's converter does
+    /// (rope.dimension_count, rope_factors_short/long tensors, the original context and attention
+    /// factor, no output.weight when tied); the file loads as the same model and computes the same
+    /// logits bit for bit as the checkpoint quantized at load.
+    func testGGUFRoundTripKeepsTheRotaryFacts() throws {
+        let path = FileManager.default.temporaryDirectory.path + "/mini-q8_0-\(getpid()).gguf"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try GGUFExport.write(hfDirectory: modelFixtures + "/mini", type: .q8_0, output: path)
+        let file = try GGUFFile(path: path)
+        XCTAssertNil(file.tensors["output.weight"])
+        XCTAssertEqual(file.tensors["rope_factors_long.weight"]?.dims, [6])
+        XCTAssertEqual(file.metadata["phi3.rope.dimension_count"]?.intValue, 12)
+        XCTAssertEqual(file.metadata["phi3.rope.scaling.original_context_length"]?.intValue, 48)
+        let gguf = try Model.load(path: path)
+        var o = ModelLoadOptions()
+        o.weightType = .q8_0
+        let direct = try Model.load(path: modelFixtures + "/mini", options: o)
+        XCTAssertEqual(gguf.config.rotaryDim, 12)
+        XCTAssertEqual(gguf.config.longRoPE, direct.config.longRoPE)
+        XCTAssertTrue(gguf.weights.lmHead === gguf.weights.embedding)
+        for p in try loadReference("mini") where p.name == "long" || p.name == "cross" {
+            let a = try Session(model: gguf, contextLength: 512).evaluate(p.ids, allLogits: true)
+            let b = try Session(model: direct, contextLength: 512).evaluate(p.ids, allLogits: true)
+            XCTAssertEqual(maxDifference(a, b).0, 0, p.name)
+        }
+    }
 }

@@ -91,6 +91,14 @@ public enum GGUFExport {
             plan.append(("lm_head.weight", c.vocabSize, c.hiddenSize, .lmHead))
         }
         var written: [(String, String)] = []
+        if let r = c.longRoPE {  // LongRoPE's factors as llama.cpp's converter writes them: f32 tensors
+            for (name, values) in [("rope_factors_long.weight", r.longFactors), ("rope_factors_short.weight", r.shortFactors)] {
+                written.append((name, "\(GGMLType.f32)"))
+                w.tensors.append(GGUFWriter.Tensor(name: name, dims: [values.count], type: .f32) { sink in
+                    try values.withUnsafeBytes { try sink($0) }
+                })
+            }
+        }
         for (index, item) in plan.enumerated() {
             guard let t = checkpoint.tensors[item.hf] else { throw ModelError.missingTensor(item.hf) }
             let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
@@ -143,14 +151,15 @@ public enum GGUFExport {
         meta("general.file_type", .uint32(fileType.code))
         meta("general.quantization_version", .uint32(2))
         meta("phi3.context_length", .uint32(UInt32(c.maxPositions)))
-        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.maxPositions)))
+        meta("phi3.rope.scaling.original_context_length", .uint32(UInt32(c.longRoPE?.originalMaxPositions ?? c.maxPositions)))
+        if let r = c.longRoPE { meta("phi3.rope.scaling.attn_factor", .float32(r.attentionFactor)) }
         meta("phi3.embedding_length", .uint32(UInt32(c.hiddenSize)))
         meta("phi3.feed_forward_length", .uint32(UInt32(c.intermediateSize)))
         meta("phi3.block_count", .uint32(UInt32(c.layerCount)))
         meta("phi3.attention.head_count", .uint32(UInt32(c.headCount)))
         meta("phi3.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount)))
         meta("phi3.attention.layer_norm_rms_epsilon", .float32(c.rmsNormEps))
-        meta("phi3.rope.dimension_count", .uint32(UInt32(c.headDim)))
+        meta("phi3.rope.dimension_count", .uint32(UInt32(c.rotaryDim)))
         meta("phi3.rope.freq_base", .float32(c.ropeTheta))
         meta("phi3.attention.sliding_window", .uint32(0))
     }

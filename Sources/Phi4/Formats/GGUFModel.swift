@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Phi-4 in GGUF, as llama.cpp's converter writes it (architecture `phi3`): reading a model and
 /// its tokenizer, and writing one from an HF checkpoint (``GGUFExport``).
 enum GGUFModel {
@@ -56,11 +62,26 @@ enum GGUFModel {
         let heads = try int("attention.head_count")
         guard heads > 0, hidden % heads == 0 else { throw .invalidConfig("\(path): embedding_length is not a multiple of head_count") }
         let headDim = hidden / heads
-        if let rot = m["phi3.rope.dimension_count"]?.intValue, rot != headDim {
-            throw .unsupported("\(path): rope.dimension_count \(rot) < head size \(headDim) (partial rotary: Phi-4-mini is not supported)")
-        }
-        if g.tensors["rope_factors_long.weight"] != nil || g.tensors["rope_factors_short.weight"] != nil {
-            throw .unsupported("\(path): LongRoPE factors (rope scaling is not implemented)")
+        // Phi-4-mini: RoPE over the first rope.dimension_count dimensions, LongRoPE factors as
+        // the tensors rope_factors_short/long (llama.cpp's converter).
+        let rotaryDim = m["phi3.rope.dimension_count"]?.intValue ?? headDim
+        var longRoPE: LongRoPE?
+        let short = g.tensors["rope_factors_short.weight"], long = g.tensors["rope_factors_long.weight"]
+        if short != nil || long != nil {
+            func factors(_ t: GGUFTensor?, _ name: String) throws(ModelError) -> [Float] {
+                guard let t, t.type == .f32, t.dims.count == 1, t.count == rotaryDim / 2, t.data.count == t.count * 4 else {
+                    throw .invalidWeights("\(path): \(name) must be \(rotaryDim / 2) f32 values")
+                }
+                return (0..<t.count).map { Float(bitPattern: UInt32(littleEndian: t.data.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+            }
+            let context = try int("context_length")
+            let original = m["phi3.rope.scaling.original_context_length"]?.intValue ?? context
+            let scale = Double(context) / Double(max(1, original))
+            let attention = m["phi3.rope.scaling.attn_factor"]?.doubleValue
+                ?? (scale <= 1 ? 1 : (1 + log(scale) / log(Double(original))).squareRoot())
+            longRoPE = LongRoPE(shortFactors: try factors(short, "rope_factors_short.weight"),
+                                longFactors: try factors(long, "rope_factors_long.weight"),
+                                originalMaxPositions: original, attentionFactor: Float(attention))
         }
         if let w = m["phi3.attention.sliding_window"]?.intValue, w > 0, w < (m["phi3.context_length"]?.intValue ?? 0) {
             throw .unsupported("\(path): sliding window \(w) (only full causal attention is implemented)")
@@ -72,6 +93,7 @@ enum GGUFModel {
             vocabSize: embd.dims[1], maxPositions: try int("context_length"),
             rmsNormEps: Float(m["phi3.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5),
             ropeTheta: Float(m["phi3.rope.freq_base"]?.doubleValue ?? 10000),
+            rotaryDim: rotaryDim, longRoPE: longRoPE,
             tieWordEmbeddings: g.tensors["output.weight"] == nil, storedDType: "gguf",
             bosTokenID: m["tokenizer.ggml.bos_token_id"]?.intValue,
             eosTokenIDs: m["tokenizer.ggml.eos_token_id"]?.intValue.map { [$0] } ?? [],
