@@ -218,7 +218,7 @@ public enum GGUFExport {
             merges.append(.string(a.withUnsafeBufferPointer(text) + " " + b.withUnsafeBufferPointer(text)))
         }
         w.metadata.append(("tokenizer.ggml.model", .string("gpt2")))
-        w.metadata.append(("tokenizer.ggml.pre", .string("dbrx")))
+        w.metadata.append(("tokenizer.ggml.pre", .string(tok.pattern == .o200k ? "gpt-4o" : "dbrx")))
         w.metadata.append(("tokenizer.ggml.tokens", .array(8, tokens)))
         w.metadata.append(("tokenizer.ggml.token_type", .array(5, types)))
         w.metadata.append(("tokenizer.ggml.merges", .array(8, merges)))
@@ -226,7 +226,9 @@ public enum GGUFExport {
         if let e = tok.eosTokenID { w.metadata.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(e)))) }
         if let p = tok.padTokenID { w.metadata.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(p)))) }
         w.metadata.append(("tokenizer.ggml.add_bos_token", .bool(tok.addsBOS)))
-        var template = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}"
+        var template = tok.chatFormat == .phi4Mini
+            ? "{% for message in messages %}{{'<|' + message['role'] + '|>' + message['content'] + '<|end|>'}}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% else %}{{ eos_token }}{% endif %}"
+            : "{% for message in messages %}{{'<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}"
         if let cfg = try? JSONParser.parse(FileIO.readAll(FileIO.join(directory, "tokenizer_config.json"), limit: 1 << 24)),
            let t = cfg["chat_template"]?.stringValue {
             template = t

@@ -109,8 +109,13 @@ enum GGUFModel {
         let model = m["tokenizer.ggml.model"]?.stringValue ?? "?"
         guard model == "gpt2" else { throw .unsupported("\(path): tokenizer model \(model) (Phi-4 uses gpt2-style BPE)") }
         let pre = m["tokenizer.ggml.pre"]?.stringValue ?? "dbrx"
-        guard ["dbrx", "phi-4", "default", "gpt-4"].contains(pre) || pre.isEmpty else {
-            throw .unsupported("\(path): pre-tokenizer \(pre) is not cl100k's (Phi-4-mini's gpt-4o is not supported)")
+        let pattern: SplitPattern
+        if ["dbrx", "phi-4", "default", "gpt-4"].contains(pre) || pre.isEmpty {
+            pattern = .cl100k
+        } else if pre == "gpt-4o" {
+            pattern = .o200k  // Phi-4-mini
+        } else {
+            throw .unsupported("\(path): pre-tokenizer \(pre) is neither cl100k's (Phi-4) nor o200k's (gpt-4o, Phi-4-mini)")
         }
         guard let tokens = m["tokenizer.ggml.tokens"]?.arrayValue else { throw .invalidConfig("\(path): no tokenizer.ggml.tokens") }
         let types = m["tokenizer.ggml.token_type"]?.arrayValue
@@ -125,6 +130,7 @@ enum GGUFModel {
                 specials.append(SpecialToken(text: text, id: TokenID(id)))
                 continue
             }
+            if type == 2 || type == 5 { continue }  // unknown / unused rows ("[PAD200000]"): no token
             var bytes: [UInt8] = []
             var ok = true
             for u in text.unicodeScalars {
@@ -141,7 +147,7 @@ enum GGUFModel {
         do {
             return try Tokenizer(ranks: ranks, specialTokens: specials, bosTokenID: id("bos_token_id"),
                                  addsBOS: m["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
-                                 eosTokenID: id("eos_token_id"), padTokenID: id("padding_token_id"))
+                                 eosTokenID: id("eos_token_id"), padTokenID: id("padding_token_id"), pattern: pattern)
         } catch {
             throw .tokenizer(error)
         }

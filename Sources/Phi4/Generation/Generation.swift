@@ -55,6 +55,7 @@ public final class Generation {
                                   promptSeconds: promptSeconds, generationSeconds: 0)
         self.logits = logits
         sampler = Sampler(options.sampling)
+        sampler.excluded = session.model.unassignedIDs
         stream = StreamingDecoder(tokenizer: session.model.tokenizer)
         stops = StopStringMatcher(options.stopStrings)
         endIDs = session.model.endOfGenerationIDs.union(options.stopTokenIDs)

@@ -58,6 +58,8 @@ public struct SamplingParameters: Sendable, Equatable {
 public struct Sampler: Sendable {
     /// The parameters.
     public let parameters: SamplingParameters
+    /// Ids never chosen: the model's rows that no token has (see ``Model/unassignedIDs``).
+    public var excluded: [TokenID] = []
     private var rng: RandomState
 
     /// A sampler; its random state starts from `parameters.seed`.
@@ -76,6 +78,7 @@ public struct Sampler: Sendable {
     public mutating func sample(_ logits: inout [Float], history: ArraySlice<TokenID>) -> TokenID {
         let p = parameters
         let n = logits.count
+        for id in excluded where id >= 0 && Int(id) < n { logits[Int(id)] = -.infinity }
         for (id, bias) in p.logitBias where id >= 0 && Int(id) < n { logits[Int(id)] += bias }
         if p.repetitionPenalty != 1 || p.presencePenalty != 0 || p.frequencyPenalty != 0 {
             let window = p.penaltyWindow < 0 ? history : history.suffix(p.penaltyWindow)

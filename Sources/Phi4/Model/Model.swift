@@ -54,6 +54,9 @@ public final class Model: Sendable {
     /// types, shapes, sizes, and each tensor's first and last bytes — no gigabytes are read), its
     /// configuration and the formats its weights run in.
     public let fingerprint: UInt64
+    /// Rows of the embedding that no token has (Phi-4-mini's 200,064 rows hold 200,029 ids, with
+    /// unused ids between o200k's ranks and its special tokens); generation never samples them.
+    public let unassignedIDs: [TokenID]
 
     /// Assembles a model from parts (the loaders use this; so can tests). `source` is the
     /// loader's hash of the files (0 for a model built in memory).
@@ -68,6 +71,7 @@ public final class Model: Sendable {
         var stop = tokenizer.endOfGenerationIDs
         for id in config.eosTokenIDs where id >= 0 && id < config.vocabSize { stop.insert(TokenID(id)) }
         self.endOfGenerationIDs = stop
+        self.unassignedIDs = (0..<config.vocabSize).lazy.map { TokenID($0) }.filter { !tokenizer.isValid($0) }
         var h = FNV1a()
         h.add(source)
         h.add("\(config)")

@@ -19,14 +19,31 @@ public struct ChatMessage: Sendable, Equatable {
     public static func assistant(_ content: String) -> ChatMessage { ChatMessage(role: "assistant", content: content) }
 }
 
+/// Which chat format a tokenizer's special tokens call for.
+public enum ChatFormat: String, Sendable {
+    /// Phi-4 (and Phi-4-reasoning):
+    /// `<|im_start|>system<|im_sep|>…<|im_end|><|im_start|>user<|im_sep|>…<|im_end|><|im_start|>assistant<|im_sep|>`.
+    case phi4
+    /// Phi-4-mini: `<|system|>…<|end|><|user|>…<|end|><|assistant|>`, every role its own special token.
+    case phi4Mini
+}
+
 /// Phi-4's chat format. No newlines; every marker is one special token:
 ///
 ///     <|im_start|>system<|im_sep|>…<|im_end|><|im_start|>user<|im_sep|>…<|im_end|><|im_start|>assistant<|im_sep|>
 ///
-/// It is not ChatML (no newline after the role). Message text is encoded with special tokens
-/// *not* recognised, so a user who types `<|im_end|>` cannot close their own turn (no prompt
-/// injection), unless the caller passes `allowSpecialInContent: true`.
+/// It is not ChatML (no newline after the role). Phi-4-mini's format is
+/// `<|system|>…<|end|><|user|>…<|end|><|assistant|>` (see ``ChatFormat``). Message text is encoded
+/// with special tokens *not* recognised, so a user who types `<|im_end|>` cannot close their own
+/// turn (no prompt injection), unless the caller passes `allowSpecialInContent: true`.
 extension Tokenizer {
+    /// The chat format of this vocabulary: Phi-4-mini's when it has `<|user|>` and `<|end|>` but no
+    /// `<|im_start|>`, Phi-4's otherwise.
+    public var chatFormat: ChatFormat {
+        specialTokenID("<|im_start|>") == nil && specialTokenID("<|user|>") != nil && specialTokenID("<|end|>") != nil
+            ? .phi4Mini : .phi4
+    }
+
     /// The chat prompt as token ids.
     ///
     /// - Parameters:
@@ -38,6 +55,10 @@ extension Tokenizer {
     ///   ``TokenizerError/invalidMessage(_:)`` for an empty role or a role containing special-token text.
     public func applyChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool = true,
                                   allowSpecialInContent: Bool = false) throws(TokenizerError) -> [TokenID] {
+        if chatFormat == .phi4Mini {
+            return try applyMiniChatTemplate(messages, addGenerationPrompt: addGenerationPrompt,
+                                             allowSpecialInContent: allowSpecialInContent)
+        }
         let (start, sep, end) = try chatMarkers()
         var out: [TokenID] = []
         func open(_ role: String) throws(TokenizerError) {
@@ -86,9 +107,39 @@ extension Tokenizer {
     /// when no content contains special-token text.
     public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
         var s = ""
+        if chatFormat == .phi4Mini {
+            for m in messages { s += "<|\(m.role)|>\(m.content)<|end|>" }
+            return s + (addGenerationPrompt ? "<|assistant|>" : "<|endoftext|>")
+        }
         for m in messages { s += "<|im_start|>\(m.role)<|im_sep|>\(m.content)<|im_end|>" }
         if addGenerationPrompt { s += "<|im_start|>assistant<|im_sep|>" }
         return s
+    }
+
+    /// Phi-4-mini's template: `<|role|>` (a special token for each role the vocabulary has),
+    /// the content, `<|end|>`; then `<|assistant|>` to prompt a reply, or `<|endoftext|>` when not.
+    private func applyMiniChatTemplate(_ messages: [ChatMessage], addGenerationPrompt: Bool,
+                                       allowSpecialInContent: Bool) throws(TokenizerError) -> [TokenID] {
+        guard let end = specialTokenID("<|end|>") else { throw .missingSpecialToken("<|end|>") }
+        func role(_ name: String) throws(TokenizerError) -> TokenID {
+            guard !name.isEmpty else { throw .invalidMessage("empty role") }
+            guard let id = specialTokenID("<|\(name)|>") else {
+                throw .invalidMessage("role \(name) has no <|\(name)|> token in this vocabulary")
+            }
+            return id
+        }
+        var out: [TokenID] = []
+        for m in messages {
+            out.append(try role(m.role))
+            out.append(contentsOf: encode(m.content, allowSpecial: allowSpecialInContent))
+            out.append(end)
+        }
+        if addGenerationPrompt {
+            out.append(try role("assistant"))
+        } else if let eot = specialTokenID("<|endoftext|>") {
+            out.append(eot)
+        }
+        return out
     }
 
     private func chatMarkers() throws(TokenizerError) -> (TokenID, TokenID, TokenID) {

@@ -19,18 +19,8 @@ struct PreTokenizer {
         n = count
     }
 
-    /// Decodes the scalar at byte offset `j` (valid UTF-8 assumed): its value and length.
     @inline(__always)
-    private func decode(_ j: Int) -> (UInt32, Int) {
-        let b0 = p[j]
-        if b0 < 0x80 { return (UInt32(b0), 1) }
-        if b0 < 0xE0 { return (UInt32(b0 & 0x1F) << 6 | UInt32(p[j + 1] & 0x3F), 2) }
-        if b0 < 0xF0 {
-            return (UInt32(b0 & 0x0F) << 12 | UInt32(p[j + 1] & 0x3F) << 6 | UInt32(p[j + 2] & 0x3F), 3)
-        }
-        return (UInt32(b0 & 0x07) << 18 | UInt32(p[j + 1] & 0x3F) << 12 | UInt32(p[j + 2] & 0x3F) << 6
-                | UInt32(p[j + 3] & 0x3F), 4)
-    }
+    private func decode(_ j: Int) -> (UInt32, Int) { decodeScalar(p, j) }
 
     @inline(__always)
     private func classAt(_ j: Int) -> (CharacterClass, Int) {
@@ -155,4 +145,17 @@ struct PreTokenizer {
         }
         return start..<i
     }
+}
+
+/// Decodes the scalar at byte offset `j` of `p` (valid UTF-8 assumed): its value and length.
+@inline(__always)
+func decodeScalar(_ p: UnsafePointer<UInt8>, _ j: Int) -> (UInt32, Int) {
+    let b0 = p[j]
+    if b0 < 0x80 { return (UInt32(b0), 1) }
+    if b0 < 0xE0 { return (UInt32(b0 & 0x1F) << 6 | UInt32(p[j + 1] & 0x3F), 2) }
+    if b0 < 0xF0 {
+        return (UInt32(b0 & 0x0F) << 12 | UInt32(p[j + 1] & 0x3F) << 6 | UInt32(p[j + 2] & 0x3F), 3)
+    }
+    return (UInt32(b0 & 0x07) << 18 | UInt32(p[j + 1] & 0x3F) << 12 | UInt32(p[j + 2] & 0x3F) << 6
+            | UInt32(p[j + 3] & 0x3F), 4)
 }

@@ -49,7 +49,16 @@ public struct SpecialToken: Sendable, Equatable {
     }
 }
 
-/// Phi-4's tokenizer: cl100k_base byte-level BPE (tiktoken's algorithm) plus special tokens.
+/// How text is split into pieces before byte-pair encoding: the model family's regex.
+public enum SplitPattern: String, Sendable {
+    /// cl100k_base's pattern (Phi-4, Phi-4-reasoning).
+    case cl100k
+    /// o200k_base's pattern (Phi-4-mini), which also splits words at case changes.
+    case o200k
+}
+
+/// Phi-4's tokenizer: cl100k_base byte-level BPE (tiktoken's algorithm) plus special tokens; or
+/// Phi-4-mini's, o200k_base (``SplitPattern/o200k``).
 ///
 /// Load one with ``Tokenizer/load(path:)`` from a model directory, an HF `tokenizer.json` or a
 /// tiktoken `.tiktoken` ranks file. Special-token ids and names, the end-of-generation ids and
@@ -61,6 +70,8 @@ public struct SpecialToken: Sendable, Equatable {
 ///     let text = try tok.decodeText(ids)               // "Hello, world!"
 public final class Tokenizer: Sendable {
     let vocabulary: BytePairVocabulary
+    /// The pre-tokenizer's pattern.
+    public let pattern: SplitPattern
     /// Special tokens in id order.
     public let specialTokens: [SpecialToken]
     /// The beginning-of-sequence token, if the files name one.
@@ -92,10 +103,11 @@ public final class Tokenizer: Sendable {
     ///   - eosTokenIDs: ids that end generation in addition to `<|im_end|>` / `<|endoftext|>`.
     ///   - eosTokenID: the primary end-of-sequence id.
     ///   - padTokenID: the padding id.
+    ///   - pattern: the pre-tokenizer (cl100k for Phi-4, o200k for Phi-4-mini).
     /// - Throws: ``TokenizerError/invalidFormat(_:)`` on duplicate ids or texts, or missing bytes.
     public init(ranks: [([UInt8], Int)], specialTokens: [SpecialToken], bosTokenID: TokenID? = nil,
                 addsBOS: Bool = false, eosTokenID: TokenID? = nil, eosTokenIDs: [TokenID] = [],
-                padTokenID: TokenID? = nil) throws(TokenizerError) {
+                padTokenID: TokenID? = nil, pattern: SplitPattern = .cl100k) throws(TokenizerError) {
         let vocab = try BytePairVocabulary(ranks)
         var byID: [TokenID: Int] = [:]
         var byText: [String: TokenID] = [:]
@@ -116,9 +128,10 @@ public final class Tokenizer: Sendable {
         }
         var stop = Set(eosTokenIDs)
         if let eosTokenID { stop.insert(eosTokenID) }
-        for name in ["<|im_end|>", "<|endoftext|>"] { if let id = byText[name] { stop.insert(id) } }
+        for name in ["<|im_end|>", "<|endoftext|>", "<|end|>"] { if let id = byText[name] { stop.insert(id) } }
 
         self.vocabulary = vocab
+        self.pattern = pattern
         self.specialTokens = sorted
         self.specialByID = byID
         self.specialByText = byText
@@ -198,9 +211,13 @@ public final class Tokenizer: Sendable {
     /// Pre-tokenizes then byte-pair-encodes text that contains no special tokens.
     private func encodeOrdinary(_ p: UnsafePointer<UInt8>, _ n: Int, encoder: inout BytePairEncoder, into out: inout [TokenID]) {
         guard n > 0 else { return }
-        var scanner = PreTokenizer(p, count: n)
-        while let piece = scanner.next() {
-            encoder.encode(p + piece.lowerBound, piece.count, into: &out)
+        switch pattern {
+        case .cl100k:
+            var scanner = PreTokenizer(p, count: n)
+            while let piece = scanner.next() { encoder.encode(p + piece.lowerBound, piece.count, into: &out) }
+        case .o200k:
+            var scanner = O200kPreTokenizer(p, count: n)
+            while let piece = scanner.next() { encoder.encode(p + piece.lowerBound, piece.count, into: &out) }
         }
     }
 

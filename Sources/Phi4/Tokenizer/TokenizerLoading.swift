@@ -6,7 +6,8 @@ extension Tokenizer {
     /// - an HF `tokenizer.json` file (the same sibling files are read from its directory);
     /// - a tiktoken ranks file (`*.tiktoken`): the ranks plus Phi-4's special-token table
     ///   (``SpecialToken/phi4Table(firstID:)``) numbered from the first id after the ranks, since
-    ///   that format carries no special tokens.
+    ///   that format carries no special tokens; a file named `o200k*` is Phi-4-mini's (o200k
+    ///   pattern, ``SpecialToken/phi4MiniTable``).
     ///
     /// - Throws: ``TokenizerError`` with the file and the reason; never traps on bad files.
     public static func load(path: String) throws(TokenizerError) -> Tokenizer {
@@ -15,14 +16,22 @@ extension Tokenizer {
             guard FileIO.exists(json) else { throw .io("\(path): no tokenizer.json in this directory") }
             return try loadHuggingFace(tokenizerJSON: json)
         }
-        if path.hasSuffix(".tiktoken") { return try loadTiktoken(path: path) }
+        if path.hasSuffix(".tiktoken") {
+            // o200k_base: Phi-4-mini's special tokens at their ids; otherwise Phi-4's.
+            if path.split(separator: "/").last?.hasPrefix("o200k") == true {
+                return try loadTiktoken(path: path, specialTokens: SpecialToken.phi4MiniTable, pattern: .o200k)
+            }
+            return try loadTiktoken(path: path)
+        }
         return try loadHuggingFace(tokenizerJSON: path)
     }
 
     /// Loads a tiktoken ranks file (`base64-bytes rank` per line) with the given special tokens
-    /// (by default Phi-4's table numbered from the first id after the ranks). The end-of-generation
-    /// ids are `<|im_end|>` and `<|endoftext|>`; no BOS is added.
-    public static func loadTiktoken(path: String, specialTokens: [SpecialToken]? = nil) throws(TokenizerError) -> Tokenizer {
+    /// (by default Phi-4's table numbered from the first id after the ranks) and pre-tokenizer.
+    /// The end-of-generation ids are `<|im_end|>` (or Phi-4-mini's `<|end|>`) and
+    /// `<|endoftext|>`; no BOS is added.
+    public static func loadTiktoken(path: String, specialTokens: [SpecialToken]? = nil,
+                                    pattern: SplitPattern = .cl100k) throws(TokenizerError) -> Tokenizer {
         let data: [UInt8]
         do { data = try FileIO.readAll(path, limit: 1 << 30) } catch { throw .io(error.description) }
         var ranks: [([UInt8], Int)] = []
@@ -59,14 +68,17 @@ extension Tokenizer {
         let first = (ranks.map { $0.1 }.max() ?? -1) + 1
         let specials = specialTokens ?? SpecialToken.phi4Table(firstID: TokenID(first))
         do {
-            let eos = specials.first { $0.text == "<|im_end|>" }?.id
+            let eos = specials.first { $0.text == "<|im_end|>" || $0.text == "<|end|>" }?.id
             return try Tokenizer(ranks: ranks, specialTokens: specials,
                                  bosTokenID: specials.first { $0.text == "<|endoftext|>" }?.id,
-                                 addsBOS: false, eosTokenID: eos)
+                                 addsBOS: false, eosTokenID: eos, pattern: pattern)
         } catch {
             throw .invalidFormat("\(path): \(error.description)")
         }
     }
+
+    /// The o200k pre-tokenizer pattern (Phi-4-mini's `tokenizer.json`, tiktoken's o200k_base).
+    static let o200kPattern = #"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
     /// The cl100k pre-tokenizer pattern as tiktoken writes it, and as HF `tokenizer.json`
     /// files (Phi-4's among them) write it; both split identically.
@@ -84,7 +96,7 @@ extension Tokenizer {
         let type = model["type"]?.stringValue ?? "BPE"
         guard type == "BPE" else { throw .unsupported("\(path): model type \(type) (only byte-level BPE is implemented)") }
         if model["byte_fallback"]?.boolValue == true { throw .unsupported("\(path): BPE with byte_fallback (a SentencePiece-style vocabulary)") }
-        try checkPreTokenizer(root["pre_tokenizer"], path: path)
+        let pattern = try checkPreTokenizer(root["pre_tokenizer"], path: path)
         guard let vocab = model["vocab"]?.objectValue else { throw .invalidFormat("\(path): model.vocab is not an object") }
 
         let byteOf = ByteLevelAlphabet.byteForScalar
@@ -174,26 +186,30 @@ extension Tokenizer {
         }
         do {
             return try Tokenizer(ranks: ranks, specialTokens: specialList, bosTokenID: bos, addsBOS: addBOS,
-                                 eosTokenID: eos, eosTokenIDs: eosIDs, padTokenID: pad)
+                                 eosTokenID: eos, eosTokenIDs: eosIDs, padTokenID: pad, pattern: pattern)
         } catch {
             throw .invalidFormat("\(path): \(error.description)")
         }
     }
 
-    /// Refuses pre-tokenizers other than cl100k's (e.g. o200k of Phi-4-mini, or GPT-2's).
-    private static func checkPreTokenizer(_ pre: JSONValue?, path: String) throws(TokenizerError) {
+    /// The split pattern of a `tokenizer.json` pre-tokenizer: cl100k's or o200k's; others (GPT-2's …)
+    /// are refused.
+    private static func checkPreTokenizer(_ pre: JSONValue?, path: String) throws(TokenizerError) -> SplitPattern {
         guard let pre, !pre.isNull else { throw .unsupported("\(path): no pre_tokenizer (expected cl100k's split pattern)") }
         var steps = [pre]
         if pre["type"]?.stringValue == "Sequence" { steps = pre["pretokenizers"]?.arrayValue ?? [] }
-        var sawPattern = false
+        var found: SplitPattern?
         for step in steps {
             switch step["type"]?.stringValue {
             case "Split":
                 let pattern = step["pattern"]?["Regex"]?.stringValue ?? step["pattern"]?["String"]?.stringValue ?? ""
-                guard knownPatterns.contains(pattern) else {
-                    throw .unsupported("\(path): pre-tokenizer pattern \(pattern) is not cl100k's (Phi-4-mini's o200k is not supported)")
+                if knownPatterns.contains(pattern) {
+                    found = .cl100k
+                } else if pattern == o200kPattern {
+                    found = .o200k
+                } else {
+                    throw .unsupported("\(path): pre-tokenizer pattern \(pattern) is neither cl100k's (Phi-4) nor o200k's (Phi-4-mini)")
                 }
-                sawPattern = true
             case "ByteLevel":
                 if step["use_regex"]?.boolValue ?? true {
                     throw .unsupported("\(path): ByteLevel pre-tokenizer with GPT-2's regex (not cl100k)")
@@ -202,7 +218,8 @@ extension Tokenizer {
                 throw .unsupported("\(path): pre-tokenizer \(step["type"]?.stringValue ?? "?")")
             }
         }
-        if !sawPattern { throw .unsupported("\(path): the pre-tokenizer has no split pattern") }
+        guard let found else { throw .unsupported("\(path): the pre-tokenizer has no split pattern") }
+        return found
     }
 
     static func readJSON(_ path: String) throws(TokenizerError) -> JSONValue {
@@ -231,6 +248,20 @@ extension SpecialToken {
         }
         return names.enumerated().map { SpecialToken(text: $0.element, id: firstID + TokenID($0.offset)) }
     }
+}
+
+extension SpecialToken {
+    /// Phi-4-mini's added tokens at their ids (o200k_base's `<|endoftext|>` 199999 and
+    /// `<|endofprompt|>` 200018, then `<|assistant|>`, `<|end|>`, `<|user|>`, `<|system|>`,
+    /// `<|tool|>`, `<|/tool|>`, `<|tool_call|>`, `<|/tool_call|>`, `<|tool_response|>`, `<|tag|>`
+    /// at 200019…200028). Ids 200000–200017 and 200029 up to the model's 200,064 rows have no token.
+    public static let phi4MiniTable: [SpecialToken] = {
+        var table = [SpecialToken(text: "<|endoftext|>", id: 199999), SpecialToken(text: "<|endofprompt|>", id: 200018)]
+        let names = ["<|assistant|>", "<|end|>", "<|user|>", "<|system|>", "<|tool|>", "<|/tool|>", "<|tool_call|>",
+                     "<|/tool_call|>", "<|tool_response|>", "<|tag|>"]
+        for (i, name) in names.enumerated() { table.append(SpecialToken(text: name, id: 200019 + TokenID(i))) }
+        return table
+    }()
 }
 
 /// GPT-2's reversible mapping between bytes and printable Unicode scalars, which HF byte-level
