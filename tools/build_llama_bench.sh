@@ -28,7 +28,7 @@ if [ ! -d "$SRC/vendor/llama.cpp" ]; then
     rm -rf "$tmp"
 fi
 cmake -S "$SRC/vendor/llama.cpp" -B "$OUT/build" -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON \
-    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON \
+    -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DLLAMA_USE_PREBUILT_UI=OFF \
     -DBUILD_SHARED_LIBS=OFF >/dev/null
 cmake --build "$OUT/build" --target llama-bench llama-server -j "$(nproc)" >/dev/null
 mkdir -p "$OUT/bin"

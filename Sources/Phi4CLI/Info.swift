@@ -25,6 +25,7 @@ struct Info: ParsableCommand {
             do { g = try GGUFFile(path: path) } catch { throw RuntimeError(error) }
             print("format: GGUF v\(g.version), \(g.tensors.count) tensors, \(g.metadata.count) metadata entries")
             print("architecture: \(g.metadata["general.architecture"]?.stringValue ?? "?")")
+            if let c = try? Model.config(path: path) { print("model: \(c.familyName)\(rotaryText(c))") }
             for key in ["context_length", "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
                         "attention.head_count_kv", "rope.freq_base", "rope.dimension_count"] {
                 if let v = g.metadata["phi3." + key] { print("  \(key): \(v.doubleValue.map { String($0) } ?? "?")") }
@@ -67,6 +68,7 @@ struct Info: ParsableCommand {
             do {
                 let c = try Model.config(path: path)
                 print("format: HF safetensors directory")
+                print("model: \(c.familyName)\(rotaryText(c))")
                 print("architecture: Phi3ForCausalLM, \(c.layerCount) layers, hidden \(c.hiddenSize), FFN \(c.intermediateSize), heads \(c.headCount)/\(c.kvHeadCount) of \(c.headDim), vocabulary \(c.vocabSize), context \(c.maxPositions), rope θ \(c.ropeTheta), stored \(c.storedDType ?? "?")")
                 print("parameters: \(c.parameterCount)")
                 let ckpt = try SafeTensorsCheckpoint(directory: path)
@@ -98,4 +100,13 @@ struct Info: ParsableCommand {
         print("KV cache at \(n) positions\(limit): f16 \(fmt(Double(f16) / 1e9)) GB, f32 \(fmt(Double(f32) / 1e9)) GB, q8_0 \(fmt(Double(q8) / 1e9)) GB (\(perToken / 1024) KiB per token in f16); scratch \(fmt(Double(scratch) / 1e6)) MB")
         if let free = MemoryEstimate.availableBytes() { print("memory available now: \(fmt(Double(free) / 1e9)) GB") }
     }
+}
+
+/// The rotary facts of a configuration for `phi4 info`: partial rotary and LongRoPE when present.
+private func rotaryText(_ c: ModelConfig) -> String {
+    var parts: [String] = []
+    if c.rotaryDim < c.headDim { parts.append("rotary over \(c.rotaryDim) of \(c.headDim) dimensions") }
+    if let r = c.longRoPE { parts.append("LongRoPE from \(r.originalMaxPositions) positions, attention factor \(r.attentionFactor)") }
+    if c.tieWordEmbeddings { parts.append("lm_head tied to the embedding") }
+    return parts.isEmpty ? "" : " (" + parts.joined(separator: "; ") + ")"
 }

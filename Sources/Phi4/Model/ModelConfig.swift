@@ -106,6 +106,22 @@ public struct ModelConfig: Sendable, Equatable {
         tieWordEmbeddings: false, storedDType: "bfloat16", bosTokenID: 100257, eosTokenIDs: [100265],
         padTokenID: 100349)
 
+    /// Which member of the Phi-4 family this configuration describes, from its shape and rotary
+    /// facts: "Phi-4" (14B, context 16,384, θ 250,000), "Phi-4-reasoning" (the same shape with
+    /// context 32,768 and θ 500,000: -reasoning and -reasoning-plus share it), "Phi-4-mini" (3.8B:
+    /// vocabulary 200,064, partial rotary, LongRoPE); other shapes are named by the architecture
+    /// they follow.
+    public var familyName: String {
+        let mini = rotaryDim < headDim || longRoPE != nil || vocabSize == 200_064
+        if mini {
+            return hiddenSize == 3072 && layerCount == 32 && vocabSize == 200_064 ? "Phi-4-mini" : "Phi-4-mini architecture (other shape)"
+        }
+        let shape14B = hiddenSize == 5120 && layerCount == 40 && headCount == 40 && kvHeadCount == 10
+            && intermediateSize == 17920 && vocabSize == 100_352
+        guard shape14B else { return "Phi-4 architecture (other shape)" }
+        return maxPositions >= 32768 && ropeTheta >= 500_000 ? "Phi-4-reasoning" : "Phi-4"
+    }
+
     /// The number of weights (parameters) of a model of this shape.
     public var parameterCount: Int {
         let d = hiddenSize
