@@ -28,7 +28,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A Phi-4 model: an HF directory or a GGUF file.")
     var model: String
 
-    @Option(help: "Weight type to run an HF checkpoint in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load; GGUF files run as stored).")
+    @Option(help: "Weight type to run an HF checkpoint or a float (F16, BF16, F32) GGUF in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load, streaming; quantized GGUF tensors run as stored).")
     var weights = "f32"
 
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: the CPUs this process may use).")
@@ -128,6 +128,9 @@ func loadModel(_ path: String, weights: String = "f32") throws -> Model {
     }
     var options = ModelLoadOptions()
     options.weightType = type
+    options.progress = { done, total in  // converting a float GGUF (minutes at full size)
+        if done == total || done % 8 == 1 { printError("converting weights to \(type.rawValue): \(done)/\(total) matrices") }
+    }
     return try runtime { try Model.load(path: path, options: options) }
 }
 

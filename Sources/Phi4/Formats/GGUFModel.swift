@@ -192,7 +192,10 @@ enum GGUFModel {
             case .f32, .f16, .bf16:
                 let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
                                       shape: [rows, cols], data: t.data, file: g.file)
-                return try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role))
+                let m = try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role))
+                done += 1
+                options.progress?(done, total)
+                return m
             }
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
@@ -204,6 +207,8 @@ enum GGUFModel {
                 count = n
             }
         }
+        var done = 0
+        let total = 1 + 4 * c.layerCount + (g.tensors["output.weight"] == nil ? 0 : 1)
         let d = c.hiddenSize
         let embedding = try matrix("token_embd.weight", c.vocabSize, d, .embedding)
         var layers: [LayerWeights] = []

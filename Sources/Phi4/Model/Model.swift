@@ -31,6 +31,10 @@ public struct ModelLoadOptions: Sendable {
     public var checkMemory = true
     /// The context length the memory estimate reserves a KV cache for.
     public var plannedContextLength = 4096
+    /// Called after each weight matrix of a GGUF file that had to be converted (F16 / BF16 / F32
+    /// quantized or widened at load, which takes minutes for a full-size file) with the number of
+    /// matrices done and in all. Not called for weights used in place.
+    public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
 
     /// Default options: f32 weights, memory checked, 4096-token context planned.
     public init() {}

@@ -164,6 +164,9 @@ public final class WeightMatrix: @unchecked Sendable {
                 }
             }
         }
+        // The source pages are read: drop them from this process's resident set, so that loading
+        // a 29 GB F16 file as Q4_0 holds the quantized weights plus one tensor, never the file.
+        if let base = t.data.baseAddress { p4k_advise_done(base, t.data.count) }
         return WeightMatrix(rows: rows, cols: cols, format: format, owning: out, bytes: bytes)
     }
 
