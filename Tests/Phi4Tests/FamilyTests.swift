@@ -136,4 +136,19 @@ final class FamilyTests: XCTestCase {
             XCTAssertEqual(maxDifference(a, b).0, 0, p.name)
         }
     }
+
+    /// `phi4 info` names the family member from the configuration.
+    func testFamilyNames() throws {
+        XCTAssertEqual(ModelConfig.phi4.familyName, "Phi-4")
+        var reasoning = ModelConfig.phi4
+        reasoning.maxPositions = 32768
+        reasoning.ropeTheta = 500_000
+        XCTAssertEqual(reasoning.familyName, "Phi-4-reasoning")
+        let mini = ModelConfig(hiddenSize: 3072, intermediateSize: 8192, layerCount: 32, headCount: 24, kvHeadCount: 8,
+                               headDim: 128, vocabSize: 200_064, maxPositions: 131_072, rmsNormEps: 1e-5, ropeTheta: 10000,
+                               rotaryDim: 96, tieWordEmbeddings: true)
+        XCTAssertEqual(mini.familyName, "Phi-4-mini")
+        XCTAssertEqual(Self.mini.config.familyName, "Phi-4-mini architecture (other shape)")
+        XCTAssertEqual(try Model.config(path: modelFixtures + "/gqa8").familyName, "Phi-4 architecture (other shape)")
+    }
 }
