@@ -18,10 +18,10 @@ struct RandomModelCommand: ParsableCommand {
         commandName: "random-model",
         abstract: "Write a Phi-4-shaped GGUF with random weights, streaming (for speed and memory measurements).")
 
-    @Option(help: "Shape: phi4 (14B).")
+    @Option(help: "Shape: phi4 (14B) or phi4-mini (3.8B: partial rotary, LongRoPE with factors 1, tied lm_head; use the o200k tokenizer).")
     var shape = "phi4"
 
-    @Option(help: "Number of layers (default: the shape's, 40).")
+    @Option(help: "Number of layers (default: the shape's, 40 or 32).")
     var layers: Int?
 
     @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k (K-quants: random bits).")
@@ -40,13 +40,26 @@ struct RandomModelCommand: ParsableCommand {
     var zeros = false
 
     func run() throws {
-        guard shape == "phi4" else { throw ValidationError("only --shape phi4 is known") }
+        let config: ModelConfig
+        switch shape {
+        case "phi4": config = .phi4
+        case "phi4-mini":
+            // Phi-4-mini-instruct's shape; the LongRoPE factors are 1 (speed does not depend on them).
+            config = ModelConfig(hiddenSize: 3072, intermediateSize: 8192, layerCount: 32, headCount: 24, kvHeadCount: 8,
+                                 headDim: 128, vocabSize: 200_064, maxPositions: 131_072, rmsNormEps: 1e-5, ropeTheta: 10000,
+                                 rotaryDim: 96, longRoPE: LongRoPE(shortFactors: Array(repeating: 1, count: 48),
+                                                                  longFactors: Array(repeating: 1, count: 48),
+                                                                  originalMaxPositions: 4096, attentionFactor: 1.1902),
+                                 tieWordEmbeddings: true, bosTokenID: 199_999, eosTokenIDs: [200_020, 199_999],
+                                 padTokenID: 199_999)
+        default: throw ValidationError("--shape must be phi4 or phi4-mini")
+        }
         guard let t = GGUFExport.FileType(rawValue: type) else { throw ValidationError("unknown --type \(type)") }
         let tok = try loadTokenizer(tokenizer)
         let clock = ContinuousClock()
         let start = clock.now
         do {
-            try RandomModel.write(config: .phi4, layers: layers, type: t, tokenizer: tok,
+            try RandomModel.write(config: config, layers: layers, type: t, tokenizer: tok,
                                   tokenizerDirectory: tokenizer, output: out, seed: seed, zeros: zeros) { done, total, name in
                 fputs("\r\(done)/\(total) \(name)                    ", stderr)
                 if done == total { fputs("\n", stderr) }

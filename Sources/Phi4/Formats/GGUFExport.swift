@@ -90,15 +90,9 @@ public enum GGUFExport {
         if checkpoint.tensors["lm_head.weight"] != nil || !c.tieWordEmbeddings {
             plan.append(("lm_head.weight", c.vocabSize, c.hiddenSize, .lmHead))
         }
-        var written: [(String, String)] = []
-        if let r = c.longRoPE {  // LongRoPE's factors as llama.cpp's converter writes them: f32 tensors
-            for (name, values) in [("rope_factors_long.weight", r.longFactors), ("rope_factors_short.weight", r.shortFactors)] {
-                written.append((name, "\(GGMLType.f32)"))
-                w.tensors.append(GGUFWriter.Tensor(name: name, dims: [values.count], type: .f32) { sink in
-                    try values.withUnsafeBytes { try sink($0) }
-                })
-            }
-        }
+        var written: [(String, String)] = c.longRoPE == nil ? [] : [("rope_factors_long.weight", "\(GGMLType.f32)"),
+                                                                     ("rope_factors_short.weight", "\(GGMLType.f32)")]
+        addRopeFactors(c, to: &w)
         for (index, item) in plan.enumerated() {
             guard let t = checkpoint.tensors[item.hf] else { throw ModelError.missingTensor(item.hf) }
             let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
@@ -117,6 +111,17 @@ public enum GGUFExport {
         try w.write(path: output)
         progress(plan.count, plan.count, "", "")
         return written
+    }
+
+    /// LongRoPE's factors as llama.cpp's converter writes them: the f32 tensors
+    /// `rope_factors_long.weight` and `rope_factors_short.weight` (nothing without LongRoPE).
+    static func addRopeFactors(_ c: ModelConfig, to w: inout GGUFWriter) {
+        guard let r = c.longRoPE else { return }
+        for (name, values) in [("rope_factors_long.weight", r.longFactors), ("rope_factors_short.weight", r.shortFactors)] {
+            w.tensors.append(GGUFWriter.Tensor(name: name, dims: [values.count], type: .f32) { sink in
+                try values.withUnsafeBytes { try sink($0) }
+            })
+        }
     }
 
     /// Converts a tensor a slice of rows at a time and hands the bytes to `sink`.

@@ -32,7 +32,8 @@ public enum RandomModel {
             plan.append((p + "ffn_down.weight", c.hiddenSize, c.intermediateSize, .down, 1 / Float(c.intermediateSize).squareRoot()))
         }
         plan.append(("output_norm.weight", 1, c.hiddenSize, nil, 0))
-        plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot()))
+        if !c.tieWordEmbeddings { plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot())) }
+        GGUFExport.addRopeFactors(c, to: &w)
         for (index, (name, rows, cols, role, scale)) in plan.enumerated() {
             let ggml = role.map { type.type(for: $0, name: name, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount) } ?? .f32
             let dims = role == nil ? [cols] : [cols, rows]
