@@ -97,7 +97,8 @@ SCHEMAS = {
     "ChatCompletion": envelope("chat.completion", {"type": "object", "required": ["index", "message", "finish_reason"], "properties": {
         "index": {"type": "integer"}, "finish_reason": FINISH, "logprobs": CHAT_LOGPROBS,
         "message": {"type": "object", "required": ["role", "content"], "properties": {
-            "role": {"type": "string", "enum": ["assistant"]}, "content": {"type": "string"}}}}}),
+            "role": {"type": "string", "enum": ["assistant"]}, "content": {"type": "string"},
+            "reasoning_content": {"type": "string", "description": "A reasoning model's thinking (its <think> part)."}}}}}),
     "Completion": envelope("text_completion", {"type": "object", "required": ["index", "text", "finish_reason"], "properties": {
         "index": {"type": "integer"}, "text": {"type": "string"}, "finish_reason": FINISH, "logprobs": TEXT_LOGPROBS}}),
     "Model": {"type": "object", "required": ["id", "object", "created", "owned_by"], "properties": {

@@ -22,6 +22,8 @@ final class OpenAIRun {
     var reportedLogprobs = 0
     var finalSent = false
     var done = false
+    /// A reasoning model's `<think>` part, split from the answer in chat responses (nil: no split).
+    var splitter: ReasoningSplitter?
     /// A body that did not fit the caller's buffer, given again by the next call.
     var pending: [UInt8]?
 
@@ -51,18 +53,25 @@ final class OpenAIRun {
         if !request.stream {
             while let piece = try generation.next() { text += piece.text }
             done = true
+            if splitter != nil {
+                let (reasoning, content) = ReasoningSplitter.split(text)
+                return responder.completion(text: content, reasoning: reasoning, finishReason: finish(), usage: usage,
+                                            logprobs: newLogprobs())
+            }
             return responder.completion(text: text, finishReason: finish(), usage: usage, logprobs: newLogprobs())
         }
         if !finalSent {
             if let piece = try generation.next() {
                 defer { first = false; textOffset += piece.text.count }
-                return responder.chunk(text: piece.text, first: first, finishReason: nil, logprobs: newLogprobs(),
-                                       textOffset: textOffset, usageNull: request.includeUsage)
+                let (reasoning, content) = splitter?.push(piece.text) ?? ("", piece.text)
+                return responder.chunk(text: content, reasoning: reasoning, first: first, finishReason: nil,
+                                       logprobs: newLogprobs(), textOffset: textOffset, usageNull: request.includeUsage)
             }
             finalSent = true
             defer { first = false }
-            return responder.chunk(text: "", first: first, finishReason: finish(), logprobs: newLogprobs(),
-                                   textOffset: textOffset, usageNull: request.includeUsage)
+            let (reasoning, content) = splitter?.finish() ?? ("", "")
+            return responder.chunk(text: content, reasoning: reasoning, first: first, finishReason: finish(),
+                                   logprobs: newLogprobs(), textOffset: textOffset, usageNull: request.includeUsage)
         }
         done = true
         return request.includeUsage ? responder.usageChunk(usage) : nil
@@ -102,8 +111,10 @@ public func phi4_openai_start(_ c: OpaquePointer?, _ kind: Int32, _ body: Unsafe
             box.generation = g
             let responder = OpenAIResponder(kind: k, id: (k == .chat ? "chatcmpl-" : "cmpl-") + String(UInt64.random(in: 1...UInt64.max), radix: 36),
                                             created: Int(unixSeconds()), model: request.model ?? "phi4", tokenizer: session.model.tokenizer)
-            box.openai = OpenAIRun(request: request, responder: responder, generation: g, promptTokens: ids.count,
-                                   cachedTokens: ids.count - rest.count)
+            let run = OpenAIRun(request: request, responder: responder, generation: g, promptTokens: ids.count,
+                                cachedTokens: ids.count - rest.count)
+            if k == .chat && session.model.thinksBeforeAnswering { run.splitter = ReasoningSplitter() }
+            box.openai = run
         }
     }
 }

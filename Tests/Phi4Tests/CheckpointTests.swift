@@ -135,13 +135,16 @@ final class CheckpointTests: XCTestCase {
         let original = String(decoding: try FileIO.readAll(dir + "/config.json"), as: UTF8.self)
         try writeText(dir + "/config.json", #"{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 64}"#)
         expect({ if case .unsupported = $0 { return true }; return false }, "LlamaForCausalLM")
-        // Phi-4-mini: partial rotary factor 0.75, vocabulary 200064.
-        try writeText(dir + "/config.json", original.replacingOccurrences("\"vocab_size\": 608", "\"vocab_size\": 200064")
-            .replacingOccurrences("\"partial_rotary_factor\": 1.0", "\"partial_rotary_factor\": 0.75"))
-        expect({ if case .unsupported = $0 { return true }; return false }, "Phi-4-mini")
+        // Phi-4-mini's features are read; inconsistent ones are errors: factors that do not fit the
+        // rotary dimension, a partial rotary factor out of range, a rope scaling other than LongRoPE.
         try writeText(dir + "/config.json", original.replacingOccurrences("\"sliding_window\": null",
             "\"rope_scaling\": {\"type\": \"longrope\", \"long_factor\": [1.0], \"short_factor\": [1.0]}"))
-        expect({ if case .unsupported = $0 { return true }; return false }, "longrope")
+        expect({ if case .invalidConfig = $0 { return true }; return false }, "short_factor has 1 values")
+        try writeText(dir + "/config.json", original.replacingOccurrences("\"partial_rotary_factor\": 1.0", "\"partial_rotary_factor\": 1.5"))
+        expect({ if case .invalidConfig = $0 { return true }; return false }, "partial_rotary_factor")
+        try writeText(dir + "/config.json", original.replacingOccurrences("\"sliding_window\": null",
+            "\"rope_scaling\": {\"type\": \"yarn\", \"factor\": 4.0}"))
+        expect({ if case .unsupported = $0 { return true }; return false }, "yarn")
         try writeText(dir + "/config.json", original.replacingOccurrences("\"sliding_window\": null", "\"sliding_window\": 256"))
         expect({ if case .unsupported = $0 { return true }; return false }, "sliding_window")
         try writeText(dir + "/config.json", original.replacingOccurrences("\"num_key_value_heads\": 1", "\"num_key_value_heads\": 3"))

@@ -171,6 +171,8 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
         OpenAIUsage(promptTokens: prompt.count, completionTokens: r.tokens.count, cachedTokens: prompt.count - r.promptTokenCount)
     }
 
+    // A reasoning model's `<think>` part goes to `reasoning_content` in chat responses.
+    let splitReasoning = kind == .chat && engine.model.thinksBeforeAnswering
     if !req.stream {
         // Cancelled with the handler (the connection closed): the request stops at the next step.
         return await withTaskCancellationHandler {
@@ -185,7 +187,9 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
             guard let result else {
                 return errorResponse(OpenAIError(status: 500, type: "server_error", message: "the generation ended without a result"))
             }
-            return json(responder.completion(text: text, finishReason: OpenAIResponder.finishReason(result.stopReason),
+            let (reasoning, content) = splitReasoning ? ReasoningSplitter.split(text) : (nil, text)
+            return json(responder.completion(text: content, reasoning: reasoning,
+                                             finishReason: OpenAIResponder.finishReason(result.stopReason),
                                              usage: usage(result), logprobs: req.logprobs ? logprobs : nil))
         } onCancel: {
             engine.cancel(id)
@@ -197,11 +201,17 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
     let body = ResponseBody { writer in
         var first = true
         var offset = 0
+        var splitter: ReasoningSplitter? = splitReasoning ? ReasoningSplitter() : nil
         do {
             for await u in updates {
                 let finish = u.result.map { OpenAIResponder.finishReason($0.stopReason) }
                 if !u.text.isEmpty || !u.tokens.isEmpty || first || finish != nil {
-                    let line = responder.chunk(text: u.text, first: first, finishReason: finish,
+                    var (reasoning, content) = splitter?.push(u.text) ?? ("", u.text)
+                    if finish != nil, let rest = splitter?.finish() {
+                        reasoning += rest.reasoning
+                        content += rest.content
+                    }
+                    let line = responder.chunk(text: content, reasoning: reasoning, first: first, finishReason: finish,
                                                logprobs: wantLogprobs ? u.logprobs : nil, textOffset: offset, usageNull: includeUsage)
                     try await writer.write(ByteBuffer(string: "data: " + line + "\n\n"))
                     first = false

@@ -55,12 +55,17 @@ public struct OpenAIResponder: Sendable {
         }
     }
 
-    /// The whole answer.
-    public func completion(text: String, finishReason: String, usage: OpenAIUsage, logprobs: [TokenLogprob]?) -> String {
+    /// The whole answer; `reasoning` (a reasoning model's thinking, see ``ReasoningSplitter``)
+    /// becomes the chat message's `reasoning_content`.
+    public func completion(text: String, reasoning: String? = nil, finishReason: String, usage: OpenAIUsage,
+                           logprobs: [TokenLogprob]?) -> String {
         var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": .string(finishReason)]
         choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: 0) } ?? .null
         switch kind {
-        case .chat: choice["message"] = .object(["role": .string("assistant"), "content": .string(text)])
+        case .chat:
+            var message: [String: JSONValue] = ["role": .string("assistant"), "content": .string(text)]
+            if let reasoning { message["reasoning_content"] = .string(reasoning) }
+            choice["message"] = .object(message)
         case .completion: choice["text"] = .string(text)
         }
         return envelope(choices: [.object(choice)], usage: usage.json, chunk: false)
@@ -69,15 +74,17 @@ public struct OpenAIResponder: Sendable {
     /// A streamed chunk with new text (chat: the first chunk also carries the role), the
     /// log-probabilities of the tokens it covers, and on the last one the finish reason.
     /// `usageNull`: with `stream_options.include_usage`, every content chunk has `"usage": null`.
-    public func chunk(text: String, first: Bool, finishReason: String?, logprobs: [TokenLogprob]?, textOffset: Int = 0,
-                      usageNull: Bool) -> String {
+    /// `reasoning`: new thinking text of a reasoning model, sent as the delta's `reasoning_content`.
+    public func chunk(text: String, reasoning: String = "", first: Bool, finishReason: String?, logprobs: [TokenLogprob]?,
+                      textOffset: Int = 0, usageNull: Bool) -> String {
         var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": finishReason.map { .string($0) } ?? .null]
         choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: textOffset) } ?? .null
         switch kind {
         case .chat:
             var delta: [String: JSONValue] = [:]
             if first { delta["role"] = .string("assistant") }
-            if !text.isEmpty || finishReason == nil { delta["content"] = .string(text) }
+            if !reasoning.isEmpty { delta["reasoning_content"] = .string(reasoning) }
+            if !text.isEmpty || (finishReason == nil && reasoning.isEmpty) { delta["content"] = .string(text) }
             choice["delta"] = .object(delta)
         case .completion: choice["text"] = .string(text)
         }
