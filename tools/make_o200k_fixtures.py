@@ -68,18 +68,7 @@ def write_tables():
              "// reference implementation sees them (together with UnicodeTables' \\p{L}, \\p{N} and \\s).", "",
              "extension UnicodeTables {"]
     for name, (_, doc) in tables.items():
-        ranges = probed[name]
-        lines.append(f"    /// {doc}; {len(ranges)} ranges.")
-        lines.append(f"    static let {name}: [(UInt32, UInt32)] = [")
-        row = []
-        for lo, hi in ranges:
-            row.append(f"(0x{lo:X}, 0x{hi:X})")
-            if len(row) == 6:
-                lines.append("        " + ", ".join(row) + ",")
-                row = []
-        if row:
-            lines.append("        " + ", ".join(row) + ",")
-        lines.append("    ]")
+        lines += cl.swift_ranges(name, f"{doc}; {len(probed[name])} ranges.", probed[name])
     lines += ["}", ""]
     with open(os.path.join(ROOT, "Sources", "Phi4", "Tokenizer", "UnicodeTablesO200k.swift"), "w") as f:
         f.write("\n".join(lines))

@@ -158,6 +158,15 @@ def probe_class(pattern):
     return out
 
 
+def swift_ranges(name, doc, ranges):
+    """Lines of a Swift `static let name: [(UInt32, UInt32)]` table, six ranges a line."""
+    lines = [f"    /// {doc}", f"    static let {name}: [(UInt32, UInt32)] = ["]
+    for i in range(0, len(ranges), 6):
+        lines.append("        " + ", ".join(f"(0x{lo:X}, 0x{hi:X})" for lo, hi in ranges[i:i + 6]) + ",")
+    lines.append("    ]")
+    return lines
+
+
 def write_unicode_tables():
     tables = {"letter": probe_class(r"\p{L}"), "number": probe_class(r"\p{N}"),
               "whitespace": probe_class(r"\s")}
@@ -171,17 +180,7 @@ def write_unicode_tables():
              "enum UnicodeTables {"]
     for name, ranges in tables.items():
         doc = {"letter": "`\\p{L}`", "number": "`\\p{N}`", "whitespace": "`\\s` (White_Space)"}[name]
-        lines.append(f"    /// {doc}: {len(ranges)} ranges.")
-        lines.append(f"    static let {name}: [(UInt32, UInt32)] = [")
-        row = []
-        for lo, hi in ranges:
-            row.append(f"(0x{lo:X}, 0x{hi:X})")
-            if len(row) == 6:
-                lines.append("        " + ", ".join(row) + ",")
-                row = []
-        if row:
-            lines.append("        " + ", ".join(row) + ",")
-        lines.append("    ]")
+        lines += swift_ranges(name, f"{doc}: {len(ranges)} ranges.", ranges)
     lines.append("}")
     lines.append("")
     path = os.path.join(ROOT, "Sources", "Phi4", "Tokenizer", "UnicodeTables.swift")

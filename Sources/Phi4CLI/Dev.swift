@@ -49,7 +49,8 @@ struct RandomModelCommand: ParsableCommand {
                                  headDim: 128, vocabSize: 200_064, maxPositions: 131_072, rmsNormEps: 1e-5, ropeTheta: 10000,
                                  rotaryDim: 96, longRoPE: LongRoPE(shortFactors: Array(repeating: 1, count: 48),
                                                                   longFactors: Array(repeating: 1, count: 48),
-                                                                  originalMaxPositions: 4096, attentionFactor: 1.1902),
+                                                                  originalMaxPositions: 4096,
+                                                                  attentionFactor: LongRoPE.defaultAttentionFactor(scale: 32, originalMaxPositions: 4096)),
                                  tieWordEmbeddings: true, bosTokenID: 199_999, eosTokenIDs: [200_020, 199_999],
                                  padTokenID: 199_999)
         default: throw ValidationError("--shape must be phi4 or phi4-mini")

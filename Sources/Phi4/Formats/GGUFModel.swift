@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Phi-4 in GGUF, as llama.cpp's converter writes it (architecture `phi3`): reading a model and
 /// its tokenizer, and writing one from an HF checkpoint (``GGUFExport``).
 enum GGUFModel {
@@ -77,11 +71,11 @@ enum GGUFModel {
             let context = try int("context_length")
             let original = m["phi3.rope.scaling.original_context_length"]?.intValue ?? context
             let scale = Double(context) / Double(max(1, original))
-            let attention = m["phi3.rope.scaling.attn_factor"]?.doubleValue
-                ?? (scale <= 1 ? 1 : (1 + log(scale) / log(Double(original))).squareRoot())
+            let attention = m["phi3.rope.scaling.attn_factor"]?.doubleValue.map { Float($0) }
+                ?? LongRoPE.defaultAttentionFactor(scale: scale, originalMaxPositions: original)
             longRoPE = LongRoPE(shortFactors: try factors(short, "rope_factors_short.weight"),
                                 longFactors: try factors(long, "rope_factors_long.weight"),
-                                originalMaxPositions: original, attentionFactor: Float(attention))
+                                originalMaxPositions: original, attentionFactor: attention)
         }
         if let w = m["phi3.attention.sliding_window"]?.intValue, w > 0, w < (m["phi3.context_length"]?.intValue ?? 0) {
             throw .unsupported("\(path): sliding window \(w) (only full causal attention is implemented)")

@@ -334,6 +334,12 @@ public struct LongRoPE: Sendable, Equatable {
         self.attentionFactor = attentionFactor
     }
 
+    /// transformers' attention factor when the file names none: `sqrt(1 + ln(scale) /
+    /// ln(originalMaxPositions))` for a context `scale` times the original, 1 when `scale ≤ 1`.
+    public static func defaultAttentionFactor(scale: Double, originalMaxPositions: Int) -> Float {
+        scale <= 1 ? 1 : Float((1 + log(scale) / log(Double(originalMaxPositions))).squareRoot())
+    }
+
     /// Whether a forward call whose sequence ends at `length` positions uses the long factors.
     public func usesLongFactors(length: Int) -> Bool { length > originalMaxPositions }
 
@@ -356,7 +362,7 @@ public struct LongRoPE: Sendable, Equatable {
             attention = a
         } else {
             let scale = r["factor"]?.doubleValue ?? Double(maxPositions) / Double(original)
-            attention = scale <= 1 ? 1 : (1 + log(scale) / log(Double(original))).squareRoot()
+            attention = Double(defaultAttentionFactor(scale: scale, originalMaxPositions: original))
         }
         return LongRoPE(shortFactors: try factors("short_factor"), longFactors: try factors("long_factor"),
                         originalMaxPositions: original, attentionFactor: Float(attention))
