@@ -106,12 +106,16 @@ typedef struct phi4_sampler phi4_sampler;     /* sampling parameters plus random
 
 /* ---- Models -------------------------------------------------------------------------------- */
 
-/* Run-time weight types: an HF checkpoint is quantized at load to the chosen type. */
+/* Run-time weight types: an HF checkpoint, and the float (F32/F16/BF16) tensors of a GGUF file,
+   are quantized at load to the chosen type; tensors a GGUF file already stores quantized are
+   used as they are. */
 enum phi4_weight_format {
-    PHI4_WEIGHTS_F32 = 0,       /* full precision */
-    PHI4_WEIGHTS_Q8_0 = 1,      /* int8, blocks of 32 (8.5 bits per weight) */
-    PHI4_WEIGHTS_Q4_0 = 2,      /* int4, blocks of 32 (4.5 bits per weight) */
-    PHI4_WEIGHTS_Q4_0_MIXED = 3 /* int4, with down_proj and lm_head in int8 */
+    PHI4_WEIGHTS_F32 = 0,        /* full precision */
+    PHI4_WEIGHTS_Q8_0 = 1,       /* int8, blocks of 32 (8.5 bits per weight) */
+    PHI4_WEIGHTS_Q4_0 = 2,       /* int4, blocks of 32 (4.5 bits per weight) */
+    PHI4_WEIGHTS_Q4_0_MIXED = 3, /* int4, with down_proj and lm_head in int8 */
+    PHI4_WEIGHTS_Q4_K_M = 4      /* llama.cpp's Q4_K_M mix: Q4_K, lm_head and half the layers'
+                                    qkv_proj / down_proj in Q6_K (about 4.9 bits per weight) */
 };
 
 typedef struct {

@@ -27,7 +27,7 @@ public func phi4_model_load(_ path: UnsafePointer<CChar>?, _ p: UnsafePointer<ph
         guard let out else { throw ABIError.invalid("out_model is NULL") }
         let path = try string(path, "path")
         let prm = try readParams(p, "phi4_model_params", defaults: modelParamsDefaults())
-        let types: [WeightType] = [.f32, .q8_0, .q4_0, .q4_0Mixed]
+        let types: [WeightType] = [.f32, .q8_0, .q4_0, .q4_0Mixed, .q4_K_M]
         guard prm.weight_format >= 0 && Int(prm.weight_format) < types.count else {
             throw ABIError.invalid("unknown weight format \(prm.weight_format)")
         }

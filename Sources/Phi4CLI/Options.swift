@@ -28,7 +28,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "A Phi-4 model: an HF directory or a GGUF file.")
     var model: String
 
-    @Option(help: "Weight type to run an HF checkpoint or a float (F16, BF16, F32) GGUF in: f32, q8_0, q4_0 or q4_0-mixed (quantized at load, streaming; quantized GGUF tensors run as stored).")
+    @Option(help: "Weight type to run an HF checkpoint or a float (F16, BF16, F32) GGUF in: f32, q8_0, q4_0, q4_0-mixed or q4_k_m (llama.cpp's Q4_K_M mix; quantized at load, streaming; quantized GGUF tensors run as stored).")
     var weights = "f32"
 
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: the CPUs this process may use).")

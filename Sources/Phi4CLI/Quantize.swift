@@ -10,9 +10,9 @@ import Phi4
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an HF Phi-4 checkpoint as a GGUF file (f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k).")
+        abstract: "Write an HF Phi-4 checkpoint or a float GGUF file as a GGUF file (f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k).")
 
-    @Option(help: "An HF Phi-4 directory.")
+    @Option(help: "An HF Phi-4 directory, or a GGUF file whose matrices are F32, F16 or BF16 (such as Microsoft's phi-4-fp16.gguf).")
     var model: String
 
     @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed (q4_0 with down_proj and lm_head in q8_0), or llama.cpp's K-quant mixes q4_k_m, q5_k_m, q6_k.")
@@ -21,6 +21,9 @@ struct Quantize: ParsableCommand {
     @Option(help: "The GGUF file to write.")
     var out: String
 
+    @Flag(name: .customLong("allow-requantize"), help: "Accept a GGUF input whose matrices are already quantized (they are dequantized first; precision is lost twice).")
+    var allowRequantize = false
+
     func run() throws {
         guard let t = GGUFExport.FileType(rawValue: type) else {
             throw ValidationError("--type must be one of \(GGUFExport.FileType.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -28,12 +31,17 @@ struct Quantize: ParsableCommand {
         let clock = ContinuousClock()
         let start = clock.now
         do {
-            try GGUFExport.write(hfDirectory: model, type: t, output: out) { done, total, name, kind in
+            let progress: (Int, Int, String, String) -> Void = { done, total, name, kind in
                 let width = 30
                 let filled = total > 0 ? width * done / total : width
                 let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
                 fputs("\r[\(bar)] \(done)/\(total) \(name) \(kind)                    ", stderr)
                 if done == total { fputs("\n", stderr) }
+            }
+            if model.hasSuffix(".gguf") {
+                try GGUFExport.write(ggufFile: model, type: t, output: out, allowRequantize: allowRequantize, progress: progress)
+            } else {
+                try GGUFExport.write(hfDirectory: model, type: t, output: out, progress: progress)
             }
         } catch {
             throw RuntimeError(error)

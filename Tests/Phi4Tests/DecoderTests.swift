@@ -429,14 +429,14 @@ final class DecoderTests: XCTestCase {
         }
         let recipe = GGUFExport.FileType.q4_K_M
         func pick(_ role: WeightType.Role, _ name: String, _ cols: Int, _ layer: Int) -> GGMLType {
-            recipe.type(for: role, name: name, cols: cols, layer: layer, layers: c.layerCount)
+            recipe.type(for: role, cols: cols, layer: layer, layers: c.layerCount)
         }
         let w = q8.weights
         var layers: [LayerWeights] = []
         for (i, l) in w.layers.enumerated() {
             layers.append(LayerWeights(
                 attentionNorm: l.attentionNorm,
-                qkv: try requantize(l.qkv, pick(.attention, "blk.\(i).attn_qkv.weight", l.qkv.cols, i)),
+                qkv: try requantize(l.qkv, pick(.qkv, "blk.\(i).attn_qkv.weight", l.qkv.cols, i)),
                 output: try requantize(l.output, pick(.attention, "blk.\(i).attn_output.weight", l.output.cols, i)),
                 mlpNorm: l.mlpNorm,
                 gateUp: try requantize(l.gateUp, pick(.gateUp, "blk.\(i).ffn_up.weight", l.gateUp.cols, i)),

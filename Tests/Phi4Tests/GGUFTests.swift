@@ -136,6 +136,65 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// A float GGUF file (here the demo model widened to F16) converts to llama.cpp's Q4_K_M
+    /// recipe two ways that must agree: `phi4 quantize` from the GGUF file, and loading the F16
+    /// file with `--weights q4_k_m`. Checked: every metadata entry kept, each matrix's type by the
+    /// recipe (Q6_K for lm_head and for qkv/down in the layers llama.cpp gives more bits), the
+    /// two paths' logits equal bit for bit, and both close to the Q8_0 original (mean KL < 0.02
+    /// nats, same greedy choice at ≥ 90 % of positions; the Q4_K/Q6_K quantizer itself equals
+    /// llama.cpp's byte for byte, testKQuantWriterMatchesLlamaCppBitForBit). Quantized inputs are
+    /// refused unless requantizing is allowed.
+    func testFloatGGUFQuantizesToQ4KMByFileAndAtLoad() throws {
+        let demo = fixturesDirectory + "/../../../models/phi4-demo-q8_0.gguf"
+        XCTAssertThrowsError(try GGUFExport.write(ggufFile: demo, type: .q4_K_M, output: tmp + "/refused.gguf")) {
+            XCTAssertTrue("\($0)".contains("already Q8_0"), "\($0)")
+        }
+        let f16 = tmp + "/demo-f16.gguf", q4km = tmp + "/demo-q4_k_m.gguf"
+        try GGUFExport.write(ggufFile: demo, type: .f16, output: f16, allowRequantize: true)
+        XCTAssertThrowsError(try GGUFExport.write(ggufFile: f16, type: .q4_K_M, output: f16))
+        let written = try GGUFExport.write(ggufFile: f16, type: .q4_K_M, output: q4km)
+        let source = try GGUFFile(path: demo), file = try GGUFFile(path: q4km)
+        XCTAssertEqual(file.metadataOrder, source.metadataOrder)
+        for key in source.metadataOrder where key != "general.file_type" {
+            XCTAssertEqual(file.metadata[key], source.metadata[key], key)
+        }
+        XCTAssertEqual(file.metadata["general.file_type"]?.intValue, 15)
+        let layers = 4
+        for (name, type) in written {
+            let t = file.tensors[name]!
+            if t.dims.count == 1 { XCTAssertEqual(t.type, .f32, name); continue }
+            let layer = name.hasPrefix("blk.") ? Int(name.split(separator: ".")[1])! : 0
+            let more = (name.hasSuffix("attn_qkv.weight") || name.hasSuffix("ffn_down.weight"))
+                && (layer == 2 || layer == 3)  // 4 layers: the last eighth and every third from 0
+            XCTAssertEqual(WeightType.usesMoreBits(layer: layer, of: layers), layer >= 2)
+            let want: GGMLType = name == "output.weight" || more ? .q6_K : .q4_K
+            XCTAssertEqual(t.type, want, name)
+            XCTAssertEqual(type, "\(want)", name)
+        }
+        let q8 = try Model.load(path: demo)
+        let byFile = try Model.load(path: q4km)
+        var options = ModelLoadOptions()
+        options.weightType = .q4_K_M
+        let atLoad = try Model.load(path: f16, options: options)
+        XCTAssertEqual(atLoad.weights.layers[3].down.format, .q6_K)
+        XCTAssertEqual(atLoad.weights.layers[1].down.format, .q4_K)
+        XCTAssertEqual(atLoad.weights.lmHead.format, .q6_K)
+        let ids = q8.tokenizer.encode("The quick brown fox jumps over the lazy dog. def main():\n    return 0\n" + String(repeating: "Once upon a time there was a file. ", count: 4))
+        let a = try Session(model: q8, contextLength: 256).evaluate(ids, allLogits: true)
+        let b = try Session(model: byFile, contextLength: 256).evaluate(ids, allLogits: true)
+        let c = try Session(model: atLoad, contextLength: 256).evaluate(ids, allLogits: true)
+        XCTAssertEqual(b, c)
+        let vocab = q8.config.vocabSize
+        var kl = 0.0, same = 0
+        for i in 0..<ids.count {
+            let ra = Array(a[(i * vocab)..<((i + 1) * vocab)]), rb = Array(b[(i * vocab)..<((i + 1) * vocab)])
+            kl += klDivergenceOfLogits(ra, rb)
+            same += Sampler.argmax(ra) == Sampler.argmax(rb) ? 1 : 0
+        }
+        XCTAssertLessThan(kl / Double(ids.count), 0.02)
+        XCTAssertGreaterThanOrEqual(Double(same), 0.9 * Double(ids.count))
+    }
+
     /// The tokenizer written into GGUF metadata (tokens, types, merges) reads back identical to
     /// tokenizer.json: every full-vocabulary fixture case gives tiktoken's ids.
     func testGGUFTokenizerMatchesTokenizerJSON() throws {

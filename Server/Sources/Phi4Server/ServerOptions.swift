@@ -37,7 +37,7 @@ struct ServerOptions: Sendable {
                                Memory: parallel × ctx positions; refused at start when it does not fit.
           -t, --threads N      Threads (default: the CPUs this process may use).
           --kv-type TYPE       KV cache: f32, f16 or q8_0 (default: f16 for quantized weights, else f32).
-          --weights TYPE       Weight type for an HF checkpoint: f32, q8_0, q4_0, q4_0-mixed (default f32).
+          --weights TYPE       Weight type for an HF checkpoint or float GGUF: f32, q8_0, q4_0, q4_0-mixed, q4_k_m (default f32).
           --prefill-chunk N    Most prompt tokens read per step beside the decoding requests (default 32).
           --max-step-slowdown X  While requests decode, a step that also reads a prompt may take at most
                                X times a decoding step (fewer prompt tokens then; default 2; 0: off).
@@ -84,7 +84,7 @@ struct ServerOptions: Sendable {
                 o.kvType = t
             case "--weights":
                 let v = try value(a)
-                guard let w = WeightType(rawValue: v) else { throw UsageError("--weights must be f32, q8_0, q4_0 or q4_0-mixed") }
+                guard let w = WeightType(rawValue: v) else { throw UsageError("--weights must be f32, q8_0, q4_0, q4_0-mixed or q4_k_m") }
                 o.weights = w
             case "--api-key": o.apiKey = try value(a)
             case "--max-queue": o.maxQueue = try int(a, min: 0)

@@ -114,6 +114,8 @@ public struct GGUFFile: @unchecked Sendable {
     public let version: UInt32
     /// Metadata key/value pairs.
     public let metadata: [String: GGUFValue]
+    /// Metadata keys in file order.
+    public let metadataOrder: [String]
     /// Tensors by name.
     public let tensors: [String: GGUFTensor]
     /// Tensor names in file order.
@@ -134,12 +136,15 @@ public struct GGUFFile: @unchecked Sendable {
             throw .invalidWeights("\(path): implausible counts (\(tensorCount) tensors, \(kvCount) metadata entries)")
         }
         var meta: [String: GGUFValue] = [:]
+        var keys: [String] = []
         for _ in 0..<kvCount {
             let key = try r.string()
             let type = try r.u32()
+            if meta[key] == nil { keys.append(key) }
             meta[key] = try r.value(type: type, depth: 0)
         }
         metadata = meta
+        metadataOrder = keys
         var alignment = 32
         if let a = meta["general.alignment"] {
             guard let v = a.intValue, v > 0, v <= 1 << 16, v & (v - 1) == 0 else {

@@ -9,7 +9,7 @@ public enum GGUFExport {
         case f32, f16, q8_0, q4_0
         case q4_0Mixed = "q4_0-mixed"
         /// llama.cpp's Q4_K_M recipe: Q4_K, with the output matrix and, in half of the layers
-        /// (``usesMoreBits(layer:of:)``), attn_qkv and ffn_down in Q6_K.
+        /// (``WeightType/usesMoreBits(layer:of:)``), attn_qkv and ffn_down in Q6_K.
         case q4_K_M = "q4_k_m"
         /// llama.cpp's Q5_K_M recipe: the same with Q5_K as the base type.
         case q5_K_M = "q5_k_m"
@@ -29,20 +29,13 @@ public enum GGUFExport {
             }
         }
 
-        /// llama.cpp's choice of the ffn_down layers that get more bits in the _M mixes: the first
-        /// and last eighth of the layers and every third layer in between.
-        static func usesMoreBits(layer i: Int, of n: Int) -> Bool {
-            i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
-        }
-
         /// The GGML type of the matrix `name` (a GGUF tensor name) of `cols` columns in `role`,
         /// in layer `layer` of `layers`.
-        func type(for role: WeightType.Role, name: String, cols: Int, layer: Int, layers: Int) -> GGMLType {
+        func type(for role: WeightType.Role, cols: Int, layer: Int, layers: Int) -> GGMLType {
             let q: GGMLType
             // llama.cpp counts the fused attn_qkv as its attn_v: both it and ffn_down get Q6_K
             // in the layers that use more bits.
-            let qkv = name.hasSuffix("attn_qkv.weight")
-            let moreBits = (role == .down || qkv) && FileType.usesMoreBits(layer: layer, of: layers)
+            let moreBits = (role == .down || role == .qkv) && WeightType.usesMoreBits(layer: layer, of: layers)
             switch self {
             case .f32: return .f32
             case .f16: return .f16
@@ -75,19 +68,21 @@ public enum GGUFExport {
         addPhi3Metadata(c, name: directory.split(separator: "/").last.map(String.init) ?? "phi-4", fileType: type, to: &w)
         try addTokenizer(tok, vocabSize: c.vocabSize, directory: directory, to: &w)
 
-        // Tensors in llama.cpp's order.
-        var plan: [(hf: String, rows: Int, cols: Int, role: WeightType.Role?)] = [("model.embed_tokens.weight", c.vocabSize, c.hiddenSize, .embedding)]
+        // Tensors in llama.cpp's order. A tied output projection is not written: llama.cpp then
+        // uses token_embd, and its quantizer gives token_embd the output's type.
+        let tied = c.tieWordEmbeddings && checkpoint.tensors["lm_head.weight"] == nil
+        var plan: [(hf: String, rows: Int, cols: Int, role: WeightType.Role?)] = [("model.embed_tokens.weight", c.vocabSize, c.hiddenSize, tied ? .lmHead : .embedding)]
         for i in 0..<c.layerCount {
             let p = "model.layers.\(i)."
             plan.append((p + "input_layernorm.weight", 1, c.hiddenSize, nil))
-            plan.append((p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .attention))
+            plan.append((p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .qkv))
             plan.append((p + "self_attn.o_proj.weight", c.hiddenSize, c.qDim, .attention))
             plan.append((p + "post_attention_layernorm.weight", 1, c.hiddenSize, nil))
             plan.append((p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, c.hiddenSize, .gateUp))
             plan.append((p + "mlp.down_proj.weight", c.hiddenSize, c.intermediateSize, .down))
         }
         plan.append(("model.norm.weight", 1, c.hiddenSize, nil))
-        if checkpoint.tensors["lm_head.weight"] != nil || !c.tieWordEmbeddings {
+        if !tied {
             plan.append(("lm_head.weight", c.vocabSize, c.hiddenSize, .lmHead))
         }
         var written: [(String, String)] = c.longRoPE == nil ? [] : [("rope_factors_long.weight", "\(GGMLType.f32)"),
@@ -99,7 +94,7 @@ public enum GGUFExport {
             guard t.shape == shape else { throw ModelError.shapeMismatch("\(item.hf) has shape \(t.shape), the config implies \(shape)") }
             let name = GGUFModel.ggufName(item.hf)!
             let layer = Int(item.hf.split(separator: ".").dropFirst(2).first ?? "") ?? 0
-            let ggml = item.role.map { type.type(for: $0, name: name, cols: item.cols, layer: layer, layers: c.layerCount) } ?? .f32
+            let ggml = item.role.map { type.type(for: $0, cols: item.cols, layer: layer, layers: c.layerCount) } ?? .f32
             written.append((name, "\(ggml)"))
             let dims = item.role == nil ? [item.cols] : [item.cols, item.rows]
             let total = plan.count
@@ -111,6 +106,114 @@ public enum GGUFExport {
         try w.write(path: output)
         progress(plan.count, plan.count, "", "")
         return written
+    }
+
+    /// Converts the GGUF file `input` (a Phi-4 family file whose matrices are F32, F16 or BF16,
+    /// such as Microsoft's `phi-4-fp16.gguf`) to `output` with `type`'s tensor types, tensor by
+    /// tensor from the mapping: every metadata entry is kept (`general.file_type` updated), norms
+    /// and LongRoPE factors stay as stored, and each source tensor's pages leave the resident set
+    /// once converted, so peak memory stays a few row slices whatever the file's size. Matrices
+    /// already quantized are refused unless `allowRequantize` (quantizing twice loses precision:
+    /// convert from the float file); with it they are dequantized and written in the new type.
+    /// `progress(done, total, tensorName, typeName)` is called before each tensor.
+    @discardableResult
+    public static func write(ggufFile input: String, type: FileType, output: String, allowRequantize: Bool = false,
+                             progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
+        let g = try GGUFFile(path: input)
+        let c = try GGUFModel.config(g, path: input)
+        guard !FileIO.sameFile(input, output) else {
+            throw ModelError.io("\(output): the output would overwrite the input")
+        }
+        var w = GGUFWriter()
+        for key in g.metadataOrder {
+            var value = g.metadata[key]!
+            if key == "general.file_type" { value = .uint32(type.code) }
+            if key == "general.alignment" { continue }  // the writer's own alignment
+            w.metadata.append((key, value))
+        }
+        if g.metadata["general.file_type"] == nil { w.metadata.append(("general.file_type", .uint32(type.code))) }
+        let tied = g.tensors["output.weight"] == nil
+        var written: [(String, String)] = []
+        let total = g.tensorOrder.count
+        for (index, name) in g.tensorOrder.enumerated() {
+            let t = g.tensors[name]!
+            let role = ggufRole(name, tied: tied)
+            let layer = name.hasPrefix("blk.") ? Int(name.split(separator: ".")[1]) ?? 0 : 0
+            var target = t.type
+            if let role, t.dims.count == 2 {
+                target = type.type(for: role, cols: t.dims[0], layer: layer, layers: c.layerCount)
+                guard [.f32, .f16, .bf16].contains(t.type) || target == t.type || allowRequantize else {
+                    throw ModelError.unsupported("\(input): \(name) is already \(t.type.displayName); quantize from a float (F32, F16, BF16) file, or allow requantizing")
+                }
+            }
+            written.append((name, "\(target)"))
+            let rows = t.dims.dropFirst().reduce(1, *)
+            let cols = t.dims[0]
+            let ggml = target
+            w.tensors.append(GGUFWriter.Tensor(name: name, dims: t.dims, type: ggml) { sink in
+                progress(index, total, name, "\(ggml)")
+                if ggml == t.type {
+                    try sink(t.data)
+                    if let base = t.data.baseAddress { p4k_advise_done(base, t.data.count) }
+                } else if ![.f32, .f16, .bf16].contains(t.type) {
+                    try requantizeRows(t, rows: rows, cols: cols, type: ggml, sink: sink)
+                } else {
+                    let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
+                                          shape: [rows, cols], data: t.data, file: g.file)
+                    try writeRows(info, rows: rows, cols: cols, type: ggml, sink: sink)
+                }
+            })
+        }
+        try w.write(path: output)
+        progress(total, total, "", "")
+        return written
+    }
+
+    /// Dequantizes a quantized GGUF tensor a slice of rows at a time and hands the rows encoded
+    /// as `type` to `sink`.
+    static func requantizeRows(_ t: GGUFTensor, rows: Int, cols: Int, type: GGMLType,
+                               sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        guard let base = t.data.baseAddress else { return }
+        let slice = max(1, min(rows, (1 << 22) / max(cols, 1)))
+        let f = UnsafeMutablePointer<Float>.allocate(capacity: slice * cols)
+        defer { f.deallocate() }
+        let srcRow = cols / t.type.block.elements * t.type.block.bytes
+        let rowBytes = cols / type.block.elements * type.block.bytes
+        let out = UnsafeMutableRawPointer.allocate(byteCount: slice * rowBytes, alignment: 64)
+        defer { out.deallocate() }
+        var r = 0
+        while r < rows {
+            let n = min(slice, rows - r)
+            let src = base + r * srcRow
+            switch t.type {
+            case .q8_0: p4k_dequantize_q8_0(src, f, n * cols)
+            case .q4_0: p4k_dequantize_q4_0(src, f, n * cols)
+            case .q4_1: p4k_dequantize_q4_1(src, f, n * cols)
+            case .q5_0: p4k_dequantize_q5_0(src, f, n * cols)
+            case .q5_1: p4k_dequantize_q5_1(src, f, n * cols)
+            case .q4_K: p4k_dequantize_q4_k(src, f, n * cols)
+            case .q5_K: p4k_dequantize_q5_k(src, f, n * cols)
+            case .q6_K: p4k_dequantize_q6_k(src, f, n * cols)
+            case .f32, .f16, .bf16: throw ModelError.unsupported("requantizing a float tensor")
+            }
+            try encodeRows(f, rows: n, cols: cols, type: type, into: out)
+            try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
+            p4k_advise_done(src, n * srcRow)
+            r += n
+        }
+    }
+
+    /// The role of a Phi-4 GGUF matrix by its name (nil for norms, rotary factors and anything
+    /// else that stays as stored); with `tied`, token_embd is also the output projection.
+    static func ggufRole(_ name: String, tied: Bool) -> WeightType.Role? {
+        if name == "token_embd.weight" { return tied ? .lmHead : .embedding }
+        if name == "output.weight" { return .lmHead }
+        guard name.hasPrefix("blk.") else { return nil }
+        if name.hasSuffix(".attn_qkv.weight") { return .qkv }
+        if name.hasSuffix(".attn_output.weight") { return .attention }
+        if name.hasSuffix(".ffn_up.weight") { return .gateUp }
+        if name.hasSuffix(".ffn_down.weight") { return .down }
+        return nil
     }
 
     /// LongRoPE's factors as llama.cpp's converter writes them: the f32 tensors

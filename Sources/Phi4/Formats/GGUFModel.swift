@@ -172,7 +172,7 @@ enum GGUFModel {
             guard t.dims == dims else { throw .shapeMismatch("\(name) has dims \(t.dims), the config implies \(dims)") }
             return t
         }
-        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role) throws(ModelError) -> WeightMatrix {
+        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role, layer: Int = 0) throws(ModelError) -> WeightMatrix {
             let t = try tensor(name, [cols, rows])
             switch t.type {
             case .q8_0: return WeightMatrix(rows: rows, cols: cols, format: .q8_0, mapped: t.data.baseAddress!, owner: g.file)
@@ -186,7 +186,7 @@ enum GGUFModel {
             case .f32, .f16, .bf16:
                 let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
                                       shape: [rows, cols], data: t.data, file: g.file)
-                let m = try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role))
+                let m = try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role, layer: layer, of: c.layerCount))
                 done += 1
                 options.progress?(done, total)
                 return m
@@ -204,19 +204,21 @@ enum GGUFModel {
         var done = 0
         let total = 1 + 4 * c.layerCount + (g.tensors["output.weight"] == nil ? 0 : 1)
         let d = c.hiddenSize
-        let embedding = try matrix("token_embd.weight", c.vocabSize, d, .embedding)
+        // Without output.weight the output projection is the embedding, stored in lm_head's format.
+        let tied = g.tensors["output.weight"] == nil
+        let embedding = try matrix("token_embd.weight", c.vocabSize, d, tied ? .lmHead : .embedding)
         var layers: [LayerWeights] = []
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
             layers.append(LayerWeights(
                 attentionNorm: try vector(p + "attn_norm.weight", d),
-                qkv: try matrix(p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, d, .attention),
-                output: try matrix(p + "attn_output.weight", d, c.qDim, .attention),
+                qkv: try matrix(p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, d, .qkv, layer: i),
+                output: try matrix(p + "attn_output.weight", d, c.qDim, .attention, layer: i),
                 mlpNorm: try vector(p + "ffn_norm.weight", d),
-                gateUp: try matrix(p + "ffn_up.weight", 2 * c.intermediateSize, d, .gateUp),
-                down: try matrix(p + "ffn_down.weight", d, c.intermediateSize, .down)))
+                gateUp: try matrix(p + "ffn_up.weight", 2 * c.intermediateSize, d, .gateUp, layer: i),
+                down: try matrix(p + "ffn_down.weight", d, c.intermediateSize, .down, layer: i)))
         }
-        let lmHead = g.tensors["output.weight"] == nil ? embedding : try matrix("output.weight", c.vocabSize, d, .lmHead)
+        let lmHead = tied ? embedding : try matrix("output.weight", c.vocabSize, d, .lmHead)
         let weights = ModelWeights(embedding: embedding, layers: layers, finalNorm: try vector("output_norm.weight", d), lmHead: lmHead)
         var source = FNV1a()
         source.add(Int64(g.file.bytes.count))

@@ -18,14 +18,14 @@ public enum RandomModel {
         GGUFExport.addPhi3Metadata(c, name: "phi-4-shaped-random", fileType: type, to: &w)
         try GGUFExport.addTokenizer(tokenizer, vocabSize: c.vocabSize, directory: tokenizerDirectory, to: &w)
 
-        var plan: [(String, Int, Int, WeightType.Role?, Float)] = [("token_embd.weight", c.vocabSize, c.hiddenSize, .embedding, 1)]
+        var plan: [(String, Int, Int, WeightType.Role?, Float)] = [("token_embd.weight", c.vocabSize, c.hiddenSize, c.tieWordEmbeddings ? .lmHead : .embedding, 1)]
         var layerOf: [String: Int] = [:]
         let d = Float(c.hiddenSize)
         for i in 0..<c.layerCount {
             let p = "blk.\(i)."
             for n in ["attn_qkv.weight", "attn_output.weight", "ffn_up.weight", "ffn_down.weight"] { layerOf[p + n] = i }
             plan.append((p + "attn_norm.weight", 1, c.hiddenSize, nil, 0))
-            plan.append((p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .attention, 1 / d.squareRoot()))
+            plan.append((p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .qkv, 1 / d.squareRoot()))
             plan.append((p + "attn_output.weight", c.hiddenSize, c.qDim, .attention, 1 / Float(c.qDim).squareRoot()))
             plan.append((p + "ffn_norm.weight", 1, c.hiddenSize, nil, 0))
             plan.append((p + "ffn_up.weight", 2 * c.intermediateSize, c.hiddenSize, .gateUp, 1 / d.squareRoot()))
@@ -35,7 +35,7 @@ public enum RandomModel {
         if !c.tieWordEmbeddings { plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot())) }
         GGUFExport.addRopeFactors(c, to: &w)
         for (index, (name, rows, cols, role, scale)) in plan.enumerated() {
-            let ggml = role.map { type.type(for: $0, name: name, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount) } ?? .f32
+            let ggml = role.map { type.type(for: $0, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount) } ?? .f32
             let dims = role == nil ? [cols] : [cols, rows]
             let total = plan.count
             w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in

@@ -8,17 +8,44 @@ public enum WeightType: String, Sendable, CaseIterable {
     case q4_0
     /// Q4_0, but `down_proj` and `lm_head` in Q8_0 (int4 hurts Phi models most there).
     case q4_0Mixed = "q4_0-mixed"
+    /// llama.cpp's Q4_K_M mix: Q4_K, with `lm_head` and, in the layers that get more bits
+    /// (``usesMoreBits(layer:of:)``), `qkv_proj` and `down_proj` in Q6_K.
+    case q4_K_M = "q4_k_m"
 
     /// Which parts of the model a weight belongs to.
-    public enum Role: Sendable { case embedding, attention, gateUp, down, lmHead }
+    public enum Role: Sendable {
+        /// The token embedding (when `lm_head` is tied to it, it is loaded in `lmHead`'s format).
+        case embedding
+        /// The fused query/key/value projection.
+        case qkv
+        /// The attention output projection.
+        case attention
+        /// The fused gate and up projections.
+        case gateUp
+        /// The down projection.
+        case down
+        /// The output projection.
+        case lmHead
+    }
 
-    /// The storage format of a weight of this role.
-    public func format(for role: Role) -> WeightFormat {
+    /// llama.cpp's choice of the layers whose `down_proj` and fused `qkv_proj` get more bits in
+    /// its _M mixes: the first and last eighth of the layers and every third layer in between.
+    public static func usesMoreBits(layer i: Int, of n: Int) -> Bool {
+        i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+    }
+
+    /// The storage format of a weight of this role in layer `layer` of `layers` (the layer
+    /// matters only to the Q4_K_M mix).
+    public func format(for role: Role, layer: Int = 0, of layers: Int = 1) -> WeightFormat {
         switch self {
         case .f32: return .f32
         case .q8_0: return .q8_0
         case .q4_0: return .q4_0
         case .q4_0Mixed: return role == .down || role == .lmHead ? .q8_0 : .q4_0
+        case .q4_K_M:
+            if role == .lmHead { return .q6_K }
+            if role == .down || role == .qkv { return WeightType.usesMoreBits(layer: layer, of: layers) ? .q6_K : .q4_K }
+            return .q4_K
         }
     }
 }
@@ -160,8 +187,9 @@ public final class Model: Sendable {
             }
             return t
         }
-        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role) throws(ModelError) -> WeightMatrix {
-            try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols, format: type.format(for: role))
+        func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role, layer: Int = 0) throws(ModelError) -> WeightMatrix {
+            try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols,
+                                  format: type.format(for: role, layer: layer, of: c.layerCount))
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
             let t = try tensor(name, [n])
@@ -171,22 +199,24 @@ public final class Model: Sendable {
             }
         }
         let d = c.hiddenSize
-        let embedding = try matrix("model.embed_tokens.weight", c.vocabSize, d, .embedding)
+        // A tied output projection is the embedding matrix itself, stored in lm_head's format.
+        let tied = c.tieWordEmbeddings && tensors["lm_head.weight"] == nil
+        let embedding = try matrix("model.embed_tokens.weight", c.vocabSize, d, tied ? .lmHead : .embedding)
         var layers: [LayerWeights] = []
         for i in 0..<c.layerCount {
             let p = "model.layers.\(i)."
             layers.append(LayerWeights(
                 attentionNorm: try vector(p + "input_layernorm.weight", d),
-                qkv: try matrix(p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, d, .attention),
-                output: try matrix(p + "self_attn.o_proj.weight", d, c.qDim, .attention),
+                qkv: try matrix(p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, d, .qkv, layer: i),
+                output: try matrix(p + "self_attn.o_proj.weight", d, c.qDim, .attention, layer: i),
                 mlpNorm: try vector(p + "post_attention_layernorm.weight", d),
-                gateUp: try matrix(p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, d, .gateUp),
-                down: try matrix(p + "mlp.down_proj.weight", d, c.intermediateSize, .down)))
+                gateUp: try matrix(p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, d, .gateUp, layer: i),
+                down: try matrix(p + "mlp.down_proj.weight", d, c.intermediateSize, .down, layer: i)))
         }
         let finalNorm = try vector("model.norm.weight", d)
         let lmHead: WeightMatrix
-        if c.tieWordEmbeddings && tensors["lm_head.weight"] == nil {
-            lmHead = try embedding.converted(to: type.format(for: .lmHead))
+        if tied {
+            lmHead = embedding
         } else {
             lmHead = try matrix("lm_head.weight", c.vocabSize, d, .lmHead)
         }
@@ -213,13 +243,17 @@ public struct MemoryEstimate: Sendable {
     /// `contextLength` positions (f32 for f32 weights, f16 otherwise: the sessions' defaults).
     public init(config c: ModelConfig, weights: WeightType, contextLength: Int) {
         let d = c.hiddenSize
-        func bytes(_ rows: Int, _ cols: Int, _ role: WeightType.Role) -> Int {
-            let f = weights.format(for: role)
-            return rows * (f.supports(cols: cols) ? f : .f32).rowBytes(cols)
+        func bytes(_ rows: Int, _ cols: Int, _ role: WeightType.Role, _ layer: Int = 0) -> Int {
+            let f = weights.format(for: role, layer: layer, of: c.layerCount)
+            return rows * WeightMatrix.storedFormat(f, cols: cols).rowBytes(cols)
         }
-        let perLayer = bytes(c.qDim + 2 * c.kvDim, d, .attention) + bytes(d, c.qDim, .attention)
-            + bytes(2 * c.intermediateSize, d, .gateUp) + bytes(d, c.intermediateSize, .down) + 2 * d * 4
-        weightBytes = bytes(c.vocabSize, d, .embedding) + bytes(c.vocabSize, d, .lmHead) + c.layerCount * perLayer + d * 4
+        var layerBytes = 0
+        for i in 0..<c.layerCount {
+            layerBytes += bytes(c.qDim + 2 * c.kvDim, d, .qkv, i) + bytes(d, c.qDim, .attention, i)
+                + bytes(2 * c.intermediateSize, d, .gateUp, i) + bytes(d, c.intermediateSize, .down, i) + 2 * d * 4
+        }
+        let tied = c.tieWordEmbeddings
+        weightBytes = (tied ? 0 : bytes(c.vocabSize, d, .embedding)) + bytes(c.vocabSize, d, .lmHead) + layerBytes + d * 4
         weightType = weights
         cacheBytes = c.layerCount * contextLength * c.kvDim * 2 * (weights == .f32 ? 4 : 2)  // f16 cache when quantized
         let batch = 512

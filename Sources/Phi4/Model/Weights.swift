@@ -131,7 +131,7 @@ public final class WeightMatrix: @unchecked Sendable {
     static func load(_ t: TensorInfo, rows: Int, cols: Int, format: WeightFormat = .f32,
                      pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
         let count = rows * cols
-        let format = format.supports(cols: cols) ? format : .f32
+        let format = storedFormat(format, cols: cols)
         if format == .f32, t.dtype == .f32, let base = t.data.baseAddress, Int(bitPattern: base) % 4 == 0 {
             return WeightMatrix(rows: rows, cols: cols, format: .f32, mapped: base, owner: t.file)
         }
@@ -152,14 +152,7 @@ public final class WeightMatrix: @unchecked Sendable {
                 while r < range.upperBound {
                     let n = min(slice, range.upperBound - r)
                     convertToFloatRows(t, cols: cols, rows: r..<(r + n), into: tmp)
-                    for i in 0..<n {
-                        let dst = out + (r + i) * rowBytes
-                        if code == Int32(P4K_Q8_0) {
-                            p4k_quantize_q8_0(tmp + i * cols, dst, cols)
-                        } else {
-                            p4k_quantize_q4_0(tmp + i * cols, dst, cols)
-                        }
-                    }
+                    for i in 0..<n { quantizeRow(code, tmp + i * cols, out + (r + i) * rowBytes, cols) }
                     r += n
                 }
             }
@@ -170,20 +163,24 @@ public final class WeightMatrix: @unchecked Sendable {
         return WeightMatrix(rows: rows, cols: cols, format: format, owning: out, bytes: bytes)
     }
 
-    /// Quantizes an f32 matrix to `format` (f32 returns the matrix itself).
-    func converted(to format: WeightFormat, pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
-        guard format != self.format, format.supports(cols: cols) else { return self }
-        guard self.format == .f32, format == .q8_0 || format == .q4_0 else { return self }
-        let bytes = rows * format.rowBytes(cols)
-        let out = try WeightMatrix.allocateLarge(bytes: bytes)
-        let rb = format.rowBytes(cols)
-        pool.parallelFor(rows, threads: pool.threadCount, align: 16) { range in
-            for r in range {
-                if format == .q8_0 { p4k_quantize_q8_0(row(r), out + r * rb, cols) } else { p4k_quantize_q4_0(row(r), out + r * rb, cols) }
-            }
-        }
-        return WeightMatrix(rows: rows, cols: cols, format: format, owning: out, bytes: bytes)
+    /// The format rows of `cols` values are stored in when `format` is asked for: K-quant rows
+    /// that are not whole super-blocks of 256 fall back to Q8_0, rows that are not whole blocks
+    /// of 32 to f32.
+    static func storedFormat(_ format: WeightFormat, cols: Int) -> WeightFormat {
+        if format.supports(cols: cols) { return format }
+        return WeightFormat.q8_0.supports(cols: cols) ? .q8_0 : .f32
     }
+
+    /// Quantizes one f32 row of `cols` values to the kernel format `code` at `dst`.
+    @inline(__always)
+    static func quantizeRow(_ code: Int32, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, _ cols: Int) {
+        switch code {
+        case Int32(P4K_Q8_0): p4k_quantize_q8_0(src, dst, cols)
+        case Int32(P4K_Q4_0): p4k_quantize_q4_0(src, dst, cols)
+        default: p4k_quantize_kquant(code, src, dst, cols)  // Q4_K, Q5_K, Q6_K
+        }
+    }
+
 }
 
 /// Widens rows `rows` of a `[*, cols]` tensor to f32 into `out` (row 0 of `out` is `rows.lowerBound`).

@@ -33,6 +33,12 @@ package enum FileIO {
         return stat(path, &st) == 0
     }
 
+    /// True when `a` and `b` name the same existing file (same device and inode).
+    package static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
     /// Reads a whole regular file, refusing files larger than `limit` bytes.
     package static func readAll(_ path: String, limit: Int = 1 << 31) throws(FileError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)

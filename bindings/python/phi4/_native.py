@@ -168,7 +168,7 @@ OK, INVALID_ARGUMENT, INVALID_HANDLE, IO, INVALID_MODEL, UNSUPPORTED, OUT_OF_MEM
 # enum phi4_stop_reason_code, as OpenAI's finish_reason
 STOP_NAMES = {1: "stop", 2: "stop", 3: "length", 4: "length", 5: "cancelled"}
 # enum phi4_weight_format and enum phi4_kv_type, by the names the Python API takes
-WEIGHTS = {None: 0, "f32": 0, "q8_0": 1, "q4_0": 2, "q4_0-mixed": 3}
+WEIGHTS = {None: 0, "f32": 0, "q8_0": 1, "q4_0": 2, "q4_0-mixed": 3, "q4_k_m": 4}
 KV_TYPES = {None: 0, "f32": 1, "f16": 2, "q8_0": 3}
 
 _INIT = {ModelParams: lib.phi4_model_params_init, ContextParams: lib.phi4_context_params_init,

@@ -23,7 +23,8 @@ class Model:
     context of its own, so calls from several threads run side by side. `context()` makes a
     context for your own use.
 
-    `weights` quantizes an HF checkpoint at load: None/"f32", "q8_0", "q4_0", "q4_0-mixed".
+    `weights` quantizes an HF checkpoint (or a GGUF file's float tensors) at load: None/"f32",
+    "q8_0", "q4_0", "q4_0-mixed" or "q4_k_m" (llama.cpp's Q4_K_M mix).
     `threads` is the default thread count of the contexts this object creates; `n_ctx` their
     capacity (at most the trained context length)."""
 
