@@ -43,7 +43,7 @@ extern "C" {
 /* ---- Versions ------------------------------------------------------------------------------ */
 
 #define PHI4_VERSION_MAJOR 0
-#define PHI4_VERSION_MINOR 4
+#define PHI4_VERSION_MINOR 5
 #define PHI4_VERSION_PATCH 0
 /* Incremented when a change breaks binaries compiled against an older header (the SONAME is
  * libphi4.so.<PHI4_ABI_VERSION - 1>). Version 2 replaced the by-value *_default_params()
@@ -78,6 +78,10 @@ enum phi4_status_code {
 /* The calling thread's last error message ("" if none). Valid until the thread's next failing
  * call into the library; never NULL; do not free. */
 const char *phi4_last_error(void);
+
+/* Phi-4-reasoning's system prompt (the system text of its published chat template), for a
+ * conversation's first message; constant, never NULL, do not free. */
+const char *phi4_reasoning_system_prompt(void);
 
 /* A short constant name for a status ("PHI4_OK", …; "unknown status" for other values). */
 const char *phi4_status_name(phi4_status status);
@@ -204,8 +208,11 @@ typedef struct {
 } phi4_chat_message;
 
 /* Phi-4's chat prompt as ids: <|im_start|>role<|im_sep|>content<|im_end|>… and, with
- * add_generation_prompt, <|im_start|>assistant<|im_sep|>. Contents are encoded with special
- * tokens as plain text (no prompt injection). *n_tokens as for phi4_tokenize(). */
+ * add_generation_prompt, <|im_start|>assistant<|im_sep|> (Phi-4-mini's vocabulary:
+ * <|role|>content<|end|>… <|assistant|>). Contents are encoded with special tokens as plain text
+ * (no prompt injection). A Phi-4-reasoning vocabulary (one with a <think> token) puts
+ * phi4_reasoning_system_prompt() first when the messages do not begin with a system message, as
+ * the model's own template does. *n_tokens as for phi4_tokenize(). */
 phi4_status phi4_chat_template(const phi4_tokenizer *tokenizer, const phi4_chat_message *messages, size_t n_messages,
                                int32_t add_generation_prompt, int32_t *tokens, size_t capacity, size_t *n_tokens);
 

@@ -60,6 +60,13 @@ for model in gqa4 gqa8 mha; do
         if [ "$got" = "$want" ]; then ok; else bad "simple $model prompt $k: $got != $want"; fi
     done
 done
+# Phi-4-mini's architecture (o200k vocabulary, partial rotary, LongRoPE, tied lm_head): prompt 2
+# crosses original_max_position_embeddings while generating.
+for k in 0 1 2 3 4; do
+    got=$("$OUT/simple" "$FIX/models/mini" --ids "$(ref mini $k ids)" 32)
+    want=$(ref mini $k greedy32)
+    if [ "$got" = "$want" ]; then ok; else bad "simple mini prompt $k: $got != $want"; fi
+done
 # tokenize.c: tiktoken's ids for a known text, and the text back.
 got=$("$OUT/tokenize" "$FIX/tokenizer/phi4" "Hello, world!<|im_end|>" --special)
 if [ "$got" = $'[9906,11,1917,0,100265]\nHello, world!<|im_end|>' ]; then ok; else bad "tokenize: $got"; fi

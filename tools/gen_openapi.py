@@ -138,7 +138,7 @@ def completion(summary, request, response):
 
 DOC = {
     "openapi": "3.1.0",
-    "info": {"title": "phi4-server", "version": "0.4.0",
+    "info": {"title": "phi4-server", "version": "0.5.0",
              "description": "An OpenAI-compatible HTTP server over libphi4 (Phi-4 on CPUs)."},
     "paths": {
         "/v1/chat/completions": completion("A chat completion.", "ChatCompletionRequest", "ChatCompletion"),

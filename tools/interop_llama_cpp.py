@@ -11,8 +11,13 @@
    same file.
 Both are also compared with transformers' f32 logits (the fixtures' reference).
 
+The `mini` fixture has Phi-4-mini's architecture (partial rotary, LongRoPE factor tensors, tied
+lm_head) with original_max_position_embeddings 48: llama.cpp picks the long factors for the whole
+context when n_ctx > 48 (always here), we and transformers pick them per call by its length, so
+the default prompt (354 tokens, one call) uses the long factors on both sides and they agree.
+
 Needs: pip install llama-cpp-python numpy (builds llama.cpp from source, ~10 minutes)
-Usage: python3 tools/interop_llama_cpp.py [--models gqa4,gqa8,mha] [--prompt 3]
+Usage: python3 tools/interop_llama_cpp.py [--models gqa4,gqa8,mha,mini] [--prompt 3]
 """
 import argparse
 import ctypes
@@ -72,7 +77,7 @@ def row(name, a, b, ref):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="gqa4,gqa8,mha")
+    ap.add_argument("--models", default="gqa4,gqa8,mha,mini")
     ap.add_argument("--prompt", type=int, default=3, help="reference prompt index (3: 354 tokens)")
     ap.add_argument("--hf", help="also check this HF Phi-4 directory (e.g. from tools/make_phi4_shaped.py), "
                                  "with our f32 logits as the reference and 48 random prompt tokens")

@@ -42,6 +42,17 @@ public func phi4_status_name(_ s: phi4_status) -> UnsafePointer<CChar> {
     statusNames[s >= 0 && Int(s) < statusNames.count - 1 ? Int(s) : statusNames.count - 1]
 }
 
+// nonisolated(unsafe): written once by the lazy initialiser, read-only C memory afterwards.
+nonisolated(unsafe) private let reasoningPrompt: UnsafePointer<CChar> = {
+    let bytes = Array(ChatMessage.phi4ReasoningSystemPrompt.utf8CString)
+    let p = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count)
+    p.initialize(from: bytes, count: bytes.count)
+    return UnsafePointer(p)
+}()
+
+@_cdecl("phi4_reasoning_system_prompt")
+public func phi4_reasoning_system_prompt() -> UnsafePointer<CChar> { reasoningPrompt }
+
 @_cdecl("phi4_set_log_callback")
 public func phi4_set_log_callback(_ cb: phi4_log_callback?, _ userData: UnsafeMutableRawPointer?) {
     _ = Log.initialized

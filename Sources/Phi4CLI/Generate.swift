@@ -28,6 +28,9 @@ struct Generate: ParsableCommand {
     @Option(help: "A system message (with --chat).")
     var system: String?
 
+    @Flag(help: "Use Phi-4-reasoning's system prompt (with --chat; a Phi-4-reasoning vocabulary gets it without a --system anyway).")
+    var reasoning = false
+
     @Option(name: .customLong("max-tokens"), help: "The most tokens to generate (default \(GenerationOptions().maxTokens)).")
     var maxTokens = GenerationOptions().maxTokens
 
@@ -48,6 +51,8 @@ struct Generate: ParsableCommand {
         } else if let prompt {
             if chat {
                 var messages: [ChatMessage] = []
+                if reasoning && system != nil { throw ValidationError("give --system or --reasoning, not both") }
+                if reasoning { messages.append(.reasoningSystem) }
                 if let system { messages.append(.system(system)) }
                 messages.append(.user(prompt))
                 do { promptIDs = try m.tokenizer.applyChatTemplate(messages) } catch { throw RuntimeError(error) }

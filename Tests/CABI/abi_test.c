@@ -56,6 +56,12 @@ static void test_versions(void) {
     CHECK(strcmp(phi4_status_name(-5), "unknown status") == 0);
     CHECK(strcmp(phi4_status_name(9999), "unknown status") == 0);
     CHECK(phi4_default_thread_count() >= 1);
+    /* Phi-4-reasoning's preset: its published template's system text (tested byte for byte in
+     * the Swift suite against transformers), constant and NUL-terminated. */
+    const char *preset = phi4_reasoning_system_prompt();
+    CHECK(preset != NULL && strncmp(preset, "You are Phi, a language model trained by Microsoft", 50) == 0);
+    CHECK(strlen(preset) > 1000 && strcmp(preset + strlen(preset) - 11, "guidelines:") == 0);
+    CHECK(preset == phi4_reasoning_system_prompt());
 }
 
 static void test_model_errors(const char *model_dir) {

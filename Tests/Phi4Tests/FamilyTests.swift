@@ -89,6 +89,31 @@ final class FamilyTests: XCTestCase {
         }
     }
 
+    /// A context reused for the next prompt (prefix reuse) or cut back (truncate) after its
+    /// cache switched to the long factors gives what a fresh context gives: transformers'
+    /// greedy tokens for every prompt, whatever came before.
+    func testReusedContextAfterTheSwitchEqualsAFreshOne() throws {
+        let prompts = try loadReference("mini")
+        let session = try Session(model: Self.mini, contextLength: 512)
+        for p in prompts + prompts.reversed() {
+            var logits = try session.evaluate(session.reusePrefix(of: p.ids))
+            var out: [TokenID] = []
+            for _ in 0..<32 {
+                let next = Sampler.argmax(logits)
+                out.append(next)
+                logits = try session.evaluate([next])
+            }
+            XCTAssertEqual(out, p.greedy, p.name)
+        }
+        // Cut back below the threshold: the next token's logits equal a fresh evaluation's.
+        let long = prompts.first { $0.ids.count > 48 }!
+        _ = try session.evaluate(session.reusePrefix(of: long.ids))
+        session.truncate(to: 20)
+        let a = try session.evaluate([long.ids[20]])
+        let b = try Session(model: Self.mini, contextLength: 512).evaluate(Array(long.ids[...20]))
+        XCTAssertEqual(maxDifference(a, b).0, 0, accuracy: 1e-4)
+    }
+
     /// The scheduler reads a prompt in parts beside other requests; with quantized weights it
     /// still equals a lone session token for token, on both sides of the threshold.
     func testSchedulerEqualsSessionWithLongRoPE() throws {

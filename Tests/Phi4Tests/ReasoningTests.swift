@@ -64,4 +64,40 @@ final class ReasoningTests: XCTestCase {
         reasoningShape.ropeTheta = 500_000
         XCTAssertEqual(reasoningShape.familyName, "Phi-4-reasoning")
     }
+
+    /// Phi-4-reasoning's chat prompt equals transformers' `apply_chat_template` on the model's
+    /// template (tools/make_reasoning_fixtures.py): the preset system text byte for byte, put
+    /// first when the conversation has no system message, a caller's system message kept, and
+    /// the same ids (special-token text in contents read as special tokens, as HF tokenizers do).
+    func testReasoningChatPromptMatchesTransformers() throws {
+        let fixture = try JSONParser.parse(try FileIO.readAll(tokenizerFixtures + "/reasoning/chat.json"))
+        XCTAssertEqual(ChatMessage.phi4ReasoningSystemPrompt, fixture["system"]?.stringValue)
+        // Phi-4's tokenizer.json with <|dummy_16|> / <|dummy_17|> renamed, as the fixture's.
+        var json = String(decoding: try FileIO.readAll(tokenizerFixtures + "/phi4/tokenizer.json"), as: UTF8.self)
+        json = json.replacingOccurrences("<|dummy_16|>", "<think>").replacingOccurrences("<|dummy_17|>", "</think>")
+        let dir = "/tmp/phi4-reasoning-tok-\(getpid())"
+        mkdir(dir, 0o755)
+        defer { unlink(dir + "/tokenizer.json"); rmdir(dir) }
+        try FileIO.writeAll(dir + "/tokenizer.json", Array(json.utf8))
+        let tok = try Tokenizer.load(path: dir)
+        XCTAssertEqual(tok.specialTokenID("<think>"), 100280)
+        XCTAssertEqual(tok.defaultSystemPrompt, ChatMessage.phi4ReasoningSystemPrompt)
+        let cases = fixture["cases"]?.arrayValue ?? []
+        XCTAssertEqual(cases.count, 6)
+        for c in cases {
+            let messages = (c["messages"]?.arrayValue ?? []).map {
+                ChatMessage(role: $0["role"]!.stringValue!, content: $0["content"]!.stringValue!)
+            }
+            let gen = c["add_generation_prompt"]?.boolValue ?? true
+            let want = (c["ids"]?.arrayValue ?? []).map { TokenID($0.intValue!) }
+            XCTAssertEqual(try tok.applyChatTemplate(messages, addGenerationPrompt: gen, allowSpecialInContent: true), want)
+            if gen { XCTAssertEqual(tok.renderChat(messages), c["text"]?.stringValue) }
+        }
+        // Phi-4's own vocabulary gets no default system message.
+        let phi4 = try Tokenizer.load(path: tokenizerFixtures + "/phi4")
+        XCTAssertNil(phi4.defaultSystemPrompt)
+        XCTAssertEqual(try phi4.applyChatTemplate([.user("hi")]).first, 100264)
+        XCTAssertFalse(phi4.renderChat([.user("hi")]).contains("You are Phi"))
+        XCTAssertTrue(phi4.renderChat([.reasoningSystem, .user("hi")]).contains("You are Phi"))
+    }
 }

@@ -206,12 +206,13 @@ public final class Scheduler: @unchecked Sendable {
         admit()
 
         // LongRoPE: a sequence that passes the threshold in this pass has its cached entries
-        // evaluated again with the long factors first (as a lone Session does).
+        // evaluated again with the long factors first, and a reused long-rotated prefix of a
+        // short prompt with the short ones (as a lone Session does).
         if model.config.longRoPE != nil {
             for slot in slots {
                 guard let r = slot.request else { continue }
                 let end = slot.session.cache.count + (r.next != nil ? 1 : r.remaining.count)
-                if slot.session.needsLongRotation(end: end) { _ = try slot.session.rotateLong(end: end) }
+                if slot.session.needsRotation(end: end) { _ = try slot.session.rotate(end: end) }
             }
         }
 

@@ -114,8 +114,8 @@ public final class Session: @unchecked Sendable {
         var out: [Float] = []
         var i = 0
         let end = tokens.count + ids.count  // one call for LongRoPE's choice of factors, however chunked
-        if needsLongRotation(end: end) {
-            guard try rotateLong(end: end) else { return nil }
+        if needsRotation(end: end) {
+            guard try rotate(end: end) else { return nil }
         }
         while i < ids.count {
             if isCancelled { return nil }
@@ -135,18 +135,22 @@ public final class Session: @unchecked Sendable {
         return out
     }
 
-    /// With LongRoPE: whether a call ending at `end` positions passes the threshold while the
-    /// cache holds entries rotated with the short factors.
-    func needsLongRotation(end: Int) -> Bool {
-        guard let r = model.config.longRoPE else { return false }
-        return r.usesLongFactors(length: end) && !cache.rotatedLong && !tokens.isEmpty
+    /// With LongRoPE: whether a call ending at `end` positions uses other factors than the
+    /// cached entries were rotated with — it passes the threshold while the cache holds
+    /// short-factor entries, or (after a truncation or a new prompt sharing a prefix) it ends
+    /// below the threshold while the cache holds long-factor entries.
+    func needsRotation(end: Int) -> Bool {
+        guard let r = model.config.longRoPE, !tokens.isEmpty else { return false }
+        return r.usesLongFactors(length: end) != cache.rotatedLong
     }
 
     /// LongRoPE's switch, as transformers' `generate` makes it: when a sequence first passes
     /// `original_max_position_embeddings`, the tokens already in the cache are evaluated again
     /// with the long factors (one prefill of the context, once), so that every key is rotated
-    /// alike. Returns false when cancelled (the chunks evaluated again so far stay in the context).
-    func rotateLong(end: Int) throws(ModelError) -> Bool {
+    /// alike. The same brings a long-rotated cache that was cut back below the threshold to the
+    /// short factors, so a context reused for a new prompt gives what a fresh one gives. Returns
+    /// false when cancelled (the chunks evaluated again so far stay in the context).
+    func rotate(end: Int) throws(ModelError) -> Bool {
         let old = tokens
         reset()
         var i = 0

@@ -17,6 +17,29 @@ public struct ChatMessage: Sendable, Equatable {
     public static func user(_ content: String) -> ChatMessage { ChatMessage(role: "user", content: content) }
     /// An assistant message.
     public static func assistant(_ content: String) -> ChatMessage { ChatMessage(role: "assistant", content: content) }
+
+    /// Phi-4-reasoning's system prompt: the system text of its published chat template, which
+    /// puts it first in every conversation that does not begin with a system message (the
+    /// models are trained with it). ``Tokenizer/applyChatTemplate(_:addGenerationPrompt:allowSpecialInContent:)``
+    /// adds it by itself for a vocabulary with Phi-4-reasoning's `<think>` token; use it
+    /// explicitly (`phi4 chat --reasoning`) for a file whose tokenizer lacks that token.
+    public static let phi4ReasoningSystemPrompt =
+        "You are Phi, a language model trained by Microsoft to help users. Your role as an assistant involves "
+        + "thoroughly exploring questions through a systematic thinking process before providing the final precise "
+        + "and accurate solutions. This requires engaging in a comprehensive cycle of analysis, summarizing, "
+        + "exploration, reassessment, reflection, backtracing, and iteration to develop well-considered thinking "
+        + "process. Please structure your response into two main sections: Thought and Solution using the specified "
+        + "format: <think> {Thought section} </think> {Solution section}. In the Thought section, detail your "
+        + "reasoning process in steps. Each step should include detailed considerations such as analysing questions, "
+        + "summarizing relevant findings, brainstorming new ideas, verifying the accuracy of the current steps, "
+        + "refining any errors, and revisiting previous steps. In the Solution section, based on various attempts, "
+        + "explorations, and reflections from the Thought section, systematically present the final solution that "
+        + "you deem correct. The Solution section should be logical, accurate, and concise and detail necessary "
+        + "steps needed to reach the conclusion. Now, try to solve the following question through the above "
+        + "guidelines:"
+
+    /// Phi-4-reasoning's system message (``phi4ReasoningSystemPrompt``).
+    public static var reasoningSystem: ChatMessage { .system(phi4ReasoningSystemPrompt) }
 }
 
 /// Which chat format a tokenizer's special tokens call for.
@@ -44,7 +67,22 @@ extension Tokenizer {
             ? .phi4Mini : .phi4
     }
 
-    /// The chat prompt as token ids.
+    /// The system message this vocabulary's chat template puts first when a conversation has
+    /// none: ``ChatMessage/phi4ReasoningSystemPrompt`` for Phi-4-reasoning's vocabulary (Phi-4's
+    /// format with `<think>` as a special token), nil otherwise.
+    public var defaultSystemPrompt: String? {
+        chatFormat == .phi4 && specialTokenID("<think>") != nil ? ChatMessage.phi4ReasoningSystemPrompt : nil
+    }
+
+    /// `messages` with ``defaultSystemPrompt`` first when there is one and they do not begin
+    /// with a system message.
+    func withDefaultSystem(_ messages: [ChatMessage]) -> [ChatMessage] {
+        guard let s = defaultSystemPrompt, messages.first?.role != "system" else { return messages }
+        return [.system(s)] + messages
+    }
+
+    /// The chat prompt as token ids. A conversation that does not begin with a system message
+    /// gets the vocabulary's ``defaultSystemPrompt`` first, as the model's own template does.
     ///
     /// - Parameters:
     ///   - messages: the conversation so far.
@@ -59,6 +97,7 @@ extension Tokenizer {
             return try applyMiniChatTemplate(messages, addGenerationPrompt: addGenerationPrompt,
                                              allowSpecialInContent: allowSpecialInContent)
         }
+        let messages = withDefaultSystem(messages)
         let (start, sep, end) = try chatMarkers()
         var out: [TokenID] = []
         func open(_ role: String) throws(TokenizerError) {
@@ -87,6 +126,7 @@ extension Tokenizer {
     ///   message do not fit.
     public func applyChatTemplate(_ messages: [ChatMessage], fitting budget: Int, addGenerationPrompt: Bool = true)
         throws(TokenizerError) -> (ids: [TokenID], dropped: Int) {
+        let messages = withDefaultSystem(messages)
         let head = messages.first?.role == "system" ? 1 : 0
         var dropped = 0
         while true {
@@ -106,6 +146,7 @@ extension Tokenizer {
     /// encodes, for display). Encoding this text with specials allowed gives the same ids only
     /// when no content contains special-token text.
     public func renderChat(_ messages: [ChatMessage], addGenerationPrompt: Bool = true) -> String {
+        let messages = withDefaultSystem(messages)
         var s = ""
         if chatFormat == .phi4Mini {
             for m in messages { s += "<|\(m.role)|>\(m.content)<|end|>" }

@@ -23,7 +23,8 @@ from .model import Model
 from .tokenizer import Tokenizer
 
 __all__ = ["Model", "Tokenizer", "Context", "Stream", "Batch", "Update", "Phi4Error", "InvalidArgument", "ModelFileError",
-           "ContextFullError", "Cancelled", "ContextBusy", "version", "__version__", "ABI_VERSION"]
+           "ContextFullError", "Cancelled", "ContextBusy", "version", "__version__", "ABI_VERSION",
+           "REASONING_SYSTEM_PROMPT"]
 
 #: The C ABI version this package is written for (the loaded library's is checked at import).
 ABI_VERSION = _native.ABI_VERSION
@@ -33,6 +34,11 @@ def version() -> str:
     """The loaded library's version, "MAJOR.MINOR.PATCH"."""
     return _native.lib.phi4_version().decode()
 
+
+#: Phi-4-reasoning's system prompt (the system text of its published chat template): pass it as
+#: the first message, {"role": "system", "content": phi4.REASONING_SYSTEM_PROMPT}. A model whose
+#: vocabulary has Phi-4-reasoning's <think> token gets it by itself when a chat has no system message.
+REASONING_SYSTEM_PROMPT: str = _native.lib.phi4_reasoning_system_prompt().decode()
 
 #: The package's version: that of the library it carries.
 __version__ = version()

@@ -109,6 +109,7 @@ def _sig(name: str, res: Any, *args: Any) -> None:
 
 
 _sig("phi4_version", c_char_p)
+_sig("phi4_reasoning_system_prompt", c_char_p)
 _sig("phi4_last_error", c_char_p)
 _sig("phi4_model_params_init", c_int32, ctypes.POINTER(ModelParams), c_size_t)
 _sig("phi4_model_load", c_int32, c_char_p, ctypes.POINTER(ModelParams), ctypes.POINTER(c_void_p))

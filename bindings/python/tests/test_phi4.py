@@ -372,3 +372,32 @@ def test_model_generate_from_threads_at_once(model):
     first = next(s)
     assert model.generate(ref["ids"], max_tokens=24, temperature=0) == alone
     assert first + "".join(s) == alone
+
+
+def test_phi4_mini_architecture_greedy_matches_transformers():
+    """Phi-4-mini's architecture (o200k vocabulary, partial rotary, LongRoPE, tied lm_head):
+    greedy text equals transformers' generate, also for the prompt whose generation crosses
+    original_max_position_embeddings, and in a context reused from prompt to prompt."""
+    path = os.path.join(FIX, "models", "mini")
+    m = phi4.Model(path)
+    prompts = json.load(open(os.path.join(path, "reference", "prompts.json")))["prompts"]
+    eog = set(m.eog_tokens)
+    for ref in prompts:
+        cut = next((i for i, t in enumerate(ref["greedy32"]) if t in eog), 32)
+        assert m.generate(ref["ids"], max_tokens=32, temperature=0) == m.detokenize(ref["greedy32"][:cut]), ref["name"]
+    # Phi-4-mini's o200k vocabulary and chat format (<|user|>…<|end|><|assistant|>).
+    tok = phi4.Tokenizer(os.path.join(FIX, "tokenizer", "mini-small"))
+    ids = tok.chat_template([{"role": "user", "content": "hi"}])
+    assert ids[0] == tok.token_id("<|user|>") and ids[-2] == tok.token_id("<|end|>")
+    assert ids[-1] == tok.token_id("<|assistant|>")
+
+
+def test_reasoning_system_prompt_preset():
+    p = phi4.REASONING_SYSTEM_PROMPT
+    assert p.startswith("You are Phi, a language model trained by Microsoft to help users.")
+    assert p.endswith("Now, try to solve the following question through the above guidelines:")
+    # Phi-4's own vocabulary adds nothing by itself; the preset is the caller's first message.
+    tok = phi4.Tokenizer(os.path.join(FIX, "tokenizer", "phi4"))
+    plain = tok.chat_template([{"role": "user", "content": "hi"}])
+    preset = tok.chat_template([{"role": "system", "content": p}, {"role": "user", "content": "hi"}])
+    assert len(preset) > len(plain) + 150
