@@ -77,5 +77,12 @@ check "an unmappable model is an error (exit $rc), not a crash" '[ $rc -ne 0 ] &
 rm -rf "$tmp"
 check "the Swift embedding example builds" 'swift build -c release --package-path examples/swift >/dev/null 2>&1'
 check "and runs a chat turn" '[ -n "$(examples/swift/.build/release/ChatTurn $M "Hi")" ]'
+# Constrained output: every schema of the committed suite, one seed each, parses and validates
+# under the PyPI jsonschema package, and regular-expression outputs match under Python's re
+# (tools/schema_suite.py runs more seeds).
+python3 -c "import jsonschema" 2>/dev/null || python3 -m pip install -q jsonschema 2>&1 | grep -v "Running pip as the 'root' user" || true
+schema_log=$(mktemp)
+check "constrained JSON validates (jsonschema) and regex output fully matches (re)" 'python3 tools/schema_suite.py --seeds 1 --phi4 "$P" >"$schema_log" 2>&1 || { grep -E "FAIL|outputs" "$schema_log" >&2; false; }'
+rm -f "$schema_log"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -7,9 +7,9 @@ cd "$(dirname "$0")/.."
 make -s server >/dev/null
 python3 tools/gen_openapi.py --check
 VENV=.build-srvpy
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai, pytest, schemathesis" 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai, pytest, schemathesis, jsonschema" 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check openai==3.63.0 pytest==9.0.3 schemathesis==4.32.5 pyyaml==6.0.3
+    "$VENV/bin/pip" install -q --disable-pip-version-check openai==3.63.0 pytest==9.0.3 schemathesis==4.32.5 pyyaml==6.0.3 jsonschema
 fi
 PHI4_SERVER="$PWD/Server/.build/release/phi4-server" "$VENV/bin/python" -m pytest -q -p no:cacheprovider Server/Tests
 

@@ -165,8 +165,9 @@ def test_errors_have_openai_shape_and_status(server):
         c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=4, n=2)
     assert e.value.body["param"] == "n"
     with pytest.raises(openai.BadRequestError) as e:
-        c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=4, response_format={"type": "json_object"})
-    assert e.value.body["param"] == "response_format"
+        c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=4, response_format={
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "uniqueItems": True}}})
+    assert e.value.body["param"] == "response_format" and "uniqueItems" in e.value.body["message"]
     with pytest.raises(openai.BadRequestError) as e:
         c.completions.create(model=ALIAS, prompt="x " * 600, max_tokens=4)
     assert e.value.body["code"] == "context_length_exceeded" and "512" in e.value.body["message"]
@@ -217,3 +218,23 @@ def test_api_key_queue_full_and_disconnect():
         # SIGTERM: in-flight work ends, the process exits 0.
         s.proc.send_signal(signal.SIGTERM)
         assert s.proc.wait(timeout=30) == 0
+
+
+def test_response_format_json_schema_and_json_object(server):
+    """Constrained answers parse and validate (the jsonschema package is the oracle), whole and
+    streamed, at temperature 1 on the demo model."""
+    import jsonschema
+    c = server.client()
+    schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12},
+                                               "age": {"type": "integer", "minimum": 0, "maximum": 130},
+                                               "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 3}},
+              "required": ["name", "age"], "additionalProperties": False}
+    for seed in range(3):
+        r = c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=120, temperature=1, seed=seed,
+                                      response_format={"type": "json_schema",
+                                                       "json_schema": {"name": "person", "schema": schema, "strict": True}})
+        jsonschema.validate(json.loads(r.choices[0].message.content), schema)
+    stream = c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=80, temperature=1, seed=7,
+                                       response_format={"type": "json_object"}, stream=True)
+    text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert isinstance(json.loads(text), dict)

@@ -40,6 +40,18 @@ struct Generate: ParsableCommand {
     @Flag(name: .customLong("print-ids"), help: "Print the generated ids, comma-separated, instead of text.")
     var printIDs = false
 
+    @Option(name: .customLong("json-schema"), help: "Constrain the output to valid instances of the JSON Schema in this file.")
+    var jsonSchema: String?
+
+    @Flag(help: "Constrain the output to a JSON object.")
+    var json = false
+
+    @Option(help: "Constrain the output to the GBNF grammar in this file (start rule root).")
+    var grammar: String?
+
+    @Option(help: "Constrain the output to text matching this regular expression as a whole.")
+    var regex: String?
+
     @Option(help: "Prompt-lookup decoding: propose up to N tokens (≤ 7) from earlier text, verified in one pass (0: off).")
     var lookup = 0
 
@@ -68,6 +80,16 @@ struct Generate: ParsableCommand {
         options.maxTokens = maxTokens
         options.stopStrings = stop
         options.sampling = sampling.parameters
+        let constraints = [jsonSchema != nil, json, grammar != nil, regex != nil].filter { $0 }.count
+        if constraints > 1 { throw ValidationError("give at most one of --json-schema, --json, --grammar, --regex") }
+        do {
+            if let f = jsonSchema { options.constraint = .jsonSchema(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
+            if let f = grammar { options.constraint = .grammar(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
+        } catch {
+            throw RuntimeError(error)
+        }
+        if json { options.constraint = .jsonObject }
+        if let r = regex { options.constraint = .regex(r) }
         // Default capacity: enough for the prompt and the tokens asked for (at least 4096).
         let session = try common.session(m, defaultCapacity: max(4096, promptIDs.count + maxTokens))
         do {

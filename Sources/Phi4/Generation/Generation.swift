@@ -27,6 +27,8 @@ public final class Generation {
     var queue: [(String, TokenID)] = []
     var flushed = false
     var pending: (TokenID, [Float])?
+    /// The constraint's state, when the output is constrained.
+    var tracker: ConstraintTracker?
     /// Prompt lookup's record per match length n (index n − 1): draft tokens accepted, and draft
     /// tokens tried (proposed up to and including the first rejected one), both decayed while
     /// matches of that length go unused (see ``proposeDraft(after:)``).
@@ -36,7 +38,7 @@ public final class Generation {
     var started: ContinuousClock.Instant
 
     convenience init(session: Session, prompt: [TokenID], options: GenerationOptions) throws(ModelError) {
-        try Generation.validate(options)
+        try Generation.validate(options, model: session.model)
         session.clearCancel()
         let t0 = ContinuousClock.now
         let prefill = try session.evaluateForGeneration(prompt)
@@ -59,15 +61,30 @@ public final class Generation {
         stream = StreamingDecoder(tokenizer: session.model.tokenizer)
         stops = StopStringMatcher(options.stopStrings)
         endIDs = session.model.endOfGenerationIDs.union(options.stopTokenIDs)
+        // Compiled (and cached) by validate(_:model:) already.
+        if let c = options.constraint,
+           let t = try? TokenConstraint.compiled(c, tokenizer: session.model.tokenizer, vocabSize: session.model.config.vocabSize) {
+            tracker = ConstraintTracker(t)
+        }
     }
 
     /// Throws ``ModelError/invalidRequest(_:)`` for options no generation can run with.
-    static func validate(_ options: GenerationOptions) throws(ModelError) {
+    static func validate(_ options: GenerationOptions, model: Model) throws(ModelError) {
         try options.sampling.validate()
         guard options.maxTokens >= 0 else { throw .invalidRequest("max tokens must be ≥ 0") }
         if let n = options.topLogprobs, n < 0 || n > 20 { throw .invalidRequest("top logprobs must be in 0…20") }
         guard options.lookup >= 0 else { throw .invalidRequest("lookup must be ≥ 0") }
         for s in options.stopStrings where s.isEmpty { throw .invalidRequest("stop strings must not be empty") }
+        if let c = options.constraint {
+            let t: TokenConstraint
+            do { t = try TokenConstraint.compiled(c, tokenizer: model.tokenizer, vocabSize: model.config.vocabSize) } catch {
+                throw .invalidRequest("constraint: \(error)")
+            }
+            let need = t.grammar.minBytesToComplete(t.grammar.initialState)
+            if need > options.maxTokens {
+                throw .invalidRequest("constraint: the shortest matching output takes \(need) bytes; max tokens \(options.maxTokens) may not reach it")
+            }
+        }
     }
 
     /// Stops the generation (reason ``StopReason/cancelled``) without emitting held-back text.
@@ -114,7 +131,7 @@ public final class Generation {
     /// Samples one token, streams its text, and evaluates it for the next step.
     func step() throws(ModelError) {
         guard let id = try chooseToken() else { return }
-        let (match, draft) = options.lookup > 0 ? proposeDraft(after: id) : (0, [])
+        let (match, draft) = options.lookup > 0 && tracker == nil ? proposeDraft(after: id) : (0, [])
         guard let rows = try session.evaluateForGeneration([id] + draft, allLogits: !draft.isEmpty) else {
             return end(.cancelled, flush: false)
         }
@@ -143,12 +160,16 @@ public final class Generation {
             if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
             record(id, raw)
         } else {
+            tracker?.apply(&logits, remaining: options.maxTokens - result.tokens.count, endIDs: endIDs)
             let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
             id = sampler.sample(&logits, history: session.tokens[...])
             if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
             record(id, raw)
+            tracker?.accept(id)
         }
         guard try emitToken(id) else { return nil }
+        // A complete match that nothing can extend: done without another pass.
+        if let t = tracker, t.state.isComplete && !t.state.canContinue { end(.endOfSequence, flush: true); return nil }
         if session.tokens.count >= session.contextLength { end(.contextFull, flush: true); return nil }
         if result.tokens.count >= options.maxTokens { end(.maxTokens, flush: true); return nil }
         if session.cancelRequested { end(.cancelled, flush: false); return nil }

@@ -38,6 +38,15 @@ public struct GenerationOptions: Sendable {
     /// token, its log-probability under the model (log-softmax of the raw logits, before
     /// temperature, penalties and truncation) and the N most likely alternatives.
     public var topLogprobs: Int? = nil
+    /// Constrained output: a GBNF grammar, a regular expression or a JSON Schema the generated
+    /// text must follow (nil: none). Before each token the tokens that cannot continue a match
+    /// are removed (and end-of-generation unless the text is a complete match); tokens that
+    /// could not be finished within the remaining `maxTokens` are removed too, so the output is
+    /// complete whenever the budget allows any match. Log-probabilities are those of the
+    /// constrained distribution (after the removal). Prompt lookup is off while constrained. A
+    /// constraint that cannot be compiled, matches nothing, or needs more bytes than `maxTokens`
+    /// is an error before generation starts.
+    public var constraint: Constraint? = nil
 
     /// Default options: up to 256 tokens, default sampling.
     public init() {}

@@ -139,7 +139,7 @@ public final class Scheduler: @unchecked Sendable {
     ///   vocabulary or bad options; ``ModelError/contextFull(_:)`` when the prompt does not fit
     ///   in a slot; ``ModelError/busy(_:)`` when ``SchedulerOptions/maxQueue`` requests already wait.
     public func submit(_ prompt: [TokenID], options: GenerationOptions = GenerationOptions()) throws(ModelError) -> Int {
-        try Generation.validate(options)
+        try Generation.validate(options, model: model)
         guard !prompt.isEmpty else { throw .invalidRequest("the prompt is empty") }
         let vocab = model.config.vocabSize
         for id in prompt where id < 0 || Int(id) >= vocab {

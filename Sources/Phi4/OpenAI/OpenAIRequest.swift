@@ -50,8 +50,9 @@ public struct OpenAIError: Error, Sendable, CustomStringConvertible {
 /// `seed`, `stop` (a string or up to 4), `presence_penalty`, `frequency_penalty`, `logit_bias`,
 /// `logprobs` (chat: a bool, with `top_logprobs` 0…20, ignored without it; completions: 0…5), `stream`,
 /// `stream_options.include_usage`, `n` (1 only), and the extensions `top_k`, `min_p`,
-/// `repeat_penalty`. Unknown fields are ignored; a known one that cannot be honoured (`n` > 1,
-/// `response_format` other than text, `tools`, `tool_choice`, several prompts, `echo`, `suffix`,
+/// `repeat_penalty`, and `response_format` (text, `json_object`, or `json_schema` with its
+/// `schema`: the output is constrained to it, see ``JSONSchema``). Unknown fields are ignored; a known one that cannot be honoured (`n` > 1,
+/// `tools`, `tool_choice`, several prompts, `echo`, `suffix`,
 /// `best_of` > 1) is an error naming it.
 public struct OpenAIRequest: Sendable {
     /// Which endpoint the body is for.
@@ -204,8 +205,22 @@ public struct OpenAIRequest: Sendable {
         }
 
         // Known fields this server cannot honour.
-        if let rf = o["response_format"], !rf.isNull, rf["type"]?.stringValue != "text" {
-            throw .invalid("response_format", "response_format is not supported yet (only {\"type\": \"text\"})")
+        if let rf = o["response_format"], !rf.isNull {
+            switch rf["type"]?.stringValue {
+            case "text"?: break
+            case "json_object"?: r.options.constraint = .jsonObject
+            case "json_schema"?:
+                guard let spec = rf["json_schema"], let schema = spec["schema"], schema.objectValue != nil || schema.boolValue != nil else {
+                    throw .invalid("response_format", "json_schema needs {\"name\": …, \"schema\": {…}}")
+                }
+                // strict: true or false, the output follows the whole schema (every supported keyword).
+                r.options.constraint = .jsonSchema(JSONSchema.serialize(schema))
+            default:
+                throw .invalid("response_format", "response_format type must be text, json_object or json_schema")
+            }
+            if let c = r.options.constraint {
+                do { _ = try c.compile() } catch { throw .invalid("response_format", error.description) }
+            }
         }
         for name in ["tools", "functions"] {
             if let v = o[name], !v.isNull, v.arrayValue?.isEmpty != true { throw .invalid(name, "\(name) is not supported yet") }

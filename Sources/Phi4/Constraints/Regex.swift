@@ -1,0 +1,221 @@
+// Regular expressions (an ECMA-262 subset) compiled to grammars: for whole outputs (like
+// Python's re.fullmatch) and for JSON Schema's `pattern` inside a JSON string.
+
+/// Regular expressions, the subset both ECMA-262 (JSON Schema's dialect) and Python agree on:
+/// literals, `.` (any character but a newline), classes `[a-z]` / `[^…]`, the escapes
+/// `\d \w \s \D \W \S`, `\n \t \r \f \v \0 \xHH \uHHHH` and escaped punctuation, groups `( … )` and
+/// `(?: … )`, alternation `|`, the quantifiers `* + ? {n} {n,} {n,m}` (a lazy `?` after one is
+/// accepted: it changes which match a search finds, not which texts match), and the anchors `^`
+/// at the start and `$` at the end. Backreferences, lookaround, `\b` and named groups are
+/// refused with an error naming them. `\d` is `[0-9]` and `\w` `[A-Za-z0-9_]` (ECMA's ASCII
+/// meaning), `\s` the ASCII whitespace.
+public enum Regex {
+    /// A grammar for text that matches `pattern` as a whole.
+    public static func compile(_ pattern: String) throws(ConstraintError) -> Grammar {
+        let b = GrammarBuilder()
+        let (node, _, _) = try parse(pattern)
+        let root = b.rule("root", [emit(node, b, json: false)])
+        return try b.build(root: root)
+    }
+
+    indirect enum Node {
+        case chars([ClosedRange<UInt32>])
+        case seq([Node])
+        case alt([Node])
+        case rep(Node, Int, Int?)
+    }
+
+    /// Parses a pattern; also says whether it was anchored at the start and at the end.
+    static func parse(_ pattern: String) throws(ConstraintError) -> (Node, Bool, Bool) {
+        var p = Parser(text: Array(pattern.unicodeScalars))
+        var start = false, end = false
+        if p.peek == "^" { p.pos += 1; start = true }
+        var text = p.text
+        if text.count > p.pos, text.last == "$" {
+            // An unescaped final $ anchors the end.
+            var backslashes = 0
+            var i = text.count - 2
+            while i >= 0 && text[i] == "\\" { backslashes += 1; i -= 1 }
+            if backslashes % 2 == 0 { text.removeLast(); end = true }
+        }
+        p = Parser(text: text, pos: p.pos)
+        let node = try p.alternatives()
+        guard p.pos == p.text.count else { throw p.error("unexpected ')'") }
+        return (node, start, end)
+    }
+
+    /// Symbols for a node; with `json`, characters are written as inside a JSON string (quote,
+    /// backslash and control characters escaped).
+    static func emit(_ n: Node, _ b: GrammarBuilder, json: Bool) -> [GrammarBuilder.Symbol] {
+        switch n {
+        case .chars(let ranges):
+            return [json ? JSONSchema.jsonChars(ranges, b) : b.scalarClass(ranges)]
+        case .seq(let items):
+            return items.flatMap { emit($0, b, json: json) }
+        case .alt(let alts):
+            return [b.choice(alts.map { emit($0, b, json: json) }, "re-alt")]
+        case .rep(let x, let lo, let hi):
+            return b.repeated(emit(x, b, json: json), min: lo, max: hi, "re-rep")
+        }
+    }
+
+    static let digit: [ClosedRange<UInt32>] = [48...57]
+    static let word: [ClosedRange<UInt32>] = [48...57, 65...90, 95...95, 97...122]
+    static let space: [ClosedRange<UInt32>] = [9...13, 32...32]
+
+    struct Parser {
+        var text: [Unicode.Scalar]
+        var pos = 0
+
+        var peek: Unicode.Scalar? { pos < text.count ? text[pos] : nil }
+
+        func error(_ m: String) -> ConstraintError { ConstraintError("regex at \(pos): \(m)") }
+
+        mutating func alternatives() throws(ConstraintError) -> Node {
+            var alts = [try sequence()]
+            while peek == "|" {
+                pos += 1
+                alts.append(try sequence())
+            }
+            return alts.count == 1 ? alts[0] : .alt(alts)
+        }
+
+        mutating func sequence() throws(ConstraintError) -> Node {
+            var items: [Node] = []
+            while let c = peek, c != "|", c != ")" {
+                var atom: Node
+                pos += 1
+                switch c {
+                case "(":
+                    if peek == "?" {
+                        guard pos + 1 < text.count, text[pos + 1] == ":" else {
+                            throw error("lookaround and named groups are not supported")
+                        }
+                        pos += 2
+                    }
+                    atom = try alternatives()
+                    guard peek == ")" else { throw error("missing )") }
+                    pos += 1
+                case "[": atom = .chars(try charClass())
+                case ".": atom = .chars(ScalarSet.complement([10...10]))
+                case "\\": atom = .chars(try escape(inClass: false))
+                case "^", "$": throw error("anchors are supported only at the start and the end")
+                case "*", "+", "?", "{": throw error("nothing to repeat")
+                default: atom = .chars([c.value...c.value])
+                }
+                atom = try quantifiers(atom)
+                items.append(atom)
+            }
+            return items.count == 1 ? items[0] : .seq(items)
+        }
+
+        mutating func quantifiers(_ atom: Node) throws(ConstraintError) -> Node {
+            var atom = atom
+            while let c = peek {
+                var lo = 0, hi: Int? = nil
+                switch c {
+                case "*": pos += 1
+                case "+": pos += 1; lo = 1
+                case "?": pos += 1; hi = 1
+                case "{":
+                    // {n}, {n,}, {n,m}; a brace that starts none of these is a literal in ECMA
+                    // but an error in Unicode mode: refused.
+                    pos += 1
+                    guard let n = number() else { throw error("expected a count after {") }
+                    lo = n
+                    hi = n
+                    if peek == "," {
+                        pos += 1
+                        hi = number()
+                    }
+                    guard peek == "}" else { throw error("expected }") }
+                    pos += 1
+                    if let h = hi, h < lo { throw error("{\(lo),\(h)}: the maximum is below the minimum") }
+                    if (hi ?? lo) > 10_000 { throw error("repetition counts above 10000 are not supported") }
+                default: return atom
+                }
+                if peek == "?" { pos += 1 }  // lazy: the same set of matching texts
+                atom = .rep(atom, lo, hi)
+            }
+            return atom
+        }
+
+        mutating func number() -> Int? {
+            var v = 0, any = false
+            while let c = peek, c >= "0" && c <= "9" { v = min(v * 10 + Int(c.value - 48), 1_000_000); pos += 1; any = true }
+            return any ? v : nil
+        }
+
+        mutating func hex(_ n: Int) throws(ConstraintError) -> UInt32 {
+            var v: UInt32 = 0
+            for _ in 0..<n {
+                guard let c = peek, let d = Int(String(c), radix: 16) else { throw error("expected \(n) hex digits") }
+                v = v * 16 + UInt32(d)
+                pos += 1
+            }
+            return v
+        }
+
+        /// An escape after the backslash: its code points.
+        mutating func escape(inClass: Bool) throws(ConstraintError) -> [ClosedRange<UInt32>] {
+            guard let c = peek else { throw error("pattern ends with a backslash") }
+            pos += 1
+            switch c {
+            case "d": return Regex.digit
+            case "D": return ScalarSet.complement(Regex.digit)
+            case "w": return Regex.word
+            case "W": return ScalarSet.complement(Regex.word)
+            case "s": return Regex.space
+            case "S": return ScalarSet.complement(Regex.space)
+            case "n": return [10...10]
+            case "t": return [9...9]
+            case "r": return [13...13]
+            case "f": return [12...12]
+            case "v": return [11...11]
+            case "0": return [0...0]
+            case "x": let v = try hex(2); return [v...v]
+            case "u":
+                let v = try hex(4)
+                guard !(0xD800...0xDFFF).contains(v) else { throw error("surrogate escapes are not supported") }
+                return [v...v]
+            case "b" where inClass: return [8...8]
+            case "b", "B": throw error("word boundaries (\\\(c)) are not supported")
+            case "1"..."9": throw error("backreferences are not supported")
+            case "p", "P", "k", "c": throw error("\\\(c) escapes are not supported")
+            default:
+                guard !(c.properties.isAlphabetic || ("0"..."9").contains(c)) else { throw error("unknown escape \\\(c)") }
+                return [c.value...c.value]
+            }
+        }
+
+        mutating func charClass() throws(ConstraintError) -> [ClosedRange<UInt32>] {
+            var negate = false
+            if peek == "^" { negate = true; pos += 1 }
+            var ranges: [ClosedRange<UInt32>] = []
+            var first = true
+            while true {
+                guard let c = peek else { throw error("unterminated character class") }
+                if c == "]" && !first { pos += 1; break }
+                if c == "]" && first { pos += 1; break }  // [] matches nothing; [^] anything
+                first = false
+                pos += 1
+                var lo: [ClosedRange<UInt32>]
+                if c == "\\" { lo = try escape(inClass: true) } else { lo = [c.value...c.value] }
+                if peek == "-", pos + 1 < text.count, text[pos + 1] != "]", lo.count == 1, lo[0].count == 1 {
+                    pos += 1
+                    let d = text[pos]
+                    pos += 1
+                    var hi: [ClosedRange<UInt32>] = [d.value...d.value]
+                    if d == "\\" { hi = try escape(inClass: true) }
+                    guard hi.count == 1, hi[0].count == 1, hi[0].lowerBound >= lo[0].lowerBound else {
+                        throw error("invalid character range")
+                    }
+                    lo = [lo[0].lowerBound...hi[0].lowerBound]
+                }
+                ranges += lo
+            }
+            let set = negate ? ScalarSet.complement(ranges) : ScalarSet.normalize(ranges)
+            return set
+        }
+    }
+}
