@@ -1,0 +1,146 @@
+import XCTest
+@testable import Phi4
+
+/// The constraint engine: UTF-8 classes, GBNF, regular expressions, JSON Schema refusals, exact
+/// token masks and generation that always ends in a complete match. (Validity of generated JSON
+/// against the jsonschema package and of regex outputs against Python's re is checked by
+/// tools/schema_suite.py, run by make test.)
+final class ConstraintTests: XCTestCase {
+    /// A character class over code points accepts exactly the UTF-8 encodings of its members:
+    /// checked for every code point of several ranges (surrogates never match).
+    func testScalarClassesMatchExactlyTheirCodePoints() throws {
+        let classes: [[ClosedRange<UInt32>]] = [[0x41...0x5A], [0x80...0x7FF], [0x7F0...0x1234], [0xD000...0xE100],
+                                                [0xFFF0...0x10010], [0x1F600...0x1F64F], [0x20...0x10FFFF]]
+        let samples: [UInt32] = Array(0...0x3000) + Array(stride(from: 0x3000, through: 0x10FFFF, by: 97)) + [0xD7FF, 0xE000, 0xFFFF, 0x10000, 0x10FFFF]
+        for ranges in classes {
+            let b = GrammarBuilder()
+            let root = b.rule("root", [[b.scalarClass(ranges)]])
+            let g = try b.build(root: root)
+            for c in samples {
+                guard let scalar = Unicode.Scalar(c) else { continue }
+                let want = ranges.contains { $0.contains(c) }
+                XCTAssertEqual(g.matches(String(Character(scalar))), want, "U+\(String(c, radix: 16)) in \(ranges)")
+            }
+        }
+    }
+
+    func testGBNF() throws {
+        let g = try GBNF.compile("""
+            # arithmetic
+            root ::= expr
+            expr ::= term (("+" | "-") term)*
+            term ::= [0-9]+ | "(" expr ")"
+            """)
+        for s in ["1", "12+3", "(1-2)+30", "((7))"] { XCTAssertTrue(g.matches(s), s) }
+        for s in ["", "+1", "1+", "(1", "a"] { XCTAssertFalse(g.matches(s), s) }
+        let h = try GBNF.compile(#"root ::= "é" [^a-z\n]{2,3} "\x41" .?"#)
+        XCTAssertTrue(h.matches("éXYA"))
+        XCTAssertTrue(h.matches("é日本語A!"))
+        XCTAssertFalse(h.matches("éxyA"))
+        XCTAssertFalse(h.matches("éXYZWA"))
+        for bad in ["expr ::= \"a\"", "root ::= undefined", "root ::= \"a", "root ::= root \"a\"", "root ::= [z-a]", "root ::= x{3,1}"] {
+            XCTAssertThrowsError(try GBNF.compile(bad), bad)
+        }
+    }
+
+    /// Whole-output regular expressions, against answers worked out by hand (Python's
+    /// re.fullmatch gives the same; tools/schema_suite.py checks generated outputs with it).
+    func testRegex() throws {
+        let cases: [(String, [String], [String])] = [
+            (#"[a-z]{3,6}@[a-z]+\.(com|org)"#, ["abc@x.com", "abcdef@yy.org"], ["ab@x.com", "abc@x.net", "abc@.com"]),
+            (#"\d{4}-\d{2}-\d{2}"#, ["2024-01-31"], ["2024-1-31", "20240131"]),
+            (#"^(?:yes|no)$"#, ["yes", "no"], ["yesno", ""]),
+            (#"\w+\s\S"#, ["a_1 x", "Z\t!"], ["a  x", " x"]),
+            (#"a.c"#, ["abc", "a c", "a日c"], ["a\nc", "ac"]),
+            (#"x*?y+?"#, ["y", "xxyy"], ["x", ""]),
+            (#"[\]\-]+"#, ["]-]"], ["a"]),
+        ]
+        for (pattern, good, bad) in cases {
+            let g = try Regex.compile(pattern)
+            for s in good { XCTAssertTrue(g.matches(s), "\(pattern) \(s)") }
+            for s in bad { XCTAssertFalse(g.matches(s), "\(pattern) \(s)") }
+        }
+        for unsupported in [#"(a)\1"#, "(?=a)", #"\bword"#, "a{2,1}", "*a"] {
+            XCTAssertThrowsError(try Regex.compile(unsupported), unsupported)
+        }
+    }
+
+    /// Unsupported keywords are errors naming them; annotations are ignored.
+    func testSchemaRefusalsNameTheKeyword() throws {
+        for (schema, word) in [(#"{"type": "array", "uniqueItems": true}"#, "uniqueItems"),
+                               (#"{"not": {"type": "string"}}"#, "not"),
+                               (#"{"if": {}, "then": {}}"#, "if"),
+                               (#"{"type": "object", "patternProperties": {}}"#, "patternProperties"),
+                               (#"{"type": "string", "format": "uri"}"#, "uri"),
+                               (#"{"type": "number", "minimum": 0.5}"#, "minimum"),
+                               (#"{"$ref": "https://example.com/s.json"}"#, "local")] {
+            XCTAssertThrowsError(try JSONSchema.compile(schema), schema) { XCTAssertTrue("\($0)".contains(word), "\($0)") }
+        }
+        XCTAssertNoThrow(try JSONSchema.compile(#"{"title": "t", "description": "d", "$comment": "c", "examples": [1], "type": "integer"}"#))
+        let g = try JSONSchema.compile(#"{"type": "object", "properties": {"a": {"type": "integer", "minimum": 3, "maximum": 12}}, "required": ["a"], "additionalProperties": false}"#)
+        for s in [#"{"a":3}"#, #"{ "a" : 12 }"#, #"{"a":7}"#] { XCTAssertTrue(g.matches(s), s) }
+        for s in [#"{"a":2}"#, #"{"a":13}"#, #"{}"#, #"{"a":03}"#, #"{"a":3,"b":1}"#] { XCTAssertFalse(g.matches(s), s) }
+        let n = try JSONSchema.compile(#"{"type": "number", "exclusiveMinimum": -1, "maximum": 1}"#)
+        for s in ["-0.5", "0", "1", "1.000", "0.25", "-0.999"] { XCTAssertTrue(n.matches(s), s) }
+        for s in ["-1", "-1.0", "1.01", "2", "-1.5"] { XCTAssertFalse(n.matches(s), s) }
+    }
+
+    /// The mask from the trie walk equals a brute-force check of every token (its bytes run
+    /// through the grammar one by one) at prefixes of a JSON text, with the fewest bytes that
+    /// finish the match after each allowed token.
+    func testMasksEqualBruteForce() throws {
+        let tok = try Tokenizer.load(path: tokenizerFixtures + "/phi4")
+        let schema = #"{"type": "object", "properties": {"name": {"type": "string", "maxLength": 6}, "n": {"type": "integer", "minimum": -20, "maximum": 300}, "ok": {"type": "boolean"}}, "required": ["name", "n"], "additionalProperties": false}"#
+        let c = TokenConstraint(grammar: try JSONSchema.compile(schema), tokenizer: tok, vocabSize: 100352)
+        let g = c.grammar
+        let text = #"{"name": "é\"z", "n": -17, "ok": true}"#
+        XCTAssertTrue(g.matches(text))
+        let bytes = Array(text.utf8)
+        for cut in [0, 1, 5, 10, 12, 16, 20, 25, 30, bytes.count] {
+            let state = g.advance(g.initialState, bytes[..<cut])
+            XCTAssertFalse(state.isDead)
+            let mask = c.mask(state)
+            for id in 0..<100352 {
+                var want = TokenConstraint.forbidden
+                if !tok.isSpecial(TokenID(id)), let b = tok.vocabulary.bytes(of: id), b.count > 0 {
+                    var s = state
+                    for x in b {
+                        s = g.advance(s, x)
+                        if s.isDead { break }
+                    }
+                    if !s.isDead { want = UInt16(min(g.minBytesToComplete(s), 65534)) }
+                }
+                if mask[id] != want { XCTFail("prefix \(cut), token \(id): \(mask[id]) vs \(want)"); break }
+            }
+        }
+    }
+
+    /// Generation on the demo model: JSON that parses and keeps the schema's facts for several
+    /// seeds, a short budget still closes every value, and the output stops once the value is
+    /// complete. Impossible constraints are errors before generation.
+    func testGenerationAlwaysCompletesAndParses() throws {
+        let model = try Model.load(path: fixturesDirectory + "/../../../models/phi4-demo-q8_0.gguf")
+        let schema = #"{"type": "object", "properties": {"id": {"type": "integer", "minimum": 1, "maximum": 99}, "tags": {"type": "array", "items": {"type": "string", "maxLength": 4}, "maxItems": 3}}, "required": ["id", "tags"], "additionalProperties": false}"#
+        for (seed, maxTokens) in [(1, 200), (2, 200), (3, 30), (4, 18)] {
+            var o = GenerationOptions()
+            o.maxTokens = maxTokens
+            o.sampling.temperature = 1
+            o.sampling.seed = UInt64(seed)
+            o.constraint = .jsonSchema(schema)
+            let r = try Session(model: model, contextLength: 512).generate(model.tokenizer.encode("Data:"), options: o)
+            let v = try JSONParser.parse(r.text)
+            let id = v["id"]?.doubleValue ?? 0
+            XCTAssertTrue(id >= 1 && id <= 99 && id == id.rounded(), r.text)
+            XCTAssertLessThanOrEqual(v["tags"]?.arrayValue?.count ?? 9, 3, r.text)
+            XCTAssertEqual(Set(v.objectValue?.keys.map { $0 } ?? []), ["id", "tags"], r.text)
+            XCTAssertLessThanOrEqual(r.tokens.count, maxTokens)
+        }
+        var o = GenerationOptions()
+        o.maxTokens = 3
+        o.constraint = .jsonSchema(schema)
+        XCTAssertThrowsError(try Session(model: model, contextLength: 512).generate(model.tokenizer.encode("x"), options: o))
+        o.maxTokens = 50
+        o.constraint = .grammar("root ::= [")
+        XCTAssertThrowsError(try Session(model: model, contextLength: 512).generate(model.tokenizer.encode("x"), options: o))
+    }
+}
