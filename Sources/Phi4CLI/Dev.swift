@@ -10,7 +10,7 @@ import Phi4
 
 struct Dev: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Developer tools (random models for measurements).", subcommands: [RandomModelCommand.self])
+        abstract: "Developer tools (random models for measurements).", subcommands: [RandomModelCommand.self, MaskBenchCommand.self])
 }
 
 struct RandomModelCommand: ParsableCommand {
@@ -69,5 +69,60 @@ struct RandomModelCommand: ParsableCommand {
             throw RuntimeError(error)
         }
         printError("wrote \(out) in \((clock.now - start).components.seconds) s; peak memory \(fmt(Double(residentMemory().peak) / 1e9)) GB")
+    }
+}
+
+
+/// Times constrained decoding's mask computation: for each schema, a greedy constrained output
+/// is generated, then replayed token by token on a fresh constraint (empty caches, so states are
+/// met for the first time as in a new request), timing each mask on one thread.
+struct MaskBenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mask-bench", abstract: "Time token-mask computation over a list of JSON Schemas (one thread).")
+
+    @Option(help: "A model whose vocabulary to use (and to generate the replayed outputs).")
+    var model: String
+
+    @Option(help: "A JSON list of {\"name\", \"schema\"} (e.g. Tests/Phi4Tests/Fixtures/constraints/schemas.json).")
+    var schemas: String
+
+    @Option(name: .customLong("max-tokens"), help: "Tokens per output.")
+    var maxTokens = 128
+
+    func run() throws {
+        let m = try loadModel(model)
+        let list: JSONValue
+        do { list = try JSONParser.parse(try FileIO.readAll(schemas, limit: 1 << 26)) } catch { throw RuntimeError(error) }
+        var times: [Double] = [], compiles: [Double] = []
+        let clock = ContinuousClock()
+        func us(_ d: Duration) -> Double { Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12 }
+        for item in list.arrayValue ?? [] {
+            guard let schema = item["schema"] else { continue }
+            let text = JSONSchema.serializeForBench(schema)
+            var o = GenerationOptions()
+            o.maxTokens = maxTokens
+            o.sampling.temperature = 0
+            o.constraint = .jsonSchema(text)
+            let r: GenerationResult
+            do { r = try Session(model: m, contextLength: 1024).generate(m.tokenizer.encode("JSON:"), options: o) } catch { throw RuntimeError(error) }
+            let t0 = clock.now
+            let g: Grammar
+            do { g = try JSONSchema.compile(text) } catch { throw RuntimeError(error) }
+            let c = TokenConstraint(grammar: g, tokenizer: m.tokenizer, vocabSize: m.config.vocabSize)
+            compiles.append(us(clock.now - t0))
+            var state = g.initialState
+            for t in r.tokens {
+                let a = clock.now
+                _ = c.mask(state)
+                times.append(us(clock.now - a))
+                state = c.advance(state, t)
+            }
+        }
+        times.sort()
+        compiles.sort()
+        func q(_ a: [Double], _ p: Double) -> Double { a.isEmpty ? 0 : a[min(a.count - 1, Int(p * Double(a.count)))] }
+        print("vocabulary \(m.config.vocabSize), \(compiles.count) schemas, \(times.count) masks (fresh caches per schema), cpu \(Kernels.cpuModel)")
+        print("mask µs: median \(fmt(q(times, 0.5))), p90 \(fmt(q(times, 0.9))), p99 \(fmt(q(times, 0.99))), max \(fmt(times.last ?? 0))")
+        print("schema compile µs: median \(fmt(q(compiles, 0.5))), max \(fmt(compiles.last ?? 0))")
     }
 }

@@ -442,6 +442,9 @@ public enum JSONSchema {
         }
     }
 
+    /// Compact JSON text of a schema value (for tools that hold a parsed schema).
+    package static func serializeForBench(_ v: JSONValue) -> String { serialize(v) }
+
     /// Compact JSON text of a value (object keys sorted), as a generated `const` / `enum`.
     static func serialize(_ v: JSONValue) -> String {
         switch v {
