@@ -73,7 +73,8 @@ final class ConstraintTests: XCTestCase {
                                (#"{"type": "object", "patternProperties": {}}"#, "patternProperties"),
                                (#"{"type": "string", "format": "uri"}"#, "uri"),
                                (#"{"type": "number", "minimum": 0.5}"#, "minimum"),
-                               (#"{"$ref": "https://example.com/s.json"}"#, "local")] {
+                               (#"{"$ref": "https://example.com/s.json"}"#, "local"),
+                               (#"{"allOf": [{"properties": {"a": {}}, "required": ["a"]}], "additionalProperties": false}"#, "no object")] {
             XCTAssertThrowsError(try JSONSchema.compile(schema), schema) { XCTAssertTrue("\($0)".contains(word), "\($0)") }
         }
         XCTAssertNoThrow(try JSONSchema.compile(#"{"title": "t", "description": "d", "$comment": "c", "examples": [1], "type": "integer"}"#))

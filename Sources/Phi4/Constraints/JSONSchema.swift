@@ -172,14 +172,31 @@ public enum JSONSchema {
                 guard let items = all.arrayValue, !items.isEmpty else { throw fail(path, "allOf must be a non-empty array") }
                 var merged = o
                 merged["allOf"] = nil
+                // additionalProperties: false in one part allows only that part's own properties:
+                // the merged object may use the properties every such part allows.
+                var allowed: Set<String>? = nil
+                func restrict(_ part: [String: JSONValue]) {
+                    guard part["additionalProperties"]?.boolValue == false else { return }
+                    let own = Set((part["properties"]?.objectValue ?? [:]).keys)
+                    allowed = allowed.map { $0.intersection(own) } ?? own
+                }
+                restrict(o)
                 for (i, item) in items.enumerated() {
                     var io = item.objectValue ?? [:]
                     if let r = io["$ref"]?.stringValue { io = try resolve(r, from: "\(path)/allOf/\(i)").objectValue ?? [:] }
+                    restrict(io)
                     for (k, v) in io {
                         switch k {
                         case "properties":
                             var p = merged[k]?.objectValue ?? [:]
-                            for (pk, pv) in v.objectValue ?? [:] where p[pk] == nil { p[pk] = pv }
+                            for (pk, pv) in v.objectValue ?? [:] {
+                                // The same property in two parts must satisfy both: one of them
+                                // unconstrained, or both the same.
+                                let open: (JSONValue?) -> Bool = { $0 == nil || $0 == .bool(true) || $0 == .object([:]) }
+                                if open(p[pk]) { p[pk] = pv } else if !open(pv) && p[pk] != pv {
+                                    throw fail("\(path)/allOf/\(i)", "allOf constraining property \"\(pk)\" twice is not supported")
+                                }
+                            }
                             merged[k] = .object(p)
                         case "required":
                             merged[k] = .array((merged[k]?.arrayValue ?? []) + (v.arrayValue ?? []))
@@ -187,12 +204,20 @@ public enum JSONSchema {
                             if let t = merged[k], t != v { throw fail("\(path)/allOf/\(i)", "allOf with different types is not supported") }
                             merged[k] = v
                         case "additionalProperties":
-                            if v.boolValue == false { merged[k] = v }
+                            break  // see `allowed`
                         default:
                             if JSONSchema.annotations.contains(k) { continue }
                             if merged[k] != nil && merged[k] != v { throw fail("\(path)/allOf/\(i)", "allOf combining \"\(k)\" is not supported") }
                             merged[k] = v
                         }
+                    }
+                }
+                if let allowed {
+                    let props = (merged["properties"]?.objectValue ?? [:]).filter { allowed.contains($0.key) }
+                    merged["properties"] = .object(props)
+                    merged["additionalProperties"] = .bool(false)
+                    for r in (merged["required"]?.arrayValue ?? []).compactMap(\.stringValue) where !allowed.contains(r) {
+                        throw fail(path, "no object satisfies allOf: \"\(r)\" is required but additionalProperties: false excludes it")
                     }
                 }
                 return try value(.object(merged), path: path)
