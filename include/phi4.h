@@ -43,7 +43,7 @@ extern "C" {
 /* ---- Versions ------------------------------------------------------------------------------ */
 
 #define PHI4_VERSION_MAJOR 0
-#define PHI4_VERSION_MINOR 5
+#define PHI4_VERSION_MINOR 6
 #define PHI4_VERSION_PATCH 0
 /* Incremented when a change breaks binaries compiled against an older header (the SONAME is
  * libphi4.so.<PHI4_ABI_VERSION - 1>). Version 2 replaced the by-value *_default_params()
@@ -348,6 +348,16 @@ enum phi4_stop_reason_code {
     PHI4_STOP_CANCELLED = 5     /* phi4_cancel() or the callback returned 0 */
 };
 
+/* What a generation's output is constrained to: one of enum phi4_constraint_type_code. */
+enum phi4_constraint_type_code {
+    PHI4_CONSTRAINT_NONE = 0,           /* free text */
+    PHI4_CONSTRAINT_GRAMMAR = 1,        /* a grammar in llama.cpp's GBNF syntax (start rule `root`) */
+    PHI4_CONSTRAINT_REGEX = 2,          /* a regular expression the whole output matches (ECMA subset,
+                                           see docs/ARCHITECTURE.md) */
+    PHI4_CONSTRAINT_JSON_SCHEMA = 3,    /* a JSON Schema (its JSON text) the output is a valid instance of */
+    PHI4_CONSTRAINT_JSON_OBJECT = 4     /* any JSON object (no text needed) */
+};
+
 typedef struct {
     size_t struct_size;                 /* the caller's sizeof(phi4_generate_params); set by
                                            phi4_generate_params_init() */
@@ -367,10 +377,28 @@ typedef struct {
                                            repeat its context is not slowed down; greedy output is
                                            the same, sampled output keeps its distribution
                                            (default 0: off) */
+    /* Since 0.6: constrained output. Before each token, the tokens that cannot continue a match
+     * are removed (also those after which no match could finish within max_tokens); the
+     * end-of-generation token is allowed only once the output is a complete match, and
+     * generation ends when a complete match cannot go on. A constraint that does not compile, or
+     * whose shortest match cannot fit max_tokens, makes the call fail with
+     * PHI4_ERR_INVALID_ARGUMENT before anything is evaluated. Log-probabilities (top_logprobs)
+     * are those of the constrained distribution. Prompt lookup is off while constrained. */
+    int32_t constraint_type;            /* enum phi4_constraint_type_code (default PHI4_CONSTRAINT_NONE) */
+    const char *constraint;             /* the grammar, regex or schema: constraint_len bytes of UTF-8 (a NUL is
+                                           not needed); read during the call only (default NULL) */
+    size_t constraint_len;
 } phi4_generate_params;
 
 /* Initialises generation params through the caller's size, as phi4_model_params_init() does. */
 phi4_status phi4_generate_params_init(phi4_generate_params *params, size_t size);
+
+/* Compiles a constraint (`type` an enum phi4_constraint_type_code; `text` of `len` bytes, may be
+ * NULL for PHI4_CONSTRAINT_JSON_OBJECT) for `model`'s vocabulary without generating: PHI4_OK,
+ * or PHI4_ERR_INVALID_ARGUMENT with a message naming what is wrong (an unsupported JSON Schema
+ * keyword, a GBNF syntax error with its line). The compiled form is cached, so a generation with
+ * the same constraint starts at once. */
+phi4_status phi4_constraint_check(const phi4_model *model, int32_t type, const char *text, size_t len);
 
 /* Receives each piece of generated text: `len` bytes of complete UTF-8 characters (not
  * NUL-terminated; text that might start a stop string is held back until resolved) and the

@@ -66,7 +66,12 @@ TEXT_LOGPROBS = {"type": "object", "nullable": True, "properties": {
     "tokens": {"type": "array", "items": {"type": "string"}}, "token_logprobs": {"type": "array", "items": {"type": "number"}},
     "top_logprobs": {"type": "array", "items": {"type": "object", "additionalProperties": {"type": "number"}}},
     "text_offset": {"type": "array", "items": {"type": "integer"}}}}
-FINISH = {"type": "string", "enum": ["stop", "length"], "nullable": True}
+FINISH = {"type": "string", "enum": ["stop", "length", "tool_calls"], "nullable": True}
+TOOL_CALL = {"type": "object", "required": ["id", "type", "function"], "properties": {
+    "id": {"type": "string"}, "type": {"type": "string", "enum": ["function"]},
+    "function": {"type": "object", "required": ["name", "arguments"], "properties": {
+        "name": {"type": "string"}, "arguments": {"type": "string", "description": "The arguments as JSON text."}}}}}
+TOOL_NAME = {"type": "string", "pattern": "^[a-zA-Z0-9_.-]{1,64}$"}
 
 
 def envelope(obj, choice):
@@ -78,12 +83,24 @@ def envelope(obj, choice):
 
 SCHEMAS = {
     "ChatMessage": {"type": "object", "required": ["role"], "properties": {
-        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant"]},
-        "content": {"oneOf": [{"type": "string"}, {"type": "array", "items": {
+        "role": {"type": "string", "enum": ["system", "developer", "user", "assistant", "tool"]},
+        "content": {"nullable": True, "oneOf": [{"type": "string"}, {"type": "array", "items": {
             "type": "object", "required": ["type", "text"],
             "properties": {"type": {"type": "string", "enum": ["text"]}, "text": {"type": "string"}}}}]},
-        "name": {"type": "string"}}},
-    "ChatCompletionRequest": {"type": "object", "required": ["messages"], "properties": {
+        "name": {"type": "string"}},
+        "description": "Also: an assistant message's tool_calls (as a response gives them) and a tool message's tool_call_id."},
+    "Tool": {"type": "object", "required": ["type", "function"], "properties": {
+        "type": {"type": "string", "enum": ["function"]},
+        "function": {"type": "object", "required": ["name"], "properties": {
+            "name": TOOL_NAME, "description": {"type": "string"},
+            "parameters": {"type": "object", "description": "The arguments' JSON Schema: calls are generated to follow it."}}}}},
+    "ChatCompletionRequest": {"type": "object", "required": ["messages"], "description":
+                              "Also accepted, not described field by field (their validity depends on each other and on "
+                              "the context length): response_format (text, json_object, or json_schema with {name, schema, "
+                              "strict}: the answer is generated to be valid for the schema); tools (OpenAI's function "
+                              "tools: a reply that calls them has message.tool_calls and finish_reason tool_calls), "
+                              "tool_choice (auto, none, required or a named function) and parallel_tool_calls.",
+                              "properties": {
         "messages": {"type": "array", "minItems": 1, "items": ref("ChatMessage")},
         "max_completion_tokens": num(0, None, integer=True),
         "logprobs": {"type": "boolean", "nullable": True},
@@ -97,7 +114,8 @@ SCHEMAS = {
     "ChatCompletion": envelope("chat.completion", {"type": "object", "required": ["index", "message", "finish_reason"], "properties": {
         "index": {"type": "integer"}, "finish_reason": FINISH, "logprobs": CHAT_LOGPROBS,
         "message": {"type": "object", "required": ["role", "content"], "properties": {
-            "role": {"type": "string", "enum": ["assistant"]}, "content": {"type": "string"},
+            "role": {"type": "string", "enum": ["assistant"]}, "content": {"type": "string", "nullable": True},
+            "tool_calls": {"type": "array", "items": TOOL_CALL},
             "reasoning_content": {"type": "string", "description": "A reasoning model's thinking (its <think> part)."}}}}}),
     "Completion": envelope("text_completion", {"type": "object", "required": ["index", "text", "finish_reason"], "properties": {
         "index": {"type": "integer"}, "text": {"type": "string"}, "finish_reason": FINISH, "logprobs": TEXT_LOGPROBS}}),

@@ -238,3 +238,74 @@ def test_response_format_json_schema_and_json_object(server):
                                        response_format={"type": "json_object"}, stream=True)
     text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
     assert isinstance(json.loads(text), dict)
+
+
+TOOLS = [{"type": "function", "function": {
+    "name": "get_weather", "description": "Current weather for a city.",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                                                    "unit": {"enum": ["C", "F"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}},
+         {"type": "function", "function": {
+             "name": "add", "strict": True,
+             "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                            "required": ["a", "b"], "additionalProperties": False}}}]
+
+
+@pytest.fixture(scope="module")
+def tool_server():
+    # The budget is counted in bytes (every byte is a token at worst), so a call needs some room.
+    s = Server("--parallel", "2", "--max-tokens", "256", "--ctx", "1024")
+    yield s
+    s.stop()
+
+
+def test_tool_calls(tool_server):
+    """tools through the openai client: `required` and a named function give tool_calls whose
+    arguments validate against their schema (jsonschema is the oracle), whole and streamed; a tool
+    result goes back in a `tool` message; `auto` answers with calls or text; `none` with text."""
+    import jsonschema
+    c = tool_server.client()
+    schemas = {t["function"]["name"]: t["function"]["parameters"] for t in TOOLS}
+    msgs = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    for seed, choice in [(1, "required"), (2, "required"), (3, {"type": "function", "function": {"name": "add"}})]:
+        r = c.chat.completions.create(model=ALIAS, messages=msgs, tools=TOOLS, tool_choice=choice, max_tokens=150,
+                                      temperature=1, seed=seed)
+        ch = r.choices[0]
+        assert ch.finish_reason == "tool_calls", ch
+        assert ch.message.content is None and ch.message.tool_calls
+        for call in ch.message.tool_calls:
+            jsonschema.validate(json.loads(call.function.arguments), schemas[call.function.name])
+            assert call.id.startswith("call_") and call.type == "function"
+            if isinstance(choice, dict):
+                assert call.function.name == "add"
+    # Streamed: the calls arrive whole in one delta.
+    stream = c.chat.completions.create(model=ALIAS, messages=msgs, tools=TOOLS, tool_choice="required", max_tokens=150,
+                                       temperature=1, seed=4, stream=True)
+    calls, finish = [], None
+    for ch in stream:
+        if ch.choices:
+            calls += ch.choices[0].delta.tool_calls or []
+            finish = ch.choices[0].finish_reason or finish
+    assert finish == "tool_calls" and calls
+    for call in calls:
+        jsonschema.validate(json.loads(call.function.arguments), schemas[call.function.name])
+    # The conversation goes on with the result; auto answers in text or calls.
+    first = r.choices[0].message
+    follow = msgs + [{"role": "assistant", "content": None,
+                      "tool_calls": [t.model_dump() for t in first.tool_calls]},
+                     {"role": "tool", "tool_call_id": first.tool_calls[0].id, "content": "{\"sum\": 3}"}]
+    for seed in range(3):
+        r = c.chat.completions.create(model=ALIAS, messages=follow, tools=TOOLS, max_tokens=60, temperature=1, seed=seed)
+        ch = r.choices[0]
+        if ch.finish_reason == "tool_calls":
+            for call in ch.message.tool_calls:
+                jsonschema.validate(json.loads(call.function.arguments), schemas[call.function.name])
+        else:
+            assert isinstance(ch.message.content, str) and not ch.message.content.startswith("<tool_call>")
+    r = c.chat.completions.create(model=ALIAS, messages=msgs, tools=TOOLS, tool_choice="none", max_tokens=20)
+    assert r.choices[0].message.tool_calls is None and r.choices[0].finish_reason in ("stop", "length")
+    # Refusals name the field.
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model=ALIAS, messages=msgs, tools=TOOLS,
+                                  tool_choice={"type": "function", "function": {"name": "missing"}})
+    assert "missing" in str(e.value)

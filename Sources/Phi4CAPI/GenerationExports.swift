@@ -12,7 +12,8 @@ import Glibc
 /// The defaults of phi4_generate_params.
 func generateParamsDefaults() -> phi4_generate_params {
     phi4_generate_params(struct_size: MemoryLayout<phi4_generate_params>.size, max_tokens: 256, sampling: nil,
-                         stop_strings: nil, n_stop_strings: 0, parse_special: 0, top_logprobs: -1, lookup: 0)
+                         stop_strings: nil, n_stop_strings: 0, parse_special: 0, top_logprobs: -1, lookup: 0,
+                         constraint_type: Int32(PHI4_CONSTRAINT_NONE.rawValue), constraint: nil, constraint_len: 0)
 }
 
 @_cdecl("phi4_generate_params_init")
@@ -36,7 +37,40 @@ func generationOptions(_ p: UnsafePointer<phi4_generate_params>?) throws -> (Gen
     o.topLogprobs = prm.top_logprobs >= 0 ? Int(prm.top_logprobs) : nil
     guard prm.lookup >= 0 && prm.lookup <= 64 else { throw ABIError.invalid("lookup must be in 0…64") }
     o.lookup = Int(prm.lookup)
+    o.constraint = try constraint(prm.constraint_type, prm.constraint, prm.constraint_len)
     return (o, prm.parse_special != 0)
+}
+
+/// The constraint of a (type, text, length) triple (nil for PHI4_CONSTRAINT_NONE).
+func constraint(_ type: Int32, _ text: UnsafePointer<CChar>?, _ len: Int) throws -> Constraint? {
+    func body() throws -> String {
+        let n = try count(len, "constraint_len")
+        guard let text else { throw ABIError.invalid("constraint is NULL") }
+        let bytes = UnsafeRawBufferPointer(start: text, count: n)
+        guard let s = String(validating: bytes, as: UTF8.self) else { throw ABIError.invalid("constraint is not valid UTF-8") }
+        return s
+    }
+    switch type {
+    case Int32(PHI4_CONSTRAINT_NONE.rawValue): return nil
+    case Int32(PHI4_CONSTRAINT_GRAMMAR.rawValue): return .grammar(try body())
+    case Int32(PHI4_CONSTRAINT_REGEX.rawValue): return .regex(try body())
+    case Int32(PHI4_CONSTRAINT_JSON_SCHEMA.rawValue): return .jsonSchema(try body())
+    case Int32(PHI4_CONSTRAINT_JSON_OBJECT.rawValue): return .jsonObject
+    default: throw ABIError.invalid("constraint_type \(type) is not a PHI4_CONSTRAINT_* value")
+    }
+}
+
+@_cdecl("phi4_constraint_check")
+public func phi4_constraint_check(_ m: OpaquePointer?, _ type: Int32, _ text: UnsafePointer<CChar>?, _ len: Int) -> phi4_status {
+    guarded {
+        let model = try model(m).model
+        guard let c = try constraint(type, text, len) else { return }
+        do {
+            _ = try TokenConstraint.compiled(c, tokenizer: model.tokenizer, vocabSize: model.config.vocabSize)
+        } catch {
+            throw ABIError.invalid("constraint: \(error)")
+        }
+    }
 }
 
 func stopCode(_ r: StopReason?) -> phi4_stop_reason {

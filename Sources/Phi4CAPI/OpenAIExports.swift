@@ -9,27 +9,22 @@ import Phi4
 import Glibc
 #endif
 
-/// An OpenAI request running on a context: its generation and what has been reported so far.
+/// An OpenAI request running on a context: its generation and the answer being written.
 final class OpenAIRun {
     let request: OpenAIRequest
-    let responder: OpenAIResponder
     let generation: Generation
     let promptTokens: Int
     let cachedTokens: Int
-    var first = true
-    var text = ""
-    var textOffset = 0
+    var answer: OpenAIAnswer
     var reportedLogprobs = 0
-    var finalSent = false
-    var done = false
-    /// A reasoning model's `<think>` part, split from the answer in chat responses (nil: no split).
-    var splitter: ReasoningSplitter?
+    var queued: [String] = []
+    var ended = false
     /// A body that did not fit the caller's buffer, given again by the next call.
     var pending: [UInt8]?
 
-    init(request: OpenAIRequest, responder: OpenAIResponder, generation: Generation, promptTokens: Int, cachedTokens: Int) {
+    init(request: OpenAIRequest, answer: OpenAIAnswer, generation: Generation, promptTokens: Int, cachedTokens: Int) {
         self.request = request
-        self.responder = responder
+        self.answer = answer
         self.generation = generation
         self.promptTokens = promptTokens
         self.cachedTokens = cachedTokens
@@ -39,8 +34,7 @@ final class OpenAIRun {
         OpenAIUsage(promptTokens: promptTokens, completionTokens: generation.result.tokens.count, cachedTokens: cachedTokens)
     }
 
-    func newLogprobs() -> [TokenLogprob]? {
-        guard request.logprobs else { return nil }
+    func newLogprobs() -> [TokenLogprob] {
         let all = generation.result.logprobs
         defer { reportedLogprobs = all.count }
         return Array(all[min(reportedLogprobs, all.count)...])
@@ -48,33 +42,20 @@ final class OpenAIRun {
 
     /// The next response body, or nil when everything has been given.
     func next() throws -> String? {
-        if done { return nil }
-        let finish = { OpenAIResponder.finishReason(self.generation.result.stopReason) }
-        if !request.stream {
-            while let piece = try generation.next() { text += piece.text }
-            done = true
-            if splitter != nil {
-                let (reasoning, content) = ReasoningSplitter.split(text)
-                return responder.completion(text: content, reasoning: reasoning, finishReason: finish(), usage: usage,
-                                            logprobs: newLogprobs())
+        while queued.isEmpty && !ended {
+            if !request.stream {
+                var text = ""
+                while let piece = try generation.next() { text += piece.text }
+                ended = true
+                queued.append(answer.completion(text: text, logprobs: generation.result.logprobs, result: generation.result, usage: usage))
+            } else if let piece = try generation.next() {
+                queued += answer.chunks(text: piece.text, logprobs: newLogprobs())
+            } else {
+                ended = true
+                queued += answer.chunks(text: "", logprobs: newLogprobs(), result: generation.result, usage: usage)
             }
-            return responder.completion(text: text, finishReason: finish(), usage: usage, logprobs: newLogprobs())
         }
-        if !finalSent {
-            if let piece = try generation.next() {
-                defer { first = false; textOffset += piece.text.count }
-                let (reasoning, content) = splitter?.push(piece.text) ?? ("", piece.text)
-                return responder.chunk(text: content, reasoning: reasoning, first: first, finishReason: nil,
-                                       logprobs: newLogprobs(), textOffset: textOffset, usageNull: request.includeUsage)
-            }
-            finalSent = true
-            defer { first = false }
-            let (reasoning, content) = splitter?.finish() ?? ("", "")
-            return responder.chunk(text: content, reasoning: reasoning, first: first, finishReason: finish(),
-                                   logprobs: newLogprobs(), textOffset: textOffset, usageNull: request.includeUsage)
-        }
-        done = true
-        return request.includeUsage ? responder.usageChunk(usage) : nil
+        return queued.isEmpty ? nil : queued.removeFirst()
     }
 }
 
@@ -107,14 +88,14 @@ public func phi4_openai_start(_ c: OpaquePointer?, _ kind: Int32, _ body: Unsafe
             }
             box.beginGeneration()
             let rest = session.reusePrefix(of: ids)
-            let g = try session.startGeneration(rest, options: request.options)
+            let g = try session.startGeneration(rest, options: request.generationOptions(session.model.tokenizer))
             box.generation = g
             let responder = OpenAIResponder(kind: k, id: (k == .chat ? "chatcmpl-" : "cmpl-") + String(UInt64.random(in: 1...UInt64.max), radix: 36),
                                             created: Int(unixSeconds()), model: request.model ?? "phi4", tokenizer: session.model.tokenizer)
-            let run = OpenAIRun(request: request, responder: responder, generation: g, promptTokens: ids.count,
-                                cachedTokens: ids.count - rest.count)
-            if k == .chat && session.model.thinksBeforeAnswering { run.splitter = ReasoningSplitter() }
-            box.openai = run
+            let answer = OpenAIAnswer(request: request, responder: responder, tokenizer: session.model.tokenizer,
+                                      splitsReasoning: session.model.thinksBeforeAnswering)
+            box.openai = OpenAIRun(request: request, answer: answer, generation: g, promptTokens: ids.count,
+                                   cachedTokens: ids.count - rest.count)
         }
     }
 }

@@ -569,6 +569,65 @@ static void test_openai(phi4_model *model) {
     phi4_context_free(ctx);
 }
 
+struct text_buf { char text[512]; size_t len; };
+
+static int32_t collect_text(const char *piece, size_t len, int32_t token, void *user) {
+    (void)token;
+    struct text_buf *b = user;
+    if (b->len + len < sizeof b->text) { memcpy(b->text + b->len, piece, len); b->len += len; b->text[b->len] = 0; }
+    return 1;
+}
+
+/* Constrained output through phi4_generate_params: the output matches (checked here by hand),
+ * bad constraints fail before anything is evaluated and leave the context as it was. */
+static void test_constraints(phi4_model *model, const int32_t *prompt, size_t n_prompt) {
+    const char *re = "[a-c]{3}x";
+    CHECK(phi4_constraint_check(model, PHI4_CONSTRAINT_REGEX, re, strlen(re)) == PHI4_OK);
+    CHECK(phi4_constraint_check(model, PHI4_CONSTRAINT_JSON_OBJECT, NULL, 0) == PHI4_OK);
+    CHECK(phi4_constraint_check(model, PHI4_CONSTRAINT_NONE, NULL, 0) == PHI4_OK);
+    const char *bad_schema = "{\"type\": \"string\", \"contentEncoding\": \"base64\"}";
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_JSON_SCHEMA, bad_schema, strlen(bad_schema)));
+    CHECK(strstr(phi4_last_error(), "contentEncoding") != NULL);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_GRAMMAR, "root ::= (", 10));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_REGEX, NULL, 3));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_REGEX, "\xff", 1));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, 99, "x", 1));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(NULL, PHI4_CONSTRAINT_REGEX, re, strlen(re)));
+
+    phi4_context *ctx = NULL;
+    CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
+    phi4_generate_params g;
+    phi4_generate_params_init(&g, sizeof g);
+    CHECK(g.constraint_type == PHI4_CONSTRAINT_NONE && g.constraint == NULL && g.constraint_len == 0);
+    phi4_sampling_params sp;
+    phi4_sampling_params_init(&sp, sizeof sp);
+    sp.temperature = 1;
+    g.sampling = &sp;
+    g.max_tokens = 20;
+    g.constraint_type = PHI4_CONSTRAINT_REGEX;
+    g.constraint = re;
+    g.constraint_len = strlen(re);
+    for (uint64_t seed = 1; seed <= 3; seed++) {
+        sp.seed = seed;
+        struct text_buf b = {{0}, 0};
+        phi4_stop_reason why = PHI4_STOP_NONE;
+        CHECK(phi4_context_reset(ctx) == PHI4_OK);
+        CHECK(phi4_generate(ctx, prompt, n_prompt, &g, collect_text, &b, &why) == PHI4_OK);
+        CHECK(why == PHI4_STOP_EOS && b.len == 4 && strspn(b.text, "abc") == 3 && b.text[3] == 'x');
+    }
+    /* Too few tokens for the shortest match, a bad grammar: refused, the context unchanged. */
+    CHECK(phi4_context_reset(ctx) == PHI4_OK);
+    g.max_tokens = 3;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, prompt, n_prompt, &g, NULL, NULL, NULL));
+    g.max_tokens = 20;
+    g.constraint_type = PHI4_CONSTRAINT_GRAMMAR;
+    g.constraint = "root ::= [";
+    g.constraint_len = 10;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_generate(ctx, prompt, n_prompt, &g, NULL, NULL, NULL));
+    CHECK(phi4_context_token_count(ctx) == 0);
+    phi4_context_free(ctx);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s MODEL_DIR TOKENIZER_DIR PROMPT_IDS EXPECTED_IDS [cycles]\n", argv[0]);
@@ -610,6 +669,7 @@ int main(int argc, char **argv) {
     test_prompt_lookup(model, prompt, n_prompt, expected, n_expected);
     test_batch(model, prompt, n_prompt, expected, n_expected);
     test_openai(model);
+    test_constraints(model, prompt, n_prompt);
 
     /* Saved states: a restored context continues exactly like the original; bad states are
      * refused and change nothing; prefix reuse keeps the shared part. */

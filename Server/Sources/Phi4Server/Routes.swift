@@ -155,7 +155,7 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
     let id: Int
     let updates: AsyncStream<SchedulerUpdate>
     do {
-        (id, updates) = try engine.submit(prompt, options: req.options)
+        (id, updates) = try engine.submit(prompt, options: req.generationOptions(engine.model.tokenizer))
     } catch {
         if case .busy = error {
             engine.countError()
@@ -171,8 +171,10 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
         OpenAIUsage(promptTokens: prompt.count, completionTokens: r.tokens.count, cachedTokens: prompt.count - r.promptTokenCount)
     }
 
-    // A reasoning model's `<think>` part goes to `reasoning_content` in chat responses.
-    let splitReasoning = kind == .chat && engine.model.thinksBeforeAnswering
+    // A reasoning model's `<think>` part goes to `reasoning_content` in chat responses; with
+    // tools, a reply that is function calls goes to `tool_calls`.
+    let answer = OpenAIAnswer(request: req, responder: responder, tokenizer: engine.model.tokenizer,
+                              splitsReasoning: engine.model.thinksBeforeAnswering)
     if !req.stream {
         // Cancelled with the handler (the connection closed): the request stops at the next step.
         return await withTaskCancellationHandler {
@@ -187,38 +189,18 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
             guard let result else {
                 return errorResponse(OpenAIError(status: 500, type: "server_error", message: "the generation ended without a result"))
             }
-            let (reasoning, content) = splitReasoning ? ReasoningSplitter.split(text) : (nil, text)
-            return json(responder.completion(text: content, reasoning: reasoning,
-                                             finishReason: OpenAIResponder.finishReason(result.stopReason),
-                                             usage: usage(result), logprobs: req.logprobs ? logprobs : nil))
+            return json(answer.completion(text: text, logprobs: logprobs, result: result, usage: usage(result)))
         } onCancel: {
             engine.cancel(id)
         }
     }
 
-    let includeUsage = req.includeUsage
-    let wantLogprobs = req.logprobs
     let body = ResponseBody { writer in
-        var first = true
-        var offset = 0
-        var splitter: ReasoningSplitter? = splitReasoning ? ReasoningSplitter() : nil
+        var answer = answer
         do {
             for await u in updates {
-                let finish = u.result.map { OpenAIResponder.finishReason($0.stopReason) }
-                if !u.text.isEmpty || !u.tokens.isEmpty || first || finish != nil {
-                    var (reasoning, content) = splitter?.push(u.text) ?? ("", u.text)
-                    if finish != nil, let rest = splitter?.finish() {
-                        reasoning += rest.reasoning
-                        content += rest.content
-                    }
-                    let line = responder.chunk(text: content, reasoning: reasoning, first: first, finishReason: finish,
-                                               logprobs: wantLogprobs ? u.logprobs : nil, textOffset: offset, usageNull: includeUsage)
+                for line in answer.chunks(text: u.text, logprobs: u.logprobs, result: u.result, usage: u.result.map(usage)) {
                     try await writer.write(ByteBuffer(string: "data: " + line + "\n\n"))
-                    first = false
-                    offset += u.text.count
-                }
-                if let r = u.result, includeUsage {
-                    try await writer.write(ByteBuffer(string: "data: " + responder.usageChunk(usage(r)) + "\n\n"))
                 }
             }
             try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))

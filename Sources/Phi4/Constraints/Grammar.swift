@@ -112,6 +112,14 @@ public final class GrammarBuilder {
     /// `bytes`, one symbol each.
     public static func literal(_ bytes: [UInt8]) -> [Symbol] { bytes.map { .bytes(ByteSet(byte: $0)) } }
 
+    /// The bytes standing for the special token `text` (say `<|tool_call|>`) in a grammar: 0xFF,
+    /// its text, 0xFF. No UTF-8 text contains 0xFF, so only that one token matches them.
+    public static func specialTokenBytes(_ text: String) -> [UInt8] { [0xFF] + Array(text.utf8) + [0xFF] }
+
+    /// The special token `text` as symbols: a grammar admits that token (the one token, never
+    /// its text spelled in plain tokens) where these stand.
+    public static func specialToken(_ text: String) -> [Symbol] { literal(specialTokenBytes(text)) }
+
     /// `x*`: zero or more matches of the sequence.
     public func star(_ x: [Symbol], _ name: String = "star") -> Symbol {
         let r = declare(name)

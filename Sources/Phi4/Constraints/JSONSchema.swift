@@ -6,7 +6,9 @@
 /// `additionalProperties` (false, true or a schema), `items` (a schema or false), `prefixItems`,
 /// `minItems` / `maxItems`, `enum`, `const`, `anyOf`, `oneOf`, `allOf` of object schemas, `$ref`
 /// to `#`, `#/$defs/…` and `#/definitions/…` (recursive too), string `minLength` / `maxLength`
-/// (code points), `pattern` (a search, as JSON Schema defines it; the ``Regex`` subset) and
+/// (code points), `pattern` (a search, as JSON Schema defines it; the ``Regex`` subset; with
+/// lengths too, the output is a match of the pattern alone whose open repetitions are bounded to
+/// fit them) and
 /// `format` (date, time, date-time, uuid, email), integer and number `minimum` / `maximum` /
 /// `exclusiveMinimum` / `exclusiveMaximum` with integer bounds. Annotations (`title`,
 /// `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `deprecated`,
@@ -62,9 +64,16 @@ public enum JSONSchema {
         return b.choice(alts, "json-char")
     }
 
+    /// The symbols of the schema's instances, added to `builder` (for grammars that embed
+    /// JSON, such as tool calls).
+    static func symbols(_ schema: JSONValue, in builder: GrammarBuilder) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
+        var c = Compiler(root: schema, builder: builder)
+        return try c.value(schema, path: "#")
+    }
+
     struct Compiler {
         let rootSchema: JSONValue
-        let b = GrammarBuilder()
+        let b: GrammarBuilder
         var refs: [String: Int] = [:]
         lazy var ws: GrammarBuilder.Symbol = {
             let w = GrammarBuilder.Symbol.bytes({ var s = ByteSet(); for c in [0x20, 0x09, 0x0A] as [UInt8] { s.insert(c) }; return s }())
@@ -86,7 +95,10 @@ public enum JSONSchema {
         }()
         lazy var anyValue: GrammarBuilder.Symbol = makeAnyValue()
 
-        init(root: JSONValue) { rootSchema = root }
+        init(root: JSONValue, builder: GrammarBuilder = GrammarBuilder()) {
+            rootSchema = root
+            b = builder
+        }
 
         mutating func makeAnyValue() -> GrammarBuilder.Symbol {
             let value = b.declare("value")
@@ -290,8 +302,15 @@ public enum JSONSchema {
             }
             if let p = o["pattern"] {
                 guard let text = p.stringValue else { throw fail(path, "pattern must be a string") }
-                if o["minLength"] != nil || o["maxLength"] != nil { throw fail(path, "pattern together with minLength/maxLength is not supported") }
                 let (node, anchoredStart, anchoredEnd) = try Regex.parse(text)
+                if o["minLength"] != nil || o["maxLength"] != nil {
+                    // With lengths: matches of the pattern alone (a match contains itself), its
+                    // open repetitions bounded so that every one has an allowed length.
+                    guard let fit = Regex.bounded(node, minLength: minLength, maxLength: maxLength) else {
+                        throw fail(path, "no bounding of pattern \(text) keeps its matches within minLength/maxLength")
+                    }
+                    return GrammarBuilder.literal("\"") + Regex.emit(fit, b, json: true) + GrammarBuilder.literal("\"")
+                }
                 let any = anyChar
                 var out = GrammarBuilder.literal("\"")
                 if !anchoredStart { out.append(b.star([any], "pattern-prefix")) }

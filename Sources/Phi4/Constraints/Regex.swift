@@ -2,13 +2,17 @@
 // Python's re.fullmatch) and for JSON Schema's `pattern` inside a JSON string.
 
 /// Regular expressions, the subset both ECMA-262 (JSON Schema's dialect) and Python agree on:
-/// literals, `.` (any character but a newline), classes `[a-z]` / `[^…]`, the escapes
+/// literals, `.` (any character but a line terminator: \n, \r, U+2028, U+2029), classes `[a-z]` / `[^…]`, the escapes
 /// `\d \w \s \D \W \S`, `\n \t \r \f \v \0 \xHH \uHHHH` and escaped punctuation, groups `( … )` and
 /// `(?: … )`, alternation `|`, the quantifiers `* + ? {n} {n,} {n,m}` (a lazy `?` after one is
 /// accepted: it changes which match a search finds, not which texts match), and the anchors `^`
 /// at the start and `$` at the end. Backreferences, lookaround, `\b` and named groups are
-/// refused with an error naming them. `\d` is `[0-9]` and `\w` `[A-Za-z0-9_]` (ECMA's ASCII
-/// meaning), `\s` the ASCII whitespace.
+/// refused with an error naming them. The class escapes mean what both dialects agree on, so
+/// that what is generated matches under either (ECMA's `\d` is `[0-9]`, Python's any Unicode
+/// digit; Python's `\s` takes in U+001C–U+001F, which ECMA's does not): `\d`, `\w` and `\s`
+/// generate `[0-9]`, `[A-Za-z0-9_]` and ASCII whitespace; `\D` and `\W` generate ASCII
+/// characters outside those; `\S` any character that is whitespace in neither dialect; and in a
+/// negated class `[^…]` an escape excludes what either dialect means by it.
 public enum Regex {
     /// A grammar for text that matches `pattern` as a whole.
     public static func compile(_ pattern: String) throws(ConstraintError) -> Grammar {
@@ -44,6 +48,60 @@ public enum Regex {
         return (node, start, end)
     }
 
+    /// The fewest and most code points a match of `n` has (nil: unbounded).
+    static func lengths(_ n: Node) -> (Int, Int?) {
+        switch n {
+        case .chars: return (1, 1)
+        case .seq(let items):
+            var lo = 0, hi: Int? = 0
+            for x in items {
+                let (a, b) = lengths(x)
+                lo += a
+                hi = hi.flatMap { h in b.map { h + $0 } }
+            }
+            return (lo, hi)
+        case .alt(let alts):
+            let ls = alts.map(lengths)
+            return (ls.map(\.0).min() ?? 0, ls.contains { $0.1 == nil } ? nil : ls.compactMap(\.1).max() ?? 0)
+        case .rep(let x, let lo, let hi):
+            let (a, b) = lengths(x)
+            return (min(a * lo, 1 << 40), hi.flatMap { h in b.map { min($0 * h, 1 << 40) } })
+        }
+    }
+
+    /// `n` with every unbounded repetition `x{lo,}` made `x{lo+raise, lo+cap}` (cap nil: `x{lo+raise,}`).
+    static func bounding(_ n: Node, raise: Int, cap: Int?) -> Node {
+        switch n {
+        case .chars: return n
+        case .seq(let items): return .seq(items.map { bounding($0, raise: raise, cap: cap) })
+        case .alt(let alts): return .alt(alts.map { bounding($0, raise: raise, cap: cap) })
+        case .rep(let x, let lo, let hi):
+            let inner = bounding(x, raise: raise, cap: cap)
+            return hi == nil ? .rep(inner, lo + raise, cap.map { lo + max($0, raise) }) : .rep(inner, lo, hi)
+        }
+    }
+
+    /// A part of `n` whose every match has `minLength`…`maxLength` code points: its unbounded
+    /// repetitions get the smallest raised minimum that reaches `minLength`, then the largest
+    /// bound that stays within `maxLength`. Every match of the result matches `n`; nil when no
+    /// such bounding fits (say, `a|bbb` with `minLength` 2).
+    static func bounded(_ n: Node, minLength: Int, maxLength: Int?) -> Node? {
+        let limit = max(minLength, maxLength ?? 0) + 1
+        guard let raise = (0...limit).first(where: { lengths(bounding(n, raise: $0, cap: nil)).0 >= minLength }) else { return nil }
+        guard let maxLength else { return bounding(n, raise: raise, cap: nil) }
+        func fits(_ cap: Int) -> Bool {
+            let (lo, hi) = lengths(bounding(n, raise: raise, cap: cap))
+            return lo >= minLength && hi != nil && hi! <= maxLength
+        }
+        guard fits(raise) else { return nil }
+        var lo = raise, hi = limit
+        while lo < hi {  // the largest cap that fits
+            let mid = (lo + hi + 1) / 2
+            if fits(mid) { lo = mid } else { hi = mid - 1 }
+        }
+        return bounding(n, raise: raise, cap: lo)
+    }
+
     /// Symbols for a node; with `json`, characters are written as inside a JSON string (quote,
     /// backslash and control characters escaped).
     static func emit(_ n: Node, _ b: GrammarBuilder, json: Bool) -> [GrammarBuilder.Symbol] {
@@ -62,6 +120,14 @@ public enum Regex {
     static let digit: [ClosedRange<UInt32>] = [48...57]
     static let word: [ClosedRange<UInt32>] = [48...57, 65...90, 95...95, 97...122]
     static let space: [ClosedRange<UInt32>] = [9...13, 32...32]
+    /// Everything either dialect may count as a digit or word character (all of ASCII's, and
+    /// anything beyond ASCII), or as whitespace (Python's str.isspace() and ECMA's WhiteSpace
+    /// and LineTerminator).
+    static let wideDigit: [ClosedRange<UInt32>] = [48...57, 0x80...0x10FFFF]
+    static let wideWord: [ClosedRange<UInt32>] = [48...57, 65...90, 95...95, 97...122, 0x80...0x10FFFF]
+    static let wideSpace: [ClosedRange<UInt32>] = [9...13, 0x1C...0x20, 0x85...0x85, 0xA0...0xA0, 0x1680...0x1680,
+                                                   0x2000...0x200A, 0x2028...0x2029, 0x202F...0x202F, 0x205F...0x205F,
+                                                   0x3000...0x3000, 0xFEFF...0xFEFF]
 
     struct Parser {
         var text: [Unicode.Scalar]
@@ -97,7 +163,7 @@ public enum Regex {
                     guard peek == ")" else { throw error("missing )") }
                     pos += 1
                 case "[": atom = .chars(try charClass())
-                case ".": atom = .chars(ScalarSet.complement([10...10]))
+                case ".": atom = .chars(ScalarSet.complement([10...10, 13...13, 0x2028...0x2029]))  // no line terminator of either dialect
                 case "\\": atom = .chars(try escape(inClass: false))
                 case "^", "$": throw error("anchors are supported only at the start and the end")
                 case "*", "+", "?", "{": throw error("nothing to repeat")
@@ -156,17 +222,18 @@ public enum Regex {
             return v
         }
 
-        /// An escape after the backslash: its code points.
-        mutating func escape(inClass: Bool) throws(ConstraintError) -> [ClosedRange<UInt32>] {
+        /// An escape after the backslash: its code points. A class escape gives what both
+        /// dialects mean by it, or in a negated class (`excluded`) what either may mean.
+        mutating func escape(inClass: Bool, excluded: Bool = false) throws(ConstraintError) -> [ClosedRange<UInt32>] {
             guard let c = peek else { throw error("pattern ends with a backslash") }
             pos += 1
             switch c {
-            case "d": return Regex.digit
-            case "D": return ScalarSet.complement(Regex.digit)
-            case "w": return Regex.word
-            case "W": return ScalarSet.complement(Regex.word)
-            case "s": return Regex.space
-            case "S": return ScalarSet.complement(Regex.space)
+            case "d": return excluded ? Regex.wideDigit : Regex.digit
+            case "D": return ScalarSet.complement(excluded ? Regex.digit : Regex.wideDigit)
+            case "w": return excluded ? Regex.wideWord : Regex.word
+            case "W": return ScalarSet.complement(excluded ? Regex.word : Regex.wideWord)
+            case "s": return excluded ? Regex.wideSpace : Regex.space
+            case "S": return ScalarSet.complement(excluded ? Regex.space : Regex.wideSpace)
             case "n": return [10...10]
             case "t": return [9...9]
             case "r": return [13...13]
@@ -200,13 +267,13 @@ public enum Regex {
                 first = false
                 pos += 1
                 var lo: [ClosedRange<UInt32>]
-                if c == "\\" { lo = try escape(inClass: true) } else { lo = [c.value...c.value] }
+                if c == "\\" { lo = try escape(inClass: true, excluded: negate) } else { lo = [c.value...c.value] }
                 if peek == "-", pos + 1 < text.count, text[pos + 1] != "]", lo.count == 1, lo[0].count == 1 {
                     pos += 1
                     let d = text[pos]
                     pos += 1
                     var hi: [ClosedRange<UInt32>] = [d.value...d.value]
-                    if d == "\\" { hi = try escape(inClass: true) }
+                    if d == "\\" { hi = try escape(inClass: true, excluded: negate) }
                     guard hi.count == 1, hi[0].count == 1, hi[0].lowerBound >= lo[0].lowerBound else {
                         throw error("invalid character range")
                     }

@@ -25,6 +25,8 @@ public enum Constraint: Sendable, Hashable {
     case jsonSchema(String)
     /// Any JSON object (OpenAI's `{"type": "json_object"}`).
     case jsonObject
+    /// A reply that is text or function calls, as ``ToolCalling`` describes.
+    case toolCalls(ToolCalling)
 
     /// The grammar of this constraint.
     public func compile() throws(ConstraintError) -> Grammar {
@@ -33,27 +35,38 @@ public enum Constraint: Sendable, Hashable {
         case .regex(let r): return try Regex.compile(r)
         case .jsonSchema(let s): return try JSONSchema.compile(s)
         case .jsonObject: return try JSONSchema.compile(#"{"type": "object"}"#)
+        case .toolCalls(let t): return try t.grammar()
         }
     }
 }
 
-/// A vocabulary as a trie of token bytes (special tokens left out: constrained text is plain
-/// text, and end-of-generation is decided by the grammar).
+/// A vocabulary as a trie of token bytes. A special token is in it as the bytes
+/// ``GrammarBuilder/specialToken(_:)`` spells for its text (0xFF, the text, 0xFF: a byte no UTF-8
+/// text contains), so a grammar admits one only where it names it; plain tokens holding a raw 0xFF
+/// byte are left out, so that nothing else can spell that path. End-of-generation is decided by
+/// the grammar's completeness, not by the trie.
 final class TokenTrie: @unchecked Sendable {  // immutable after init
     /// Per node: first child, next sibling (-1: none), the byte leading to it, tokens ending there.
     var firstChild: [Int32] = [-1], nextSibling: [Int32] = [-1], byte: [UInt8] = [0]
     var tokenStart: [Int32] = [0], tokenCount: [Int32] = [0]
     var tokens: [Int32] = []
-    /// Each token's bytes (nil for special or unassigned ids).
+    /// Each token's bytes as the grammar sees them (nil for unassigned ids).
     let tokenBytes: [[UInt8]?]
 
     init(tokenizer: Tokenizer, vocabSize: Int) {
         var bytesOf = [[UInt8]?](repeating: nil, count: vocabSize)
         var children: [[UInt8: Int32]] = [[:]]
         var ends: [[Int32]] = [[]]
+        var entries: [(Int, [UInt8])] = []
         for id in 0..<min(vocabSize, tokenizer.vocabularySize) {
-            guard let b = tokenizer.vocabulary.bytes(of: id), b.count > 0 else { continue }
-            bytesOf[id] = Array(b)
+            guard let b = tokenizer.vocabulary.bytes(of: id), b.count > 0, !b.contains(0xFF) else { continue }
+            entries.append((id, Array(b)))
+        }
+        for t in tokenizer.specialTokens where t.id >= 0 && Int(t.id) < vocabSize && tokenizer.vocabulary.bytes(of: Int(t.id)) == nil {
+            entries.append((Int(t.id), GrammarBuilder.specialTokenBytes(t.text)))
+        }
+        for (id, b) in entries {
+            bytesOf[id] = b
             var node = 0
             for x in b {
                 if let c = children[node][x] { node = Int(c); continue }
@@ -219,7 +232,7 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
         mask(state).enumerated().compactMap { $0.element == TokenConstraint.forbidden ? nil : TokenID($0.offset) }
     }
 
-    /// The state after `token` (dead if it cannot follow, or is not plain text).
+    /// The state after `token` (dead if it cannot follow).
     public func advance(_ state: GrammarState, _ token: TokenID) -> GrammarState {
         guard token >= 0, Int(token) < vocabSize, let b = trie.tokenBytes[Int(token)] else { return GrammarState(stacks: []) }
         return grammar.advance(state, b)

@@ -160,7 +160,9 @@ public final class Generation {
             if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
             record(id, raw)
         } else {
-            tracker?.apply(&logits, remaining: options.maxTokens - result.tokens.count, endIDs: endIDs)
+            // The budget: max tokens, or the context's room when that is less.
+            let room = min(options.maxTokens - result.tokens.count, session.contextLength - session.tokens.count)
+            tracker?.apply(&logits, remaining: room, endIDs: endIDs)
             let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
             id = sampler.sample(&logits, history: session.tokens[...])
             if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }

@@ -50,10 +50,13 @@ public struct OpenAIError: Error, Sendable, CustomStringConvertible {
 /// `seed`, `stop` (a string or up to 4), `presence_penalty`, `frequency_penalty`, `logit_bias`,
 /// `logprobs` (chat: a bool, with `top_logprobs` 0…20, ignored without it; completions: 0…5), `stream`,
 /// `stream_options.include_usage`, `n` (1 only), and the extensions `top_k`, `min_p`,
-/// `repeat_penalty`, and `response_format` (text, `json_object`, or `json_schema` with its
-/// `schema`: the output is constrained to it, see ``JSONSchema``). Unknown fields are ignored; a known one that cannot be honoured (`n` > 1,
-/// `tools`, `tool_choice`, several prompts, `echo`, `suffix`,
-/// `best_of` > 1) is an error naming it.
+/// `repeat_penalty`, `response_format` (text, `json_object`, or `json_schema` with its
+/// `schema`: the output is constrained to it, see ``JSONSchema``), and for chat `tools`
+/// (functions), `tool_choice` (`auto`, `none`, `required` or a named function),
+/// `parallel_tool_calls`, `tool` messages and assistant messages with `tool_calls` (see
+/// ``ToolCalling``). Unknown fields are ignored; a known one that cannot be honoured (`n` > 1,
+/// the legacy `functions` / `function_call`, several prompts, `echo`, `suffix`, `best_of` > 1,
+/// `response_format` together with tools) is an error naming it.
 public struct OpenAIRequest: Sendable {
     /// Which endpoint the body is for.
     public enum Kind: Sendable { case chat, completion }
@@ -78,6 +81,12 @@ public struct OpenAIRequest: Sendable {
     public var includeUsage = false
     /// Log-probabilities were asked for (then `options.topLogprobs` is the number of alternatives).
     public var logprobs = false
+    /// Chat: the functions the model may call.
+    public var tools: [ToolFunction] = []
+    /// Chat: `tool_choice` (default `auto` with tools).
+    public var toolChoice: ToolChoice = .auto
+    /// Chat: `parallel_tool_calls` (default true).
+    public var parallelToolCalls = true
 
     /// Parses a request body. `maxTokensCap` bounds `max_tokens`; `defaultMaxTokens` (default: the
     /// cap) applies when the request sets none.
@@ -222,13 +231,72 @@ public struct OpenAIRequest: Sendable {
                 do { _ = try c.compile() } catch { throw .invalid("response_format", error.description) }
             }
         }
-        for name in ["tools", "functions"] {
-            if let v = o[name], !v.isNull, v.arrayValue?.isEmpty != true { throw .invalid(name, "\(name) is not supported yet") }
-        }
-        for name in ["tool_choice", "function_call"] {
-            if let v = o[name], !v.isNull, v.stringValue != "none" { throw .invalid(name, "\(name) is not supported yet") }
-        }
+        if let v = o["functions"], !v.isNull, v.arrayValue?.isEmpty != true { throw .invalid("functions", "functions is not supported; use tools") }
+        if let v = o["function_call"], !v.isNull, v.stringValue != "none" { throw .invalid("function_call", "function_call is not supported; use tool_choice") }
+        try r.parseTools(o, f)
         return r
+    }
+
+    /// `tools`, `tool_choice` and `parallel_tool_calls`.
+    private mutating func parseTools(_ o: [String: JSONValue], _ f: Fields) throws(OpenAIError) {
+        if let list = f.value("tools") {
+            guard kind == .chat else { throw .invalid("tools", "tools need the chat endpoint") }
+            guard let items = list.arrayValue else { throw .invalid("tools", "tools must be an array") }
+            for (i, item) in items.enumerated() {
+                let param = "tools[\(i)]"
+                guard item["type"]?.stringValue == "function", let fn = item["function"], let fo = fn.objectValue else {
+                    throw .invalid(param, "\(param) must be {\"type\": \"function\", \"function\": {\"name\": …}}")
+                }
+                guard let name = fo["name"]?.stringValue else { throw .invalid("\(param).function.name", "the function needs a name") }
+                var t = ToolFunction(name: name, description: fo["description"]?.stringValue)
+                if let p = fo["parameters"], !p.isNull {
+                    guard p.objectValue != nil else { throw .invalid("\(param).function.parameters", "parameters must be a JSON Schema object") }
+                    t.parameters = JSONSchema.serialize(p)
+                }
+                t.strict = fo["strict"]?.boolValue ?? false
+                tools.append(t)
+            }
+        }
+        toolChoice = tools.isEmpty ? .none : .auto
+        if let c = f.value("tool_choice") {
+            switch c.stringValue {
+            case "auto"?: toolChoice = .auto
+            case "none"?: toolChoice = .none
+            case "required"?: toolChoice = .required
+            case nil:
+                guard c["type"]?.stringValue == "function", let n = c["function"]?["name"]?.stringValue else {
+                    throw .invalid("tool_choice", "tool_choice must be auto, none, required or {\"type\": \"function\", \"function\": {\"name\": …}}")
+                }
+                toolChoice = .function(n)
+            default: throw .invalid("tool_choice", "tool_choice must be auto, none, required or a named function")
+            }
+        }
+        parallelToolCalls = try f.bool("parallel_tool_calls") ?? true
+        guard !tools.isEmpty || toolChoice == .none else { throw .invalid("tool_choice", "tool_choice needs tools") }
+        do throws(ConstraintError) {
+            // Checked here (names, the choice, strict schemas); the chat format comes with the model.
+            let t = try ToolCalling(functions: tools, choice: toolChoice, parallel: parallelToolCalls, format: .phi4)
+            if toolChoice != .none {
+                if options.constraint != nil { throw ConstraintError("response_format cannot be combined with tools") }
+                _ = try t.grammar()
+            }
+        } catch {
+            throw .invalid("tools", error.description)
+        }
+    }
+
+    /// Tool calling for this request in `tokenizer`'s chat format (nil without tools).
+    public func toolCalling(_ tokenizer: Tokenizer) -> ToolCalling? {
+        guard kind == .chat, !tools.isEmpty else { return nil }
+        return try? ToolCalling(functions: tools, choice: toolChoice, parallel: parallelToolCalls, format: tokenizer.chatFormat)
+    }
+
+    /// The generation options for `tokenizer`'s model: ``options`` with the tool-call grammar
+    /// as the constraint when the request has tools and does not say `tool_choice: none`.
+    public func generationOptions(_ tokenizer: Tokenizer) -> GenerationOptions {
+        var o = options
+        if let t = toolCalling(tokenizer), let c = t.constraint { o.constraint = c }
+        return o
     }
 
     /// The prompt's token ids: the chat template over the messages (chat), or the prompt encoded
@@ -236,7 +304,8 @@ public struct OpenAIRequest: Sendable {
     public func promptTokens(_ tokenizer: Tokenizer) throws(OpenAIError) -> [TokenID] {
         switch kind {
         case .chat:
-            do { return try tokenizer.applyChatTemplate(messages) } catch { throw .invalid("messages", error.description) }
+            let list = toolCalling(tokenizer)?.prepare(messages) ?? messages
+            do { return try tokenizer.applyChatTemplate(list) } catch { throw .invalid("messages", error.description) }
         case .completion:
             if let ids = promptIDs {
                 for id in ids where !tokenizer.isValid(id) { throw .invalid("prompt", "token id \(id) is not in the vocabulary") }
@@ -259,15 +328,28 @@ public struct OpenAIRequest: Sendable {
         let mapped: String
         switch role {
         case "system", "developer": mapped = "system"
-        case "user", "assistant": mapped = role
-        case "tool", "function": throw .invalid("\(param).role", "tool messages are not supported yet")
-        default: throw .invalid("\(param).role", "unknown role \(role) (system, developer, user or assistant)")
+        case "user", "assistant", "tool": mapped = role
+        case "function": throw .invalid("\(param).role", "function messages are not supported; use tool messages")
+        default: throw .invalid("\(param).role", "unknown role \(role) (system, developer, user, assistant or tool)")
+        }
+        var calls: String?
+        if let list = m["tool_calls"], !list.isNull {
+            guard let items = list.arrayValue else { throw .invalid("\(param).tool_calls", "tool_calls must be an array") }
+            var parsed: [(name: String, arguments: String)] = []
+            for (j, c) in items.enumerated() {
+                guard c["id"]?.stringValue != nil, c["type"]?.stringValue == "function",
+                      let name = c["function"]?["name"]?.stringValue, let args = c["function"]?["arguments"]?.stringValue else {
+                    throw .invalid("\(param).tool_calls[\(j)]",
+                                   "a tool call is {\"id\": …, \"type\": \"function\", \"function\": {\"name\": …, \"arguments\": \"…\"}}")
+                }
+                parsed.append((name, args))
+            }
+            if !parsed.isEmpty && role == "assistant" { calls = ToolCalling.callsJSON(parsed) }
         }
         var text = ""
         switch m["content"] {
         case .string(let s)?: text = s
-        case .null?, nil:
-            if m["tool_calls"] != nil { throw .invalid("\(param).tool_calls", "tool calls are not supported yet") }
+        case .null?, nil: break
         case .array(let parts)?:
             for (j, part) in parts.enumerated() {
                 guard part["type"]?.stringValue == "text", let t = part["text"]?.stringValue else {
@@ -277,7 +359,7 @@ public struct OpenAIRequest: Sendable {
             }
         default: throw .invalid("\(param).content", "\(param).content must be a string or an array of text parts")
         }
-        return ChatMessage(role: mapped, content: text)
+        return ChatMessage(role: mapped, content: text, toolCalls: calls)
     }
 
     /// Typed access to optional fields: absent or null is nil, a value of the wrong type an error.

@@ -56,15 +56,20 @@ public struct OpenAIResponder: Sendable {
     }
 
     /// The whole answer; `reasoning` (a reasoning model's thinking, see ``ReasoningSplitter``)
-    /// becomes the chat message's `reasoning_content`.
-    public func completion(text: String, reasoning: String? = nil, finishReason: String, usage: OpenAIUsage,
-                           logprobs: [TokenLogprob]?) -> String {
-        var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": .string(finishReason)]
+    /// becomes the chat message's `reasoning_content`; with `toolCalls` the message has
+    /// `tool_calls` and `content` null (finish reason `tool_calls`).
+    public func completion(text: String, reasoning: String? = nil, toolCalls: [ToolCall]? = nil, finishReason: String,
+                           usage: OpenAIUsage, logprobs: [TokenLogprob]?) -> String {
+        var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": .string(toolCalls == nil ? finishReason : "tool_calls")]
         choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: 0) } ?? .null
         switch kind {
         case .chat:
             var message: [String: JSONValue] = ["role": .string("assistant"), "content": .string(text)]
             if let reasoning { message["reasoning_content"] = .string(reasoning) }
+            if let toolCalls {
+                message["content"] = .null
+                message["tool_calls"] = .array(toolCalls.enumerated().map { Self.toolCallJSON($1, index: nil) })
+            }
             choice["message"] = .object(message)
         case .completion: choice["text"] = .string(text)
         }
@@ -75,8 +80,10 @@ public struct OpenAIResponder: Sendable {
     /// log-probabilities of the tokens it covers, and on the last one the finish reason.
     /// `usageNull`: with `stream_options.include_usage`, every content chunk has `"usage": null`.
     /// `reasoning`: new thinking text of a reasoning model, sent as the delta's `reasoning_content`.
-    public func chunk(text: String, reasoning: String = "", first: Bool, finishReason: String?, logprobs: [TokenLogprob]?,
-                      textOffset: Int = 0, usageNull: Bool) -> String {
+    /// `toolCalls`: the reply's function calls, each whole in this one chunk (delta `tool_calls`
+    /// with their `index`).
+    public func chunk(text: String, reasoning: String = "", toolCalls: [ToolCall]? = nil, first: Bool, finishReason: String?,
+                      logprobs: [TokenLogprob]?, textOffset: Int = 0, usageNull: Bool) -> String {
         var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": finishReason.map { .string($0) } ?? .null]
         choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: textOffset) } ?? .null
         switch kind {
@@ -84,11 +91,24 @@ public struct OpenAIResponder: Sendable {
             var delta: [String: JSONValue] = [:]
             if first { delta["role"] = .string("assistant") }
             if !reasoning.isEmpty { delta["reasoning_content"] = .string(reasoning) }
-            if !text.isEmpty || (finishReason == nil && reasoning.isEmpty) { delta["content"] = .string(text) }
+            if let toolCalls {
+                delta["tool_calls"] = .array(toolCalls.enumerated().map { Self.toolCallJSON($1, index: $0) })
+            } else if !text.isEmpty || (finishReason == nil && reasoning.isEmpty) {
+                delta["content"] = .string(text)
+            }
             choice["delta"] = .object(delta)
         case .completion: choice["text"] = .string(text)
         }
         return envelope(choices: [.object(choice)], usage: usageNull ? .null : nil, chunk: true)
+    }
+
+    /// A call as OpenAI writes it: `{"id", "type": "function", "function": {"name", "arguments"}}`
+    /// (with `index` in a streamed delta).
+    static func toolCallJSON(_ c: ToolCall, index: Int?) -> JSONValue {
+        var o: [String: JSONValue] = ["id": .string(c.id), "type": .string("function"),
+                                      "function": .object(["name": .string(c.name), "arguments": .string(c.arguments)])]
+        if let index { o["index"] = .number(Double(index)) }
+        return .object(o)
     }
 
     /// The last chunk of a stream with `include_usage`: no choices, the usage.
@@ -143,5 +163,91 @@ public struct OpenAIResponder: Sendable {
             return .object(["tokens": .array(tokens), "token_logprobs": .array(list.map { Self.finite($0.logprob) }),
                             "top_logprobs": .array(top), "text_offset": .array(offsets)])
         }
+    }
+}
+
+/// One request's answer as it is generated: generated text in, response bodies out. It splits a
+/// reasoning model's thinking into `reasoning_content` and, with tools, holds the reply's text
+/// back until its start shows whether it is function calls, which then go out as `tool_calls`
+/// once complete (text goes out as it comes). The server and the C ABI's OpenAI functions both
+/// answer through it.
+public struct OpenAIAnswer: Sendable {
+    /// The response writer.
+    public let responder: OpenAIResponder
+    private let request: OpenAIRequest
+    private let tools: ToolCalling?
+    private var splitter: ReasoningSplitter?
+    private var first = true
+    private var offset = 0
+    private var held = ""
+    private var isCall: Bool?
+    private var heldLogprobs: [TokenLogprob] = []
+
+    /// The answer to `request` on a model with `tokenizer`; `splitsReasoning`: the model thinks
+    /// before answering (``Tokenizer/thinksBeforeAnswering``).
+    public init(request: OpenAIRequest, responder: OpenAIResponder, tokenizer: Tokenizer, splitsReasoning: Bool) {
+        self.request = request
+        self.responder = responder
+        tools = request.toolCalling(tokenizer).flatMap { $0.choice == .none ? nil : $0 }
+        splitter = splitsReasoning && request.kind == .chat ? ReasoningSplitter() : nil
+    }
+
+    /// The whole answer (a non-streamed request) for the generated `text`.
+    public func completion(text: String, logprobs: [TokenLogprob], result: GenerationResult, usage: OpenAIUsage) -> String {
+        let (reasoning, content) = splitter != nil ? ReasoningSplitter.split(text) : (nil, text)
+        let calls = tools?.calls(in: content)
+        return responder.completion(text: content, reasoning: reasoning, toolCalls: calls,
+                                    finishReason: OpenAIResponder.finishReason(result.stopReason), usage: usage,
+                                    logprobs: request.logprobs ? logprobs : nil)
+    }
+
+    /// Streaming: the chunks (JSON bodies) for newly generated `text` and the log-probabilities of
+    /// its tokens; once generation has ended (`result` given) also the last chunk with the finish
+    /// reason, and the usage chunk when the request asked for it. May return none while text is
+    /// held back.
+    public mutating func chunks(text: String, logprobs: [TokenLogprob], result: GenerationResult? = nil,
+                                usage: OpenAIUsage? = nil) -> [String] {
+        var (reasoning, content) = splitter?.push(text) ?? ("", text)
+        if result != nil, let rest = splitter?.finish() {
+            reasoning += rest.reasoning
+            content += rest.content
+        }
+        var lp = heldLogprobs + logprobs
+        heldLogprobs = []
+        var calls: [ToolCall]?
+        if let tools {
+            if isCall == nil {
+                held += content
+                content = ""
+                isCall = tools.isCall(held)
+                if isCall == false || (isCall == nil && result != nil) {
+                    content = held
+                    held = ""
+                }
+            } else if isCall == true {
+                held += content
+                content = ""
+            }
+            if isCall == true && result != nil {
+                calls = tools.calls(in: held)
+                if calls == nil { content = held }  // cut off: given as text
+                held = ""
+            }
+        }
+        var out: [String] = []
+        let finish = result.map { calls != nil ? "tool_calls" : OpenAIResponder.finishReason($0.stopReason) }
+        let holding = result == nil && !held.isEmpty
+        if holding && reasoning.isEmpty {
+            heldLogprobs = lp
+            lp = []
+        }
+        if !content.isEmpty || !reasoning.isEmpty || calls != nil || (!lp.isEmpty && !holding) || first || finish != nil {
+            out.append(responder.chunk(text: content, reasoning: reasoning, toolCalls: calls, first: first, finishReason: finish,
+                                       logprobs: request.logprobs ? lp : nil, textOffset: offset, usageNull: request.includeUsage))
+            first = false
+            offset += content.count + reasoning.count
+        }
+        if result != nil, request.includeUsage, let usage { out.append(responder.usageChunk(usage)) }
+        return out
     }
 }

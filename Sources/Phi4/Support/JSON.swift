@@ -75,6 +75,27 @@ package enum JSONValue: Sendable, Equatable {
         }
     }
 
+    /// The value as Python's `json.dumps` writes it by default: `", "` between items, `": "`
+    /// after keys (object keys sorted), characters beyond ASCII as `\uXXXX` escapes.
+    public var spacedSerialized: String {
+        switch self {
+        case .array(let a): return "[" + a.map(\.spacedSerialized).joined(separator: ", ") + "]"
+        case .object(let o):
+            return "{" + o.keys.sorted().map { JSONValue.string($0).spacedSerialized + ": " + o[$0]!.spacedSerialized }.joined(separator: ", ") + "}"
+        case .string(let s):
+            var out = ""
+            for u in JSONValue.string(s).serialized.unicodeScalars {
+                if u.isASCII { out.unicodeScalars.append(u); continue }
+                for unit in String(u).utf16 {
+                    let h = String(unit, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+                }
+            }
+            return out
+        default: return serialized
+        }
+    }
+
     /// Appends `s` as a JSON string literal (quotes and escapes included) to `out`.
     public static func writeString(_ s: String, into out: inout String) {
         out += "\""

@@ -4,11 +4,21 @@ public struct ChatMessage: Sendable, Equatable {
     public var role: String
     /// What they say.
     public var content: String
+    /// A system message's functions for Phi-4-mini's template (``ToolCalling/toolsJSON``): written
+    /// after the content between `<|tool|>` and `<|/tool|>`. Ignored in Phi-4's format, where
+    /// ``ToolCalling/prepare(_:)`` puts the functions into the content.
+    public var tools: String?
+    /// An assistant message's function calls (``ToolCalling/callsJSON(_:)``): written after the
+    /// content between the format's call markers (`<|tool_call|>` … `<|/tool_call|>` as special
+    /// tokens for Phi-4-mini, `<tool_call>` … `</tool_call>` as text for Phi-4).
+    public var toolCalls: String?
 
     /// Creates a message.
-    public init(role: String, content: String) {
+    public init(role: String, content: String, tools: String? = nil, toolCalls: String? = nil) {
         self.role = role
         self.content = content
+        self.tools = tools
+        self.toolCalls = toolCalls
     }
 
     /// A system message.
@@ -111,6 +121,7 @@ extension Tokenizer {
         for m in messages {
             try open(m.role)
             out.append(contentsOf: encode(m.content, allowSpecial: allowSpecialInContent))
+            if let calls = m.toolCalls { out.append(contentsOf: encode("<tool_call>" + calls + "</tool_call>")) }
             out.append(end)
         }
         if addGenerationPrompt { try open("assistant") }
@@ -149,10 +160,19 @@ extension Tokenizer {
         let messages = withDefaultSystem(messages)
         var s = ""
         if chatFormat == .phi4Mini {
-            for m in messages { s += "<|\(m.role)|>\(m.content)<|end|>" }
+            for m in messages {
+                s += "<|\(m.role)|>\(m.content)"
+                if let t = m.tools { s += "<|tool|>\(t)<|/tool|>" }
+                if let c = m.toolCalls { s += "<|tool_call|>\(c)<|/tool_call|>" }
+                s += "<|end|>"
+            }
             return s + (addGenerationPrompt ? "<|assistant|>" : "<|endoftext|>")
         }
-        for m in messages { s += "<|im_start|>\(m.role)<|im_sep|>\(m.content)<|im_end|>" }
+        for m in messages {
+            s += "<|im_start|>\(m.role)<|im_sep|>\(m.content)"
+            if let c = m.toolCalls { s += "<tool_call>\(c)</tool_call>" }
+            s += "<|im_end|>"
+        }
         if addGenerationPrompt { s += "<|im_start|>assistant<|im_sep|>" }
         return s
     }
@@ -169,10 +189,24 @@ extension Tokenizer {
             }
             return id
         }
+        func special(_ name: String) throws(TokenizerError) -> TokenID {
+            guard let id = specialTokenID(name) else { throw .missingSpecialToken(name) }
+            return id
+        }
         var out: [TokenID] = []
         for m in messages {
             out.append(try role(m.role))
             out.append(contentsOf: encode(m.content, allowSpecial: allowSpecialInContent))
+            if let t = m.tools {
+                out.append(try special("<|tool|>"))
+                out.append(contentsOf: encode(t))
+                out.append(try special("<|/tool|>"))
+            }
+            if let c = m.toolCalls {
+                out.append(try special("<|tool_call|>"))
+                out.append(contentsOf: encode(c))
+                out.append(try special("<|/tool_call|>"))
+            }
             out.append(end)
         }
         if addGenerationPrompt {

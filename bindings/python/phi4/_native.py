@@ -73,7 +73,12 @@ class SamplingParams(ctypes.Structure):
 class GenerateParams(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("max_tokens", c_int32), ("sampling", ctypes.POINTER(SamplingParams)),
                 ("stop_strings", ctypes.POINTER(c_char_p)), ("n_stop_strings", c_size_t), ("parse_special", c_int32),
-                ("top_logprobs", c_int32), ("lookup", c_int32)]
+                ("top_logprobs", c_int32), ("lookup", c_int32), ("constraint_type", c_int32),
+                ("constraint", c_char_p), ("constraint_len", c_size_t)]
+
+
+# enum phi4_constraint_type_code
+CONSTRAINT_NONE, CONSTRAINT_GRAMMAR, CONSTRAINT_REGEX, CONSTRAINT_JSON_SCHEMA, CONSTRAINT_JSON_OBJECT = range(5)
 
 
 class TokenLogprob(ctypes.Structure):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
@@ -15,11 +16,19 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
                     repeat_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
                     frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
                     stop: Optional[Union[str, Sequence[str]]] = None, top_logprobs: Optional[int] = None,
-                    lookup: Optional[int] = None) -> tuple:
+                    lookup: Optional[int] = None, response_format: Optional[Dict[str, Any]] = None,
+                    json_schema: Optional[Union[str, Dict[str, Any]]] = None, grammar: Optional[str] = None,
+                    regex: Optional[str] = None) -> tuple:
     """phi4_generate_params for the given options; None keeps the library's default. Returns the
     struct and the objects it points to (keep them alive until the call that reads them returns)."""
     p = N.defaults(N.GenerateParams)
     s = N.defaults(N.SamplingParams)
+    kind, text = constraint_of(response_format, json_schema, grammar, regex)
+    keep: list = [s]
+    if kind != N.CONSTRAINT_NONE:
+        data = (text or "").encode("utf-8")
+        keep.append(data)
+        p.constraint_type, p.constraint, p.constraint_len = kind, data, len(data)
     if max_tokens is not None:
         p.max_tokens = int(max_tokens)
     if top_logprobs is not None:
@@ -35,7 +44,6 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
     if seed is not None:
         s.use_seed, s.seed = 1, int(seed) & 0xFFFFFFFFFFFFFFFF
     p.sampling = ctypes.pointer(s)
-    keep: list = [s]
     if stop:
         if isinstance(stop, str):
             stop = [stop]
@@ -45,6 +53,33 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
         p.stop_strings = arr
         p.n_stop_strings = len(encoded)
     return p, keep
+
+
+def constraint_of(response_format: Optional[Dict[str, Any]], json_schema: Any, grammar: Optional[str],
+                  regex: Optional[str]) -> tuple:
+    """(phi4 constraint type, text) of the constraint options; at most one may be given."""
+    given = [x for x in (response_format, json_schema, grammar, regex) if x is not None]
+    if len(given) > 1:
+        raise InvalidArgument("give one of response_format, json_schema, grammar and regex")
+    if grammar is not None:
+        return N.CONSTRAINT_GRAMMAR, grammar
+    if regex is not None:
+        return N.CONSTRAINT_REGEX, regex
+    if json_schema is not None:
+        return N.CONSTRAINT_JSON_SCHEMA, json_schema if isinstance(json_schema, str) else json.dumps(json_schema)
+    if response_format is not None:
+        kind = response_format.get("type")
+        if kind == "text":
+            return N.CONSTRAINT_NONE, None
+        if kind == "json_object":
+            return N.CONSTRAINT_JSON_OBJECT, None
+        if kind == "json_schema":
+            schema = (response_format.get("json_schema") or {}).get("schema")
+            if not isinstance(schema, (dict, bool)):
+                raise InvalidArgument('response_format json_schema needs {"name": ..., "schema": {...}}')
+            return N.CONSTRAINT_JSON_SCHEMA, json.dumps(schema)
+        raise InvalidArgument("response_format type must be text, json_object or json_schema")
+    return N.CONSTRAINT_NONE, None
 
 
 class Context:
@@ -138,7 +173,9 @@ class Context:
                repeat_penalty: Optional[float] = None, presence_penalty: Optional[float] = None,
                frequency_penalty: Optional[float] = None, seed: Optional[int] = None,
                stop: Optional[Sequence[str]] = None, top_logprobs: Optional[int] = None,
-               lookup: Optional[int] = None) -> "Stream":
+               lookup: Optional[int] = None, response_format: Optional[Dict[str, Any]] = None,
+               json_schema: Optional[Union[str, Dict[str, Any]]] = None, grammar: Optional[str] = None,
+               regex: Optional[str] = None) -> "Stream":
         """Start a generation after `prompt` (ids appended to the context); iterate for text pieces.
         An option left at None takes the library's default (phi4_generate_params_init and
         phi4_sampling_params_init: 256 tokens, temperature 0.8, top_k 40, top_p 0.95, min_p 0.05).
@@ -146,7 +183,8 @@ class Context:
         params, keep = generate_params(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                                        min_p=min_p, repeat_penalty=repeat_penalty, presence_penalty=presence_penalty,
                                        frequency_penalty=frequency_penalty, seed=seed, stop=stop,
-                                       top_logprobs=top_logprobs, lookup=lookup)
+                                       top_logprobs=top_logprobs, lookup=lookup, response_format=response_format,
+                                       json_schema=json_schema, grammar=grammar, regex=regex)
         arr = ids_array(prompt)
         check(N.lib.phi4_generation_start(self._h, arr, len(prompt), ctypes.byref(params)))
         del keep  # the library copied the sampling params and stop strings

@@ -129,7 +129,13 @@ class Model:
         min_p, repeat_penalty, presence_penalty, frequency_penalty, seed, stop (a string or a list),
         top_logprobs (0…20: `model.last_stream.logprobs()` gives per-token log-probabilities) and
         lookup (e.g. 5: prompt-lookup decoding, the same greedy text, faster on text that repeats;
-        `model.last_stream.lookup_counts()` gives the drafts proposed and accepted)."""
+        `model.last_stream.lookup_counts()` gives the drafts proposed and accepted).
+
+        Constrained output (one of): response_format (OpenAI's {"type": "json_object"} or
+        {"type": "json_schema", "json_schema": {"name": ..., "schema": {...}}}), json_schema (a
+        schema dict or its JSON text), grammar (llama.cpp's GBNF) or regex (the whole output
+        matches). The output is then a complete match whenever max_tokens allows one; a schema or
+        grammar that cannot be compiled raises InvalidArgument naming what is wrong."""
         ids = self.tokenize(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise InvalidArgument("the prompt is empty")
@@ -178,7 +184,10 @@ class Model:
     def create_chat_completion(self, messages: Sequence[Dict[str, Any]], **kwargs: Any) -> Any:
         """An OpenAI chat completion: `messages` and the options of the HTTP API (max_tokens,
         temperature, top_p, seed, stop, presence_penalty, frequency_penalty, logit_bias, logprobs,
-        top_logprobs, stream, stream_options, and top_k, min_p, repeat_penalty). Returns the
+        top_logprobs, stream, stream_options, response_format, tools, tool_choice,
+        parallel_tool_calls, and top_k, min_p, repeat_penalty). A reply that calls functions has
+        `tool_calls` (finish_reason "tool_calls"); send results back as {"role": "tool",
+        "tool_call_id": ..., "content": ...} messages. Returns the
         response dict, or with stream=True an iterator of chunk dicts. Requests and responses go
         through the engine's OpenAI mapping, the same as phi4-server's (a prompt longer than the
         context is an error, as there)."""

@@ -401,3 +401,39 @@ def test_reasoning_system_prompt_preset():
     plain = tok.chat_template([{"role": "user", "content": "hi"}])
     preset = tok.chat_template([{"role": "system", "content": p}, {"role": "user", "content": "hi"}])
     assert len(preset) > len(plain) + 150
+
+
+def test_constrained_generate_and_tool_calls():
+    """generate() with response_format / json_schema / regex / grammar on the demo model (outputs
+    checked here by hand: re.fullmatch, json.loads and the schema's facts), and tool calls through
+    create_chat_completion."""
+    demo = phi4.Model(os.path.join(ROOT, "models", "phi4-demo-q8_0.gguf"), n_ctx=1024)
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "maximum": 9},
+                                               "tags": {"type": "array", "items": {"enum": ["x", "y"]}, "maxItems": 2}},
+              "required": ["n", "tags"], "additionalProperties": False}
+    for seed in range(3):
+        for kw in ({"response_format": {"type": "json_schema", "json_schema": {"name": "t", "schema": schema}}},
+                   {"json_schema": schema}):
+            v = json.loads(demo.generate("Data:", max_tokens=60, temperature=1, seed=seed, **kw))
+            assert set(v) == {"n", "tags"} and 1 <= v["n"] <= 9 and len(v["tags"]) <= 2 and set(v["tags"]) <= {"x", "y"}
+        assert isinstance(json.loads(demo.generate("Data:", max_tokens=60, temperature=1, seed=seed,
+                                                   response_format={"type": "json_object"})), dict)
+        assert re.fullmatch(r"[A-Z][a-z]{2,5}-\d{3}", demo.generate("Id:", max_tokens=20, temperature=1, seed=seed,
+                                                                    regex=r"[A-Z][a-z]{2,5}-\d{3}"))
+        assert demo.generate("Yes?", max_tokens=5, temperature=1, seed=seed, grammar='root ::= "yes" | "no"') in ("yes", "no")
+    with pytest.raises(phi4.InvalidArgument, match="contentEncoding"):
+        demo.generate("x", json_schema={"type": "string", "contentEncoding": "base64"})
+    with pytest.raises(phi4.InvalidArgument):
+        demo.generate("x", grammar="root ::= x", regex="x")
+    tools = [{"type": "function", "function": {"name": "add", "parameters": {
+        "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}]
+    r = demo.create_chat_completion([{"role": "user", "content": "2+3?"}], tools=tools, tool_choice="required",
+                                    max_tokens=120, temperature=1, seed=1)
+    ch = r["choices"][0]
+    assert ch["finish_reason"] == "tool_calls" and ch["message"]["content"] is None
+    args = json.loads(ch["message"]["tool_calls"][0]["function"]["arguments"])
+    assert ch["message"]["tool_calls"][0]["function"]["name"] == "add" and isinstance(args["a"], int) and isinstance(args["b"], int)
+    chunks = list(demo.create_chat_completion([{"role": "user", "content": "2+3?"}], tools=tools, tool_choice="required",
+                                              max_tokens=120, temperature=1, seed=2, stream=True))
+    calls = [c for ch in chunks for c in (ch["choices"][0]["delta"].get("tool_calls") or []) if ch["choices"]]
+    assert calls and json.loads(calls[0]["function"]["arguments"]).keys() >= {"a", "b"}
