@@ -352,8 +352,8 @@ enum phi4_stop_reason_code {
 enum phi4_constraint_type_code {
     PHI4_CONSTRAINT_NONE = 0,           /* free text */
     PHI4_CONSTRAINT_GRAMMAR = 1,        /* a grammar in llama.cpp's GBNF syntax (start rule `root`) */
-    PHI4_CONSTRAINT_REGEX = 2,          /* a regular expression the whole output matches (ECMA subset,
-                                           see docs/ARCHITECTURE.md) */
+    PHI4_CONSTRAINT_REGEX = 2,          /* a regular expression the whole output matches (an ECMA subset:
+                                           Sources/Phi4/Constraints/Regex.swift) */
     PHI4_CONSTRAINT_JSON_SCHEMA = 3,    /* a JSON Schema (its JSON text) the output is a valid instance of */
     PHI4_CONSTRAINT_JSON_OBJECT = 4     /* any JSON object (no text needed) */
 };
