@@ -383,7 +383,8 @@ typedef struct {
      * generation ends when a complete match cannot go on. A constraint that does not compile, or
      * whose shortest match cannot fit max_tokens, makes the call fail with
      * PHI4_ERR_INVALID_ARGUMENT before anything is evaluated. Log-probabilities (top_logprobs)
-     * are those of the constrained distribution. Prompt lookup is off while constrained. */
+     * are those of the constrained distribution. With lookup, drafts the constraint forbids are
+     * not proposed. */
     int32_t constraint_type;            /* enum phi4_constraint_type_code (default PHI4_CONSTRAINT_NONE) */
     const char *constraint;             /* the grammar, regex or schema: constraint_len bytes of UTF-8 (a NUL is
                                            not needed); read during the call only (default NULL) */

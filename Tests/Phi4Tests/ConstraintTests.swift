@@ -144,4 +144,37 @@ final class ConstraintTests: XCTestCase {
         o.constraint = .grammar("root ::= [")
         XCTAssertThrowsError(try Session(model: model, contextLength: 512).generate(model.tokenizer.encode("x"), options: o))
     }
+
+    /// Prompt lookup under a constraint: drafts are proposed (the prompt repeats the answer's
+    /// shape), every verified position is masked, and the output equals the one without lookup
+    /// token for token, greedy and sampled with a seed (speculative sampling's rule leaves the
+    /// distribution, and with a seed the draws, unchanged), and it follows the schema.
+    func testPromptLookupUnderConstraint() throws {
+        let model = try Model.load(path: fixturesDirectory + "/../../../models/phi4-demo-q8_0.gguf")
+        let schema = #"{"type": "object", "properties": {"items": {"type": "array", "items": {"enum": ["alpha beta", "gamma delta", "epsilon"]}, "maxItems": 6}}, "required": ["items"], "additionalProperties": false}"#
+        let example = #"{"items": ["alpha beta", "gamma delta", "epsilon", "alpha beta", "gamma delta"]}"#
+        let prompt = model.tokenizer.encode(String(repeating: "JSON: " + example + "\n", count: 3) + "JSON: ")
+        var drafted = 0
+        for (seed, temperature) in [(0, Float(0)), (1, 1), (2, 1), (3, 1)] {
+            var plain = GenerationOptions()
+            plain.maxTokens = 60
+            plain.sampling.temperature = temperature
+            plain.sampling.seed = UInt64(seed)
+            plain.constraint = .jsonSchema(schema)
+            var lookup = plain
+            lookup.lookup = 6
+            let a = try Session(model: model, contextLength: 512).generate(prompt, options: plain)
+            let b = try Session(model: model, contextLength: 512).generate(prompt, options: lookup)
+            XCTAssertEqual(b.tokens, a.tokens, "seed \(seed)")
+            XCTAssertEqual(b.stopReason, a.stopReason)
+            XCTAssertEqual(a.draftTokens, 0)
+            drafted += b.draftTokens
+            let v = try JSONParser.parse(b.text)
+            XCTAssertEqual(Set(v.objectValue?.keys.map { $0 } ?? []), ["items"], b.text)
+            for item in v["items"]?.arrayValue ?? [] {
+                XCTAssertTrue(["alpha beta", "gamma delta", "epsilon"].contains(item.stringValue ?? ""), b.text)
+            }
+        }
+        XCTAssertGreaterThan(drafted, 0)
+    }
 }

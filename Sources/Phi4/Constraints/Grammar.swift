@@ -373,6 +373,14 @@ extension Grammar {
         return GrammarState(stacks: out.count > 1 ? Grammar.dedup(out) : out)
     }
 
+    /// Per stack of `s`: the set of bytes its top accepts (nil for a finished stack).
+    func topSets(_ s: GrammarState) -> [ByteSet?] {
+        s.stacks.map { stack in
+            guard let top = stack.last, case .bytes(let set) = ops[Int(top)] else { return nil }
+            return sets[Int(set)]
+        }
+    }
+
     /// The state after `bytes` (dead as soon as one cannot follow).
     public func advance(_ s: GrammarState, _ bytes: some Sequence<UInt8>) -> GrammarState {
         var state = s

@@ -46,57 +46,91 @@ public enum Constraint: Sendable, Hashable {
 /// byte are left out, so that nothing else can spell that path. End-of-generation is decided by
 /// the grammar's completeness, not by the trie.
 final class TokenTrie: @unchecked Sendable {  // immutable after init
-    /// Per node: first child, next sibling (-1: none), the byte leading to it, tokens ending there.
-    var firstChild: [Int32] = [-1], nextSibling: [Int32] = [-1], byte: [UInt8] = [0]
-    var tokenStart: [Int32] = [0], tokenCount: [Int32] = [0]
-    var tokens: [Int32] = []
+    /// One node, in 8 bytes. Nodes are numbered in depth-first order (children by byte), so a
+    /// node's subtree is the `size` nodes from it, and a walk is one pass over the buffer that
+    /// skips the subtrees the grammar refuses.
+    struct Node {
+        /// The nodes in this subtree, this one included (low 24 bits), and the byte leading
+        /// here from the parent (high 8 bits).
+        var sizeAndByte: UInt32
+        /// The token ending here (low 24 bits; ``TokenTrie/noToken`` for none) and the number of
+        /// bytes from the root to here (high 8 bits; the root is 0).
+        var tokenAndDepth: UInt32
+
+        @inline(__always) var size: Int { Int(sizeAndByte & 0xFF_FFFF) }
+        @inline(__always) var byte: UInt8 { UInt8(truncatingIfNeeded: sizeAndByte >> 24) }
+        @inline(__always) var token: Int { Int(tokenAndDepth & 0xFF_FFFF) }
+        @inline(__always) var depth: Int { Int(tokenAndDepth >> 24) }
+    }
+    /// In ``Node/token``: no token ends at the node (the walk then writes to a spare entry past
+    /// the vocabulary, so that it needs no branch).
+    static let noToken = 0xFF_FFFF
+    /// The nodes, the root first.
+    let nodes: UnsafeMutableBufferPointer<Node>
+    /// Tokens the nodes cannot hold (longer than 255 bytes, or a second token with the same
+    /// bytes): the walk checks them one by one.
+    let oddTokens: [Int32]
+    /// The longest token in the trie, in bytes.
+    let depth: Int
     /// Each token's bytes as the grammar sees them (nil for unassigned ids).
     let tokenBytes: [[UInt8]?]
 
     init(tokenizer: Tokenizer, vocabSize: Int) {
+        precondition(vocabSize < TokenTrie.noToken, "vocabulary too large for the token trie")
         var bytesOf = [[UInt8]?](repeating: nil, count: vocabSize)
-        var children: [[UInt8: Int32]] = [[:]]
-        var ends: [[Int32]] = [[]]
-        var entries: [(Int, [UInt8])] = []
+        var entries: [(id: Int32, bytes: [UInt8])] = []
         for id in 0..<min(vocabSize, tokenizer.vocabularySize) {
             guard let b = tokenizer.vocabulary.bytes(of: id), b.count > 0, !b.contains(0xFF) else { continue }
-            entries.append((id, Array(b)))
+            entries.append((Int32(id), Array(b)))
         }
         for t in tokenizer.specialTokens where t.id >= 0 && Int(t.id) < vocabSize && tokenizer.vocabulary.bytes(of: Int(t.id)) == nil {
-            entries.append((Int(t.id), GrammarBuilder.specialTokenBytes(t.text)))
+            entries.append((t.id, GrammarBuilder.specialTokenBytes(t.text)))
         }
-        for (id, b) in entries {
-            bytesOf[id] = b
-            var node = 0
-            for x in b {
-                if let c = children[node][x] { node = Int(c); continue }
-                children.append([:])
-                ends.append([])
-                let c = Int32(children.count - 1)
-                children[node][x] = c
-                node = Int(c)
-            }
-            ends[node].append(Int32(id))
-        }
+        for e in entries { bytesOf[Int(e.id)] = e.bytes }
         tokenBytes = bytesOf
-        let n = children.count
-        firstChild = [Int32](repeating: -1, count: n)
-        nextSibling = [Int32](repeating: -1, count: n)
-        byte = [UInt8](repeating: 0, count: n)
-        tokenStart = [Int32](repeating: 0, count: n)
-        tokenCount = [Int32](repeating: 0, count: n)
-        for node in 0..<n {
-            var prev: Int32 = -1
-            for (x, c) in children[node].sorted(by: { $0.key < $1.key }) {
-                byte[Int(c)] = x
-                if prev < 0 { firstChild[node] = c } else { nextSibling[Int(prev)] = c }
-                prev = c
-            }
-            tokenStart[node] = Int32(tokens.count)
-            tokenCount[node] = Int32(ends[node].count)
-            tokens += ends[node]
+        var odd: [Int32] = []
+        entries.removeAll { e in
+            if e.bytes.count > 255 { odd.append(e.id); return true }
+            return false
         }
+        // Sorted byte strings list the trie's nodes in depth-first order: each token adds the
+        // nodes of its bytes beyond the prefix it shares with the previous one.
+        entries.sort { $0.bytes.lexicographicallyPrecedes($1.bytes) }
+        var size: [Int] = [1], byte: [UInt8] = [0], depthOf: [Int] = [0], token: [Int] = [TokenTrie.noToken]
+        var path: [Int] = [0]  // the nodes of the previous token's bytes, the root first
+        var previous: [UInt8] = []
+        for e in entries {
+            var shared = 0
+            while shared < min(previous.count, e.bytes.count) && previous[shared] == e.bytes[shared] { shared += 1 }
+            path.removeLast(path.count - 1 - shared)
+            for d in shared..<e.bytes.count {
+                size.append(1); byte.append(e.bytes[d]); depthOf.append(d + 1); token.append(TokenTrie.noToken)
+                path.append(size.count - 1)
+            }
+            let end = path[path.count - 1]
+            if token[end] == TokenTrie.noToken { token[end] = Int(e.id) } else { odd.append(e.id) }
+            previous = e.bytes
+        }
+        // Subtree sizes: a node's subtree ends where the next node at its depth or above begins.
+        var open: [Int] = []
+        for i in 0..<size.count {
+            while let top = open.last, depthOf[top] >= depthOf[i] {
+                size[top] = i - top
+                open.removeLast()
+            }
+            open.append(i)
+        }
+        for top in open { size[top] = size.count - top }
+        precondition(size.count < 1 << 24, "vocabulary too large for the token trie")
+        depth = depthOf.max() ?? 0
+        nodes = .allocate(capacity: size.count)
+        for i in 0..<size.count {
+            nodes[i] = Node(sizeAndByte: UInt32(size[i]) | UInt32(byte[i]) << 24, tokenAndDepth: UInt32(token[i]) | UInt32(depthOf[i]) << 24)
+        }
+        oddTokens = odd
     }
+
+    deinit { nodes.deallocate() }
 
     // nonisolated(unsafe): read and written only under `lock`.
     nonisolated(unsafe) private static var cache: [ObjectIdentifier: (Tokenizer, Int, TokenTrie)] = [:]
@@ -137,7 +171,11 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
         pthread_mutex_init(&lock, nil)
     }
 
-    deinit { pthread_mutex_destroy(&lock) }
+    deinit {
+        pthread_mutex_destroy(&lock)
+        transitions.deallocate()
+        restBytes.deallocate()
+    }
 
     // nonisolated(unsafe): read and written only under `compiledLock`.
     nonisolated(unsafe) private static var compiled: [String: TokenConstraint] = [:]
@@ -165,31 +203,77 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
 
     // The grammar's states met so far, numbered, with their byte transitions filled in as the
     // walks need them: a walk is then table lookups (inside a JSON string, every plain
-    // character leads back to the same state). Guarded by `lock`.
+    // character leads back to the same state). Guarded by `lock`. `transitions` holds 256
+    // entries per state (-2: not computed yet, -1: dead), `restBytes` one per state; both are
+    // flat buffers that grow by doubling, so that the walk reads them without Swift's checks.
     private var stateIDs: [GrammarState: Int32] = [:]
     private var states: [GrammarState] = []
-    private var transitions: [Int32] = []  // 256 per state: -2 not computed, -1 dead
-    private var restBytes: [UInt16] = []
+    private var transitions = UnsafeMutablePointer<Int32>.allocate(capacity: 0)
+    private var restBytes = UnsafeMutablePointer<UInt16>.allocate(capacity: 0)
+    private var stateCapacity = 0
 
     private func id(of s: GrammarState) -> Int32 {
         if let i = stateIDs[s] { return i }
-        let i = Int32(states.count)
-        stateIDs[s] = i
+        let i = states.count
+        if i == stateCapacity {
+            let capacity = max(64, stateCapacity * 2)
+            let t = UnsafeMutablePointer<Int32>.allocate(capacity: capacity * 256)
+            t.update(from: transitions, count: stateCapacity * 256)
+            (t + stateCapacity * 256).initialize(repeating: -2, count: (capacity - stateCapacity) * 256)
+            let r = UnsafeMutablePointer<UInt16>.allocate(capacity: capacity)
+            r.update(from: restBytes, count: stateCapacity)
+            transitions.deallocate()
+            restBytes.deallocate()
+            transitions = t
+            restBytes = r
+            stateCapacity = capacity
+        }
+        stateIDs[s] = Int32(i)
         states.append(s)
-        transitions += [Int32](repeating: -2, count: 256)
-        restBytes.append(UInt16(min(grammar.minBytesToComplete(s), 65534)))
-        return i
+        restBytes[i] = UInt16(min(grammar.minBytesToComplete(s), 65534))
+        return Int32(i)
     }
 
-    @inline(__always)
-    private func transition(_ from: Int32, _ byte: UInt8) -> Int32 {
-        let k = Int(from) << 8 | Int(byte)
-        let t = transitions[k]
-        if t != -2 { return t }
-        let next = grammar.advance(states[Int(from)], byte)
-        let r = next.isDead ? -1 : id(of: next)
-        transitions[k] = r
-        return r
+    /// Fills in all 256 transitions of state `from`. Bytes that every stack of the state treats
+    /// alike (each stack's next byte set holds all of them or none) lead to the same state, so
+    /// the grammar is advanced once per such class of bytes.
+    private func computeTransitions(_ from: Int32) {
+        let state = states[Int(from)]
+        let tops = grammar.topSets(state)
+        let words = (tops.count + 63) / 64
+        // Per byte: which stacks accept it (`words` bits each).
+        var signature = [UInt64](repeating: 0, count: 256 * words)
+        for (k, set) in tops.enumerated() {
+            guard let set else { continue }
+            let bit = UInt64(1) << UInt64(k & 63), word = k >> 6
+            for b in 0..<256 where set.contains(UInt8(b)) { signature[b * words + word] |= bit }
+        }
+        var classes: [(start: Int, next: Int32)] = []  // the first byte of each class, its state
+        for b in 0..<256 {
+            let sig = signature[(b * words)..<(b * words + words)]
+            var r: Int32 = -1
+            if sig.contains(where: { $0 != 0 }) {
+                if let c = classes.first(where: { signature[($0.start * words)..<($0.start * words + words)] == sig }) {
+                    r = c.next
+                } else {
+                    let next = grammar.advance(state, UInt8(b))
+                    r = next.isDead ? -1 : id(of: next)
+                    classes.append((b, r))
+                }
+            }
+            // `id(of:)` may have moved the table.
+            transitions[Int(from) << 8 | b] = r
+        }
+    }
+
+    private func forgetStates() {
+        stateIDs.removeAll()
+        states.removeAll()
+        transitions.deallocate()
+        restBytes.deallocate()
+        transitions = .allocate(capacity: 0)
+        restBytes = .allocate(capacity: 0)
+        stateCapacity = 0
     }
 
     /// For each token id: the fewest bytes that finish the match after it (saturated at
@@ -198,32 +282,55 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
         if let m = cache[state] { return m }
-        if states.count > 200_000 {
-            stateIDs.removeAll(); states.removeAll(); transitions.removeAll(); restBytes.removeAll()
-        }
-        var m = [UInt16](repeating: TokenConstraint.forbidden, count: vocabSize)
+        if states.count > 16_384 { forgetStates() }  // 16 MB of transitions at most
+        var m = [UInt16](repeating: TokenConstraint.forbidden, count: vocabSize + 1)
         let start = id(of: state)
-        m.withUnsafeMutableBufferPointer { out in walk(0, start, out) }
+        m.withUnsafeMutableBufferPointer { out in walk(start, out.baseAddress!) }
+        m.removeLast()
         if cache.count >= TokenConstraint.cacheLimit { cache.removeAll(keepingCapacity: true) }
         cache[state] = m
         return m
     }
 
-    private func walk(_ node: Int, _ state: Int32, _ out: UnsafeMutableBufferPointer<UInt16>) {
-        var c = trie.firstChild[node]
-        while c >= 0 {
-            let child = Int(c)
-            let next = transition(state, trie.byte[child])
-            if next >= 0 {
-                let n = Int(trie.tokenCount[child])
-                if n > 0 {
-                    let rest = restBytes[Int(next)]
-                    let s = Int(trie.tokenStart[child])
-                    for k in s..<(s + n) { out[Int(trie.tokens[k])] = rest }
-                }
-                walk(child, next, out)
+    /// Depth-first over the trie from the root in grammar state `start`: a node is entered only
+    /// while the grammar accepts the bytes leading to it, and each token ending at an entered
+    /// node gets the fewest bytes that finish the match after it. `out` has `vocabSize + 1`
+    /// entries: the last is written for nodes where no token ends.
+    private func walk(_ start: Int32, _ out: UnsafeMutablePointer<UInt16>) {
+        let nodes = UnsafePointer(trie.nodes.baseAddress!)
+        let count = trie.nodes.count
+        // The grammar state after the bytes of the current path, per depth.
+        let stateAt = UnsafeMutablePointer<Int32>.allocate(capacity: trie.depth + 1)
+        defer { stateAt.deallocate() }
+        stateAt[0] = start
+        var table = transitions, rest = restBytes
+        var i = 1
+        while i < count {
+            let node = nodes[i]
+            let from = stateAt[node.depth - 1]
+            var next = table[Int(from) << 8 | Int(node.byte)]
+            if next == -2 {
+                computeTransitions(from)
+                table = transitions
+                rest = restBytes
+                next = table[Int(from) << 8 | Int(node.byte)]
             }
-            c = trie.nextSibling[child]
+            if next < 0 {
+                i += node.size
+                continue
+            }
+            stateAt[node.depth] = next
+            out[min(node.token, vocabSize)] = rest[Int(next)]  // vocabSize: the spare entry
+            i += 1
+        }
+        for t in trie.oddTokens {
+            var s = start
+            for b in trie.tokenBytes[Int(t)] ?? [] {
+                if transitions[Int(s) << 8 | Int(b)] == -2 { computeTransitions(s) }
+                s = transitions[Int(s) << 8 | Int(b)]
+                if s < 0 { break }
+            }
+            if s >= 0 { out[Int(t)] = restBytes[Int(s)] }
         }
     }
 
@@ -265,6 +372,15 @@ struct ConstraintTracker {
             }
         }
         for (id, value) in ends { logits[Int(id)] = complete ? value : -.infinity }
+    }
+
+    /// Whether ``apply(_:remaining:endIDs:)`` would keep `token` (a prompt-lookup draft token
+    /// is proposed only if so).
+    func allows(_ token: TokenID, remaining: Int, endIDs: Set<TokenID>) -> Bool {
+        if endIDs.contains(token) { return state.isComplete }
+        let m = constraint.mask(state)
+        guard token >= 0 && Int(token) < m.count else { return false }
+        return m[Int(token)] <= UInt16(clamping: max(0, remaining - 1))
     }
 
     /// Advances past `token`.

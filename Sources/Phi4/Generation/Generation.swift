@@ -131,7 +131,7 @@ public final class Generation {
     /// Samples one token, streams its text, and evaluates it for the next step.
     func step() throws(ModelError) {
         guard let id = try chooseToken() else { return }
-        let (match, draft) = options.lookup > 0 && tracker == nil ? proposeDraft(after: id) : (0, [])
+        let (match, draft) = options.lookup > 0 ? proposeDraft(after: id) : (0, [])
         guard let rows = try session.evaluateForGeneration([id] + draft, allLogits: !draft.isEmpty) else {
             return end(.cancelled, flush: false)
         }
@@ -159,6 +159,7 @@ public final class Generation {
             id = t
             if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
             record(id, raw)
+            tracker?.accept(id)
         } else {
             // The budget: max tokens, or the context's room when that is less.
             let room = min(options.maxTokens - result.tokens.count, session.contextLength - session.tokens.count)

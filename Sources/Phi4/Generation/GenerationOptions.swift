@@ -43,7 +43,8 @@ public struct GenerationOptions: Sendable {
     /// are removed (and end-of-generation unless the text is a complete match); tokens that
     /// could not be finished within the remaining `maxTokens` are removed too, so the output is
     /// complete whenever the budget allows any match. Log-probabilities are those of the
-    /// constrained distribution (after the removal). Prompt lookup is off while constrained. A
+    /// constrained distribution (after the removal). With prompt lookup, draft tokens the
+    /// constraint forbids are not proposed, and each verified position is masked the same way. A
     /// constraint that cannot be compiled, matches nothing, or needs more bytes than `maxTokens`
     /// is an error before generation starts.
     public var constraint: Constraint? = nil

@@ -60,7 +60,7 @@ extension Generation {
                             draftsAccepted[n - 1] *= Generation.unusedMatchDecay
                             draftsTried[n - 1] *= Generation.unusedMatchDecay
                         }
-                        return (n, (from..<(from + count)).map(history))
+                        return (n, allowedPrefix((from..<(from + count)).map(history)))
                     }
                 }
                 start -= 1
@@ -69,11 +69,28 @@ extension Generation {
         return (0, [])
     }
 
+    /// The longest start of `draft` that the constraint (if any) allows, with the budget each
+    /// draft position will have: a token the constraint would remove cannot be accepted, so it
+    /// is not worth computing.
+    func allowedPrefix(_ draft: [TokenID]) -> [TokenID] {
+        guard var t = tracker else { return draft }
+        // draft[i] goes to context index session.tokens.count + 1 + i (after the chosen token).
+        for (i, d) in draft.enumerated() {
+            let room = min(options.maxTokens - result.tokens.count - i, session.contextLength - session.tokens.count - 1 - i)
+            guard t.allows(d, remaining: room, endIDs: endIDs) else { return Array(draft[..<i]) }
+            if endIDs.contains(d) { return Array(draft[...i]) }
+            t.accept(d)
+        }
+        return draft
+    }
+
     /// Checks draft tokens against the model, in order, with the sampler: a draft token is kept
     /// when the token drawn at its position equals it. This is speculative sampling's rule for a
     /// draft that proposes one token with certainty (accept with probability p(token); on
     /// rejection the drawn token, a sample of p without the draft token, is the next token), so
-    /// the output distribution is unchanged, and greedy output is the same. The KV cache drops the
+    /// the output distribution is unchanged, and greedy output is the same. Under a constraint
+    /// each position's logits are masked as ``chooseToken()`` masks them, in the constraint's
+    /// state after the draft tokens before it. The KV cache drops the
     /// positions after the last kept token.
     func verify(_ draft: [TokenID], rows: [Float]) throws(ModelError) {
         let vocab = session.model.config.vocabSize
@@ -81,6 +98,9 @@ extension Generation {
         result.draftTokens += draft.count
         for (i, d) in draft.enumerated() {
             var row = Array(rows[(i * vocab)..<((i + 1) * vocab)])
+            // The budget at this position, as chooseToken() computes it.
+            let room = min(options.maxTokens - result.tokens.count, session.contextLength - (base + i))
+            tracker?.apply(&row, remaining: room, endIDs: endIDs)
             let raw = options.topLogprobs == nil ? [] : row
             let t = sampler.sample(&row, history: session.tokens[..<(base + i)])
             guard t == d else {
@@ -94,7 +114,12 @@ extension Generation {
                 return end(.endOfSequence, flush: true)
             }
             record(t, raw)
+            tracker?.accept(t)
             guard try emitToken(t) else { return session.truncate(to: base + i) }
+            if let c = tracker, c.state.isComplete && !c.state.canContinue {
+                session.truncate(to: base + i)
+                return end(.endOfSequence, flush: true)
+            }
             if result.tokens.count >= options.maxTokens {
                 session.truncate(to: base + i)
                 return end(.maxTokens, flush: true)
