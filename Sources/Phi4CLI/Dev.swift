@@ -89,11 +89,15 @@ struct MaskBenchCommand: ParsableCommand {
     @Option(name: .customLong("max-tokens"), help: "Tokens per output.")
     var maxTokens = 128
 
+    @Option(help: "Write each schema's replayed tokens and mask times (µs) to this JSON file (tools/llguidance_bench.py reads it).")
+    var dump: String?
+
     func run() throws {
         let m = try loadModel(model)
         let list: JSONValue
         do { list = try JSONParser.parse(try FileIO.readAll(schemas, limit: 1 << 26)) } catch { throw RuntimeError(error) }
         var times: [Double] = [], compiles: [Double] = []
+        var dumped: [JSONValue] = []
         let clock = ContinuousClock()
         func us(_ d: Duration) -> Double { Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12 }
         for item in list.arrayValue ?? [] {
@@ -111,12 +115,19 @@ struct MaskBenchCommand: ParsableCommand {
             let c = TokenConstraint(grammar: g, tokenizer: m.tokenizer, vocabSize: m.config.vocabSize)
             compiles.append(us(clock.now - t0))
             var state = g.initialState
+            var these: [Double] = []
             for t in r.tokens {
                 let a = clock.now
                 _ = c.mask(state)
-                times.append(us(clock.now - a))
+                these.append(us(clock.now - a))
                 state = c.advance(state, t)
             }
+            times += these
+            dumped.append(.object(["name": item["name"] ?? .null, "schema": .string(text), "compile_us": .number(compiles.last ?? 0),
+                                   "tokens": .array(r.tokens.map { .number(Double($0)) }), "mask_us": .array(these.map { .number($0) })]))
+        }
+        if let dump {
+            do { try FileIO.writeAll(dump, Array(JSONValue.array(dumped).serialized.utf8)) } catch { throw RuntimeError(error) }
         }
         times.sort()
         compiles.sort()

@@ -86,6 +86,16 @@ final class ConstraintTests: XCTestCase {
         for s in ["-1", "-1.0", "1.01", "2", "-1.5"] { XCTAssertFalse(n.matches(s), s) }
     }
 
+    /// `format: email`: a dot-atom local part and at least two labels of letters, digits and
+    /// inner hyphens (RFC 5322 / RFC 1035 rules, written out by hand).
+    func testEmailFormat() throws {
+        let g = try JSONSchema.compile(#"{"type": "string", "format": "email"}"#)
+        for s in ["a@b.co", "first.last+tag@mail.example.org", "x_y%z-1@a-b.c1", "A1@B2.C3"] { XCTAssertTrue(g.matches("\"\(s)\""), s) }
+        for s in ["a@b", "a..b@x.com", ".a@x.com", "a.@x.com", "a@x-.com", "a@-x.com", "a@x..com", "a@x.com.", "@x.com", "a b@x.com"] {
+            XCTAssertFalse(g.matches("\"\(s)\""), s)
+        }
+    }
+
     /// The mask from the trie walk equals a brute-force check of every token (its bytes run
     /// through the grammar one by one) at prefixes of a JSON text, with the fewest bytes that
     /// finish the match after each allowed token.

@@ -354,17 +354,21 @@ public enum JSONSchema {
                 func hx(_ n: Int) -> [GrammarBuilder.Symbol] { Array(repeating: x, count: n) }
                 return hx(8) + lit("-") + hx(4) + lit("-") + hx(4) + lit("-") + hx(4) + lit("-") + hx(12)
             case "email":
-                // local@label(.label)+ : ASCII letters, digits and a few punctuation marks.
-                var local = ByteSet(48...57)
-                for c in 65...90 as ClosedRange<UInt8> { local.insert(c) }
-                for c in 97...122 as ClosedRange<UInt8> { local.insert(c) }
-                var label = local
-                for c in "._%+-".utf8 { local.insert(c) }
-                let alnum = label
-                label.insert(0x2D)
-                let part = [GrammarBuilder.Symbol.bytes(alnum)] + b.repeated([.bytes(label)], min: 0, max: 30, "label") 
-                return [.bytes(alnum)] + b.repeated([.bytes(local)], min: 0, max: 40, "local") + lit("@") + part
-                    + b.repeated(lit(".") + part, min: 1, max: 4, "domain")
+                // A dot-atom local part @ labels: ASCII letters, digits and "_%+-" in the local
+                // part's atoms (no leading, trailing or double dot); a label is letters, digits
+                // and inner hyphens (RFC 1035), at least two of them.
+                var alnum = ByteSet(48...57)
+                for c in 65...90 as ClosedRange<UInt8> { alnum.insert(c) }
+                for c in 97...122 as ClosedRange<UInt8> { alnum.insert(c) }
+                var atom = alnum
+                for c in "_%+-".utf8 { atom.insert(c) }
+                var inner = alnum
+                inner.insert(0x2D)
+                let part = [GrammarBuilder.Symbol.bytes(alnum)]
+                    + [b.optional(b.repeated([.bytes(inner)], min: 0, max: 29, "label") + [.bytes(alnum)], "label")]
+                let local = [GrammarBuilder.Symbol.bytes(alnum)] + b.repeated([.bytes(atom)], min: 0, max: 39, "local")
+                    + b.repeated(lit(".") + b.repeated([.bytes(atom)], min: 1, max: 20, "atom"), min: 0, max: 3, "local")
+                return local + lit("@") + part + b.repeated(lit(".") + part, min: 1, max: 4, "domain")
             default:
                 throw fail(path, "format \"\(name)\" is not supported (date, time, date-time, uuid, email are)")
             }
