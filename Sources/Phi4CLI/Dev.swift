@@ -102,7 +102,7 @@ struct MaskBenchCommand: ParsableCommand {
         func us(_ d: Duration) -> Double { Double(d.components.seconds) * 1e6 + Double(d.components.attoseconds) / 1e12 }
         for item in list.arrayValue ?? [] {
             guard let schema = item["schema"] else { continue }
-            let text = JSONSchema.serializeForBench(schema)
+            let text = schema.serialized
             var o = GenerationOptions()
             o.maxTokens = maxTokens
             o.sampling.temperature = 0

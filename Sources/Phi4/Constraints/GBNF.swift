@@ -60,7 +60,7 @@ public enum GBNF {
         return try p.parse()
     }
 
-    struct Parser {
+    struct Parser: ScalarCursor {
         let text: [Unicode.Scalar]
         var pos = 0
         let b = GrammarBuilder()
@@ -76,7 +76,6 @@ public enum GBNF {
         }
 
         var atEnd: Bool { pos >= text.count }
-        var peek: Unicode.Scalar? { pos < text.count ? text[pos] : nil }
 
         /// Skips spaces, tabs and comments; newlines too when `newlines`.
         mutating func skip(newlines: Bool) {
@@ -201,15 +200,6 @@ public enum GBNF {
 
         /// `{m}`, `{m,}` or `{m,n}` after the brace.
         mutating func bounds() throws(ConstraintError) -> (Int, Int?) {
-            func number() -> Int? {
-                var v = 0, any = false
-                while let c = peek, c >= "0" && c <= "9" {
-                    v = min(v * 10 + Int(c.value - 48), 1_000_000)
-                    pos += 1
-                    any = true
-                }
-                return any ? v : nil
-            }
             skip(newlines: false)
             guard let lo = number() else { throw error("expected a count after {") }
             skip(newlines: false)
@@ -235,20 +225,14 @@ public enum GBNF {
             case "t": return 9
             case "r": return 13
             case "\\", "\"", "[", "]", "-", "^", "/": return c.value
-            case "x": return try hex(2)
-            case "u": return try hex(4)
-            case "U": return try hex(8)
+            case "x": return try scalar(hex(2))
+            case "u": return try scalar(hex(4))
+            case "U": return try scalar(hex(8))
             default: throw error("unknown escape \\\(c)")
             }
         }
 
-        mutating func hex(_ n: Int) throws(ConstraintError) -> UInt32 {
-            var v: UInt32 = 0
-            for _ in 0..<n {
-                guard let c = peek, let d = Int(String(c), radix: 16) else { throw error("expected \(n) hex digits") }
-                v = v * 16 + UInt32(d)
-                pos += 1
-            }
+        func scalar(_ v: UInt32) throws(ConstraintError) -> UInt32 {
             guard v <= 0x10FFFF, !(0xD800...0xDFFF).contains(v) else { throw error("escape \\u\(v) is not a Unicode scalar") }
             return v
         }

@@ -56,6 +56,42 @@ public struct ByteSet: Hashable, Sendable {
     }
 }
 
+/// A parser's position in a text of code points, with the number readers the GBNF and regex
+/// parsers share.
+protocol ScalarCursor {
+    var text: [Unicode.Scalar] { get }
+    var pos: Int { get set }
+    /// An error at the current position.
+    func error(_ m: String) -> ConstraintError
+}
+
+extension ScalarCursor {
+    /// The code point at the position (nil at the end).
+    var peek: Unicode.Scalar? { pos < text.count ? text[pos] : nil }
+
+    /// A decimal number (saturated at 1,000,000), or nil when no digit is here.
+    mutating func number() -> Int? {
+        var v = 0, any = false
+        while let c = peek, c >= "0" && c <= "9" {
+            v = Swift.min(v * 10 + Int(c.value - 48), 1_000_000)
+            pos += 1
+            any = true
+        }
+        return any ? v : nil
+    }
+
+    /// Exactly `n` hex digits.
+    mutating func hex(_ n: Int) throws(ConstraintError) -> UInt32 {
+        var v: UInt32 = 0
+        for _ in 0..<n {
+            guard let c = peek, let d = Int(String(c), radix: 16) else { throw error("expected \(n) hex digits") }
+            v = v * 16 + UInt32(d)
+            pos += 1
+        }
+        return v
+    }
+}
+
 /// Why a constraint could not be compiled.
 public struct ConstraintError: Error, CustomStringConvertible, Sendable, Equatable {
     /// What is wrong, and where.

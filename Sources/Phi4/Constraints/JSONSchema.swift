@@ -156,10 +156,10 @@ public enum JSONSchema {
                 }
                 return [.rule(try reference(ref, from: path))]
             }
-            if let c = o["const"] { return GrammarBuilder.literal(JSONSchema.serialize(c)) }
+            if let c = o["const"] { return GrammarBuilder.literal(c.serialized) }
             if let e = o["enum"] {
                 guard let items = e.arrayValue, !items.isEmpty else { throw fail(path, "enum must be a non-empty array") }
-                return [b.choice(items.map { GrammarBuilder.literal(JSONSchema.serialize($0)) }, "enum")]
+                return [b.choice(items.map { GrammarBuilder.literal($0.serialized) }, "enum")]
             }
             for key in ["anyOf", "oneOf"] {
                 if let list = o[key] {
@@ -422,7 +422,7 @@ public enum JSONSchema {
                 if let p = props[k] { schema = p }
                 else if let a = o["additionalProperties"], a.objectValue != nil { schema = a }
                 else { schema = .bool(true) }
-                let kv = GrammarBuilder.literal(JSONSchema.serialize(.string(k))) + [ws] + GrammarBuilder.literal(":") + [ws]
+                let kv = GrammarBuilder.literal(JSONValue.string(k).serialized) + [ws] + GrammarBuilder.literal(":") + [ws]
                     + (try value(schema, path: "\(path)/properties/\(k)"))
                 members.append((k, kv, required.contains(k)))
             }
@@ -487,27 +487,6 @@ public enum JSONSchema {
             let body = element(0) + tail(1)
             let inner: [GrammarBuilder.Symbol] = minItems == 0 ? [b.optional(body, "items")] : body
             return GrammarBuilder.literal("[") + [ws] + inner + [ws] + GrammarBuilder.literal("]")
-        }
-    }
-
-    /// Compact JSON text of a schema value (for tools that hold a parsed schema).
-    package static func serializeForBench(_ v: JSONValue) -> String { serialize(v) }
-
-    /// Compact JSON text of a value (object keys sorted), as a generated `const` / `enum`.
-    static func serialize(_ v: JSONValue) -> String {
-        switch v {
-        case .null: return "null"
-        case .bool(let x): return x ? "true" : "false"
-        case .number(let d):
-            if d == d.rounded() && abs(d) < 1e15 { return String(Int(d)) }
-            return "\(d)"
-        case .string(let s):
-            var out = ""
-            JSONValue.writeString(s, into: &out)
-            return out
-        case .array(let a): return "[" + a.map(serialize).joined(separator: ",") + "]"
-        case .object(let o):
-            return "{" + o.keys.sorted().map { serialize(.string($0)) + ":" + serialize(o[$0]!) }.joined(separator: ",") + "}"
         }
     }
 }

@@ -129,11 +129,9 @@ public enum Regex {
                                                    0x2000...0x200A, 0x2028...0x2029, 0x202F...0x202F, 0x205F...0x205F,
                                                    0x3000...0x3000, 0xFEFF...0xFEFF]
 
-    struct Parser {
+    struct Parser: ScalarCursor {
         var text: [Unicode.Scalar]
         var pos = 0
-
-        var peek: Unicode.Scalar? { pos < text.count ? text[pos] : nil }
 
         func error(_ m: String) -> ConstraintError { ConstraintError("regex at \(pos): \(m)") }
 
@@ -204,22 +202,6 @@ public enum Regex {
                 atom = .rep(atom, lo, hi)
             }
             return atom
-        }
-
-        mutating func number() -> Int? {
-            var v = 0, any = false
-            while let c = peek, c >= "0" && c <= "9" { v = min(v * 10 + Int(c.value - 48), 1_000_000); pos += 1; any = true }
-            return any ? v : nil
-        }
-
-        mutating func hex(_ n: Int) throws(ConstraintError) -> UInt32 {
-            var v: UInt32 = 0
-            for _ in 0..<n {
-                guard let c = peek, let d = Int(String(c), radix: 16) else { throw error("expected \(n) hex digits") }
-                v = v * 16 + UInt32(d)
-                pos += 1
-            }
-            return v
         }
 
         /// An escape after the backslash: its code points. A class escape gives what both

@@ -223,7 +223,7 @@ public struct OpenAIRequest: Sendable {
                     throw .invalid("response_format", "json_schema needs {\"name\": …, \"schema\": {…}}")
                 }
                 // strict: true or false, the output follows the whole schema (every supported keyword).
-                r.options.constraint = .jsonSchema(JSONSchema.serialize(schema))
+                r.options.constraint = .jsonSchema(schema.serialized)
             default:
                 throw .invalid("response_format", "response_format type must be text, json_object or json_schema")
             }
@@ -251,7 +251,7 @@ public struct OpenAIRequest: Sendable {
                 var t = ToolFunction(name: name, description: fo["description"]?.stringValue)
                 if let p = fo["parameters"], !p.isNull {
                     guard p.objectValue != nil else { throw .invalid("\(param).function.parameters", "parameters must be a JSON Schema object") }
-                    t.parameters = JSONSchema.serialize(p)
+                    t.parameters = p.serialized
                 }
                 t.strict = fo["strict"]?.boolValue ?? false
                 tools.append(t)
