@@ -80,8 +80,22 @@ func addRoutes(_ router: Router<BasicRequestContext>, _ state: ServerState) {
     }
 }
 
-/// A JSON string literal.
-func quote(_ s: String) -> String { JSONValue.string(s).serialized }
+/// A JSON string literal (the library's JSON writer is not public API).
+func quote(_ s: String) -> String {
+    var out = "\""
+    for u in s.unicodeScalars {
+        switch u {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where u.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(u.value, radix: 16).count) + String(u.value, radix: 16)
+        default: out.unicodeScalars.append(u)
+        }
+    }
+    return out + "\""
+}
 
 /// nil when the request may pass; else the 401 response.
 func authorize(_ request: Request, _ o: ServerOptions) -> Response? {
