@@ -4,7 +4,7 @@ PREFIX ?= /usr/local
 LIBDIR := lib
 TOKENIZER := Tests/Phi4Tests/Fixtures/tokenizer/phi4
 
-.PHONY: all deps test-deps build demo test lib install clean server
+.PHONY: all deps test-deps build demo test lib install clean server wheel dist
 
 all: build
 
@@ -55,6 +55,16 @@ lib: deps
 	ln -sf libphi4.so.1 $(LIBDIR)/libphi4.so
 	@echo "built $(LIBDIR)/libphi4.so"
 
+# A binary wheel that needs no toolchain (manylinux, OpenBLAS bundled, the phi4 command inside):
+# dist/phi4-VERSION-py3-none-manylinux_*_x86_64.whl.
+wheel: deps
+	@bash scripts/make-wheel.sh
+
+# The C SDK: dist/phi4-VERSION-linux-x86_64.tar.gz (lib/, include/, relocatable pkg-config file,
+# bin/phi4, the C examples).
+dist: deps
+	@bash scripts/make-dist.sh
+
 VERSION := $(shell awk '/define PHI4_VERSION_(MAJOR|MINOR|PATCH)/ {v = v (v == "" ? "" : ".") $$3} END {print v}' include/phi4.h)
 
 # Installs the library, the header and a pkg-config file under PREFIX.
@@ -66,4 +76,4 @@ install: lib
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' bindings/c/phi4.pc.in > $(PREFIX)/lib/pkgconfig/phi4.pc
 
 clean:
-	rm -rf .build .build-lib .build-ctest .build-py bindings/python/phi4/lib bindings/python/build $(LIBDIR)
+	rm -rf .build .build-lib .build-ctest .build-py .build-dist bindings/python/phi4/lib bindings/python/phi4/bin bindings/python/build $(LIBDIR) dist
