@@ -21,9 +21,14 @@ let package = Package(
         // include/phi4.h as a module: the C exports use its exact types, and the Swift library
         // takes its version from the header's macros (the one source of the version).
         .target(name: "CPhi4ABI"),
-        // OpenBLAS (sgemm for prefill), from Debian's libopenblas-dev.
+        // OpenBLAS (sgemm for prefill), from Debian's libopenblas-dev. On Apple platforms the same
+        // CBLAS calls go to Accelerate instead (untested: this package is built and tested on
+        // Linux only).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
-        .target(name: "Phi4", dependencies: ["CPhi4Kernels", "COpenBLAS", "CPhi4ABI"]),
+        .target(
+            name: "Phi4",
+            dependencies: ["CPhi4Kernels", .target(name: "COpenBLAS", condition: .when(platforms: [.linux])), "CPhi4ABI"],
+            linkerSettings: [.linkedFramework("Accelerate", .when(platforms: [.macOS, .iOS, .visionOS]))]),
         .target(name: "Phi4CAPI", dependencies: ["Phi4", "CPhi4ABI", "CPhi4Kernels"]),
         .executableTarget(
             name: "Phi4CLI",

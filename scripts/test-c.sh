@@ -42,6 +42,8 @@ PY
 # every ISA path this CPU has gives the scalar path's bits (Tests/Kernels/kernel_check.c).
 if "$CC" -O2 -pthread -I Sources/CPhi4Kernels/include Tests/Kernels/kernel_check.c Sources/CPhi4Kernels/*.c -lm -o "$OUT/kernel_check" &&
     "$OUT/kernel_check"; then ok; else bad "kernel_check"; fi
+# The aarch64 kernels, cross-compiled and run under qemu with and without the dot-product extension.
+if bash tools/arm_kernel_check.sh; then ok; else bad "arm_kernel_check"; fi
 
 # The library: no Swift toolchain library needed, only phi4_* exported, a SONAME.
 if ldd lib/libphi4.so | grep -qiE 'swift|/opt/'; then bad "ldd shows a toolchain library"; else ok; fi

@@ -1,6 +1,10 @@
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 static uint32_t cached_features;
 static int features_ready;
 
@@ -28,7 +32,10 @@ static uint32_t detect_features(void) {
     if (__builtin_cpu_supports("avx512vnni")) f |= P4K_CPU_AVX512VNNI;
     if (__builtin_cpu_supports("avxvnni")) f |= P4K_CPU_AVXVNNI;
 #elif defined(__aarch64__)
-    f |= P4K_CPU_NEON;
+    f |= P4K_CPU_NEON;  // Advanced SIMD is part of ARMv8-A
+#if defined(__linux__)
+    if (getauxval(AT_HWCAP) & (1ul << 20)) f |= P4K_CPU_DOTPROD;  // HWCAP_ASIMDDP
+#endif
 #endif
     return f;
 }
@@ -65,7 +72,7 @@ void p4k_cpu_flags(char *buf, size_t n) {
     static const struct { uint32_t bit; const char *name; } names[] = {
         {P4K_CPU_AVX2, "avx2"}, {P4K_CPU_FMA, "fma"}, {P4K_CPU_F16C, "f16c"}, {P4K_CPU_AVX512F, "avx512f"},
         {P4K_CPU_AVX512BW, "avx512bw"}, {P4K_CPU_AVX512VL, "avx512vl"}, {P4K_CPU_AVX512VNNI, "avx512_vnni"},
-        {P4K_CPU_AVXVNNI, "avx_vnni"}, {P4K_CPU_NEON, "neon"}};
+        {P4K_CPU_AVXVNNI, "avx_vnni"}, {P4K_CPU_NEON, "neon"}, {P4K_CPU_DOTPROD, "dotprod"}};
     const uint32_t f = p4k_cpu_features();
     size_t used = 0;
     buf[0] = 0;

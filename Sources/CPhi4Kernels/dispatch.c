@@ -7,7 +7,7 @@
 // running CPU: p4k_kernels_calibrate times every candidate of each batch class once per process
 // (a few milliseconds per format) and keeps the fastest. Until then, or with PHI4_CALIBRATE=0, a
 // fixed preference applies (AVX2 for one token and small batches, VNNI panels for large batches
-// where available). PHI4_ISA=scalar|avx2|avx512|vnni limits the candidates to that ISA and the
+// where available). PHI4_ISA=scalar|avx2|avx512|vnni|neon|dotprod limits the candidates to that ISA and the
 // ones below it.
 #define _GNU_SOURCE
 #include "kernels.h"
@@ -28,6 +28,10 @@ int p4k_isa_available(int isa) {
     case P4K_ISA_VNNI:
         return avx2 && (f & P4K_CPU_AVX512F) && (f & P4K_CPU_AVX512BW) && (f & P4K_CPU_AVX512VL) &&
                (f & P4K_CPU_AVX512VNNI);
+#if defined(__aarch64__)
+    case P4K_ISA_NEON: return (f & P4K_CPU_NEON) != 0;
+    case P4K_ISA_DOTPROD: return (f & P4K_CPU_NEON) && (f & P4K_CPU_DOTPROD);
+#endif
     default: return 0;
     }
 }
@@ -35,9 +39,8 @@ int p4k_isa_available(int isa) {
 static int forced_isa(void) {
     const char *env = getenv("PHI4_ISA");
     if (!env) return -1;
-    const char *names[] = {"scalar", "avx2", "avx512", "vnni"};
-    for (int i = 0; i < 4; i++)
-        if (!strcmp(env, names[i]) && p4k_isa_available(i)) return i;
+    for (int i = 0; i <= P4K_ISA_TOP; i++)
+        if (!strcmp(env, p4k_isa_name(i)) && p4k_isa_available(i)) return i;
     return -1;
 }
 
@@ -47,7 +50,7 @@ int p4k_isa_best(void) {
     int isa = __atomic_load_n(&selected_isa, __ATOMIC_ACQUIRE);
     if (isa >= 0) return isa;
     isa = P4K_ISA_SCALAR;
-    for (int i = P4K_ISA_VNNI; i > P4K_ISA_SCALAR; i--)
+    for (int i = P4K_ISA_TOP; i > P4K_ISA_SCALAR; i--)
         if (p4k_isa_available(i)) {
             isa = i;
             break;
@@ -64,6 +67,8 @@ const char *p4k_isa_name(int isa) {
     case P4K_ISA_AVX2: return "avx2";
     case P4K_ISA_AVX512: return "avx512";
     case P4K_ISA_VNNI: return "vnni";
+    case P4K_ISA_NEON: return "neon";
+    case P4K_ISA_DOTPROD: return "dotprod";
     default: return "unknown";
     }
 }
@@ -74,6 +79,9 @@ static const p4k_kernel *const tables[] = {
     p4k_kernels_scalar,
 #if defined(__x86_64__)
     p4k_kernels_avx2, p4k_gemm_avx2, p4k_kernels_vnni,
+#endif
+#if defined(__aarch64__)
+    p4k_kernels_neon,
 #endif
 };
 
@@ -135,7 +143,7 @@ static int preferred(int format, int klass, int limit) {
     int best = -1, best_rank = -1;
     for (int i = 0; i < kernel_count; i++) {
         const p4k_kernel *k = all[i];
-        if (!candidate(k, format, klass, limit >= 0 ? limit : P4K_ISA_VNNI)) continue;
+        if (!candidate(k, format, klass, limit >= 0 ? limit : P4K_ISA_TOP)) continue;
         const int avx2_first = limit < 0 && klass != P4K_CLASS_LARGE && k->isa == P4K_ISA_AVX2;
         const int panels = strstr(k->name, "panels") != NULL;
         const int rank = 2 * (avx2_first ? 16 : k->isa) + (klass == P4K_CLASS_LARGE ? panels : !panels);
@@ -172,7 +180,7 @@ static const p4k_kernel *lookup(int format, int isa, size_t t) {
     if (f < 0) return NULL;
     const int klass = batch_class(t);
     if (isa >= 0) {  // a caller's explicit choice: the preferred kernel of that ISA or below
-        const int i = preferred(format, klass, isa < P4K_ISA_VNNI ? isa : P4K_ISA_VNNI);
+        const int i = preferred(format, klass, isa < P4K_ISA_TOP ? isa : P4K_ISA_TOP);
         return i >= 0 ? all[i] : NULL;
     }
     if (!__atomic_load_n(&table_ready, __ATOMIC_ACQUIRE)) fill_defaults();
@@ -230,7 +238,7 @@ int p4k_kernels_calibrate(const int *formats, size_t count) {
             nc[n][c] = 0;
             if (f < 0 || calibrated[f]) continue;
             for (int i = 0; i < kernel_count && nc[n][c] < 16; i++)
-                if (candidate(all[i], formats[n], c, forced >= 0 ? forced : P4K_ISA_VNNI) &&
+                if (candidate(all[i], formats[n], c, forced >= 0 ? forced : P4K_ISA_TOP) &&
                     (all[i]->isa != P4K_ISA_SCALAR || forced == P4K_ISA_SCALAR))
                     cand[n][c][nc[n][c]++] = i;
             if (nc[n][c] == 1) chosen[f][c] = cand[n][c][0];

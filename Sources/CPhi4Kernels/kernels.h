@@ -3,7 +3,7 @@
 // Every matrix kernel has one signature, `int fn(const p4k_job *)`: weights of one format × `t`
 // activation rows quantized by p4k_quantize_activation, any row count, any t ≥ 1; 0 on success,
 // -1 when scratch memory cannot be allocated (nothing is then written). Each ISA file
-// (kernels_scalar.c, kernels_avx2.c, gemm_avx2.c, kernels_vnni.c) lists what it implements in
+// (kernels_scalar.c, kernels_avx2.c, gemm_avx2.c, kernels_vnni.c, kernels_neon.c) lists what it implements in
 // one table of p4k_kernel entries; dispatch.c alone reads the tables and chooses. The ISA files
 // never call each other: what they share is the inline code below.
 //
@@ -52,6 +52,9 @@ extern const p4k_kernel p4k_kernels_scalar[];
 extern const p4k_kernel p4k_kernels_avx2[];
 extern const p4k_kernel p4k_gemm_avx2[];
 extern const p4k_kernel p4k_kernels_vnni[];
+#endif
+#if defined(__aarch64__)
+extern const p4k_kernel p4k_kernels_neon[];
 #endif
 
 /// Activation quantizers (identical results; see kernels_avx2.c).

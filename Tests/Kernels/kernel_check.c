@@ -151,7 +151,7 @@ int main(void) {
     p4k_cpu_model(model, sizeof model);
     p4k_cpu_flags(flags, sizeof flags);
     printf("CPU: %s [%s]\nISA families on this CPU:", model, flags);
-    for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_VNNI; isa++)
+    for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_TOP; isa++)
         if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
     printf("\n");
     const int all_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};

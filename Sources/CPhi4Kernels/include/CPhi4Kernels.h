@@ -22,6 +22,7 @@ enum {
     P4K_CPU_AVXVNNI = 1 << 6,
     P4K_CPU_NEON = 1 << 7,
     P4K_CPU_AVX512VL = 1 << 8,
+    P4K_CPU_DOTPROD = 1 << 9,  ///< aarch64's dot-product extension (sdot)
 };
 
 /// The CPU's model name (cpuid brand string; "unknown" where there is none), at most `n` − 1
@@ -34,11 +35,13 @@ void p4k_cpu_flags(char *buf, size_t n);
 /// The features of the CPU this process runs on (bit set of P4K_CPU_*), read once from cpuid.
 uint32_t p4k_cpu_features(void);
 
-/// Instruction-set families of the quantized kernels (PHI4_ISA=scalar|avx2|avx512|vnni limits the
-/// kernels to that family and the ones below it). AVX-512 without VNNI has no kernels of its own
-/// (its integer multiplies are AVX2's at twice the width, which measured no faster); "vnni" is
-/// AVX-512 VNNI on 256-bit vectors (AVX512-VL).
-enum { P4K_ISA_SCALAR = 0, P4K_ISA_AVX2 = 1, P4K_ISA_AVX512 = 2, P4K_ISA_VNNI = 3 };
+/// Instruction-set families of the quantized kernels (PHI4_ISA=scalar|avx2|avx512|vnni|neon|dotprod
+/// limits the kernels to that family and the ones below it). AVX-512 without VNNI has no kernels of
+/// its own (its integer multiplies are AVX2's at twice the width, which measured no faster); "vnni"
+/// is AVX-512 VNNI on 256-bit vectors (AVX512-VL). "neon" and "dotprod" are aarch64's (plain
+/// Advanced SIMD, and with the dot-product extension); a CPU has either the x86 or the ARM ones.
+enum { P4K_ISA_SCALAR = 0, P4K_ISA_AVX2 = 1, P4K_ISA_AVX512 = 2, P4K_ISA_VNNI = 3, P4K_ISA_NEON = 4, P4K_ISA_DOTPROD = 5,
+       P4K_ISA_TOP = P4K_ISA_DOTPROD };
 
 /// Status codes of the matrix kernels.
 enum { P4K_OK = 0, P4K_ENOMEM = -1, P4K_EFORMAT = -2 };
@@ -60,7 +63,7 @@ int p4k_isa_available(int isa);
 /// activation kernels use it; the matrix kernels are chosen per format and batch size, below).
 int p4k_isa_best(void);
 
-/// "scalar", "avx2", "avx512" or "vnni".
+/// "scalar", "avx2", "avx512", "vnni", "neon" or "dotprod".
 const char *p4k_isa_name(int isa);
 
 /// IEEE half ↔ float (round to nearest even).

@@ -5,7 +5,7 @@ import CPhi4Kernels
 /// Every kernel computes identical bits, so which one runs is only a matter of speed. For each
 /// weight format and batch size class (one token, 2–16 tokens, 17 and more) the engine times the
 /// candidates once per process when a model is loaded (`calibrate`, a few milliseconds per
-/// format) and keeps the fastest. `PHI4_ISA=scalar|avx2|avx512|vnni` limits the candidates to that
+/// format) and keeps the fastest. `PHI4_ISA=scalar|avx2|avx512|vnni|neon|dotprod` limits the candidates to that
 /// instruction set family and the ones below it; `PHI4_CALIBRATE=0` skips the timing and uses a
 /// fixed preference.
 public enum Kernels {

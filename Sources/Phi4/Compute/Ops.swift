@@ -1,4 +1,8 @@
+#if canImport(Accelerate)
+import Accelerate  // Apple platforms: CBLAS from Accelerate (untested)
+#else
 import COpenBLAS
+#endif
 import CPhi4Kernels
 
 #if canImport(Glibc)
@@ -9,9 +13,12 @@ import Darwin
 
 /// The numeric building blocks of the forward pass, on f32 rows.
 enum Ops {
-    /// Makes OpenBLAS single-threaded: the engine splits work across its own pool.
+    /// Makes OpenBLAS single-threaded: the engine splits work across its own pool. (Accelerate
+    /// has no such switch; there this does nothing.)
     static let configureBLAS: Void = {
+        #if !canImport(Accelerate)
         openblas_set_num_threads(1)
+        #endif
     }()
 
     /// `out = x / sqrt(mean(x²) + eps) * weight` over one row of `n` (accumulated in f32, as HF does).
