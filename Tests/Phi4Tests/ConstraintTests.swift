@@ -96,6 +96,27 @@ final class ConstraintTests: XCTestCase {
         }
     }
 
+    /// Cached masks of all constraints together stay within the process budget (a server may
+    /// hold many compiled constraints), and a mask computed again after its eviction is the same.
+    func testMaskCacheBudget() throws {
+        let tok = try Tokenizer.load(path: tokenizerFixtures + "/phi4")
+        // Every position of a bounded repeat is a state of its own: 2 × 250 dense masks of 200 KB
+        // are more than the budget.
+        let a = TokenConstraint(grammar: try Regex.compile("[a-z]{0,250}"), tokenizer: tok, vocabSize: 100352)
+        let b = TokenConstraint(grammar: try Regex.compile("[0-9a-f]{0,250}"), tokenizer: tok, vocabSize: 100352)
+        let first = a.mask(a.grammar.initialState)
+        for c in [a, b] {
+            var state = c.grammar.initialState
+            for _ in 0..<250 {
+                _ = c.mask(state)
+                XCTAssertLessThanOrEqual(TokenConstraint.cachedMaskBytes, TokenConstraint.cacheBudget)
+                state = c.grammar.advance(state, UInt8(ascii: "a"))
+            }
+        }
+        XCTAssertGreaterThan(TokenConstraint.cachedMaskBytes, TokenConstraint.cacheBudget / 2)
+        XCTAssertEqual(a.mask(a.grammar.initialState), first)
+    }
+
     /// The mask from the trie walk equals a brute-force check of every token (its bytes run
     /// through the grammar one by one) at prefixes of a JSON text, with the fewest bytes that
     /// finish the match after each allowed token.

@@ -149,7 +149,8 @@ final class TokenTrie: @unchecked Sendable {  // immutable after init
 
 /// A grammar applied to a vocabulary: for a grammar state, which tokens may come next and how
 /// few bytes can finish the match after each. Masks are cached per state (a JSON string or
-/// number reaches the same state again and again), so a mask is usually a lookup.
+/// number reaches the same state again and again), so a mask is usually a lookup. The masks
+/// cached by all constraints of the process together stay under ``cacheBudget`` bytes.
 public final class TokenConstraint: @unchecked Sendable {  // the cache is guarded by `lock`
     /// The grammar.
     public let grammar: Grammar
@@ -158,8 +159,38 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
     private var cache: [GrammarState: [UInt16]] = [:]
     private var lock = pthread_mutex_t()
 
-    /// Most states whose masks are kept (each takes 2 bytes per vocabulary entry).
+    /// Most states whose masks one constraint keeps (each takes 2 bytes per vocabulary entry).
     static let cacheLimit = 256
+    /// Most bytes of cached masks in the process, all constraints together (a server may hold
+    /// many compiled constraints at once): 64 MiB, about 320 masks of Phi-4's vocabulary.
+    public static let cacheBudget = 64 << 20
+    // nonisolated(unsafe): read and written only under `budgetLock`.
+    nonisolated(unsafe) private static var cachedBytes = 0
+    private static let budgetLock = ProcessLock()
+    /// The bytes of masks cached in the process now.
+    static var cachedMaskBytes: Int {
+        budgetLock.lock()
+        defer { budgetLock.unlock() }
+        return cachedBytes
+    }
+    /// This constraint's share of `cachedBytes`.
+    private var ownBytes = 0
+
+    /// Whether `bytes` more may be cached, after giving back this constraint's own masks when
+    /// the budget is reached (caller holds `lock`).
+    private func reserve(_ bytes: Int) -> Bool {
+        TokenConstraint.budgetLock.lock()
+        defer { TokenConstraint.budgetLock.unlock() }
+        if cache.count >= TokenConstraint.cacheLimit || TokenConstraint.cachedBytes + bytes > TokenConstraint.cacheBudget {
+            TokenConstraint.cachedBytes -= ownBytes
+            ownBytes = 0
+            cache.removeAll()
+        }
+        guard TokenConstraint.cachedBytes + bytes <= TokenConstraint.cacheBudget else { return false }
+        TokenConstraint.cachedBytes += bytes
+        ownBytes += bytes
+        return true
+    }
     /// In a mask: the token cannot come next.
     static let forbidden = UInt16.max
 
@@ -172,6 +203,9 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
     }
 
     deinit {
+        TokenConstraint.budgetLock.lock()
+        TokenConstraint.cachedBytes -= ownBytes
+        TokenConstraint.budgetLock.unlock()
         pthread_mutex_destroy(&lock)
         transitions.deallocate()
         restBytes.deallocate()
@@ -287,8 +321,7 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
         let start = id(of: state)
         m.withUnsafeMutableBufferPointer { out in walk(start, out.baseAddress!) }
         m.removeLast()
-        if cache.count >= TokenConstraint.cacheLimit { cache.removeAll(keepingCapacity: true) }
-        cache[state] = m
+        if reserve(2 * m.count) { cache[state] = m }
         return m
     }
 
