@@ -151,46 +151,20 @@ final class TokenTrie: @unchecked Sendable {  // immutable after init
 /// few bytes can finish the match after each. Masks are cached per state (a JSON string or
 /// number reaches the same state again and again), so a mask is usually a lookup. The masks
 /// cached by all constraints of the process together stay under ``cacheBudget`` bytes.
-public final class TokenConstraint: @unchecked Sendable {  // the cache is guarded by `lock`
+public final class TokenConstraint: @unchecked Sendable {  // the state tables are guarded by `lock`
     /// The grammar.
     public let grammar: Grammar
     let trie: TokenTrie
     let vocabSize: Int
-    private var cache: [GrammarState: [UInt16]] = [:]
     private var lock = pthread_mutex_t()
 
-    /// Most states whose masks one constraint keeps (each takes 2 bytes per vocabulary entry).
-    static let cacheLimit = 256
     /// Most bytes of cached masks in the process, all constraints together (a server may hold
     /// many compiled constraints at once): 64 MiB, about 320 masks of Phi-4's vocabulary.
     public static let cacheBudget = 64 << 20
-    // nonisolated(unsafe): read and written only under `budgetLock`.
-    nonisolated(unsafe) private static var cachedBytes = 0
-    private static let budgetLock = ProcessLock()
     /// The bytes of masks cached in the process now.
-    static var cachedMaskBytes: Int {
-        budgetLock.lock()
-        defer { budgetLock.unlock() }
-        return cachedBytes
-    }
-    /// This constraint's share of `cachedBytes`.
-    private var ownBytes = 0
-
-    /// Whether `bytes` more may be cached, after giving back this constraint's own masks when
-    /// the budget is reached (caller holds `lock`).
-    private func reserve(_ bytes: Int) -> Bool {
-        TokenConstraint.budgetLock.lock()
-        defer { TokenConstraint.budgetLock.unlock() }
-        if cache.count >= TokenConstraint.cacheLimit || TokenConstraint.cachedBytes + bytes > TokenConstraint.cacheBudget {
-            TokenConstraint.cachedBytes -= ownBytes
-            ownBytes = 0
-            cache.removeAll()
-        }
-        guard TokenConstraint.cachedBytes + bytes <= TokenConstraint.cacheBudget else { return false }
-        TokenConstraint.cachedBytes += bytes
-        ownBytes += bytes
-        return true
-    }
+    static var cachedMaskBytes: Int { MaskCache.shared.bytes }
+    /// This constraint's key in the process-wide mask cache.
+    private let serial = MaskCache.shared.newOwner()
     /// In a mask: the token cannot come next.
     static let forbidden = UInt16.max
 
@@ -203,9 +177,7 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
     }
 
     deinit {
-        TokenConstraint.budgetLock.lock()
-        TokenConstraint.cachedBytes -= ownBytes
-        TokenConstraint.budgetLock.unlock()
+        MaskCache.shared.drop(owner: serial)
         pthread_mutex_destroy(&lock)
         transitions.deallocate()
         restBytes.deallocate()
@@ -315,13 +287,13 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
     public func mask(_ state: GrammarState) -> [UInt16] {
         pthread_mutex_lock(&lock)
         defer { pthread_mutex_unlock(&lock) }
-        if let m = cache[state] { return m }
+        if let m = MaskCache.shared.get(serial, state) { return m }
         if states.count > 16_384 { forgetStates() }  // 16 MB of transitions at most
         var m = [UInt16](repeating: TokenConstraint.forbidden, count: vocabSize + 1)
         let start = id(of: state)
         m.withUnsafeMutableBufferPointer { out in walk(start, out.baseAddress!) }
         m.removeLast()
-        if reserve(2 * m.count) { cache[state] = m }
+        MaskCache.shared.put(serial, state, m)
         return m
     }
 
@@ -376,6 +348,77 @@ public final class TokenConstraint: @unchecked Sendable {  // the cache is guard
     public func advance(_ state: GrammarState, _ token: TokenID) -> GrammarState {
         guard token >= 0, Int(token) < vocabSize, let b = trie.tokenBytes[Int(token)] else { return GrammarState(stacks: []) }
         return grammar.advance(state, b)
+    }
+}
+
+/// The masks of all constraints of the process, within ``TokenConstraint/cacheBudget`` bytes:
+/// beyond it the least recently used masks go first, whichever constraint they belong to (a
+/// finished request's masks make room for a running one's).
+final class MaskCache: @unchecked Sendable {  // every member is used under `lock`
+    static let shared = MaskCache(budget: TokenConstraint.cacheBudget)
+
+    private struct Key: Hashable {
+        let owner: UInt64
+        let state: GrammarState
+    }
+    private var entries: [Key: (mask: [UInt16], used: UInt64)] = [:]
+    private var clock: UInt64 = 0
+    private var owners: UInt64 = 0
+    private var held = 0
+    private let budget: Int
+    private let lock = ProcessLock()
+
+    init(budget: Int) { self.budget = budget }
+
+    /// The bytes held now.
+    var bytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return held
+    }
+
+    /// A key for a new constraint.
+    func newOwner() -> UInt64 {
+        lock.lock()
+        defer { lock.unlock() }
+        owners += 1
+        return owners
+    }
+
+    /// The mask cached for `owner`'s `state`, if any.
+    func get(_ owner: UInt64, _ state: GrammarState) -> [UInt16]? {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = Key(owner: owner, state: state)
+        guard let e = entries[key] else { return nil }
+        clock += 1
+        entries[key] = (e.mask, clock)
+        return e.mask
+    }
+
+    /// Caches `mask`, dropping the least recently used masks as the budget requires.
+    func put(_ owner: UInt64, _ state: GrammarState, _ mask: [UInt16]) {
+        let size = 2 * mask.count
+        lock.lock()
+        defer { lock.unlock() }
+        guard size <= budget else { return }
+        while held + size > budget, let oldest = entries.min(by: { $0.value.used < $1.value.used }) {
+            held -= 2 * oldest.value.mask.count
+            entries[oldest.key] = nil
+        }
+        clock += 1
+        if let old = entries.updateValue((mask, clock), forKey: Key(owner: owner, state: state)) { held -= 2 * old.mask.count }
+        held += size
+    }
+
+    /// Forgets a constraint's masks (it is gone).
+    func drop(owner: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        for (key, e) in entries where key.owner == owner {
+            held -= 2 * e.mask.count
+            entries[key] = nil
+        }
     }
 }
 
