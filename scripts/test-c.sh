@@ -69,6 +69,15 @@ for k in 0 1 2 3 4; do
     want=$(ref mini $k greedy32)
     if [ "$got" = "$want" ]; then ok; else bad "simple mini prompt $k: $got != $want"; fi
 done
+# A checkpoint whose tokenizer.json also lists its special tokens in model.vocab (the tokenizers
+# library's layout): the chat prompt's text tokenizes to transformers' ids, and greedy ids from those
+# equal transformers' generate.
+MVS="$FIX/models/mini-vocab-specials"
+mvs() { python3 -c "import json,sys; r=json.load(open('$MVS/reference.json')); print(','.join(map(str, r[sys.argv[1]])))" "$1"; }
+got=$("$OUT/tokenize" "$MVS" "<|system|>You write Python.<|end|><|user|>def fib(n): and then print the band<|end|><|assistant|>" --special | head -1)
+if [ "$got" = "[$(mvs prompt_ids)]" ]; then ok; else bad "tokenize mini-vocab-specials: $got"; fi
+got=$("$OUT/simple" "$MVS" --ids "$(mvs prompt_ids)" 24)
+if [ "$got" = "$(mvs greedy)" ]; then ok; else bad "simple mini-vocab-specials: $got != $(mvs greedy)"; fi
 # tokenize.c: tiktoken's ids for a known text, and the text back.
 got=$("$OUT/tokenize" "$FIX/tokenizer/phi4" "Hello, world!<|im_end|>" --special)
 if [ "$got" = $'[9906,11,1917,0,100265]\nHello, world!<|im_end|>' ]; then ok; else bad "tokenize: $got"; fi

@@ -30,6 +30,11 @@ check "chat /reset" 'printf "%s" "$out" | grep -q "conversation reset"'
 long=$(printf 'first question here\nsecond question here\nthird question here\nfourth one\nfifth one\n/exit\n' |
     $P chat --model $M --system "Be brief." --max-tokens 24 --ctx 96 --seed 1 2>/dev/null)
 check "chat drops the oldest turns when the context is full" '[ "$(printf "%s" "$long" | grep -c "^> ")" -ge 5 ] && printf "%s" "$long" | grep -q "oldest messages to fit"'
+# A checkpoint whose tokenizer.json lists its special tokens in model.vocab too: the chat prompt and
+# greedy ids equal transformers' (tools/make_added_token_fixtures.py).
+MVS=Tests/Phi4Tests/Fixtures/models/mini-vocab-specials
+want=$(python3 -c "import json; print(','.join(map(str, json.load(open('$MVS/reference.json'))['greedy'])))")
+check "chat prompt and greedy ids of a vocabulary that lists its specials" '[ "$($P generate --model $MVS --chat --system "You write Python." --prompt "def fib(n): and then print the band" --greedy --max-tokens 24 --print-ids 2>/dev/null)" = "$want" ]'
 tmp=$(mktemp -d)
 head -c 20000 Sources/Phi4/Model/Decoder.swift > "$tmp/text.txt"
 ppl=$($P perplexity --model $M --file "$tmp/text.txt" --ctx 128 --max-windows 2 2>/dev/null)

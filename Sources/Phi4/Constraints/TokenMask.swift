@@ -84,7 +84,7 @@ final class TokenTrie: @unchecked Sendable {  // immutable after init
             entries.append((Int32(id), Array(b)))
         }
         for t in tokenizer.specialTokens where t.id >= 0 && Int(t.id) < vocabSize && tokenizer.vocabulary.bytes(of: Int(t.id)) == nil {
-            entries.append((t.id, GrammarBuilder.specialTokenBytes(t.text)))
+            entries.append((t.id, t.isSpecial ? GrammarBuilder.specialTokenBytes(t.text) : Array(t.text.utf8)))
         }
         for e in entries { bytesOf[Int(e.id)] = e.bytes }
         tokenBytes = bytesOf

@@ -307,13 +307,14 @@ public enum GGUFExport {
         var types: [GGUFValue] = []
         var rankBytes: [(Int, [UInt8])] = []
         for id in 0..<vocabSize {
-            if let b = tok.vocabulary.bytes(of: id) {
+            if let added = tok.addedToken(TokenID(id)) {
+                // Control (special) or user-defined (always matched), as llama.cpp's converter writes them.
+                tokens.append(.string(added.text))
+                types.append(.int32(added.isSpecial ? 3 : 4))
+            } else if let b = tok.vocabulary.bytes(of: id) {
                 tokens.append(.string(text(b)))
                 types.append(.int32(1))
                 if b.count > 1 { rankBytes.append((id, Array(b))) }
-            } else if tok.isSpecial(TokenID(id)), let b = try? tok.tokenBytes(TokenID(id)) {
-                tokens.append(.string(String(decoding: b, as: UTF8.self)))
-                types.append(.int32(3))
             } else {
                 tokens.append(.string("[PAD\(id)]"))
                 types.append(.int32(5))

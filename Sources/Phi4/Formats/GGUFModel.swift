@@ -97,7 +97,8 @@ enum GGUFModel {
     }
 
     /// The tokenizer from `tokenizer.ggml.*` metadata: tokens (GPT-2 byte-level text), token
-    /// types (1 normal; 3 control and 4 user-defined are special tokens), special ids.
+    /// types (1 normal; 3 control tokens are special, 4 user-defined ones are added tokens matched
+    /// in every mode, as llama.cpp does), special ids.
     static func tokenizer(_ g: GGUFFile, path: String) throws(ModelError) -> Tokenizer {
         let m = g.metadata
         let model = m["tokenizer.ggml.model"]?.stringValue ?? "?"
@@ -121,7 +122,8 @@ enum GGUFModel {
             guard let text = t.stringValue else { throw .invalidConfig("\(path): token \(id) is not a string") }
             let type = types?[id].intValue ?? 1
             if type == 3 || type == 4 {
-                specials.append(SpecialToken(text: text, id: TokenID(id)))
+                guard !text.isEmpty else { throw .invalidConfig("\(path): token \(id) is empty") }
+                specials.append(SpecialToken(text: text, id: TokenID(id), isSpecial: type == 3))
                 continue
             }
             if type == 2 || type == 5 { continue }  // unknown / unused rows ("[PAD200000]"): no token

@@ -35,17 +35,31 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable, Sendable 
     }
 }
 
-/// A special (added) token: text that is matched before BPE, such as `<|im_end|>`.
+/// An added token: text matched before BPE, such as `<|im_end|>`.
+///
+/// As in HF `tokenizers`: a *special* token (``isSpecial``, the default) is matched only when
+/// specials are allowed and is otherwise ordinary text; a non-special added token is matched in
+/// every mode. `lstrip` / `rstrip` make a match also take the whitespace before / after it.
 public struct SpecialToken: Sendable, Equatable {
     /// The token's text, e.g. `<|im_end|>`.
     public let text: String
     /// Its id.
     public let id: TokenID
+    /// True for a special token (matched only when specials are allowed); false for a
+    /// non-special added token (always matched).
+    public let isSpecial: Bool
+    /// A match also takes the whitespace just before it.
+    public let lstrip: Bool
+    /// A match also takes the whitespace just after it.
+    public let rstrip: Bool
 
-    /// Creates a special token.
-    public init(text: String, id: TokenID) {
+    /// Creates an added token (special unless `isSpecial` is false).
+    public init(text: String, id: TokenID, isSpecial: Bool = true, lstrip: Bool = false, rstrip: Bool = false) {
         self.text = text
         self.id = id
+        self.isSpecial = isSpecial
+        self.lstrip = lstrip
+        self.rstrip = rstrip
     }
 }
 
@@ -92,7 +106,10 @@ public final class Tokenizer: Sendable {
 
     private let specialByID: [TokenID: Int]
     private let specialByText: [String: TokenID]
+    /// Every added token (used when specials are allowed).
     private let specialMatcher: SpecialTokenMatcher
+    /// The non-special added tokens only (matched when specials are not allowed).
+    private let plainAddedMatcher: SpecialTokenMatcher
 
     /// Creates a tokenizer from BPE ranks (a token's id is its rank) and special tokens.
     ///
@@ -108,14 +125,20 @@ public final class Tokenizer: Sendable {
     public init(ranks: [([UInt8], Int)], specialTokens: [SpecialToken], bosTokenID: TokenID? = nil,
                 addsBOS: Bool = false, eosTokenID: TokenID? = nil, eosTokenIDs: [TokenID] = [],
                 padTokenID: TokenID? = nil, pattern: SplitPattern = .cl100k) throws(TokenizerError) {
-        let vocab = try BytePairVocabulary(ranks)
+        // A special token owns its id even when the vocabulary also lists it (tokenizers matches
+        // added tokens before the model); a non-special added token may duplicate a vocabulary
+        // entry with the same bytes, which keeps decoding to the same text.
+        let specialIDs = Set(specialTokens.filter(\.isSpecial).map { Int($0.id) })
+        let vocab = try BytePairVocabulary(specialIDs.isEmpty ? ranks : ranks.filter { !specialIDs.contains($0.1) })
         var byID: [TokenID: Int] = [:]
         var byText: [String: TokenID] = [:]
         let sorted = specialTokens.sorted { $0.id < $1.id }
         for (i, s) in sorted.enumerated() {
             guard s.id >= 0 else { throw .invalidFormat("special token \(s.text) has a negative id") }
             guard !s.text.isEmpty else { throw .invalidFormat("special token \(s.id) has no text") }
-            if vocab.bytes(of: Int(s.id)) != nil { throw .invalidFormat("special token \(s.text) reuses BPE id \(s.id)") }
+            if let b = vocab.bytes(of: Int(s.id)), !b.elementsEqual(s.text.utf8) {
+                throw .invalidFormat("added token \(s.text) reuses the id \(s.id) of another BPE token")
+            }
             if byID[s.id] != nil { throw .invalidFormat("special token id \(s.id) appears twice") }
             if byText[s.text] != nil { throw .invalidFormat("special token \(s.text) appears twice") }
             byID[s.id] = i
@@ -136,6 +159,7 @@ public final class Tokenizer: Sendable {
         self.specialByID = byID
         self.specialByText = byText
         self.specialMatcher = SpecialTokenMatcher(sorted)
+        self.plainAddedMatcher = SpecialTokenMatcher(sorted.filter { !$0.isSpecial })
         self.bosTokenID = bosTokenID
         self.addsBOS = addsBOS && bosTokenID != nil
         self.eosTokenID = eosTokenID
@@ -150,8 +174,11 @@ public final class Tokenizer: Sendable {
     /// The id of the special token with this exact text (e.g. `"<|im_end|>"`), or nil.
     public func specialTokenID(_ text: String) -> TokenID? { specialByText[text] }
 
-    /// True when `id` is a special token.
-    public func isSpecial(_ id: TokenID) -> Bool { specialByID[id] != nil }
+    /// True when `id` is a special token (an added token marked special).
+    public func isSpecial(_ id: TokenID) -> Bool { specialByID[id].map { specialTokens[$0].isSpecial } ?? false }
+
+    /// The added token (special or not) with this id, or nil.
+    public func addedToken(_ id: TokenID) -> SpecialToken? { specialByID[id].map { specialTokens[$0] } }
 
     /// True when `id` is a valid token of this tokenizer.
     public func isValid(_ id: TokenID) -> Bool {
@@ -197,12 +224,11 @@ public final class Tokenizer: Sendable {
         guard let base = buf.baseAddress, buf.count > 0 else { return out }
         var encoder = BytePairEncoder(vocab: vocabulary)
         var start = 0
-        if allowSpecial {
-            while let (at, length, id) = specialMatcher.find(base, from: start, to: buf.count) {
-                encodeOrdinary(base + start, at - start, encoder: &encoder, into: &out)
-                out.append(id)
-                start = at + length
-            }
+        let matcher = allowSpecial ? specialMatcher : plainAddedMatcher
+        while let (at, end, id) = matcher.find(base, from: start, to: buf.count) {
+            encodeOrdinary(base + start, at - start, encoder: &encoder, into: &out)
+            out.append(id)
+            start = end
         }
         encodeOrdinary(base + start, buf.count - start, encoder: &encoder, into: &out)
         return out
@@ -261,39 +287,61 @@ public final class Tokenizer: Sendable {
     }
 }
 
-/// Finds special-token text in UTF-8 bytes: the leftmost occurrence, longest on a tie.
+/// Finds added-token text in UTF-8 bytes: the leftmost occurrence, longest on a tie.
 struct SpecialTokenMatcher: Sendable {
     private let firstByte: [Bool]
-    private let tokens: [([UInt8], TokenID)]
+    private let tokens: [(bytes: [UInt8], id: TokenID, lstrip: Bool, rstrip: Bool)]
 
     init(_ specials: [SpecialToken]) {
         var first = [Bool](repeating: false, count: 256)
-        var list: [([UInt8], TokenID)] = []
+        var list: [(bytes: [UInt8], id: TokenID, lstrip: Bool, rstrip: Bool)] = []
         for s in specials {
             let b = Array(s.text.utf8)
             first[Int(b[0])] = true
-            list.append((b, s.id))
+            list.append((b, s.id, s.lstrip, s.rstrip))
         }
-        list.sort { $0.0.count > $1.0.count }
+        list.sort { $0.bytes.count > $1.bytes.count }
         firstByte = first
         tokens = list
     }
 
-    /// The first special token in `p[from..<to]`: its offset, length and id.
+    /// The first added token in `p[from..<to]`: where its match starts and ends (with the
+    /// whitespace an `lstrip` / `rstrip` token takes) and its id.
     func find(_ p: UnsafePointer<UInt8>, from: Int, to: Int) -> (Int, Int, TokenID)? {
         if tokens.isEmpty { return nil }
         return firstByte.withUnsafeBufferPointer { first in
             var i = from
             while i < to {
                 if first[Int(p[i])] {
-                    for (bytes, id) in tokens where bytes.count <= to - i {
-                        let ok = bytes.withUnsafeBufferPointer { memcmpBytes($0.baseAddress!, p + i, bytes.count) }
-                        if ok { return (i, bytes.count, id) }
+                    for t in tokens where t.bytes.count <= to - i {
+                        let ok = t.bytes.withUnsafeBufferPointer { memcmpBytes($0.baseAddress!, p + i, t.bytes.count) }
+                        guard ok else { continue }
+                        var start = i, end = i + t.bytes.count
+                        if t.lstrip { while let w = Self.whitespace(before: start, in: p, from: from) { start -= w } }
+                        if t.rstrip { while let w = Self.whitespace(at: end, in: p, to: to) { end += w } }
+                        return (start, end, t.id)
                     }
                 }
                 i += 1
             }
             return nil
         }
+    }
+
+    /// The length of the whitespace character starting at `i`, if there is one before `to`.
+    private static func whitespace(at i: Int, in p: UnsafePointer<UInt8>, to: Int) -> Int? {
+        guard i < to, case .valid(let length) = UTF8Validation.step(p, i, to) else { return nil }
+        var value = length == 1 ? UInt32(p[i]) : UInt32(p[i]) & (0x7F >> length)
+        for k in 1..<length { value = value << 6 | UInt32(p[i + k] & 0x3F) }
+        return Unicode.Scalar(value)?.properties.isWhitespace == true ? length : nil
+    }
+
+    /// The length of the whitespace character ending just before `i`, if it starts at or after `from`.
+    private static func whitespace(before i: Int, in p: UnsafePointer<UInt8>, from: Int) -> Int? {
+        guard i > from else { return nil }
+        var s = i - 1
+        while s > from && p[s] & 0xC0 == 0x80 { s -= 1 }
+        guard let w = whitespace(at: s, in: p, to: i), s + w == i else { return nil }
+        return w
     }
 }

@@ -119,35 +119,46 @@ extension Tokenizer {
         }
 
         // Added tokens: from tokenizer.json, then tokenizer_config.json's added_tokens_decoder.
-        var specials: [TokenID: String] = [:]
+        // As in HF tokenizers, a token marked special owns its id even when model.vocab lists it
+        // too (the library writes both when an added token keeps a vocabulary id); a non-special
+        // one is matched before BPE in every mode, and may duplicate the vocabulary entry it equals.
+        func addedToken(_ entry: JSONValue, id: Int, text: String, in file: String) throws(TokenizerError) -> SpecialToken {
+            if entry["single_word"]?.boolValue == true {
+                throw .unsupported("\(file): added token \(text) with single_word")
+            }
+            return SpecialToken(text: text, id: TokenID(id), isSpecial: entry["special"]?.boolValue ?? false,
+                                lstrip: entry["lstrip"]?.boolValue ?? false, rstrip: entry["rstrip"]?.boolValue ?? false)
+        }
+        var added: [TokenID: SpecialToken] = [:]
         for entry in root["added_tokens"]?.arrayValue ?? [] {
-            guard let id = entry["id"]?.intValue, let text = entry["content"]?.stringValue, id >= 0, id < 1 << 24 else {
+            guard let id = entry["id"]?.intValue, let text = entry["content"]?.stringValue, id >= 0, id < 1 << 24, !text.isEmpty else {
                 throw .invalidFormat("\(path): an added token has no valid id or content")
             }
-            specials[TokenID(id)] = text
+            added[TokenID(id)] = try addedToken(entry, id: id, text: text, in: path)
         }
         let dir = FileIO.directory(of: path)
         let configPath = FileIO.join(dir, "tokenizer_config.json")
         var config: JSONValue = .object([:])
         if FileIO.exists(configPath) { config = try readJSON(configPath) }
         for (key, entry) in config["added_tokens_decoder"]?.objectValue ?? [:] {
-            guard let id = Int(key), id >= 0, id < 1 << 24, let text = entry["content"]?.stringValue else {
+            guard let id = Int(key), id >= 0, id < 1 << 24, let text = entry["content"]?.stringValue, !text.isEmpty else {
                 throw .invalidFormat("\(configPath): invalid added_tokens_decoder entry \(key)")
             }
-            if let existing = specials[TokenID(id)], existing != text {
-                throw .invalidFormat("\(configPath): token \(id) is \(text) here but \(existing) in tokenizer.json")
+            if let existing = added[TokenID(id)] {
+                if existing.text != text {
+                    throw .invalidFormat("\(configPath): token \(id) is \(text) here but \(existing.text) in tokenizer.json")
+                }
+                continue  // tokenizer.json's flags are the ones the tokenizers library applies
             }
-            specials[TokenID(id)] = text
+            added[TokenID(id)] = try addedToken(entry, id: id, text: text, in: configPath)
         }
-        // Added tokens that duplicate a BPE token (same id, same bytes) are plain tokens.
         let rankIDs = Dictionary(ranks.map { ($0.1, $0.0) }, uniquingKeysWith: { a, _ in a })
         var specialList: [SpecialToken] = []
-        for (id, text) in specials {
-            if let bytes = rankIDs[Int(id)] {
-                if bytes == Array(text.utf8) { continue }
-                throw .invalidFormat("\(path): added token \(text) reuses BPE id \(id)")
+        for (id, token) in added {
+            if !token.isSpecial, let bytes = rankIDs[Int(id)], bytes != Array(token.text.utf8) {
+                throw .invalidFormat("\(path): added token \(token.text) reuses BPE id \(id)")
             }
-            specialList.append(SpecialToken(text: text, id: id))
+            specialList.append(token)
         }
         let byText = Dictionary(specialList.map { ($0.text, $0.id) }, uniquingKeysWith: { a, _ in a })
 

@@ -392,6 +392,20 @@ def test_phi4_mini_architecture_greedy_matches_transformers():
     assert ids[-1] == tok.token_id("<|assistant|>")
 
 
+def test_checkpoint_whose_vocabulary_lists_its_special_tokens():
+    """A Phi-4-mini checkpoint whose tokenizer.json lists the special tokens both as added tokens
+    and in model.vocab (as the tokenizers library writes it): loads, its chat prompt equals
+    transformers' apply_chat_template and its greedy text equals transformers' generate."""
+    path = os.path.join(FIX, "models", "mini-vocab-specials")
+    ref = json.load(open(os.path.join(path, "reference.json")))
+    m = phi4.Model(path)
+    tok = phi4.Tokenizer(path)
+    assert tok.chat_template(ref["messages"]) == ref["prompt_ids"]
+    assert m.generate(ref["prompt_ids"], max_tokens=len(ref["greedy"]), temperature=0) == m.detokenize(ref["greedy"])
+    assert m.tokenize("<|end|>and", special=True) == [533, 427]
+    assert m.tokenize("<|end|>and") != [533, 427] and m.tokenize("<|end|>and")[-1] == 427
+
+
 def test_reasoning_system_prompt_preset():
     p = phi4.REASONING_SYSTEM_PROMPT
     assert p.startswith("You are Phi, a language model trained by Microsoft to help users.")
