@@ -331,7 +331,8 @@ phi4_status phi4_sampler_create(const phi4_sampling_params *params, phi4_sampler
 /* Frees a sampler. NULL and invalid handles are ignored. */
 void phi4_sampler_free(phi4_sampler *sampler);
 
-/* Picks a token from the context's last logits (penalties look at the context's tokens). The
+/* Picks a token from the context's last logits (penalties look at the context's tokens; ids that no
+ * token has, such as the rows past Phi-4-mini's vocabulary, are never picked). The
  * token is not added to the context: pass it to phi4_eval(). */
 phi4_status phi4_sample(phi4_context *context, phi4_sampler *sampler, int32_t *token);
 

@@ -71,6 +71,7 @@ public func phi4_sample(_ c: OpaquePointer?, _ s: OpaquePointer?, _ out: UnsafeM
             guard box.rows > 0 else { throw ABIError.invalid("no logits: call phi4_eval first") }
             let vocab = box.session.model.config.vocabSize
             var row = Array(box.logits[((box.rows - 1) * vocab)..<(box.rows * vocab)])
+            sbox.sampler.excluded = box.session.model.unassignedIDs  // rows no token has are never sampled
             out.pointee = sbox.sampler.sample(&row, history: box.session.tokens[...])
         }
     }
