@@ -12,6 +12,7 @@
 // exp with a polynomial, 8 at a time. The scalar path is the plain definition.
 #define _GNU_SOURCE
 #include "CPhi4Kernels.h"
+#include "blocks.h"
 #include <math.h>
 #include <string.h>
 
@@ -21,9 +22,9 @@
 
 float p4k_fp16_to_f32(uint16_t h);
 
-/// Bytes of a row of `ld` elements of a key/value type (Q8_0: ld/32 blocks of 34 bytes).
+/// Bytes of a row of `ld` elements of a key/value type (Q8_0: ld/32 blocks).
 static inline size_t kv_row_bytes(int kv_type, size_t ld) {
-    return kv_type == P4K_KV_F16 ? 2 * ld : kv_type == P4K_KV_Q8_0 ? ld / 32 * 34 : 4 * ld;
+    return kv_type == P4K_KV_F16 ? 2 * ld : kv_type == P4K_KV_Q8_0 ? ld / 32 * sizeof(p4k_block_q8_0) : 4 * ld;
 }
 
 /// Element d of row j.
@@ -31,10 +32,8 @@ static inline float kv_value(int kv_type, const void *base, size_t ld, size_t j,
     const uint8_t *row = (const uint8_t *)base + j * kv_row_bytes(kv_type, ld);
     if (kv_type == P4K_KV_F16) return p4k_fp16_to_f32(((const uint16_t *)row)[d]);
     if (kv_type == P4K_KV_Q8_0) {
-        const uint8_t *blk = row + d / 32 * 34;
-        uint16_t h;
-        memcpy(&h, blk, 2);
-        return p4k_fp16_to_f32(h) * (float)(int8_t)blk[2 + d % 32];
+        const p4k_block_q8_0 *blk = (const p4k_block_q8_0 *)row + d / 32;
+        return p4k_fp16_to_f32(blk->d) * (float)blk->qs[d % 32];
     }
     return ((const float *)row)[d];
 }
@@ -87,11 +86,9 @@ AVX2_FMA_F16C static inline __m256 load8(int kv_type, const void *base, size_t l
     const uint8_t *row = (const uint8_t *)base + j * kv_row_bytes(kv_type, ld);
     if (kv_type == P4K_KV_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 2 * d)));
     if (kv_type == P4K_KV_Q8_0) {
-        const uint8_t *blk = row + d / 32 * 34;
-        int16_t h;
-        memcpy(&h, blk, 2);
-        const __m256 scale = _mm256_cvtph_ps(_mm_set1_epi16(h));
-        const __m128i q = _mm_loadl_epi64((const __m128i *)(blk + 2 + d % 32));
+        const p4k_block_q8_0 *blk = (const p4k_block_q8_0 *)row + d / 32;
+        const __m256 scale = _mm256_cvtph_ps(_mm_set1_epi16((short)blk->d));
+        const __m128i q = _mm_loadl_epi64((const __m128i *)(blk->qs + d % 32));
         return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), scale);
     }
     return _mm256_loadu_ps((const float *)row + d);

@@ -70,21 +70,20 @@ void p4k_init_tables(void) { pthread_once(&fp16_table_once, fill_tables); }
 // ---- Quantize / dequantize weights -----------------------------------------------------------
 
 void p4k_quantize_q8_0(const float *x, void *out, size_t n) {
-    uint8_t *y = out;
-    for (size_t b = 0; b < n / 32; b++, x += 32, y += 34) {
+    p4k_block_q8_0 *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y++) {
         float amax = 0;
         for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
         const float d = amax / 127.0f;
         const float id = d ? 1.0f / d : 0.0f;
-        uint16_t hd = p4k_f32_to_fp16(d);
-        memcpy(y, &hd, 2);
-        for (int j = 0; j < 32; j++) ((int8_t *)y)[2 + j] = (int8_t)roundf(x[j] * id);
+        y->d = p4k_f32_to_fp16(d);
+        for (int j = 0; j < 32; j++) y->qs[j] = (int8_t)roundf(x[j] * id);
     }
 }
 
 void p4k_quantize_q4_0(const float *x, void *out, size_t n) {
-    uint8_t *y = out;
-    for (size_t b = 0; b < n / 32; b++, x += 32, y += 18) {
+    p4k_block_q4_0 *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y++) {
         float amax = 0, max = 0;
         for (int j = 0; j < 32; j++) {
             if (amax < fabsf(x[j])) {
@@ -94,14 +93,13 @@ void p4k_quantize_q4_0(const float *x, void *out, size_t n) {
         }
         const float d = max / -8.0f;
         const float id = d ? 1.0f / d : 0.0f;
-        uint16_t hd = p4k_f32_to_fp16(d);
-        memcpy(y, &hd, 2);
+        y->d = p4k_f32_to_fp16(d);
         for (int j = 0; j < 16; j++) {
             const float x0 = x[j] * id, x1 = x[16 + j] * id;
             int xi0 = (int8_t)(x0 + 8.5f), xi1 = (int8_t)(x1 + 8.5f);
             if (xi0 > 15) xi0 = 15;
             if (xi1 > 15) xi1 = 15;
-            y[2 + j] = (uint8_t)(xi0 | (xi1 << 4));
+            y->qs[j] = (uint8_t)(xi0 | (xi1 << 4));
         }
     }
 }
@@ -109,8 +107,8 @@ void p4k_quantize_q4_0(const float *x, void *out, size_t n) {
 // Q5_0 / Q5_1 (the K-quant mixes' fallbacks for rows that are not whole super-blocks), with
 // llama.cpp's reference rounding: 5-bit values, low nibbles in qs, fifth bits in a 32-bit qh.
 void p4k_quantize_q5_0(const float *x, void *out, size_t n) {
-    uint8_t *y = out;
-    for (size_t b = 0; b < n / 32; b++, x += 32, y += 22) {
+    p4k_block_q5_0 *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y++) {
         float amax = 0, max = 0;
         for (int j = 0; j < 32; j++) {
             if (amax < fabsf(x[j])) {
@@ -119,65 +117,59 @@ void p4k_quantize_q5_0(const float *x, void *out, size_t n) {
             }
         }
         const float d = max / -16.0f, id = d ? 1.0f / d : 0.0f;
-        const uint16_t hd = p4k_f32_to_fp16(d);
-        memcpy(y, &hd, 2);
+        y->d = p4k_f32_to_fp16(d);
         uint32_t qh = 0;
         for (int j = 0; j < 16; j++) {
             int a = (int8_t)(x[j] * id + 16.5f), c = (int8_t)(x[16 + j] * id + 16.5f);
             if (a > 31) a = 31;
             if (c > 31) c = 31;
-            y[6 + j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
+            y->qs[j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
             qh |= (uint32_t)((a & 0x10) >> 4) << j;
             qh |= (uint32_t)((c & 0x10) >> 4) << (j + 16);
         }
-        memcpy(y + 2, &qh, 4);
+        memcpy(y->qh, &qh, 4);
     }
 }
 
 void p4k_quantize_q5_1(const float *x, void *out, size_t n) {
-    uint8_t *y = out;
-    for (size_t b = 0; b < n / 32; b++, x += 32, y += 24) {
+    p4k_block_q5_1 *y = out;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y++) {
         float lo = x[0], hi = x[0];
         for (int j = 1; j < 32; j++) {
             if (x[j] < lo) lo = x[j];
             if (x[j] > hi) hi = x[j];
         }
         const float d = (hi - lo) / 31.0f, id = d ? 1.0f / d : 0.0f;
-        const uint16_t hd = p4k_f32_to_fp16(d), hm = p4k_f32_to_fp16(lo);
-        memcpy(y, &hd, 2);
-        memcpy(y + 2, &hm, 2);
+        y->d = p4k_f32_to_fp16(d);
+        y->m = p4k_f32_to_fp16(lo);
         uint32_t qh = 0;
         for (int j = 0; j < 16; j++) {
             const uint8_t a = (uint8_t)((x[j] - lo) * id + 0.5f), c = (uint8_t)((x[16 + j] - lo) * id + 0.5f);
-            y[8 + j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
+            y->qs[j] = (uint8_t)((a & 0xF) | ((c & 0xF) << 4));
             qh |= (uint32_t)((a & 0x10) >> 4) << j;
             qh |= (uint32_t)((c & 0x10) >> 4) << (j + 16);
         }
-        memcpy(y + 4, &qh, 4);
+        memcpy(y->qh, &qh, 4);
     }
 }
 
 void p4k_dequantize_q8_0(const void *in, float *x, size_t n) {
     p4k_init_tables();
-    const uint8_t *y = in;
-    for (size_t b = 0; b < n / 32; b++, x += 32, y += 34) {
-        uint16_t hd;
-        memcpy(&hd, y, 2);
-        const float d = p4k_h2f(hd);
-        for (int j = 0; j < 32; j++) x[j] = d * (float)((const int8_t *)y)[2 + j];
+    const p4k_block_q8_0 *y = in;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y++) {
+        const float d = p4k_h2f(y->d);
+        for (int j = 0; j < 32; j++) x[j] = d * (float)y->qs[j];
     }
 }
 
 void p4k_dequantize_q4_0(const void *in, float *x, size_t n) {
     p4k_init_tables();
-    const uint8_t *y = in;
-    for (size_t b = 0; b < n / 32; b++, x += 32, y += 18) {
-        uint16_t hd;
-        memcpy(&hd, y, 2);
-        const float d = p4k_h2f(hd);
+    const p4k_block_q4_0 *y = in;
+    for (size_t b = 0; b < n / 32; b++, x += 32, y++) {
+        const float d = p4k_h2f(y->d);
         for (int j = 0; j < 16; j++) {
-            x[j] = d * (float)((int)(y[2 + j] & 0xF) - 8);
-            x[16 + j] = d * (float)((int)(y[2 + j] >> 4) - 8);
+            x[j] = d * (float)((int)(y->qs[j] & 0xF) - 8);
+            x[16 + j] = d * (float)((int)(y->qs[j] >> 4) - 8);
         }
     }
 }
@@ -214,11 +206,11 @@ void p4k_dequantize_q6_k(const void *in, float *y, size_t n) {
 // roundings (two statements, so no fused multiply-add), which makes the results bit-identical.
 void p4k_dequantize_q4_1(const void *in, float *y, size_t n) {
     p4k_init_tables();
-    const uint8_t *b = in;
-    for (size_t i = 0; i < n / 32; i++, b += 20, y += 32) {
-        const float d = p4k_h2f(p4k_load_u16(b)), m = p4k_h2f(p4k_load_u16(b + 2));
+    const p4k_block_q4_1 *b = in;
+    for (size_t i = 0; i < n / 32; i++, b++, y += 32) {
+        const float d = p4k_h2f(b->d), m = p4k_h2f(b->m);
         for (int j = 0; j < 16; j++) {
-            float lo = d * (float)(b[4 + j] & 0xF), hi = d * (float)(b[4 + j] >> 4);
+            float lo = d * (float)(b->qs[j] & 0xF), hi = d * (float)(b->qs[j] >> 4);
             y[j] = lo + m;
             y[j + 16] = hi + m;
         }
@@ -227,14 +219,14 @@ void p4k_dequantize_q4_1(const void *in, float *y, size_t n) {
 
 void p4k_dequantize_q5_0(const void *in, float *y, size_t n) {
     p4k_init_tables();
-    const uint8_t *b = in;
-    for (size_t i = 0; i < n / 32; i++, b += 22, y += 32) {
-        const float d = p4k_h2f(p4k_load_u16(b));
+    const p4k_block_q5_0 *b = in;
+    for (size_t i = 0; i < n / 32; i++, b++, y += 32) {
+        const float d = p4k_h2f(b->d);
         uint32_t qh;
-        memcpy(&qh, b + 2, 4);
+        memcpy(&qh, b->qh, 4);
         for (int j = 0; j < 16; j++) {
-            int lo = (b[6 + j] & 0xF) | (int)(((qh >> j) & 1) << 4);
-            int hi = (b[6 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            int lo = (b->qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+            int hi = (b->qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
             y[j] = d * (float)(lo - 16);
             y[j + 16] = d * (float)(hi - 16);
         }
@@ -243,14 +235,14 @@ void p4k_dequantize_q5_0(const void *in, float *y, size_t n) {
 
 void p4k_dequantize_q5_1(const void *in, float *y, size_t n) {
     p4k_init_tables();
-    const uint8_t *b = in;
-    for (size_t i = 0; i < n / 32; i++, b += 24, y += 32) {
-        const float d = p4k_h2f(p4k_load_u16(b)), m = p4k_h2f(p4k_load_u16(b + 2));
+    const p4k_block_q5_1 *b = in;
+    for (size_t i = 0; i < n / 32; i++, b++, y += 32) {
+        const float d = p4k_h2f(b->d), m = p4k_h2f(b->m);
         uint32_t qh;
-        memcpy(&qh, b + 4, 4);
+        memcpy(&qh, b->qh, 4);
         for (int j = 0; j < 16; j++) {
-            int lo = (b[8 + j] & 0xF) | (int)(((qh >> j) & 1) << 4);
-            int hi = (b[8 + j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
+            int lo = (b->qs[j] & 0xF) | (int)(((qh >> j) & 1) << 4);
+            int hi = (b->qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4);
             float a = d * (float)lo, c = d * (float)hi;
             y[j] = a + m;
             y[j + 16] = c + m;
@@ -301,40 +293,53 @@ void p4k_dequantize_q5_k(const void *in, float *y, size_t n) {
     }
 }
 
+// ---- The format table ------------------------------------------------------------------------
+
+static void quantize_q4_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q4_K, x, out, n); }
+static void quantize_q5_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q5_K, x, out, n); }
+static void quantize_q6_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q6_K, x, out, n); }
+
+// Every weight format libphi4 reads, in GGML type order: the one place its facts are written.
+static const p4k_format_info formats[] = {
+    {0, "F32", 1, 4, 0, NULL, NULL},
+    {1, "F16", 1, 2, 0, NULL, NULL},
+    {P4K_Q4_0, "Q4_0", 32, sizeof(p4k_block_q4_0), 1, p4k_quantize_q4_0, p4k_dequantize_q4_0},
+    {3, "Q4_1", 32, sizeof(p4k_block_q4_1), 0, NULL, p4k_dequantize_q4_1},
+    {6, "Q5_0", 32, sizeof(p4k_block_q5_0), 0, p4k_quantize_q5_0, p4k_dequantize_q5_0},
+    {7, "Q5_1", 32, sizeof(p4k_block_q5_1), 0, p4k_quantize_q5_1, p4k_dequantize_q5_1},
+    {P4K_Q8_0, "Q8_0", 32, sizeof(p4k_block_q8_0), 1, p4k_quantize_q8_0, p4k_dequantize_q8_0},
+    {P4K_Q4_K, "Q4_K", 256, sizeof(p4k_block_q4_k), 1, quantize_q4_k, p4k_dequantize_q4_k},
+    {P4K_Q5_K, "Q5_K", 256, sizeof(p4k_block_q5_k), 1, quantize_q5_k, p4k_dequantize_q5_k},
+    {P4K_Q6_K, "Q6_K", 256, sizeof(p4k_block_q6_k), 1, quantize_q6_k, p4k_dequantize_q6_k},
+    {30, "BF16", 1, 2, 0, NULL, NULL},
+};
+
+const p4k_format_info *p4k_format(uint32_t ggml_type) {
+    for (size_t i = 0; i < sizeof formats / sizeof formats[0]; i++)
+        if (formats[i].ggml_type == ggml_type) return &formats[i];
+    return NULL;
+}
+
+const p4k_format_info *p4k_format_at(size_t i) { return i < sizeof formats / sizeof formats[0] ? &formats[i] : NULL; }
+
 // ---- Sizes -----------------------------------------------------------------------------------
 
 size_t p4k_kquant_block_bytes(int format) {
-    switch (format) {
-    case P4K_Q4_K: return sizeof(p4k_block_q4_k);
-    case P4K_Q5_K: return sizeof(p4k_block_q5_k);
-    case P4K_Q6_K: return sizeof(p4k_block_q6_k);
-    default: return 0;
-    }
+    const p4k_format_info *f = format >= 0 ? p4k_format((uint32_t)format) : NULL;
+    return f && f->block_values == 256 ? f->block_bytes : 0;
 }
 
 size_t p4k_row_bytes(int format, size_t cols) {
-    switch (format) {
-    case P4K_Q8_0: return cols / 32 * sizeof(p4k_block_q8_0);
-    case P4K_Q4_0: return cols / 32 * sizeof(p4k_block_q4_0);
-    case P4K_Q4_K: case P4K_Q5_K: case P4K_Q6_K: return cols / 256 * p4k_kquant_block_bytes(format);
-    default: return 0;
-    }
+    const p4k_format_info *f = format >= 0 ? p4k_format((uint32_t)format) : NULL;
+    return f && f->in_place ? cols / f->block_values * f->block_bytes : 0;
 }
 
 int p4k_format_supported(int format) { return p4k_row_bytes(format, 256) != 0; }
 
 int p4k_dequantize_rows(int format, const void *w, size_t cols, size_t rows, float *out) {
     if (!p4k_format_supported(format)) return P4K_EFORMAT;
+    const p4k_format_info *f = p4k_format((uint32_t)format);
     const size_t rb = p4k_row_bytes(format, cols);
-    for (size_t r = 0; r < rows; r++) {
-        const uint8_t *row = (const uint8_t *)w + r * rb;
-        switch (format) {
-        case P4K_Q8_0: p4k_dequantize_q8_0(row, out + r * cols, cols); break;
-        case P4K_Q4_0: p4k_dequantize_q4_0(row, out + r * cols, cols); break;
-        case P4K_Q4_K: p4k_dequantize_q4_k(row, out + r * cols, cols); break;
-        case P4K_Q5_K: p4k_dequantize_q5_k(row, out + r * cols, cols); break;
-        default: p4k_dequantize_q6_k(row, out + r * cols, cols); break;
-        }
-    }
+    for (size_t r = 0; r < rows; r++) f->dequantize((const uint8_t *)w + r * rb, out + r * cols, cols);
     return 0;
 }

@@ -59,7 +59,7 @@ __attribute__((target("avx2"))) void p4k_quantize_activation_avx2(const float *x
 // ---- Q8_0 and Q4_0 ---------------------------------------------------------------------------
 
 __attribute__((target("avx2"))) static inline __m256i q8_block_avx2(const uint8_t *w, const int8_t *a) {
-    __m256i q = _mm256_loadu_si256((const __m256i *)(w + 2));
+    __m256i q = _mm256_loadu_si256((const __m256i *)((const p4k_block_q8_0 *)w)->qs);
     __m256i x = _mm256_loadu_si256((const __m256i *)a);
     // |q| (unsigned) times x with q's sign: maddubs needs one unsigned operand.
     __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(x, q));
@@ -87,7 +87,7 @@ q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t 
     for (int j = 0; j < nt; j++) acc[j] = _mm256_setzero_ps();
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
-        const uint8_t *wb = w + b * 18;
+        const uint8_t *wb = w + b * sizeof(p4k_block_q4_0);
         __m256i v[4];
         p4k_q4_load8(wb, v);
         __m256i s16[4];
@@ -100,7 +100,7 @@ q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t 
                 s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(ab + 128 + 32 * g))));
             }
         }
-        const __m256 sc = p4k_scales8(wb, 18);
+        const __m256 sc = p4k_scales8(wb, sizeof(p4k_block_q4_0));
         for (int j = 0; j < nt; j++) {
             __m256i s = _mm256_madd_epi16(s16[j], _mm256_set1_epi16(1));
             s = _mm256_sub_epi32(s, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(asum + (size_t)j * nb + b)), 3));
@@ -112,8 +112,8 @@ q4_row_tokens_avx2(const uint8_t *w, size_t nb, int nt, const int8_t *a, size_t 
         float l[8];
         _mm256_storeu_ps(l, acc[j]);
         int32_t tail[8];
-        p4k_sums_q4_0(w + b * 18, a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
-        res[j] = p4k_finish_lanes(l, w, 18, ad + (size_t)j * nb, tail, b, nb);
+        p4k_sums_q4_0(w + b * sizeof(p4k_block_q4_0), a + (size_t)j * lda + b * 32, asum + (size_t)j * nb + b, nb - b, tail);
+        res[j] = p4k_finish_lanes(l, w, sizeof(p4k_block_q4_0), ad + (size_t)j * nb, tail, b, nb);
     }
 }
 
@@ -166,7 +166,7 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
     for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + 8 * j, _mm256_setzero_ps());
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
-        const uint8_t *wb = w + b * 18;
+        const uint8_t *wb = w + b * sizeof(p4k_block_q4_0);
         __m256i v[4];
         p4k_q4_load8(wb, v);
         const __m256i v0 = v[0], v1 = v[1], v2 = v[2], v3 = v[3];
@@ -176,7 +176,7 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
         const __m256i h1 = _mm256_and_si256(_mm256_srli_epi16(v1, 4), nib);
         const __m256i h2 = _mm256_and_si256(_mm256_srli_epi16(v2, 4), nib);
         const __m256i h3 = _mm256_and_si256(_mm256_srli_epi16(v3, 4), nib);
-        const __m256 sc = p4k_scales8(wb, 18);
+        const __m256 sc = p4k_scales8(wb, sizeof(p4k_block_q4_0));
         for (int j = 0; j < nt; j++) {
             const __m256i *ab = (const __m256i *)(at + (size_t)j * ldt + b * 32);
             const __m256i s0 = _mm256_add_epi16(_mm256_maddubs_epi16(l0, _mm256_loadu_si256(ab)),
@@ -193,7 +193,7 @@ __attribute__((target("avx2,f16c"))) static void q4_row_batch_avx2(const uint8_t
             lanes_step(lanes + 8 * j, s, sc, ad + (size_t)j * nb + b);
         }
     }
-    finish_batch(0, w, 18, b, nb, nt, a, lda, ad, asum, lanes, res);
+    finish_batch(0, w, sizeof(p4k_block_q4_0), b, nb, nt, a, lda, ad, asum, lanes, res);
 }
 
 // Q8_0 weights × 1…8 tokens, with the transposed activations of transpose_activations (the
@@ -212,12 +212,15 @@ __attribute__((target("avx2,f16c"))) static void q8_row_batch_avx2(const uint8_t
     for (int j = 0; j < nt; j++) _mm256_storeu_ps(lanes + 8 * j, _mm256_setzero_ps());
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
-        const uint8_t *wb = w + b * 34;
+        const uint8_t *wb = w + b * sizeof(p4k_block_q8_0);
         for (int k = 0; k < 5; k++) _mm_prefetch((const char *)(wb + 2048 + 64 * k), _MM_HINT_T0);
         for (int half = 0; half < 2; half++) {
-            const uint8_t *q = wb + 2 + 16 * half;
-            __m256i v0 = p4k_load_pair(q, q + 136), v1 = p4k_load_pair(q + 34, q + 170);
-            __m256i v2 = p4k_load_pair(q + 68, q + 204), v3 = p4k_load_pair(q + 102, q + 238);
+            const p4k_block_q8_0 *blk = (const p4k_block_q8_0 *)wb;  // blocks k and k + 4 share a vector
+            const int8_t *q0 = blk[0].qs + 16 * half, *q1 = blk[1].qs + 16 * half, *q2 = blk[2].qs + 16 * half;
+            const int8_t *q3 = blk[3].qs + 16 * half, *q4 = blk[4].qs + 16 * half, *q5 = blk[5].qs + 16 * half;
+            const int8_t *q6 = blk[6].qs + 16 * half, *q7 = blk[7].qs + 16 * half;
+            __m256i v0 = p4k_load_pair(q0, q4), v1 = p4k_load_pair(q1, q5);
+            __m256i v2 = p4k_load_pair(q2, q6), v3 = p4k_load_pair(q3, q7);
             P4K_TRANSPOSE4(v0, v1, v2, v3);
             wq[4 * half] = v0;
             wq[4 * half + 1] = v1;
@@ -226,7 +229,7 @@ __attribute__((target("avx2,f16c"))) static void q8_row_batch_avx2(const uint8_t
         }
         __m256i u[8];
         for (int v = 0; v < 8; v++) u[v] = _mm256_sign_epi8(wq[v], wq[v]);
-        const __m256 sc = p4k_scales8(wb, 34);
+        const __m256 sc = p4k_scales8(wb, sizeof(p4k_block_q8_0));
         for (int j = 0; j < nt; j++) {
             const __m256i *ab = (const __m256i *)(at + (size_t)j * ldt + b * 32);
             __m256i p[8];
@@ -237,7 +240,7 @@ __attribute__((target("avx2,f16c"))) static void q8_row_batch_avx2(const uint8_t
             lanes_step(lanes + 8 * j, s, sc, ad + (size_t)j * nb + b);
         }
     }
-    finish_batch(1, w, 34, b, nb, nt, a, lda, ad, asum, lanes, res);
+    finish_batch(1, w, sizeof(p4k_block_q8_0), b, nb, nt, a, lda, ad, asum, lanes, res);
 }
 
 __attribute__((target("avx2,f16c"))) static float q8_row_avx2(const uint8_t *w, const int8_t *a, const float *ad,
@@ -246,21 +249,22 @@ __attribute__((target("avx2,f16c"))) static float q8_row_avx2(const uint8_t *w, 
     __m256 acc = _mm256_setzero_ps();
     size_t b = 0;
     for (; b + 8 <= nb; b += 8) {
-        const uint8_t *wb = w + b * 34;
+        const uint8_t *wb = w + b * sizeof(p4k_block_q8_0);
         const int8_t *ab = a + b * 32;
         for (int k = 0; k < 5; k++) _mm_prefetch((const char *)(wb + 1536 + 64 * k), _MM_HINT_T0);
-        __m256i s = p4k_reduce8_i32(q8_block_avx2(wb, ab), q8_block_avx2(wb + 34, ab + 32), q8_block_avx2(wb + 68, ab + 64),
-                            q8_block_avx2(wb + 102, ab + 96), q8_block_avx2(wb + 136, ab + 128),
-                            q8_block_avx2(wb + 170, ab + 160), q8_block_avx2(wb + 204, ab + 192),
-                            q8_block_avx2(wb + 238, ab + 224));
-        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(p4k_scales8(wb, 34), _mm256_loadu_ps(ad + b)));
+        const size_t s8 = sizeof(p4k_block_q8_0);
+        __m256i s = p4k_reduce8_i32(q8_block_avx2(wb, ab), q8_block_avx2(wb + s8, ab + 32), q8_block_avx2(wb + 2 * s8, ab + 64),
+                            q8_block_avx2(wb + 3 * s8, ab + 96), q8_block_avx2(wb + 4 * s8, ab + 128),
+                            q8_block_avx2(wb + 5 * s8, ab + 160), q8_block_avx2(wb + 6 * s8, ab + 192),
+                            q8_block_avx2(wb + 7 * s8, ab + 224));
+        __m256 p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(p4k_scales8(wb, sizeof(p4k_block_q8_0)), _mm256_loadu_ps(ad + b)));
         acc = _mm256_add_ps(acc, p);
     }
     float l[8];
     _mm256_storeu_ps(l, acc);
     int32_t tail[8];
-    p4k_sums_q8_0(w + b * 34, a + b * 32, nb - b, tail);
-    return p4k_finish_lanes(l, w, 34, ad, tail, b, nb);
+    p4k_sums_q8_0(w + b * sizeof(p4k_block_q8_0), a + b * 32, nb - b, tail);
+    return p4k_finish_lanes(l, w, sizeof(p4k_block_q8_0), ad, tail, b, nb);
 }
 
 // ---- K-quants --------------------------------------------------------------------------------

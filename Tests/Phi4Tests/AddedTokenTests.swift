@@ -115,7 +115,7 @@ final class AddedTokenTests: XCTestCase {
         sampler.excluded = model.unassignedIDs  // suppressed in the reference too
         XCTAssertEqual(model.unassignedIDs.count, 608 - 512 - 13)  // 12 specials and <|note|>
         for _ in 0..<expected.count {
-            let next = sampler.sample(&logits, history: out)
+            let next = sampler.sample(&logits, history: out[...])
             out.append(next)
             if model.tokenizer.endOfGenerationIDs.contains(next) { break }
             logits = try session.evaluate([next])

@@ -49,6 +49,27 @@ enum { P4K_OK = 0, P4K_ENOMEM = -1, P4K_EFORMAT = -2 };
 /// Quantized weight formats (GGUF's type numbers).
 enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2, P4K_Q4_K = 12, P4K_Q5_K = 13, P4K_Q6_K = 14 };
 
+/// One weight format's facts, written once (the table in formats.c): GGML's type id and name,
+/// values and bytes per block (the p4k_block_* struct's size), whether the matrix kernels run it in
+/// place from a file mapping (then its type id is its P4K_* kernel format), and its reference
+/// quantizer and dequantizer over `n` values, a multiple of block_values (NULL where libphi4 has
+/// none). Swift's `GGMLType` and `WeightFormat` read their sizes and names from here.
+typedef struct {
+    uint32_t ggml_type;
+    const char *name;
+    uint32_t block_values;
+    uint32_t block_bytes;
+    int in_place;
+    void (*quantize)(const float *x, void *out, size_t n);
+    void (*dequantize)(const void *in, float *x, size_t n);
+} p4k_format_info;
+
+/// The facts of a GGML type, or NULL for a type libphi4 does not read.
+const p4k_format_info *p4k_format(uint32_t ggml_type);
+
+/// Entry `i` of the table (in GGML type order), or NULL past its end.
+const p4k_format_info *p4k_format_at(size_t i);
+
 /// Bytes of one super-block of 256 values of a K-quant format (0 for other formats).
 size_t p4k_kquant_block_bytes(int format);
 

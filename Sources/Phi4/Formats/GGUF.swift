@@ -1,3 +1,4 @@
+import CPhi4Kernels
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,41 +43,18 @@ public indirect enum GGUFValue: Sendable, Equatable {
 }
 
 /// Tensor element types of GGML that libphi4 reads (others are refused by name).
-public enum GGMLType: UInt32, Sendable {
+public enum GGMLType: UInt32, Sendable, CaseIterable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
 
+    /// This type's entry in the kernels' format table (`p4k_format`, formats.c), where its block
+    /// size, name, quantizer and dequantizer are written once. Every case has one (a test checks).
+    var info: p4k_format_info { p4k_format(rawValue)!.pointee }
+
     /// (elements per block, bytes per block).
-    public var block: (elements: Int, bytes: Int) {
-        switch self {
-        case .f32: return (1, 4)
-        case .f16, .bf16: return (1, 2)
-        case .q4_0: return (32, 18)
-        case .q4_1: return (32, 20)
-        case .q5_0: return (32, 22)
-        case .q5_1: return (32, 24)
-        case .q8_0: return (32, 34)
-        case .q4_K: return (256, 144)
-        case .q5_K: return (256, 176)
-        case .q6_K: return (256, 210)
-        }
-    }
+    public var block: (elements: Int, bytes: Int) { (Int(info.block_values), Int(info.block_bytes)) }
 
     /// The name llama.cpp uses (F32, Q4_K, …).
-    public var displayName: String {
-        switch self {
-        case .f32: return "F32"
-        case .f16: return "F16"
-        case .bf16: return "BF16"
-        case .q4_0: return "Q4_0"
-        case .q4_1: return "Q4_1"
-        case .q5_0: return "Q5_0"
-        case .q5_1: return "Q5_1"
-        case .q8_0: return "Q8_0"
-        case .q4_K: return "Q4_K"
-        case .q5_K: return "Q5_K"
-        case .q6_K: return "Q6_K"
-        }
-    }
+    public var displayName: String { String(cString: info.name) }
 
     /// Bits per weight of the block format.
     public var bitsPerWeight: Double { Double(block.bytes * 8) / Double(block.elements) }

@@ -185,17 +185,8 @@ public enum GGUFExport {
         while r < rows {
             let n = min(slice, rows - r)
             let src = base + r * srcRow
-            switch t.type {
-            case .q8_0: p4k_dequantize_q8_0(src, f, n * cols)
-            case .q4_0: p4k_dequantize_q4_0(src, f, n * cols)
-            case .q4_1: p4k_dequantize_q4_1(src, f, n * cols)
-            case .q5_0: p4k_dequantize_q5_0(src, f, n * cols)
-            case .q5_1: p4k_dequantize_q5_1(src, f, n * cols)
-            case .q4_K: p4k_dequantize_q4_k(src, f, n * cols)
-            case .q5_K: p4k_dequantize_q5_k(src, f, n * cols)
-            case .q6_K: p4k_dequantize_q6_k(src, f, n * cols)
-            case .f32, .f16, .bf16: throw ModelError.unsupported("requantizing a float tensor")
-            }
+            guard let dequantize = t.type.info.dequantize else { throw ModelError.unsupported("requantizing a float tensor") }
+            dequantize(src, f, n * cols)
             try encodeRows(f, rows: n, cols: cols, type: type, into: out)
             try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
             p4k_advise_done(src, n * srcRow)
@@ -279,17 +270,16 @@ public enum GGUFExport {
         switch type {
         case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
         case .f16: p4k_f32_to_f16(f, out.assumingMemoryBound(to: UInt16.self), n * cols)
-        case .q8_0: for i in 0..<n { p4k_quantize_q8_0(f + i * cols, out + i * rowBytes, cols) }
-        case .q4_0: for i in 0..<n { p4k_quantize_q4_0(f + i * cols, out + i * rowBytes, cols) }
-        case .q4_K, .q5_K, .q6_K:
+        case _ where type.info.quantize != nil && type.block.elements == 256:
             // llama.cpp's search per sub-block is slow (~0.1 µs a value): rows go to the pool.
-            let code = Int32(type.rawValue)
+            let quantize = type.info.quantize!
             let dst = UnsafeMutableRawPointer(out)
             ThreadPool.shared.parallelFor(n, threads: ThreadPool.shared.threadCount) { r in
-                for i in r { p4k_quantize_kquant(code, f + i * cols, dst + i * rowBytes, cols) }
+                for i in r { quantize(f + i * cols, dst + i * rowBytes, cols) }
             }
-        case .q5_0: for i in 0..<n { p4k_quantize_q5_0(f + i * cols, out + i * rowBytes, cols) }
-        case .q5_1: for i in 0..<n { p4k_quantize_q5_1(f + i * cols, out + i * rowBytes, cols) }
+        case _ where type.info.quantize != nil:
+            let quantize = type.info.quantize!
+            for i in 0..<n { quantize(f + i * cols, out + i * rowBytes, cols) }
         default: throw ModelError.unsupported("writing \(type.displayName) tensors")
         }
     }

@@ -179,9 +179,7 @@ enum GGUFModel {
             switch t.type {
             case .q8_0: return WeightMatrix(rows: rows, cols: cols, format: .q8_0, mapped: t.data.baseAddress!, owner: g.file)
             case .q4_0: return WeightMatrix(rows: rows, cols: cols, format: .q4_0, mapped: t.data.baseAddress!, owner: g.file)
-            case .q4_1: return try requantized(t, rows, cols, p4k_dequantize_q4_1)
-            case .q5_0: return try requantized(t, rows, cols, p4k_dequantize_q5_0)
-            case .q5_1: return try requantized(t, rows, cols, p4k_dequantize_q5_1)
+            case .q4_1, .q5_0, .q5_1: return try requantized(t, rows, cols, t.type.info.dequantize!)
             case .q4_K: return WeightMatrix(rows: rows, cols: cols, format: .q4_K, mapped: t.data.baseAddress!, owner: g.file)
             case .q5_K: return WeightMatrix(rows: rows, cols: cols, format: .q5_K, mapped: t.data.baseAddress!, owner: g.file)
             case .q6_K: return WeightMatrix(rows: rows, cols: cols, format: .q6_K, mapped: t.data.baseAddress!, owner: g.file)

@@ -15,38 +15,29 @@ public enum WeightFormat: String, Sendable, CaseIterable {
     /// GGUF Q6_K: super-blocks of 256 6-bit values, an 8-bit scale per 16 (6.5625 bits per weight).
     case q6_K = "q6_k"
 
+    /// The GGML type this format is (its facts live in the kernels' format table).
+    public var ggmlType: GGMLType {
+        switch self {
+        case .f32: return .f32
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_K: return .q4_K
+        case .q5_K: return .q5_K
+        case .q6_K: return .q6_K
+        }
+    }
+
     /// Bytes one row of `cols` weights takes (see ``supports(cols:)``).
     public func rowBytes(_ cols: Int) -> Int {
-        switch self {
-        case .f32: return cols * 4
-        case .q8_0: return cols / 32 * 34
-        case .q4_0: return cols / 32 * 18
-        case .q4_K: return cols / 256 * 144
-        case .q5_K: return cols / 256 * 176
-        case .q6_K: return cols / 256 * 210
-        }
+        let block = ggmlType.block
+        return cols / block.elements * block.bytes
     }
 
-    /// The kernel's format code.
-    var kernelCode: Int32 {
-        switch self {
-        case .f32: return -1
-        case .q8_0: return Int32(P4K_Q8_0)
-        case .q4_0: return Int32(P4K_Q4_0)
-        case .q4_K: return Int32(P4K_Q4_K)
-        case .q5_K: return Int32(P4K_Q5_K)
-        case .q6_K: return Int32(P4K_Q6_K)
-        }
-    }
+    /// The kernel's format code (the GGML type id; -1 for f32, which no quantized kernel takes).
+    var kernelCode: Int32 { self == .f32 ? -1 : Int32(ggmlType.rawValue) }
 
-    /// Whether rows of `cols` weights can use this format (blocks of 32, K-quants 256).
-    public func supports(cols: Int) -> Bool {
-        switch self {
-        case .f32: return true
-        case .q8_0, .q4_0: return cols % 32 == 0
-        case .q4_K, .q5_K, .q6_K: return cols % 256 == 0
-        }
-    }
+    /// Whether rows of `cols` weights can use this format (whole blocks: 32, K-quants 256).
+    public func supports(cols: Int) -> Bool { cols % ggmlType.block.elements == 0 }
 }
 
 /// A row-major `[rows, cols]` weight matrix (`[out, in]`, as HF and GGUF store linear layers;
