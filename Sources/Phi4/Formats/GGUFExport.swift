@@ -71,19 +71,9 @@ public enum GGUFExport {
         // Tensors in llama.cpp's order. A tied output projection is not written: llama.cpp then
         // uses token_embd, and its quantizer gives token_embd the output's type.
         let tied = c.tieWordEmbeddings && checkpoint.tensors["lm_head.weight"] == nil
-        var plan: [(hf: String, rows: Int, cols: Int, role: WeightType.Role?)] = [("model.embed_tokens.weight", c.vocabSize, c.hiddenSize, tied ? .lmHead : .embedding)]
-        for i in 0..<c.layerCount {
-            let p = "model.layers.\(i)."
-            plan.append((p + "input_layernorm.weight", 1, c.hiddenSize, nil))
-            plan.append((p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, c.hiddenSize, .qkv))
-            plan.append((p + "self_attn.o_proj.weight", c.hiddenSize, c.qDim, .attention))
-            plan.append((p + "post_attention_layernorm.weight", 1, c.hiddenSize, nil))
-            plan.append((p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, c.hiddenSize, .gateUp))
-            plan.append((p + "mlp.down_proj.weight", c.hiddenSize, c.intermediateSize, .down))
-        }
-        plan.append(("model.norm.weight", 1, c.hiddenSize, nil))
-        if !tied {
-            plan.append(("lm_head.weight", c.vocabSize, c.hiddenSize, .lmHead))
+        let plan = ModelTensor.all(c, tied: tied).map { t in
+            let s = t.shape(c)
+            return (hf: t.hfName, gguf: t.ggufName, rows: s.count == 2 ? s[0] : 1, cols: s.last!, role: t.role(tied: tied), layer: t.layer)
         }
         var written: [(String, String)] = c.longRoPE == nil ? [] : [("rope_factors_long.weight", "\(GGMLType.f32)"),
                                                                      ("rope_factors_short.weight", "\(GGMLType.f32)")]
@@ -92,9 +82,8 @@ public enum GGUFExport {
             guard let t = checkpoint.tensors[item.hf] else { throw ModelError.missingTensor(item.hf) }
             let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
             guard t.shape == shape else { throw ModelError.shapeMismatch("\(item.hf) has shape \(t.shape), the config implies \(shape)") }
-            let name = GGUFModel.ggufName(item.hf)!
-            let layer = Int(item.hf.split(separator: ".").dropFirst(2).first ?? "") ?? 0
-            let ggml = item.role.map { type.type(for: $0, cols: item.cols, layer: layer, layers: c.layerCount) } ?? .f32
+            let name = item.gguf
+            let ggml = item.role.map { type.type(for: $0, cols: item.cols, layer: item.layer, layers: c.layerCount) } ?? .f32
             written.append((name, "\(ggml)"))
             let dims = item.role == nil ? [item.cols] : [item.cols, item.rows]
             let total = plan.count

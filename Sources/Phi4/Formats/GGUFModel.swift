@@ -1,21 +1,6 @@
 /// Phi-4 in GGUF, as llama.cpp's converter writes it (architecture `phi3`): reading a model and
 /// its tokenizer, and writing one from an HF checkpoint (``GGUFExport``).
 enum GGUFModel {
-    /// GGUF tensor names (llama.cpp's `phi3` architecture, as the `gguf` package writes them) for HF names.
-    static func ggufName(_ hf: String) -> String? {
-        if hf == "model.embed_tokens.weight" { return "token_embd.weight" }
-        if hf == "model.norm.weight" { return "output_norm.weight" }
-        if hf == "lm_head.weight" { return "output.weight" }
-        let parts = hf.split(separator: ".")
-        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let n = Int(parts[2]) else { return nil }
-        let rest = parts[3...].joined(separator: ".")
-        let map = ["input_layernorm.weight": "attn_norm.weight", "self_attn.qkv_proj.weight": "attn_qkv.weight",
-                   "self_attn.o_proj.weight": "attn_output.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-                   "mlp.gate_up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"]
-        guard let m = map[rest] else { return nil }
-        return "blk.\(n).\(m)"
-    }
-
     /// A tensor of another block type (Q4_1, Q5_0, Q5_1) converted to Q8_0, 64 rows
     /// at a time (dequantized exactly, then rounded to 8 bits: the 4–6-bit values survive almost
     /// unchanged; memory is about 8.5 bits per weight), panels split over the thread pool.
@@ -162,7 +147,7 @@ enum GGUFModel {
             var converted = 0
             for t in g.tensors.values where ![.q8_0, .q4_0, .q4_K, .q5_K, .q6_K].contains(t.type) {
                 let n = t.dims.reduce(1, *)
-                converted += options.weightType == .f32 || t.dims.count < 2 ? n * 4 : n / 32 * 34
+                converted += options.weightType == .f32 || t.dims.count < 2 ? n * 4 : WeightFormat.q8_0.rowBytes(n)
             }
             let plan = MemoryEstimate(config: c, weights: .q4_0, contextLength: min(options.plannedContextLength, c.maxPositions))
             try MemoryEstimate(weightBytes: converted, cacheBytes: plan.cacheBytes, scratchBytes: plan.scratchBytes,
@@ -203,23 +188,11 @@ enum GGUFModel {
         }
         var done = 0
         let total = 1 + 4 * c.layerCount + (g.tensors["output.weight"] == nil ? 0 : 1)
-        let d = c.hiddenSize
         // Without output.weight the output projection is the embedding, stored in lm_head's format.
         let tied = g.tensors["output.weight"] == nil
-        let embedding = try matrix("token_embd.weight", c.vocabSize, d, tied ? .lmHead : .embedding)
-        var layers: [LayerWeights] = []
-        for i in 0..<c.layerCount {
-            let p = "blk.\(i)."
-            layers.append(LayerWeights(
-                attentionNorm: try vector(p + "attn_norm.weight", d),
-                qkv: try matrix(p + "attn_qkv.weight", c.qDim + 2 * c.kvDim, d, .qkv, layer: i),
-                output: try matrix(p + "attn_output.weight", d, c.qDim, .attention, layer: i),
-                mlpNorm: try vector(p + "ffn_norm.weight", d),
-                gateUp: try matrix(p + "ffn_up.weight", 2 * c.intermediateSize, d, .gateUp, layer: i),
-                down: try matrix(p + "ffn_down.weight", d, c.intermediateSize, .down, layer: i)))
-        }
-        let lmHead = tied ? embedding : try matrix("output.weight", c.vocabSize, d, .lmHead)
-        let weights = ModelWeights(embedding: embedding, layers: layers, finalNorm: try vector("output_norm.weight", d), lmHead: lmHead)
+        let weights = try ModelWeights.build(config: c, tied: tied,
+                                             matrix: { (t, rows, cols, role) throws(ModelError) in try matrix(t.ggufName, rows, cols, role, layer: t.layer) },
+                                             vector: { (t, n) throws(ModelError) in try vector(t.ggufName, n) })
         var source = FNV1a()
         source.add(Int64(g.file.bytes.count))
         for name in g.tensorOrder {

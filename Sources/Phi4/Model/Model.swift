@@ -198,29 +198,11 @@ public final class Model: Sendable {
                 count = n
             }
         }
-        let d = c.hiddenSize
         // A tied output projection is the embedding matrix itself, stored in lm_head's format.
         let tied = c.tieWordEmbeddings && tensors["lm_head.weight"] == nil
-        let embedding = try matrix("model.embed_tokens.weight", c.vocabSize, d, tied ? .lmHead : .embedding)
-        var layers: [LayerWeights] = []
-        for i in 0..<c.layerCount {
-            let p = "model.layers.\(i)."
-            layers.append(LayerWeights(
-                attentionNorm: try vector(p + "input_layernorm.weight", d),
-                qkv: try matrix(p + "self_attn.qkv_proj.weight", c.qDim + 2 * c.kvDim, d, .qkv, layer: i),
-                output: try matrix(p + "self_attn.o_proj.weight", d, c.qDim, .attention, layer: i),
-                mlpNorm: try vector(p + "post_attention_layernorm.weight", d),
-                gateUp: try matrix(p + "mlp.gate_up_proj.weight", 2 * c.intermediateSize, d, .gateUp, layer: i),
-                down: try matrix(p + "mlp.down_proj.weight", d, c.intermediateSize, .down, layer: i)))
-        }
-        let finalNorm = try vector("model.norm.weight", d)
-        let lmHead: WeightMatrix
-        if tied {
-            lmHead = embedding
-        } else {
-            lmHead = try matrix("lm_head.weight", c.vocabSize, d, .lmHead)
-        }
-        return ModelWeights(embedding: embedding, layers: layers, finalNorm: finalNorm, lmHead: lmHead)
+        return try ModelWeights.build(config: c, tied: tied,
+                                      matrix: { (t, rows, cols, role) throws(ModelError) in try matrix(t.hfName, rows, cols, role, layer: t.layer) },
+                                      vector: { (t, n) throws(ModelError) in try vector(t.hfName, n) })
     }
 }
 
