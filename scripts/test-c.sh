@@ -10,7 +10,13 @@ CC=${CC:-cc}
 OUT=.build-ctest
 FIX=Tests/Phi4Tests/Fixtures
 mkdir -p "$OUT"
+# mark NAME: prints how long the part since the previous mark took (where the stage's time goes).
+# PHI4_TEST_LONG=1 (make test-long) runs the randomized checks at their full counts.
+LONG=${PHI4_TEST_LONG:-0}
+last_mark=$SECONDS
+mark() { echo "  ($((SECONDS - last_mark)) s) $1"; last_mark=$SECONDS; }
 make -s lib >/dev/null
+mark "make lib"
 
 LINK=(-I include -L lib -lphi4 -Wl,-rpath,"$PWD/lib")
 for f in simple chat tokenize; do
@@ -44,6 +50,7 @@ if "$CC" -O2 -pthread -I Sources/CPhi4Kernels/include Tests/Kernels/kernel_check
     "$OUT/kernel_check"; then ok; else bad "kernel_check"; fi
 # The aarch64 kernels, cross-compiled and run under qemu with and without the dot-product extension.
 if bash tools/arm_kernel_check.sh; then ok; else bad "arm_kernel_check"; fi
+mark "kernel checks (x86, qemu aarch64)"
 
 # The library: no Swift toolchain library needed, only phi4_* exported, a SONAME.
 if ldd lib/libphi4.so | grep -qiE 'swift|/opt/'; then bad "ldd shows a toolchain library"; else ok; fi
@@ -86,33 +93,38 @@ got=$(printf 'hi\nmore\n' | "$OUT/chat" "$FIX/models/gqa4" "Be brief." | grep -c
 if [ "$got" -ge 3 ]; then ok; else bad "chat: $got prompts"; fi
 # simple.c with a text prompt streams something and exits 0.
 if "$OUT/simple" "$FIX/models/gqa4" "Hello" 8 >/dev/null 2>&1; then ok; else bad "simple text prompt"; fi
+mark "examples against transformers' ids"
 
 # Robustness and threads.
 A=$(ref gqa4 1 ids)
 if "$OUT/abi_test" "$FIX/models/gqa4" "$FIX/tokenizer/phi4" "$A" "$(ref gqa4 1 greedy32)" 100; then ok; else bad abi_test; fi
 if "$OUT/threads_test" "$FIX/models/gqa4" "$A" "$(ref gqa4 2 ids)"; then ok; else bad threads_test; fi
 if "$OUT/compat_test" "$FIX/models/gqa4"; then ok; else bad compat_test; fi
+mark "abi, threads and compat tests"
 
-# Concurrency soak: 4 threads × 200 seeded generations on one model, random cancellations.
+# Concurrency soak: 4 threads × 200 seeded generations on one model (× 1000 in make test-long),
+# random cancellations.
 "$CC" -std=gnu11 -Wall -Wextra -O2 -g Tests/CABI/soak.c "${LINK[@]}" -lpthread -o "$OUT/soak"
-if line=$("$OUT/soak" "$FIX/models/gqa8" 4 200); then ok; else bad "soak"; fi
+if line=$("$OUT/soak" "$FIX/models/gqa8" 4 "$([ "$LONG" = 1 ] && echo 1000 || echo 200)"); then ok; else bad "soak"; fi
 echo "  $line"
+mark "soak"
 
 # Fuzz harness: every committed regression input replays without a crash, and a short seeded run
-# of each target (tools/fuzz.sh runs them for longer) finds nothing.
+# of each target (300 runs; 3,000 in make test-long; tools/fuzz.sh runs them for longer) finds nothing.
 "$CC" -std=gnu11 -Wall -Wextra -O1 -g Tests/Fuzz/fuzz_abi.c "${LINK[@]}" -o "$OUT/fuzz_abi"
 for t in gguf safetensors config tokenizer encode chat state; do
     inputs=(Tests/Fuzz/regressions/"$t"-*)
     if [ -e "${inputs[0]}" ]; then
         if "$OUT/fuzz_abi" "$t" --work "$OUT/fuzz-$t" --fixtures "$FIX" --replay "${inputs[@]}" >/dev/null; then ok; else bad "fuzz regressions $t"; fi
     fi
-    if line=$("$OUT/fuzz_abi" "$t" --work "$OUT/fuzz-$t" --fixtures "$FIX" --runs 300 --seed 7 | tail -1); then
+    if line=$("$OUT/fuzz_abi" "$t" --work "$OUT/fuzz-$t" --fixtures "$FIX" --runs "$([ "$LONG" = 1 ] && echo 3000 || echo 300)" --seed 7 | tail -1); then
         ok
         echo "  fuzz $line"
     else
         bad "fuzz $t (input: $OUT/fuzz-$t/current)"
     fi
 done
+mark "fuzz"
 
 # The robustness test under valgrind: no error, nothing definitely lost over 100 load/free cycles.
 # (valgrind cannot read the DWARF 5 debug info of the toolchain, so it gets a stripped copy.)
@@ -136,6 +148,7 @@ if command -v valgrind >/dev/null 2>&1; then
         bad "compat_test under valgrind (see $OUT/valgrind-compat.log)"
         tail -40 "$OUT/valgrind-compat.log" >&2
     fi
+    mark "valgrind"
 else
     bad "valgrind is not installed (apt-get install valgrind)"
 fi

@@ -3,12 +3,21 @@
 # quantize + info + generate on a GGUF, and builds the Swift embedding example.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-swift build -c release --product phi4 >/dev/null
+# The same flags as the Swift suite's build (make test runs that first), so this reuses its build.
+build_start=$SECONDS
+swift build -c release -Xswiftc -enable-testing --product phi4 >/dev/null
+echo "  ($((SECONDS - build_start)) s) build phi4"
 P=.build/release/phi4
 M=Tests/Phi4Tests/Fixtures/models/gqa4
 pass=0
 fail=0
-check() { if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1" >&2; fi; }
+# check NAME COMMAND: counts a pass or a failure; a check that takes 5 s or more prints its time, so
+# the slow ones are visible in every run.
+check() {
+    local start=$SECONDS
+    if eval "$2"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1" >&2; fi
+    if [ $((SECONDS - start)) -ge 5 ]; then echo "  ($((SECONDS - start)) s) $1"; fi
+}
 
 # Exit statuses: a runtime failure prints the library's message and exits 1 (no usage text); a
 # usage error exits 64.
@@ -84,10 +93,10 @@ check "the Swift embedding example builds" 'swift build -c release --package-pat
 check "and runs a chat turn" '[ -n "$(examples/swift/.build/release/ChatTurn $M "Hi")" ]'
 # Constrained output: every schema of the committed suite, one seed each, parses and validates
 # under the PyPI jsonschema package, and regular-expression outputs match under Python's re
-# (tools/schema_suite.py runs more seeds).
+# (make test-long runs 5 seeds; tools/schema_suite.py takes any number).
 python3 -c "import jsonschema" 2>/dev/null || python3 -m pip install -q jsonschema 2>&1 | grep -v "Running pip as the 'root' user" || true
 schema_log=$(mktemp)
-check "constrained JSON validates (jsonschema) and regex output fully matches (re)" 'python3 tools/schema_suite.py --seeds 1 --phi4 "$P" >"$schema_log" 2>&1 || { grep -E "FAIL|outputs" "$schema_log" >&2; false; }'
+check "constrained JSON validates (jsonschema) and regex output fully matches (re)" 'python3 tools/schema_suite.py --seeds "$([ "${PHI4_TEST_LONG:-0}" = 1 ] && echo 5 || echo 1)" --phi4 "$P" >"$schema_log" 2>&1 || { grep -E "FAIL|outputs" "$schema_log" >&2; false; }'
 rm -f "$schema_log"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
