@@ -24,7 +24,7 @@ fi
 SRC="$OUT/src"
 if [ ! -d "$SRC/vendor/llama.cpp" ]; then
     tmp="$(mktemp -d)"
-    python3 -m pip download --no-deps --no-binary :all: -d "$tmp" "llama-cpp-python==$VERSION" >/dev/null
+    python3 -m pip download --no-deps --no-binary llama-cpp-python -d "$tmp" "llama-cpp-python==$VERSION" >/dev/null
     rm -rf "$SRC" && mkdir -p "$SRC"
     tar -xzf "$tmp"/llama_cpp_python-*.tar.gz -C "$SRC" --strip-components=1
     rm -rf "$tmp"

@@ -6,7 +6,7 @@
 // Also prints what the calibration chose (p4k_kernels_calibrate) and how long it took.
 //
 //   clang -O2 -pthread -I Sources/CPhi4Kernels/include tools/kernel_bench.c Sources/CPhi4Kernels/*.c -lm -o kernel_bench
-//   ./kernel_bench [threads 2] [runs 7] [formats: q4_0 q8_0 q4_k q5_k q6_k]
+//   ./kernel_bench [threads 2] [runs 7] [formats: q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs]
 #include "CPhi4Kernels.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -61,13 +61,15 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2, runs = argc > 2 ? atoi(argv[2]) : 7;
-    const char *names[] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
-    const int codes[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
-    int want[5] = {1, 1, 1, 0, 1};
+    enum { NF = 12 };
+    const char *names[NF] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "iq4_nl", "iq4_xs"};
+    const int codes[NF] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q4_1,
+                           P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS};
+    int want[NF] = {1, 1, 1, 0, 1};
     if (argc > 3) {
         memset(want, 0, sizeof want);
         for (int a = 3; a < argc; a++)
-            for (int f = 0; f < 5; f++)
+            for (int f = 0; f < NF; f++)
                 if (!strcmp(argv[a], names[f])) want[f] = 1;
     }
     char model[64], flags[160];
@@ -78,7 +80,7 @@ int main(int argc, char **argv) {
     uint8_t *w = malloc(big);
     const size_t nb = cols / 32;
     int8_t *aq = malloc(64 * cols);
-    float *ad = malloc(64 * nb * sizeof(float)), *out = malloc(64 * (big / 2880 + 16) * sizeof(float));
+    float *ad = malloc(64 * nb * sizeof(float)), *out = malloc(64 * (big / p4k_row_bytes(P4K_Q2_K, cols) + 16) * sizeof(float));  // Q2_K: the smallest rows
     int32_t *as = malloc(64 * nb * sizeof(int32_t));
     if (!w || !aq || !ad || !as || !out) return 1;
     uint64_t s = 88172645463325252ull;
@@ -89,7 +91,7 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < 64 * cols; i++) aq[i] = (int8_t)(w[i] % 255 - 127);
     for (size_t i = 0; i < 64 * nb; i++) ad[i] = 0.01f, as[i] = 0;
-    for (int f = 0; f < 5; f++) {
+    for (int f = 0; f < NF; f++) {
         if (!want[f]) continue;
         const int fmt = codes[f];
         const size_t rb = p4k_row_bytes(fmt, cols);
@@ -125,12 +127,12 @@ int main(int argc, char **argv) {
         }
     }
     const double t0 = now();
-    int fl[5], n = 0;
-    for (int f = 0; f < 5; f++)
+    int fl[NF], n = 0;
+    for (int f = 0; f < NF; f++)
         if (want[f]) fl[n++] = codes[f];
     p4k_kernels_calibrate(fl, (size_t)n);
     printf("calibration of %d formats: %.1f ms; chosen:\n", n, (now() - t0) * 1e3);
-    for (int f = 0; f < 5; f++)
+    for (int f = 0; f < NF; f++)
         if (want[f])
             printf("  %-5s 1: %-12s 2-16: %-12s 17+: %s\n", names[f], p4k_kernel_choice(codes[f], 0),
                    p4k_kernel_choice(codes[f], 1), p4k_kernel_choice(codes[f], 2));

@@ -8,6 +8,8 @@ Writes Tests/Phi4Tests/Fixtures/quant/:
   q6_k.bin, q6_k_dequant.npy           random Q6_K blocks and their gguf dequantization
   q4_1, q5_0, q5_1, q4_k, q5_k (.bin, _dequant.npy)  the K-quant mixes' other block types
   mix_input.npy           the values q4_1 / q5_0 / q5_1 were quantized from
+  q2_k, q3_k, iq4_nl, iq4_xs (.bin, _dequant.npy)  random blocks with small f16 scales, and
+                          *_wild.bin / *_wild_dequant.npy: every byte random (scales too: inf, NaN)
   gqa8-q8_0-gguf-package.gguf          the gqa8 fixture model written by gguf.GGUFWriter with
                                        gguf.quants Q8_0 tensors and the HF tokenizer (as llama.cpp's
                                        converter lays it out), to load in libphi4
@@ -112,6 +114,7 @@ def main():
     np.save(os.path.join(OUT, "q6_k_dequant.npy"), gguf.quants.dequantize(q6.reshape(-1), Q.Q6_K).astype(np.float32))
     write_model_gguf()
     write_k_quant_blocks()
+    write_low_bit_blocks()
     print("wrote", sorted(os.listdir(OUT)))
 
 
@@ -132,6 +135,28 @@ def write_k_quant_blocks():
         q[:, 2:4] = (np.abs(rng.standard_normal(8)) * 0.01).astype(np.float16).view(np.uint8).reshape(8, 2)
         q.tofile(os.path.join(OUT, f"{name}.bin"))
         np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q.reshape(-1), qt).astype(np.float32))
+
+
+
+def write_low_bit_blocks():
+    """Q2_K, Q3_K, IQ4_NL and IQ4_XS blocks: random quant bytes with small random f16 scales at the
+    format's scale fields, and "wild" blocks whose every byte is random; each with the gguf
+    package's dequantization."""
+    rng = np.random.default_rng(23)
+    # name, type, block bytes, offsets of the f16 scale fields
+    for name, qt, size, scales in [("q2_k", Q.Q2_K, 84, (80, 82)), ("q3_k", Q.Q3_K, 110, (108,)),
+                                   ("iq4_nl", Q.IQ4_NL, 18, (0,)), ("iq4_xs", Q.IQ4_XS, 136, (0,))]:
+        count = 64 if size == 18 else 16
+        q = rng.integers(0, 256, size=(count, size), dtype=np.uint8)
+        for at in scales:
+            q[:, at:at + 2] = (rng.standard_normal(count) * 0.01).astype(np.float16).view(np.uint8).reshape(count, 2)
+        q.tofile(os.path.join(OUT, f"{name}.bin"))
+        np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q.reshape(-1), qt).astype(np.float32))
+        wild = rng.integers(0, 256, size=(count, size), dtype=np.uint8)
+        wild.tofile(os.path.join(OUT, f"{name}_wild.bin"))
+        with np.errstate(all="ignore"):
+            np.save(os.path.join(OUT, f"{name}_wild_dequant.npy"),
+                    gguf.quants.dequantize(wild.reshape(-1), qt).astype(np.float32))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 // GGUF block layouts as C structs (private to CPhi4Kernels), and the fp16 table the kernels use.
 //
 // Every weight format stores rows of `cols` values as consecutive blocks: 32 values per block for
-// Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1, 256 per super-block for the K-quants. The structs spell out
+// Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / IQ4_NL, 256 per super-block for the K-quants and IQ4_XS. The structs spell out
 // the byte layout that llama.cpp's GGUF files use; the static_asserts pin their sizes, so the
 // kernels index fields by name instead of by byte offset. fp16 fields are stored as raw IEEE half
 // bits (uint16_t); blocks are packed with no padding and may sit at any address (2-byte fields
@@ -24,6 +24,12 @@ typedef struct { uint16_t d, m; uint8_t qs[16]; } p4k_block_q4_1;
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } p4k_block_q5_0;
 /// Q5_1: x = d·q + m, bits as Q5_0.
 typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } p4k_block_q5_1;
+/// Q2_K: 16 groups of 16 with a 4-bit scale (low nibble) and 4-bit min (high nibble) each;
+/// x = (d·sc)·q − (dmin·m), q = 2 bits: value 128h + 32s + l is bits 2s…2s+1 of qs[32h + l].
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } p4k_block_q2_k;
+/// Q3_K: 16 groups of 16 with 6-bit scales (minus 32) packed in `scales`; x = d·sc·q, q = 2 low bits
+/// as Q2_K minus 4 unless bit v / 32 of hmask[v % 32] is set (q in −4…3).
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } p4k_block_q3_k;
 /// Q4_K: 8 sub-blocks of 32; x = (d·sc_j)·q − (dmin·m_j) with 6-bit sc_j, m_j packed in `scales`;
 /// bytes 32p…32p+31 of qs: low nibbles = sub-block 2p, high nibbles = sub-block 2p + 1.
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } p4k_block_q4_k;
@@ -32,6 +38,11 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t q
 /// Q6_K: 16 groups of 16 with signed 8-bit scales; x = d·sc·(q − 32), q = 4 low bits in ql and
 /// 2 high bits in qh (see the kernels for the interleaving).
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } p4k_block_q6_k;
+/// IQ4_NL: x = d·kv[q] with the 16-entry non-linear table p4k_iq4nl_values; nibbles as Q4_0.
+typedef struct { uint16_t d; uint8_t qs[16]; } p4k_block_iq4_nl;
+/// IQ4_XS: 8 sub-blocks of 32, each with a 6-bit scale (minus 32: low 4 bits in scales_l, high 2
+/// in scales_h); x = (d·sc)·kv[q]; sub-block j's nibbles are qs[16j…16j+15] as in IQ4_NL.
+typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } p4k_block_iq4_xs;
 #pragma pack(pop)
 
 static_assert(sizeof(p4k_block_q8_0) == 34, "Q8_0 block");
@@ -39,23 +50,45 @@ static_assert(sizeof(p4k_block_q4_0) == 18, "Q4_0 block");
 static_assert(sizeof(p4k_block_q4_1) == 20, "Q4_1 block");
 static_assert(sizeof(p4k_block_q5_0) == 22, "Q5_0 block");
 static_assert(sizeof(p4k_block_q5_1) == 24, "Q5_1 block");
+static_assert(sizeof(p4k_block_q2_k) == 84, "Q2_K super-block");
+static_assert(sizeof(p4k_block_q3_k) == 110, "Q3_K super-block");
 static_assert(sizeof(p4k_block_q4_k) == 144, "Q4_K super-block");
 static_assert(sizeof(p4k_block_q5_k) == 176, "Q5_K super-block");
 static_assert(sizeof(p4k_block_q6_k) == 210, "Q6_K super-block");
+static_assert(sizeof(p4k_block_iq4_nl) == 18, "IQ4_NL block");
+static_assert(sizeof(p4k_block_iq4_xs) == 136, "IQ4_XS super-block");
 static_assert(offsetof(p4k_block_q5_k, qs) == 48 && offsetof(p4k_block_q6_k, d) == 208, "K-quant fields");
+static_assert(offsetof(p4k_block_q2_k, d) == 80 && offsetof(p4k_block_q3_k, d) == 108, "K-quant fields");
+
+/// A 2-byte field (fp16 bits or a bit field) at any address.
+static inline uint16_t p4k_load_u16(const void *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+
+/// IQ4_NL's and IQ4_XS's 16 values (a fact of the format, as GGML defines it).
+static const int8_t p4k_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+
+/// The sixteen 6-bit scales of a Q3_K super-block, minus 32 (−32…31).
+static inline void p4k_q3k_scales(const uint8_t s[12], int8_t out[16]) {
+    for (int i = 0; i < 16; i++) {
+        const int lo = (s[i % 8] >> (4 * (i / 8))) & 0xF, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
+        out[i] = (int8_t)((lo | (hi << 4)) - 32);
+    }
+}
+
+/// The eight 6-bit scales of an IQ4_XS super-block, minus 32 (−32…31).
+static inline void p4k_iq4xs_scales(const p4k_block_iq4_xs *b, int8_t out[8]) {
+    const uint16_t h = p4k_load_u16(&b->scales_h);
+    for (int j = 0; j < 8; j++) out[j] = (int8_t)((((b->scales_l[j / 2] >> (4 * (j % 2))) & 0xF) | (((h >> (2 * j)) & 3) << 4)) - 32);
+}
 
 /// Widens IEEE half bits to float through a 65,536-entry table (p4k_fp16_table()).
 extern float p4k_fp16_lut[65536];
 /// Fills p4k_fp16_lut once (thread-safe); every entry point that reads it calls this first.
 void p4k_init_tables(void);
 static inline float p4k_h2f(uint16_t h) { return p4k_fp16_lut[h]; }
-
-/// A 2-byte fp16 field at any address.
-static inline uint16_t p4k_load_u16(const void *p) {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
-}
 
 /// The fp16 scale of Q8_0 / Q4_0 block `b` of a row (both formats start with it).
 static inline float p4k_block_scale(const uint8_t *row, size_t stride, size_t b) { return p4k_h2f(p4k_load_u16(row + b * stride)); }

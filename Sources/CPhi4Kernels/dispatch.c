@@ -78,7 +78,7 @@ const char *p4k_isa_name(int isa) {
 static const p4k_kernel *const tables[] = {
     p4k_kernels_scalar,
 #if defined(__x86_64__)
-    p4k_kernels_avx2, p4k_gemm_avx2, p4k_kernels_vnni,
+    p4k_kernels_avx2, p4k_gemm_avx2, p4k_kernels_lowbit_avx2, p4k_kernels_vnni,
 #endif
 #if defined(__aarch64__)
     p4k_kernels_neon,
@@ -115,17 +115,17 @@ int p4k_kernel_info(int index, int *format, int *isa, unsigned *classes, const c
     return 0;
 }
 
+// The formats the matrix kernels run (those the format table marks in place), each with a row of
+// the dispatch table.
+static const int kernel_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q4_1,
+                                     P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS};
+enum { FORMATS = sizeof kernel_formats / sizeof kernel_formats[0] };
+
 static int p4k_format_index(int format) {
-    switch (format) {
-    case P4K_Q8_0: return 0;
-    case P4K_Q4_0: return 1;
-    case P4K_Q4_K: return 2;
-    case P4K_Q5_K: return 3;
-    case P4K_Q6_K: return 4;
-    default: return -1;
-    }
+    for (int f = 0; f < FORMATS; f++)
+        if (kernel_formats[f] == format) return f;
+    return -1;
 }
-enum { FORMATS = 5 };
 
 static int batch_class(size_t t) { return t <= 1 ? P4K_CLASS_ONE : t <= 16 ? P4K_CLASS_SMALL : P4K_CLASS_LARGE; }
 
@@ -166,9 +166,8 @@ static void fill_defaults(void) {
     pthread_mutex_lock(&table_lock);
     if (!table_ready) {
         const int forced = forced_isa();
-        const int formats[FORMATS] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
         for (int f = 0; f < FORMATS; f++)
-            for (int c = 0; c < P4K_CLASS_COUNT; c++) chosen[f][c] = preferred(formats[f], c, forced);
+            for (int c = 0; c < P4K_CLASS_COUNT; c++) chosen[f][c] = preferred(kernel_formats[f], c, forced);
         __atomic_store_n(&table_ready, 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&table_lock);
@@ -230,9 +229,9 @@ int p4k_kernels_calibrate(const int *formats, size_t count) {
     const double start = now_ms();
     pthread_mutex_lock(&table_lock);
     // The candidates of each (format, class) still to calibrate; scalar only where forced.
-    int cand[8][P4K_CLASS_COUNT][16], nc[8][P4K_CLASS_COUNT];
-    size_t need = 0;
-    for (size_t n = 0; n < count && n < 8; n++) {
+    int cand[FORMATS][P4K_CLASS_COUNT][16], nc[FORMATS][P4K_CLASS_COUNT];
+    size_t need = 0, min_row = 0;  // the smallest row among the formats sizes the output buffer
+    for (size_t n = 0; n < count && n < FORMATS; n++) {
         const int f = p4k_format_index(formats[n]);
         for (int c = 0; c < P4K_CLASS_COUNT; c++) {
             nc[n][c] = 0;
@@ -243,6 +242,8 @@ int p4k_kernels_calibrate(const int *formats, size_t count) {
                     cand[n][c][nc[n][c]++] = i;
             if (nc[n][c] == 1) chosen[f][c] = cand[n][c][0];
             if (nc[n][c] > 1 && cal_bytes[c] > need) need = cal_bytes[c];
+            const size_t rb = p4k_row_bytes(formats[n], CAL_COLS);
+            if (nc[n][c] > 1 && (min_row == 0 || rb < min_row)) min_row = rb;
         }
     }
     uint8_t *buf = NULL;
@@ -256,7 +257,7 @@ int p4k_kernels_calibrate(const int *formats, size_t count) {
         aq = malloc(64 * CAL_COLS);
         ad = malloc(64 * nb * sizeof(float));
         asum = malloc(64 * nb * sizeof(int32_t));
-        out = malloc(64 * (buf_bytes / p4k_row_bytes(P4K_Q4_0, CAL_COLS) + 1) * sizeof(float));
+        out = malloc(64 * (buf_bytes / min_row + 1) * sizeof(float));
         if (!buf || !aq || !ad || !asum || !out) {
             rc = P4K_ENOMEM;
             goto done;
@@ -274,7 +275,7 @@ int p4k_kernels_calibrate(const int *formats, size_t count) {
             asum[i] = 0;
         }
     }
-    for (size_t n = 0; n < count && n < 8; n++) {
+    for (size_t n = 0; n < count && n < FORMATS; n++) {
         const int format = formats[n], f = p4k_format_index(format);
         if (f < 0 || calibrated[f]) continue;
         for (int c = 0; c < P4K_CLASS_COUNT; c++) {

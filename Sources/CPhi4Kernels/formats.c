@@ -293,6 +293,68 @@ void p4k_dequantize_q5_k(const void *in, float *y, size_t n) {
     }
 }
 
+// Q2_K / Q3_K / IQ4_NL / IQ4_XS: the products formed as in the reference, d·sc first (one float
+// rounding), then times q (and minus dmin·m for Q2_K), each its own rounding.
+void p4k_dequantize_q2_k(const void *in, float *y, size_t n) {
+    p4k_init_tables();
+    const p4k_block_q2_k *b = in;
+    for (size_t i = 0; i < n / 256; i++, b++, y += 256) {
+        const float d = p4k_h2f(b->d), dmin = p4k_h2f(b->dmin);
+        for (int v = 0; v < 256; v++) {
+            const int g = v / 16, q = (b->qs[32 * (v / 128) + v % 32] >> (2 * ((v / 32) % 4))) & 3;
+            const float dl = d * (float)(b->scales[g] & 0xF), ml = dmin * (float)(b->scales[g] >> 4);
+            const float t = dl * (float)q;
+            y[v] = t - ml;
+        }
+    }
+}
+
+void p4k_dequantize_q3_k(const void *in, float *y, size_t n) {
+    p4k_init_tables();
+    const p4k_block_q3_k *b = in;
+    for (size_t i = 0; i < n / 256; i++, b++, y += 256) {
+        const float d = p4k_h2f(b->d);
+        int8_t sc[16];
+        p4k_q3k_scales(b->scales, sc);
+        for (int v = 0; v < 256; v++) {
+            const int low = (b->qs[32 * (v / 128) + v % 32] >> (2 * ((v / 32) % 4))) & 3;
+            const int q = low - ((b->hmask[v % 32] >> (v / 32)) & 1 ? 0 : 4);
+            const float dl = d * (float)sc[v / 16];
+            y[v] = dl * (float)q;
+        }
+    }
+}
+
+void p4k_dequantize_iq4_nl(const void *in, float *y, size_t n) {
+    p4k_init_tables();
+    const p4k_block_iq4_nl *b = in;
+    for (size_t i = 0; i < n / 32; i++, b++, y += 32) {
+        const float d = p4k_h2f(b->d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (float)p4k_iq4nl_values[b->qs[j] & 0xF];
+            y[j + 16] = d * (float)p4k_iq4nl_values[b->qs[j] >> 4];
+        }
+    }
+}
+
+void p4k_dequantize_iq4_xs(const void *in, float *y, size_t n) {
+    p4k_init_tables();
+    const p4k_block_iq4_xs *b = in;
+    for (size_t i = 0; i < n / 256; i++, b++) {
+        const float d = p4k_h2f(b->d);
+        int8_t sc[8];
+        p4k_iq4xs_scales(b, sc);
+        for (int j = 0; j < 8; j++, y += 32) {
+            const float dl = d * (float)sc[j];
+            const uint8_t *q = b->qs + 16 * j;
+            for (int e = 0; e < 16; e++) {
+                y[e] = dl * (float)p4k_iq4nl_values[q[e] & 0xF];
+                y[e + 16] = dl * (float)p4k_iq4nl_values[q[e] >> 4];
+            }
+        }
+    }
+}
+
 // ---- The format table ------------------------------------------------------------------------
 
 static void quantize_q4_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q4_K, x, out, n); }
@@ -304,13 +366,17 @@ static const p4k_format_info formats[] = {
     {0, "F32", 1, 4, 0, NULL, NULL},
     {1, "F16", 1, 2, 0, NULL, NULL},
     {P4K_Q4_0, "Q4_0", 32, sizeof(p4k_block_q4_0), 1, p4k_quantize_q4_0, p4k_dequantize_q4_0},
-    {3, "Q4_1", 32, sizeof(p4k_block_q4_1), 0, NULL, p4k_dequantize_q4_1},
-    {6, "Q5_0", 32, sizeof(p4k_block_q5_0), 0, p4k_quantize_q5_0, p4k_dequantize_q5_0},
-    {7, "Q5_1", 32, sizeof(p4k_block_q5_1), 0, p4k_quantize_q5_1, p4k_dequantize_q5_1},
+    {P4K_Q4_1, "Q4_1", 32, sizeof(p4k_block_q4_1), 1, NULL, p4k_dequantize_q4_1},
+    {P4K_Q5_0, "Q5_0", 32, sizeof(p4k_block_q5_0), 1, p4k_quantize_q5_0, p4k_dequantize_q5_0},
+    {P4K_Q5_1, "Q5_1", 32, sizeof(p4k_block_q5_1), 1, p4k_quantize_q5_1, p4k_dequantize_q5_1},
     {P4K_Q8_0, "Q8_0", 32, sizeof(p4k_block_q8_0), 1, p4k_quantize_q8_0, p4k_dequantize_q8_0},
+    {P4K_Q2_K, "Q2_K", 256, sizeof(p4k_block_q2_k), 1, NULL, p4k_dequantize_q2_k},
+    {P4K_Q3_K, "Q3_K", 256, sizeof(p4k_block_q3_k), 1, NULL, p4k_dequantize_q3_k},
     {P4K_Q4_K, "Q4_K", 256, sizeof(p4k_block_q4_k), 1, quantize_q4_k, p4k_dequantize_q4_k},
     {P4K_Q5_K, "Q5_K", 256, sizeof(p4k_block_q5_k), 1, quantize_q5_k, p4k_dequantize_q5_k},
     {P4K_Q6_K, "Q6_K", 256, sizeof(p4k_block_q6_k), 1, quantize_q6_k, p4k_dequantize_q6_k},
+    {P4K_IQ4_NL, "IQ4_NL", 32, sizeof(p4k_block_iq4_nl), 1, NULL, p4k_dequantize_iq4_nl},
+    {P4K_IQ4_XS, "IQ4_XS", 256, sizeof(p4k_block_iq4_xs), 1, NULL, p4k_dequantize_iq4_xs},
     {30, "BF16", 1, 2, 0, NULL, NULL},
 };
 

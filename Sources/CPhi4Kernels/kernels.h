@@ -3,9 +3,10 @@
 // Every matrix kernel has one signature, `int fn(const p4k_job *)`: weights of one format × `t`
 // activation rows quantized by p4k_quantize_activation, any row count, any t ≥ 1; 0 on success,
 // -1 when scratch memory cannot be allocated (nothing is then written). Each ISA file
-// (kernels_scalar.c, kernels_avx2.c, gemm_avx2.c, kernels_vnni.c, kernels_neon.c) lists what it implements in
-// one table of p4k_kernel entries; dispatch.c alone reads the tables and chooses. The ISA files
-// never call each other: what they share is the inline code below.
+// (kernels_scalar.c, kernels_avx2.c, gemm_avx2.c, kernels_lowbit_avx2.c, kernels_vnni.c,
+// kernels_neon.c) lists what it implements in one table of p4k_kernel entries; dispatch.c alone
+// reads the tables and chooses. The ISA files never call each other: what they share is the
+// inline code below.
 //
 // The arithmetic contract that makes every kernel interchangeable: for each output, the exact
 // int32 sum of block b (Q8_0: Σ q·a; Q4_0: Σ (q−8)·a; the K-quants: see kernels_scalar.c), the
@@ -52,6 +53,7 @@ extern const p4k_kernel p4k_kernels_scalar[];
 extern const p4k_kernel p4k_kernels_avx2[];
 extern const p4k_kernel p4k_gemm_avx2[];
 extern const p4k_kernel p4k_kernels_vnni[];
+extern const p4k_kernel p4k_kernels_lowbit_avx2[];
 #endif
 #if defined(__aarch64__)
 extern const p4k_kernel p4k_kernels_neon[];

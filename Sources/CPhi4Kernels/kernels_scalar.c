@@ -8,6 +8,15 @@
 //      isum = Σ q·a,  term = d_a · ((d·sc)·isum − (dmin·m)·Σa)
 //  - Q6_K (q − 32 in −32…31; signed 8-bit scale per 16 values):
 //      isum = sc₀·Σ₀ (q−32)·a + sc₁·Σ₁ (q−32)·a,  term = isum · (d · d_a)
+//  - Q3_K (q in −4…3; 6-bit scale − 32 per 16 values): as Q6_K with its own q and scales.
+//  - Q2_K (q in 0…3; 4-bit scale sc and min m per 16 values; A₀, A₁: the activations' sums over
+//    each half):  isum = sc₀·Σ₀ q·a + sc₁·Σ₁ q·a,  msum = m₀·A₀ + m₁·A₁,
+//      term = d_a · (d·isum − dmin·msum)
+//  - IQ4_XS (sub-block of 32 with a 6-bit scale − 32, values from the 16-entry table kv):
+//      isum = sc · Σ kv[q]·a,  term = isum · (d · d_a)
+// The other 32-blocks (block b of the row meets activation block b):
+//  - Q5_0: s = Σ q·a − 16·Σa, term = s · (d · d_a) (as Q4_0);  IQ4_NL: s = Σ kv[q]·a, the same term
+//  - Q4_1 / Q5_1 (x = d·q + m): isum = Σ q·a,  term = d_a · (d·isum + m·Σa)
 #pragma clang fp contract(off)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
@@ -112,6 +121,117 @@ static float row_q45k(int five, const uint8_t *w, const int8_t *aq, const float 
     return p4k_combine8(l);
 }
 
+// The q value (before any offset) of element e of a 32-block: Q4_1's 4 bits, Q5_0's / Q5_1's 5.
+static inline int q_nibble(const uint8_t *qs, int e) { return e < 16 ? qs[e] & 0xF : qs[e - 16] >> 4; }
+static inline int q_fifth(const uint8_t qh[4], int e) { return (qh[e / 8] >> (e % 8)) & 1; }
+
+// One row of Q4_1, Q5_0, Q5_1 or IQ4_NL blocks against one activation row.
+static float row_small_blocks(int format, const uint8_t *w, const int8_t *aq, const float *ad, const int32_t *asum,
+                              size_t nb) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const size_t stride = p4k_format((uint32_t)format)->block_bytes;
+    for (size_t b = 0; b < nb; b++) {
+        const uint8_t *blk = w + b * stride;
+        const int8_t *a = aq + 32 * b;
+        int32_t s = 0;
+        switch (format) {
+        case P4K_Q4_1: {
+            const p4k_block_q4_1 *x = (const p4k_block_q4_1 *)blk;
+            for (int e = 0; e < 32; e++) s += q_nibble(x->qs, e) * a[e];
+            const float t1 = p4k_h2f(x->d) * (float)s, t2 = p4k_h2f(x->m) * (float)asum[b];
+            l[b & 7] = l[b & 7] + ad[b] * (t1 + t2);
+            break;
+        }
+        case P4K_Q5_1: {
+            const p4k_block_q5_1 *x = (const p4k_block_q5_1 *)blk;
+            for (int e = 0; e < 32; e++) s += (q_nibble(x->qs, e) | q_fifth(x->qh, e) << 4) * a[e];
+            const float t1 = p4k_h2f(x->d) * (float)s, t2 = p4k_h2f(x->m) * (float)asum[b];
+            l[b & 7] = l[b & 7] + ad[b] * (t1 + t2);
+            break;
+        }
+        case P4K_Q5_0: {
+            const p4k_block_q5_0 *x = (const p4k_block_q5_0 *)blk;
+            for (int e = 0; e < 32; e++) s += (q_nibble(x->qs, e) | q_fifth(x->qh, e) << 4) * a[e];
+            s -= 16 * asum[b];
+            l[b & 7] = l[b & 7] + (float)s * (p4k_h2f(x->d) * ad[b]);
+            break;
+        }
+        default: {  // IQ4_NL
+            const p4k_block_iq4_nl *x = (const p4k_block_iq4_nl *)blk;
+            for (int e = 0; e < 32; e++) s += p4k_iq4nl_values[q_nibble(x->qs, e)] * a[e];
+            l[b & 7] = l[b & 7] + (float)s * (p4k_h2f(x->d) * ad[b]);
+            break;
+        }
+        }
+    }
+    return p4k_combine8(l);
+}
+
+static int q_small_blocks(const p4k_job *j) {
+    const size_t nb = j->cols / 32, rb = p4k_row_bytes(j->format, j->cols);
+    for (size_t i = 0; i < j->t; i++)
+        for (size_t r = 0; r < j->rows; r++)
+            p4k_put(j->out + i * j->ldo + r,
+                    row_small_blocks(j->format, j->w + r * rb, j->aq + i * j->cols, j->ad + i * nb, j->asum + i * nb, nb),
+                    j->accumulate);
+    return 0;
+}
+
+// Q2_K, Q3_K and IQ4_XS: super-blocks of 256; activation block b is values 32·(b % 8)… of
+// super-block b / 8.
+static float row_low_k(int format, const uint8_t *w, const int8_t *aq, const float *ad, size_t nsb) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const size_t bb = p4k_format((uint32_t)format)->block_bytes;
+    for (size_t i = 0; i < nsb; i++, w += bb) {
+        for (int j = 0; j < 8; j++) {
+            const size_t b = 8 * i + (size_t)j;
+            const int8_t *a = aq + 32 * b;
+            if (format == P4K_IQ4_XS) {
+                const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)w;
+                int8_t sc[8];
+                p4k_iq4xs_scales(x, sc);
+                int32_t s = 0;
+                for (int e = 0; e < 32; e++) s += p4k_iq4nl_values[q_nibble(x->qs + 16 * j, e)] * a[e];
+                l[j] = l[j] + (float)(s * sc[j]) * (p4k_h2f(x->d) * ad[b]);
+            } else if (format == P4K_Q3_K) {
+                const p4k_block_q3_k *x = (const p4k_block_q3_k *)w;
+                int8_t sc[16];
+                p4k_q3k_scales(x->scales, sc);
+                int32_t s[2] = {0, 0};
+                for (int e = 0; e < 32; e++) {
+                    const int low = (x->qs[32 * (j / 4) + e] >> (2 * (j % 4))) & 3;
+                    const int q = low - (((x->hmask[e] >> j) & 1) ? 0 : 4);
+                    s[e / 16] += q * a[e];
+                }
+                const int32_t isum = sc[2 * j] * s[0] + sc[2 * j + 1] * s[1];
+                l[j] = l[j] + (float)isum * (p4k_h2f(x->d) * ad[b]);
+            } else {  // Q2_K
+                const p4k_block_q2_k *x = (const p4k_block_q2_k *)w;
+                int32_t s[2] = {0, 0}, as[2] = {0, 0};
+                for (int e = 0; e < 32; e++) {
+                    s[e / 16] += ((x->qs[32 * (j / 4) + e] >> (2 * (j % 4))) & 3) * a[e];
+                    as[e / 16] += a[e];
+                }
+                const uint8_t s0 = x->scales[2 * j], s1 = x->scales[2 * j + 1];
+                const int32_t isum = (s0 & 0xF) * s[0] + (s1 & 0xF) * s[1];
+                const int32_t msum = (s0 >> 4) * as[0] + (s1 >> 4) * as[1];
+                const float t1 = p4k_h2f(x->d) * (float)isum, t2 = p4k_h2f(x->dmin) * (float)msum;
+                l[j] = l[j] + ad[b] * (t1 - t2);
+            }
+        }
+    }
+    return p4k_combine8(l);
+}
+
+static int q_low_k(const p4k_job *j) {
+    const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
+    for (size_t i = 0; i < j->t; i++)
+        for (size_t r = 0; r < j->rows; r++)
+            p4k_put(j->out + i * j->ldo + r, row_low_k(j->format, j->w + r * rb, j->aq + i * j->cols, j->ad + i * nb, nsb),
+                    j->accumulate);
+    return 0;
+}
+
 static int q_kquant(const p4k_job *j) {
     const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
     for (size_t i = 0; i < j->t; i++) {
@@ -134,5 +254,12 @@ const p4k_kernel p4k_kernels_scalar[] = {
     {P4K_Q4_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_kquant},
     {P4K_Q5_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_kquant},
     {P4K_Q6_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_kquant},
+    {P4K_Q4_1, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_small_blocks},
+    {P4K_Q5_0, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_small_blocks},
+    {P4K_Q5_1, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_small_blocks},
+    {P4K_IQ4_NL, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_small_blocks},
+    {P4K_Q2_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_Q3_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ4_XS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
     {0, 0, 0, NULL, NULL},
 };

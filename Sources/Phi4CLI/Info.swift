@@ -43,8 +43,8 @@ struct Info: ParsableCommand {
                 print("tensors \(k): \(v.0), \(fmt(Double(v.1) / 1e6)) MB")
             }
             print("effective bits per weight: \(fmt(Double(bytes * 8) / Double(max(1, elements)))) (\(fmt(Double(bytes) / 1e9)) GB of tensors, \(elements) values)")
-            let converted = g.tensors.values.filter { [.q4_1, .q5_0, .q5_1].contains($0.type) }.count
-            if converted > 0 { print("run as: \(converted) tensors converted to q8_0 at load; q8_0/q4_0/q4_k/q5_k/q6_k used in place from the mapping") }
+            let inPlace = Set(g.tensors.values.compactMap { WeightFormat(ggmlType: $0.type) }.filter { $0 != .f32 })
+            if !inPlace.isEmpty { print("run as: \(inPlace.map(\.rawValue).sorted().joined(separator: "/")) used in place from the mapping") }
             let fileType = g.metadata["general.file_type"]?.intValue ?? 0
             let keptF16 = g.tensorOrder.filter { g.tensors[$0]?.type == .f16 && ($0.hasSuffix(".weight")) && g.tensors[$0]!.dims.count == 2 }
             if fileType > 1 && !keptF16.isEmpty {
@@ -55,10 +55,7 @@ struct Info: ParsableCommand {
             }
             let tokens = g.metadata["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
             print("tokenizer: \(g.metadata["tokenizer.ggml.model"]?.stringValue ?? "?") (pre \(g.metadata["tokenizer.ggml.pre"]?.stringValue ?? "?")), \(tokens) tokens, \(g.metadata["tokenizer.ggml.merges"]?.arrayValue?.count ?? 0) merges, bos \(g.metadata["tokenizer.ggml.bos_token_id"]?.intValue ?? -1), eos \(g.metadata["tokenizer.ggml.eos_token_id"]?.intValue ?? -1), chat template: \(g.metadata["tokenizer.chat_template"] != nil ? "yes" : "no")")
-            // Q4_1 / Q5_0 / Q5_1 run as Q8_0 (converted at load).
-            let runFormats = g.tensors.values.filter { $0.dims.count == 2 }.compactMap { t -> WeightFormat? in
-                [.q4_1, .q5_0, .q5_1].contains(t.type) ? .q8_0 : WeightFormat(rawValue: t.type.displayName.lowercased())
-            }
+            let runFormats = Array(Set(g.tensors.values.filter { $0.dims.count == 2 }.compactMap { WeightFormat(ggmlType: $0.type) }))
             Kernels.calibrate(runFormats)
             print("cpu: \(Kernels.cpuModel) [\(Kernels.cpuFlags)]")
             for line in Kernels.summary(runFormats.sorted { $0.rawValue < $1.rawValue }) { print("kernels \(line)") }

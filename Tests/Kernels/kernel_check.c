@@ -33,14 +33,21 @@ static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
     const size_t rb = p4k_row_bytes(format, cols), nb = cols / 32, kb = p4k_kquant_block_bytes(format);
     uint8_t *w = malloc(rows * rb);
     float *x = malloc(cols * sizeof(float));
-    if (kb) {
+    const int bytes_only = kb || (format != P4K_Q8_0 && format != P4K_Q4_0);
+    if (bytes_only) {
+        // Random (or all-0xFF) quant bytes with sane fp16 scales at the format's scale fields.
+        const size_t bs = p4k_format((uint32_t)format)->block_bytes;
         for (size_t i = 0; i < rows * rb; i++) w[i] = extreme ? 0xFF : (uint8_t)next_u32();
-        for (size_t b = 0; b < rows * rb / kb; b++) {
+        for (size_t b = 0; b < rows * rb / bs; b++) {
             const uint16_t h = p4k_f32_to_fp16(0.001f + 0.02f * (float)(next_u32() % 1000) / 1000.0f);
-            if (format == P4K_Q6_K) memcpy(w + b * kb + 208, &h, 2);
-            else {
-                memcpy(w + b * kb, &h, 2);
-                memcpy(w + b * kb + 2, &h, 2);
+            const uint16_t m = p4k_f32_to_fp16(-0.01f * (float)(next_u32() % 1000) / 1000.0f);
+            switch (format) {
+            case P4K_Q6_K: memcpy(w + b * bs + 208, &h, 2); break;
+            case P4K_Q2_K: memcpy(w + b * bs + 80, &h, 2); memcpy(w + b * bs + 82, &h, 2); break;
+            case P4K_Q3_K: memcpy(w + b * bs + 108, &h, 2); break;
+            case P4K_Q4_1: case P4K_Q5_1: memcpy(w + b * bs, &h, 2); memcpy(w + b * bs + 2, &m, 2); break;
+            case P4K_Q5_0: case P4K_IQ4_NL: case P4K_IQ4_XS: memcpy(w + b * bs, &h, 2); break;
+            default: memcpy(w + b * bs, &h, 2); memcpy(w + b * bs + 2, &h, 2); break;  // Q4_K, Q5_K
             }
         }
     } else if (extreme) {
@@ -154,25 +161,26 @@ int main(void) {
     for (int isa = P4K_ISA_SCALAR; isa <= P4K_ISA_TOP; isa++)
         if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
     printf("\n");
-    const int all_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
-    if (p4k_kernels_calibrate(all_formats, 5) != 0) {
+    const int all_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q4_1,
+                               P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS};
+    const int nformats = (int)(sizeof all_formats / sizeof all_formats[0]);
+    if (p4k_kernels_calibrate(all_formats, (size_t)nformats) != 0) {
         printf("calibration failed\n");
         failures++;
     }
     printf("calibration: %.1f ms\n", p4k_kernels_calibration_ms());
-    const char *fnames[] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
-    for (int f = 0; f < 5; f++)
-        printf("  %-5s 1 token: %-12s 2-16: %-12s 17+: %s\n", fnames[f], p4k_kernel_choice(all_formats[f], P4K_BATCH_ONE),
+    for (int f = 0; f < nformats; f++)
+        printf("  %-6s 1 token: %-12s 2-16: %-12s 17+: %s\n", p4k_format((uint32_t)all_formats[f])->name, p4k_kernel_choice(all_formats[f], P4K_BATCH_ONE),
                p4k_kernel_choice(all_formats[f], P4K_BATCH_SMALL), p4k_kernel_choice(all_formats[f], P4K_BATCH_LARGE));
-    const int formats[] = {P4K_Q8_0, P4K_Q4_0};
+    const int formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_1, P4K_Q5_0, P4K_Q5_1, P4K_IQ4_NL};
     const size_t shapes[][3] = {{32, 8, 1}, {96, 7, 2}, {224, 13, 5}, {1056, 8, 67}, {5152, 1, 3}, {640, 16, 4}, {5120, 24, 9}, {1312, 6, 6}, {5152, 5, 7}, {2080, 40, 70}, {5120, 33, 16}, {2048, 17, 1}};
-    for (int f = 0; f < 2; f++)
+    for (int f = 0; f < (int)(sizeof formats / sizeof formats[0]); f++)
         for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 0);
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 1);
         }
-    const int kformats[] = {P4K_Q4_K, P4K_Q5_K, P4K_Q6_K};
-    for (int f = 0; f < 3; f++) {
+    const int kformats[] = {P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_XS};
+    for (int f = 0; f < (int)(sizeof kformats / sizeof kformats[0]); f++) {
         for (int e = 0; e < 2; e++) {
             check(kformats[f], 256, 5, 3, e);
             check(kformats[f], 2304, 9, 2, e);
@@ -188,7 +196,7 @@ int main(void) {
     float d[1] = {1};
     int32_t sm[1] = {0};
     uint8_t wz[64] = {0};
-    if (p4k_gemm(3, -1, wz, 32, 1, 1, q, d, sm, o, 1, 0) != P4K_EFORMAT || p4k_dequantize_rows(3, wz, 32, 1, o) != P4K_EFORMAT) {
+    if (p4k_gemm(9, -1, wz, 32, 1, 1, q, d, sm, o, 1, 0) != P4K_EFORMAT || p4k_dequantize_rows(9, wz, 32, 1, o) != P4K_EFORMAT) {
         printf("an unknown format was not refused\n");
         failures++;
     }

@@ -67,6 +67,23 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// Q2_K, Q3_K, IQ4_NL and IQ4_XS through the format table's dequantizer: every value's bits equal
+    /// the `gguf` package's (NaN where it has NaN), on random blocks with small scales and on blocks
+    /// whose every byte is random (tools/make_quant_fixtures.py).
+    func testLowBitTypesDequantizeAsTheGGUFPackage() throws {
+        for type in [GGMLType.q2_K, .q3_K, .iq4_NL, .iq4_XS] {
+            for suffix in ["", "_wild"] {
+                let name = type.displayName.lowercased() + suffix
+                let blocks = try FileIO.readAll(quantFixtures + "/\(name).bin")
+                let want = try NPY.read(path: quantFixtures + "/\(name)_dequant.npy").values
+                var got = [Float](repeating: 0, count: want.count)
+                XCTAssertEqual(p4k_dequantize_rows(Int32(type.rawValue), blocks, 256, want.count / 256, &got), 0, name)
+                let differing = zip(got, want).filter { !($0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN)) }.count
+                XCTAssertEqual(differing, 0, "\(name): \(differing) of \(want.count) values differ")
+            }
+        }
+    }
+
     /// Our K-quant writer produces llama.cpp's quantizer's bytes exactly (32 rows of the demo
     /// model's ffn_up, quantized by llama.cpp's `llama_model_quantize` to Q4_K, Q5_K and Q6_K;
     /// `tools/compare_kquant_writer.py` checks every tensor of the three mixes the same way).
@@ -96,6 +113,38 @@ final class GGUFTests: XCTestCase {
             XCTAssertEqual(theirs.tokenizer.encode(c.text, allowSpecial: c.special), c.ids)
         }
         XCTAssertEqual(theirs.endOfGenerationIDs, [521, 513])
+    }
+
+    /// A model split by llama.cpp's `llama-gguf-split` (three shards of the gqa8 file above,
+    /// tools/make_split_fixtures.sh) loads from any of its shards and computes exactly what the
+    /// unsplit file computes; a missing shard, or a shard of another position, is an error naming it.
+    func testSplitModelLoadsFromAnyShard() throws {
+        let whole = try Model.load(path: quantFixtures + "/gqa8-q8_0-gguf-package.gguf")
+        let p = try loadReference("gqa8")[3]
+        let want = try Session(model: whole, contextLength: 512).evaluate(p.ids, allLogits: true)
+        let shards = (1...3).map { quantFixtures + "/split/gqa8-q8_0-0000\($0)-of-00003.gguf" }
+        for shard in shards {
+            let split = try Model.load(path: shard)
+            XCTAssertEqual(try Session(model: split, contextLength: 512).evaluate(p.ids, allLogits: true), want, shard)
+        }
+        XCTAssertEqual(try GGUFFile(path: shards[1]).tensors.count, try GGUFFile(path: quantFixtures + "/gqa8-q8_0-gguf-package.gguf").tensors.count)
+        // Shard 3 missing.
+        for i in 0..<2 { write(tmp + "/m-0000\(i + 1)-of-00003.gguf", try FileIO.readAll(shards[i])) }
+        func error(_ path: String) -> String {
+            do {
+                _ = try Model.load(path: path)
+                return "loaded"
+            } catch {
+                return error.description
+            }
+        }
+        XCTAssertTrue(error(tmp + "/m-00001-of-00003.gguf").contains("m-00003-of-00003.gguf: shard 3 of 3"), error(tmp + "/m-00001-of-00003.gguf"))
+        // Shard 1's bytes in shard 3's place.
+        write(tmp + "/m-00003-of-00003.gguf", try FileIO.readAll(shards[0]))
+        XCTAssertTrue(error(tmp + "/m-00002-of-00003.gguf").contains("m-00003-of-00003.gguf: not shard 3 of 3"), error(tmp + "/m-00002-of-00003.gguf"))
+        // A shard under a name that is not llama.cpp's.
+        write(tmp + "/renamed.gguf", try FileIO.readAll(shards[0]))
+        XCTAssertTrue(error(tmp + "/renamed.gguf").contains("not named PREFIX"), error(tmp + "/renamed.gguf"))
     }
 
     /// `phi4 quantize`'s writer: the file loads and runs exactly like quantizing at load time

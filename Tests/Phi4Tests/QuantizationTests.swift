@@ -144,22 +144,30 @@ final class QuantizationTests: XCTestCase {
         }
     }
 
-    /// K-quant row kernels (Q4_K, Q5_K, Q6_K) on random super-blocks (random quants, scales,
-    /// mins; fp16 scales in a sane range): every ISA path equals the scalar path bit for bit, the
+    /// K-quant row kernels (Q4_K, Q5_K, Q6_K, Q2_K, Q3_K, IQ4_XS) and the other block types
+    /// (IQ4_NL, Q4_1, Q5_0, Q5_1) on random blocks (random quants, scales, mins; fp16 scales in a
+    /// sane range): every ISA path equals the scalar path bit for bit, the
     /// multi-row entry equals the row kernel, and the scalar result equals the f32 dot product of
     /// the dequantized weights (the dequantizers match the gguf package bit for bit) with the
     /// dequantized activations within f32 rounding (1e-5 of the sum of |terms|).
     func testKQuantKernelsAgreeWithDequantization() {
         var rng = LCG(state: 5)
-        for (format, blockBytes, halfAt) in [(Int32(P4K_Q4_K), 144, [0, 2]), (Int32(P4K_Q5_K), 176, [0, 2]), (Int32(P4K_Q6_K), 210, [208])] {
+        // (format, block bytes, offsets of its fp16 scale fields): the K-quants, and the other types
+        // of published files (Q2_K, Q3_K, IQ4_XS, IQ4_NL, Q4_1, Q5_0, Q5_1).
+        let formats: [(Int32, Int, [Int])] = [
+            (Int32(P4K_Q4_K), 144, [0, 2]), (Int32(P4K_Q5_K), 176, [0, 2]), (Int32(P4K_Q6_K), 210, [208]),
+            (Int32(P4K_Q2_K), 84, [80, 82]), (Int32(P4K_Q3_K), 110, [108]), (Int32(P4K_IQ4_XS), 136, [0]),
+            (Int32(P4K_IQ4_NL), 18, [0]), (Int32(P4K_Q4_1), 20, [0, 2]), (Int32(P4K_Q5_0), 22, [0]), (Int32(P4K_Q5_1), 24, [0, 2])]
+        for (format, blockBytes, halfAt) in formats {
             for superBlocks in [1, 3, 9] {
                 let cols = superBlocks * 256, rows = 5, t = 3
                 let rowBytes = Int(p4k_row_bytes(format, cols))
-                XCTAssertEqual(rowBytes, superBlocks * blockBytes)
+                let blocksPerRow = cols / Int(p4k_format(UInt32(format))!.pointee.block_values)
+                XCTAssertEqual(rowBytes, blocksPerRow * blockBytes)
                 var w = [UInt8](repeating: 0, count: rows * rowBytes)
                 for i in 0..<w.count { w[i] = UInt8(truncatingIfNeeded: Int(((rng.next() + 1) * 127.9).rounded(.down))) }
                 for r in 0..<rows {
-                    for b in 0..<superBlocks {
+                    for b in 0..<blocksPerRow {
                         for at in halfAt {
                             let h = p4k_f32_to_fp16(0.001 + abs(rng.next()) * 0.02)
                             w[r * rowBytes + b * blockBytes + at] = UInt8(h & 0xFF)
@@ -331,20 +339,27 @@ final class QuantizationTests: XCTestCase {
     func testEveryKernelEqualsScalar() {
         var rng = QuantizationTests.LCG(state: 23)
         var checked = Set<Int32>(), skipped: [String] = []
-        for format in [Int32(P4K_Q8_0), Int32(P4K_Q4_0), Int32(P4K_Q4_K), Int32(P4K_Q5_K), Int32(P4K_Q6_K)] {
+        // The fp16 scale fields of each format's block (random bytes elsewhere; Q8_0 and Q4_0 are
+        // quantized from random values instead).
+        let scaleFields: [Int32: [Int]] = [
+            Int32(P4K_Q4_K): [0, 2], Int32(P4K_Q5_K): [0, 2], Int32(P4K_Q6_K): [208], Int32(P4K_Q2_K): [80, 82],
+            Int32(P4K_Q3_K): [108], Int32(P4K_IQ4_XS): [0], Int32(P4K_IQ4_NL): [0], Int32(P4K_Q4_1): [0, 2],
+            Int32(P4K_Q5_0): [0], Int32(P4K_Q5_1): [0, 2]]
+        for format in [Int32(P4K_Q8_0), Int32(P4K_Q4_0)] + scaleFields.keys.sorted() {
             let kquant = p4k_kquant_block_bytes(format) > 0
+            let randomBytes = scaleFields[format] != nil
             let shapes: [(cols: Int, rows: Int, t: Int)] = kquant
                 ? [(256, 5, 1), (512, 17, 3), (1024, 9, 20)]
                 : [(32, 3, 1), (288, 17, 2), (1056, 8, 16), (544, 33, 19), (2048, 16, 1)]
             for (cols, rows, t) in shapes {
                 let rowBytes = p4k_row_bytes(format, cols), blocks = cols / 32
                 var w = [UInt8](repeating: 0, count: rows * rowBytes)
-                if kquant {
+                if randomBytes {
                     for i in 0..<w.count { w[i] = UInt8(truncatingIfNeeded: Int(((rng.next() + 1) * 127.9).rounded(.down))) }
-                    let bb = Int(p4k_kquant_block_bytes(format))
+                    let bb = Int(p4k_format(UInt32(format))!.pointee.block_bytes)
                     for b in 0..<(w.count / bb) {
                         let h = p4k_f32_to_fp16(0.001 + 0.01 * abs(rng.next()))
-                        for at in format == Int32(P4K_Q6_K) ? [208] : [0, 2] {
+                        for at in scaleFields[format]! {
                             w[b * bb + at] = UInt8(h & 0xFF)
                             w[b * bb + at + 1] = UInt8(h >> 8)
                         }
@@ -397,10 +412,10 @@ final class QuantizationTests: XCTestCase {
                 }
             }
         }
-        // Unknown formats are refused, not computed as another format.
+        // Unknown formats (9: Q8_1, which libphi4 does not read) are refused, not computed as another format.
         var o = [Float](repeating: 0, count: 4)
-        XCTAssertEqual(p4k_gemm(3, -1, [UInt8](repeating: 0, count: 64), 32, 1, 1, [Int8](repeating: 0, count: 32), [1], [0], &o, 1, 0), Int32(P4K_EFORMAT))
-        XCTAssertEqual(p4k_dequantize_rows(3, [UInt8](repeating: 0, count: 64), 32, 1, &o), Int32(P4K_EFORMAT))
+        XCTAssertEqual(p4k_gemm(9, -1, [UInt8](repeating: 0, count: 64), 32, 1, 1, [Int8](repeating: 0, count: 32), [1], [0], &o, 1, 0), Int32(P4K_EFORMAT))
+        XCTAssertEqual(p4k_dequantize_rows(9, [UInt8](repeating: 0, count: 64), 32, 1, &o), Int32(P4K_EFORMAT))
         print("kernels checked: \(checked.count) of \(p4k_kernel_count()); not runnable on this CPU: \(Set(skipped).sorted())")
         XCTAssertGreaterThan(checked.count, 0)
     }

@@ -47,7 +47,10 @@ enum { P4K_ISA_SCALAR = 0, P4K_ISA_AVX2 = 1, P4K_ISA_AVX512 = 2, P4K_ISA_VNNI = 
 enum { P4K_OK = 0, P4K_ENOMEM = -1, P4K_EFORMAT = -2 };
 
 /// Quantized weight formats (GGUF's type numbers).
-enum { P4K_Q8_0 = 8, P4K_Q4_0 = 2, P4K_Q4_K = 12, P4K_Q5_K = 13, P4K_Q6_K = 14 };
+enum {
+    P4K_Q4_0 = 2, P4K_Q4_1 = 3, P4K_Q5_0 = 6, P4K_Q5_1 = 7, P4K_Q8_0 = 8, P4K_Q2_K = 10, P4K_Q3_K = 11, P4K_Q4_K = 12,
+    P4K_Q5_K = 13, P4K_Q6_K = 14, P4K_IQ4_NL = 20, P4K_IQ4_XS = 23
+};
 
 /// One weight format's facts, written once (the table in formats.c): GGML's type id and name,
 /// values and bytes per block (the p4k_block_* struct's size), whether the matrix kernels run it in
@@ -109,6 +112,13 @@ void p4k_dequantize_q5_0(const void *in, float *y, size_t n);
 void p4k_dequantize_q5_1(const void *in, float *y, size_t n);
 void p4k_dequantize_q4_k(const void *in, float *y, size_t n);
 void p4k_dequantize_q5_k(const void *in, float *y, size_t n);
+/// Q2_K and Q3_K (super-blocks of 256 in 16 groups of 16), IQ4_NL (blocks of 32) and IQ4_XS
+/// (super-blocks of 256): the non-linear 4-bit types index GGML's 16-value table. Bit for bit the
+/// `gguf` package's values.
+void p4k_dequantize_q2_k(const void *in, float *y, size_t n);
+void p4k_dequantize_q3_k(const void *in, float *y, size_t n);
+void p4k_dequantize_iq4_nl(const void *in, float *y, size_t n);
+void p4k_dequantize_iq4_xs(const void *in, float *y, size_t n);
 
 /// Quantizes an activation row of `n` floats (a multiple of 32) to int8 blocks of 32 with an f32
 /// scale per block and the integer sum of each block.

@@ -44,7 +44,8 @@ public indirect enum GGUFValue: Sendable, Equatable {
 
 /// Tensor element types of GGML that libphi4 reads (others are refused by name).
 public enum GGMLType: UInt32, Sendable, CaseIterable {
-    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q4_K = 12, q5_K = 13, q6_K = 14, bf16 = 30
+    case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13
+    case q6_K = 14, iq4_NL = 20, iq4_XS = 23, bf16 = 30
 
     /// This type's entry in the kernels' format table (`p4k_format`, formats.c), where its block
     /// size, name, quantizer and dequantizer are written once. Every case has one (a test checks).
@@ -61,10 +62,8 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 
     /// Names of GGML types, for messages about the ones libphi4 does not read.
     static func name(_ raw: UInt32) -> String {
-        let names: [UInt32: String] = [3: "Q4_1", 6: "Q5_0", 7: "Q5_1", 9: "Q8_1", 10: "Q2_K", 11: "Q3_K", 12: "Q4_K",
-                                       13: "Q5_K", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-                                       20: "IQ4_NL", 21: "IQ3_S", 22: "IQ2_S", 23: "IQ4_XS", 29: "IQ1_M", 34: "TQ1_0",
-                                       35: "TQ2_0", 39: "MXFP4"]
+        let names: [UInt32: String] = [9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
+                                       21: "IQ3_S", 22: "IQ2_S", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4"]
         return names[raw] ?? "type \(raw)"
     }
 }
@@ -80,30 +79,93 @@ public struct GGUFTensor: @unchecked Sendable {
     public let type: GGMLType
     /// The tensor's bytes inside the mapping.
     public let data: UnsafeRawBufferPointer
+    /// The mapping that holds `data` (in a split model, its shard's).
+    package let file: MappedFile
     /// Number of elements.
     public var count: Int { dims.reduce(1, *) }
 }
 
 /// A GGUF file (versions 2 and 3), memory-mapped and validated: counts, string lengths, value
 /// types, alignment, tensor dimensions and extents. A malformed file is an error, never a trap.
-// @unchecked Sendable: immutable after init; its tensors point into a read-only mapping it owns.
+///
+/// A model split by llama.cpp's `gguf-split` (`NAME-00001-of-00003.gguf` …, each shard with
+/// `split.no`, `split.count` and `split.tensors.count`) opens from any of its shards as one file:
+/// the metadata of the first shard, the tensors of all, each shard validated as a file of its own.
+// @unchecked Sendable: immutable after init; its tensors point into read-only mappings it owns.
 public struct GGUFFile: @unchecked Sendable {
     /// The format version (2 or 3).
     public let version: UInt32
-    /// Metadata key/value pairs.
+    /// Metadata key/value pairs (a split model's: its first shard's).
     public let metadata: [String: GGUFValue]
     /// Metadata keys in file order.
     public let metadataOrder: [String]
     /// Tensors by name.
     public let tensors: [String: GGUFTensor]
-    /// Tensor names in file order.
+    /// Tensor names in file order (shard by shard).
     public let tensorOrder: [String]
-    /// The mapping that owns the tensors' bytes.
+    /// The mapping of the file, or of a split model's first shard.
     package let file: MappedFile
+    /// Every mapping whose bytes the tensors use (one, or a split model's shards in order).
+    package let files: [MappedFile]
 
-    /// Opens and validates a GGUF file.
+    /// Opens and validates a GGUF file, with all of its shards when it is one of a split model.
     public init(path: String) throws(ModelError) {
+        let first = try GGUFFile(single: path)
+        guard let count = first.metadata["split.count"]?.intValue, count > 1 else {
+            self = first
+            return
+        }
+        let shardPaths = try GGUFFile.shardPaths(of: path, count: count)
+        var shards: [GGUFFile] = []
+        for (i, p) in shardPaths.enumerated() {
+            guard access(p, F_OK) == 0 else {
+                throw .io("\(p): shard \(i + 1) of \(count) of the split model \(path) is missing")
+            }
+            let shard = p == path ? first : try GGUFFile(single: p)
+            guard shard.metadata["split.count"]?.intValue == count, shard.metadata["split.no"]?.intValue == i else {
+                throw .invalidWeights("\(p): not shard \(i + 1) of \(count) (its split.no / split.count say otherwise)")
+            }
+            shards.append(shard)
+        }
+        var tensors: [String: GGUFTensor] = [:]
+        var order: [String] = []
+        for shard in shards {
+            for name in shard.tensorOrder {
+                guard tensors[name] == nil else { throw .invalidWeights("\(shard.file.path): tensor \(name) is in two shards") }
+                tensors[name] = shard.tensors[name]
+                order.append(name)
+            }
+        }
+        if let expected = shards[0].metadata["split.tensors.count"]?.intValue, expected != order.count {
+            throw .invalidWeights("\(shardPaths[0]): split.tensors.count is \(expected), the \(count) shards hold \(order.count) tensors")
+        }
+        version = shards[0].version
+        metadata = shards[0].metadata
+        metadataOrder = shards[0].metadataOrder
+        self.tensors = tensors
+        tensorOrder = order
+        file = shards[0].file
+        files = shards.map(\.file)
+    }
+
+    /// The paths of all `count` shards of the split model `path` belongs to: llama.cpp's names,
+    /// `PREFIX-00001-of-0000N.gguf` ….
+    static func shardPaths(of path: String, count: Int) throws(ModelError) -> [String] {
+        func five(_ n: Int) -> String { String(repeating: "0", count: max(0, 5 - String(n).count)) + String(n) }
+        let suffix = "-of-\(five(count)).gguf"
+        let name = path.hasSuffix(suffix) ? String(path.dropLast(suffix.count)) : ""
+        let number = name.suffix(6)
+        guard number.count == 6, number.first == "-", number.dropFirst().allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw .invalidWeights("\(path): one of \(count) shards, but not named PREFIX-0000K\(suffix) as llama.cpp names them")
+        }
+        let prefix = String(name.dropLast(6))
+        return (1...count).map { "\(prefix)-\(five($0))-of-\(five(count)).gguf" }
+    }
+
+    /// Opens and validates one file.
+    private init(single path: String) throws(ModelError) {
         file = try MappedFile(path: path)
+        files = [file]
         var r = Reader(bytes: file.bytes, path: path)
         guard try r.u32() == 0x4655_4747 else { throw .invalidWeights("\(path): not a GGUF file (bad magic)") }
         version = try r.u32()
@@ -153,7 +215,7 @@ public struct GGUFFile: @unchecked Sendable {
         var extents: [(Int, Int, String)] = []
         for (name, dims, rawType, offset) in infos {
             guard let type = GGMLType(rawValue: rawType) else {
-                throw .unsupported("\(path): tensor \(name) has type \(GGMLType.name(rawType)), which libphi4 does not read (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)")
+                throw .unsupported("\(path): tensor \(name) has type \(GGMLType.name(rawType)), which libphi4 does not read (\(GGMLType.allCases.map(\.displayName).joined(separator: ", ")))")
             }
             guard tensors[name] == nil else { throw .invalidWeights("\(path): tensor \(name) appears twice") }
             guard dims[0] % type.block.elements == 0 else {
@@ -172,7 +234,7 @@ public struct GGUFFile: @unchecked Sendable {
                 throw .invalidWeights("\(path): tensor \(name) [\(offset), +\(bytes)) lies outside the file")
             }
             let data = UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + offset)..<end])
-            tensors[name] = GGUFTensor(name: name, dims: dims, type: type, data: data)
+            tensors[name] = GGUFTensor(name: name, dims: dims, type: type, data: data, file: file)
             order.append(name)
             extents.append((offset, offset + bytes, name))
         }

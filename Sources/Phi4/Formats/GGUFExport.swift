@@ -148,7 +148,7 @@ public enum GGUFExport {
                     try requantizeRows(t, rows: rows, cols: cols, type: ggml, sink: sink)
                 } else {
                     let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
-                                          shape: [rows, cols], data: t.data, file: g.file)
+                                          shape: [rows, cols], data: t.data, file: t.file)
                     try writeRows(info, rows: rows, cols: cols, type: ggml, sink: sink)
                 }
             })

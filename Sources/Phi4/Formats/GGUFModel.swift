@@ -1,33 +1,6 @@
 /// Phi-4 in GGUF, as llama.cpp's converter writes it (architecture `phi3`): reading a model and
 /// its tokenizer, and writing one from an HF checkpoint (``GGUFExport``).
 enum GGUFModel {
-    /// A tensor of another block type (Q4_1, Q5_0, Q5_1) converted to Q8_0, 64 rows
-    /// at a time (dequantized exactly, then rounded to 8 bits: the 4–6-bit values survive almost
-    /// unchanged; memory is about 8.5 bits per weight), panels split over the thread pool.
-    static func requantized(_ t: GGUFTensor, _ rows: Int, _ cols: Int,
-                            _ dequantize: @escaping (UnsafeRawPointer?, UnsafeMutablePointer<Float>?, Int) -> Void,
-                            pool: ThreadPool = .shared) throws(ModelError) -> WeightMatrix {
-        let (elements, blockBytes) = t.type.block
-        guard cols % elements == 0, cols % 32 == 0 else {
-            throw .invalidWeights("\(t.name): rows of \(cols) values are not whole \(t.type.displayName) blocks")
-        }
-        let srcRow = cols / elements * blockBytes, outRow = WeightFormat.q8_0.rowBytes(cols)
-        let out = try WeightMatrix.allocateLarge(bytes: rows * outRow)
-        let src = t.data.baseAddress!
-        let panel = 64
-        let panels = (rows + panel - 1) / panel
-        pool.parallelFor(panels, threads: pool.threadCount) { range in
-            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: panel * cols)
-            defer { tmp.deallocate() }
-            for p in range {
-                let r = p * panel, n = min(panel, rows - r)
-                dequantize(src + r * srcRow, tmp, n * cols)
-                p4k_quantize_q8_0(tmp, out + r * outRow, n * cols)
-            }
-        }
-        return WeightMatrix(rows: rows, cols: cols, format: .q8_0, owning: out, bytes: rows * outRow)
-    }
-
     /// The configuration from `phi3.*` metadata.
     static func config(_ g: GGUFFile, path: String) throws(ModelError) -> ModelConfig {
         let m = g.metadata
@@ -134,10 +107,9 @@ enum GGUFModel {
         }
     }
 
-    /// Loads a Phi-4 GGUF: Q8_0, Q4_0, Q4_K, Q5_K and Q6_K tensors are used in place from the
-    /// mapping, F32 too when aligned; F16 / BF16 are widened to f32 (or quantized to `type`); the
-    /// fallback types of llama.cpp's K-quant mixes (Q4_1, Q5_0, Q5_1) are dequantized and
-    /// re-quantized to Q8_0.
+    /// Loads a Phi-4 GGUF: tensors of every quantized type the kernels run (``WeightFormat``: Q8_0,
+    /// Q4_0, Q4_1, Q5_0, Q5_1, Q2_K … Q6_K, IQ4_NL, IQ4_XS) are used in place from the mapping, F32
+    /// too when aligned; F16 / BF16 are widened to f32 (or quantized to `type`).
     static func load(path: String, options: ModelLoadOptions) throws(ModelError) -> Model {
         let g = try GGUFFile(path: path)
         let c = try config(g, path: path)
@@ -145,7 +117,7 @@ enum GGUFModel {
             // Q8_0 / Q4_0 tensors stay in the file mapping (page cache the kernel can evict and
             // re-read: a file larger than RAM still loads); only converted tensors take memory.
             var converted = 0
-            for t in g.tensors.values where ![.q8_0, .q4_0, .q4_K, .q5_K, .q6_K].contains(t.type) {
+            for t in g.tensors.values where WeightFormat(ggmlType: t.type) == nil {
                 let n = t.dims.reduce(1, *)
                 converted += options.weightType == .f32 || t.dims.count < 2 ? n * 4 : WeightFormat.q8_0.rowBytes(n)
             }
@@ -161,26 +133,21 @@ enum GGUFModel {
         }
         func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role, layer: Int = 0) throws(ModelError) -> WeightMatrix {
             let t = try tensor(name, [cols, rows])
-            switch t.type {
-            case .q8_0: return WeightMatrix(rows: rows, cols: cols, format: .q8_0, mapped: t.data.baseAddress!, owner: g.file)
-            case .q4_0: return WeightMatrix(rows: rows, cols: cols, format: .q4_0, mapped: t.data.baseAddress!, owner: g.file)
-            case .q4_1, .q5_0, .q5_1: return try requantized(t, rows, cols, t.type.info.dequantize!)
-            case .q4_K: return WeightMatrix(rows: rows, cols: cols, format: .q4_K, mapped: t.data.baseAddress!, owner: g.file)
-            case .q5_K: return WeightMatrix(rows: rows, cols: cols, format: .q5_K, mapped: t.data.baseAddress!, owner: g.file)
-            case .q6_K: return WeightMatrix(rows: rows, cols: cols, format: .q6_K, mapped: t.data.baseAddress!, owner: g.file)
-            case .f32, .f16, .bf16:
-                let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
-                                      shape: [rows, cols], data: t.data, file: g.file)
-                let m = try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role, layer: layer, of: c.layerCount))
-                done += 1
-                options.progress?(done, total)
-                return m
+            if let format = WeightFormat(ggmlType: t.type), format != .f32 {
+                return WeightMatrix(rows: rows, cols: cols, format: format, mapped: t.data.baseAddress!, owner: t.file)
             }
+            // F32 (unaligned), F16, BF16: widened, or quantized to the asked-for type.
+            let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
+                                  shape: [rows, cols], data: t.data, file: t.file)
+            let m = try WeightMatrix.load(info, rows: rows, cols: cols, format: options.weightType.format(for: role, layer: layer, of: c.layerCount))
+            done += 1
+            options.progress?(done, total)
+            return m
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
             let t = try tensor(name, [n])
             guard t.type == .f32 || t.type == .f16 || t.type == .bf16 else { throw .invalidWeights("\(name) is \(t.type), expected a float type") }
-            let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16), shape: [n], data: t.data, file: g.file)
+            let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16), shape: [n], data: t.data, file: t.file)
             return [Float](unsafeUninitializedCapacity: n) { buf, count in
                 convertToFloat(info, buf.baseAddress!, count: n)
                 count = n
@@ -194,7 +161,7 @@ enum GGUFModel {
                                              matrix: { (t, rows, cols, role) throws(ModelError) in try matrix(t.ggufName, rows, cols, role, layer: t.layer) },
                                              vector: { (t, n) throws(ModelError) in try vector(t.ggufName, n) })
         var source = FNV1a()
-        source.add(Int64(g.file.bytes.count))
+        source.add(Int64(g.files.reduce(0) { $0 + $1.bytes.count }))
         for name in g.tensorOrder {
             let t = g.tensors[name]!
             source.addTensor(name: name, type: t.type.displayName, shape: t.dims, data: t.data)

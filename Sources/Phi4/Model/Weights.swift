@@ -14,6 +14,27 @@ public enum WeightFormat: String, Sendable, CaseIterable {
     case q5_K = "q5_k"
     /// GGUF Q6_K: super-blocks of 256 6-bit values, an 8-bit scale per 16 (6.5625 bits per weight).
     case q6_K = "q6_k"
+    /// GGUF Q4_1: blocks of 32 4-bit values with an fp16 scale and offset (5 bits per weight).
+    case q4_1
+    /// GGUF Q5_0: blocks of 32 5-bit values with an fp16 scale (5.5 bits per weight).
+    case q5_0
+    /// GGUF Q5_1: blocks of 32 5-bit values with an fp16 scale and offset (6 bits per weight).
+    case q5_1
+    /// GGUF Q2_K: super-blocks of 256 2-bit values, a 4-bit scale and min per 16 (2.625 bits per weight).
+    case q2_K = "q2_k"
+    /// GGUF Q3_K: super-blocks of 256 3-bit values, a 6-bit scale per 16 (3.4375 bits per weight).
+    case q3_K = "q3_k"
+    /// GGUF IQ4_NL: blocks of 32 4-bit indices into a 16-value non-linear table (4.5 bits per weight).
+    case iq4_NL = "iq4_nl"
+    /// GGUF IQ4_XS: super-blocks of 256 IQ4_NL indices with a 6-bit scale per 32 (4.25 bits per weight).
+    case iq4_XS = "iq4_xs"
+
+    /// The format a GGML type runs in, when the matrix kernels run it in place (nil for F16 /
+    /// BF16, which are widened or quantized at load, and for types libphi4 does not read).
+    public init?(ggmlType: GGMLType) {
+        guard let f = WeightFormat.allCases.first(where: { $0.ggmlType == ggmlType }) else { return nil }
+        self = f
+    }
 
     /// The GGML type this format is (its facts live in the kernels' format table).
     public var ggmlType: GGMLType {
@@ -24,6 +45,13 @@ public enum WeightFormat: String, Sendable, CaseIterable {
         case .q4_K: return .q4_K
         case .q5_K: return .q5_K
         case .q6_K: return .q6_K
+        case .q4_1: return .q4_1
+        case .q5_0: return .q5_0
+        case .q5_1: return .q5_1
+        case .q2_K: return .q2_K
+        case .q3_K: return .q3_K
+        case .iq4_NL: return .iq4_NL
+        case .iq4_XS: return .iq4_XS
         }
     }
 
@@ -162,14 +190,11 @@ public final class WeightMatrix: @unchecked Sendable {
         return WeightFormat.q8_0.supports(cols: cols) ? .q8_0 : .f32
     }
 
-    /// Quantizes one f32 row of `cols` values to the kernel format `code` at `dst`.
+    /// Quantizes one f32 row of `cols` values to the kernel format `code` at `dst` with the format
+    /// table's quantizer (the formats ``WeightType`` asks for all have one).
     @inline(__always)
     static func quantizeRow(_ code: Int32, _ src: UnsafePointer<Float>, _ dst: UnsafeMutableRawPointer, _ cols: Int) {
-        switch code {
-        case Int32(P4K_Q8_0): p4k_quantize_q8_0(src, dst, cols)
-        case Int32(P4K_Q4_0): p4k_quantize_q4_0(src, dst, cols)
-        default: p4k_quantize_kquant(code, src, dst, cols)  // Q4_K, Q5_K, Q6_K
-        }
+        p4k_format(UInt32(code))!.pointee.quantize!(src, dst, cols)
     }
 
 }

@@ -1,0 +1,324 @@
+// AVX2 row kernels for the formats of published low-bit files: Q2_K, Q3_K, IQ4_XS (super-blocks of
+// 256) and IQ4_NL, Q4_1, Q5_0, Q5_1 (blocks of 32). One token row by row; several tokens over panels
+// of 16 rows, which stay in cache while every token passes over them. Each keeps the scalar
+// kernels' arithmetic (kernels_scalar.c), so results equal theirs bit for bit.
+//
+// How each pays for its decoding, per 32 weights:
+//  - IQ4_NL / IQ4_XS: the 4-bit indices become signed values through one byte shuffle
+//    (`vpshufb` over the 16-entry table, in both 128-bit lanes); the products are signed × signed,
+//    so the weights' sign moves onto the activations (|w| · sign(a, w)) for `maddubs`.
+//  - Q3_K / Q2_K: 2 low bits by shift and mask, Q3_K's third bit from hmask by a shift into bit 2
+//    (the value u = q + 4 ≥ 0, so `maddubs` takes it unsigned; the 4 comes off once per
+//    super-block through the activations' 16-value sums, as Q6_K's 32 does); the 16-value scales
+//    multiply the int16 pair sums in one `madd`.
+//  - Q4_1 / Q5_0 / Q5_1: nibbles as Q4_0's, the fifth bit from qh by a byte shuffle and compare.
+#pragma clang fp contract(off)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
+#endif
+#define _GNU_SOURCE
+#include "kernels.h"
+#if defined(__x86_64__)
+#include "simd.h"
+#include <immintrin.h>
+#include <stdlib.h>
+
+// The 16 IQ4 values in both 128-bit lanes (for the byte shuffle).
+__attribute__((target("avx2"))) static inline __m256i iq4_table(void) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p4k_iq4nl_values);
+    return _mm256_set_m128i(t, t);
+}
+
+// Σ w·a per 32-bit group of four, for signed weights w (|w| ≤ 127) and activations a.
+__attribute__((target("avx2"))) static inline __m256i dot_signed(__m256i w, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
+}
+
+// The 32 values of a 16-byte nibble block in element order: low nibbles (elements 0…15) in the low
+// lane, high nibbles (16…31) in the high lane.
+__attribute__((target("avx2"))) static inline __m256i nibbles32(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0xF));
+}
+
+// The fifth bits of a Q5 block (bit e of the 32-bit qh → byte e) as 0x10 bytes.
+__attribute__((target("avx2"))) static inline __m256i fifth_bits(const uint8_t qh[4]) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
+                                               _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// ---- Blocks of 32: IQ4_NL, Q4_1, Q5_0, Q5_1 ---------------------------------------------------
+
+// The exact integer sum of one block against its 32 activations: IQ4_NL Σ kv[q]·a; Q5_0 Σ q·a
+// (the 16·Σa offset comes off with the float step); Q4_1 / Q5_1 Σ q·a. As 8 int32 partials.
+__attribute__((target("avx2"), always_inline)) static inline __m256i block_partials(int format, const uint8_t *blk,
+                                                                                    const int8_t *a) {
+    const __m256i x = _mm256_loadu_si256((const __m256i *)a);
+    if (format == P4K_IQ4_NL) {
+        const __m256i v = _mm256_shuffle_epi8(iq4_table(), nibbles32(((const p4k_block_iq4_nl *)blk)->qs));
+        return dot_signed(v, x);
+    }
+    __m256i q;
+    if (format == P4K_Q4_1) q = nibbles32(((const p4k_block_q4_1 *)blk)->qs);
+    else if (format == P4K_Q5_0) {
+        const p4k_block_q5_0 *b = (const p4k_block_q5_0 *)blk;
+        q = _mm256_or_si256(nibbles32(b->qs), fifth_bits(b->qh));
+    } else {
+        const p4k_block_q5_1 *b = (const p4k_block_q5_1 *)blk;
+        q = _mm256_or_si256(nibbles32(b->qs), fifth_bits(b->qh));
+    }
+    // q ≤ 31 unsigned, |pair sums| ≤ 2·31·128: no saturation.
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
+}
+
+// The fp16 fields at byte `offset` of eight consecutive blocks, widened.
+__attribute__((target("avx2,f16c"))) static inline __m256 fp16_fields8(const uint8_t *w, size_t stride, size_t offset) {
+    return p4k_scales8(w + offset, stride);
+}
+
+// One row of 32-blocks against one token: eight blocks at a time (lane k = block 8n + k, as the
+// scalar kernel's lanes), the float step of each format in the scalar order, then the tail blocks
+// one by one.
+__attribute__((target("avx2,f16c"), always_inline)) static inline float
+row_blocks32(int format, const uint8_t *w, const int8_t *aq, const float *ad, const int32_t *asum, size_t nb) {
+    const size_t stride = p4k_format((uint32_t)format)->block_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    size_t b = 0;
+    for (; b + 8 <= nb; b += 8) {
+        const uint8_t *wb = w + b * stride;
+        _mm_prefetch((const char *)(wb + 1024), _MM_HINT_T0);
+        _mm_prefetch((const char *)(wb + 1088), _MM_HINT_T0);
+        __m256i s[8];
+        for (int k = 0; k < 8; k++) s[k] = block_partials(format, wb + (size_t)k * stride, aq + 32 * (b + (size_t)k));
+        __m256i isum = p4k_reduce8_i32(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        const __m256 d = fp16_fields8(wb, stride, 0), a = _mm256_loadu_ps(ad + b);
+        if (format == P4K_Q4_1 || format == P4K_Q5_1) {
+            const __m256 m = fp16_fields8(wb, stride, 2);
+            const __m256 t1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(isum));
+            const __m256 t2 = _mm256_mul_ps(m, _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)(asum + b))));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(a, _mm256_add_ps(t1, t2)));
+        } else {
+            if (format == P4K_Q5_0)
+                isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(asum + b)), 4));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, a)));
+        }
+    }
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    for (; b < nb; b++) {
+        const uint8_t *blk = w + b * stride;
+        const __m256i p = block_partials(format, blk, aq + 32 * b);
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(1, 0, 3, 2)));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, _MM_SHUFFLE(2, 3, 0, 1)));
+        int32_t s = _mm_cvtsi128_si32(s4);
+        const float d = p4k_h2f(p4k_load_u16(blk));
+        if (format == P4K_Q4_1 || format == P4K_Q5_1) {
+            const float t1 = d * (float)s, t2 = p4k_h2f(p4k_load_u16(blk + 2)) * (float)asum[b];
+            l[b & 7] = l[b & 7] + ad[b] * (t1 + t2);
+        } else {
+            if (format == P4K_Q5_0) s -= 16 * asum[b];
+            l[b & 7] = l[b & 7] + (float)s * (d * ad[b]);
+        }
+    }
+    return p4k_combine8(l);
+}
+
+// ---- Super-blocks of 256: IQ4_XS, Q3_K, Q2_K --------------------------------------------------
+
+// Shuffle controls that spread 16-value scales (int16, eight of them in both lanes) so that
+// block k's first 16 values (low lane) take scale 2k and its last 16 (high lane) scale 2k + 1.
+static const uint8_t pick16[4][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
+
+// Bits 2s…2s+1 of every byte (s = 0…3) as 0…3.
+__attribute__((target("avx2"), always_inline)) static inline __m256i crumbs(__m256i v, int s) {
+    const __m256i three = _mm256_set1_epi8(3);
+    switch (s) {
+    case 0: return _mm256_and_si256(v, three);
+    case 1: return _mm256_and_si256(_mm256_srli_epi16(v, 2), three);
+    case 2: return _mm256_and_si256(_mm256_srli_epi16(v, 4), three);
+    default: return _mm256_and_si256(_mm256_srli_epi16(v, 6), three);
+    }
+}
+
+// Bit j of every byte moved to bit 2 (value 4; 16-bit shifts by at most 5 keep it in its byte).
+__attribute__((target("avx2"), always_inline)) static inline __m256i bit_to_4(__m256i v, int j) {
+    const __m256i four = _mm256_set1_epi8(4);
+    switch (j) {
+    case 0: return _mm256_and_si256(_mm256_slli_epi16(v, 2), four);
+    case 1: return _mm256_and_si256(_mm256_slli_epi16(v, 1), four);
+    case 2: return _mm256_and_si256(v, four);
+    case 3: return _mm256_and_si256(_mm256_srli_epi16(v, 1), four);
+    case 4: return _mm256_and_si256(_mm256_srli_epi16(v, 2), four);
+    case 5: return _mm256_and_si256(_mm256_srli_epi16(v, 3), four);
+    case 6: return _mm256_and_si256(_mm256_srli_epi16(v, 4), four);
+    default: return _mm256_and_si256(_mm256_srli_epi16(v, 5), four);
+    }
+}
+
+// One row of super-blocks against one token; a16: the activations' 16-value sums (Q2_K, Q3_K).
+__attribute__((target("avx2,f16c"), always_inline)) static inline float
+row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const int16_t *a16, size_t nsb) {
+    const size_t bb = p4k_format((uint32_t)format)->block_bytes;
+    __m256 acc = _mm256_setzero_ps();
+    for (size_t i = 0; i < nsb; i++, w += bb) {
+        const int8_t *a = aq + 256 * i;
+        for (int k = 0; k < 4; k++) _mm_prefetch((const char *)(w + 2048 + 64 * k), _MM_HINT_T0);
+        __m256i s[8];
+        const __m256 ai = _mm256_loadu_ps(ad + 8 * i);
+        if (format == P4K_IQ4_XS) {
+            const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)w;
+            const __m256i table = iq4_table(), nib = _mm256_set1_epi8(0xF);
+            for (int p = 0; p < 4; p++) {
+                // Sub-blocks 2p and 2p+1: 16 bytes each; their values in element order by a lane swap.
+                const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * p));
+                const __m256i lo = _mm256_and_si256(q, nib), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nib);
+                const __m256i v0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
+                const __m256i v1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
+                s[2 * p] = dot_signed(v0, _mm256_loadu_si256((const __m256i *)(a + 64 * p)));
+                s[2 * p + 1] = dot_signed(v1, _mm256_loadu_si256((const __m256i *)(a + 64 * p + 32)));
+            }
+            int8_t sc8[8];
+            p4k_iq4xs_scales(x, sc8);
+            int64_t packed;
+            memcpy(&packed, sc8, 8);
+            const __m256i sc = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(packed));
+            const __m256i isum = _mm256_mullo_epi32(p4k_reduce8_i32(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]), sc);
+            const __m256 d = _mm256_set1_ps(p4k_h2f(x->d));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, ai)));
+            continue;
+        }
+        const int q3 = format == P4K_Q3_K;
+        const p4k_block_q3_k *x3 = (const p4k_block_q3_k *)w;
+        const p4k_block_q2_k *x2 = (const p4k_block_q2_k *)w;
+        // The 16 scales as int16: Q3_K's 6-bit (−32…31), Q2_K's 4-bit (0…15).
+        int16_t sc16[16], m16[16];
+        if (q3) {
+            int8_t sc[16];
+            p4k_q3k_scales(x3->scales, sc);
+            for (int g = 0; g < 16; g++) sc16[g] = sc[g];
+        } else {
+            for (int g = 0; g < 16; g++) {
+                sc16[g] = x2->scales[g] & 0xF;
+                m16[g] = x2->scales[g] >> 4;
+            }
+        }
+        const __m256i scv = _mm256_loadu_si256((const __m256i *)sc16);
+        const __m256i half[2] = {_mm256_permute4x64_epi64(scv, 0x44), _mm256_permute4x64_epi64(scv, 0xEE)};
+        const uint8_t *qs = q3 ? x3->qs : x2->qs;
+        const __m256i hm = q3 ? _mm256_loadu_si256((const __m256i *)x3->hmask) : _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            for (int k = 0; k < 4; k++) {
+                const int j = 4 * h + k;
+                __m256i u = crumbs(qv, k);
+                if (q3) u = _mm256_or_si256(u, bit_to_4(hm, j));  // u = q + 4 (0…7)
+                const __m256i x = _mm256_loadu_si256((const __m256i *)(a + 32 * j));
+                const __m256i scale = _mm256_shuffle_epi8(half[h], _mm256_loadu_si256((const __m256i *)pick16[k]));
+                s[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scale);
+            }
+        }
+        __m256i isum = p4k_reduce8_i32(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        const __m256i sums16 = _mm256_loadu_si256((const __m256i *)(a16 + 16 * i));
+        if (q3) {
+            // Σ sc·(u − 4)·a = Σ sc·u·a − 4·Σ sc·A (A: 16-value activation sums).
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(_mm256_madd_epi16(scv, sums16), 2));
+            const __m256 d = _mm256_set1_ps(p4k_h2f(x3->d));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, ai)));
+        } else {
+            const __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)m16), sums16);
+            const __m256 t1 = _mm256_mul_ps(_mm256_set1_ps(p4k_h2f(x2->d)), _mm256_cvtepi32_ps(isum));
+            const __m256 t2 = _mm256_mul_ps(_mm256_set1_ps(p4k_h2f(x2->dmin)), _mm256_cvtepi32_ps(msum));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(ai, _mm256_sub_ps(t1, t2)));
+        }
+    }
+    float l[8];
+    _mm256_storeu_ps(l, acc);
+    return p4k_combine8(l);
+}
+
+// One specialized copy per format (the constants drop the other formats' branches).
+typedef float (*row_fn)(const uint8_t *w, const int8_t *aq, const float *ad, const int32_t *asum, const int16_t *a16,
+                        size_t cols);
+#define ROW32(NAME, FMT)                                                                                               \
+    __attribute__((target("avx2,f16c"))) static float NAME(const uint8_t *w, const int8_t *aq, const float *ad,       \
+                                                           const int32_t *asum, const int16_t *a16, size_t cols) {     \
+        (void)a16;                                                                                                     \
+        return row_blocks32(FMT, w, aq, ad, asum, cols / 32);                                                          \
+    }
+#define ROW256(NAME, FMT)                                                                                              \
+    __attribute__((target("avx2,f16c"))) static float NAME(const uint8_t *w, const int8_t *aq, const float *ad,       \
+                                                           const int32_t *asum, const int16_t *a16, size_t cols) {     \
+        (void)asum;                                                                                                    \
+        return row_super(FMT, w, aq, ad, a16, cols / 256);                                                             \
+    }
+ROW32(row_iq4nl, P4K_IQ4_NL)
+ROW32(row_q4_1, P4K_Q4_1)
+ROW32(row_q5_0, P4K_Q5_0)
+ROW32(row_q5_1, P4K_Q5_1)
+ROW256(row_iq4xs, P4K_IQ4_XS)
+ROW256(row_q3k, P4K_Q3_K)
+ROW256(row_q2k, P4K_Q2_K)
+
+static row_fn row_for(int format) {
+    switch (format) {
+    case P4K_IQ4_NL: return row_iq4nl;
+    case P4K_Q4_1: return row_q4_1;
+    case P4K_Q5_0: return row_q5_0;
+    case P4K_Q5_1: return row_q5_1;
+    case P4K_IQ4_XS: return row_iq4xs;
+    case P4K_Q3_K: return row_q3k;
+    default: return row_q2k;
+    }
+}
+
+// The entry point: one token row by row; several tokens over panels of 16 rows. Q2_K / Q3_K get
+// each token's 16-value activation sums once.
+__attribute__((target("avx2,f16c"))) static int lowbit_rows(const p4k_job *job) {
+    const int format = job->format;
+    const size_t cols = job->cols, nb = cols / 32, rb = p4k_row_bytes(format, cols);
+    const row_fn row = row_for(format);
+    int16_t stack[2048], *a16 = NULL;
+    if (format == P4K_Q2_K || format == P4K_Q3_K) {
+        const size_t n16 = job->t * (cols / 16);
+        a16 = n16 <= 2048 ? stack : malloc(n16 * sizeof(int16_t));
+        if (!a16) return -1;
+        for (size_t i = 0; i < job->t; i++) p4k_sums16(job->aq + i * cols, cols, a16 + i * (cols / 16));
+    }
+    const size_t panel = job->t == 1 ? job->rows : 16;
+    for (size_t r0 = 0; r0 < job->rows; r0 += panel) {
+        const size_t n = job->rows - r0 < panel ? job->rows - r0 : panel;
+        for (size_t i = 0; i < job->t; i++) {
+            const int8_t *a = job->aq + i * cols;
+            const float *ad = job->ad + i * nb;
+            const int32_t *as = job->asum + i * nb;
+            const int16_t *s16 = a16 ? a16 + i * (cols / 16) : NULL;
+            for (size_t r = r0; r < r0 + n; r++)
+                p4k_put(job->out + i * job->ldo + r, row(job->w + r * rb, a, ad, as, s16, cols), job->accumulate);
+        }
+    }
+    if (a16 && a16 != stack) free(a16);
+    return 0;
+}
+
+const p4k_kernel p4k_kernels_lowbit_avx2[] = {
+    {P4K_IQ4_XS, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {P4K_Q3_K, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {P4K_Q2_K, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {P4K_IQ4_NL, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {P4K_Q4_1, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {P4K_Q5_0, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {P4K_Q5_1, P4K_ISA_AVX2, P4K_ALL_CLASSES, "avx2-rows", lowbit_rows},
+    {0, 0, 0, NULL, NULL},
+};
+#endif
