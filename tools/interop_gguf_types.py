@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Files of every llama-quantize type, read by libphi4 and by llama.cpp: perplexity side by side.
+
+For each type, `llama-quantize` (the pinned build of tools/build_llama_bench.sh) writes the file from
+SOURCE (a float or Q8_0 GGUF; `--allow-requantize` for Q8_0), optionally with an importance matrix
+from `llama-imatrix` on the same text; the script checks with the `gguf` package that the target
+type is present and lists the tensor types; then `phi4 perplexity` and `llama-perplexity` run on the
+same file and text, same context and window count (both score the second half of each window), and
+the relative difference is printed. No BOS is inserted by either (Phi-4's GGUFs do not add one).
+
+Usage: python3 tools/interop_gguf_types.py SOURCE.gguf TEXT [--types Q2_K Q3_K_M …] [--ctx 256]
+           [--windows 8] [--imatrix] [--llama-bin .build-llama/bin] [--out DIR]
+"""
+import argparse
+import collections
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHI4 = os.path.join(ROOT, ".build", "release", "phi4")
+TYPES = ["Q2_K", "Q2_K_S", "Q3_K_S", "Q3_K_M", "Q3_K_L", "IQ4_NL", "IQ4_XS", "Q4_1", "Q5_0", "Q5_1", "Q4_K_M", "Q8_0"]
+# The GGML type each file type must contain.
+BASE = {"Q2_K": "Q2_K", "Q2_K_S": "Q2_K", "Q3_K_S": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_L": "Q3_K", "IQ4_NL": "IQ4_NL",
+        "IQ4_XS": "IQ4_XS", "Q4_1": "Q4_1", "Q5_0": "Q5_0", "Q5_1": "Q5_1", "Q4_K_M": "Q4_K", "Q8_0": "Q8_0"}
+
+
+def tensor_types(path):
+    import gguf
+    r = gguf.GGUFReader(path)
+    return collections.Counter(t.tensor_type.name for t in r.tensors)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("source")
+    ap.add_argument("text")
+    ap.add_argument("--types", nargs="*", default=TYPES)
+    ap.add_argument("--ctx", type=int, default=256)
+    ap.add_argument("--windows", type=int, default=8)
+    ap.add_argument("--imatrix", action="store_true", help="quantize with an importance matrix from llama-imatrix on TEXT")
+    ap.add_argument("--llama-bin", default=os.path.join(ROOT, ".build-llama", "bin"))
+    ap.add_argument("--out", default="/tmp/phi4-interop")
+    ap.add_argument("-t", type=int, default=2)
+    args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    b = lambda tool: os.path.join(args.llama_bin, tool)
+    imatrix = []
+    if args.imatrix:
+        imat = os.path.join(args.out, "imatrix.gguf")
+        subprocess.run([b("llama-imatrix"), "-m", args.source, "-f", args.text, "-o", imat, "-c", str(args.ctx),
+                        "-t", str(args.t)], check=True, capture_output=True)
+        imatrix = ["--imatrix", imat]
+    rows = []
+    for ty in args.types:
+        path = os.path.join(args.out, f"model-{ty}.gguf")
+        q = subprocess.run([b("llama-quantize"), "--allow-requantize", *imatrix, args.source, path, ty, str(args.t)],
+                           capture_output=True, text=True)
+        if q.returncode != 0:
+            print(f"{ty}: llama-quantize failed: {q.stderr.strip().splitlines()[-1:]}", flush=True)
+            continue
+        types = tensor_types(path)
+        if BASE[ty] not in types:
+            print(f"{ty}: the file has no {BASE[ty]} tensor: {dict(types)}", flush=True)
+            sys.exit(1)
+        ours = subprocess.run([PHI4, "perplexity", "--model", path, "--file", args.text, "--ctx", str(args.ctx),
+                               "--max-windows", str(args.windows), "-t", str(args.t)], capture_output=True, text=True)
+        m = re.search(r"perplexity: ([0-9.]+)", ours.stdout)
+        theirs = subprocess.run([b("llama-perplexity"), "-m", path, "-f", args.text, "-c", str(args.ctx),
+                                 "--chunks", str(args.windows), "-t", str(args.t), "-b", str(args.ctx)],
+                                capture_output=True, text=True)
+        n = re.search(r"Final estimate: PPL = ([0-9.]+)", theirs.stdout + theirs.stderr)
+        if not m or not n:
+            print(f"{ty}: no perplexity (ours: {ours.stderr.strip()[-300:]!r}; llama.cpp: {(theirs.stdout + theirs.stderr).strip()[-300:]!r})", flush=True)
+            rows.append((ty, types, None, None))
+            continue
+        a, c = float(m.group(1)), float(n.group(1))
+        rows.append((ty, types, a, c))
+        print(f"{ty:7s} ours {a:10.4f}  llama.cpp {c:10.4f}  diff {100 * (a - c) / c:+.3f} %   "
+              f"{os.path.getsize(path) / 1e6:.1f} MB  {dict(sorted(types.items()))}", flush=True)
+    bad = [r for r in rows if r[2] is None or abs(r[2] - r[3]) / r[3] > 0.005]
+    print(f"{len(rows) - len(bad)} of {len(rows)} types within 0.5 % of llama-perplexity")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
