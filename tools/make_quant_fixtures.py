@@ -8,6 +8,8 @@ Writes Tests/Phi4Tests/Fixtures/quant/:
   q6_k.bin, q6_k_dequant.npy           random Q6_K blocks and their gguf dequantization
   q4_1, q5_0, q5_1, q4_k, q5_k (.bin, _dequant.npy)  the K-quant mixes' other block types
   mix_input.npy           the values q4_1 / q5_0 / q5_1 were quantized from
+  lowbit/*.gguf, types.json   small models written by llama-quantize in Q2_K, Q3_K_M, IQ4_XS,
+                          IQ4_NL and Q5_1 (needs .build-llama/bin from tools/build_llama_bench.sh)
   q2_k, q3_k, iq4_nl, iq4_xs (.bin, _dequant.npy)  random blocks with small f16 scales, and
                           *_wild.bin / *_wild_dequant.npy: every byte random (scales too: inf, NaN)
   gqa8-q8_0-gguf-package.gguf          the gqa8 fixture model written by gguf.GGUFWriter with
@@ -45,7 +47,14 @@ def write_model_gguf():
     idx = json.load(open(os.path.join(src, "model.safetensors.index.json")))
     for shard in sorted(set(idx["weight_map"].values())):
         tensors.update(load_file(os.path.join(src, shard)))
-    w = gguf.GGUFWriter(os.path.join(OUT, "gqa8-q8_0-gguf-package.gguf"), "phi3")
+    write_gguf(os.path.join(OUT, "gqa8-q8_0-gguf-package.gguf"), cfg, tensors, src, Q.Q8_0)
+
+
+def write_gguf(path, cfg, tensors, tokenizer_dir, qtype):
+    """A Phi-4 GGUF in llama.cpp's converter layout: HF tensors renamed, 2-D tensors of whole
+    32-blocks in `qtype` (Q8_0 or F32), the tokenizer of `tokenizer_dir`."""
+    src = tokenizer_dir
+    w = gguf.GGUFWriter(path, "phi3")
     w.add_context_length(cfg["max_position_embeddings"])
     w.add_embedding_length(cfg["hidden_size"])
     w.add_feed_forward_length(cfg["intermediate_size"])
@@ -55,7 +64,7 @@ def write_model_gguf():
     w.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     w.add_rope_dimension_count(cfg["hidden_size"] // cfg["num_attention_heads"])
     w.add_rope_freq_base(cfg["rope_theta"])
-    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if qtype == Q.Q8_0 else gguf.LlamaFileType.ALL_F32)
     tj = json.load(open(os.path.join(src, "tokenizer.json")))
     vocab = {v: k for k, v in tj["model"]["vocab"].items()}
     added = {t["id"]: t["content"] for t in tj["added_tokens"]}
@@ -87,7 +96,7 @@ def write_model_gguf():
             parts = hf.split(".")
             name = f"blk.{parts[2]}." + per_layer[".".join(parts[3:])]
         t = t.astype(np.float32)
-        if t.ndim == 2 and t.shape[1] % 32 == 0:
+        if t.ndim == 2 and t.shape[1] % 32 == 0 and qtype == Q.Q8_0:
             q = gguf.quants.quantize(t, Q.Q8_0)
             w.add_tensor(name, q, raw_shape=q.shape, raw_dtype=Q.Q8_0)
         else:
@@ -115,6 +124,11 @@ def main():
     write_model_gguf()
     write_k_quant_blocks()
     write_low_bit_blocks()
+    llama_bin = os.path.join(ROOT, ".build-llama", "bin")
+    if os.path.exists(os.path.join(llama_bin, "llama-quantize")):
+        write_lowbit_models(llama_bin)
+    else:
+        print("lowbit/ models kept: no .build-llama/bin/llama-quantize (tools/build_llama_bench.sh builds it)")
     print("wrote", sorted(os.listdir(OUT)))
 
 
@@ -157,6 +171,42 @@ def write_low_bit_blocks():
         with np.errstate(all="ignore"):
             np.save(os.path.join(OUT, f"{name}_wild_dequant.npy"),
                     gguf.quants.dequantize(wild.reshape(-1), qt).astype(np.float32))
+
+
+
+def write_lowbit_models(llama_bin):
+    """Small Phi-4-architecture models whose rows are whole 256-blocks (hidden 256, FFN 512, random
+    weights, the gqa8 tokenizer), written by the pinned `llama-quantize` in the low-bit mixes
+    (lowbit/{q2_k,q3_k_m,iq4_xs,iq4_nl,q5_1}.gguf) with each file's tensor types
+    (lowbit/types.json, read back by the gguf package). They feed the loader tests and the
+    mutated-file fuzzing."""
+    import subprocess
+    import tempfile
+    src = os.path.join(FIX, "models", "gqa8")
+    cfg = dict(json.load(open(os.path.join(src, "config.json"))))
+    cfg.update(hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2)
+    h, f, v, kv = 256, 512, cfg["vocab_size"], 2 * 64
+    rng = np.random.default_rng(31)
+    r = lambda *shape: (rng.standard_normal(shape) / np.sqrt(shape[-1])).astype(np.float32)
+    tensors = {"model.embed_tokens.weight": r(v, h), "model.norm.weight": np.ones(h, np.float32),
+               "lm_head.weight": r(v, h)}
+    for i in range(2):
+        p = f"model.layers.{i}."
+        tensors.update({p + "input_layernorm.weight": np.ones(h, np.float32),
+                        p + "self_attn.qkv_proj.weight": r(h + 2 * kv, h), p + "self_attn.o_proj.weight": r(h, h),
+                        p + "post_attention_layernorm.weight": np.ones(h, np.float32),
+                        p + "mlp.gate_up_proj.weight": r(2 * f, h), p + "mlp.down_proj.weight": r(h, f)})
+    out = os.path.join(OUT, "lowbit")
+    os.makedirs(out, exist_ok=True)
+    types = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        f32 = os.path.join(tmp, "f32.gguf")
+        write_gguf(f32, cfg, tensors, src, Q.F32)
+        for ty in ["Q2_K", "Q3_K_M", "IQ4_XS", "IQ4_NL", "Q5_1"]:
+            path = os.path.join(out, ty.lower() + ".gguf")
+            subprocess.run([os.path.join(llama_bin, "llama-quantize"), f32, path, ty], check=True, capture_output=True)
+            types[ty.lower()] = {t.name: t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
+    json.dump(types, open(os.path.join(out, "types.json"), "w"), indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":

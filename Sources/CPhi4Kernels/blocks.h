@@ -70,12 +70,19 @@ static inline uint16_t p4k_load_u16(const void *p) {
 /// IQ4_NL's and IQ4_XS's 16 values (a fact of the format, as GGML defines it).
 static const int8_t p4k_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
-/// The sixteen 6-bit scales of a Q3_K super-block, minus 32 (−32…31).
+/// The sixteen 6-bit scales of a Q3_K super-block, minus 32 (−32…31). Scale i has its low 4 bits
+/// in s[i % 8] (low nibble for i < 8, high for i ≥ 8) and its high 2 bits at bits 2·(i / 4) of
+/// s[8 + i % 4]; here four at a time in 32-bit words.
 static inline void p4k_q3k_scales(const uint8_t s[12], int8_t out[16]) {
-    for (int i = 0; i < 16; i++) {
-        const int lo = (s[i % 8] >> (4 * (i / 8))) & 0xF, hi = (s[8 + i % 4] >> (2 * (i / 4))) & 3;
-        out[i] = (int8_t)((lo | (hi << 4)) - 32);
-    }
+    uint32_t w[3], o[4];
+    memcpy(w, s, 12);
+    o[0] = (w[0] & 0x0F0F0F0Fu) | ((w[2] & 0x03030303u) << 4);
+    o[1] = (w[1] & 0x0F0F0F0Fu) | (((w[2] >> 2) & 0x03030303u) << 4);
+    o[2] = ((w[0] >> 4) & 0x0F0F0F0Fu) | (((w[2] >> 4) & 0x03030303u) << 4);
+    o[3] = ((w[1] >> 4) & 0x0F0F0F0Fu) | (((w[2] >> 6) & 0x03030303u) << 4);
+    uint8_t u[16];
+    memcpy(u, o, 16);
+    for (int i = 0; i < 16; i++) out[i] = (int8_t)(u[i] - 32);
 }
 
 /// The eight 6-bit scales of an IQ4_XS super-block, minus 32 (−32…31).

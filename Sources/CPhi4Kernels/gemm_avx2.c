@@ -1,6 +1,6 @@
 // AVX2 panel kernels for batches of tokens (prefill chunks, verification passes, batched
 // decoding): Q4_0 and Q8_0 (16-row tiles; Q8_0 in two nibble planes), Q4_K, Q5_K and Q6_K over
-// the panels of panels.h.
+// the panels of panels.h, and IQ4_XS, IQ4_NL, Q5_0, Q3_K, Q4_1, Q5_1 decoded into those panels.
 // Outputs equal the row kernels' bit for bit.
 #pragma clang fp contract(off)
 #if defined(__GNUC__) && !defined(__clang__)
@@ -311,6 +311,16 @@ __attribute__((target("avx2,f16c"))) static int kquant_panels(const p4k_job *job
     return p4k_panels_gemm(job, 0, tile_avx2_any, NULL, 0);
 }
 
+// Formats decoded into another format's panels (panels.c, p4k_panel_tile_format): IQ4_XS, IQ4_NL
+// and Q5_0 run Q8_0's tiles, Q3_K Q6_K's, Q4_1 Q4_K's, Q5_1 Q5_K's.
+__attribute__((target("avx2,f16c"))) static int decoded_panels(const p4k_job *job) {
+    switch (p4k_panel_tile_format(job->format)) {
+    case P4K_Q8_0: return p4k_panels_gemm(job, 1, tile_avx2_any, tile16_q8_any, TILE16_Q8);
+    case P4K_Q4_K: return p4k_panels_gemm(job, 0, tile_avx2_any, tile16_q4k_any, TILE16_Q4K);
+    default: return p4k_panels_gemm(job, 0, tile_avx2_any, NULL, 0);
+    }
+}
+
 #define BATCHES ((1u << P4K_CLASS_SMALL) | (1u << P4K_CLASS_LARGE))
 
 const p4k_kernel p4k_gemm_avx2[] = {
@@ -319,6 +329,12 @@ const p4k_kernel p4k_gemm_avx2[] = {
     {P4K_Q4_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", kquant_panels},
     {P4K_Q5_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", kquant_panels},
     {P4K_Q6_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", kquant_panels},
+    {P4K_IQ4_XS, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
+    {P4K_IQ4_NL, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
+    {P4K_Q5_0, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
+    {P4K_Q3_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
+    {P4K_Q4_1, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
+    {P4K_Q5_1, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
     {0, 0, 0, NULL, NULL},
 };
 #endif

@@ -1,7 +1,8 @@
 // AVX2 row kernels for the formats of published low-bit files: Q2_K, Q3_K, IQ4_XS (super-blocks of
 // 256) and IQ4_NL, Q4_1, Q5_0, Q5_1 (blocks of 32). One token row by row; several tokens over panels
-// of 16 rows, which stay in cache while every token passes over them. Each keeps the scalar
-// kernels' arithmetic (kernels_scalar.c), so results equal theirs bit for bit.
+// of 16 rows, which stay in cache while every token passes over them (for larger batches all but
+// Q2_K also have panel kernels, gemm_avx2.c: their blocks decoded into another format's panels).
+// Each keeps the scalar kernels' arithmetic (kernels_scalar.c), so results equal theirs bit for bit.
 //
 // How each pays for its decoding, per 32 weights:
 //  - IQ4_NL / IQ4_XS: the 4-bit indices become signed values through one byte shuffle
@@ -23,36 +24,6 @@
 #include <immintrin.h>
 #include <stdlib.h>
 
-// The 16 IQ4 values in both 128-bit lanes (for the byte shuffle).
-__attribute__((target("avx2"))) static inline __m256i iq4_table(void) {
-    const __m128i t = _mm_loadu_si128((const __m128i *)p4k_iq4nl_values);
-    return _mm256_set_m128i(t, t);
-}
-
-// Σ w·a per 32-bit group of four, for signed weights w (|w| ≤ 127) and activations a.
-__attribute__((target("avx2"))) static inline __m256i dot_signed(__m256i w, __m256i a) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
-}
-
-// The 32 values of a 16-byte nibble block in element order: low nibbles (elements 0…15) in the low
-// lane, high nibbles (16…31) in the high lane.
-__attribute__((target("avx2"))) static inline __m256i nibbles32(const uint8_t *qs) {
-    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
-    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0xF));
-}
-
-// The fifth bits of a Q5 block (bit e of the 32-bit qh → byte e) as 0x10 bytes.
-__attribute__((target("avx2"))) static inline __m256i fifth_bits(const uint8_t qh[4]) {
-    uint32_t h;
-    memcpy(&h, qh, 4);
-    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
-                                               _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-                                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
-    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
-}
-
 // ---- Blocks of 32: IQ4_NL, Q4_1, Q5_0, Q5_1 ---------------------------------------------------
 
 // The exact integer sum of one block against its 32 activations: IQ4_NL Σ kv[q]·a; Q5_0 Σ q·a
@@ -61,17 +32,17 @@ __attribute__((target("avx2"), always_inline)) static inline __m256i block_parti
                                                                                     const int8_t *a) {
     const __m256i x = _mm256_loadu_si256((const __m256i *)a);
     if (format == P4K_IQ4_NL) {
-        const __m256i v = _mm256_shuffle_epi8(iq4_table(), nibbles32(((const p4k_block_iq4_nl *)blk)->qs));
-        return dot_signed(v, x);
+        const __m256i v = _mm256_shuffle_epi8(p4k_iq4_table(), p4k_nibbles32(((const p4k_block_iq4_nl *)blk)->qs));
+        return p4k_dot_signed(v, x);
     }
     __m256i q;
-    if (format == P4K_Q4_1) q = nibbles32(((const p4k_block_q4_1 *)blk)->qs);
+    if (format == P4K_Q4_1) q = p4k_nibbles32(((const p4k_block_q4_1 *)blk)->qs);
     else if (format == P4K_Q5_0) {
         const p4k_block_q5_0 *b = (const p4k_block_q5_0 *)blk;
-        q = _mm256_or_si256(nibbles32(b->qs), fifth_bits(b->qh));
+        q = _mm256_or_si256(p4k_nibbles32(b->qs), p4k_fifth_bits(b->qh));
     } else {
         const p4k_block_q5_1 *b = (const p4k_block_q5_1 *)blk;
-        q = _mm256_or_si256(nibbles32(b->qs), fifth_bits(b->qh));
+        q = _mm256_or_si256(p4k_nibbles32(b->qs), p4k_fifth_bits(b->qh));
     }
     // q ≤ 31 unsigned, |pair sums| ≤ 2·31·128: no saturation.
     return _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1));
@@ -140,32 +111,6 @@ static const uint8_t pick16[4][32] = {
     {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
     {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
 
-// Bits 2s…2s+1 of every byte (s = 0…3) as 0…3.
-__attribute__((target("avx2"), always_inline)) static inline __m256i crumbs(__m256i v, int s) {
-    const __m256i three = _mm256_set1_epi8(3);
-    switch (s) {
-    case 0: return _mm256_and_si256(v, three);
-    case 1: return _mm256_and_si256(_mm256_srli_epi16(v, 2), three);
-    case 2: return _mm256_and_si256(_mm256_srli_epi16(v, 4), three);
-    default: return _mm256_and_si256(_mm256_srli_epi16(v, 6), three);
-    }
-}
-
-// Bit j of every byte moved to bit 2 (value 4; 16-bit shifts by at most 5 keep it in its byte).
-__attribute__((target("avx2"), always_inline)) static inline __m256i bit_to_4(__m256i v, int j) {
-    const __m256i four = _mm256_set1_epi8(4);
-    switch (j) {
-    case 0: return _mm256_and_si256(_mm256_slli_epi16(v, 2), four);
-    case 1: return _mm256_and_si256(_mm256_slli_epi16(v, 1), four);
-    case 2: return _mm256_and_si256(v, four);
-    case 3: return _mm256_and_si256(_mm256_srli_epi16(v, 1), four);
-    case 4: return _mm256_and_si256(_mm256_srli_epi16(v, 2), four);
-    case 5: return _mm256_and_si256(_mm256_srli_epi16(v, 3), four);
-    case 6: return _mm256_and_si256(_mm256_srli_epi16(v, 4), four);
-    default: return _mm256_and_si256(_mm256_srli_epi16(v, 5), four);
-    }
-}
-
 // One row of super-blocks against one token; a16: the activations' 16-value sums (Q2_K, Q3_K).
 __attribute__((target("avx2,f16c"), always_inline)) static inline float
 row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const int16_t *a16, size_t nsb) {
@@ -178,42 +123,39 @@ row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const
         const __m256 ai = _mm256_loadu_ps(ad + 8 * i);
         if (format == P4K_IQ4_XS) {
             const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)w;
-            const __m256i table = iq4_table(), nib = _mm256_set1_epi8(0xF);
+            // `aq` holds the activations in IQ4 order (iq4_order): per 64 values, those that the low
+            // nibbles of 32 weight bytes meet, then those the high nibbles meet. Each P holds
+            // sub-block 2p's partial sums in its low lane and 2p + 1's in its high lane.
+            const __m256i table = p4k_iq4_table(), nib = _mm256_set1_epi8(0xF);
+            __m256i P[4];
             for (int p = 0; p < 4; p++) {
-                // Sub-blocks 2p and 2p+1: 16 bytes each; their values in element order by a lane swap.
                 const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * p));
-                const __m256i lo = _mm256_and_si256(q, nib), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nib);
-                const __m256i v0 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20));
-                const __m256i v1 = _mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31));
-                s[2 * p] = dot_signed(v0, _mm256_loadu_si256((const __m256i *)(a + 64 * p)));
-                s[2 * p + 1] = dot_signed(v1, _mm256_loadu_si256((const __m256i *)(a + 64 * p + 32)));
+                const __m256i lo = _mm256_shuffle_epi8(table, _mm256_and_si256(q, nib));
+                const __m256i hi = _mm256_shuffle_epi8(table, _mm256_and_si256(_mm256_srli_epi16(q, 4), nib));
+                P[p] = _mm256_add_epi32(p4k_dot_signed(lo, _mm256_loadu_si256((const __m256i *)(a + 64 * p))),
+                                        p4k_dot_signed(hi, _mm256_loadu_si256((const __m256i *)(a + 64 * p + 32))));
             }
-            int8_t sc8[8];
-            p4k_iq4xs_scales(x, sc8);
-            int64_t packed;
-            memcpy(&packed, sc8, 8);
-            const __m256i sc = _mm256_cvtepi8_epi32(_mm_cvtsi64_si128(packed));
-            const __m256i isum = _mm256_mullo_epi32(p4k_reduce8_i32(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]), sc);
-            const __m256 d = _mm256_set1_ps(p4k_h2f(x->d));
-            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, ai)));
+            // Lane sums: [P0 P1 P2 P3] per 128-bit lane (sub-blocks 0 2 4 6 | 1 3 5 7), then in order.
+            const __m256i u0 = _mm256_add_epi32(_mm256_unpacklo_epi32(P[0], P[1]), _mm256_unpackhi_epi32(P[0], P[1]));
+            const __m256i u1 = _mm256_add_epi32(_mm256_unpacklo_epi32(P[2], P[3]), _mm256_unpackhi_epi32(P[2], P[3]));
+            const __m256i v = _mm256_add_epi32(_mm256_unpacklo_epi64(u0, u1), _mm256_unpackhi_epi64(u0, u1));
+            const __m256i isum = _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            const __m256 dsc = _mm256_mul_ps(_mm256_set1_ps(p4k_h2f(x->d)), _mm256_cvtepi32_ps(p4k_iq4xs_scales8(x)));
+            acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dsc, ai)));
             continue;
         }
         const int q3 = format == P4K_Q3_K;
         const p4k_block_q3_k *x3 = (const p4k_block_q3_k *)w;
         const p4k_block_q2_k *x2 = (const p4k_block_q2_k *)w;
-        // The 16 scales as int16: Q3_K's 6-bit (−32…31), Q2_K's 4-bit (0…15).
-        int16_t sc16[16], m16[16];
+        // The 16 scales as int16: Q3_K's 6-bit (−32…31), Q2_K's 4-bit (0…15) and its mins.
+        __m256i scv, mv = _mm256_setzero_si256();
         if (q3) {
-            int8_t sc[16];
-            p4k_q3k_scales(x3->scales, sc);
-            for (int g = 0; g < 16; g++) sc16[g] = sc[g];
+            scv = p4k_q3k_scales16(x3->scales);
         } else {
-            for (int g = 0; g < 16; g++) {
-                sc16[g] = x2->scales[g] & 0xF;
-                m16[g] = x2->scales[g] >> 4;
-            }
+            const __m128i b = _mm_loadu_si128((const __m128i *)x2->scales), low4 = _mm_set1_epi8(0xF);
+            scv = _mm256_cvtepu8_epi16(_mm_and_si128(b, low4));
+            mv = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(b, 4), low4));
         }
-        const __m256i scv = _mm256_loadu_si256((const __m256i *)sc16);
         const __m256i half[2] = {_mm256_permute4x64_epi64(scv, 0x44), _mm256_permute4x64_epi64(scv, 0xEE)};
         const uint8_t *qs = q3 ? x3->qs : x2->qs;
         const __m256i hm = q3 ? _mm256_loadu_si256((const __m256i *)x3->hmask) : _mm256_setzero_si256();
@@ -221,8 +163,8 @@ row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
             for (int k = 0; k < 4; k++) {
                 const int j = 4 * h + k;
-                __m256i u = crumbs(qv, k);
-                if (q3) u = _mm256_or_si256(u, bit_to_4(hm, j));  // u = q + 4 (0…7)
+                __m256i u = p4k_crumbs(qv, k);
+                if (q3) u = _mm256_or_si256(u, p4k_bit_to_4(hm, j));  // u = q + 4 (0…7)
                 const __m256i x = _mm256_loadu_si256((const __m256i *)(a + 32 * j));
                 const __m256i scale = _mm256_shuffle_epi8(half[h], _mm256_loadu_si256((const __m256i *)pick16[k]));
                 s[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scale);
@@ -236,7 +178,7 @@ row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const
             const __m256 d = _mm256_set1_ps(p4k_h2f(x3->d));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(d, ai)));
         } else {
-            const __m256i msum = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)m16), sums16);
+            const __m256i msum = _mm256_madd_epi16(mv, sums16);
             const __m256 t1 = _mm256_mul_ps(_mm256_set1_ps(p4k_h2f(x2->d)), _mm256_cvtepi32_ps(isum));
             const __m256 t2 = _mm256_mul_ps(_mm256_set1_ps(p4k_h2f(x2->dmin)), _mm256_cvtepi32_ps(msum));
             acc = _mm256_add_ps(acc, _mm256_mul_ps(ai, _mm256_sub_ps(t1, t2)));
@@ -245,6 +187,17 @@ row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const
     float l[8];
     _mm256_storeu_ps(l, acc);
     return p4k_combine8(l);
+}
+
+// IQ4_XS's activation order: per 64 values a[0…15], a[32…47], a[16…31], a[48…63], so that the low
+// nibbles of 32 weight bytes (sub-blocks 2p and 2p + 1, first halves) meet the first 32 and the high
+// nibbles the next 32 with no lane shuffle of the weights.
+__attribute__((target("avx2"))) static void iq4_order(const int8_t *a, size_t cols, int8_t *out) {
+    for (size_t k = 0; k < cols; k += 64) {
+        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(a + k)), x1 = _mm256_loadu_si256((const __m256i *)(a + k + 32));
+        _mm256_storeu_si256((__m256i *)(out + k), _mm256_permute2x128_si256(x0, x1, 0x20));
+        _mm256_storeu_si256((__m256i *)(out + k + 32), _mm256_permute2x128_si256(x0, x1, 0x31));
+    }
 }
 
 // One specialized copy per format (the constants drop the other formats' branches).
@@ -295,11 +248,22 @@ __attribute__((target("avx2,f16c"))) static int lowbit_rows(const p4k_job *job) 
         if (!a16) return -1;
         for (size_t i = 0; i < job->t; i++) p4k_sums16(job->aq + i * cols, cols, a16 + i * (cols / 16));
     }
+    _Alignas(64) int8_t ordered_stack[8192];
+    int8_t *ordered = NULL;
+    if (format == P4K_IQ4_XS) {
+        ordered = job->t * cols <= sizeof ordered_stack ? ordered_stack : aligned_alloc(64, (job->t * cols + 63) / 64 * 64);
+        if (!ordered) {
+            if (a16 && a16 != stack) free(a16);
+            return -1;
+        }
+        for (size_t i = 0; i < job->t; i++) iq4_order(job->aq + i * cols, cols, ordered + i * cols);
+    }
+    const int8_t *acts = ordered ? ordered : job->aq;
     const size_t panel = job->t == 1 ? job->rows : 16;
     for (size_t r0 = 0; r0 < job->rows; r0 += panel) {
         const size_t n = job->rows - r0 < panel ? job->rows - r0 : panel;
         for (size_t i = 0; i < job->t; i++) {
-            const int8_t *a = job->aq + i * cols;
+            const int8_t *a = acts + i * cols;
             const float *ad = job->ad + i * nb;
             const int32_t *as = job->asum + i * nb;
             const int16_t *s16 = a16 ? a16 + i * (cols / 16) : NULL;
@@ -308,6 +272,7 @@ __attribute__((target("avx2,f16c"))) static int lowbit_rows(const p4k_job *job) 
         }
     }
     if (a16 && a16 != stack) free(a16);
+    if (ordered && ordered != ordered_stack) free(ordered);
     return 0;
 }
 

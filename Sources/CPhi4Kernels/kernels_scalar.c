@@ -12,8 +12,9 @@
 //  - Q2_K (q in 0…3; 4-bit scale sc and min m per 16 values; A₀, A₁: the activations' sums over
 //    each half):  isum = sc₀·Σ₀ q·a + sc₁·Σ₁ q·a,  msum = m₀·A₀ + m₁·A₁,
 //      term = d_a · (d·isum − dmin·msum)
-//  - IQ4_XS (sub-block of 32 with a 6-bit scale − 32, values from the 16-entry table kv):
-//      isum = sc · Σ kv[q]·a,  term = isum · (d · d_a)
+//  - IQ4_XS (sub-block of 32 with a 6-bit scale sc − 32, values from the 16-entry table kv):
+//      s = Σ kv[q]·a,  term = s · ((d·sc) · d_a)  (d·sc is exact in f32, so the block is a Q8_0
+//      block with a float scale, and the Q8_0 panels serve it)
 // The other 32-blocks (block b of the row meets activation block b):
 //  - Q5_0: s = Σ q·a − 16·Σa, term = s · (d · d_a) (as Q4_0);  IQ4_NL: s = Σ kv[q]·a, the same term
 //  - Q4_1 / Q5_1 (x = d·q + m): isum = Σ q·a,  term = d_a · (d·isum + m·Σa)
@@ -192,7 +193,7 @@ static float row_low_k(int format, const uint8_t *w, const int8_t *aq, const flo
                 p4k_iq4xs_scales(x, sc);
                 int32_t s = 0;
                 for (int e = 0; e < 32; e++) s += p4k_iq4nl_values[q_nibble(x->qs + 16 * j, e)] * a[e];
-                l[j] = l[j] + (float)(s * sc[j]) * (p4k_h2f(x->d) * ad[b]);
+                l[j] = l[j] + (float)s * ((p4k_h2f(x->d) * (float)sc[j]) * ad[b]);
             } else if (format == P4K_Q3_K) {
                 const p4k_block_q3_k *x = (const p4k_block_q3_k *)w;
                 int8_t sc[16];

@@ -264,12 +264,218 @@ __attribute__((target("avx2"))) static void put16(float *out, const float *v, in
     _mm256_storeu_ps(out + 8, hi);
 }
 
+// ---- Formats decoded into another format's panels ----------------------------------------------
+
+int p4k_panel_tile_format(int format) {
+    switch (format) {
+    case P4K_IQ4_XS: case P4K_IQ4_NL: case P4K_Q5_0: return P4K_Q8_0;
+    case P4K_Q3_K: return P4K_Q6_K;
+    case P4K_Q4_1: return P4K_Q4_K;
+    case P4K_Q5_1: return P4K_Q5_K;
+    default: return format;
+    }
+}
+
+// Block b (32 values) of a row of `format`, decoded as the tile format stores it: values `v`
+// (Q8_0 tiles: the signed value + 128; Q6_K tiles: Q3_K's q + 32; Q4_K / Q5_K tiles: q), the
+// float scale `d`, Q4_K / Q5_K tiles' min term `dm` (−m, since those tiles subtract it), Q6_K
+// tiles' two 16-value scales. Each value and scale is formed as the format's row kernel forms it.
+static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32], float *d, float *dm, int16_t sc[2]) {
+    const size_t i = b / 8, j = b % 8;
+    *dm = 0;
+    sc[0] = sc[1] = 0;
+    switch (format) {
+    case P4K_IQ4_XS: {
+        const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)(row + i * sizeof(p4k_block_iq4_xs));
+        int8_t s8[8];
+        p4k_iq4xs_scales(x, s8);
+        *d = p4k_h2f(x->d) * (float)s8[j];
+        for (int e = 0; e < 16; e++) {
+            v[e] = (uint8_t)(p4k_iq4nl_values[x->qs[16 * j + (size_t)e] & 0xF] + 128);
+            v[e + 16] = (uint8_t)(p4k_iq4nl_values[x->qs[16 * j + (size_t)e] >> 4] + 128);
+        }
+        break;
+    }
+    case P4K_IQ4_NL: {
+        const p4k_block_iq4_nl *x = (const p4k_block_iq4_nl *)(row + b * sizeof(p4k_block_iq4_nl));
+        *d = p4k_h2f(x->d);
+        for (int e = 0; e < 16; e++) {
+            v[e] = (uint8_t)(p4k_iq4nl_values[x->qs[e] & 0xF] + 128);
+            v[e + 16] = (uint8_t)(p4k_iq4nl_values[x->qs[e] >> 4] + 128);
+        }
+        break;
+    }
+    case P4K_Q5_0: case P4K_Q5_1: case P4K_Q4_1: {
+        const size_t stride = format == P4K_Q5_0 ? sizeof(p4k_block_q5_0) : format == P4K_Q5_1 ? sizeof(p4k_block_q5_1) : sizeof(p4k_block_q4_1);
+        const uint8_t *blk = row + b * stride;
+        const uint8_t *qs = format == P4K_Q5_0 ? ((const p4k_block_q5_0 *)blk)->qs
+                            : format == P4K_Q5_1 ? ((const p4k_block_q5_1 *)blk)->qs : ((const p4k_block_q4_1 *)blk)->qs;
+        const uint8_t *qh = format == P4K_Q5_0 ? ((const p4k_block_q5_0 *)blk)->qh
+                            : format == P4K_Q5_1 ? ((const p4k_block_q5_1 *)blk)->qh : NULL;
+        *d = p4k_h2f(p4k_load_u16(blk));
+        if (format != P4K_Q5_0) *dm = -p4k_h2f(p4k_load_u16(blk + 2));
+        for (int e = 0; e < 32; e++) {
+            int q = e < 16 ? qs[e] & 0xF : qs[e - 16] >> 4;
+            if (qh) q |= ((qh[e / 8] >> (e % 8)) & 1) << 4;
+            v[e] = (uint8_t)(format == P4K_Q5_0 ? q + 112 : q);  // Q5_0: (q − 16) + 128
+        }
+        break;
+    }
+    default: {  // Q3_K
+        const p4k_block_q3_k *x = (const p4k_block_q3_k *)(row + i * sizeof(p4k_block_q3_k));
+        int8_t s16[16];
+        p4k_q3k_scales(x->scales, s16);
+        *d = p4k_h2f(x->d);
+        sc[0] = s16[2 * j];
+        sc[1] = s16[2 * j + 1];
+        for (int e = 0; e < 32; e++) {
+            const int low = (x->qs[32 * (j / 4) + (size_t)e] >> (2 * (j % 4))) & 3;
+            v[e] = (uint8_t)(low + (((x->hmask[e] >> j) & 1) ? 0 : -4) + 32);
+        }
+        break;
+    }
+    }
+}
+
+// Blocks b0…nb−1 of `n` ≤ 8 rows of `format` decoded into the panel layout of its tile format `tf`
+// (missing rows are zero weights with scale 0). `split`: Q8_0's two nibble planes.
+static void repack_decoded(int format, int tf, int split, const uint8_t *w, size_t rb, size_t b0, size_t nb, size_t n,
+                           panel_t *p) {
+    for (size_t b = b0; b < nb; b++) {
+        const size_t at = slot(p, b);
+        uint8_t *dst = p->w + at * p->block_bytes;
+        for (size_t r = 0; r < 8; r++) {
+            uint8_t v[32];
+            float d = 0, dm = 0;
+            int16_t sc[2] = {0, 0};
+            if (r < n) decode_block(format, w + r * rb, b, v, &d, &dm, sc);
+            else memset(v, 0, sizeof v);
+            p->d[at * 8 + r] = d;
+            if (p->dm) p->dm[at * 8 + r] = dm;
+            if (tf == P4K_Q6_K) {
+                int16_t *s = p->sc + at * 48;
+                s[2 * r] = s[2 * r + 1] = sc[0];
+                s[16 + 2 * r] = s[16 + 2 * r + 1] = sc[1];
+                s[32 + 2 * r] = sc[0];
+                s[32 + 2 * r + 1] = sc[1];
+            }
+            for (int e = 0; e < 32; e++) {
+                const size_t to = (size_t)(e / 4) * 32 + r * 4 + (size_t)(e % 4);
+                if (split) {
+                    dst[to] = v[e] >> 4;
+                    dst[256 + to] = v[e] & 0xF;
+                } else {
+                    dst[to] = v[e];
+                }
+            }
+        }
+    }
+}
+
+// Eight full rows of a decoded format, groups of eight blocks (a super-block, or eight blocks of
+// 32) decoded with vector operations into tmp[row][block][32] (the same values and scales as
+// decode_block), then each block's eight rows transposed as repack_k56_avx2 does; the blocks past
+// the last whole group by decode_block.
+__attribute__((target("avx2,f16c"))) static void repack_decoded_avx2(int format, int tf, int split, const uint8_t *w,
+                                                                     size_t rb, size_t nb, panel_t *p) {
+    const __m256i nib = _mm256_set1_epi8(0xF), flip = _mm256_set1_epi8((char)0x80);
+    _Alignas(32) uint8_t tmp[8][8][32];  // [row][block][value]
+    const size_t bs = p4k_format((uint32_t)format)->block_bytes;
+    for (size_t i = 0; i < nb / 8; i++) {
+        for (size_t r = 0; r < 8; r++) {
+            const uint8_t *row = w + r * rb;
+            float d[8], dm[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            if (format == P4K_IQ4_XS) {
+                const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)(row + i * bs);
+                int8_t s8[8];
+                p4k_iq4xs_scales(x, s8);
+                const float dx = p4k_h2f(x->d);
+                const __m256i table = p4k_iq4_table();
+                for (int pr = 0; pr < 4; pr++) {
+                    const __m256i q = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * pr));
+                    const __m256i lo = _mm256_and_si256(q, nib), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), nib);
+                    _mm256_store_si256((__m256i *)tmp[r][2 * pr], _mm256_xor_si256(_mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x20)), flip));
+                    _mm256_store_si256((__m256i *)tmp[r][2 * pr + 1], _mm256_xor_si256(_mm256_shuffle_epi8(table, _mm256_permute2x128_si256(lo, hi, 0x31)), flip));
+                }
+                for (int j = 0; j < 8; j++) d[j] = dx * (float)s8[j];
+            } else if (format == P4K_Q3_K) {
+                const p4k_block_q3_k *x = (const p4k_block_q3_k *)(row + i * bs);
+                int8_t s16[16];
+                p4k_q3k_scales(x->scales, s16);
+                const float dx = p4k_h2f(x->d);
+                const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask), base = _mm256_set1_epi8(28);
+                for (int h = 0; h < 2; h++) {
+                    const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * h));
+                    for (int k = 0; k < 4; k++) {
+                        const int j = 4 * h + k;  // u = q + 4 (0…7), stored as q + 32
+                        const __m256i u = _mm256_or_si256(p4k_crumbs(qv, k), p4k_bit_to_4(hm, j));
+                        _mm256_store_si256((__m256i *)tmp[r][j], _mm256_add_epi8(u, base));
+                    }
+                }
+                for (int j = 0; j < 8; j++) {
+                    const size_t at = slot(p, 8 * i + (size_t)j);
+                    int16_t *sc = p->sc + at * 48;
+                    sc[2 * r] = sc[2 * r + 1] = s16[2 * j];
+                    sc[16 + 2 * r] = sc[16 + 2 * r + 1] = s16[2 * j + 1];
+                    sc[32 + 2 * r] = s16[2 * j];
+                    sc[32 + 2 * r + 1] = s16[2 * j + 1];
+                    d[j] = dx;
+                }
+            } else {  // eight blocks of 32: IQ4_NL, Q5_0, Q4_1, Q5_1
+                for (int j = 0; j < 8; j++) {
+                    const uint8_t *blk = row + (8 * i + (size_t)j) * bs;
+                    __m256i v;
+                    if (format == P4K_IQ4_NL) {
+                        v = _mm256_xor_si256(_mm256_shuffle_epi8(p4k_iq4_table(), p4k_nibbles32(((const p4k_block_iq4_nl *)blk)->qs)), flip);
+                    } else if (format == P4K_Q5_0) {
+                        const p4k_block_q5_0 *x = (const p4k_block_q5_0 *)blk;
+                        v = _mm256_add_epi8(_mm256_or_si256(p4k_nibbles32(x->qs), p4k_fifth_bits(x->qh)), _mm256_set1_epi8(112));
+                    } else if (format == P4K_Q5_1) {
+                        const p4k_block_q5_1 *x = (const p4k_block_q5_1 *)blk;
+                        v = _mm256_or_si256(p4k_nibbles32(x->qs), p4k_fifth_bits(x->qh));
+                    } else {
+                        v = p4k_nibbles32(((const p4k_block_q4_1 *)blk)->qs);
+                    }
+                    _mm256_store_si256((__m256i *)tmp[r][j], v);
+                    d[j] = p4k_h2f(p4k_load_u16(blk));
+                    if (format == P4K_Q4_1 || format == P4K_Q5_1) dm[j] = -p4k_h2f(p4k_load_u16(blk + 2));
+                }
+            }
+            for (int j = 0; j < 8; j++) {
+                const size_t at = slot(p, 8 * i + (size_t)j);
+                p->d[at * 8 + r] = d[j];
+                if (p->dm) p->dm[at * 8 + r] = dm[j];
+            }
+        }
+        const size_t stride = sizeof(tmp[0]);
+        for (size_t j = 0; j < 8; j++) {
+            uint8_t *dst = p->w + slot(p, 8 * i + j) * p->block_bytes;
+            for (int half = 0; half < 2; half++) {
+                const uint8_t *q = tmp[0][j] + 16 * half;
+                __m256i g[4] = {p4k_load_pair(q, q + 4 * stride), p4k_load_pair(q + stride, q + 5 * stride),
+                                p4k_load_pair(q + 2 * stride, q + 6 * stride), p4k_load_pair(q + 3 * stride, q + 7 * stride)};
+                P4K_TRANSPOSE4(g[0], g[1], g[2], g[3]);
+                for (int k = 0; k < 4; k++) {
+                    uint8_t *to = dst + 32 * (4 * half + k);
+                    if (split) {
+                        _mm256_storeu_si256((__m256i *)to, _mm256_and_si256(_mm256_srli_epi16(g[k], 4), nib));
+                        _mm256_storeu_si256((__m256i *)(to + 256), _mm256_and_si256(g[k], nib));
+                    } else {
+                        _mm256_storeu_si256((__m256i *)to, g[k]);
+                    }
+                }
+            }
+        }
+    }
+    if (nb % 8) repack_decoded(format, tf, split, w, rb, nb / 8 * 8, nb, 8, p);
+}
+
 // ---- Driver ----------------------------------------------------------------------------------
 
 // The panel kernel (declared and described in panels.h).
 __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int split, p4k_tile_fn tile_fn,
                                                          p4k_tile16_fn tile16_fn, int tile16_tokens) {
-    const int format = job->format;
+    const int format = job->format, tf = p4k_panel_tile_format(format), decoded = tf != format;
     const uint8_t *w = job->w;
     const size_t cols = job->cols, rows = job->rows, t = job->t, ldo = job->ldo;
     const int8_t *aq = job->aq;
@@ -277,7 +483,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     const int32_t *asum = job->asum;
     float *out = job->out;
     const int accumulate = job->accumulate;
-    const int q4k = format == P4K_Q4_K || format == P4K_Q5_K, q6k = format == P4K_Q6_K;  // q4k: Q4_K and Q5_K
+    const int q4k = tf == P4K_Q4_K || tf == P4K_Q5_K, q6k = tf == P4K_Q6_K;  // q4k: Q4_K and Q5_K
     const int wide = tile16_fn != NULL;
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
     panel_t p = {.block_bytes = split ? 512 : 256, .per_lane = (nb + 7) / 8};
@@ -304,7 +510,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     q.dm = wide && q4k ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
     // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's tile takes Σa itself.
     int32_t *off8 = wide ? malloc(t * nb * sizeof(int32_t)) : NULL;
-    const int32_t offset = format == P4K_Q8_0 ? 128 : format == P4K_Q4_K ? 1 : 8;
+    const int32_t offset = tf == P4K_Q8_0 ? 128 : tf == P4K_Q4_K ? 1 : 8;
     if (off8)
         for (size_t i = 0; i < t * nb; i++) off8[i] = offset * asum[i];
     // The activations with their blocks in panel order, so that each lane's pass reads them
@@ -333,7 +539,10 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
         for (size_t r0 = 0; r0 < rows;) {
             const uint8_t *wr = (const uint8_t *)w + r0 * rb;
             if (wide && rows - r0 >= 16) {
-                if (format == P4K_Q4_K) {
+                if (decoded) {
+                    repack_decoded_avx2(format, tf, split, wr, rb, nb, &p);
+                    repack_decoded_avx2(format, tf, split, wr + 8 * rb, rb, nb, &q);
+                } else if (format == P4K_Q4_K) {
                     repack_q4k_avx2(wr, rb, nb, &p);
                     repack_q4k_avx2(wr + 8 * rb, rb, nb, &q);
                 } else {
@@ -350,7 +559,9 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
                 continue;
             }
             const size_t n = rows - r0 < 8 ? rows - r0 : 8;
-            if ((q6k || format == P4K_Q5_K) && n == 8) repack_k56_avx2(format, wr, rb, nb, &p);
+            if (decoded && n == 8) repack_decoded_avx2(format, tf, split, wr, rb, nb, &p);
+            else if (decoded) repack_decoded(format, tf, split, wr, rb, 0, nb, n, &p);
+            else if ((q6k || format == P4K_Q5_K) && n == 8) repack_k56_avx2(format, wr, rb, nb, &p);
             else if (q6k) repack_q6k(wr, rb, nb, n, &p);
             else if (format == P4K_Q4_K && n == 8) repack_q4k_avx2(wr, rb, nb, &p);
             else if (q4k) repack_q45k(format, wr, rb, nb, n, &p);
@@ -359,7 +570,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
             for (size_t i = i0; i < i0 + tc; i += TILE) {
                 const int nt = (int)(i0 + tc - i < TILE ? i0 + tc - i : TILE);
                 const int8_t *a = ap + i * ldp;
-                tile_fn(format, &p, nb, a, ldp, ad + i * nb, (q6k ? pairs : asum) + i * nb, nt, tile);
+                tile_fn(tf, &p, nb, a, ldp, ad + i * nb, (q6k ? pairs : asum) + i * nb, nt, tile);
                 for (int j = 0; j < nt; j++) {
                     float *o = out + (i + (size_t)j) * ldo + r0;
                     for (size_t r = 0; r < n; r++) o[r] = accumulate ? o[r] + tile[8 * j + r] : tile[8 * j + r];

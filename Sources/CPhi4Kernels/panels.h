@@ -101,6 +101,13 @@ typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, con
 /// with `tile16_fn`, in steps of `tile16_tokens` tokens) repacked once and multiplied by every
 /// token of the chunk by the caller's tile routines. `split`: Q8_0's two nibble planes (for
 /// `maddubs`). Returns -1 (nothing written) when scratch memory is missing.
+/// `job->format` may also be one whose blocks are decoded into another format's panels (its tile
+/// format, p4k_panel_tile_format): the tiles then run as that format's, with `split` as its.
 int p4k_panels_gemm(const p4k_job *job, int split, p4k_tile_fn tile_fn, p4k_tile16_fn tile16_fn, int tile16_tokens);
+
+/// The format whose panels and tiles a format runs on: IQ4_XS, IQ4_NL and Q5_0 as Q8_0 (signed
+/// values + 128, a float scale per block of 32: IQ4_XS's d·sc), Q3_K as Q6_K (q + 32 and the
+/// 16-value scales), Q4_1 as Q4_K and Q5_1 as Q5_K (scale d, min −m); any other format as itself.
+int p4k_panel_tile_format(int format);
 #endif
 #endif

@@ -124,5 +124,86 @@ __attribute__((target("avx2"), always_inline)) static inline void p4k_q4_load8(c
     v[3] = v3;
 }
 
+
+// ---- Decoding the low-bit formats (kernels_lowbit_avx2.c, the decoded panels of panels.c) ------
+
+// The 16 IQ4 values in both 128-bit lanes (for the byte shuffle).
+__attribute__((target("avx2"))) static inline __m256i p4k_iq4_table(void) {
+    const __m128i t = _mm_loadu_si128((const __m128i *)p4k_iq4nl_values);
+    return _mm256_set_m128i(t, t);
+}
+
+// Σ w·a per 32-bit group of four, for signed weights w (|w| ≤ 127) and activations a.
+__attribute__((target("avx2"))) static inline __m256i p4k_dot_signed(__m256i w, __m256i a) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)), _mm256_set1_epi16(1));
+}
+
+// The 32 values of a 16-byte nibble block in element order: low nibbles (elements 0…15) in the low
+// lane, high nibbles (16…31) in the high lane.
+__attribute__((target("avx2"))) static inline __m256i p4k_nibbles32(const uint8_t *qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0xF));
+}
+
+// The fifth bits of a Q5 block (bit e of the 32-bit qh → byte e) as 0x10 bytes.
+__attribute__((target("avx2"))) static inline __m256i p4k_fifth_bits(const uint8_t qh[4]) {
+    uint32_t h;
+    memcpy(&h, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h),
+                                               _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                                2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// IQ4_XS's eight sub-block scales (6 bits, minus 32) as int32 lanes: low 4 bits at bits 4j of
+// scales_l, high 2 bits at bits 2j of scales_h (as p4k_iq4xs_scales).
+__attribute__((target("avx2"))) static inline __m256i p4k_iq4xs_scales8(const p4k_block_iq4_xs *x) {
+    uint32_t l;
+    memcpy(&l, x->scales_l, 4);
+    const __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)l), _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                        _mm256_set1_epi32(0xF));
+    const __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(p4k_load_u16(&x->scales_h)), _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                        _mm256_set1_epi32(3));
+    return _mm256_sub_epi32(_mm256_or_si256(lo, _mm256_slli_epi32(hi, 4)), _mm256_set1_epi32(32));
+}
+
+// Q3_K's sixteen 6-bit scales, minus 32, as int16 lanes (as p4k_q3k_scales, in registers).
+__attribute__((target("avx2"))) static inline __m256i p4k_q3k_scales16(const uint8_t s[12]) {
+    uint32_t w[3];
+    memcpy(w, s, 12);
+    const __m128i low = _mm_set_epi32((int)(w[1] >> 4), (int)(w[0] >> 4), (int)w[1], (int)w[0]);
+    const __m128i high = _mm_set_epi32((int)(w[2] >> 6), (int)(w[2] >> 4), (int)(w[2] >> 2), (int)w[2]);
+    const __m128i v = _mm_or_si128(_mm_and_si128(low, _mm_set1_epi8(0x0F)),
+                                   _mm_slli_epi32(_mm_and_si128(high, _mm_set1_epi8(3)), 4));
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(v, _mm_set1_epi8(32)));
+}
+
+// Bits 2s…2s+1 of every byte (s = 0…3) as 0…3.
+__attribute__((target("avx2"), always_inline)) static inline __m256i p4k_crumbs(__m256i v, int s) {
+    const __m256i three = _mm256_set1_epi8(3);
+    switch (s) {
+    case 0: return _mm256_and_si256(v, three);
+    case 1: return _mm256_and_si256(_mm256_srli_epi16(v, 2), three);
+    case 2: return _mm256_and_si256(_mm256_srli_epi16(v, 4), three);
+    default: return _mm256_and_si256(_mm256_srli_epi16(v, 6), three);
+    }
+}
+
+// Bit j of every byte moved to bit 2 (value 4; 16-bit shifts by at most 5 keep it in its byte).
+__attribute__((target("avx2"), always_inline)) static inline __m256i p4k_bit_to_4(__m256i v, int j) {
+    const __m256i four = _mm256_set1_epi8(4);
+    switch (j) {
+    case 0: return _mm256_and_si256(_mm256_slli_epi16(v, 2), four);
+    case 1: return _mm256_and_si256(_mm256_slli_epi16(v, 1), four);
+    case 2: return _mm256_and_si256(v, four);
+    case 3: return _mm256_and_si256(_mm256_srli_epi16(v, 1), four);
+    case 4: return _mm256_and_si256(_mm256_srli_epi16(v, 2), four);
+    case 5: return _mm256_and_si256(_mm256_srli_epi16(v, 3), four);
+    case 6: return _mm256_and_si256(_mm256_srli_epi16(v, 4), four);
+    default: return _mm256_and_si256(_mm256_srli_epi16(v, 5), four);
+    }
+}
 #endif
 #endif

@@ -24,7 +24,7 @@ struct RandomModelCommand: ParsableCommand {
     @Option(help: "Number of layers (default: the shape's, 40 or 32).")
     var layers: Int?
 
-    @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k (K-quants: random bits).")
+    @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m, q6_k, or llama.cpp's low-bit mixes q2_k, q3_k_m, iq4_xs, iq4_nl, q4_1, q5_0, q5_1 (K-quants and the types without a quantizer: random bits with sane scales).")
     var type: String
 
     @Option(help: "A tokenizer (model directory, tokenizer.json or .tiktoken) whose vocabulary to embed.")

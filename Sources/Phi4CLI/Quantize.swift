@@ -25,8 +25,8 @@ struct Quantize: ParsableCommand {
     var allowRequantize = false
 
     func run() throws {
-        guard let t = GGUFExport.FileType(rawValue: type) else {
-            throw ValidationError("--type must be one of \(GGUFExport.FileType.allCases.map(\.rawValue).joined(separator: ", "))")
+        guard let t = GGUFExport.FileType(rawValue: type), t.writable else {
+            throw ValidationError("--type must be one of \(GGUFExport.FileType.allCases.filter(\.writable).map(\.rawValue).joined(separator: ", "))")
         }
         let clock = ContinuousClock()
         let start = clock.now

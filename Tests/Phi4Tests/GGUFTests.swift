@@ -147,6 +147,45 @@ final class GGUFTests: XCTestCase {
         XCTAssertTrue(error(tmp + "/renamed.gguf").contains("not named PREFIX"), error(tmp + "/renamed.gguf"))
     }
 
+    /// The low-bit files of tools/make_quant_fixtures.py (written by llama-quantize).
+    static let lowBitFiles = ["q2_k", "q3_k_m", "iq4_xs", "iq4_nl", "q5_1"]
+
+    /// Files llama-quantize wrote in the low-bit mixes (rows of whole 256-blocks): every tensor has
+    /// the type llama-quantize gave it (as the gguf package reads it back), runs in place in that
+    /// type, and the model generates.
+    func testLowBitFilesFromLlamaQuantizeLoadInTheirTypes() throws {
+        let expected = try JSONParser.parse(try FileIO.readAll(quantFixtures + "/lowbit/types.json"))
+        for name in GGUFTests.lowBitFiles {
+            let path = quantFixtures + "/lowbit/\(name).gguf"
+            let g = try GGUFFile(path: path)
+            XCTAssertEqual(g.tensors.mapValues(\.type.displayName), expected[name]!.objectValue!.mapValues { $0.stringValue! }, name)
+            let model = try Model.load(path: path)
+            let formats = Set(model.weights.layers.flatMap { [$0.qkv.format, $0.output.format, $0.gateUp.format, $0.down.format] })
+            let stored = Set(g.tensors.values.filter { $0.name.hasPrefix("blk.") && $0.dims.count == 2 }.compactMap { WeightFormat(ggmlType: $0.type) })
+            XCTAssertEqual(formats, stored, name)
+            let out = try Session(model: model, contextLength: 64).evaluate([1, 2, 3, 4], allLogits: true)
+            XCTAssertTrue(out.allSatisfy { $0.isFinite }, name)
+        }
+    }
+
+    /// The low-bit mixes' recipes (`GGUFExport.FileType.type(for:)`, which `phi4 dev random-model`
+    /// writes) give every tensor the type the pinned llama-quantize gave it in the fixture files.
+    func testLowBitRecipesMatchLlamaQuantize() throws {
+        let expected = try JSONParser.parse(try FileIO.readAll(quantFixtures + "/lowbit/types.json"))
+        let types: [String: GGUFExport.FileType] = ["q2_k": .q2_K, "q3_k_m": .q3_K_M, "iq4_xs": .iq4_XS, "iq4_nl": .iq4_NL, "q5_1": .q5_1]
+        for (name, type) in types {
+            let path = quantFixtures + "/lowbit/\(name).gguf"
+            let c = try GGUFModel.config(try GGUFFile(path: path), path: path)
+            for t in ModelTensor.all(c, tied: false) {
+                let ours = t.role(tied: false).map {
+                    type.type(for: $0, cols: t.shape(c).last!, layer: t.layer, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount)
+                } ?? .f32
+                XCTAssertEqual(ours.displayName, expected[name]![t.ggufName]!.stringValue!, "\(name) \(t.ggufName)")
+            }
+            XCTAssertFalse(type.writable, name)
+        }
+    }
+
     /// `phi4 quantize`'s writer: the file loads and runs exactly like quantizing at load time
     /// (gqa8: every row is whole blocks); rows that are not whole blocks (gqa4's FFN 176) stay f16.
     func testExportRoundTrip() throws {
@@ -296,7 +335,9 @@ final class GGUFTests: XCTestCase {
     func testMutatedFilesNeverCrash() throws {
         let total = Int(String(cString: getenv("PHI4_MUTANTS") ?? strdup("1000"))) ?? 1000
         let seed = UInt64(String(cString: getenv("PHI4_MUTANT_SEED") ?? strdup("20261125"))) ?? 20261125
-        let gguf = try FileIO.readAll(quantFixtures + "/gqa8-q8_0-gguf-package.gguf")
+        // The gqa8 Q8_0 file and the low-bit files llama-quantize wrote (Q2_K … IQ4_XS, Q5_1).
+        let ggufs = try ([quantFixtures + "/gqa8-q8_0-gguf-package.gguf"] + GGUFTests.lowBitFiles.map { quantFixtures + "/lowbit/\($0).gguf" })
+            .map { try FileIO.readAll($0) }
         let safetensors = try FileIO.readAll(modelFixtures + "/gqa4/model.safetensors")
         for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "generation_config.json"] {
             write(tmp + "/" + f, try FileIO.readAll(modelFixtures + "/gqa4/" + f))
@@ -306,7 +347,7 @@ final class GGUFTests: XCTestCase {
         var loaded = 0, refused = 0
         for i in 0..<total {
             let isGGUF = i % 2 == 0
-            var b = isGGUF ? gguf : safetensors
+            var b = isGGUF ? ggufs[(i / 2) % ggufs.count] : safetensors
             let headerEnd = isGGUF ? min(b.count, 40_000) : min(b.count, 8 + Int(b[0]) + Int(b[1]) << 8)
             switch i % 5 {
             case 0: b = Array(b.prefix(random(b.count)))
@@ -326,8 +367,11 @@ final class GGUFTests: XCTestCase {
             let path = isGGUF ? tmp + "/x.gguf" : tmp + "/model.safetensors"
             write(path, b)
             do {
-                _ = try Model.load(path: isGGUF ? path : tmp)
+                let model = try Model.load(path: isGGUF ? path : tmp)
                 loaded += 1
+                // A mutated file that loads also runs: whatever its block bytes say, no read leaves
+                // a block or a table.
+                if i % 10 == 0 { _ = try? Session(model: model, contextLength: 16).evaluate([1, 2, 3]) }
             } catch {
                 refused += 1
             }

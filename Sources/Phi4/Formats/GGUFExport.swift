@@ -15,6 +15,13 @@ public enum GGUFExport {
         case q5_K_M = "q5_k_m"
         /// Every matrix Q6_K.
         case q6_K = "q6_k"
+        /// llama.cpp's low-bit mixes, as its `llama-quantize` (the pinned build) lays them out
+        /// without an importance matrix. libphi4 reads and runs them; it does not quantize to them
+        /// yet (``writable``): `phi4 dev random-model` writes them with random blocks.
+        case q2_K = "q2_k", q3_K_M = "q3_k_m", iq4_XS = "iq4_xs", iq4_NL = "iq4_nl", q4_1 = "q4_1", q5_0 = "q5_0", q5_1 = "q5_1"
+
+        /// Whether `phi4 quantize` can write this type (it has a quantizer for every tensor type).
+        public var writable: Bool { ![.q2_K, .q3_K_M, .iq4_XS, .iq4_NL, .q4_1, .q5_0, .q5_1].contains(self) }
 
         /// llama.cpp's `general.file_type` code.
         var code: UInt32 {
@@ -26,12 +33,19 @@ public enum GGUFExport {
             case .q4_K_M: return 15
             case .q5_K_M: return 17
             case .q6_K: return 18
+            case .q2_K: return 10
+            case .q3_K_M: return 12
+            case .iq4_XS: return 30
+            case .iq4_NL: return 25
+            case .q4_1: return 3
+            case .q5_0: return 8
+            case .q5_1: return 9
             }
         }
 
         /// The GGML type of the matrix `name` (a GGUF tensor name) of `cols` columns in `role`,
         /// in layer `layer` of `layers`.
-        func type(for role: WeightType.Role, cols: Int, layer: Int, layers: Int) -> GGMLType {
+        func type(for role: WeightType.Role, cols: Int, layer: Int, layers: Int, gqa: Int = 4) -> GGMLType {
             let q: GGMLType
             // llama.cpp counts the fused attn_qkv as its attn_v: both it and ffn_down get Q6_K
             // in the layers that use more bits.
@@ -45,13 +59,54 @@ public enum GGUFExport {
             case .q4_K_M: q = role == .lmHead || moreBits ? .q6_K : .q4_K
             case .q5_K_M: q = role == .lmHead || moreBits ? .q6_K : .q5_K
             case .q6_K: q = .q6_K
+            // llama-quantize's choices for Phi-4 (fused attn_qkv counts as attn_v; n_gqa ≥ 4 where
+            // heads / KV heads ≥ 4, as in Phi-4 and Phi-4-mini), no importance matrix.
+            case .q2_K:
+                switch role {
+                case .lmHead: q = .q6_K
+                case .qkv: q = gqa >= 4 ? .q4_K : .q3_K
+                case .down, .attention: q = .q3_K
+                default: q = .q2_K
+                }
+            case .q3_K_M:
+                switch role {
+                case .lmHead: q = .q6_K
+                case .qkv: q = layer < 2 ? .q5_K : .q4_K
+                case .attention: q = .q4_K
+                case .down: q = layer < layers / 16 ? .q5_K : .q4_K
+                default: q = .q3_K
+                }
+            case .iq4_XS, .iq4_NL:
+                let base: GGMLType = self == .iq4_XS ? .iq4_XS : .iq4_NL
+                switch role {
+                case .lmHead: q = .q6_K
+                case .qkv: q = gqa >= 4 ? .q5_K : base
+                case .down: q = layer < layers / 8 ? .q5_K : base
+                default: q = base
+                }
+            case .q4_1, .q5_0, .q5_1:
+                q = role == .lmHead ? .q6_K : (self == .q4_1 ? .q4_1 : self == .q5_0 ? .q5_0 : .q5_1)
             }
             if q.block.elements == 256 && cols % 256 != 0 {
                 // llama.cpp's fallbacks for rows that are not whole super-blocks.
-                let fallback: GGMLType = q == .q4_K ? .q5_0 : (q == .q5_K ? .q5_1 : .q8_0)
+                let fallback: GGMLType
+                switch q {
+                case .q4_K: fallback = .q5_0
+                case .q5_K: fallback = .q5_1
+                case .q2_K, .q3_K: fallback = .q4_0
+                case .iq4_XS: fallback = .iq4_NL
+                default: fallback = .q8_0
+                }
                 return cols % 32 == 0 ? fallback : .f16
             }
             return cols % 32 == 0 ? q : .f16  // rows that are not whole blocks stay f16, as in llama.cpp
+        }
+    }
+
+    /// Refuses the types `phi4 quantize` cannot write yet.
+    static func requireWritable(_ type: FileType) throws(ModelError) {
+        guard type.writable else {
+            throw .unsupported("phi4 quantize cannot write \(type.rawValue) files yet (libphi4 reads and runs them; llama-quantize writes them)")
         }
     }
 
@@ -60,6 +115,7 @@ public enum GGUFExport {
     @discardableResult
     public static func write(hfDirectory directory: String, type: FileType, output: String,
                              progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
+        try requireWritable(type)
         let configJSON = try JSONParser.parse(try FileIO.readAll(FileIO.join(directory, "config.json"), limit: 1 << 24))
         let c = try ModelConfig.parse(configJSON)
         let tok = try Tokenizer.load(path: directory)
@@ -83,7 +139,7 @@ public enum GGUFExport {
             let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
             guard t.shape == shape else { throw ModelError.shapeMismatch("\(item.hf) has shape \(t.shape), the config implies \(shape)") }
             let name = item.gguf
-            let ggml = item.role.map { type.type(for: $0, cols: item.cols, layer: item.layer, layers: c.layerCount) } ?? .f32
+            let ggml = item.role.map { type.type(for: $0, cols: item.cols, layer: item.layer, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount) } ?? .f32
             written.append((name, "\(ggml)"))
             let dims = item.role == nil ? [item.cols] : [item.cols, item.rows]
             let total = plan.count
@@ -108,6 +164,7 @@ public enum GGUFExport {
     @discardableResult
     public static func write(ggufFile input: String, type: FileType, output: String, allowRequantize: Bool = false,
                              progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
+        try requireWritable(type)
         let g = try GGUFFile(path: input)
         let c = try GGUFModel.config(g, path: input)
         guard !FileIO.sameFile(input, output) else {
@@ -130,7 +187,7 @@ public enum GGUFExport {
             let layer = name.hasPrefix("blk.") ? Int(name.split(separator: ".")[1]) ?? 0 : 0
             var target = t.type
             if let role, t.dims.count == 2 {
-                target = type.type(for: role, cols: t.dims[0], layer: layer, layers: c.layerCount)
+                target = type.type(for: role, cols: t.dims[0], layer: layer, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount)
                 guard [.f32, .f16, .bf16].contains(t.type) || target == t.type || allowRequantize else {
                     throw ModelError.unsupported("\(input): \(name) is already \(t.type.displayName); quantize from a float (F32, F16, BF16) file, or allow requantizing")
                 }

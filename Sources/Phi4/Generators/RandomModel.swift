@@ -35,7 +35,7 @@ public enum RandomModel {
         if !c.tieWordEmbeddings { plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot())) }
         GGUFExport.addRopeFactors(c, to: &w)
         for (index, (name, rows, cols, role, scale)) in plan.enumerated() {
-            let ggml = role.map { type.type(for: $0, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount) } ?? .f32
+            let ggml = role.map { type.type(for: $0, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount) } ?? .f32
             let dims = role == nil ? [cols] : [cols, rows]
             let total = plan.count
             w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in
@@ -58,10 +58,10 @@ public enum RandomModel {
                         r += n
                         continue
                     }
-                    if ggml.block.elements == 256 {
-                        // K-quants: random bits, with the fp16 super-block scales set so that the
-                        // values have about the standard deviation `scale`.
-                        randomKBlocks(out, count: n * cols / 256, type: ggml, scale: scale, state: &state)
+                    if ggml.block.elements == 256 || ggml.info.quantize == nil {
+                        // K-quants and types without a quantizer: random bits, with the fp16 scales
+                        // set so that the values have about the standard deviation `scale`.
+                        randomBlocks(out, count: n * cols / ggml.block.elements, type: ggml, scale: scale, state: &state)
                         try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
                         r += n
                         continue
@@ -85,27 +85,39 @@ public enum RandomModel {
         progress(plan.count, plan.count, "")
     }
 
-    /// Fills `count` K-quant super-blocks with random bits and sane fp16 scales.
-    static func randomKBlocks(_ out: UnsafeMutableRawPointer, count: Int, type: GGMLType, scale: Float, state: inout UInt64) {
+    /// Fills `count` blocks of `type` with random bits and sane fp16 scales: each scale field set so
+    /// that the largest value the block's integers can make is about √3 · `scale`.
+    static func randomBlocks(_ out: UnsafeMutableRawPointer, count: Int, type: GGMLType, scale: Float, state: inout UInt64) {
         let bytes = type.block.bytes
-        let words = out.bindMemory(to: UInt64.self, capacity: count * bytes / 8)
-        for i in 0..<(count * bytes / 8) {
-            state ^= state >> 12
-            state ^= state << 25
-            state ^= state >> 27
-            words[i] = state &* 0x2545_F491_4F6C_DD1D
+        let raw = out.bindMemory(to: UInt8.self, capacity: count * bytes)
+        for i in 0..<(count * bytes) {
+            if i % 8 == 0 {
+                state ^= state >> 12
+                state ^= state << 25
+                state ^= state >> 27
+            }
+            raw[i] = UInt8(truncatingIfNeeded: (state &* 0x2545_F491_4F6C_DD1D) >> (8 * UInt64(i % 8)))
         }
-        let raw = UnsafeMutableRawPointer(words)
+        let top = scale * 1.732
+        // (offset, value) of each fp16 field: the largest |integer product| the block's values reach.
+        let fields: [(Int, Float)]
+        switch type {
+        case .q6_K: fields = [(208, top / (64 * 32))]                    // d · scale₁₆ · (q − 32)
+        case .q4_K: fields = [(0, top / (32 * 15)), (2, top / (32 * 15))] // d · sc · q − dmin · m
+        case .q5_K: fields = [(0, top / (32 * 31)), (2, top / (32 * 31))]
+        case .q2_K: fields = [(80, top / (15 * 3)), (82, top / (15 * 3))]
+        case .q3_K: fields = [(108, top / (32 * 4))]                      // d · (sc − 32) · q, |q| ≤ 4
+        case .iq4_XS: fields = [(0, top / (32 * 127))]                    // d · (sc − 32) · kv
+        case .iq4_NL: fields = [(0, top / 127)]                           // d · kv
+        case .q4_1: fields = [(0, 2 * top / 15), (2, -top)]               // d · q + m
+        case .q5_1: fields = [(0, 2 * top / 31), (2, -top)]
+        default: fields = [(0, top / 16)]                                 // Q5_0, Q4_0, Q8_0: d · (q − offset)
+        }
         for b in 0..<count {
-            let block = raw + b * bytes
-            if type == .q6_K {
-                // value = d · scale₁₆ · (q − 32): |scale₁₆| ≤ 128, |q − 32| ≤ 32
-                block.storeBytes(of: p4k_f32_to_fp16(scale * 1.732 / (64 * 32)), toByteOffset: 208, as: UInt16.self)
-            } else {
-                // value = d · sc · q − dmin · m: sc, m ≤ 63, q ≤ 15 (31 for Q5_K)
-                let h = p4k_f32_to_fp16(scale * 1.732 / (32 * (type == .q5_K ? 31 : 15)))
-                block.storeBytes(of: h, toByteOffset: 0, as: UInt16.self)
-                block.storeBytes(of: h, toByteOffset: 2, as: UInt16.self)
+            for (offset, value) in fields {
+                let h = p4k_f32_to_fp16(value)
+                raw[b * bytes + offset] = UInt8(h & 0xFF)
+                raw[b * bytes + offset + 1] = UInt8(h >> 8)
             }
         }
     }
