@@ -65,6 +65,89 @@ static int each_row(const p4k_job *j, void (*row_fn)(const p4k_job *, const uint
     return 0;
 }
 
+/// The fifth bits of a Q5 block's elements 16·half … 16·half + 15 (bit e of the 32-bit qh), as 0x10.
+static inline uint8x16_t fifth16(const uint8_t qh[4], int half) {
+    const uint8x16_t bytes = vcombine_u8(vdup_n_u8(qh[2 * half]), vdup_n_u8(qh[2 * half + 1]));
+    const uint8x16_t bit = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+    return vandq_u8(vtstq_u8(bytes, bit), vdupq_n_u8(0x10));
+}
+
+/// Block `sub` of a Q2_K / Q3_K / IQ4_XS super-block, or the block of 32 at `blk`, decoded as
+/// kernels_scalar.c reads it: two int8x16 of values (Q2_K q; Q3_K q in −4…3; IQ4 table values;
+/// Q5_0 q − 16; Q4_1 / Q5_1 q), the float scale d (IQ4_XS: d·sc), Q4_1 / Q5_1's m and Q2_K's dmin in
+/// `m`, the 16-value scales s0, s1 and Q2_K's mins m0, m1.
+static inline void low_decode(int f, const uint8_t *blk, int sub, int8x16_t *w0, int8x16_t *w1, float *d, float *m,
+                              int32_t *s0, int32_t *s1, int32_t *m0, int32_t *m1) {
+    const int8x16_t table = vld1q_s8(p4k_iq4nl_values);
+    switch (f) {
+    case P4K_IQ4_NL: case P4K_IQ4_XS: {
+        const uint8_t *qs = f == P4K_IQ4_NL ? ((const p4k_block_iq4_nl *)blk)->qs : ((const p4k_block_iq4_xs *)blk)->qs + 16 * sub;
+        const uint8x16_t raw = vld1q_u8(qs);
+        *w0 = vqtbl1q_s8(table, vandq_u8(raw, vdupq_n_u8(0x0F)));
+        *w1 = vqtbl1q_s8(table, vshrq_n_u8(raw, 4));
+        *d = p4k_h2f(p4k_load_u16(blk));
+        if (f == P4K_IQ4_XS) {
+            int8_t sc[8];
+            p4k_iq4xs_scales((const p4k_block_iq4_xs *)blk, sc);
+            *d = *d * (float)sc[sub];
+        }
+        break;
+    }
+    case P4K_Q4_1: case P4K_Q5_0: case P4K_Q5_1: {
+        const uint8_t *qs = f == P4K_Q4_1 ? ((const p4k_block_q4_1 *)blk)->qs
+                            : f == P4K_Q5_0 ? ((const p4k_block_q5_0 *)blk)->qs : ((const p4k_block_q5_1 *)blk)->qs;
+        const uint8x16_t raw = vld1q_u8(qs);
+        uint8x16_t lo = vandq_u8(raw, vdupq_n_u8(0x0F)), hi = vshrq_n_u8(raw, 4);
+        if (f != P4K_Q4_1) {
+            const uint8_t *qh = f == P4K_Q5_0 ? ((const p4k_block_q5_0 *)blk)->qh : ((const p4k_block_q5_1 *)blk)->qh;
+            lo = vorrq_u8(lo, fifth16(qh, 0));
+            hi = vorrq_u8(hi, fifth16(qh, 1));
+        }
+        *w0 = vreinterpretq_s8_u8(lo);
+        *w1 = vreinterpretq_s8_u8(hi);
+        if (f == P4K_Q5_0) {
+            *w0 = vsubq_s8(*w0, vdupq_n_s8(16));
+            *w1 = vsubq_s8(*w1, vdupq_n_s8(16));
+        }
+        *d = p4k_h2f(p4k_load_u16(blk));
+        if (f != P4K_Q5_0) *m = p4k_h2f(p4k_load_u16(blk + 2));
+        break;
+    }
+    default: {  // Q2_K, Q3_K: 2 low bits of element e at bits 2·(sub % 4) of qs[32·(sub / 4) + e]
+        const int q3 = f == P4K_Q3_K;
+        const uint8_t *qs = q3 ? ((const p4k_block_q3_k *)blk)->qs : ((const p4k_block_q2_k *)blk)->qs;
+        const int8x16_t shift = vdupq_n_s8((int8_t)(-2 * (sub % 4)));
+        uint8x16_t l0 = vandq_u8(vshlq_u8(vld1q_u8(qs + 32 * (sub / 4)), shift), vdupq_n_u8(3));
+        uint8x16_t l1 = vandq_u8(vshlq_u8(vld1q_u8(qs + 32 * (sub / 4) + 16), shift), vdupq_n_u8(3));
+        if (q3) {
+            const p4k_block_q3_k *x = (const p4k_block_q3_k *)blk;
+            const int8x16_t hs = vdupq_n_s8((int8_t)-sub);
+            const uint8x16_t h0 = vandq_u8(vshlq_u8(vld1q_u8(x->hmask), hs), vdupq_n_u8(1));
+            const uint8x16_t h1 = vandq_u8(vshlq_u8(vld1q_u8(x->hmask + 16), hs), vdupq_n_u8(1));
+            // q = low − 4 unless the bit is set: (low | bit·4) − 4
+            *w0 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l0, vshlq_n_u8(h0, 2))), vdupq_n_s8(4));
+            *w1 = vsubq_s8(vreinterpretq_s8_u8(vorrq_u8(l1, vshlq_n_u8(h1, 2))), vdupq_n_s8(4));
+            int8_t sc[16];
+            p4k_q3k_scales(x->scales, sc);
+            *s0 = sc[2 * sub];
+            *s1 = sc[2 * sub + 1];
+            *d = p4k_h2f(x->d);
+        } else {
+            const p4k_block_q2_k *x = (const p4k_block_q2_k *)blk;
+            *w0 = vreinterpretq_s8_u8(l0);
+            *w1 = vreinterpretq_s8_u8(l1);
+            *s0 = x->scales[2 * sub] & 0xF;
+            *s1 = x->scales[2 * sub + 1] & 0xF;
+            *m0 = x->scales[2 * sub] >> 4;
+            *m1 = x->scales[2 * sub + 1] >> 4;
+            *d = p4k_h2f(x->d);
+            *m = p4k_h2f(x->dmin);
+        }
+        break;
+    }
+    }
+}
+
 // The row functions, written once and compiled for each flavour: ATTR is the function attribute
 // and DOT16 the dot product of that flavour.
 #define P4K_NEON_KERNELS(SUFFIX, ATTR, DOT16)                                                              \
@@ -145,8 +228,47 @@ static int each_row(const p4k_job *j, void (*row_fn)(const p4k_job *, const uint
             }                                                                                             \
         }                                                                                                 \
     }                                                                                                     \
+                                                                                                          \
+    /* The types of low-bit files: each block of 32 decoded to two int8x16 (signed values), then */      \
+    /* each token's integer sums and float step as kernels_scalar.c forms them. */                       \
+    ATTR static void lowbit_row_##SUFFIX(const p4k_job *j, const uint8_t *row, float *lanes) {            \
+        const int f = j->format;                                                                          \
+        const size_t nb = j->cols / 32, bs = p4k_format((uint32_t)f)->block_bytes;                        \
+        const int per256 = f == P4K_Q2_K || f == P4K_Q3_K || f == P4K_IQ4_XS;                            \
+        for (size_t b = 0; b < nb; b++) {                                                                 \
+            const uint8_t *blk = per256 ? row + (b / 8) * bs : row + b * bs;                              \
+            const int sub = (int)(b % 8);                                                                 \
+            int8x16_t w0, w1;                                                                             \
+            float d, m = 0;                                                                               \
+            int32_t s0 = 1, s1 = 1, m0 = 0, m1 = 0; /* 16-value scales and mins (Q2_K, Q3_K) */          \
+            low_decode(f, blk, sub, &w0, &w1, &d, &m, &s0, &s1, &m0, &m1);                               \
+            for (size_t i = 0; i < j->t; i++) {                                                           \
+                const int8_t *a = j->aq + i * j->cols + 32 * b;                                           \
+                const float ad = j->ad[i * nb + b];                                                       \
+                float *l = lanes + 8 * i + (b & 7);                                                       \
+                if (f == P4K_Q2_K) {                                                                      \
+                    const int8x16_t one = vdupq_n_s8(1);                                                  \
+                    const int32_t isum = s0 * DOT16(w0, a) + s1 * DOT16(w1, a + 16);                      \
+                    const int32_t msum = m0 * DOT16(one, a) + m1 * DOT16(one, a + 16);                    \
+                    const float t1 = d * (float)isum, t2 = m * (float)msum;                               \
+                    *l = *l + ad * (t1 - t2);                                                             \
+                } else if (f == P4K_Q3_K) {                                                               \
+                    const int32_t isum = s0 * DOT16(w0, a) + s1 * DOT16(w1, a + 16);                      \
+                    *l = *l + (float)isum * (d * ad);                                                     \
+                } else if (f == P4K_Q4_1 || f == P4K_Q5_1) {                                              \
+                    const int32_t isum = DOT16(w0, a) + DOT16(w1, a + 16);                                \
+                    const float t1 = d * (float)isum, t2 = m * (float)j->asum[i * nb + b];                \
+                    *l = *l + ad * (t1 + t2);                                                             \
+                } else { /* IQ4_NL, IQ4_XS (d = d·sc), Q5_0 (values q − 16) */                            \
+                    const int32_t sum = DOT16(w0, a) + DOT16(w1, a + 16);                                 \
+                    *l = *l + (float)sum * (d * ad);                                                      \
+                }                                                                                         \
+            }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
     static int legacy_##SUFFIX(const p4k_job *j) { return each_row(j, legacy_row_##SUFFIX); }            \
-    static int kquant_##SUFFIX(const p4k_job *j) { return each_row(j, kquant_row_##SUFFIX); }
+    static int kquant_##SUFFIX(const p4k_job *j) { return each_row(j, kquant_row_##SUFFIX); }            \
+    static int lowbit_##SUFFIX(const p4k_job *j) { return each_row(j, lowbit_row_##SUFFIX); }
 
 P4K_NEON_KERNELS(neon, , dot16_plain)
 P4K_NEON_KERNELS(sdot, P4K_DOTPROD, dot16_sdot)
@@ -162,6 +284,20 @@ const p4k_kernel p4k_kernels_neon[] = {
     {P4K_Q4_K, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", kquant_sdot},
     {P4K_Q5_K, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", kquant_sdot},
     {P4K_Q6_K, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", kquant_sdot},
+    {P4K_Q2_K, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_Q3_K, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_IQ4_XS, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_IQ4_NL, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_Q4_1, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_Q5_0, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_Q5_1, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", lowbit_neon},
+    {P4K_Q2_K, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_Q3_K, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_IQ4_XS, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_IQ4_NL, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_Q4_1, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_Q5_0, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_Q5_1, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
     {0, 0, 0, NULL, NULL},
 };
 #endif
