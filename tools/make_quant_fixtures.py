@@ -178,8 +178,10 @@ def write_lowbit_models(llama_bin):
     """Small Phi-4-architecture models whose rows are whole 256-blocks (hidden 256, FFN 512, random
     weights, the gqa8 tokenizer), written by the pinned `llama-quantize` in the low-bit mixes
     (lowbit/{q2_k,q3_k_m,iq4_xs,iq4_nl,q5_1}.gguf) with each file's tensor types
-    (lowbit/types.json, read back by the gguf package). They feed the loader tests and the
-    mutated-file fuzzing."""
+    (lowbit/types.json, read back by the gguf package) and, per file and quantized type, the gguf
+    package's dequantization of the first 4 rows of its first tensor of that type
+    (lowbit/dequant_FILE_TYPE.npy, the tensor names in lowbit/dequant.json). They feed the loader
+    tests and the mutated-file fuzzing."""
     import subprocess
     import tempfile
     src = os.path.join(FIX, "models", "gqa8")
@@ -198,15 +200,27 @@ def write_lowbit_models(llama_bin):
                         p + "mlp.gate_up_proj.weight": r(2 * f, h), p + "mlp.down_proj.weight": r(h, f)})
     out = os.path.join(OUT, "lowbit")
     os.makedirs(out, exist_ok=True)
-    types = {}
+    types, dequant = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         f32 = os.path.join(tmp, "f32.gguf")
         write_gguf(f32, cfg, tensors, src, Q.F32)
         for ty in ["Q2_K", "Q3_K_M", "IQ4_XS", "IQ4_NL", "Q5_1"]:
             path = os.path.join(out, ty.lower() + ".gguf")
             subprocess.run([os.path.join(llama_bin, "llama-quantize"), f32, path, ty], check=True, capture_output=True)
-            types[ty.lower()] = {t.name: t.tensor_type.name for t in gguf.GGUFReader(path).tensors}
+            reader = gguf.GGUFReader(path)
+            types[ty.lower()] = {t.name: t.tensor_type.name for t in reader.tensors}
+            # Real llama-quantize blocks: the first 4 rows of the first tensor of each quantized type,
+            # dequantized by the gguf package.
+            for t in reader.tensors:
+                name = t.tensor_type.name.lower()
+                target = os.path.join(out, f"dequant_{ty.lower()}_{name}.npy")
+                if t.tensor_type in (Q.F32, Q.F16) or os.path.exists(target):
+                    continue
+                rows = np.asarray(t.data)[:4]
+                np.save(target, gguf.quants.dequantize(rows, t.tensor_type).astype(np.float32))
+                dequant[f"{ty.lower()}_{name}"] = t.name
     json.dump(types, open(os.path.join(out, "types.json"), "w"), indent=1, sort_keys=True)
+    json.dump(dequant, open(os.path.join(out, "dequant.json"), "w"), indent=1, sort_keys=True)
 
 
 if __name__ == "__main__":

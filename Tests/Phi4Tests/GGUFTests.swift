@@ -168,6 +168,26 @@ final class GGUFTests: XCTestCase {
         }
     }
 
+    /// Blocks llama-quantize wrote (the first 4 rows of a tensor of each type in each low-bit
+    /// fixture): the format table's dequantizers give the `gguf` package's values bit for bit.
+    func testRealLowBitBlocksDequantizeAsTheGGUFPackage() throws {
+        let index = try JSONParser.parse(try FileIO.readAll(quantFixtures + "/lowbit/dequant.json"))
+        var checked = Set<String>()
+        for file in GGUFTests.lowBitFiles {
+            let g = try GGUFFile(path: quantFixtures + "/lowbit/\(file).gguf")
+            for type in Set(g.tensors.values.map(\.type)) where type != .f32 {
+                let key = "\(file)_\(type.displayName.lowercased())"
+                let t = try XCTUnwrap(g.tensors[try XCTUnwrap(index[key]?.stringValue, key)], key)
+                let want = try NPY.read(path: quantFixtures + "/lowbit/dequant_\(key).npy").values
+                var got = [Float](repeating: .nan, count: want.count)
+                XCTAssertEqual(p4k_dequantize_rows(Int32(type.rawValue), t.data.baseAddress!, t.dims[0], 4, &got), 0, key)
+                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), key)
+                checked.insert(type.displayName)
+            }
+        }
+        XCTAssertEqual(checked, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "IQ4_NL", "Q5_1"])
+    }
+
     /// The low-bit mixes' recipes (`GGUFExport.FileType.type(for:)`, which `phi4 dev random-model`
     /// writes) give every tensor the type the pinned llama-quantize gave it in the fixture files.
     func testLowBitRecipesMatchLlamaQuantize() throws {
