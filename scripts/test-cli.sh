@@ -44,6 +44,15 @@ check "chat drops the oldest turns when the context is full" '[ "$(printf "%s" "
 MVS=Tests/Phi4Tests/Fixtures/models/mini-vocab-specials
 want=$(python3 -c "import json; print(','.join(map(str, json.load(open('$MVS/reference.json'))['greedy'])))")
 check "chat prompt and greedy ids of a vocabulary that lists its specials" '[ "$($P generate --model $MVS --chat --system "You write Python." --prompt "def fib(n): and then print the band" --greedy --max-tokens 24 --print-ids 2>/dev/null)" = "$want" ]'
+# A model split by llama-gguf-split loads from any shard; info names the shards.
+SPLIT=Tests/Phi4Tests/Fixtures/quant/split/gqa8-q8_0-00002-of-00003.gguf
+check "info on a split model names its shards" '$P info "$SPLIT" | grep -q "^split: 3 shards"'
+check "generate from a middle shard of a split model" '[ -n "$($P generate --model "$SPLIT" --ids 1,2,3 --greedy --max-tokens 4 --print-ids 2>/dev/null)" ]'
+# Types phi4 reads but cannot write yet are a usage error of quantize, listing the writable ones.
+set +e
+err=$($P quantize --model $M --type iq4_xs --out /tmp/never.gguf 2>&1); rc=$?
+set -e
+check "quantize refuses a read-only type (exit $rc)" '[ $rc -eq 64 ] && printf "%s" "$err" | grep -q "q4_k_m"'
 tmp=$(mktemp -d)
 head -c 20000 Sources/Phi4/Model/Decoder.swift > "$tmp/text.txt"
 ppl=$($P perplexity --model $M --file "$tmp/text.txt" --ctx 128 --max-windows 2 2>/dev/null)

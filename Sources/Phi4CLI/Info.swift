@@ -24,6 +24,9 @@ struct Info: ParsableCommand {
             let g: GGUFFile
             do { g = try GGUFFile(path: path) } catch { throw RuntimeError(error) }
             print("format: GGUF v\(g.version), \(g.tensors.count) tensors, \(g.metadata.count) metadata entries")
+            if g.files.count > 1 {
+                print("split: \(g.files.count) shards, \(g.files.map { String($0.path.split(separator: "/").last ?? "") }.joined(separator: ", "))")
+            }
             print("architecture: \(g.metadata["general.architecture"]?.stringValue ?? "?")")
             if let c = try? Model.config(path: path) { print("model: \(c.familyName)\(rotaryText(c))") }
             for key in ["context_length", "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
