@@ -142,6 +142,16 @@ final class GGUFTests: XCTestCase {
         // Shard 1's bytes in shard 3's place.
         write(tmp + "/m-00003-of-00003.gguf", try FileIO.readAll(shards[0]))
         XCTAssertTrue(error(tmp + "/m-00002-of-00003.gguf").contains("m-00003-of-00003.gguf: not shard 3 of 3"), error(tmp + "/m-00002-of-00003.gguf"))
+        // A forged shard count (the first shard's split.count, a uint16, made 65535 with the
+        // file's real name): shard 2 of 65535 is missing, named, with no attempt at the rest.
+        var forged = try FileIO.readAll(shards[0])
+        let key = Array("split.count".utf8)
+        let at = try XCTUnwrap((0..<(forged.count - key.count)).first { forged[$0..<($0 + key.count)].elementsEqual(key) })
+        // key, then the value type (4 bytes, uint16 = 2), then the value.
+        forged[at + key.count + 4] = 0xFF
+        forged[at + key.count + 5] = 0xFF
+        write(tmp + "/f-00001-of-65535.gguf", forged)
+        XCTAssertTrue(error(tmp + "/f-00001-of-65535.gguf").contains("f-00002-of-65535.gguf: shard 2 of 65535"), error(tmp + "/f-00001-of-65535.gguf"))
         // A shard under a name that is not llama.cpp's.
         write(tmp + "/renamed.gguf", try FileIO.readAll(shards[0]))
         XCTAssertTrue(error(tmp + "/renamed.gguf").contains("not named PREFIX"), error(tmp + "/renamed.gguf"))

@@ -115,6 +115,8 @@ public struct GGUFFile: @unchecked Sendable {
             self = first
             return
         }
+        // llama.cpp stores the count as a uint16 and names shards with five digits.
+        guard count <= 65535 else { throw .invalidWeights("\(path): split.count \(count) is not a shard count") }
         let shardPaths = try GGUFFile.shardPaths(of: path, count: count)
         var shards: [GGUFFile] = []
         for (i, p) in shardPaths.enumerated() {
