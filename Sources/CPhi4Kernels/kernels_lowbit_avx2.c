@@ -111,6 +111,12 @@ static const uint8_t pick16[4][32] = {
     {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
     {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
 
+// For sub-blocks 2m and 2m + 1 of a half: the int16 scale pattern [sc(4m) ×4, sc(4m+2) ×4 |
+// sc(4m+1) ×4, sc(4m+3) ×4] from the half's eight 16-value scales (in both lanes).
+static const uint8_t pick_pair[2][32] = {
+    {0, 1, 0, 1, 0, 1, 0, 1, 4, 5, 4, 5, 4, 5, 4, 5, 2, 3, 2, 3, 2, 3, 2, 3, 6, 7, 6, 7, 6, 7, 6, 7},
+    {8, 9, 8, 9, 8, 9, 8, 9, 12, 13, 12, 13, 12, 13, 12, 13, 10, 11, 10, 11, 10, 11, 10, 11, 14, 15, 14, 15, 14, 15, 14, 15}};
+
 // One row of super-blocks against one token; a16: the activations' 16-value sums (Q2_K, Q3_K).
 __attribute__((target("avx2,f16c"), always_inline)) static inline float
 row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const int16_t *a16, size_t nsb) {
@@ -119,7 +125,6 @@ row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const
     for (size_t i = 0; i < nsb; i++, w += bb) {
         const int8_t *a = aq + 256 * i;
         for (int k = 0; k < 4; k++) _mm_prefetch((const char *)(w + 2048 + 64 * k), _MM_HINT_T0);
-        __m256i s[8];
         const __m256 ai = _mm256_loadu_ps(ad + 8 * i);
         if (format == P4K_IQ4_XS) {
             const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)w;
@@ -159,18 +164,33 @@ row_super(int format, const uint8_t *w, const int8_t *aq, const float *ad, const
         const __m256i half[2] = {_mm256_permute4x64_epi64(scv, 0x44), _mm256_permute4x64_epi64(scv, 0xEE)};
         const uint8_t *qs = q3 ? x3->qs : x2->qs;
         const __m256i hm = q3 ? _mm256_loadu_si256((const __m256i *)x3->hmask) : _mm256_setzero_si256();
+        // Sub-blocks j and j + 1 at once: their maddubs pair sums (|·| ≤ 2·7·127) are first added
+        // within each 16-value group in int16 (≤ 4·7·127), so that one `madd` applies four scales.
+        __m256i s[4];
         for (int h = 0; h < 2; h++) {
             const __m256i qv = _mm256_loadu_si256((const __m256i *)(qs + 32 * h));
+            __m256i p[4];
             for (int k = 0; k < 4; k++) {
                 const int j = 4 * h + k;
                 __m256i u = p4k_crumbs(qv, k);
                 if (q3) u = _mm256_or_si256(u, p4k_bit_to_4(hm, j));  // u = q + 4 (0…7)
-                const __m256i x = _mm256_loadu_si256((const __m256i *)(a + 32 * j));
-                const __m256i scale = _mm256_shuffle_epi8(half[h], _mm256_loadu_si256((const __m256i *)pick16[k]));
-                s[j] = _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scale);
+                p[k] = _mm256_maddubs_epi16(u, _mm256_loadu_si256((const __m256i *)(a + 32 * j)));
+            }
+            for (int k = 0; k < 4; k += 2) {
+                // [j: 4 sums of group 2j, j+1: 4 of group 2j+2 | j: group 2j+1, j+1: group 2j+3]
+                const __m256i t = _mm256_add_epi16(_mm256_unpacklo_epi64(p[k], p[k + 1]), _mm256_unpackhi_epi64(p[k], p[k + 1]));
+                const __m256i scale = _mm256_shuffle_epi8(half[h], _mm256_loadu_si256((const __m256i *)pick_pair[k / 2]));
+                s[2 * h + k / 2] = _mm256_madd_epi16(t, scale);  // [j j j+1 j+1 | j j j+1 j+1]
             }
         }
-        __m256i isum = p4k_reduce8_i32(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]);
+        // Per sub-block totals in order: [j0 j1 j2 j3 | same] and [j4 … j7 | same], then the lanes.
+        __m256i w[2];
+        for (int h = 0; h < 2; h++) {
+            const __m256 e = _mm256_castsi256_ps(s[2 * h]), f = _mm256_castsi256_ps(s[2 * h + 1]);
+            w[h] = _mm256_add_epi32(_mm256_castps_si256(_mm256_shuffle_ps(e, f, 0x88)),
+                                    _mm256_castps_si256(_mm256_shuffle_ps(e, f, 0xDD)));
+        }
+        __m256i isum = _mm256_add_epi32(_mm256_permute2x128_si256(w[0], w[1], 0x20), _mm256_permute2x128_si256(w[0], w[1], 0x31));
         const __m256i sums16 = _mm256_loadu_si256((const __m256i *)(a16 + 16 * i));
         if (q3) {
             // Σ sc·(u − 4)·a = Σ sc·u·a − 4·Σ sc·A (A: 16-value activation sums).

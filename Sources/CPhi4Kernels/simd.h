@@ -171,13 +171,17 @@ __attribute__((target("avx2"))) static inline __m256i p4k_iq4xs_scales8(const p4
 
 // Q3_K's sixteen 6-bit scales, minus 32, as int16 lanes (as p4k_q3k_scales, in registers).
 __attribute__((target("avx2"))) static inline __m256i p4k_q3k_scales16(const uint8_t s[12]) {
-    uint32_t w[3];
-    memcpy(w, s, 12);
-    const __m128i low = _mm_set_epi32((int)(w[1] >> 4), (int)(w[0] >> 4), (int)w[1], (int)w[0]);
-    const __m128i high = _mm_set_epi32((int)(w[2] >> 6), (int)(w[2] >> 4), (int)(w[2] >> 2), (int)w[2]);
-    const __m128i v = _mm_or_si128(_mm_and_si128(low, _mm_set1_epi8(0x0F)),
-                                   _mm_slli_epi32(_mm_and_si128(high, _mm_set1_epi8(3)), 4));
-    return _mm256_cvtepi8_epi16(_mm_sub_epi8(v, _mm_set1_epi8(32)));
+    // Low 4 bits: scale j < 8 from byte j's low nibble, j ≥ 8 from byte j − 8's high nibble. High 2
+    // bits: bits 2g…2g+1 of byte 8 + (j % 4) for g = j / 4, one 32-bit lane per g (srlv).
+    uint64_t lo;
+    uint32_t hi;
+    memcpy(&lo, s, 8);
+    memcpy(&hi, s + 8, 4);
+    const __m128i l = _mm_cvtsi64_si128((long long)lo);
+    const __m128i low = _mm_and_si128(_mm_unpacklo_epi64(l, _mm_srli_epi16(l, 4)), _mm_set1_epi8(0x0F));
+    const __m128i h = _mm_srlv_epi32(_mm_set1_epi32((int)hi), _mm_setr_epi32(0, 2, 4, 6));
+    const __m128i high = _mm_slli_epi16(_mm_and_si128(h, _mm_set1_epi8(3)), 4);
+    return _mm256_cvtepi8_epi16(_mm_sub_epi8(_mm_or_si128(low, high), _mm_set1_epi8(32)));
 }
 
 // Bits 2s…2s+1 of every byte (s = 0…3) as 0…3.
