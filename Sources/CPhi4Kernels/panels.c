@@ -276,10 +276,15 @@ int p4k_panel_tile_format(int format) {
     }
 }
 
+// Where value e of a 32-block goes in Q3_K's panels: pairs of the two 16-value halves alternate
+// (0 1 16 17 2 3 18 19 …), so that every group of four holds two values of each half and one
+// `maddubs` yields one int16 sum per half (panels.h).
+static inline size_t q3k_pos(int e) { return e < 16 ? (size_t)(4 * (e / 2) + e % 2) : (size_t)(4 * ((e - 16) / 2) + 2 + e % 2); }
+
 // Block b (32 values) of a row of `format`, decoded as the tile format stores it: values `v`
-// (Q8_0 tiles: the signed value + 128; Q6_K tiles: Q3_K's q + 32; Q4_K / Q5_K tiles: q), the
-// float scale `d`, Q4_K / Q5_K tiles' min term `dm` (−m, since those tiles subtract it), Q6_K
-// tiles' two 16-value scales. Each value and scale is formed as the format's row kernel forms it.
+// (Q8_0 tiles: the signed value + 128; Q3_K: u = q + 4 in q3k_pos order; Q4_K / Q5_K tiles: q),
+// the float scale `d`, Q4_K / Q5_K tiles' min term `dm` (−m, since those tiles subtract it), Q3_K's
+// two 16-value scales. Each value and scale is formed as the format's row kernel forms it.
 static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32], float *d, float *dm, int16_t sc[2]) {
     const size_t i = b / 8, j = b % 8;
     *dm = 0;
@@ -330,7 +335,7 @@ static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32]
         sc[1] = s16[2 * j + 1];
         for (int e = 0; e < 32; e++) {
             const int low = (x->qs[32 * (j / 4) + (size_t)e] >> (2 * (j % 4))) & 3;
-            v[e] = (uint8_t)(low + (((x->hmask[e] >> j) & 1) ? 0 : -4) + 32);
+            v[q3k_pos(e)] = (uint8_t)(low + (((x->hmask[e] >> j) & 1) ? 4 : 0));
         }
         break;
     }
@@ -372,6 +377,12 @@ static void repack_decoded(int format, int tf, int split, const uint8_t *w, size
     }
 }
 
+// The 32 values of a block in q3k_pos order: 16-bit pairs of the two halves interleaved.
+__attribute__((target("avx2"))) static inline __m256i q3k_order(__m256i v) {
+    const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
+    return _mm256_setr_m128i(_mm_unpacklo_epi16(lo, hi), _mm_unpackhi_epi16(lo, hi));
+}
+
 // Eight full rows of a decoded format, groups of eight blocks (a super-block, or eight blocks of
 // 32) decoded with vector operations into tmp[row][block][32] (the same values and scales as
 // decode_block), then each block's eight rows transposed as repack_k56_avx2 does; the blocks past
@@ -403,13 +414,13 @@ __attribute__((target("avx2,f16c"))) static void repack_decoded_avx2(int format,
                 int8_t s16[16];
                 p4k_q3k_scales(x->scales, s16);
                 const float dx = p4k_h2f(x->d);
-                const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask), base = _mm256_set1_epi8(28);
+                const __m256i hm = _mm256_loadu_si256((const __m256i *)x->hmask);
                 for (int h = 0; h < 2; h++) {
                     const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * h));
                     for (int k = 0; k < 4; k++) {
-                        const int j = 4 * h + k;  // u = q + 4 (0…7), stored as q + 32
+                        const int j = 4 * h + k;  // u = q + 4 (0…7), in q3k_pos order
                         const __m256i u = _mm256_or_si256(p4k_crumbs(qv, k), p4k_bit_to_4(hm, j));
-                        _mm256_store_si256((__m256i *)tmp[r][j], _mm256_add_epi8(u, base));
+                        _mm256_store_si256((__m256i *)tmp[r][j], q3k_order(u));
                     }
                 }
                 for (int j = 0; j < 8; j++) {
@@ -508,8 +519,10 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     q.w = wide ? aligned_alloc(64, 8 * p.per_lane * p.block_bytes) : NULL;
     q.d = wide ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
     q.dm = wide && q4k ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
-    // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's tile takes Σa itself.
-    int32_t *off8 = wide ? malloc(t * nb * sizeof(int32_t)) : NULL;
+    q.sc = wide && q6k ? aligned_alloc(64, 8 * p.per_lane * 48 * sizeof(int16_t)) : NULL;
+    // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's tile takes Σa itself,
+    // Q6_K's the 16-value sums (`pairs`).
+    int32_t *off8 = wide && !q6k ? malloc(t * nb * sizeof(int32_t)) : NULL;
     const int32_t offset = tf == P4K_Q8_0 ? 128 : tf == P4K_Q4_K ? 1 : 8;
     if (off8)
         for (size_t i = 0; i < t * nb; i++) off8[i] = offset * asum[i];
@@ -519,8 +532,15 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     int8_t *ap = aligned_alloc(64, t * ldp);
     if (ap)
         for (size_t i = 0; i < t; i++)
-            for (size_t b = 0; b < nb; b++) memcpy(ap + i * ldp + slot(&p, b) * 32, aq + i * cols + b * 32, 32);
-    if (!p.w || !p.d || (q4k && !p.dm) || (q6k && (!p.sc || !pairs)) || !ap || (wide && (!q.w || !q.d || !off8 || (q4k && !q.dm)))) {
+            for (size_t b = 0; b < nb; b++) {
+                int8_t *to = ap + i * ldp + slot(&p, b) * 32;
+                const int8_t *from = aq + i * cols + b * 32;
+                if (format == P4K_Q3_K)  // in the order of Q3_K's decoded values
+                    for (int e = 0; e < 32; e++) to[q3k_pos(e)] = from[e];
+                else
+                    memcpy(to, from, 32);
+            }
+    if (!p.w || !p.d || (q4k && !p.dm) || (q6k && (!p.sc || !pairs)) || !ap || (wide && (!q.w || !q.d || (!q6k && !off8) || (q4k && !q.dm) || (q6k && !q.sc)))) {
         free(pairs);
         free(p.sc);
         free(off8);
@@ -531,6 +551,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
         free(q.w);
         free(q.d);
         free(q.dm);
+        free(q.sc);
         return -1;
     }
     float tile[16 * TILE16 > 8 * TILE ? 16 * TILE16 : 8 * TILE];  // one tile's outputs: tokens × rows
@@ -545,6 +566,9 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
                 } else if (format == P4K_Q4_K) {
                     repack_q4k_avx2(wr, rb, nb, &p);
                     repack_q4k_avx2(wr + 8 * rb, rb, nb, &q);
+                } else if (q6k) {
+                    repack_k56_avx2(format, wr, rb, nb, &p);
+                    repack_k56_avx2(format, wr + 8 * rb, rb, nb, &q);
                 } else {
                     repack_avx2(format, split, wr, rb, nb, &p);
                     repack_avx2(format, split, wr + 8 * rb, rb, nb, &q);
@@ -552,7 +576,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
                 const size_t step = (size_t)tile16_tokens;
                 for (size_t i = i0; i < i0 + tc; i += step) {
                     const int nt = (int)(i0 + tc - i < step ? i0 + tc - i : step);
-                    tile16_fn(&p, &q, nb, ap + i * ldp, ldp, ad + i * nb, off8 + i * nb, nt, tile);
+                    tile16_fn(&p, &q, nb, ap + i * ldp, ldp, ad + i * nb, (q6k ? pairs : off8) + i * nb, nt, tile);
                     for (int j = 0; j < nt; j++) put16(out + (i + (size_t)j) * ldo + r0, tile + 16 * j, accumulate);
                 }
                 r0 += 16;
@@ -587,6 +611,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     free(q.w);
     free(q.d);
     free(q.dm);
+    free(q.sc);
     free(off8);
     free(ap);
     return 0;

@@ -93,7 +93,7 @@ __attribute__((target("avx2"))) static inline void combine_lanes(const float *la
 typedef void (*p4k_tile_fn)(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, const float *ad,
                             const int32_t *asum, int nt, float *o);
 /// A wide tile routine: `nt` (≤ its token count, at most TILE16) tokens × 16 rows (panels p and q)
-/// → o[16·j + r]; off8: the format's offset times Σa per token and block.
+/// → o[16·j + r]; off8: the format's offset times Σa per token and block (Q6_K: the 16-value sums).
 typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda,
                               const float *ad, const int32_t *off8, int nt, float *o);
 
@@ -106,8 +106,10 @@ typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, con
 int p4k_panels_gemm(const p4k_job *job, int split, p4k_tile_fn tile_fn, p4k_tile16_fn tile16_fn, int tile16_tokens);
 
 /// The format whose panels and tiles a format runs on: IQ4_XS, IQ4_NL and Q5_0 as Q8_0 (signed
-/// values + 128, a float scale per block of 32: IQ4_XS's d·sc), Q3_K as Q6_K (q + 32 and the
-/// 16-value scales), Q4_1 as Q4_K and Q5_1 as Q5_K (scale d, min −m); any other format as itself.
+/// values + 128, a float scale per block of 32: IQ4_XS's d·sc), Q3_K in Q6_K's layout (the
+/// 16-value scales beside the values; its values u = q + 4 with the block's two halves interleaved
+/// in pairs, run by its own tiles), Q4_1 as Q4_K and Q5_1 as Q5_K (scale d, min −m); any other
+/// format as itself.
 int p4k_panel_tile_format(int format);
 #endif
 #endif
