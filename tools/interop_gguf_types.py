@@ -7,9 +7,12 @@ from `llama-imatrix` on the same text; the script checks with the `gguf` package
 type is present and lists the tensor types; then `phi4 perplexity` and `llama-perplexity` run on the
 same file and text, same context and window count (both score the second half of each window), and
 the relative difference is printed. No BOS is inserted by either (Phi-4's GGUFs do not add one).
+With `--kl N`, llama.cpp's logits (through PyPI's llama-cpp-python) and ours (`phi4 logits`) at N
+positions of random token ids are also compared on each file: KL(llama.cpp ‖ ours) must stay ≤ 0.1
+and the top-1 token agree on ≥ 70 % of positions (for a random checkpoint, whose logits are flat).
 
 Usage: python3 tools/interop_gguf_types.py SOURCE.gguf TEXT [--types Q2_K Q3_K_M …] [--ctx 256]
-           [--windows 8] [--imatrix] [--fallbacks] [--llama-bin .build-llama/bin] [--out DIR]
+           [--windows 8] [--imatrix] [--fallbacks] [--kl 64] [--llama-bin .build-llama/bin] [--out DIR]
 (--fallbacks: a model whose rows are not whole 256-blocks, e.g. the gqa8 fixture's 64-wide rows,
 where llama-quantize gives fall-back types.)
 """
@@ -34,6 +37,28 @@ def tensor_types(path):
     return collections.Counter(t.tensor_type.name for t in r.tensors)
 
 
+def kl_top1(path, n, t):
+    """KL(llama.cpp ‖ ours) and top-1 agreement over n positions of random token ids."""
+    import numpy as np
+    import llama_cpp
+    ids = [int(x) for x in np.random.default_rng(0).integers(0, 100000, n)]
+    llm = llama_cpp.Llama(model_path=path, n_ctx=max(64, n + 8), n_threads=t, n_batch=512, logits_all=True,
+                          verbose=False)
+    llm.eval(ids)
+    theirs = np.array(llm.scores[:n], dtype=np.float64)
+    del llm
+    out = os.path.join(os.path.dirname(path), "ours.npy")
+    subprocess.run([PHI4, "logits", "--model", path, "--ids", ",".join(map(str, ids)), "--all", "--out", out],
+                   check=True, capture_output=True)
+    ours = np.load(out).astype(np.float64)
+    if ours.shape != theirs.shape:  # llama.cpp pads the vocabulary to the file's row count too
+        k = min(ours.shape[1], theirs.shape[1])
+        ours, theirs = ours[:, :k], theirs[:, :k]
+    lp = lambda x: x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    a, b = lp(theirs), lp(ours)
+    return float((np.exp(a) * (a - b)).sum(-1).mean()), float((theirs.argmax(-1) == ours.argmax(-1)).mean())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("source")
@@ -45,6 +70,8 @@ def main():
     ap.add_argument("--llama-bin", default=os.path.join(ROOT, ".build-llama", "bin"))
     ap.add_argument("--out", default="/tmp/phi4-interop")
     ap.add_argument("-t", type=int, default=2)
+    ap.add_argument("--kl", type=int, default=0, metavar="N",
+                    help="also compare logits with llama.cpp's (llama-cpp-python) at N random positions")
     ap.add_argument("--fallbacks", action="store_true",
                     help="rows are not whole 256-blocks: the target type may be absent (llama-quantize's fall-back types)")
     args = ap.parse_args()
@@ -77,14 +104,18 @@ def main():
         n = re.search(r"Final estimate: PPL = ([0-9.]+)", theirs.stdout + theirs.stderr)
         if not m or not n:
             print(f"{ty}: no perplexity (ours: {ours.stderr.strip()[-300:]!r}; llama.cpp: {(theirs.stdout + theirs.stderr).strip()[-300:]!r})", flush=True)
-            rows.append((ty, types, None, None))
+            rows.append((ty, types, None, None, None))
             continue
         a, c = float(m.group(1)), float(n.group(1))
-        rows.append((ty, types, a, c))
+        k = kl_top1(path, args.kl, args.t) if args.kl else None
+        rows.append((ty, types, a, c, k))
         print(f"{ty:7s} ours {a:10.4f}  llama.cpp {c:10.4f}  diff {100 * (a - c) / c:+.3f} %   "
-              f"{os.path.getsize(path) / 1e6:.1f} MB  {dict(sorted(types.items()))}", flush=True)
-    bad = [r for r in rows if r[2] is None or abs(r[2] - r[3]) / r[3] > 0.005]
-    print(f"{len(rows) - len(bad)} of {len(rows)} types within 0.5 % of llama-perplexity")
+              + (f"KL {k[0]:.2e}  top-1 {k[1]:.3f}   " if k else "")
+              + f"{os.path.getsize(path) / 1e6:.1f} MB  {dict(sorted(types.items()))}", flush=True)
+    bad = [r for r in rows if r[2] is None or abs(r[2] - r[3]) / r[3] > 0.005
+           or (r[4] is not None and (r[4][0] > 0.1 or r[4][1] < 0.7))]
+    print(f"{len(rows) - len(bad)} of {len(rows)} types within 0.5 % of llama-perplexity"
+          + (" with KL ≤ 0.1 and top-1 ≥ 70 %" if args.kl else ""))
     sys.exit(1 if bad else 0)
 
 

@@ -1,6 +1,6 @@
 // AVX2 panel kernels for batches of tokens (prefill chunks, verification passes, batched
 // decoding): Q4_0 and Q8_0 (16-row tiles; Q8_0 in two nibble planes), Q4_K, Q5_K and Q6_K over
-// the panels of panels.h, and IQ4_XS, IQ4_NL, Q5_0, Q3_K, Q4_1, Q5_1 decoded into those panels.
+// the panels of panels.h, and IQ4_XS, IQ4_NL, Q5_0, Q3_K, Q2_K, Q4_1, Q5_1 decoded into panels.
 // Outputs equal the row kernels' bit for bit.
 #pragma clang fp contract(off)
 #if defined(__GNUC__) && !defined(__clang__)
@@ -296,17 +296,17 @@ __attribute__((target("avx2,f16c"))) static void tile16_q8_any(const panel_t *p,
     else tile16_q8_avx2(p, q, nb, a, lda, ad, off, 2, o);
 }
 
-// ---- AVX2, Q3_K: 8 rows (one panel) or 16 rows (two) × up to TILE / TILE16 tokens -------------
-// Q3_K's decoded values u = q + 4 (0…7) are stored with the two 16-value halves of each block
-// interleaved in pairs (panels.c, q3k_pos), as are the activations: every `maddubs` then yields,
-// per row, one int16 sum over the first half and one over the second. Small values let all eight
-// groups add in int16 (|·| ≤ 8·2·7·128 = 14336), and one `madd` by [sc₀ sc₁] per row gives
-// sc₀·Σ₀ u·a + sc₁·Σ₁ u·a: one multiply-add per group, as Q4_0. The offset 4 comes off as
-// 4·(sc₀·A₀ + sc₁·A₁) through the activations' 16-value sums A (`pairs`). The same exact integer
-// per block as the row kernel's and the same float step.
+// ---- AVX2, Q3_K and Q2_K: 8 rows (one panel) or 16 rows (two) × up to TILE / TILE16 tokens -----
+// The decoded values (Q3_K: u = q + 4, 0…7; Q2_K: q, 0…3) are stored with the two 16-value halves
+// of each block interleaved in pairs (panels.c, q3k_pos), as are the activations: every `maddubs`
+// then yields, per row, one int16 sum over the first half and one over the second. Small values
+// let all eight groups add in int16 (|·| ≤ 8·2·7·128 = 14336), and one `madd` by [sc₀ sc₁] per row
+// gives sc₀·Σ₀ u·a + sc₁·Σ₁ u·a: one multiply-add per group, as Q4_0. Q3_K's offset 4 comes off as
+// 4·(sc₀·A₀ + sc₁·A₁), Q2_K's mins as dmin·(m₀·A₀ + m₁·A₁), through the activations' 16-value
+// sums A (`pairs`). The same exact integers per block as the row kernels' and the same float steps.
 __attribute__((target("avx2,f16c"), always_inline)) static inline void
-tile_q3k_avx2(int np, const panel_t *const *pn, size_t nb, const int8_t *a, size_t lda, const float *ad,
-              const int32_t *pairs, int nt, float *acc_out) {
+tile_q23k_avx2(int q2, int np, const panel_t *const *pn, size_t nb, const int8_t *a, size_t lda, const float *ad,
+               const int32_t *pairs, int nt, float *acc_out) {
     float lanes[2 * TILE * 64];
     for (size_t k = 0; k < 8; k++) {
         __m256 acc[2][TILE];
@@ -327,12 +327,22 @@ tile_q3k_avx2(int np, const panel_t *const *pn, size_t nb, const int8_t *a, size
                 }
             }
             for (int q = 0; q < np; q++) {
-                const __m256i sx = _mm256_load_si256((const __m256i *)(pn[q]->sc + at * 48) + 2);
+                const __m256i *sv = (const __m256i *)(pn[q]->sc + at * 48);
+                const __m256i sx = _mm256_load_si256(sv + 2);
                 const __m256 dw = _mm256_load_ps(pn[q]->d + at * 8);
                 for (int j = 0; j < nt; j++) {
-                    const __m256i off = _mm256_madd_epi16(sx, _mm256_set1_epi32(pairs[j * nb + b]));
-                    const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s16[q][j], sx), _mm256_slli_epi32(off, 2));
-                    acc[q][j] = _mm256_add_ps(acc[q][j], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, _mm256_set1_ps(ad[j * nb + b]))));
+                    const __m256i pr = _mm256_set1_epi32(pairs[j * nb + b]);
+                    const __m256 da = _mm256_set1_ps(ad[j * nb + b]);
+                    if (q2) {  // term = d_a · (d·Σ sc·q·a − dmin·Σ m·A), as the Q2_K row kernel
+                        const __m256 t1 = _mm256_mul_ps(dw, _mm256_cvtepi32_ps(_mm256_madd_epi16(s16[q][j], sx)));
+                        const __m256 t2 = _mm256_mul_ps(_mm256_load_ps(pn[q]->dm + at * 8),
+                                                        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_load_si256(sv), pr)));
+                        acc[q][j] = _mm256_add_ps(acc[q][j], _mm256_mul_ps(da, _mm256_sub_ps(t1, t2)));
+                    } else {
+                        const __m256i off = _mm256_madd_epi16(sx, pr);
+                        const __m256i isum = _mm256_sub_epi32(_mm256_madd_epi16(s16[q][j], sx), _mm256_slli_epi32(off, 2));
+                        acc[q][j] = _mm256_add_ps(acc[q][j], _mm256_mul_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(dw, da)));
+                    }
                 }
             }
         }
@@ -342,29 +352,31 @@ tile_q3k_avx2(int np, const panel_t *const *pn, size_t nb, const int8_t *a, size
     combine_lanes(lanes, np * nt, acc_out);  // token j: rows 0…7 at 8·np·j, rows 8…15 after them
 }
 
-__attribute__((target("avx2,f16c"))) static void tile_q3k_any(int format, const panel_t *p, size_t nb, const int8_t *a,
-                                                              size_t lda, const float *ad, const int32_t *pairs, int nt,
-                                                              float *o) {
-    (void)format;
-    const panel_t *pn[1] = {p};
-    switch (nt) {
-    case 1: tile_q3k_avx2(1, pn, nb, a, lda, ad, pairs, 1, o); break;
-    case 2: tile_q3k_avx2(1, pn, nb, a, lda, ad, pairs, 2, o); break;
-    case 3: tile_q3k_avx2(1, pn, nb, a, lda, ad, pairs, 3, o); break;
-    default: tile_q3k_avx2(1, pn, nb, a, lda, ad, pairs, 4, o); break;
+#define Q23K_TILES(NAME, NAME16, Q2)                                                                                   \
+    __attribute__((target("avx2,f16c"))) static void NAME(int format, const panel_t *p, size_t nb, const int8_t *a,    \
+                                                          size_t lda, const float *ad, const int32_t *pairs, int nt,    \
+                                                          float *o) {                                                    \
+        (void)format;                                                                                                  \
+        const panel_t *pn[1] = {p};                                                                                    \
+        switch (nt) {                                                                                                  \
+        case 1: tile_q23k_avx2(Q2, 1, pn, nb, a, lda, ad, pairs, 1, o); break;                                         \
+        case 2: tile_q23k_avx2(Q2, 1, pn, nb, a, lda, ad, pairs, 2, o); break;                                         \
+        case 3: tile_q23k_avx2(Q2, 1, pn, nb, a, lda, ad, pairs, 3, o); break;                                         \
+        default: tile_q23k_avx2(Q2, 1, pn, nb, a, lda, ad, pairs, 4, o); break;                                        \
+        }                                                                                                              \
+    }                                                                                                                  \
+    __attribute__((target("avx2,f16c"))) static void NAME16(const panel_t *p, const panel_t *q, size_t nb,             \
+                                                            const int8_t *a, size_t lda, const float *ad,               \
+                                                            const int32_t *pairs, int nt, float *o) {                   \
+        const panel_t *pn[2] = {p, q};                                                                                 \
+        switch (nt) {                                                                                                  \
+        case 1: tile_q23k_avx2(Q2, 2, pn, nb, a, lda, ad, pairs, 1, o); break;                                         \
+        case 2: tile_q23k_avx2(Q2, 2, pn, nb, a, lda, ad, pairs, 2, o); break;                                         \
+        default: tile_q23k_avx2(Q2, 2, pn, nb, a, lda, ad, pairs, 3, o); break;                                        \
+        }                                                                                                              \
     }
-}
-
-__attribute__((target("avx2,f16c"))) static void tile16_q3k_any(const panel_t *p, const panel_t *q, size_t nb,
-                                                                const int8_t *a, size_t lda, const float *ad,
-                                                                const int32_t *pairs, int nt, float *o) {
-    const panel_t *pn[2] = {p, q};
-    switch (nt) {
-    case 1: tile_q3k_avx2(2, pn, nb, a, lda, ad, pairs, 1, o); break;
-    case 2: tile_q3k_avx2(2, pn, nb, a, lda, ad, pairs, 2, o); break;
-    default: tile_q3k_avx2(2, pn, nb, a, lda, ad, pairs, 3, o); break;
-    }
-}
+Q23K_TILES(tile_q3k_any, tile16_q3k_any, 0)
+Q23K_TILES(tile_q2k_any, tile16_q2k_any, 1)
 
 // ---- Kernel entry points ---------------------------------------------------------------------
 
@@ -382,13 +394,15 @@ __attribute__((target("avx2,f16c"))) static int kquant_panels(const p4k_job *job
 }
 
 // Formats decoded into another format's panels (panels.c, p4k_panel_tile_format): IQ4_XS, IQ4_NL
-// and Q5_0 run Q8_0's tiles, Q4_1 Q4_K's, Q5_1 Q5_K's; Q3_K has its own tiles over panels laid out
-// as Q6_K's (its 16-value scales beside the values).
+// and Q5_0 run Q8_0's tiles, Q4_1 Q4_K's, Q5_1 Q5_K's; Q3_K and Q2_K have their own tiles over
+// panels laid out as Q6_K's (the 16-value scales beside the values).
 __attribute__((target("avx2,f16c"))) static int decoded_panels(const p4k_job *job) {
     switch (p4k_panel_tile_format(job->format)) {
     case P4K_Q8_0: return p4k_panels_gemm(job, 1, tile_avx2_any, tile16_q8_any, TILE16_Q8);
     case P4K_Q4_K: return p4k_panels_gemm(job, 0, tile_avx2_any, tile16_q4k_any, TILE16_Q4K);
-    case P4K_Q6_K: return p4k_panels_gemm(job, 0, tile_q3k_any, tile16_q3k_any, TILE16);  // Q3_K
+    case P4K_Q6_K:  // Q3_K, Q2_K
+        if (job->format == P4K_Q2_K) return p4k_panels_gemm(job, 0, tile_q2k_any, tile16_q2k_any, TILE16);
+        return p4k_panels_gemm(job, 0, tile_q3k_any, tile16_q3k_any, TILE16);
     default: return p4k_panels_gemm(job, 0, tile_avx2_any, NULL, 0);
     }
 }
@@ -405,6 +419,7 @@ const p4k_kernel p4k_gemm_avx2[] = {
     {P4K_IQ4_NL, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
     {P4K_Q5_0, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
     {P4K_Q3_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
+    {P4K_Q2_K, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
     {P4K_Q4_1, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
     {P4K_Q5_1, P4K_ISA_AVX2, BATCHES, "avx2-panels", decoded_panels},
     {0, 0, 0, NULL, NULL},

@@ -269,7 +269,7 @@ __attribute__((target("avx2"))) static void put16(float *out, const float *v, in
 int p4k_panel_tile_format(int format) {
     switch (format) {
     case P4K_IQ4_XS: case P4K_IQ4_NL: case P4K_Q5_0: return P4K_Q8_0;
-    case P4K_Q3_K: return P4K_Q6_K;
+    case P4K_Q3_K: case P4K_Q2_K: return P4K_Q6_K;
     case P4K_Q4_1: return P4K_Q4_K;
     case P4K_Q5_1: return P4K_Q5_K;
     default: return format;
@@ -282,13 +282,14 @@ int p4k_panel_tile_format(int format) {
 static inline size_t q3k_pos(int e) { return e < 16 ? (size_t)(4 * (e / 2) + e % 2) : (size_t)(4 * ((e - 16) / 2) + 2 + e % 2); }
 
 // Block b (32 values) of a row of `format`, decoded as the tile format stores it: values `v`
-// (Q8_0 tiles: the signed value + 128; Q3_K: u = q + 4 in q3k_pos order; Q4_K / Q5_K tiles: q),
-// the float scale `d`, Q4_K / Q5_K tiles' min term `dm` (−m, since those tiles subtract it), Q3_K's
-// two 16-value scales. Each value and scale is formed as the format's row kernel forms it.
-static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32], float *d, float *dm, int16_t sc[2]) {
+// (Q8_0 tiles: the signed value + 128; Q3_K: u = q + 4 and Q2_K: q, in q3k_pos order; Q4_K /
+// Q5_K tiles: q), the float scale `d`, the min term `dm` (Q4_K / Q5_K tiles: −m, since those
+// tiles subtract it; Q2_K: dmin), Q3_K's and Q2_K's two 16-value scales sc[0…1] and Q2_K's two
+// mins sc[2…3]. Each value and scale is formed as the format's row kernel forms it.
+static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32], float *d, float *dm, int16_t sc[4]) {
     const size_t i = b / 8, j = b % 8;
     *dm = 0;
-    sc[0] = sc[1] = 0;
+    sc[0] = sc[1] = sc[2] = sc[3] = 0;
     switch (format) {
     case P4K_IQ4_XS: {
         const p4k_block_iq4_xs *x = (const p4k_block_iq4_xs *)(row + i * sizeof(p4k_block_iq4_xs));
@@ -326,6 +327,17 @@ static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32]
         }
         break;
     }
+    case P4K_Q2_K: {
+        const p4k_block_q2_k *x = (const p4k_block_q2_k *)(row + i * sizeof(p4k_block_q2_k));
+        *d = p4k_h2f(x->d);
+        *dm = p4k_h2f(x->dmin);
+        sc[0] = x->scales[2 * j] & 0xF;
+        sc[1] = x->scales[2 * j + 1] & 0xF;
+        sc[2] = x->scales[2 * j] >> 4;
+        sc[3] = x->scales[2 * j + 1] >> 4;
+        for (int e = 0; e < 32; e++) v[q3k_pos(e)] = (uint8_t)((x->qs[32 * (j / 4) + (size_t)e] >> (2 * (j % 4))) & 3);
+        break;
+    }
     default: {  // Q3_K
         const p4k_block_q3_k *x = (const p4k_block_q3_k *)(row + i * sizeof(p4k_block_q3_k));
         int8_t s16[16];
@@ -342,6 +354,15 @@ static void decode_block(int format, const uint8_t *row, size_t b, uint8_t v[32]
     }
 }
 
+// Q3_K's and Q2_K's panels keep, per block and row, the two 16-value scales [sc₀ sc₁] at int16
+// 32 + 2r (one `madd` multiplies both halves' sums) and Q2_K's mins [m₀ m₁] at 2r.
+static inline void set_pair_scales(int16_t *s, size_t r, const int16_t sc[4]) {
+    s[2 * r] = sc[2];
+    s[2 * r + 1] = sc[3];
+    s[32 + 2 * r] = sc[0];
+    s[32 + 2 * r + 1] = sc[1];
+}
+
 // Blocks b0…nb−1 of `n` ≤ 8 rows of `format` decoded into the panel layout of its tile format `tf`
 // (missing rows are zero weights with scale 0). `split`: Q8_0's two nibble planes.
 static void repack_decoded(int format, int tf, int split, const uint8_t *w, size_t rb, size_t b0, size_t nb, size_t n,
@@ -352,17 +373,14 @@ static void repack_decoded(int format, int tf, int split, const uint8_t *w, size
         for (size_t r = 0; r < 8; r++) {
             uint8_t v[32];
             float d = 0, dm = 0;
-            int16_t sc[2] = {0, 0};
+            int16_t sc[4] = {0, 0, 0, 0};
             if (r < n) decode_block(format, w + r * rb, b, v, &d, &dm, sc);
             else memset(v, 0, sizeof v);
             p->d[at * 8 + r] = d;
             if (p->dm) p->dm[at * 8 + r] = dm;
             if (tf == P4K_Q6_K) {
                 int16_t *s = p->sc + at * 48;
-                s[2 * r] = s[2 * r + 1] = sc[0];
-                s[16 + 2 * r] = s[16 + 2 * r + 1] = sc[1];
-                s[32 + 2 * r] = sc[0];
-                s[32 + 2 * r + 1] = sc[1];
+                set_pair_scales(s, r, sc);
             }
             for (int e = 0; e < 32; e++) {
                 const size_t to = (size_t)(e / 4) * 32 + r * 4 + (size_t)(e % 4);
@@ -424,13 +442,23 @@ __attribute__((target("avx2,f16c"))) static void repack_decoded_avx2(int format,
                     }
                 }
                 for (int j = 0; j < 8; j++) {
-                    const size_t at = slot(p, 8 * i + (size_t)j);
-                    int16_t *sc = p->sc + at * 48;
-                    sc[2 * r] = sc[2 * r + 1] = s16[2 * j];
-                    sc[16 + 2 * r] = sc[16 + 2 * r + 1] = s16[2 * j + 1];
-                    sc[32 + 2 * r] = s16[2 * j];
-                    sc[32 + 2 * r + 1] = s16[2 * j + 1];
+                    const int16_t sc[4] = {s16[2 * j], s16[2 * j + 1], 0, 0};
+                    set_pair_scales(p->sc + slot(p, 8 * i + (size_t)j) * 48, r, sc);
                     d[j] = dx;
+                }
+            } else if (format == P4K_Q2_K) {
+                const p4k_block_q2_k *x = (const p4k_block_q2_k *)(row + i * bs);
+                for (int h = 0; h < 2; h++) {
+                    const __m256i qv = _mm256_loadu_si256((const __m256i *)(x->qs + 32 * h));
+                    for (int k = 0; k < 4; k++) _mm256_store_si256((__m256i *)tmp[r][4 * h + k], q3k_order(p4k_crumbs(qv, k)));
+                }
+                const float dx = p4k_h2f(x->d), mx = p4k_h2f(x->dmin);
+                for (int j = 0; j < 8; j++) {
+                    const int16_t sc[4] = {x->scales[2 * j] & 0xF, x->scales[2 * j + 1] & 0xF, x->scales[2 * j] >> 4,
+                                           x->scales[2 * j + 1] >> 4};
+                    set_pair_scales(p->sc + slot(p, 8 * i + (size_t)j) * 48, r, sc);
+                    d[j] = dx;
+                    dm[j] = mx;
                 }
             } else {  // eight blocks of 32: IQ4_NL, Q5_0, Q4_1, Q5_1
                 for (int j = 0; j < 8; j++) {
@@ -495,12 +523,13 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     float *out = job->out;
     const int accumulate = job->accumulate;
     const int q4k = tf == P4K_Q4_K || tf == P4K_Q5_K, q6k = tf == P4K_Q6_K;  // q4k: Q4_K and Q5_K
+    const int mins = q4k || format == P4K_Q2_K;                                // a float min per row and block
     const int wide = tile16_fn != NULL;
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
     panel_t p = {.block_bytes = split ? 512 : 256, .per_lane = (nb + 7) / 8};
     p.w = aligned_alloc(64, 8 * p.per_lane * p.block_bytes);
     p.d = aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float));
-    p.dm = q4k ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
+    p.dm = mins ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
     p.sc = q6k ? aligned_alloc(64, 8 * p.per_lane * 48 * sizeof(int16_t)) : NULL;
     // Q6_K: per token and block the sums of its two halves of 16 activations, as an int16 pair
     // (|Σ| ≤ 16·127), passed to the tiles in place of asum.
@@ -518,7 +547,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     panel_t q = p;
     q.w = wide ? aligned_alloc(64, 8 * p.per_lane * p.block_bytes) : NULL;
     q.d = wide ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
-    q.dm = wide && q4k ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
+    q.dm = wide && mins ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
     q.sc = wide && q6k ? aligned_alloc(64, 8 * p.per_lane * 48 * sizeof(int16_t)) : NULL;
     // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's tile takes Σa itself,
     // Q6_K's the 16-value sums (`pairs`).
@@ -535,12 +564,13 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
             for (size_t b = 0; b < nb; b++) {
                 int8_t *to = ap + i * ldp + slot(&p, b) * 32;
                 const int8_t *from = aq + i * cols + b * 32;
-                if (format == P4K_Q3_K)  // in the order of Q3_K's decoded values
+                if (format == P4K_Q3_K || format == P4K_Q2_K)  // in the order of their decoded values
                     for (int e = 0; e < 32; e++) to[q3k_pos(e)] = from[e];
                 else
                     memcpy(to, from, 32);
             }
-    if (!p.w || !p.d || (q4k && !p.dm) || (q6k && (!p.sc || !pairs)) || !ap || (wide && (!q.w || !q.d || (!q6k && !off8) || (q4k && !q.dm) || (q6k && !q.sc)))) {
+    if (!p.w || !p.d || (mins && !p.dm) || (q6k && (!p.sc || !pairs)) || !ap ||
+        (wide && (!q.w || !q.d || (!q6k && !off8) || (mins && !q.dm) || (q6k && !q.sc)))) {
         free(pairs);
         free(p.sc);
         free(off8);

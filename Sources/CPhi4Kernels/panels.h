@@ -106,10 +106,10 @@ typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, con
 int p4k_panels_gemm(const p4k_job *job, int split, p4k_tile_fn tile_fn, p4k_tile16_fn tile16_fn, int tile16_tokens);
 
 /// The format whose panels and tiles a format runs on: IQ4_XS, IQ4_NL and Q5_0 as Q8_0 (signed
-/// values + 128, a float scale per block of 32: IQ4_XS's d·sc), Q3_K in Q6_K's layout (the
-/// 16-value scales beside the values; its values u = q + 4 with the block's two halves interleaved
-/// in pairs, run by its own tiles), Q4_1 as Q4_K and Q5_1 as Q5_K (scale d, min −m); any other
-/// format as itself.
+/// values + 128, a float scale per block of 32: IQ4_XS's d·sc), Q3_K and Q2_K in Q6_K's layout
+/// (the 16-value scales, and Q2_K's mins, beside the values; values u = q + 4 or q with the block's
+/// two halves interleaved in pairs, run by their own tiles), Q4_1 as Q4_K and Q5_1 as Q5_K (scale
+/// d, min −m); any other format as itself.
 int p4k_panel_tile_format(int format);
 #endif
 #endif
