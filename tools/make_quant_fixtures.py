@@ -19,6 +19,7 @@ Needs: pip install gguf numpy safetensors
 """
 import json
 import os
+import sys
 
 import numpy as np
 import gguf
@@ -108,6 +109,9 @@ def write_gguf(path, cfg, tensors, tokenizer_dir, qtype):
 
 
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--random-source":
+        write_random_256(sys.argv[2])
+        return
     os.makedirs(OUT, exist_ok=True)
     rng = np.random.default_rng(5)
     x = values(rng)
@@ -174,16 +178,10 @@ def write_low_bit_blocks():
 
 
 
-def write_lowbit_models(llama_bin):
-    """Small Phi-4-architecture models whose rows are whole 256-blocks (hidden 256, FFN 512, random
-    weights, the gqa8 tokenizer), written by the pinned `llama-quantize` in the low-bit mixes
-    (lowbit/{q2_k,q3_k_m,iq4_xs,iq4_nl,q5_1}.gguf) with each file's tensor types
-    (lowbit/types.json, read back by the gguf package) and, per file and quantized type, the gguf
-    package's dequantization of the first 4 rows of its first tensor of that type
-    (lowbit/dequant_FILE_TYPE.npy, the tensor names in lowbit/dequant.json). They feed the loader
-    tests and the mutated-file fuzzing."""
-    import subprocess
-    import tempfile
+def write_random_256(path):
+    """A small Phi-4-architecture model whose rows are whole 256-blocks (hidden 256, FFN 512, two
+    layers, random weights, the gqa8 tokenizer) as an f32 GGUF: the source of the lowbit/ files and
+    of `tools/interop_gguf_types.py --kl` (`python3 tools/make_quant_fixtures.py --random-source PATH`)."""
     src = os.path.join(FIX, "models", "gqa8")
     cfg = dict(json.load(open(os.path.join(src, "config.json"))))
     cfg.update(hidden_size=256, intermediate_size=512, num_attention_heads=4, num_key_value_heads=2, num_hidden_layers=2)
@@ -198,13 +196,25 @@ def write_lowbit_models(llama_bin):
                         p + "self_attn.qkv_proj.weight": r(h + 2 * kv, h), p + "self_attn.o_proj.weight": r(h, h),
                         p + "post_attention_layernorm.weight": np.ones(h, np.float32),
                         p + "mlp.gate_up_proj.weight": r(2 * f, h), p + "mlp.down_proj.weight": r(h, f)})
+    write_gguf(path, cfg, tensors, src, Q.F32)
+
+
+def write_lowbit_models(llama_bin):
+    """The model of write_random_256 written by the pinned `llama-quantize` in the low-bit mixes
+    (lowbit/{q2_k,q3_k_m,iq4_xs,iq4_nl,q4_1,q5_0,q5_1}.gguf) with each file's tensor types
+    (lowbit/types.json, read back by the gguf package) and, per file and quantized type, the gguf
+    package's dequantization of the first 4 rows of its first tensor of that type
+    (lowbit/dequant_FILE_TYPE.npy, the tensor names in lowbit/dequant.json). They feed the loader
+    tests and the mutated-file fuzzing."""
+    import subprocess
+    import tempfile
     out = os.path.join(OUT, "lowbit")
     os.makedirs(out, exist_ok=True)
     types, dequant = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         f32 = os.path.join(tmp, "f32.gguf")
-        write_gguf(f32, cfg, tensors, src, Q.F32)
-        for ty in ["Q2_K", "Q3_K_M", "IQ4_XS", "IQ4_NL", "Q5_1"]:
+        write_random_256(f32)
+        for ty in ["Q2_K", "Q3_K_M", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_0", "Q5_1"]:
             path = os.path.join(out, ty.lower() + ".gguf")
             subprocess.run([os.path.join(llama_bin, "llama-quantize"), f32, path, ty], check=True, capture_output=True)
             reader = gguf.GGUFReader(path)
@@ -214,7 +224,7 @@ def write_lowbit_models(llama_bin):
             for t in reader.tensors:
                 name = t.tensor_type.name.lower()
                 target = os.path.join(out, f"dequant_{ty.lower()}_{name}.npy")
-                if t.tensor_type in (Q.F32, Q.F16) or os.path.exists(target):
+                if t.tensor_type in (Q.F32, Q.F16) or f"{ty.lower()}_{name}" in dequant:
                     continue
                 rows = np.asarray(t.data)[:4]
                 np.save(target, gguf.quants.dequantize(rows, t.tensor_type).astype(np.float32))

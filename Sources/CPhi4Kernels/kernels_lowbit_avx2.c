@@ -1,7 +1,7 @@
 // AVX2 row kernels for the formats of published low-bit files: Q2_K, Q3_K, IQ4_XS (super-blocks of
 // 256) and IQ4_NL, Q4_1, Q5_0, Q5_1 (blocks of 32). One token row by row; several tokens over panels
-// of 16 rows, which stay in cache while every token passes over them (for larger batches all but
-// Q2_K also have panel kernels, gemm_avx2.c: their blocks decoded into another format's panels).
+// of 16 rows, which stay in cache while every token passes over them (for larger batches each also
+// has panel kernels, gemm_avx2.c: its blocks decoded into panels; calibration picks per batch size).
 // Each keeps the scalar kernels' arithmetic (kernels_scalar.c), so results equal theirs bit for bit.
 //
 // How each pays for its decoding, per 32 weights:
