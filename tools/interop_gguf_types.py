@@ -41,9 +41,10 @@ def kl_top1(path, n, t):
     """KL(llama.cpp ‖ ours) and top-1 agreement over n positions of random token ids."""
     import numpy as np
     import llama_cpp
-    ids = [int(x) for x in np.random.default_rng(0).integers(0, 100000, n)]
     llm = llama_cpp.Llama(model_path=path, n_ctx=max(64, n + 8), n_threads=t, n_batch=512, logits_all=True,
                           verbose=False)
+    # Ordinary token ids (below the tokenizer's special tokens, which start at 100,257 in Phi-4's).
+    ids = [int(x) for x in np.random.default_rng(0).integers(0, min(100000, llm.n_vocab()), n)]
     llm.eval(ids)
     theirs = np.array(llm.scores[:n], dtype=np.float64)
     del llm
