@@ -7,7 +7,9 @@
 //    8·Σa; Q8_0 multiplies u = q + 128 (0…255) and subtracts 128·Σa.
 //  - Panels (larger batches): Q4_0 and Q8_0 in 16-row tiles (one broadcast of 4 activation bytes
 //    feeds two `vpdpbusd`), 8-row tiles for the rest; Q4_K, Q5_K and Q6_K in 8-row
-//    tiles over the panels of panels.h.
+//    tiles over the panels of panels.h. IQ4_XS, IQ4_NL and Q5_0 run Q8_0's tiles on their decoded
+//    values, Q4_1 and Q5_1 Q4_K's and Q5_K's (on AMD Zen 5: IQ4_XS 64 tokens 128 → 301 GMAC/s
+//    on 2 threads against the AVX2 tiles, which need two `maddubs` planes for 8-bit values).
 // The 512-bit forms are not used: on AMD Zen 4 they run as two 256-bit halves, and these loops
 // are limited by loads and broadcasts, not by the width of the multiply. The integer sums are
 // exact and the float operations are the AVX2 kernels', in their order: identical bits.
@@ -260,6 +262,15 @@ __attribute__((target(VNNI_TARGET))) static int kquant_panels(const p4k_job *job
     return p4k_panels_gemm(job, 0, tile_vnni_any, NULL, 0);
 }
 
+// Formats decoded into another format's panels (panels.c, p4k_panel_tile_format): IQ4_XS, IQ4_NL
+// and Q5_0 run Q8_0's tiles (u = value + 128, one `vpdpbusd` per 4 bytes, no second plane as
+// AVX2's `maddubs` needs), Q4_1 Q4_K's and Q5_1 Q5_K's. Q3_K and Q2_K keep their AVX2 tiles (their
+// panels interleave a block's halves for `maddubs`).
+__attribute__((target(VNNI_TARGET))) static int decoded_panels(const p4k_job *job) {
+    if (p4k_panel_tile_format(job->format) == P4K_Q8_0) return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_vnni_any, TILE16);
+    return p4k_panels_gemm(job, 0, tile_vnni_any, NULL, 0);
+}
+
 #define ONE_SMALL ((1u << P4K_CLASS_ONE) | (1u << P4K_CLASS_SMALL))
 #define BATCHES ((1u << P4K_CLASS_SMALL) | (1u << P4K_CLASS_LARGE))
 
@@ -271,6 +282,11 @@ const p4k_kernel p4k_kernels_vnni[] = {
     {P4K_Q4_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
     {P4K_Q5_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
     {P4K_Q6_K, P4K_ISA_VNNI, BATCHES, "vnni-panels", kquant_panels},
+    {P4K_IQ4_XS, P4K_ISA_VNNI, BATCHES, "vnni-panels", decoded_panels},
+    {P4K_IQ4_NL, P4K_ISA_VNNI, BATCHES, "vnni-panels", decoded_panels},
+    {P4K_Q5_0, P4K_ISA_VNNI, BATCHES, "vnni-panels", decoded_panels},
+    {P4K_Q4_1, P4K_ISA_VNNI, BATCHES, "vnni-panels", decoded_panels},
+    {P4K_Q5_1, P4K_ISA_VNNI, BATCHES, "vnni-panels", decoded_panels},
     {0, 0, 0, NULL, NULL},
 };
 #endif
