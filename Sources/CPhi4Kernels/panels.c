@@ -584,7 +584,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
         free(q.sc);
         return -1;
     }
-    float tile[16 * TILE16 > 8 * TILE ? 16 * TILE16 : 8 * TILE];  // one tile's outputs: tokens × rows
+    float tile[16 * TILE16_MAX > 8 * TILE ? 16 * TILE16_MAX : 8 * TILE];  // one tile's outputs: tokens × rows
     for (size_t i0 = 0; i0 < t; i0 += TOKEN_CHUNK) {
         const size_t tc = t - i0 < TOKEN_CHUNK ? t - i0 : TOKEN_CHUNK;
         for (size_t r0 = 0; r0 < rows;) {

@@ -31,6 +31,8 @@
 // runs as fast as one of 64 while repacking a third as often (tools/gemm_bench.c, 5120 and 17920
 // columns).
 enum { TOKEN_CHUNK = 192, TILE = 4, TILE16 = 3 };
+// The most tokens any wide tile takes at once (the 512-bit VNNI tile; the driver's output buffer).
+enum { TILE16_MAX = 8 };
 
 // ---- Panels ----------------------------------------------------------------------------------
 
