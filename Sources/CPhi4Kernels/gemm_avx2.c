@@ -377,6 +377,7 @@ tile_q23k_avx2(int q2, int np, const panel_t *const *pn, size_t nb, const int8_t
     }
 Q23K_TILES(tile_q3k_any, tile16_q3k_any, 0)
 Q23K_TILES(tile_q2k_any, tile16_q2k_any, 1)
+const p4k_tile_fn p4k_tile_q23k_avx2[2] = {tile_q3k_any, tile_q2k_any};
 
 // ---- Kernel entry points ---------------------------------------------------------------------
 

@@ -10,8 +10,9 @@
 //    tiles over the panels of panels.h. IQ4_XS, IQ4_NL and Q5_0 run Q8_0's tiles on their decoded
 //    values, Q4_1 and Q5_1 Q4_K's and Q5_K's (on AMD Zen 5: IQ4_XS 64 tokens 128 → 301 GMAC/s
 //    on 2 threads against the AVX2 tiles, which need two `maddubs` planes for 8-bit values).
-//  - 512-bit panels for the byte panels (Q4_0, Q8_0, IQ4_XS, IQ4_NL, Q5_0): 16 rows in one zmm,
-//    up to 8 tokens per weight load. AMD Zen 4 runs 512-bit operations as two 256-bit halves; Zen 5
+//  - 512-bit panels (16 rows in one zmm, up to 8 tokens per weight load) for the byte panels
+//    (Q4_0, Q8_0, IQ4_XS, IQ4_NL, Q5_0), the K-quants (Q4_K, Q5_K, Q6_K; Q4_1, Q5_1) and, with
+//    AVX-512 BW's `maddubs`, Q3_K and Q2_K. AMD Zen 4 runs 512-bit operations as two 256-bit halves; Zen 5
 //    does not (there, 2 threads, 64 tokens: Q8_0 262 → 359, IQ4_XS 273 → 385, Q4_0 295 → 432
 //    GMAC/s against the 256-bit tiles). Both are candidates; the calibration keeps the faster.
 // The integer sums are exact and the float operations are the AVX2 kernels', in their order:
@@ -320,6 +321,164 @@ __attribute__((target(VNNI_TARGET))) static int byte_panels512(const p4k_job *jo
     return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_vnni512_any, TILE512);
 }
 
+// ---- Panels, 512 bits: the K-quants (Q4_K, Q5_K, Q6_K, and Q4_1 / Q5_1 decoded to the first two),
+// 16 rows × up to TILE512 tokens -----------------------------------------------------------------
+// The 8-row VNNI tile's arithmetic (tile_vnni) on 16 rows per zmm; identical bits.
+__attribute__((target(VNNI_TARGET), always_inline)) static inline void
+tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda, const float *ad,
+              const int32_t *asum, int nt, float *acc_out) {
+    float lanes[2 * TILE512 * 64];
+    const size_t bytes = p->block_bytes;
+    for (size_t k = 0; k < 8; k++) {
+        __m512 acc[TILE512];
+        for (int j = 0; j < TILE512; j++) acc[j] = _mm512_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const uint8_t *w0 = p->w + at * bytes, *w1 = q->w + at * bytes;
+            const int8_t *ab = a + at * 32;  // activations stored in panel order
+            const __m512 dw = _mm512_castpd_ps(_mm512_insertf64x4(
+                _mm512_castpd256_pd512(_mm256_loadu_pd((const double *)(p->d + at * 8))), _mm256_loadu_pd((const double *)(q->d + at * 8)), 1));
+            __m512i s32[TILE512], hi[TILE512];
+            for (int j = 0; j < nt; j++) s32[j] = hi[j] = _mm512_setzero_si512();
+            for (int g = 0; g < 8; g++) {
+                const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w0 + 32 * g))),
+                                                      _mm256_loadu_si256((const __m256i *)(w1 + 32 * g)), 1);
+                for (int j = 0; j < nt; j++) {
+                    int32_t x4;
+                    memcpy(&x4, ab + j * lda + 4 * g, 4);
+                    const __m512i x = _mm512_set1_epi32(x4);
+                    if (format == P4K_Q6_K && g >= 4) hi[j] = _mm512_dpbusd_epi32(hi[j], wv, x);
+                    else s32[j] = _mm512_dpbusd_epi32(s32[j], wv, x);
+                }
+            }
+            if (format == P4K_Q4_K || format == P4K_Q5_K) {
+                const __m512 dm = _mm512_castpd_ps(_mm512_insertf64x4(
+                    _mm512_castpd256_pd512(_mm256_loadu_pd((const double *)(p->dm + at * 8))), _mm256_loadu_pd((const double *)(q->dm + at * 8)), 1));
+                for (int j = 0; j < nt; j++) {
+                    const __m512 t1 = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(s32[j]));
+                    const __m512 t2 = _mm512_mul_ps(dm, _mm512_set1_ps((float)asum[j * nb + b]));
+                    acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_set1_ps(ad[j * nb + b]), _mm512_sub_ps(t1, t2)));
+                }
+            } else {  // Q6_K, as tile_vnni
+                const __m256i *sp = (const __m256i *)(p->sc + at * 48), *sq = (const __m256i *)(q->sc + at * 48);
+#define JOIN_(k) _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256(sp + (k))), _mm256_load_si256(sq + (k)), 1)
+                const __m512i sc0 = _mm512_srai_epi32(JOIN_(0), 16), sc1 = _mm512_srai_epi32(JOIN_(1), 16), sx = JOIN_(2);
+#undef JOIN_
+                for (int j = 0; j < nt; j++) {
+                    const __m512i off = _mm512_madd_epi16(sx, _mm512_set1_epi32(asum[j * nb + b]));
+                    __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(s32[j], sc0), _mm512_mullo_epi32(hi[j], sc1));
+                    isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(off, 5));
+                    acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(ad[j * nb + b]))));
+                }
+            }
+        }
+        for (int j = 0; j < nt; j++) {
+            _mm256_storeu_ps(lanes + (2 * j * 8 + k) * 8, _mm512_castps512_ps256(acc[j]));
+            _mm256_storeu_ps(lanes + ((2 * j + 1) * 8 + k) * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)));
+        }
+    }
+    combine_lanes(lanes, 2 * nt, acc_out);  // token j: rows 0…7 at 16 j, rows 8…15 at 16 j + 8
+}
+
+#define KQ_TILE512(NAME, FMT)                                                                                          \
+    __attribute__((target(VNNI_TARGET))) static void NAME(const panel_t *p, const panel_t *q, size_t nb,               \
+                                                          const int8_t *a, size_t lda, const float *ad,                 \
+                                                          const int32_t *asum, int nt, float *o) {                      \
+        switch (nt) {                                                                                                  \
+        case 1: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 1, o); break;                                           \
+        case 2: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 2, o); break;                                           \
+        case 3: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 3, o); break;                                           \
+        case 4: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 4, o); break;                                           \
+        case 5: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 5, o); break;                                           \
+        case 6: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 6, o); break;                                           \
+        case 7: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 7, o); break;                                           \
+        default: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 8, o); break;                                          \
+        }                                                                                                              \
+    }
+KQ_TILE512(tile16_q4k_512, P4K_Q4_K)
+KQ_TILE512(tile16_q5k_512, P4K_Q5_K)
+KQ_TILE512(tile16_q6k_512, P4K_Q6_K)
+
+// ---- Panels, 512 bits: Q3_K and Q2_K, 16 rows × up to TILE512 tokens (AVX-512 BW) ---------------
+// The AVX2 tiles' arithmetic (gemm_avx2.c, tile_q23k_avx2) on 16 rows per zmm: the values and
+// activations with the halves interleaved in pairs, int16 pair sums over the eight groups, one
+// `madd` by [sc₀ sc₁] per row; the same exact integers and float steps, identical bits.
+#define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx2,f16c"
+
+__attribute__((target(AVX512_TARGET), always_inline)) static inline __m512i join256(const void *lo, const void *hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)lo)),
+                              _mm256_load_si256((const __m256i *)hi), 1);
+}
+
+__attribute__((target(AVX512_TARGET), always_inline)) static inline __m512 join256_ps(const float *lo, const float *hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_load_pd((const double *)lo)),
+                                               _mm256_load_pd((const double *)hi), 1));
+}
+
+__attribute__((target(AVX512_TARGET), always_inline)) static inline void
+tile16_q23k_512(int q2, const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda, const float *ad,
+                const int32_t *pairs, int nt, float *acc_out) {
+    float lanes[2 * TILE512 * 64];
+    for (size_t k = 0; k < 8; k++) {
+        __m512 acc[TILE512];
+        for (int j = 0; j < TILE512; j++) acc[j] = _mm512_setzero_ps();
+        for (size_t b = k; b < nb; b += 8) {
+            const size_t at = slot(p, b);
+            const int8_t *ab = a + at * 32;  // activations stored in panel order
+            __m512i s16[TILE512];
+            for (int j = 0; j < nt; j++) s16[j] = _mm512_setzero_si512();
+            for (int g = 0; g < 8; g++) {
+                const __m512i wv = join256(p->w + at * 256 + 32 * g, q->w + at * 256 + 32 * g);
+                for (int j = 0; j < nt; j++) {
+                    int32_t x;
+                    memcpy(&x, ab + j * lda + 4 * g, 4);
+                    s16[j] = _mm512_add_epi16(s16[j], _mm512_maddubs_epi16(wv, _mm512_set1_epi32(x)));
+                }
+            }
+            const __m512i sx = join256(p->sc + at * 48 + 32, q->sc + at * 48 + 32);
+            const __m512 dw = join256_ps(p->d + at * 8, q->d + at * 8);
+            const __m512i sm = q2 ? join256(p->sc + at * 48, q->sc + at * 48) : sx;
+            const __m512 dm = q2 ? join256_ps(p->dm + at * 8, q->dm + at * 8) : dw;
+            for (int j = 0; j < nt; j++) {
+                const __m512i pr = _mm512_set1_epi32(pairs[j * nb + b]);
+                const __m512 da = _mm512_set1_ps(ad[j * nb + b]);
+                if (q2) {  // term = d_a · (d·Σ sc·q·a − dmin·Σ m·A), as the Q2_K row kernel
+                    const __m512 t1 = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(_mm512_madd_epi16(s16[j], sx)));
+                    const __m512 t2 = _mm512_mul_ps(dm, _mm512_cvtepi32_ps(_mm512_madd_epi16(sm, pr)));
+                    acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(da, _mm512_sub_ps(t1, t2)));
+                } else {
+                    const __m512i off = _mm512_madd_epi16(sx, pr);
+                    const __m512i isum = _mm512_sub_epi32(_mm512_madd_epi16(s16[j], sx), _mm512_slli_epi32(off, 2));
+                    acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, da)));
+                }
+            }
+        }
+        for (int j = 0; j < nt; j++) {
+            _mm256_storeu_ps(lanes + (2 * j * 8 + k) * 8, _mm512_castps512_ps256(acc[j]));
+            _mm256_storeu_ps(lanes + ((2 * j + 1) * 8 + k) * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)));
+        }
+    }
+    combine_lanes(lanes, 2 * nt, acc_out);  // token j: rows 0…7 at 16 j, rows 8…15 at 16 j + 8
+}
+
+#define Q23K_TILE512(NAME, Q2)                                                                                         \
+    __attribute__((target(AVX512_TARGET))) static void NAME(const panel_t *p, const panel_t *q, size_t nb,             \
+                                                            const int8_t *a, size_t lda, const float *ad,               \
+                                                            const int32_t *pairs, int nt, float *o) {                   \
+        switch (nt) {                                                                                                  \
+        case 1: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 1, o); break;                                         \
+        case 2: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 2, o); break;                                         \
+        case 3: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 3, o); break;                                         \
+        case 4: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 4, o); break;                                         \
+        case 5: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 5, o); break;                                         \
+        case 6: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 6, o); break;                                         \
+        case 7: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 7, o); break;                                         \
+        default: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 8, o); break;                                        \
+        }                                                                                                              \
+    }
+Q23K_TILE512(tile16_q3k_512, 0)
+Q23K_TILE512(tile16_q2k_512, 1)
+
 // ---- Kernel entry points ---------------------------------------------------------------------
 
 __attribute__((target(VNNI_TARGET))) static int legacy_panels(const p4k_job *job) {
@@ -337,6 +496,19 @@ __attribute__((target(VNNI_TARGET))) static int kquant_panels(const p4k_job *job
 __attribute__((target(VNNI_TARGET))) static int decoded_panels(const p4k_job *job) {
     if (p4k_panel_tile_format(job->format) == P4K_Q8_0) return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_vnni_any, TILE16);
     return p4k_panels_gemm(job, 0, tile_vnni_any, NULL, 0);
+}
+
+__attribute__((target(AVX512_TARGET))) static int q23k_panels512(const p4k_job *job) {
+    if (job->format == P4K_Q2_K) return p4k_panels_gemm(job, 0, p4k_tile_q23k_avx2[1], tile16_q2k_512, TILE512);
+    return p4k_panels_gemm(job, 0, p4k_tile_q23k_avx2[0], tile16_q3k_512, TILE512);
+}
+
+__attribute__((target(VNNI_TARGET))) static int kquant_panels512(const p4k_job *job) {
+    switch (p4k_panel_tile_format(job->format)) {
+    case P4K_Q4_K: return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_q4k_512, TILE512);
+    case P4K_Q5_K: return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_q5k_512, TILE512);
+    default: return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_q6k_512, TILE512);
+    }
 }
 
 #define ONE_SMALL ((1u << P4K_CLASS_ONE) | (1u << P4K_CLASS_SMALL))
@@ -360,6 +532,13 @@ const p4k_kernel p4k_kernels_vnni[] = {
     {P4K_IQ4_XS, P4K_ISA_VNNI, BATCHES, "vnni512-panels", byte_panels512},
     {P4K_IQ4_NL, P4K_ISA_VNNI, BATCHES, "vnni512-panels", byte_panels512},
     {P4K_Q5_0, P4K_ISA_VNNI, BATCHES, "vnni512-panels", byte_panels512},
+    {P4K_Q3_K, P4K_ISA_AVX512, BATCHES, "avx512-panels", q23k_panels512},
+    {P4K_Q4_K, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
+    {P4K_Q5_K, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
+    {P4K_Q6_K, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
+    {P4K_Q4_1, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
+    {P4K_Q5_1, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
+    {P4K_Q2_K, P4K_ISA_AVX512, BATCHES, "avx512-panels", q23k_panels512},
     {0, 0, 0, NULL, NULL},
 };
 #endif

@@ -549,10 +549,10 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     q.d = wide ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
     q.dm = wide && mins ? aligned_alloc(64, 8 * p.per_lane * 8 * sizeof(float)) : NULL;
     q.sc = wide && q6k ? aligned_alloc(64, 8 * p.per_lane * 48 * sizeof(int16_t)) : NULL;
-    // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's tile takes Σa itself,
+    // The offset per token and block: 8·Σa (Q4_0), 128·Σa (Q8_0); Q4_K's and Q5_K's tiles take Σa itself,
     // Q6_K's the 16-value sums (`pairs`).
     int32_t *off8 = wide && !q6k ? malloc(t * nb * sizeof(int32_t)) : NULL;
-    const int32_t offset = tf == P4K_Q8_0 ? 128 : tf == P4K_Q4_K ? 1 : 8;
+    const int32_t offset = tf == P4K_Q8_0 ? 128 : tf == P4K_Q4_K || tf == P4K_Q5_K ? 1 : 8;
     if (off8)
         for (size_t i = 0; i < t * nb; i++) off8[i] = offset * asum[i];
     // The activations with their blocks in panel order, so that each lane's pass reads them
@@ -596,7 +596,7 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
                 } else if (format == P4K_Q4_K) {
                     repack_q4k_avx2(wr, rb, nb, &p);
                     repack_q4k_avx2(wr + 8 * rb, rb, nb, &q);
-                } else if (q6k) {
+                } else if (q6k || format == P4K_Q5_K) {
                     repack_k56_avx2(format, wr, rb, nb, &p);
                     repack_k56_avx2(format, wr + 8 * rb, rb, nb, &q);
                 } else {

@@ -99,6 +99,10 @@ typedef void (*p4k_tile_fn)(int format, const panel_t *p, size_t nb, const int8_
 typedef void (*p4k_tile16_fn)(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda,
                               const float *ad, const int32_t *off8, int nt, float *o);
 
+/// The AVX2 8-row tiles of Q3_K and Q2_K (gemm_avx2.c), for the 512-bit kernels' rows left over
+/// from 16-row tiles.
+extern const p4k_tile_fn p4k_tile_q23k_avx2[2];
+
 /// The panel kernel (panels.c): chunks of TOKEN_CHUNK tokens; per chunk, each group of 8 rows (16
 /// with `tile16_fn`, in steps of `tile16_tokens` tokens) repacked once and multiplied by every
 /// token of the chunk by the caller's tile routines. `split`: Q8_0's two nibble planes (for
