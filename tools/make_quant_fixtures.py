@@ -12,6 +12,8 @@ Writes Tests/Phi4Tests/Fixtures/quant/:
                           IQ4_NL and Q5_1 (needs .build-llama/bin from tools/build_llama_bench.sh)
   q2_k, q3_k, iq4_nl, iq4_xs (.bin, _dequant.npy)  random blocks with small f16 scales, and
                           *_wild.bin / *_wild_dequant.npy: every byte random (scales too: inf, NaN)
+  iq2_xxs, iq2_xs, iq2_s, iq3_xxs, iq3_s, iq1_s, iq1_m (.bin, _dequant.npy, _wild…)  the same for
+                          the lattice IQ types, the first blocks using every entry of the grid
   gqa8-q8_0-gguf-package.gguf          the gqa8 fixture model written by gguf.GGUFWriter with
                                        gguf.quants Q8_0 tensors and the HF tokenizer (as llama.cpp's
                                        converter lays it out), to load in libphi4
@@ -128,6 +130,7 @@ def main():
     write_model_gguf()
     write_k_quant_blocks()
     write_low_bit_blocks()
+    write_lattice_blocks()
     llama_bin = os.path.join(ROOT, ".build-llama", "bin")
     if os.path.exists(os.path.join(llama_bin, "llama-quantize")):
         write_lowbit_models(llama_bin)
@@ -154,6 +157,69 @@ def write_k_quant_blocks():
         q.tofile(os.path.join(OUT, f"{name}.bin"))
         np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q.reshape(-1), qt).astype(np.float32))
 
+
+
+# The lattice IQ types: (name, type, block bytes, grid size, where index p's bits live:
+# a function setting index p of a block to k).
+def _set_iq2_xxs(b, p, k): b[2 + 8 * (p // 4) + p % 4] = k
+def _set_iq2_xs(b, p, k):
+    q = int(b[2 + 2 * p]) | int(b[3 + 2 * p]) << 8
+    q = (q & ~511) | k
+    b[2 + 2 * p], b[3 + 2 * p] = q & 0xFF, q >> 8
+def _set_iq2_s(b, p, k):
+    b[2 + p] = k & 0xFF
+    at = 66 + p // 4
+    b[at] = (int(b[at]) & ~(3 << 2 * (p % 4)) | (k >> 8) << 2 * (p % 4)) & 0xFF
+def _set_iq3_xxs(b, p, k): b[2 + p] = k
+def _set_iq3_s(b, p, k):
+    b[2 + p] = k & 0xFF
+    at = 66 + p // 8
+    b[at] = (int(b[at]) & ~(1 << p % 8) | (k >> 8) << p % 8) & 0xFF
+def _set_iq1_s(b, p, k):
+    b[2 + p] = k & 0xFF
+    at = 34 + 2 * (p // 4)
+    qh = int(b[at]) | int(b[at + 1]) << 8
+    qh = qh & ~(7 << 3 * (p % 4)) | (k >> 8) << 3 * (p % 4)
+    b[at], b[at + 1] = qh & 0xFF, qh >> 8
+def _set_iq1_m(b, p, k):
+    b[p] = k & 0xFF
+    at = 32 + p // 2
+    b[at] = (int(b[at]) & ~(7 << 4 * (p % 2)) | (k >> 8) << 4 * (p % 2)) & 0xFF
+
+
+LATTICE = [("iq2_xxs", Q.IQ2_XXS, 66, 256, 32, _set_iq2_xxs), ("iq2_xs", Q.IQ2_XS, 74, 512, 32, _set_iq2_xs),
+           ("iq2_s", Q.IQ2_S, 82, 1024, 32, _set_iq2_s), ("iq3_xxs", Q.IQ3_XXS, 98, 256, 64, _set_iq3_xxs),
+           ("iq3_s", Q.IQ3_S, 110, 512, 64, _set_iq3_s), ("iq1_s", Q.IQ1_S, 50, 2048, 32, _set_iq1_s),
+           ("iq1_m", Q.IQ1_M, 56, 2048, 32, _set_iq1_m)]
+
+
+def write_lattice_blocks():
+    """The lattice IQ types' blocks: first blocks whose grid indices run through every entry of the
+    type's grid (so the dequantization below checks the whole codebook), then random blocks; random
+    signs and scales, small random f16 d (IQ1_M: spread over its scales' top nibbles); and "wild"
+    blocks whose every byte is random. Each with the gguf package's dequantization."""
+    rng = np.random.default_rng(29)
+    for name, qt, size, grid, per_block, set_index in LATTICE:
+        n_enum = grid // per_block
+        count = n_enum + 16
+        q = rng.integers(0, 256, size=(count, size), dtype=np.uint8)
+        for k in range(grid):
+            set_index(q[k // per_block], k % per_block, k)
+        d = (rng.standard_normal(count) * 0.01).astype(np.float16).view(np.uint16)
+        if qt == Q.IQ1_M:
+            s = q[:, 48:56].copy().view(np.uint16)
+            for w in range(4):
+                s[:, w] = (s[:, w] & 0x0FFF) | (((d >> (4 * w)) & 0xF) << 12)
+            q[:, 48:56] = s.view(np.uint8)
+        else:
+            q[:, 0:2] = d.view(np.uint8).reshape(count, 2)
+        q.tofile(os.path.join(OUT, f"{name}.bin"))
+        np.save(os.path.join(OUT, f"{name}_dequant.npy"), gguf.quants.dequantize(q.reshape(-1), qt).astype(np.float32))
+        wild = rng.integers(0, 256, size=(16, size), dtype=np.uint8)
+        wild.tofile(os.path.join(OUT, f"{name}_wild.bin"))
+        with np.errstate(all="ignore"):
+            np.save(os.path.join(OUT, f"{name}_wild_dequant.npy"),
+                    gguf.quants.dequantize(wild.reshape(-1), qt).astype(np.float32))
 
 
 def write_low_bit_blocks():
@@ -199,9 +265,15 @@ def write_random_256(path):
     write_gguf(path, cfg, tensors, src, Q.F32)
 
 
+# llama-quantize's lattice IQ mixes in the fixtures (with an importance matrix): between them every
+# lattice type.
+LATTICE_MIXES = ["IQ3_M", "IQ3_XXS", "IQ2_M", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S"]
+
+
 def write_lowbit_models(llama_bin):
     """The model of write_random_256 written by the pinned `llama-quantize` in the low-bit mixes
-    (lowbit/{q2_k,q3_k_m,iq4_xs,iq4_nl,q4_1,q5_0,q5_1}.gguf) with each file's tensor types
+    (lowbit/{q2_k,q3_k_m,iq4_xs,iq4_nl,q4_1,q5_0,q5_1}.gguf) and, with an importance matrix from
+    llama-imatrix, the lattice IQ mixes (lowbit/{iq3_m,iq3_xxs,iq2_m,…}.gguf) with each file's tensor types
     (lowbit/types.json, read back by the gguf package) and, per file and quantized type, the gguf
     package's dequantization of the first 4 rows of its first tensor of that type
     (lowbit/dequant_FILE_TYPE.npy, the tensor names in lowbit/dequant.json). They feed the loader
@@ -214,9 +286,20 @@ def write_lowbit_models(llama_bin):
     with tempfile.TemporaryDirectory() as tmp:
         f32 = os.path.join(tmp, "f32.gguf")
         write_random_256(f32)
-        for ty in ["Q2_K", "Q3_K_M", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_0", "Q5_1"]:
+        # An importance matrix (the lattice IQ mixes need one) from llama-imatrix on a fixed text.
+        text = os.path.join(tmp, "calibration.txt")
+        words = np.random.default_rng(37).choice(["the", "model", "of", "a", "weight", "runs", "in", "place", "and",
+                                                    "every", "block", "is", "read", "once", "def", "return", "(", ")",
+                                                    ":", "=", "1", "2", "\n"], size=6000)
+        with open(text, "w") as f:
+            f.write(" ".join(words))
+        imat = os.path.join(tmp, "imatrix.gguf")
+        subprocess.run([os.path.join(llama_bin, "llama-imatrix"), "-m", f32, "-f", text, "-o", imat, "-c", "128",
+                        "-t", "2"], check=True, capture_output=True)
+        for ty in ["Q2_K", "Q3_K_M", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_0", "Q5_1"] + LATTICE_MIXES:
             path = os.path.join(out, ty.lower() + ".gguf")
-            subprocess.run([os.path.join(llama_bin, "llama-quantize"), f32, path, ty], check=True, capture_output=True)
+            im = ["--imatrix", imat] if ty in LATTICE_MIXES else []
+            subprocess.run([os.path.join(llama_bin, "llama-quantize"), *im, f32, path, ty], check=True, capture_output=True)
             reader = gguf.GGUFReader(path)
             types[ty.lower()] = {t.name: t.tensor_type.name for t in reader.tensors}
             # Real llama-quantize blocks: the first 4 rows of the first tensor of each quantized type,

@@ -118,7 +118,8 @@ int p4k_kernel_info(int index, int *format, int *isa, unsigned *classes, const c
 // The formats the matrix kernels run (those the format table marks in place), each with a row of
 // the dispatch table.
 static const int kernel_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q4_1,
-                                     P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS};
+                                     P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS,
+                                     P4K_IQ2_XXS, P4K_IQ2_XS, P4K_IQ2_S, P4K_IQ3_XXS, P4K_IQ3_S, P4K_IQ1_S, P4K_IQ1_M};
 enum { FORMATS = sizeof kernel_formats / sizeof kernel_formats[0] };
 
 static int p4k_format_index(int format) {

@@ -355,6 +355,31 @@ void p4k_dequantize_iq4_xs(const void *in, float *y, size_t n) {
     }
 }
 
+// The lattice IQ types: x = (D·m)·v per value (p4k_iq_decode32), one rounding as in the reference.
+void p4k_dequantize_iq(int format, const void *in, float *y, size_t n) {
+    p4k_init_tables();
+    const size_t bb = p4k_format((uint32_t)format)->block_bytes;
+    const uint8_t *b = in;
+    for (size_t i = 0; i < n / 256; i++, b += bb)
+        for (int j = 0; j < 8; j++, y += 32) {
+            int16_t v[32];
+            int32_t m[2];
+            const float d = p4k_iq_decode32(format, b, j, v, m);
+            const float dm[2] = {d * (float)m[0], d * (float)m[1]};
+            for (int e = 0; e < 32; e++) y[e] = dm[e / 16] * (float)v[e];
+        }
+}
+
+#define IQ_DEQUANT(NAME, FMT) \
+    static void NAME(const void *in, float *y, size_t n) { p4k_dequantize_iq(FMT, in, y, n); }
+IQ_DEQUANT(dequantize_iq2_xxs, P4K_IQ2_XXS)
+IQ_DEQUANT(dequantize_iq2_xs, P4K_IQ2_XS)
+IQ_DEQUANT(dequantize_iq2_s, P4K_IQ2_S)
+IQ_DEQUANT(dequantize_iq3_xxs, P4K_IQ3_XXS)
+IQ_DEQUANT(dequantize_iq3_s, P4K_IQ3_S)
+IQ_DEQUANT(dequantize_iq1_s, P4K_IQ1_S)
+IQ_DEQUANT(dequantize_iq1_m, P4K_IQ1_M)
+
 // ---- The format table ------------------------------------------------------------------------
 
 static void quantize_q4_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q4_K, x, out, n); }
@@ -375,8 +400,15 @@ static const p4k_format_info formats[] = {
     {P4K_Q4_K, "Q4_K", 256, sizeof(p4k_block_q4_k), 1, quantize_q4_k, p4k_dequantize_q4_k},
     {P4K_Q5_K, "Q5_K", 256, sizeof(p4k_block_q5_k), 1, quantize_q5_k, p4k_dequantize_q5_k},
     {P4K_Q6_K, "Q6_K", 256, sizeof(p4k_block_q6_k), 1, quantize_q6_k, p4k_dequantize_q6_k},
+    {P4K_IQ2_XXS, "IQ2_XXS", 256, sizeof(p4k_block_iq2_xxs), 1, NULL, dequantize_iq2_xxs},
+    {P4K_IQ2_XS, "IQ2_XS", 256, sizeof(p4k_block_iq2_xs), 1, NULL, dequantize_iq2_xs},
+    {P4K_IQ3_XXS, "IQ3_XXS", 256, sizeof(p4k_block_iq3_xxs), 1, NULL, dequantize_iq3_xxs},
+    {P4K_IQ1_S, "IQ1_S", 256, sizeof(p4k_block_iq1_s), 1, NULL, dequantize_iq1_s},
     {P4K_IQ4_NL, "IQ4_NL", 32, sizeof(p4k_block_iq4_nl), 1, NULL, p4k_dequantize_iq4_nl},
+    {P4K_IQ3_S, "IQ3_S", 256, sizeof(p4k_block_iq3_s), 1, NULL, dequantize_iq3_s},
+    {P4K_IQ2_S, "IQ2_S", 256, sizeof(p4k_block_iq2_s), 1, NULL, dequantize_iq2_s},
     {P4K_IQ4_XS, "IQ4_XS", 256, sizeof(p4k_block_iq4_xs), 1, NULL, p4k_dequantize_iq4_xs},
+    {P4K_IQ1_M, "IQ1_M", 256, sizeof(p4k_block_iq1_m), 1, NULL, dequantize_iq1_m},
     {30, "BF16", 1, 2, 0, NULL, NULL},
 };
 

@@ -15,6 +15,9 @@
 //  - IQ4_XS (sub-block of 32 with a 6-bit scale sc − 32, values from the 16-entry table kv):
 //      s = Σ kv[q]·a,  term = s · ((d·sc) · d_a)  (d·sc is exact in f32, so the block is a Q8_0
 //      block with a float scale, and the Q8_0 panels serve it)
+//  - the lattice IQ types (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M; values x = (D·m_h)·v
+//    with integer v and odd multipliers m₀, m₁ per 16 values, p4k_iq_decode32):
+//      isum = m₀·Σ₀ v·a + m₁·Σ₁ v·a,  term = isum · (D · d_a)  (exact integers: |isum| < 2²⁴)
 // The other 32-blocks (block b of the row meets activation block b):
 //  - Q5_0: s = Σ q·a − 16·Σa, term = s · (d · d_a) (as Q4_0);  IQ4_NL: s = Σ kv[q]·a, the same term
 //  - Q4_1 / Q5_1 (x = d·q + m): isum = Σ q·a,  term = d_a · (d·isum + m·Σa)
@@ -233,6 +236,34 @@ static int q_low_k(const p4k_job *j) {
     return 0;
 }
 
+// The lattice IQ types: super-blocks of 256; activation block b meets sub-block b % 8 of
+// super-block b / 8.
+static float row_iq(int format, const uint8_t *w, const int8_t *aq, const float *ad, size_t nsb) {
+    float l[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    const size_t bb = p4k_format((uint32_t)format)->block_bytes;
+    for (size_t i = 0; i < nsb; i++, w += bb)
+        for (int j = 0; j < 8; j++) {
+            const size_t b = 8 * i + (size_t)j;
+            const int8_t *a = aq + 32 * b;
+            int16_t v[32];
+            int32_t m[2], s[2] = {0, 0};
+            const float d = p4k_iq_decode32(format, w, j, v, m);
+            for (int e = 0; e < 32; e++) s[e / 16] += v[e] * a[e];
+            const int32_t isum = m[0] * s[0] + m[1] * s[1];
+            l[j] = l[j] + (float)isum * (d * ad[b]);
+        }
+    return p4k_combine8(l);
+}
+
+static int q_iq(const p4k_job *j) {
+    const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
+    for (size_t i = 0; i < j->t; i++)
+        for (size_t r = 0; r < j->rows; r++)
+            p4k_put(j->out + i * j->ldo + r, row_iq(j->format, j->w + r * rb, j->aq + i * j->cols, j->ad + i * nb, nsb),
+                    j->accumulate);
+    return 0;
+}
+
 static int q_kquant(const p4k_job *j) {
     const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
     for (size_t i = 0; i < j->t; i++) {
@@ -262,5 +293,12 @@ const p4k_kernel p4k_kernels_scalar[] = {
     {P4K_Q2_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
     {P4K_Q3_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
     {P4K_IQ4_XS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ2_XXS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ2_XS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ2_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ3_XXS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ3_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ1_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ1_M, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
     {0, 0, 0, NULL, NULL},
 };

@@ -47,6 +47,12 @@ static void check(int format, size_t cols, size_t rows, size_t t, int extreme) {
             case P4K_Q3_K: memcpy(w + b * bs + 108, &h, 2); break;
             case P4K_Q4_1: case P4K_Q5_1: memcpy(w + b * bs, &h, 2); memcpy(w + b * bs + 2, &m, 2); break;
             case P4K_Q5_0: case P4K_IQ4_NL: case P4K_IQ4_XS: memcpy(w + b * bs, &h, 2); break;
+            case P4K_IQ2_XXS: case P4K_IQ2_XS: case P4K_IQ2_S: case P4K_IQ3_XXS: case P4K_IQ3_S: case P4K_IQ1_S:
+                memcpy(w + b * bs, &h, 2);
+                break;
+            case P4K_IQ1_M:  // d's fp16 bits in the top nibbles of the four scale words
+                for (int k = 0; k < 4; k++) w[b * bs + 49 + 2 * k] = (uint8_t)((w[b * bs + 49 + 2 * k] & 0x0F) | (((h >> (4 * k)) & 0xF) << 4));
+                break;
             default: memcpy(w + b * bs, &h, 2); memcpy(w + b * bs + 2, &h, 2); break;  // Q4_K, Q5_K
             }
         }
@@ -162,7 +168,8 @@ int main(void) {
         if (p4k_isa_available(isa)) printf(" %s", p4k_isa_name(isa));
     printf("\n");
     const int all_formats[] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q4_1,
-                               P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS};
+                               P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS, P4K_IQ2_XXS,
+                               P4K_IQ2_XS, P4K_IQ2_S, P4K_IQ3_XXS, P4K_IQ3_S, P4K_IQ1_S, P4K_IQ1_M};
     const int nformats = (int)(sizeof all_formats / sizeof all_formats[0]);
     if (p4k_kernels_calibrate(all_formats, (size_t)nformats) != 0) {
         printf("calibration failed\n");
@@ -179,7 +186,8 @@ int main(void) {
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 0);
             check(formats[f], shapes[s][0], shapes[s][1], shapes[s][2], 1);
         }
-    const int kformats[] = {P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_XS};
+    const int kformats[] = {P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_XS, P4K_IQ2_XXS, P4K_IQ2_XS,
+                            P4K_IQ2_S, P4K_IQ3_XXS, P4K_IQ3_S, P4K_IQ1_S, P4K_IQ1_M};
     for (int f = 0; f < (int)(sizeof kformats / sizeof kformats[0]); f++) {
         for (int e = 0; e < 2; e++) {
             check(kformats[f], 256, 5, 3, e);

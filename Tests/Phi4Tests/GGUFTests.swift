@@ -70,8 +70,10 @@ final class GGUFTests: XCTestCase {
     /// Q2_K, Q3_K, IQ4_NL and IQ4_XS through the format table's dequantizer: every value's bits equal
     /// the `gguf` package's (NaN where it has NaN), on random blocks with small scales and on blocks
     /// whose every byte is random (tools/make_quant_fixtures.py).
+    /// The lattice IQ types too: their first blocks use every entry of the type's grid, so this also
+    /// checks the codebooks (iq_grids.c, tools/make_iq_grids.py) against the package's.
     func testLowBitTypesDequantizeAsTheGGUFPackage() throws {
-        for type in [GGMLType.q2_K, .q3_K, .iq4_NL, .iq4_XS] {
+        for type in [GGMLType.q2_K, .q3_K, .iq4_NL, .iq4_XS, .iq2_XXS, .iq2_XS, .iq2_S, .iq3_XXS, .iq3_S, .iq1_S, .iq1_M] {
             for suffix in ["", "_wild"] {
                 let name = type.displayName.lowercased() + suffix
                 let blocks = try FileIO.readAll(quantFixtures + "/\(name).bin")

@@ -49,7 +49,8 @@ enum { P4K_OK = 0, P4K_ENOMEM = -1, P4K_EFORMAT = -2 };
 /// Quantized weight formats (GGUF's type numbers).
 enum {
     P4K_Q4_0 = 2, P4K_Q4_1 = 3, P4K_Q5_0 = 6, P4K_Q5_1 = 7, P4K_Q8_0 = 8, P4K_Q2_K = 10, P4K_Q3_K = 11, P4K_Q4_K = 12,
-    P4K_Q5_K = 13, P4K_Q6_K = 14, P4K_IQ4_NL = 20, P4K_IQ4_XS = 23
+    P4K_Q5_K = 13, P4K_Q6_K = 14, P4K_IQ2_XXS = 16, P4K_IQ2_XS = 17, P4K_IQ3_XXS = 18, P4K_IQ1_S = 19, P4K_IQ4_NL = 20,
+    P4K_IQ3_S = 21, P4K_IQ2_S = 22, P4K_IQ4_XS = 23, P4K_IQ1_M = 29
 };
 
 /// One weight format's facts, written once (the table in formats.c): GGML's type id and name,
@@ -119,6 +120,10 @@ void p4k_dequantize_q2_k(const void *in, float *y, size_t n);
 void p4k_dequantize_q3_k(const void *in, float *y, size_t n);
 void p4k_dequantize_iq4_nl(const void *in, float *y, size_t n);
 void p4k_dequantize_iq4_xs(const void *in, float *y, size_t n);
+/// The lattice IQ types (IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ1_S, IQ1_M; super-blocks of 256
+/// whose values are entries of fixed codebooks with sign bits): `format` is the type's P4K_ code.
+/// Bit for bit the `gguf` package's values.
+void p4k_dequantize_iq(int format, const void *in, float *y, size_t n);
 
 /// Quantizes an activation row of `n` floats (a multiple of 32) to int8 blocks of 32 with an f32
 /// scale per block and the integer sum of each block.

@@ -45,7 +45,8 @@ public indirect enum GGUFValue: Sendable, Equatable {
 /// Tensor element types of GGML that libphi4 reads (others are refused by name).
 public enum GGMLType: UInt32, Sendable, CaseIterable {
     case f32 = 0, f16 = 1, q4_0 = 2, q4_1 = 3, q5_0 = 6, q5_1 = 7, q8_0 = 8, q2_K = 10, q3_K = 11, q4_K = 12, q5_K = 13
-    case q6_K = 14, iq4_NL = 20, iq4_XS = 23, bf16 = 30
+    case q6_K = 14, iq2_XXS = 16, iq2_XS = 17, iq3_XXS = 18, iq1_S = 19, iq4_NL = 20, iq3_S = 21, iq2_S = 22, iq4_XS = 23
+    case iq1_M = 29, bf16 = 30
 
     /// This type's entry in the kernels' format table (`p4k_format`, formats.c), where its block
     /// size, name, quantizer and dequantizer are written once. Every case has one (a test checks).
@@ -62,8 +63,7 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
 
     /// Names of GGML types, for messages about the ones libphi4 does not read.
     static func name(_ raw: UInt32) -> String {
-        let names: [UInt32: String] = [9: "Q8_1", 15: "Q8_K", 16: "IQ2_XXS", 17: "IQ2_XS", 18: "IQ3_XXS", 19: "IQ1_S",
-                                       21: "IQ3_S", 22: "IQ2_S", 29: "IQ1_M", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4"]
+        let names: [UInt32: String] = [9: "Q8_1", 15: "Q8_K", 34: "TQ1_0", 35: "TQ2_0", 39: "MXFP4"]
         return names[raw] ?? "type \(raw)"
     }
 }

@@ -28,6 +28,23 @@ public enum WeightFormat: String, Sendable, CaseIterable {
     case iq4_NL = "iq4_nl"
     /// GGUF IQ4_XS: super-blocks of 256 IQ4_NL indices with a 6-bit scale per 32 (4.25 bits per weight).
     case iq4_XS = "iq4_xs"
+    /// GGUF IQ2_XXS: super-blocks of 256; per 8 values an index into a 256-entry grid, 7-bit sign
+    /// indices and a 4-bit scale per 32 (2.0625 bits per weight).
+    case iq2_XXS = "iq2_xxs"
+    /// GGUF IQ2_XS: as IQ2_XXS with a 512-entry grid and a 4-bit scale per 16 (2.3125 bits per weight).
+    case iq2_XS = "iq2_xs"
+    /// GGUF IQ2_S: a 1024-entry grid, a sign bit per value, a 4-bit scale per 16 (2.5625 bits per weight).
+    case iq2_S = "iq2_s"
+    /// GGUF IQ3_XXS: per 4 values an index into a 256-entry grid, sign indices, a 4-bit scale per 32
+    /// (3.0625 bits per weight).
+    case iq3_XXS = "iq3_xxs"
+    /// GGUF IQ3_S: a 512-entry grid of 4 values, a sign bit per value, a 4-bit scale per 32 (3.4375 bits per weight).
+    case iq3_S = "iq3_s"
+    /// GGUF IQ1_S: per 8 values an index into a 2048-entry grid of −1, 0, 1, a 3-bit scale and a
+    /// ±1/8 shift per 32 (1.5625 bits per weight).
+    case iq1_S = "iq1_s"
+    /// GGUF IQ1_M: IQ1_S's grid with a 3-bit scale per 16 and a shift per 8 values (1.75 bits per weight).
+    case iq1_M = "iq1_m"
 
     /// The format a GGML type runs in, when the matrix kernels run it in place (nil for F16 /
     /// BF16, which are widened or quantized at load, and for types libphi4 does not read).
@@ -52,6 +69,13 @@ public enum WeightFormat: String, Sendable, CaseIterable {
         case .q3_K: return .q3_K
         case .iq4_NL: return .iq4_NL
         case .iq4_XS: return .iq4_XS
+        case .iq2_XXS: return .iq2_XXS
+        case .iq2_XS: return .iq2_XS
+        case .iq2_S: return .iq2_S
+        case .iq3_XXS: return .iq3_XXS
+        case .iq3_S: return .iq3_S
+        case .iq1_S: return .iq1_S
+        case .iq1_M: return .iq1_M
         }
     }
 
