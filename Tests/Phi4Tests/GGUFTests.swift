@@ -160,7 +160,8 @@ final class GGUFTests: XCTestCase {
     }
 
     /// The low-bit files of tools/make_quant_fixtures.py (written by llama-quantize).
-    static let lowBitFiles = ["q2_k", "q3_k_m", "iq4_xs", "iq4_nl", "q4_1", "q5_0", "q5_1"]
+    static let lowBitFiles = ["q2_k", "q3_k_m", "iq4_xs", "iq4_nl", "q4_1", "q5_0", "q5_1",
+                              "iq3_m", "iq3_xxs", "iq2_m", "iq2_xs", "iq2_xxs", "iq1_m", "iq1_s"]
 
     /// Files llama-quantize wrote in the low-bit mixes (rows of whole 256-blocks): every tensor has
     /// the type llama-quantize gave it (as the gguf package reads it back), runs in place in that
@@ -197,7 +198,8 @@ final class GGUFTests: XCTestCase {
                 checked.insert(type.displayName)
             }
         }
-        XCTAssertEqual(checked, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_0", "Q5_1"])
+        XCTAssertEqual(checked, ["Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS", "IQ4_NL", "Q4_1", "Q5_0", "Q5_1",
+                                 "IQ3_S", "IQ3_XXS", "IQ2_S", "IQ2_XS", "IQ2_XXS", "IQ1_M", "IQ1_S"])
     }
 
     /// The low-bit mixes' recipes (`GGUFExport.FileType.type(for:)`, which `phi4 dev random-model`
@@ -367,7 +369,8 @@ final class GGUFTests: XCTestCase {
     func testMutatedFilesNeverCrash() throws {
         let total = Int(String(cString: getenv("PHI4_MUTANTS") ?? strdup("1000"))) ?? 1000
         let seed = UInt64(String(cString: getenv("PHI4_MUTANT_SEED") ?? strdup("20261125"))) ?? 20261125
-        // The gqa8 Q8_0 file and the low-bit files llama-quantize wrote (Q2_K … IQ4_XS, Q4_1, Q5_0, Q5_1).
+        // The gqa8 Q8_0 file and the low-bit files llama-quantize wrote (Q2_K … IQ4_XS, Q4_1, Q5_0, Q5_1,
+        // the lattice IQ mixes).
         let ggufs = try ([quantFixtures + "/gqa8-q8_0-gguf-package.gguf"] + GGUFTests.lowBitFiles.map { quantFixtures + "/lowbit/\($0).gguf" })
             .map { try FileIO.readAll($0) }
         let safetensors = try FileIO.readAll(modelFixtures + "/gqa4/model.safetensors")
