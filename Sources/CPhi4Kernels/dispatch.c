@@ -85,7 +85,7 @@ static const p4k_kernel *const tables[] = {
 #endif
 };
 
-enum { MAX_KERNELS = 64 };
+enum { MAX_KERNELS = 128 };  // kernel_check fails if the tables fill this (a kernel could have been dropped)
 static const p4k_kernel *all[MAX_KERNELS];
 static int kernel_count;
 static pthread_once_t all_once = PTHREAD_ONCE_INIT;

@@ -176,6 +176,10 @@ int main(void) {
         failures++;
     }
     printf("calibration: %.1f ms\n", p4k_kernels_calibration_ms());
+    if (p4k_kernel_count() >= 128) {  // dispatch.c's MAX_KERNELS: a full list may have dropped kernels
+        printf("the dispatch table is full (%d kernels): raise MAX_KERNELS\n", p4k_kernel_count());
+        failures++;
+    }
     for (int f = 0; f < nformats; f++)
         printf("  %-6s 1 token: %-12s 2-16: %-12s 17+: %s\n", p4k_format((uint32_t)all_formats[f])->name, p4k_kernel_choice(all_formats[f], P4K_BATCH_ONE),
                p4k_kernel_choice(all_formats[f], P4K_BATCH_SMALL), p4k_kernel_choice(all_formats[f], P4K_BATCH_LARGE));
