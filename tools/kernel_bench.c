@@ -6,7 +6,8 @@
 // Also prints what the calibration chose (p4k_kernels_calibrate) and how long it took.
 //
 //   clang -O2 -pthread -I Sources/CPhi4Kernels/include tools/kernel_bench.c Sources/CPhi4Kernels/*.c -lm -o kernel_bench
-//   ./kernel_bench [threads 2] [runs 7] [formats: q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs]
+//   ./kernel_bench [threads 2] [runs 7] [formats: q8_0 q4_0 q4_k q5_k q6_k q4_1 q5_0 q5_1 q2_k q3_k iq4_nl iq4_xs
+//                                                  iq2_xxs iq2_xs iq2_s iq3_xxs iq3_s iq1_s iq1_m]
 #include "CPhi4Kernels.h"
 #include <pthread.h>
 #include <stdio.h>
@@ -61,10 +62,12 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2, runs = argc > 2 ? atoi(argv[2]) : 7;
-    enum { NF = 12 };
-    const char *names[NF] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "iq4_nl", "iq4_xs"};
+    enum { NF = 19 };
+    const char *names[NF] = {"q8_0", "q4_0", "q4_k", "q5_k", "q6_k", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k", "iq4_nl", "iq4_xs",
+                             "iq2_xxs", "iq2_xs", "iq2_s", "iq3_xxs", "iq3_s", "iq1_s", "iq1_m"};
     const int codes[NF] = {P4K_Q8_0, P4K_Q4_0, P4K_Q4_K, P4K_Q5_K, P4K_Q6_K, P4K_Q4_1,
-                           P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS};
+                           P4K_Q5_0, P4K_Q5_1, P4K_Q2_K, P4K_Q3_K, P4K_IQ4_NL, P4K_IQ4_XS,
+                           P4K_IQ2_XXS, P4K_IQ2_XS, P4K_IQ2_S, P4K_IQ3_XXS, P4K_IQ3_S, P4K_IQ1_S, P4K_IQ1_M};
     int want[NF] = {1, 1, 1, 0, 1};
     if (argc > 3) {
         memset(want, 0, sizeof want);

@@ -78,7 +78,7 @@ const char *p4k_isa_name(int isa) {
 static const p4k_kernel *const tables[] = {
     p4k_kernels_scalar,
 #if defined(__x86_64__)
-    p4k_kernels_avx2, p4k_gemm_avx2, p4k_kernels_lowbit_avx2, p4k_kernels_vnni,
+    p4k_kernels_avx2, p4k_gemm_avx2, p4k_kernels_lowbit_avx2, p4k_kernels_iq_avx2, p4k_kernels_vnni,
 #endif
 #if defined(__aarch64__)
     p4k_kernels_neon,

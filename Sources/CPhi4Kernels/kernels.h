@@ -54,6 +54,7 @@ extern const p4k_kernel p4k_kernels_avx2[];
 extern const p4k_kernel p4k_gemm_avx2[];
 extern const p4k_kernel p4k_kernels_vnni[];
 extern const p4k_kernel p4k_kernels_lowbit_avx2[];
+extern const p4k_kernel p4k_kernels_iq_avx2[];
 #endif
 #if defined(__aarch64__)
 extern const p4k_kernel p4k_kernels_neon[];
