@@ -266,6 +266,27 @@ static inline void low_decode(int f, const uint8_t *blk, int sub, int8x16_t *w0,
             }                                                                                             \
         }                                                                                                 \
     }                                                                                                     \
+                                                                                                          \
+    /* The lattice IQ types: each sub-block of 32 decoded once (p4k_iq_decode32, scalar: grid */         \
+    /* lookups and signs) into two int8x16, then per token isum = m0·Σ0 + m1·Σ1, term = isum·(D·d_a). */ \
+    ATTR static void iq_row_##SUFFIX(const p4k_job *j, const uint8_t *row, float *lanes) {                \
+        const size_t nb = j->cols / 32, bs = p4k_format((uint32_t)j->format)->block_bytes;                \
+        for (size_t b = 0; b < nb; b++) {                                                                 \
+            int16_t v[32];                                                                                \
+            int32_t mm[2];                                                                                \
+            const float d = p4k_iq_decode32(j->format, row + (b / 8) * bs, (int)(b % 8), v, mm);          \
+            int8_t v8[32];                                                                                \
+            for (int e = 0; e < 32; e++) v8[e] = (int8_t)v[e]; /* |v| ≤ 62 */                             \
+            const int8x16_t w0 = vld1q_s8(v8), w1 = vld1q_s8(v8 + 16);                                    \
+            for (size_t i = 0; i < j->t; i++) {                                                           \
+                const int8_t *a = j->aq + i * j->cols + 32 * b;                                           \
+                const int32_t isum = mm[0] * DOT16(w0, a) + mm[1] * DOT16(w1, a + 16);                    \
+                float *l = lanes + 8 * i + (b & 7);                                                       \
+                *l = *l + (float)isum * (d * j->ad[i * nb + b]);                                          \
+            }                                                                                             \
+        }                                                                                                 \
+    }                                                                                                     \
+    static int iq_##SUFFIX(const p4k_job *j) { return each_row(j, iq_row_##SUFFIX); }                    \
     static int legacy_##SUFFIX(const p4k_job *j) { return each_row(j, legacy_row_##SUFFIX); }            \
     static int kquant_##SUFFIX(const p4k_job *j) { return each_row(j, kquant_row_##SUFFIX); }            \
     static int lowbit_##SUFFIX(const p4k_job *j) { return each_row(j, lowbit_row_##SUFFIX); }
@@ -298,6 +319,20 @@ const p4k_kernel p4k_kernels_neon[] = {
     {P4K_Q4_1, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
     {P4K_Q5_0, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
     {P4K_Q5_1, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", lowbit_sdot},
+    {P4K_IQ2_XXS, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ2_XS, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ2_S, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ3_XXS, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ3_S, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ1_S, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ1_M, P4K_ISA_NEON, P4K_ALL_CLASSES, "neon", iq_neon},
+    {P4K_IQ2_XXS, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
+    {P4K_IQ2_XS, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
+    {P4K_IQ2_S, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
+    {P4K_IQ3_XXS, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
+    {P4K_IQ3_S, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
+    {P4K_IQ1_S, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
+    {P4K_IQ1_M, P4K_ISA_DOTPROD, P4K_ALL_CLASSES, "neon-dotprod", iq_sdot},
     {0, 0, 0, NULL, NULL},
 };
 #endif
