@@ -39,6 +39,9 @@ struct RandomModelCommand: ParsableCommand {
     @Flag(help: "Zero matrices written as a sparse file (any size, no disk space; for load and memory-limit tests).")
     var zeros = false
 
+    @Option(help: "A file of lines 'TENSOR_NAME TYPE' (GGML type names, e.g. blk.0.ffn_up.weight IQ3_S) overriding --type's recipe per tensor: tools/make_random_mix.sh writes it from llama-quantize --dry-run, for the mixes the recipes do not know (IQ3_M, IQ2_M …).")
+    var tensorTypes: String?
+
     func run() throws {
         let config: ModelConfig
         switch shape {
@@ -56,12 +59,25 @@ struct RandomModelCommand: ParsableCommand {
         default: throw ValidationError("--shape must be phi4 or phi4-mini")
         }
         guard let t = GGUFExport.FileType(rawValue: type) else { throw ValidationError("unknown --type \(type)") }
+        var overrides: [String: GGMLType] = [:]
+        if let tensorTypes {
+            let names = Dictionary(uniqueKeysWithValues: GGMLType.allCases.map { ($0.displayName.uppercased(), $0) })
+            let text = try String(contentsOfFile: tensorTypes, encoding: .utf8)
+            for line in text.split(separator: "\n") where !line.isEmpty {
+                let parts = line.split(separator: " ")
+                guard parts.count == 2, let ty = names[parts[1].uppercased()] else {
+                    throw ValidationError("--tensor-types: cannot read the line '\(line)' (expected 'TENSOR_NAME TYPE')")
+                }
+                overrides[String(parts[0])] = ty
+            }
+        }
         let tok = try loadTokenizer(tokenizer)
         let clock = ContinuousClock()
         let start = clock.now
         do {
             try RandomModel.write(config: config, layers: layers, type: t, tokenizer: tok,
-                                  tokenizerDirectory: tokenizer, output: out, seed: seed, zeros: zeros) { done, total, name in
+                                  tokenizerDirectory: tokenizer, output: out, seed: seed, zeros: zeros,
+                                  tensorTypes: overrides) { done, total, name in
                 fputs("\r\(done)/\(total) \(name)                    ", stderr)
                 if done == total { fputs("\n", stderr) }
             }

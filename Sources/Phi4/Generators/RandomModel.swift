@@ -7,9 +7,11 @@ import CPhi4Kernels
 public enum RandomModel {
     /// Writes the model. `layers` overrides the depth (Phi-4: 40). With `zeros`, every matrix is
     /// zero and the file is sparse: any size, no disk space (for load, mapping and limit tests).
+    /// `tensorTypes` overrides the recipe of `type` per tensor name (e.g. the choices that
+    /// `llama-quantize --dry-run` prints for a mix the recipes do not know).
     public static func write(config base: ModelConfig, layers: Int? = nil, type: GGUFExport.FileType,
                              tokenizer: Tokenizer, tokenizerDirectory: String, output: String, seed: UInt64 = 1,
-                             zeros: Bool = false,
+                             zeros: Bool = false, tensorTypes: [String: GGMLType] = [:],
                              progress: @escaping (Int, Int, String) -> Void = { _, _, _ in }) throws {
         var c = base
         if let layers { c.layerCount = layers }
@@ -35,7 +37,12 @@ public enum RandomModel {
         if !c.tieWordEmbeddings { plan.append(("output.weight", c.vocabSize, c.hiddenSize, .lmHead, 1 / d.squareRoot())) }
         GGUFExport.addRopeFactors(c, to: &w)
         for (index, (name, rows, cols, role, scale)) in plan.enumerated() {
-            let ggml = role.map { type.type(for: $0, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount) } ?? .f32
+            let ggml = tensorTypes[name] ?? role.map { type.type(for: $0, cols: cols, layer: layerOf[name] ?? 0, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount) } ?? .f32
+            if tensorTypes[name] != nil {  // an override: a matrix type the kernels run, in whole blocks
+                guard role != nil, ggml.info.in_place != 0, cols % ggml.block.elements == 0 else {
+                    throw ModelError.unsupported("tensor \(name) cannot be written as \(ggml.displayName)")
+                }
+            }
             let dims = role == nil ? [cols] : [cols, rows]
             let total = plan.count
             w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in
@@ -109,9 +116,23 @@ public enum RandomModel {
         case .q3_K: fields = [(108, top / (32 * 4))]                      // d · (sc − 32) · q, |q| ≤ 4
         case .iq4_XS: fields = [(0, top / (32 * 127))]                    // d · (sc − 32) · kv
         case .iq4_NL: fields = [(0, top / 127)]                           // d · kv
+        case .iq2_XXS, .iq2_XS, .iq2_S: fields = [(0, top / (4 * 43))]    // d · (2s + 1) / 8 · grid (≤ 43)
+        case .iq3_XXS: fields = [(0, top / (8 * 62))]                     // d · (2s + 1) / 4 · grid (≤ 62)
+        case .iq3_S: fields = [(0, top / (31 * 15))]                      // d · (2s + 1) · grid (≤ 15)
+        case .iq1_S: fields = [(0, top / 15)]                             // d · (2s + 1) · (grid ± 1/8)
+        case .iq1_M: fields = []                                          // d spread over the scales: below
         case .q4_1: fields = [(0, 2 * top / 15), (2, -top)]               // d · q + m
         case .q5_1: fields = [(0, 2 * top / 31), (2, -top)]
         default: fields = [(0, top / 16)]                                 // Q5_0, Q4_0, Q8_0: d · (q − offset)
+        }
+        if type == .iq1_M {  // d's fp16 bits in the top nibbles of the four uint16 scale words at 48
+            let h = p4k_f32_to_fp16(top / 15)
+            for b in 0..<count {
+                for k in 0..<4 {
+                    let at = b * bytes + 49 + 2 * k
+                    raw[at] = (raw[at] & 0x0F) | UInt8((h >> (4 * UInt16(k))) & 0xF) << 4
+                }
+            }
         }
         for b in 0..<count {
             for (offset, value) in fields {
