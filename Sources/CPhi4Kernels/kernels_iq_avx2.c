@@ -157,6 +157,17 @@ __attribute__((target("avx2"), always_inline)) static inline __m256i iq_values(i
     return v;
 }
 
+// For the panel kernels (panels.c): sub-block j of `blk` as u = v + 64 (0…126) and its multipliers.
+__attribute__((target("avx2"))) float p4k_iq_decode_u(int format, const uint8_t *blk, int j, uint8_t u[32], int16_t m[2]) {
+    __m256i mult;
+    float D;
+    const __m256i v = iq_values(format, blk, j, &mult, &D);
+    _mm256_storeu_si256((__m256i *)u, _mm256_add_epi8(v, _mm256_set1_epi8(64)));
+    m[0] = (int16_t)_mm256_extract_epi16(mult, 0);
+    m[1] = (int16_t)_mm256_extract_epi16(mult, 8);
+    return D;
+}
+
 // Eight int32 vectors → one vector whose lane k is the sum of p[k]'s lanes (exact integers).
 __attribute__((target("avx2"), always_inline)) static inline __m256i hsum8(const __m256i p[8]) {
     const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);

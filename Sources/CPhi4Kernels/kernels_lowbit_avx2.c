@@ -103,14 +103,6 @@ row_blocks32(int format, const uint8_t *w, const int8_t *aq, const float *ad, co
 
 // ---- Super-blocks of 256: IQ4_XS, Q3_K, Q2_K --------------------------------------------------
 
-// Shuffle controls that spread 16-value scales (int16, eight of them in both lanes) so that
-// block k's first 16 values (low lane) take scale 2k and its last 16 (high lane) scale 2k + 1.
-static const uint8_t pick16[4][32] = {
-    {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
-    {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
-    {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
-    {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
-
 // For sub-blocks 2m and 2m + 1 of a half: the int16 scale pattern [sc(4m) ×4, sc(4m+2) ×4 |
 // sc(4m+1) ×4, sc(4m+3) ×4] from the half's eight 16-value scales (in both lanes).
 static const uint8_t pick_pair[2][32] = {

@@ -12,7 +12,9 @@
 //    on 2 threads against the AVX2 tiles, which need two `maddubs` planes for 8-bit values).
 //  - 512-bit panels (16 rows in one zmm, up to 8 tokens per weight load) for the byte panels
 //    (Q4_0, Q8_0, IQ4_XS, IQ4_NL, Q5_0), the K-quants (Q4_K, Q5_K, Q6_K; Q4_1, Q5_1) and, with
-//    AVX-512 BW's `maddubs`, Q3_K and Q2_K. AMD Zen 4 runs 512-bit operations as two 256-bit halves; Zen 5
+//    AVX-512 BW's `maddubs`, Q3_K and Q2_K.
+//  - The lattice IQ types on Q6_K's tiles (256- and 512-bit), their blocks decoded into Q6_K-shaped
+//    panels (P4K_TILE_IQ, panels.h). AMD Zen 4 runs 512-bit operations as two 256-bit halves; Zen 5
 //    does not (there, 2 threads, 64 tokens: Q8_0 262 → 359, IQ4_XS 273 → 385, Q4_0 295 → 432
 //    GMAC/s against the 256-bit tiles). Both are candidates; the calibration keeps the faster.
 // The integer sums are exact and the float operations are the AVX2 kernels', in their order:
@@ -157,7 +159,7 @@ tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
                 const __m256i wv = _mm256_loadu_si256((const __m256i *)(wb + 32 * g));
                 for (int j = 0; j < nt; j++) {
                     const __m256i x = bcast4(ab + j * lda + 4 * g);
-                    if (format == P4K_Q6_K && g >= 4) hi[j] = _mm256_dpbusd_epi32(hi[j], wv, x);
+                    if ((format == P4K_Q6_K || format == P4K_TILE_IQ) && g >= 4) hi[j] = _mm256_dpbusd_epi32(hi[j], wv, x);
                     else s32[j] = _mm256_dpbusd_epi32(s32[j], wv, x);
                 }
             }
@@ -169,16 +171,17 @@ tile_vnni(int format, const panel_t *p, size_t nb, const int8_t *a, size_t lda, 
                     const __m256 t2 = _mm256_mul_ps(dm, _mm256_set1_ps((float)asum[j * nb + b]));
                     acc[j] = _mm256_add_ps(acc[j], _mm256_mul_ps(_mm256_set1_ps(ad[j * nb + b]), _mm256_sub_ps(t1, t2)));
                 }
-            } else if (format == P4K_Q6_K) {
+            } else if (format == P4K_Q6_K || format == P4K_TILE_IQ) {
                 // sc₀·Σ₀ q·a + sc₁·Σ₁ q·a − 32·(sc₀·A₀ + sc₁·A₁) (asum holds the A pairs): the row
-                // kernel's exact integer. The stored [sc sc] int16 pairs give sc as int32 by a shift.
+                // kernel's exact integer (the lattice types: u = v + 64, multipliers m, 64·(…)).
+                // The stored [sc sc] int16 pairs give sc as int32 by a shift.
                 const __m256i *sv = (const __m256i *)(p->sc + at * 48);
                 const __m256i sc0 = _mm256_srai_epi32(_mm256_load_si256(sv), 16);
                 const __m256i sc1 = _mm256_srai_epi32(_mm256_load_si256(sv + 1), 16), sx = _mm256_load_si256(sv + 2);
                 for (int j = 0; j < nt; j++) {
                     const __m256i off = _mm256_madd_epi16(sx, _mm256_set1_epi32(asum[j * nb + b]));
                     __m256i isum = _mm256_add_epi32(_mm256_mullo_epi32(s32[j], sc0), _mm256_mullo_epi32(hi[j], sc1));
-                    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, 5));
+                    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(off, format == P4K_TILE_IQ ? 6 : 5));
                     FLOAT_STEP(j, isum);
                 }
             } else {
@@ -201,6 +204,8 @@ __attribute__((target(VNNI_TARGET))) static void tile_vnni_any(int format, const
         TILE_COPIES(tile_vnni, P4K_Q4_K)
     } else if (format == P4K_Q5_K) {
         TILE_COPIES(tile_vnni, P4K_Q5_K)
+    } else if (format == P4K_TILE_IQ) {
+        TILE_COPIES(tile_vnni, P4K_TILE_IQ)
     } else {
         TILE_COPIES(tile_vnni, P4K_Q6_K)
     }
@@ -347,7 +352,7 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
                     int32_t x4;
                     memcpy(&x4, ab + j * lda + 4 * g, 4);
                     const __m512i x = _mm512_set1_epi32(x4);
-                    if (format == P4K_Q6_K && g >= 4) hi[j] = _mm512_dpbusd_epi32(hi[j], wv, x);
+                    if ((format == P4K_Q6_K || format == P4K_TILE_IQ) && g >= 4) hi[j] = _mm512_dpbusd_epi32(hi[j], wv, x);
                     else s32[j] = _mm512_dpbusd_epi32(s32[j], wv, x);
                 }
             }
@@ -359,7 +364,7 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
                     const __m512 t2 = _mm512_mul_ps(dm, _mm512_set1_ps((float)asum[j * nb + b]));
                     acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_set1_ps(ad[j * nb + b]), _mm512_sub_ps(t1, t2)));
                 }
-            } else {  // Q6_K, as tile_vnni
+            } else {  // Q6_K and the lattice types, as tile_vnni
                 const __m256i *sp = (const __m256i *)(p->sc + at * 48), *sq = (const __m256i *)(q->sc + at * 48);
 #define JOIN_(k) _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256(sp + (k))), _mm256_load_si256(sq + (k)), 1)
                 const __m512i sc0 = _mm512_srai_epi32(JOIN_(0), 16), sc1 = _mm512_srai_epi32(JOIN_(1), 16), sx = JOIN_(2);
@@ -367,7 +372,7 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
                 for (int j = 0; j < nt; j++) {
                     const __m512i off = _mm512_madd_epi16(sx, _mm512_set1_epi32(asum[j * nb + b]));
                     __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(s32[j], sc0), _mm512_mullo_epi32(hi[j], sc1));
-                    isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(off, 5));
+                    isum = _mm512_sub_epi32(isum, _mm512_slli_epi32(off, format == P4K_TILE_IQ ? 6 : 5));
                     acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(ad[j * nb + b]))));
                 }
             }
@@ -398,6 +403,7 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
 KQ_TILE512(tile16_q4k_512, P4K_Q4_K)
 KQ_TILE512(tile16_q5k_512, P4K_Q5_K)
 KQ_TILE512(tile16_q6k_512, P4K_Q6_K)
+KQ_TILE512(tile16_iq_512, P4K_TILE_IQ)
 
 // ---- Panels, 512 bits: Q3_K and Q2_K, 16 rows × up to TILE512 tokens (AVX-512 BW) ---------------
 // The AVX2 tiles' arithmetic (gemm_avx2.c, tile_q23k_avx2) on 16 rows per zmm: the values and
@@ -511,6 +517,15 @@ __attribute__((target(VNNI_TARGET))) static int kquant_panels512(const p4k_job *
     }
 }
 
+// The lattice IQ types (P4K_TILE_IQ): their blocks decoded into Q6_K-shaped panels (panels.c).
+__attribute__((target(VNNI_TARGET))) static int iq_panels(const p4k_job *job) {
+    return p4k_panels_gemm(job, 0, tile_vnni_any, NULL, 0);
+}
+
+__attribute__((target(VNNI_TARGET))) static int iq_panels512(const p4k_job *job) {
+    return p4k_panels_gemm(job, 0, tile_vnni_any, tile16_iq_512, TILE512);
+}
+
 #define ONE_SMALL ((1u << P4K_CLASS_ONE) | (1u << P4K_CLASS_SMALL))
 #define BATCHES ((1u << P4K_CLASS_SMALL) | (1u << P4K_CLASS_LARGE))
 
@@ -538,6 +553,20 @@ const p4k_kernel p4k_kernels_vnni[] = {
     {P4K_Q6_K, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
     {P4K_Q4_1, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
     {P4K_Q5_1, P4K_ISA_VNNI, BATCHES, "vnni512-panels", kquant_panels512},
+    {P4K_IQ2_XXS, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ2_XXS, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
+    {P4K_IQ2_XS, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ2_XS, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
+    {P4K_IQ2_S, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ2_S, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
+    {P4K_IQ3_XXS, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ3_XXS, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
+    {P4K_IQ3_S, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ3_S, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
+    {P4K_IQ1_S, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ1_S, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
+    {P4K_IQ1_M, P4K_ISA_VNNI, BATCHES, "vnni-panels", iq_panels},
+    {P4K_IQ1_M, P4K_ISA_VNNI, BATCHES, "vnni512-panels", iq_panels512},
     {P4K_Q2_K, P4K_ISA_AVX512, BATCHES, "avx512-panels", q23k_panels512},
     {0, 0, 0, NULL, NULL},
 };

@@ -271,6 +271,8 @@ int p4k_panel_tile_format(int format) {
     case P4K_IQ4_XS: case P4K_IQ4_NL: case P4K_Q5_0: return P4K_Q8_0;
     case P4K_Q3_K: case P4K_Q2_K: return P4K_Q6_K;
     case P4K_Q4_1: return P4K_Q4_K;
+    case P4K_IQ2_XXS: case P4K_IQ2_XS: case P4K_IQ2_S: case P4K_IQ3_XXS: case P4K_IQ3_S: case P4K_IQ1_S: case P4K_IQ1_M:
+        return P4K_TILE_IQ;
     case P4K_Q5_1: return P4K_Q5_K;
     default: return format;
     }
@@ -392,6 +394,30 @@ static void repack_decoded(int format, int tf, int split, const uint8_t *w, size
                 }
             }
         }
+    }
+}
+
+// The lattice IQ types' blocks of `n` ≤ 8 rows into Q6_K-shaped panels (P4K_TILE_IQ): each row's
+// sub-block decoded by the AVX2 decoder (u = v + 64), then the 8 rows × 8 groups of 4 values
+// moved into the panel order as 32-bit words.
+static void repack_lattice(int format, const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t *p) {
+    const size_t bs = p4k_format((uint32_t)format)->block_bytes;
+    for (size_t b = 0; b < nb; b++) {
+        const size_t at = slot(p, b);
+        uint32_t t32[8][8];  // [row][group]
+        int16_t *s = p->sc + at * 48;
+        for (size_t r = 0; r < 8; r++) {
+            int16_t m[2] = {0, 0};
+            float d = 0;
+            if (r < n) d = p4k_iq_decode_u(format, w + r * rb + (b / 8) * bs, (int)(b % 8), (uint8_t *)t32[r], m);
+            else memset(t32[r], 0, sizeof t32[r]);
+            p->d[at * 8 + r] = d;
+            s[2 * r] = s[2 * r + 1] = s[32 + 2 * r] = m[0];  // Q6_K's layout (repack_q6k)
+            s[16 + 2 * r] = s[16 + 2 * r + 1] = s[32 + 2 * r + 1] = m[1];
+        }
+        uint32_t *dst = (uint32_t *)(p->w + at * p->block_bytes);
+        for (size_t g = 0; g < 8; g++)
+            for (size_t r = 0; r < 8; r++) dst[8 * g + r] = t32[r][g];
     }
 }
 
@@ -522,7 +548,8 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
     const int32_t *asum = job->asum;
     float *out = job->out;
     const int accumulate = job->accumulate;
-    const int q4k = tf == P4K_Q4_K || tf == P4K_Q5_K, q6k = tf == P4K_Q6_K;  // q4k: Q4_K and Q5_K
+    const int q4k = tf == P4K_Q4_K || tf == P4K_Q5_K, q6k = tf == P4K_Q6_K || tf == P4K_TILE_IQ;  // q4k: Q4_K and Q5_K
+    const int lattice = tf == P4K_TILE_IQ;  // repacked by repack_lattice
     const int mins = q4k || format == P4K_Q2_K;                                // a float min per row and block
     const int wide = tile16_fn != NULL;
     const size_t nb = cols / 32, rb = p4k_row_bytes(format, cols);
@@ -590,7 +617,10 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
         for (size_t r0 = 0; r0 < rows;) {
             const uint8_t *wr = (const uint8_t *)w + r0 * rb;
             if (wide && rows - r0 >= 16) {
-                if (decoded) {
+                if (lattice) {
+                    repack_lattice(format, wr, rb, nb, 8, &p);
+                    repack_lattice(format, wr + 8 * rb, rb, nb, 8, &q);
+                } else if (decoded) {
                     repack_decoded_avx2(format, tf, split, wr, rb, nb, &p);
                     repack_decoded_avx2(format, tf, split, wr + 8 * rb, rb, nb, &q);
                 } else if (format == P4K_Q4_K) {
@@ -613,7 +643,8 @@ __attribute__((target("avx2,f16c"))) int p4k_panels_gemm(const p4k_job *job, int
                 continue;
             }
             const size_t n = rows - r0 < 8 ? rows - r0 : 8;
-            if (decoded && n == 8) repack_decoded_avx2(format, tf, split, wr, rb, nb, &p);
+            if (lattice) repack_lattice(format, wr, rb, nb, n, &p);
+            else if (decoded && n == 8) repack_decoded_avx2(format, tf, split, wr, rb, nb, &p);
             else if (decoded) repack_decoded(format, tf, split, wr, rb, 0, nb, n, &p);
             else if ((q6k || format == P4K_Q5_K) && n == 8) repack_k56_avx2(format, wr, rb, nb, &p);
             else if (q6k) repack_q6k(wr, rb, nb, n, &p);

@@ -117,5 +117,21 @@ int p4k_panels_gemm(const p4k_job *job, int split, p4k_tile_fn tile_fn, p4k_tile
 /// two halves interleaved in pairs, run by their own tiles), Q4_1 as Q4_K and Q5_1 as Q5_K (scale
 /// d, min −m); any other format as itself.
 int p4k_panel_tile_format(int format);
+
+/// The tile format of the lattice IQ types (not a GGML type): Q6_K's panels and tiles with the
+/// values u = v + 64 (v the signed integers of p4k_iq_decode32, |v| ≤ 62) and the odd multipliers
+/// m₀, m₁ in place of the 16-value scales, so the offset 64·(m₀·A₀ + m₁·A₁) comes off instead of
+/// Q6_K's 32·(…). VNNI tiles only (`maddubs` would overflow int16 on two groups of such values).
+enum { P4K_TILE_IQ = 1000 };
+
+/// Sub-block j of a lattice IQ super-block as u = v + 64 and its multipliers m₀, m₁ (AVX2;
+/// kernels_iq_avx2.c); returns D.
+float p4k_iq_decode_u(int format, const uint8_t *blk, int j, uint8_t u[32], int16_t m[2]);
+
+/// Whether `format` is one of the lattice IQ types.
+static inline int p4k_is_lattice(int format) {
+    return format == P4K_IQ2_XXS || format == P4K_IQ2_XS || format == P4K_IQ2_S || format == P4K_IQ3_XXS ||
+           format == P4K_IQ3_S || format == P4K_IQ1_S || format == P4K_IQ1_M;
+}
 #endif
 #endif
