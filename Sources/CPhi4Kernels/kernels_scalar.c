@@ -227,15 +227,6 @@ static float row_low_k(int format, const uint8_t *w, const int8_t *aq, const flo
     return p4k_combine8(l);
 }
 
-static int q_low_k(const p4k_job *j) {
-    const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
-    for (size_t i = 0; i < j->t; i++)
-        for (size_t r = 0; r < j->rows; r++)
-            p4k_put(j->out + i * j->ldo + r, row_low_k(j->format, j->w + r * rb, j->aq + i * j->cols, j->ad + i * nb, nsb),
-                    j->accumulate);
-    return 0;
-}
-
 // The lattice IQ types: super-blocks of 256; activation block b meets sub-block b % 8 of
 // super-block b / 8.
 static float row_iq(int format, const uint8_t *w, const int8_t *aq, const float *ad, size_t nsb) {
@@ -255,11 +246,14 @@ static float row_iq(int format, const uint8_t *w, const int8_t *aq, const float 
     return p4k_combine8(l);
 }
 
-static int q_iq(const p4k_job *j) {
+// Q2_K, Q3_K, IQ4_XS and the lattice IQ types: row by row, token by token.
+static int q_low_k(const p4k_job *j) {
     const size_t nb = j->cols / 32, nsb = j->cols / 256, rb = p4k_row_bytes(j->format, j->cols);
     for (size_t i = 0; i < j->t; i++)
         for (size_t r = 0; r < j->rows; r++)
-            p4k_put(j->out + i * j->ldo + r, row_iq(j->format, j->w + r * rb, j->aq + i * j->cols, j->ad + i * nb, nsb),
+            p4k_put(j->out + i * j->ldo + r,
+                    (j->format == P4K_Q2_K || j->format == P4K_Q3_K || j->format == P4K_IQ4_XS ? row_low_k : row_iq)(
+                        j->format, j->w + r * rb, j->aq + i * j->cols, j->ad + i * nb, nsb),
                     j->accumulate);
     return 0;
 }
@@ -293,12 +287,12 @@ const p4k_kernel p4k_kernels_scalar[] = {
     {P4K_Q2_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
     {P4K_Q3_K, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
     {P4K_IQ4_XS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
-    {P4K_IQ2_XXS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
-    {P4K_IQ2_XS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
-    {P4K_IQ2_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
-    {P4K_IQ3_XXS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
-    {P4K_IQ3_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
-    {P4K_IQ1_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
-    {P4K_IQ1_M, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_iq},
+    {P4K_IQ2_XXS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ2_XS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ2_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ3_XXS, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ3_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ1_S, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
+    {P4K_IQ1_M, P4K_ISA_SCALAR, P4K_ALL_CLASSES, "scalar", q_low_k},
     {0, 0, 0, NULL, NULL},
 };

@@ -30,6 +30,7 @@
 #if defined(__x86_64__)
 
 #define VNNI_TARGET "avx512f,avx512bw,avx512vl,avx512vnni,avx2,f16c"
+#define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx2,f16c"
 
 // ---- Rows ------------------------------------------------------------------------------------
 
@@ -270,6 +271,37 @@ __attribute__((target(VNNI_TARGET))) static void tile16_vnni_any(const panel_t *
 // operations in two; Zen 5 does not): the calibration times both.
 enum { TILE512 = 8 };
 
+__attribute__((target(AVX512_TARGET), always_inline)) static inline __m512i join256(const void *lo, const void *hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)lo)),
+                              _mm256_load_si256((const __m256i *)hi), 1);
+}
+
+__attribute__((target(AVX512_TARGET), always_inline)) static inline __m512 join256_ps(const float *lo, const float *hi) {
+    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_load_pd((const double *)lo)),
+                                               _mm256_load_pd((const double *)hi), 1));
+}
+
+// Token j's 16 row sums of lane k into `lanes` as two 8-row halves (combine_lanes' layout: rows
+// 0…7 of token j at 16 j, rows 8…15 at 16 j + 8).
+__attribute__((target(AVX512_TARGET), always_inline)) static inline void store_halves(float *lanes, int j, size_t k, __m512 acc) {
+    _mm256_storeu_ps(lanes + (2 * (size_t)j * 8 + k) * 8, _mm512_castps512_ps256(acc));
+    _mm256_storeu_ps(lanes + ((2 * (size_t)j + 1) * 8 + k) * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+}
+
+// One copy of a 512-bit tile per token count 1…TILE512 (the token loops unroll).
+#define TILE512_COPIES(CALL, ...)                                                                                      \
+    switch (nt) {                                                                                                      \
+    case 1: CALL(__VA_ARGS__, 1, o); break;                                                                            \
+    case 2: CALL(__VA_ARGS__, 2, o); break;                                                                            \
+    case 3: CALL(__VA_ARGS__, 3, o); break;                                                                            \
+    case 4: CALL(__VA_ARGS__, 4, o); break;                                                                            \
+    case 5: CALL(__VA_ARGS__, 5, o); break;                                                                            \
+    case 6: CALL(__VA_ARGS__, 6, o); break;                                                                            \
+    case 7: CALL(__VA_ARGS__, 7, o); break;                                                                            \
+    default: CALL(__VA_ARGS__, 8, o); break;                                                                           \
+    }
+
+
 __attribute__((target(VNNI_TARGET), always_inline)) static inline void
 tile16_vnni512(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda, const float *ad,
                const int32_t *off, int nt, float *acc_out) {
@@ -284,25 +316,20 @@ tile16_vnni512(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, s
             __m512i s[TILE512];
             for (int j = 0; j < nt; j++) s[j] = _mm512_set1_epi32(-off[j * nb + b]);
             for (int g = 0; g < 8; g++) {
-                const __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)(w0 + 32 * g))),
-                                                     _mm256_load_si256((const __m256i *)(w1 + 32 * g)), 1);
+                const __m512i v = join256(w0 + 32 * g, w1 + 32 * g);
                 for (int j = 0; j < nt; j++) {
                     int32_t x;
                     memcpy(&x, ab + j * lda + 4 * g, 4);
                     s[j] = _mm512_dpbusd_epi32(s[j], v, _mm512_set1_epi32(x));
                 }
             }
-            const __m512 d = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_load_pd((const double *)(p->d + at * 8))),
-                                                                 _mm256_load_pd((const double *)(q->d + at * 8)), 1));
+            const __m512 d = join256_ps(p->d + at * 8, q->d + at * 8);
             for (int j = 0; j < nt; j++) {
                 const __m512 da = _mm512_set1_ps(ad[j * nb + b]);
                 acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_cvtepi32_ps(s[j]), _mm512_mul_ps(d, da)));
             }
         }
-        for (int j = 0; j < nt; j++) {
-            _mm256_storeu_ps(lanes + (2 * j * 8 + k) * 8, _mm512_castps512_ps256(acc[j]));
-            _mm256_storeu_ps(lanes + ((2 * j + 1) * 8 + k) * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)));
-        }
+        for (int j = 0; j < nt; j++) store_halves(lanes, j, k, acc[j]);
     }
     combine_lanes(lanes, 2 * nt, acc_out);  // token j: rows 0…7 at 16 j, rows 8…15 at 16 j + 8
 }
@@ -310,16 +337,7 @@ tile16_vnni512(const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, s
 __attribute__((target(VNNI_TARGET))) static void tile16_vnni512_any(const panel_t *p, const panel_t *q, size_t nb,
                                                                     const int8_t *a, size_t lda, const float *ad,
                                                                     const int32_t *off, int nt, float *o) {
-    switch (nt) {
-    case 1: tile16_vnni512(p, q, nb, a, lda, ad, off, 1, o); break;
-    case 2: tile16_vnni512(p, q, nb, a, lda, ad, off, 2, o); break;
-    case 3: tile16_vnni512(p, q, nb, a, lda, ad, off, 3, o); break;
-    case 4: tile16_vnni512(p, q, nb, a, lda, ad, off, 4, o); break;
-    case 5: tile16_vnni512(p, q, nb, a, lda, ad, off, 5, o); break;
-    case 6: tile16_vnni512(p, q, nb, a, lda, ad, off, 6, o); break;
-    case 7: tile16_vnni512(p, q, nb, a, lda, ad, off, 7, o); break;
-    default: tile16_vnni512(p, q, nb, a, lda, ad, off, 8, o); break;
-    }
+    TILE512_COPIES(tile16_vnni512, p, q, nb, a, lda, ad, off)
 }
 
 __attribute__((target(VNNI_TARGET))) static int byte_panels512(const p4k_job *job) {
@@ -341,13 +359,11 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
             const size_t at = slot(p, b);
             const uint8_t *w0 = p->w + at * bytes, *w1 = q->w + at * bytes;
             const int8_t *ab = a + at * 32;  // activations stored in panel order
-            const __m512 dw = _mm512_castpd_ps(_mm512_insertf64x4(
-                _mm512_castpd256_pd512(_mm256_loadu_pd((const double *)(p->d + at * 8))), _mm256_loadu_pd((const double *)(q->d + at * 8)), 1));
+            const __m512 dw = join256_ps(p->d + at * 8, q->d + at * 8);
             __m512i s32[TILE512], hi[TILE512];
             for (int j = 0; j < nt; j++) s32[j] = hi[j] = _mm512_setzero_si512();
             for (int g = 0; g < 8; g++) {
-                const __m512i wv = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(w0 + 32 * g))),
-                                                      _mm256_loadu_si256((const __m256i *)(w1 + 32 * g)), 1);
+                const __m512i wv = join256(w0 + 32 * g, w1 + 32 * g);
                 for (int j = 0; j < nt; j++) {
                     int32_t x4;
                     memcpy(&x4, ab + j * lda + 4 * g, 4);
@@ -357,18 +373,16 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
                 }
             }
             if (format == P4K_Q4_K || format == P4K_Q5_K) {
-                const __m512 dm = _mm512_castpd_ps(_mm512_insertf64x4(
-                    _mm512_castpd256_pd512(_mm256_loadu_pd((const double *)(p->dm + at * 8))), _mm256_loadu_pd((const double *)(q->dm + at * 8)), 1));
+                const __m512 dm = join256_ps(p->dm + at * 8, q->dm + at * 8);
                 for (int j = 0; j < nt; j++) {
                     const __m512 t1 = _mm512_mul_ps(dw, _mm512_cvtepi32_ps(s32[j]));
                     const __m512 t2 = _mm512_mul_ps(dm, _mm512_set1_ps((float)asum[j * nb + b]));
                     acc[j] = _mm512_add_ps(acc[j], _mm512_mul_ps(_mm512_set1_ps(ad[j * nb + b]), _mm512_sub_ps(t1, t2)));
                 }
             } else {  // Q6_K and the lattice types, as tile_vnni
-                const __m256i *sp = (const __m256i *)(p->sc + at * 48), *sq = (const __m256i *)(q->sc + at * 48);
-#define JOIN_(k) _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256(sp + (k))), _mm256_load_si256(sq + (k)), 1)
-                const __m512i sc0 = _mm512_srai_epi32(JOIN_(0), 16), sc1 = _mm512_srai_epi32(JOIN_(1), 16), sx = JOIN_(2);
-#undef JOIN_
+                const int16_t *sp = p->sc + at * 48, *sq = q->sc + at * 48;
+                const __m512i sc0 = _mm512_srai_epi32(join256(sp, sq), 16), sc1 = _mm512_srai_epi32(join256(sp + 16, sq + 16), 16);
+                const __m512i sx = join256(sp + 32, sq + 32);
                 for (int j = 0; j < nt; j++) {
                     const __m512i off = _mm512_madd_epi16(sx, _mm512_set1_epi32(asum[j * nb + b]));
                     __m512i isum = _mm512_add_epi32(_mm512_mullo_epi32(s32[j], sc0), _mm512_mullo_epi32(hi[j], sc1));
@@ -377,10 +391,7 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
                 }
             }
         }
-        for (int j = 0; j < nt; j++) {
-            _mm256_storeu_ps(lanes + (2 * j * 8 + k) * 8, _mm512_castps512_ps256(acc[j]));
-            _mm256_storeu_ps(lanes + ((2 * j + 1) * 8 + k) * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)));
-        }
+        for (int j = 0; j < nt; j++) store_halves(lanes, j, k, acc[j]);
     }
     combine_lanes(lanes, 2 * nt, acc_out);  // token j: rows 0…7 at 16 j, rows 8…15 at 16 j + 8
 }
@@ -389,16 +400,7 @@ tile16_kq_512(int format, const panel_t *p, const panel_t *q, size_t nb, const i
     __attribute__((target(VNNI_TARGET))) static void NAME(const panel_t *p, const panel_t *q, size_t nb,               \
                                                           const int8_t *a, size_t lda, const float *ad,                 \
                                                           const int32_t *asum, int nt, float *o) {                      \
-        switch (nt) {                                                                                                  \
-        case 1: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 1, o); break;                                           \
-        case 2: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 2, o); break;                                           \
-        case 3: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 3, o); break;                                           \
-        case 4: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 4, o); break;                                           \
-        case 5: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 5, o); break;                                           \
-        case 6: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 6, o); break;                                           \
-        case 7: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 7, o); break;                                           \
-        default: tile16_kq_512(FMT, p, q, nb, a, lda, ad, asum, 8, o); break;                                          \
-        }                                                                                                              \
+        TILE512_COPIES(tile16_kq_512, FMT, p, q, nb, a, lda, ad, asum)                                                 \
     }
 KQ_TILE512(tile16_q4k_512, P4K_Q4_K)
 KQ_TILE512(tile16_q5k_512, P4K_Q5_K)
@@ -409,18 +411,6 @@ KQ_TILE512(tile16_iq_512, P4K_TILE_IQ)
 // The AVX2 tiles' arithmetic (gemm_avx2.c, tile_q23k_avx2) on 16 rows per zmm: the values and
 // activations with the halves interleaved in pairs, int16 pair sums over the eight groups, one
 // `madd` by [sc₀ sc₁] per row; the same exact integers and float steps, identical bits.
-#define AVX512_TARGET "avx512f,avx512bw,avx512vl,avx2,f16c"
-
-__attribute__((target(AVX512_TARGET), always_inline)) static inline __m512i join256(const void *lo, const void *hi) {
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_load_si256((const __m256i *)lo)),
-                              _mm256_load_si256((const __m256i *)hi), 1);
-}
-
-__attribute__((target(AVX512_TARGET), always_inline)) static inline __m512 join256_ps(const float *lo, const float *hi) {
-    return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_load_pd((const double *)lo)),
-                                               _mm256_load_pd((const double *)hi), 1));
-}
-
 __attribute__((target(AVX512_TARGET), always_inline)) static inline void
 tile16_q23k_512(int q2, const panel_t *p, const panel_t *q, size_t nb, const int8_t *a, size_t lda, const float *ad,
                 const int32_t *pairs, int nt, float *acc_out) {
@@ -459,10 +449,7 @@ tile16_q23k_512(int q2, const panel_t *p, const panel_t *q, size_t nb, const int
                 }
             }
         }
-        for (int j = 0; j < nt; j++) {
-            _mm256_storeu_ps(lanes + (2 * j * 8 + k) * 8, _mm512_castps512_ps256(acc[j]));
-            _mm256_storeu_ps(lanes + ((2 * j + 1) * 8 + k) * 8, _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[j]), 1)));
-        }
+        for (int j = 0; j < nt; j++) store_halves(lanes, j, k, acc[j]);
     }
     combine_lanes(lanes, 2 * nt, acc_out);  // token j: rows 0…7 at 16 j, rows 8…15 at 16 j + 8
 }
@@ -471,16 +458,7 @@ tile16_q23k_512(int q2, const panel_t *p, const panel_t *q, size_t nb, const int
     __attribute__((target(AVX512_TARGET))) static void NAME(const panel_t *p, const panel_t *q, size_t nb,             \
                                                             const int8_t *a, size_t lda, const float *ad,               \
                                                             const int32_t *pairs, int nt, float *o) {                   \
-        switch (nt) {                                                                                                  \
-        case 1: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 1, o); break;                                         \
-        case 2: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 2, o); break;                                         \
-        case 3: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 3, o); break;                                         \
-        case 4: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 4, o); break;                                         \
-        case 5: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 5, o); break;                                         \
-        case 6: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 6, o); break;                                         \
-        case 7: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 7, o); break;                                         \
-        default: tile16_q23k_512(Q2, p, q, nb, a, lda, ad, pairs, 8, o); break;                                        \
-        }                                                                                                              \
+        TILE512_COPIES(tile16_q23k_512, Q2, p, q, nb, a, lda, ad, pairs)                                               \
     }
 Q23K_TILE512(tile16_q3k_512, 0)
 Q23K_TILE512(tile16_q2k_512, 1)

@@ -127,11 +127,5 @@ enum { P4K_TILE_IQ = 1000 };
 /// Sub-block j of a lattice IQ super-block as u = v + 64 and its multipliers m₀, m₁ (AVX2;
 /// kernels_iq_avx2.c); returns D.
 float p4k_iq_decode_u(int format, const uint8_t *blk, int j, uint8_t u[32], int16_t m[2]);
-
-/// Whether `format` is one of the lattice IQ types.
-static inline int p4k_is_lattice(int format) {
-    return format == P4K_IQ2_XXS || format == P4K_IQ2_XS || format == P4K_IQ2_S || format == P4K_IQ3_XXS ||
-           format == P4K_IQ3_S || format == P4K_IQ1_S || format == P4K_IQ1_M;
-}
 #endif
 #endif
