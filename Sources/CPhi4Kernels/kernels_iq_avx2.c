@@ -137,11 +137,18 @@ __attribute__((target("avx2"), always_inline)) static inline iq_head iq_head_of(
     return h;
 }
 
+// Shuffle controls taking sub-block j's m₀ (bytes 0…15) and m₁ (16…31) to int16 lanes.
+static const uint8_t split_ctrl[8][32] = {
+#define C_(j) {2 * j, 0x80, 2 * j, 0x80, 2 * j, 0x80, 2 * j, 0x80, 2 * j, 0x80, 2 * j, 0x80, 2 * j, 0x80, 2 * j, 0x80, \
+               2 * j + 1, 0x80, 2 * j + 1, 0x80, 2 * j + 1, 0x80, 2 * j + 1, 0x80, 2 * j + 1, 0x80, 2 * j + 1, 0x80,       \
+               2 * j + 1, 0x80, 2 * j + 1, 0x80}
+    C_(0), C_(1), C_(2), C_(3), C_(4), C_(5), C_(6), C_(7),
+#undef C_
+};
+
 // The int16 multipliers [m₀ ×8, m₁ ×8] of sub-block j, from the head's bytes.
 __attribute__((target("avx2"), always_inline)) static inline __m256i split_mult(__m256i mb, int j) {
-    const char lo = (char)(2 * j), hi = (char)(2 * j + 1), z = (char)0x80;
-    return _mm256_shuffle_epi8(mb, _mm256_setr_epi8(lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, lo, z, hi, z, hi, z,
-                                                    hi, z, hi, z, hi, z, hi, z, hi, z, hi, z));
+    return _mm256_shuffle_epi8(mb, _mm256_loadu_si256((const __m256i *)split_ctrl[j]));
 }
 
 // The 16-bit grid indices of four (`lanes` 4) or eight values: index l is low[l] | (high bits of
