@@ -249,22 +249,22 @@ __attribute__((target("avx2"), always_inline)) static inline __m256i iq_magnitud
     }
 }
 
-// For the panel kernels (panels.c): sub-block j of `blk` as u = v + 64 (0…126) and its multipliers.
-__attribute__((target("avx2"))) float p4k_iq_decode_u(int format, const uint8_t *blk, int j, uint8_t u[32], int16_t m[2]) {
+// For the panel kernels (panels.c): a super-block as u = v + 64 (0…126) and its multipliers.
+__attribute__((target("avx2"))) float p4k_iq_decode_block_u(int format, const uint8_t *blk, uint8_t u[256], int16_t m[16]) {
     const iq_head h = iq_head_of(format, blk);
-    __m256i sgn;
-    const __m256i mag = iq_magnitudes(format, blk, j, &sgn);
-    const __m256i v = _mm256_sign_epi8(mag, sgn);
-    _mm256_storeu_si256((__m256i *)u, _mm256_add_epi8(v, _mm256_set1_epi8(64)));
+    for (int j = 0; j < 8; j++) {
+        __m256i sgn;
+        const __m256i mag = iq_magnitudes(format, blk, j, &sgn);
+        _mm256_storeu_si256((__m256i *)(u + 32 * j), _mm256_add_epi8(_mm256_sign_epi8(mag, sgn), _mm256_set1_epi8(64)));
+    }
     if (iq_uniform(format)) {
         int32_t m32[8];
         _mm256_storeu_si256((__m256i *)m32, h.m32);
-        m[0] = m[1] = (int16_t)m32[j];
+        for (int j = 0; j < 8; j++) m[2 * j] = m[2 * j + 1] = (int16_t)m32[j];
     } else {
         uint8_t mb[32];
         _mm256_storeu_si256((__m256i *)mb, h.mb);
-        m[0] = mb[2 * j];
-        m[1] = mb[2 * j + 1];
+        for (int j = 0; j < 16; j++) m[j] = mb[j];
     }
     return h.D;
 }

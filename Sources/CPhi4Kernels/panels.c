@@ -398,26 +398,35 @@ static void repack_decoded(int format, int tf, int split, const uint8_t *w, size
 }
 
 // The lattice IQ types' blocks of `n` ≤ 8 rows into Q6_K-shaped panels (P4K_TILE_IQ): each row's
-// sub-block decoded by the AVX2 decoder (u = v + 64), then the 8 rows × 8 groups of 4 values
-// moved into the panel order as 32-bit words.
+// super-block decoded by the AVX2 decoder (u = v + 64, eight sub-blocks at once), then per
+// sub-block the 8 rows × 8 groups of 4 values moved into the panel order as 32-bit words.
 static void repack_lattice(int format, const uint8_t *w, size_t rb, size_t nb, size_t n, panel_t *p) {
     const size_t bs = p4k_format((uint32_t)format)->block_bytes;
-    for (size_t b = 0; b < nb; b++) {
-        const size_t at = slot(p, b);
-        uint32_t t32[8][8];  // [row][group]
-        int16_t *s = p->sc + at * 48;
+    for (size_t sb = 0; sb < nb / 8; sb++) {
+        uint32_t t32[8][64];  // [row][sub-block · 8 + group]
+        int16_t m[8][16];     // [row][2 · sub-block + half]
+        float d[8];
         for (size_t r = 0; r < 8; r++) {
-            int16_t m[2] = {0, 0};
-            float d = 0;
-            if (r < n) d = p4k_iq_decode_u(format, w + r * rb + (b / 8) * bs, (int)(b % 8), (uint8_t *)t32[r], m);
-            else memset(t32[r], 0, sizeof t32[r]);
-            p->d[at * 8 + r] = d;
-            s[2 * r] = s[2 * r + 1] = s[32 + 2 * r] = m[0];  // Q6_K's layout (repack_q6k)
-            s[16 + 2 * r] = s[16 + 2 * r + 1] = s[32 + 2 * r + 1] = m[1];
+            if (r < n) {
+                d[r] = p4k_iq_decode_block_u(format, w + r * rb + sb * bs, (uint8_t *)t32[r], m[r]);
+            } else {
+                d[r] = 0;
+                memset(t32[r], 0, sizeof t32[r]);
+                memset(m[r], 0, sizeof m[r]);
+            }
         }
-        uint32_t *dst = (uint32_t *)(p->w + at * p->block_bytes);
-        for (size_t g = 0; g < 8; g++)
-            for (size_t r = 0; r < 8; r++) dst[8 * g + r] = t32[r][g];
+        for (size_t j = 0; j < 8; j++) {
+            const size_t at = slot(p, 8 * sb + j);
+            int16_t *s = p->sc + at * 48;
+            for (size_t r = 0; r < 8; r++) {
+                p->d[at * 8 + r] = d[r];
+                s[2 * r] = s[2 * r + 1] = s[32 + 2 * r] = m[r][2 * j];  // Q6_K's layout (repack_q6k)
+                s[16 + 2 * r] = s[16 + 2 * r + 1] = s[32 + 2 * r + 1] = m[r][2 * j + 1];
+            }
+            uint32_t *dst = (uint32_t *)(p->w + at * p->block_bytes);
+            for (size_t g = 0; g < 8; g++)
+                for (size_t r = 0; r < 8; r++) dst[8 * g + r] = t32[r][8 * j + g];
+        }
     }
 }
 

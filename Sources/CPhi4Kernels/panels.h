@@ -124,8 +124,8 @@ int p4k_panel_tile_format(int format);
 /// Q6_K's 32·(…). VNNI tiles only (`maddubs` would overflow int16 on two groups of such values).
 enum { P4K_TILE_IQ = 1000 };
 
-/// Sub-block j of a lattice IQ super-block as u = v + 64 and its multipliers m₀, m₁ (AVX2;
-/// kernels_iq_avx2.c); returns D.
-float p4k_iq_decode_u(int format, const uint8_t *blk, int j, uint8_t u[32], int16_t m[2]);
+/// A lattice IQ super-block as u = v + 64 (256 values) and its sub-blocks' multipliers
+/// m[2j] = m₀, m[2j + 1] = m₁ (AVX2; kernels_iq_avx2.c); returns D.
+float p4k_iq_decode_block_u(int format, const uint8_t *blk, uint8_t u[256], int16_t m[16]);
 #endif
 #endif
