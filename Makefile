@@ -45,11 +45,13 @@ test: test-deps
 test-long:
 	@PHI4_TEST_LONG=1 PHI4_MUTANTS=10000 $(MAKE) --no-print-directory test
 
-# phi4-server: the OpenAI-compatible HTTP server (Server/, a package of its own: Hummingbird and
-# SwiftNIO are built only here, never for the library or the demo).
+# phi4-server, the OpenAI-compatible HTTP server, and phi4-hub, the model downloader (Server/, a
+# package of its own: Hummingbird, AsyncHTTPClient, SwiftNIO and its TLS are built only here, never
+# for the library or the demo).
 server: deps
 	$(SWIFT) build -c release --package-path Server --product phi4-server
-	@echo "built Server/.build/release/phi4-server"
+	$(SWIFT) build -c release --package-path Server --product phi4-hub
+	@echo "built Server/.build/release/phi4-server and Server/.build/release/phi4-hub"
 
 # libphi4.so: the C ABI with the Swift runtime linked in statically, only phi4_* exported, a SONAME.
 lib: deps

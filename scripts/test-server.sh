@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 make -s server >/dev/null
 python3 tools/gen_openapi.py --check
 VENV=.build-srvpy
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai, pytest, schemathesis, jsonschema" 2>/dev/null; then
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import openai, pytest, schemathesis, jsonschema, huggingface_hub" 2>/dev/null; then
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check openai==3.63.0 pytest==9.0.3 schemathesis==4.32.5 pyyaml==6.0.3 jsonschema
+    "$VENV/bin/pip" install -q --disable-pip-version-check openai==3.63.0 pytest==9.0.3 schemathesis==4.32.5 pyyaml==6.0.3 jsonschema \
+        huggingface_hub==2.5.0
 fi
-PHI4_SERVER="$PWD/Server/.build/release/phi4-server" "$VENV/bin/python" -m pytest -q -p no:cacheprovider Server/Tests
+# The Hub tests (Server/Tests/test_hub.py) drive phi4 as a user would, with phi4-hub downloading.
+swift build -c release --product phi4 >/dev/null
+PHI4_SERVER="$PWD/Server/.build/release/phi4-server" PHI4_HUB="$PWD/Server/.build/release/phi4-hub" PHI4_CLI="$PWD/.build/release/phi4" \
+    "$VENV/bin/python" -m pytest -q -p no:cacheprovider Server/Tests
 
 # A short schemathesis run (40 cases an operation; 400 in make test-long) against the served OpenAPI document (max_tokens capped at 8): every
 # response must match the document, valid requests must be accepted and invalid ones refused,

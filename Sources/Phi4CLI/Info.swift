@@ -12,14 +12,15 @@ struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Describe a model: architecture, shape, tensor types and sizes, tokenizer.")
 
-    @Argument(help: "A GGUF file or an HF Phi-4 directory.")
-    var path: String
+    @Argument(help: "A GGUF file, an HF Phi-4 directory, or a Hub model OWNER/NAME[:QUANT][@REVISION] (from the Hugging Face cache, downloaded when missing).")
+    var model: String
 
     @Option(name: .customLong("ctx"), help: "Context length to account the KV cache for (default: min(model context, 4096)).")
     var contextLength: Int?
 
     func run() throws {
-        defer { printMemory() }
+        let path = try resolveModel(model)
+        defer { printMemory(path) }
         if path.hasSuffix(".gguf") {
             let g: GGUFFile
             do { g = try GGUFFile(path: path) } catch { throw RuntimeError(error) }
@@ -88,7 +89,7 @@ struct Info: ParsableCommand {
     }
 
     /// KV cache and scratch memory for the chosen context, next to what this machine has free.
-    func printMemory() {
+    func printMemory(_ path: String) {
         guard let c = try? Model.config(path: path) else { return }
         let n = contextLength ?? min(4096, c.maxPositions)
         let perToken = MemoryEstimate.cacheBytes(config: c, contextLength: 1, type: .f16)

@@ -25,8 +25,11 @@ func runtime<T>(_ body: () throws -> T) throws -> T {
 
 /// The options of every command that runs a model.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A Phi-4 model: an HF directory or a GGUF file.")
+    @Option(help: "A Phi-4 model: a GGUF file, an HF directory, or a model on the Hugging Face Hub, OWNER/NAME[:QUANT][@REVISION] (`-hf REF` too), run from the Hugging Face cache and downloaded there first when missing (see `phi4 pull`).")
     var model: String
+
+    @Option(name: .customLong("hf-file"), help: "For a Hub model: the GGUF file to run, by its path in the repository, when the quant tag picks none.")
+    var hfFile: String?
 
     @Option(help: "Weight type to run an HF checkpoint or a float (F16, BF16, F32) GGUF in: f32, q8_0, q4_0, q4_0-mixed or q4_k_m (llama.cpp's Q4_K_M mix; quantized at load, streaming; quantized GGUF tensors run as stored).")
     var weights = "f32"
@@ -41,7 +44,7 @@ struct ModelOptions: ParsableArguments {
     var kvType: String?
 
     /// Loads the model (runtime failures as RuntimeError).
-    func loadModel() throws -> Model { try Phi4CLI.loadModel(model, weights: weights) }
+    func loadModel() throws -> Model { try Phi4CLI.loadModel(try resolveModel(model, hfFile: hfFile), weights: weights) }
 
     /// The `--kv-type`, if given.
     func cacheType() throws -> KVCacheType? { try kvType.map(parseKVType) }

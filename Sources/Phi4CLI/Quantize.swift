@@ -12,7 +12,7 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write an HF Phi-4 checkpoint or a float GGUF file as a GGUF file (f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k).")
 
-    @Option(help: "An HF Phi-4 directory, or a GGUF file whose matrices are F32, F16 or BF16 (such as Microsoft's phi-4-fp16.gguf).")
+    @Option(help: "An HF Phi-4 directory, or a GGUF file whose matrices are F32, F16 or BF16 (such as Microsoft's phi-4-fp16.gguf); either may be a Hub model, OWNER/NAME[:QUANT][@REVISION].")
     var model: String
 
     @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed (q4_0 with down_proj and lm_head in q8_0), or llama.cpp's K-quant mixes q4_k_m, q5_k_m, q6_k.")
@@ -30,6 +30,7 @@ struct Quantize: ParsableCommand {
         }
         let clock = ContinuousClock()
         let start = clock.now
+        let model = try resolveModel(self.model)
         do {
             let progress: (Int, Int, String, String) -> Void = { done, total, name, kind in
                 let width = 30

@@ -62,6 +62,9 @@ public struct ModelLoadOptions: Sendable {
     /// quantized or widened at load, which takes minutes for a full-size file) with the number of
     /// matrices done and in all. Not called for weights used in place.
     public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
+    /// For a Hub reference (`OWNER/NAME[:QUANT][@REVISION]`): the GGUF file to run, by its path in
+    /// the repository, when the quant tag does not pick one.
+    public var hubFile: String?
 
     /// Default options: f32 weights, memory checked, 4096-token context planned.
     public init() {}
@@ -150,7 +153,19 @@ public final class Model: Sendable {
     /// Before reading any weight the memory the model needs is estimated and compared with what
     /// the system can give (MemAvailable and the cgroup limit); a model that would not fit is
     /// refused with ``ModelError/insufficientMemory(_:)``, which says how much is needed.
+    ///
+    /// `path` may also name a model on the Hugging Face Hub, `OWNER/NAME[:QUANT][@REVISION]` (an
+    /// existing path always wins; `hf://…` forces the Hub): it is run from the Hugging Face cache
+    /// shared with huggingface_hub and llama.cpp (``HubCache``) when the cache holds it — the
+    /// library itself never downloads; `phi4 pull` or huggingface_hub does.
     public static func load(path: String, options: ModelLoadOptions = ModelLoadOptions()) throws(ModelError) -> Model {
+        if let ref = ModelReference(parsing: path), ref.forced || !FileIO.exists(path) {
+            let cache = HubCache.fromEnvironment()
+            guard let local = cache.localModel(for: ref, explicitFile: options.hubFile) else {
+                throw .io("\(ref) is not in the Hugging Face cache (\(cache.root)); download it with `phi4 pull \(ref)` or huggingface_hub")
+            }
+            return try load(path: local, options: options)
+        }
         if path.hasSuffix(".gguf") && !FileIO.isDirectory(path) {
             guard FileIO.exists(path) else { throw .io("\(path): no such file") }
             return try GGUFModel.load(path: path, options: options)
