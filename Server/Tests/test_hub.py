@@ -217,3 +217,36 @@ def test_rm_removes_the_repository(hub, tmp_path):
     out = run([PHI4, "rm", "tester/phi-4-GGUF"], env).stdout
     assert "removed tester/phi-4-GGUF" in out
     assert not (tmp_path / "models--tester--phi-4-GGUF").exists()
+
+
+def test_server_downloads_and_serves_by_name(hub, tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    import openai
+
+    server = os.environ.get("PHI4_SERVER", os.path.join(ROOT, "Server/.build/release/phi4-server"))
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    proc = subprocess.Popen([server, "-hf", "tester/phi-4-GGUF:Q8_0", "--port", str(port), "--ctx", "256", "-t", "2"],
+                            env=env_for(hub, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):
+            try:
+                if json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/health"))["status"] == "ok":
+                    break
+            except Exception:
+                pass
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.1)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none")
+        assert [m.id for m in client.models.list().data] == ["phi-4-GGUF:Q8_0"]
+        r = client.completions.create(model="phi-4-GGUF:Q8_0", prompt="def add(a, b):", max_tokens=4, temperature=0)
+        assert r.choices[0].text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert (tmp_path / "models--tester--phi-4-GGUF/blobs" / sha256(DEMO)).exists()

@@ -5,6 +5,8 @@ import Phi4
 /// What `phi4-server` was started with.
 struct ServerOptions: Sendable {
     var model = ""
+    /// For a Hub model: the GGUF file to run, by its path in the repository (`--hf-file`).
+    var hfFile: String?
     var alias: String?
     var host = "127.0.0.1"
     var port = 8080
@@ -28,7 +30,10 @@ struct ServerOptions: Sendable {
         GET /v1/models, GET /health, GET /metrics, GET /openapi.json.
 
         OPTIONS:
-          --model FILE         A Phi-4 model: a GGUF file or an HF directory (required).
+          --model FILE         A Phi-4 model: a GGUF file, an HF directory, or a Hugging Face Hub model
+                               OWNER/NAME[:QUANT][@REVISION] (also -hf REF), from the Hugging Face cache,
+                               downloaded there first when missing (required).
+          --hf-file PATH       For a Hub model: the GGUF file to run when the quant tag picks none.
           --alias NAME         The model name clients send and see (default: the file's name).
           --host ADDRESS       Address to listen on (default 127.0.0.1).
           --port N             Port (default 8080; 0 picks a free one, printed at start).
@@ -67,6 +72,8 @@ struct ServerOptions: Sendable {
             let a = args[i]
             switch a {
             case "--model", "-m": o.model = try value(a)
+            case "-hf", "--hf", "--hf-repo", "-hfr": o.model = "hf://" + (try value(a))
+            case "--hf-file", "-hff": o.hfFile = try value(a)
             case "--alias": o.alias = try value(a)
             case "--host": o.host = try value(a)
             case "--port": o.port = try int(a, min: 0)

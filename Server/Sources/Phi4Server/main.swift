@@ -3,6 +3,7 @@
 
 import Hummingbird
 import Phi4
+import Phi4Hub
 
 #if canImport(Glibc)
 @preconcurrency import Glibc  // stdout, stderr: C globals (FILE streams lock themselves)
@@ -35,7 +36,17 @@ let loader = Task.detached {
         var load = ModelLoadOptions()
         load.weightType = options.weights
         load.plannedContextLength = (options.ctx ?? 4096) * options.parallel
-        let model = try Model.load(path: options.model, options: load)
+        var path = options.model
+        if let ref = ModelReference(parsing: path), ref.forced || access(path, F_OK) != 0 {
+            let client = try HubClient()
+            let progress = ProgressPrinter()
+            do { path = try await client.pull(ref, hfFile: options.hfFile, progress: { d, t, f in progress.report(d, t, f) }) } catch {
+                await client.shutdown()
+                throw error
+            }
+            await client.shutdown()
+        }
+        let model = try Model.load(path: path, options: load)
         var so = SchedulerOptions()
         so.slots = options.parallel
         so.contextLength = options.ctx.map { min($0, model.config.maxPositions) }
