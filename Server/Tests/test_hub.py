@@ -250,3 +250,27 @@ def test_server_downloads_and_serves_by_name(hub, tmp_path):
         proc.terminate()
         proc.wait(timeout=30)
     assert (tmp_path / "models--tester--phi-4-GGUF/blobs" / sha256(DEMO)).exists()
+
+
+PY_BINDING = os.path.join(ROOT, ".build-py")
+
+
+@pytest.mark.skipif(not os.path.exists(os.path.join(PY_BINDING, "phi4")), reason="the Python binding is not installed in .build-py")
+def test_python_from_pretrained_and_names(hub, tmp_path):
+    env = env_for(hub, tmp_path, PYTHONPATH=PY_BINDING)
+    code = """
+import phi4, sys
+m = phi4.Model.from_pretrained('tester/phi-4-GGUF', filename='*Q6_K-00001-of-00003.gguf')
+print(m.vocab_size)
+m2 = phi4.Model('tester/phi-4-GGUF:Q6_K')  # the same file, by name, from the cache
+print(m2.vocab_size)
+try:
+    phi4.Model('tester/phi-4-GGUF:IQ2_M')
+except phi4.Phi4Error as e:
+    print('missing:', e)
+"""
+    out = run([sys.executable, "-c", code], env).stdout.splitlines()
+    assert out[0] == out[1] and int(out[0]) > 0
+    assert out[2].startswith("missing:") and "phi4 pull" in out[2]
+    snap = tmp_path / "models--tester--phi-4-GGUF/snapshots" / hub.commit / "phi-4-Q6_K"
+    assert len(os.listdir(snap)) == 3

@@ -2,6 +2,7 @@
 huggingface_hub and phi4-hub can be pointed at it with HF_ENDPOINT.
 
   GET  /api/models/OWNER/NAME/revision/REV   {"sha", "siblings": [{"rfilename", "size", "lfs"}]}
+  GET  /api/models/OWNER/NAME/tree/REV       [{"type", "path", "size", "oid", "lfs"}] (recursive)
   HEAD/GET /OWNER/NAME/resolve/REV/PATH      LFS files: 302 to https://127.0.0.1:PORT/cdn/SHA256 (another
                                              host name) with X-Repo-Commit, X-Linked-Etag,
                                              X-Linked-Size; small files: 200 with ETag (git sha1)
@@ -142,6 +143,20 @@ class Hub:
                                 for p, f in sorted(files.items())]
                     body = json.dumps({"id": repo, "sha": hub.commit, "siblings": siblings}).encode()
                     return self._send(200, body, [("Content-Type", "application/json")])
+                if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
+                    repo = parts[2] + "/" + parts[3]
+                    if repo not in hub.repos:
+                        return self._send(404, b'{"error": "Repository not found"}')
+                    denied = self._auth(repo)
+                    if denied:
+                        return self._send(denied, b'{"error": "denied"}')
+                    files = hub.repos[repo]["files"]
+                    folders = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
+                    entries = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in folders]
+                    entries += [{"type": "file", "oid": f["gitsha"], "size": f["size"], "path": p,
+                                 **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 130}} if f["lfs"] else {})}
+                                for p, f in sorted(files.items())]
+                    return self._send(200, json.dumps(entries).encode(), [("Content-Type", "application/json")])
                 if len(parts) >= 5 and parts[2] == "resolve":
                     repo = parts[0] + "/" + parts[1]
                     rel = "/".join(parts[4:])

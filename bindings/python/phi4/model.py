@@ -15,7 +15,9 @@ from .tokenizer import Tokenizer
 
 
 class Model:
-    """A Phi-4 model: an HF directory or a GGUF file.
+    """A Phi-4 model: an HF directory, a GGUF file, or a Hugging Face Hub model
+    "OWNER/NAME[:QUANT][@REVISION]" found in the Hugging Face cache (downloaded there by
+    `Model.from_pretrained`, huggingface_hub, llama.cpp or `phi4 pull`).
 
     A Model may be shared between threads. `generate`, `chat` and `create_chat_completion` run on
     a context the model keeps (so that a conversation re-sent with one more turn only evaluates
@@ -49,6 +51,53 @@ class Model:
         self._ctx: Optional[Context] = None  # the kept context
         self._ctx_in_use = False
         self.last_stream: Optional[Stream] = None
+
+    @classmethod
+    def from_pretrained(cls, repo_id: str, filename: Optional[str] = None, *, revision: Optional[str] = None,
+                        cache_dir: Optional[Union[str, os.PathLike]] = None, local_files_only: bool = False,
+                        **kwargs: Any) -> "Model":
+        """A model from the Hugging Face Hub, as llama-cpp-python's `Llama.from_pretrained`: downloads
+        (or finds in the cache huggingface_hub, llama.cpp and `phi4 pull` share) the GGUF file
+        `filename` names — a glob such as "*Q4_K_M.gguf"; every shard of a split file comes along —
+        or, with no filename and no GGUF file in the repository, the transformers checkpoint.
+        Needs huggingface_hub (`pip install "phi4[hub]"`); other arguments go to `Model(...)`."""
+        try:
+            import huggingface_hub
+        except ImportError:
+            raise ImportError("Model.from_pretrained needs huggingface_hub: pip install \"phi4[hub]\" "
+                              "(or pip install huggingface_hub)") from None
+        import fnmatch
+        import re
+
+        def get(name: str) -> str:
+            return huggingface_hub.hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir,
+                                                   local_files_only=local_files_only)
+
+        if local_files_only:
+            files = [] if filename is None or any(c in filename for c in "*?[") else [filename]
+        else:
+            files = huggingface_hub.HfApi().list_repo_files(repo_id, revision=revision)
+        ggufs = [f for f in files if f.lower().endswith(".gguf")]
+        if filename is not None:
+            matches = [f for f in (ggufs or files) if fnmatch.fnmatch(f, filename) or f == filename]
+            if not matches:
+                raise ValueError(f"no file of {repo_id} matches {filename!r}; its GGUF files: {ggufs}")
+            first = [f for f in matches if not re.search(r"-0000[2-9]-of-|-000[1-9]\d-of-", f)]
+            if len(first) > 1:
+                raise ValueError(f"several files of {repo_id} match {filename!r}: {first}")
+            path = get(first[0])
+            shard = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", first[0])
+            if shard:
+                for i in range(2, int(shard.group(2)) + 1):
+                    get(first[0][:shard.start()] + f"-{i:05d}-of-{shard.group(2)}.gguf")
+            return cls(path, **kwargs)
+        if ggufs:
+            raise ValueError(f"{repo_id} has GGUF files; name one with filename= (a glob such as '*Q4_K_M.gguf'): {ggufs}")
+        folder = huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                                   local_files_only=local_files_only,
+                                                   allow_patterns=["*.json", "*.safetensors", "*.txt", "*.tiktoken",
+                                                                   "tokenizer.model"])
+        return cls(folder, **kwargs)
 
     def __del__(self) -> None:
         if getattr(self, "_h", None):
