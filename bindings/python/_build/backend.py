@@ -3,7 +3,9 @@ Swift runtime) and puts it inside the package before setuptools builds the wheel
 
 The repository root is two levels above this package (or PHI4_SOURCE_DIR). The wheel is
 platform-specific (it carries a native library); its only system dependency is OpenBLAS, which
-`make wheel` then bundles (auditwheel). With PHI4_WHEEL_CLI set to the path of a phi4 command-line
+`make wheel` then bundles (auditwheel). With PHI4_WHEEL_CLI (PHI4_WHEEL_SERVER, PHI4_WHEEL_HUB) set to
+the path of a phi4 command-line tool (phi4-server, phi4-hub), each is copied the same way. With
+PHI4_WHEEL_CLI set to the path of a phi4 command-line
 tool (`make wheel` builds one with the Swift runtime linked in statically), the tool goes into the
 package as phi4/bin/phi4, behind the `phi4` command; otherwise the package has no tool.
 """
@@ -30,11 +32,12 @@ def _build_library():
     shutil.copyfile(os.path.join(root, "include", "phi4.h"), os.path.join(dest, "phi4.h"))  # the version, in an sdist
     bindir = os.path.join(HERE, "phi4", "bin")
     shutil.rmtree(bindir, ignore_errors=True)
-    tool = os.environ.get("PHI4_WHEEL_CLI")
-    if tool:
-        os.makedirs(bindir)
-        shutil.copyfile(tool, os.path.join(bindir, "phi4"))
-        os.chmod(os.path.join(bindir, "phi4"), 0o755)
+    for env, name in (("PHI4_WHEEL_CLI", "phi4"), ("PHI4_WHEEL_SERVER", "phi4-server"), ("PHI4_WHEEL_HUB", "phi4-hub")):
+        tool = os.environ.get(env)
+        if tool:
+            os.makedirs(bindir, exist_ok=True)
+            shutil.copyfile(tool, os.path.join(bindir, name))
+            os.chmod(os.path.join(bindir, name), 0o755)
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
