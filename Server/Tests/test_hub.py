@@ -137,6 +137,9 @@ def test_transformers_repository(hub, tmp_path):
     path = run([PHI4, "pull", "tester/phi-4-mini"], env).stdout.strip().splitlines()[-1]
     assert sorted(os.listdir(path)) == sorted(n for n in os.listdir(GQA8) if os.path.isfile(os.path.join(GQA8, n)))
     assert "layers" in run([PHI4, "info", "tester/phi-4-mini"], env_for(hub, tmp_path, HF_HUB_OFFLINE="1")).stdout
+    p = run([PHI4, "generate", "--model", "tester/phi-4-mini", "--prompt", "Hello", "--max-tokens", "2", "--greedy"],
+            env_for(hub, tmp_path, HF_HUB_OFFLINE="1"))
+    assert "a transformers checkpoint, quantized at load to f32" in p.stderr  # the best type that fits: this tiny model in f32
 
 
 def test_resume_after_a_broken_transfer(hub, tmp_path):

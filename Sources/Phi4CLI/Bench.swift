@@ -85,7 +85,7 @@ struct Bench: ParsableCommand {
                 passes = times.enumerated().map { ($0.offset + 1, median($0.element)) }
             }
             let mem = residentMemory()
-            let format = m.weights.layers.first?.gateUp.format.rawValue ?? common.weights
+            let format = m.weights.layers.first?.gateUp.format.rawValue ?? common.weightsName
             var kernels: [String: JSONValue] = [:]
             for f in m.matrixFormats where f != .f32 {
                 var byClass: [String: JSONValue] = [:]

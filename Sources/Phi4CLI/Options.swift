@@ -32,7 +32,7 @@ struct ModelOptions: ParsableArguments {
     var hfFile: String?
 
     @Option(help: "Weight type to run an HF checkpoint or a float (F16, BF16, F32) GGUF in: f32, q8_0, q4_0, q4_0-mixed or q4_k_m (llama.cpp's Q4_K_M mix; quantized at load, streaming; quantized GGUF tensors run as stored).")
-    var weights = "f32"
+    var weights: String?
 
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: the CPUs this process may use).")
     var threads: Int?
@@ -44,7 +44,18 @@ struct ModelOptions: ParsableArguments {
     var kvType: String?
 
     /// Loads the model (runtime failures as RuntimeError).
-    func loadModel() throws -> Model { try Phi4CLI.loadModel(try resolveModel(model, hfFile: hfFile), weights: weights) }
+    func loadModel() throws -> Model {
+        let path = try resolveModel(model, hfFile: hfFile)
+        var type = weights ?? "f32"
+        if weights == nil, path != model, FileIO.isDirectory(path), let best = bestFittingWeights(path) {
+            type = best.type.rawValue
+            printError("\(model): a transformers checkpoint, quantized at load to \(type) (about \(fmt(Double(best.bytes) / 1e9)) GB of \(fmt(Double(best.available) / 1e9)) GB available; --weights chooses)")
+        }
+        return try Phi4CLI.loadModel(path, weights: type)
+    }
+
+    /// The weight type name in force (`--weights`, default f32).
+    var weightsName: String { weights ?? "f32" }
 
     /// The `--kv-type`, if given.
     func cacheType() throws -> KVCacheType? { try kvType.map(parseKVType) }
@@ -135,6 +146,18 @@ func loadModel(_ path: String, weights: String = "f32") throws -> Model {
         if done == total || done % 8 == 1 { printError("converting weights to \(type.rawValue): \(done)/\(total) matrices") }
     }
     return try runtime { try Model.load(path: path, options: options) }
+}
+
+/// The most precise weight type whose model, KV cache (4096 positions) and scratch fit the memory
+/// this process can still allocate (f32, then q8_0, q4_k_m, q4_0); nil when the config cannot be
+/// read or the memory not measured.
+func bestFittingWeights(_ path: String) -> (type: WeightType, bytes: Int, available: Int)? {
+    guard let c = try? Model.config(path: path), let available = MemoryEstimate.availableBytes() else { return nil }
+    for type in [WeightType.f32, .q8_0, .q4_K_M, .q4_0] {
+        let e = MemoryEstimate(config: c, weights: type, contextLength: min(4096, c.maxPositions))
+        if e.total <= available { return (type, e.total, available) }
+    }
+    return (.q4_0, MemoryEstimate(config: c, weights: .q4_0, contextLength: min(4096, c.maxPositions)).total, available)
 }
 
 /// A `--kv-type` value.

@@ -53,6 +53,6 @@ struct Perplexity: ParsableCommand {
         } catch {
             throw RuntimeError(error)
         }
-        print("perplexity: \(fmt(exp(nll / Double(count)))) over \(count) predictions in \(windows) windows of \(ctx) tokens (\(common.model), \(m.weights.layers.first?.gateUp.format.rawValue ?? common.weights))")
+        print("perplexity: \(fmt(exp(nll / Double(count)))) over \(count) predictions in \(windows) windows of \(ctx) tokens (\(common.model), \(m.weights.layers.first?.gateUp.format.rawValue ?? common.weightsName))")
     }
 }
