@@ -4,8 +4,9 @@
 #
 #  1. bookworm (glibc 2.36) with python3, python3-venv, gcc, libc6-dev and pkg-config; no Swift,
 #     no OpenBLAS. The wheel (make wheel) is pip-installed into a venv; a greedy generation on the
-#     demo model through Python and through the wheel's `phi4` command must equal the development
-#     build's. The SDK tarball (make dist) is unpacked; examples/simple.c is compiled with
+#     demo model through Python, through the wheel's `phi4` command, through its `phi4-server` (asked
+#     by the openai client) and through `phi4 -hf` (downloaded by its phi4-hub from a local Hub)
+#     must equal the development build's. The SDK tarball (make dist) is unpacked; examples/simple.c is compiled with
 #     pkg-config against it and its greedy token ids must equal simple.c's built against lib/.
 #  2. bullseye (glibc 2.31, older than the wheel's manylinux_2_35 tag) with python3-pip: pip must
 #     refuse the wheel ("not a supported wheel on this platform") and nothing may be installed.
@@ -76,6 +77,39 @@ got_cli=$(chroot "$R" sh -c "cd /check && PATH=/check/venv/bin:\$PATH phi4 gener
 check "wheel: the phi4 command equals the development build" "$got_cli" "$want_cli"
 got_c=$(chroot "$R" sh -c "cd /check && tar xzf $t.tar.gz && export PKG_CONFIG_PATH=/check/$t/lib/pkgconfig && cc simple.c \$(pkg-config --cflags --libs phi4) -o simple && ./simple $m --ids $IDS 24" 2>/dev/null || true)
 check "tarball: simple.c built with pkg-config equals the development build" "$got_c" "$want_c"
+
+# The wheel's phi4-server answers the openai client (run outside the root, over loopback), and its
+# phi4-hub downloads a model by name from a local Hub (Server/Tests/hub, TLS with a test CA).
+VPY=.build-srvpy/bin/python  # the server tests' venv: openai, huggingface_hub (bash scripts/test-server.sh)
+PORT=$("$VPY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+chroot "$R" sh -c "cd /check && PATH=/check/venv/bin:\$PATH exec phi4-server --model $m --port $PORT --ctx 256 -t 2" \
+    >"$tmp/server.log" 2>&1 &
+SPID=$!
+for _ in $(seq 300); do
+    curl -sf "http://127.0.0.1:$PORT/health" 2>/dev/null | grep -q '"ok"' && break
+    sleep 0.2
+done
+got_srv=$("$VPY" -c "import openai; c = openai.OpenAI(base_url='http://127.0.0.1:$PORT/v1', api_key='none'); \
+print(c.completions.create(model=c.models.list().data[0].id, prompt='$PROMPT', max_tokens=24, temperature=0).choices[0].text)" || true)
+kill $SPID 2>/dev/null || true
+wait $SPID 2>/dev/null || true
+check "wheel: phi4-server answers the openai client like the development build" "$got_srv" "$want_cli"
+cat >"$tmp/hub.py" <<PY
+import sys, time
+sys.path.insert(0, "Server/Tests/hub")
+from hub_server import Hub
+h = Hub({"tester/phi-4-GGUF": {"files": {"phi-4-Q8_0.gguf": "$MODEL"}}}, "$tmp")
+print(h.endpoint, flush=True)
+time.sleep(600)
+PY
+"$VPY" "$tmp/hub.py" >"$tmp/hub.out" &
+HPID=$!
+for _ in $(seq 100); do [ -s "$tmp/hub.out" ] && break; sleep 0.1; done
+cp "$tmp/ca.pem" "$R/check/ca.pem"
+got_hub=$(chroot "$R" sh -c "cd /check && HF_ENDPOINT=$(cat "$tmp/hub.out") SSL_CERT_FILE=/check/ca.pem HF_HUB_CACHE=/check/hf \
+    PATH=/check/venv/bin:\$PATH phi4 generate -hf tester/phi-4-GGUF:Q8_0 --prompt '$PROMPT' --greedy --max-tokens 24 -t 2 2>/dev/null" || true)
+kill $HPID 2>/dev/null || true
+check "wheel: phi4 -hf downloads through phi4-hub and generates like the development build" "$got_hub" "$want_cli"
 
 # 2. bullseye: pip refuses the wheel cleanly.
 R=$(make_root bullseye python3-pip)

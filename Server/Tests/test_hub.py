@@ -277,3 +277,15 @@ except phi4.Phi4Error as e:
     assert out[2].startswith("missing:") and "phi4 pull" in out[2]
     snap = tmp_path / "models--tester--phi-4-GGUF/snapshots" / hub.commit / "phi-4-Q6_K"
     assert len(os.listdir(snap)) == 3
+
+
+def test_https_proxy_is_used(hub, tmp_path):
+    from hub_server import ConnectProxy
+
+    proxy = ConnectProxy()
+    try:
+        env = env_for(hub, tmp_path, HTTPS_PROXY=f"http://127.0.0.1:{proxy.port}")
+        run([HUB_TOOL, "pull", "tester/phi-4-GGUF:IQ4_XS"], env)
+    finally:
+        proxy.close()
+    assert f"localhost:{hub.port}" in proxy.targets and f"127.0.0.1:{hub.port}" in proxy.targets

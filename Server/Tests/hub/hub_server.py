@@ -207,3 +207,64 @@ class Hub:
                     self.wfile.write(view[i:i + (1 << 20)])
 
         return Handler
+
+
+class ConnectProxy:
+    """An HTTP CONNECT proxy (what HTTPS_PROXY names): tunnels TLS to the target, logging each target."""
+
+    def __init__(self):
+        import socketserver
+        import socket
+        proxy = self
+        self.targets = []
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = self.request.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                line = data.split(b"\r\n", 1)[0].decode()
+                method, target, _ = line.split(" ", 2)
+                if method != "CONNECT":
+                    self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+                    return
+                proxy.targets.append(target)
+                host, port = target.rsplit(":", 1)
+                upstream = socket.create_connection((host, int(port)))
+                self.request.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+
+                def pipe(a, b):
+                    try:
+                        while True:
+                            chunk = a.recv(1 << 16)
+                            if not chunk:
+                                break
+                            b.sendall(chunk)
+                    except OSError:
+                        pass
+                    finally:
+                        for s in (a, b):
+                            try:
+                                s.shutdown(socket.SHUT_RDWR)
+                            except OSError:
+                                pass
+
+                t = threading.Thread(target=pipe, args=(upstream, self.request), daemon=True)
+                t.start()
+                pipe(self.request, upstream)
+                t.join()
+                upstream.close()
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
