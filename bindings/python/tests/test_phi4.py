@@ -451,3 +451,24 @@ def test_constrained_generate_and_tool_calls():
                                               max_tokens=120, temperature=1, seed=2, stream=True))
     calls = [c for ch in chunks for c in (ch["choices"][0]["delta"].get("tool_calls") or []) if ch["choices"]]
     assert calls and json.loads(calls[0]["function"]["arguments"]).keys() >= {"a", "b"}
+
+
+def test_from_pretrained_without_huggingface_hub_says_what_to_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_hub(name, *args, **kwargs):
+        if name == "huggingface_hub":
+            raise ImportError("No module named 'huggingface_hub'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_hub)
+    with pytest.raises(ImportError, match=r"phi4\[hub\]"):
+        phi4.Model.from_pretrained("bartowski/phi-4-GGUF", filename="*Q4_K_M.gguf")
+
+
+def test_a_name_not_in_the_cache_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(phi4.Phi4Error, match="not in the Hugging Face cache"):
+        phi4.Model("bartowski/phi-4-GGUF:Q4_K_M")
