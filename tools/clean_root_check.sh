@@ -81,6 +81,7 @@ check "tarball: simple.c built with pkg-config equals the development build" "$g
 # The wheel's phi4-server answers the openai client (run outside the root, over loopback), and its
 # phi4-hub downloads a model by name from a local Hub (Server/Tests/hub, TLS with a test CA).
 VPY=.build-srvpy/bin/python  # the server tests' venv: openai, huggingface_hub (bash scripts/test-server.sh)
+tmp=$(mktemp -d)
 PORT=$("$VPY" -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 chroot "$R" sh -c "cd /check && PATH=/check/venv/bin:\$PATH exec phi4-server --model $m --port $PORT --ctx 256 -t 2" \
     >"$tmp/server.log" 2>&1 &
@@ -106,10 +107,12 @@ PY
 HPID=$!
 for _ in $(seq 100); do [ -s "$tmp/hub.out" ] && break; sleep 0.1; done
 cp "$tmp/ca.pem" "$R/check/ca.pem"
+[ -s "$R/etc/hosts" ] || cp /etc/hosts "$R/etc/hosts"  # debootstrap's minbase has none: no "localhost"
 got_hub=$(chroot "$R" sh -c "cd /check && HF_ENDPOINT=$(cat "$tmp/hub.out") SSL_CERT_FILE=/check/ca.pem HF_HUB_CACHE=/check/hf \
     PATH=/check/venv/bin:\$PATH phi4 generate -hf tester/phi-4-GGUF:Q8_0 --prompt '$PROMPT' --greedy --max-tokens 24 -t 2 2>/dev/null" || true)
 kill $HPID 2>/dev/null || true
 check "wheel: phi4 -hf downloads through phi4-hub and generates like the development build" "$got_hub" "$want_cli"
+rm -rf "$tmp"
 
 # 2. bullseye: pip refuses the wheel cleanly.
 R=$(make_root bullseye python3-pip)
