@@ -131,32 +131,25 @@ class Hub:
                     return self._send(200, json.dumps(hub.requests()).encode())
                 self._record()
                 parts = path.strip("/").split("/")
-                if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
+                if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
                     repo = parts[2] + "/" + parts[3]
                     if repo not in hub.repos:
                         return self._send(404, b'{"error": "Repository not found"}')
                     denied = self._auth(repo)
                     if denied:
                         return self._send(denied, b'{"error": "denied"}')
-                    files = hub.repos[repo]["files"]
-                    siblings = [{"rfilename": p, "size": f["size"], **({"lfs": {"sha256": f["sha256"], "size": f["size"]}} if f["lfs"] else {})}
-                                for p, f in sorted(files.items())]
-                    body = json.dumps({"id": repo, "sha": hub.commit, "siblings": siblings}).encode()
-                    return self._send(200, body, [("Content-Type", "application/json")])
-                if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "tree":
-                    repo = parts[2] + "/" + parts[3]
-                    if repo not in hub.repos:
-                        return self._send(404, b'{"error": "Repository not found"}')
-                    denied = self._auth(repo)
-                    if denied:
-                        return self._send(denied, b'{"error": "denied"}')
-                    files = hub.repos[repo]["files"]
-                    folders = sorted({"/".join(p.split("/")[:i]) for p in files for i in range(1, p.count("/") + 1)})
-                    entries = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in folders]
-                    entries += [{"type": "file", "oid": f["gitsha"], "size": f["size"], "path": p,
-                                 **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 130}} if f["lfs"] else {})}
-                                for p, f in sorted(files.items())]
-                    return self._send(200, json.dumps(entries).encode(), [("Content-Type", "application/json")])
+                    files = sorted(hub.repos[repo]["files"].items())
+                    if parts[4] == "revision":  # model_info: the commit and the files
+                        siblings = [{"rfilename": p, "size": f["size"], **({"lfs": {"sha256": f["sha256"], "size": f["size"]}} if f["lfs"] else {})}
+                                    for p, f in files]
+                        body = {"id": repo, "sha": hub.commit, "siblings": siblings}
+                    else:  # the recursive tree: folders and files
+                        folders = sorted({"/".join(p.split("/")[:i]) for p, _ in files for i in range(1, p.count("/") + 1)})
+                        body = [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in folders]
+                        body += [{"type": "file", "oid": f["gitsha"], "size": f["size"], "path": p,
+                                  **({"lfs": {"oid": f["sha256"], "size": f["size"], "pointerSize": 130}} if f["lfs"] else {})}
+                                 for p, f in files]
+                    return self._send(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
                 if len(parts) >= 5 and parts[2] == "resolve":
                     repo = parts[0] + "/" + parts[1]
                     rel = "/".join(parts[4:])
