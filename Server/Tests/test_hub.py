@@ -44,7 +44,7 @@ def hub(tmp_path_factory):
         "tester/phi-4-mini": {"files": {name: os.path.join(GQA8, name) for name in os.listdir(GQA8)
                                         if os.path.isfile(os.path.join(GQA8, name))}},
     }
-    h = Hub(repos, str(folder))
+    h = Hub(repos, str(folder), renamed={"tester/renamed-GGUF": "tester/phi-4-GGUF"})
     yield h
     h.close()
 
@@ -289,3 +289,14 @@ def test_https_proxy_is_used(hub, tmp_path):
     finally:
         proxy.close()
     assert f"localhost:{hub.port}" in proxy.targets and f"127.0.0.1:{hub.port}" in proxy.targets
+
+
+def test_relative_redirect_then_the_file(hub, tmp_path):
+    """A renamed repository: its resolve URL answers 307 to the new name on the same host (no file
+    metadata); the metadata is read from the response that leads off the Hub's host. huggingface_hub
+    follows the same redirect."""
+    env = env_for(hub, tmp_path)
+    path = run([HUB_TOOL, "pull", "tester/renamed-GGUF:IQ4_XS"], env).stdout.strip().splitlines()[-1]
+    assert sha256(path) == sha256(os.path.join(FIX, "quant/lowbit/iq4_xs.gguf"))
+    found = hf("print(h.hf_hub_download('tester/renamed-GGUF', 'phi-4-IQ4_XS.gguf', cache_dir=%r))" % str(tmp_path), env)
+    assert os.path.samefile(found, path)

@@ -148,12 +148,13 @@ public final class HubClient: Sendable {
     }
 
     /// Sends a request, following redirects by hand (at most 10): the token goes only to the
-    /// endpoint's host. Returns the last response (a 3xx only for HEAD with `stopAtOtherHost`).
+    /// endpoint's host. Returns the last response and the URL it leads to: with `stopAtOtherHost`,
+    /// a redirect to another host is not followed — its response (which carries the file's
+    /// X-Linked-* metadata) and its Location come back.
     private func send(_ method: HTTPMethod, _ url: String, headers extra: [(String, String)] = [],
                       stopAtOtherHost: Bool = false, timeout: TimeAmount = .seconds(60)) async throws
-        -> (HTTPClientResponse, String, HTTPClientResponse?) {
+        -> (HTTPClientResponse, String) {
         var url = url
-        var firstRedirect: HTTPClientResponse?
         let home = host(settings.endpoint)
         for _ in 0..<10 {
             var req = HTTPClientRequest(url: url)
@@ -166,8 +167,7 @@ public final class HubClient: Sendable {
                 throw HubError("cannot reach \(host(url)): \(error)")
             }
             guard (300..<400).contains(Int(resp.status.code)), resp.status.code != 304,
-                  let location = resp.headers.first(name: "Location") else { return (resp, url, firstRedirect) }
-            if firstRedirect == nil { firstRedirect = resp }
+                  let location = resp.headers.first(name: "Location") else { return (resp, url) }
             let next: String
             if location.hasPrefix("/") {
                 let scheme = url.hasPrefix("https://") ? "https://" : "http://"
@@ -175,7 +175,7 @@ public final class HubClient: Sendable {
             } else {
                 next = location
             }
-            if stopAtOtherHost && host(next) != host(url) { return (resp, next, firstRedirect) }
+            if stopAtOtherHost && host(next) != host(url) { return (resp, next) }
             url = next
         }
         throw HubError("too many redirects from \(url)")
@@ -199,7 +199,7 @@ public final class HubClient: Sendable {
     /// The commit a revision points at and the repository's files.
     func listing(repo: String, revision: String) async throws -> HubListing {
         let url = "\(settings.endpoint)/api/models/\(repo)/revision/\(Self.encodePath(revision))?blobs=true"
-        let (resp, _, _) = try await send(.GET, url)
+        let (resp, _) = try await send(.GET, url)
         guard resp.status == .ok else { throw refusal(resp.status, repo: repo, what: "the file listing") }
         var body = try await resp.body.collect(upTo: 64 << 20)
         do { return try HubListing.parse(body.readBytes(length: body.readableBytes) ?? []) } catch {
@@ -256,9 +256,8 @@ public final class HubClient: Sendable {
     func download(repo: String, commit: String, path: String, listed: HubFile?, progress: HubProgress?) async throws {
         let cache = settings.cache
         let url = "\(settings.endpoint)/\(repo)/resolve/\(commit)/\(Self.encodePath(path))"
-        let (head, location, redirect) = try await send(.HEAD, url, stopAtOtherHost: true)
-        let meta = redirect ?? head
-        if !(200..<400).contains(Int(head.status.code)) && redirect == nil { throw refusal(head.status, repo: repo, what: path) }
+        let (meta, location) = try await send(.HEAD, url, stopAtOtherHost: true)
+        guard (200..<400).contains(Int(meta.status.code)) else { throw refusal(meta.status, repo: repo, what: path) }
         var etag = meta.headers.first(name: "X-Linked-Etag") ?? meta.headers.first(name: "ETag") ?? ""
         if etag.hasPrefix("W/") { etag.removeFirst(2) }
         etag = etag.filter { $0 != "\"" }
@@ -272,7 +271,7 @@ public final class HubClient: Sendable {
         let blob = cache.blobPath(repo: repo, etag: etag)
         if HubCache.fileSize(blob) == nil {
             let lock = cache.lockPath(repo: repo, etag: etag)
-            try HubCache.makeDirectories(FileIO_directory(lock))
+            try HubCache.makeDirectories(HubCache.parentFolder(of: lock))
             let lfd = open(lock, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
             guard lfd >= 0 else { throw HubError("cannot open the lock \(lock)") }
             defer { close(lfd) }
@@ -316,7 +315,7 @@ public final class HubClient: Sendable {
         var written = offset
         if size == nil || offset < size! {
             let headers = offset > 0 ? [("Range", "bytes=\(offset)-")] : []
-            let (resp, _, _) = try await send(.GET, url, headers: headers, timeout: .hours(48))
+            let (resp, _) = try await send(.GET, url, headers: headers, timeout: .hours(48))
             switch resp.status.code {
             case 206:
                 break
@@ -365,11 +364,6 @@ public final class HubClient: Sendable {
         if rename(partial, blob) != 0 { throw HubError("cannot move \(partial) into place: \(String(cString: strerror(errno)))") }
         progress?(written, size, name)
     }
-}
-
-private func FileIO_directory(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    return String(path[..<slash])
 }
 
 /// Bytes as "N.N GB".

@@ -6,6 +6,7 @@ huggingface_hub and phi4-hub can be pointed at it with HF_ENDPOINT.
   HEAD/GET /OWNER/NAME/resolve/REV/PATH      LFS files: 302 to https://127.0.0.1:PORT/cdn/SHA256 (another
                                              host name) with X-Repo-Commit, X-Linked-Etag,
                                              X-Linked-Size; small files: 200 with ETag (git sha1)
+  HEAD/GET /OLD/NAME/resolve/…               a renamed repository: 307 to the new name (relative)
   GET  /cdn/SHA256                           the bytes; Range: bytes=N- answers 206
   GET  /_log, POST /_reset                   the requests seen (method, path, host, authorization)
   POST /_fault?sha=S&mode=truncate&after=N   the next transfer of S stops after N bytes
@@ -37,8 +38,9 @@ def make_certificates(folder):
 
 
 class Hub:
-    def __init__(self, repos, folder, commit="0123456789abcdef0123456789abcdef01234567"):
+    def __init__(self, repos, folder, commit="0123456789abcdef0123456789abcdef01234567", renamed=None):
         self.commit = commit
+        self.renamed = dict(renamed or {})  # old name → repository: resolve answers 307 to the new name
         self.repos = {}
         self.blobs = {}
         for repo, spec in repos.items():
@@ -133,6 +135,7 @@ class Hub:
                 parts = path.strip("/").split("/")
                 if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] in ("revision", "tree"):
                     repo = parts[2] + "/" + parts[3]
+                    repo = hub.renamed.get(repo, repo)
                     if repo not in hub.repos:
                         return self._send(404, b'{"error": "Repository not found"}')
                     denied = self._auth(repo)
@@ -153,6 +156,8 @@ class Hub:
                 if len(parts) >= 5 and parts[2] == "resolve":
                     repo = parts[0] + "/" + parts[1]
                     rel = "/".join(parts[4:])
+                    if repo in hub.renamed:  # a relative redirect on the Hub's own host, no file metadata
+                        return self._send(307, b"", [("Location", "/" + hub.renamed[repo] + "/" + "/".join(parts[2:]))])
                     if repo not in hub.repos or rel not in hub.repos[repo]["files"]:
                         return self._send(404, b"", [("X-Error-Code", "EntryNotFound")])
                     denied = self._auth(repo)

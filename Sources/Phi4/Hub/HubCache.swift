@@ -152,20 +152,11 @@ public struct HubCache: Sendable {
         switch choice {
         case .gguf(let paths):
             // every shard must be there (choose() groups the cached shards only)
-            if let first = paths.first, let (_, count) = Self.shardCount(first), count != paths.count { return nil }
+            if let count = ModelReference.shardBase(paths[0]).count, count != paths.count { return nil }
             return FileIO.join(folder, paths[0])
         case .transformers:
             return folder
         }
-    }
-
-    /// The shard number and count of a `-00001-of-00003.gguf` name.
-    static func shardCount(_ path: String) -> (Int, Int)? {
-        let (_, no) = ModelReference.shardBase(path)
-        guard let no else { return nil }
-        let stem = path.hasSuffix(".gguf") ? String(path.dropLast(5)) : path
-        guard let count = Int(stem.suffix(5)) else { return nil }
-        return (no, count)
     }
 
     /// Every repository of the cache (model repositories, `models--…`).
@@ -224,6 +215,9 @@ public struct HubCache: Sendable {
         guard stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return nil }
         return Int64(st.st_size)
     }
+
+    /// The folder part of a path.
+    public static func parentFolder(of path: String) -> String { FileIO.directory(of: path) }
 
     /// `mkdir -p`.
     public static func makeDirectories(_ path: String) throws(FileError) {

@@ -157,18 +157,20 @@ extension ModelReference {
         return false
     }
 
-    /// `name` without a `-00001-of-00003` shard suffix, and the shard's number (nil: not a shard).
-    static func shardBase(_ name: String) -> (base: String, number: Int?) {
+    /// `name` without a `-00001-of-00003` shard suffix, the shard's number and the shard count
+    /// (nil, nil: not a shard).
+    static func shardBase(_ name: String) -> (base: String, number: Int?, count: Int?) {
         let stem = name.hasSuffix(".gguf") ? String(name.dropLast(5)) : name
         let b = Array(stem.utf8)
         // -NNNNN-of-NNNNN: 15 characters
-        guard b.count > 15 else { return (stem, nil) }
+        guard b.count > 15 else { return (stem, nil, nil) }
         let tail = Array(b[(b.count - 15)...])
         let digits = { (r: Range<Int>) in tail[r].allSatisfy { $0 >= 48 && $0 <= 57 } }
         guard tail[0] == 45, digits(1..<6), String(decoding: tail[6..<10], as: UTF8.self) == "-of-", digits(10..<15),
-              let no = Int(String(decoding: tail[1..<6], as: UTF8.self))
-        else { return (stem, nil) }
-        return (String(decoding: b[..<(b.count - 15)], as: UTF8.self), no)
+              let no = Int(String(decoding: tail[1..<6], as: UTF8.self)),
+              let count = Int(String(decoding: tail[10..<15], as: UTF8.self))
+        else { return (stem, nil, nil) }
+        return (String(decoding: b[..<(b.count - 15)], as: UTF8.self), no, count)
     }
 
     /// Chooses the model to run among a repository's `files`: the GGUF file `explicitFile` names
@@ -178,7 +180,7 @@ extension ModelReference {
     public func choose(among files: [HubFile], explicitFile: String? = nil) -> Result<ModelChoice, ModelChoiceError> {
         var groups: [String: [(Int, String)]] = [:]  // base path → (shard number, path)
         for f in files where f.path.lowercased().hasSuffix(".gguf") {
-            let (base, no) = Self.shardBase(f.path)
+            let (base, no, _) = Self.shardBase(f.path)
             groups[base, default: []].append((no ?? 0, f.path))
         }
         let sizes = Dictionary(files.map { ($0.path, $0.size) }, uniquingKeysWith: { a, _ in a })
