@@ -43,7 +43,7 @@ extern "C" {
 /* ---- Versions ------------------------------------------------------------------------------ */
 
 #define PHI4_VERSION_MAJOR 0
-#define PHI4_VERSION_MINOR 6
+#define PHI4_VERSION_MINOR 7
 #define PHI4_VERSION_PATCH 0
 /* Incremented when a change breaks binaries compiled against an older header (the SONAME is
  * libphi4.so.<PHI4_ABI_VERSION - 1>). Version 2 replaced the by-value *_default_params()
@@ -157,6 +157,8 @@ typedef struct {
     int32_t pad_token;             /* -1 when none */
     int64_t parameter_count;
     int64_t weight_bytes;          /* memory the weights occupy */
+    int32_t adds_bos;              /* since 0.7: nonzero when the tokenizer's files ask for bos_token at the
+                                      start of every prompt (Phi-4's do not) */
 } phi4_model_info;
 
 /* Fills *info: info->struct_size must be set to the caller's sizeof(phi4_model_info); fields beyond
@@ -263,6 +265,10 @@ phi4_status phi4_context_truncate(phi4_context *context, int32_t n);
 /* The number of tokens in the context (positions used), or -1 for an invalid handle. */
 int32_t phi4_context_token_count(const phi4_context *context);
 
+/* Since 0.7. The context's tokens, in order (capacity ids; *n_tokens receives the count, the needed
+ * capacity when the buffer is too small). */
+phi4_status phi4_context_tokens(const phi4_context *context, int32_t *tokens, size_t capacity, size_t *n_tokens);
+
 /* The context's capacity (n_ctx: positions its KV cache holds), or -1 for an invalid handle. */
 int32_t phi4_context_capacity(const phi4_context *context);
 
@@ -303,6 +309,30 @@ phi4_status phi4_eval(phi4_context *context, const int32_t *tokens, size_t n_tok
  * rows available. */
 phi4_status phi4_get_logits(const phi4_context *context, int32_t row, float *logits, size_t capacity, size_t *n_rows);
 
+/* ---- Embeddings ---------------------------------------------------------------------------- */
+
+/* How an input's token vectors become its embedding: one of enum phi4_pooling_code (llama.cpp's
+ * llama_pooling_type numbers). */
+typedef int32_t phi4_pooling;
+enum phi4_pooling_code {
+    PHI4_POOLING_NONE = 0,   /* one vector per token */
+    PHI4_POOLING_MEAN = 1,   /* the mean over the input's tokens */
+    PHI4_POOLING_FIRST = 2,  /* the first token's vector (llama.cpp's "cls") */
+    PHI4_POOLING_LAST = 3    /* the last token's vector */
+};
+
+/* Since 0.7. Embeddings of n_inputs token sequences given one after another in `tokens` (input i
+ * has lengths[i] ids; none may be empty or longer than the trained context). A token's vector is
+ * the final RMS norm's output (hidden_size floats: what the output layer turns into logits).
+ * Inputs are evaluated together in passes of up to the context's n_batch tokens, each input
+ * attending only to itself; the context's own tokens, KV cache and generation are not touched
+ * (it lends its threads, batch size and phi4_cancel()). `normalize` nonzero divides every vector
+ * by its L2 norm. `out` receives, input after input, hidden_size floats per input (pooled) or per
+ * token (PHI4_POOLING_NONE); *n_out the number of floats. A buffer too small gives
+ * PHI4_ERR_BUFFER_TOO_SMALL with *n_out the size needed, before anything is evaluated. */
+phi4_status phi4_embed(phi4_context *context, const int32_t *tokens, const size_t *lengths, size_t n_inputs,
+                       phi4_pooling pooling, int32_t normalize, float *out, size_t capacity, size_t *n_out);
+
 /* ---- Sampling ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -320,6 +350,14 @@ typedef struct {
     const int32_t *logit_bias_tokens; /* n_logit_bias ids … */
     const float *logit_bias_values;   /* … and the values added to their logits (-INFINITY bans) */
     size_t n_logit_bias;
+    /* Since 0.7 (llama.cpp's formulas; the order: top-k, temperature, typical, top-p, min-p, or
+     * with mirostat: temperature, then Mirostat in place of top-k/typical/top-p/min-p). */
+    float typical_p;           /* locally typical sampling: keep the tokens whose surprise is nearest
+                                  the entropy until their probability exceeds typical_p (1: off, default) */
+    int32_t mirostat;          /* 0: off (default); 1: Mirostat (k from the 100 most likely tokens);
+                                  2: Mirostat 2.0 */
+    float mirostat_tau;        /* target surprise in bits (default 5) */
+    float mirostat_eta;        /* learning rate (default 0.1) */
 } phi4_sampling_params;
 
 /* Initialises sampling params through the caller's size, as phi4_model_params_init() does. */
@@ -335,6 +373,12 @@ void phi4_sampler_free(phi4_sampler *sampler);
  * token has, such as the rows past Phi-4-mini's vocabulary, are never picked). The
  * token is not added to the context: pass it to phi4_eval(). */
 phi4_status phi4_sample(phi4_context *context, phi4_sampler *sampler, int32_t *token);
+
+/* Since 0.7. Picks a token from caller-given logits (n_logits floats, e.g. the context's logits after
+ * the caller's own changes; no NaN), the penalties looking at the n_history ids of `history`. The
+ * sampler's state (its random generator, Mirostat's target) moves on as with phi4_sample(). */
+phi4_status phi4_sample_logits(phi4_sampler *sampler, const float *logits, size_t n_logits, const int32_t *history,
+                               size_t n_history, int32_t *token);
 
 /* ---- Generation ---------------------------------------------------------------------------- */
 

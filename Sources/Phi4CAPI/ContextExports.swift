@@ -83,6 +83,15 @@ public func phi4_context_token_count(_ c: OpaquePointer?) -> Int32 {
     return Int32(box.session.tokens.count)
 }
 
+@_cdecl("phi4_context_tokens")
+public func phi4_context_tokens(_ c: OpaquePointer?, _ out: UnsafeMutablePointer<Int32>?, _ capacity: Int,
+                                _ n: UnsafeMutablePointer<Int>?) -> phi4_status {
+    guarded {
+        let box = try context(c)
+        try writeIDs(try box.exclusive { box.session.tokens }, out, try count(capacity, "capacity"), n)
+    }
+}
+
 @_cdecl("phi4_context_capacity")
 public func phi4_context_capacity(_ c: OpaquePointer?) -> Int32 {
     guard let box = try? context(c) else { return -1 }

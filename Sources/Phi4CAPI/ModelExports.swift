@@ -58,7 +58,8 @@ public func phi4_model_get_info(_ m: OpaquePointer?, _ info: UnsafeMutablePointe
             trained_context_length: Int32(c.maxPositions), layer_count: Int32(c.layerCount), hidden_size: Int32(c.hiddenSize),
             head_count: Int32(c.headCount), kv_head_count: Int32(c.kvHeadCount), bos_token: t.bosTokenID ?? -1,
             eos_token: t.eosTokenID ?? c.eosTokenIDs.first.map(Int32.init) ?? -1, pad_token: t.padTokenID ?? -1,
-            parameter_count: Int64(c.parameterCount), weight_bytes: Int64(box.model.weights.byteCount))
+            parameter_count: Int64(c.parameterCount), weight_bytes: Int64(box.model.weights.byteCount),
+            adds_bos: t.addsBOS ? 1 : 0)
         try writeOutput(v, to: info, "phi4_model_info")
     }
 }

@@ -15,7 +15,8 @@ func samplingParamsDefaults() -> phi4_sampling_params {
         struct_size: MemoryLayout<phi4_sampling_params>.size, temperature: d.temperature, top_k: Int32(d.topK),
         top_p: d.topP, min_p: d.minP, repetition_penalty: d.repetitionPenalty, presence_penalty: d.presencePenalty,
         frequency_penalty: d.frequencyPenalty, penalty_window: Int32(d.penaltyWindow), use_seed: 0, seed: 0,
-        logit_bias_tokens: nil, logit_bias_values: nil, n_logit_bias: 0)
+        logit_bias_tokens: nil, logit_bias_values: nil, n_logit_bias: 0, typical_p: d.typicalP,
+        mirostat: Int32(d.mirostat), mirostat_tau: d.mirostatTau, mirostat_eta: d.mirostatEta)
 }
 
 @_cdecl("phi4_sampling_params_init")
@@ -36,6 +37,10 @@ func sampling(_ params: UnsafePointer<phi4_sampling_params>?) throws -> Sampling
     s.frequencyPenalty = p.frequency_penalty
     s.penaltyWindow = Int(p.penalty_window)
     s.seed = p.use_seed != 0 ? p.seed : nil
+    s.typicalP = p.typical_p
+    s.mirostat = Int(p.mirostat)
+    s.mirostatTau = p.mirostat_tau
+    s.mirostatEta = p.mirostat_eta
     let n = try count(p.n_logit_bias, "n_logit_bias")
     if n > 0 {
         guard let ids = p.logit_bias_tokens, let values = p.logit_bias_values else {
@@ -74,5 +79,20 @@ public func phi4_sample(_ c: OpaquePointer?, _ s: OpaquePointer?, _ out: UnsafeM
             sbox.sampler.excluded = box.session.model.unassignedIDs  // rows no token has are never sampled
             out.pointee = sbox.sampler.sample(&row, history: box.session.tokens[...])
         }
+    }
+}
+
+@_cdecl("phi4_sample_logits")
+public func phi4_sample_logits(_ s: OpaquePointer?, _ logits: UnsafePointer<Float>?, _ n: Int, _ history: UnsafePointer<Int32>?,
+                               _ nHistory: Int, _ out: UnsafeMutablePointer<Int32>?) -> phi4_status {
+    guarded {
+        let sbox = try Handles.get(UnsafeRawPointer(s), [.sampler], as: SamplerBox.self)
+        guard let out else { throw ABIError.invalid("token is NULL") }
+        let n = try count(n, "n_logits")
+        guard n > 0, let logits else { throw ABIError.invalid("logits is NULL or empty") }
+        var row = Array(UnsafeBufferPointer(start: logits, count: n))
+        guard !row.contains(where: \.isNaN) else { throw ABIError.invalid("logits contain NaN") }
+        let past = try ids(history, nHistory, "history")
+        out.pointee = sbox.sampler.sample(&row, history: past[...])
     }
 }

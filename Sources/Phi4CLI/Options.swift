@@ -96,6 +96,18 @@ struct SamplingOptions: ParsableArguments {
     @Option(help: "Random seed (same seed, same text).")
     var seed: UInt64?
 
+    @Option(name: .customLong("typical"), help: "Locally typical sampling with this p (1: off).")
+    var typicalP: Float?
+
+    @Option(help: "Mirostat: 0 off, 1 Mirostat, 2 Mirostat 2.0 (replaces top-k, top-p, min-p and typical).")
+    var mirostat: Int?
+
+    @Option(name: .customLong("mirostat-ent"), help: "Mirostat's target surprise τ in bits (default \(SamplingParameters().mirostatTau)).")
+    var mirostatTau: Float?
+
+    @Option(name: .customLong("mirostat-lr"), help: "Mirostat's learning rate η (default \(SamplingParameters().mirostatEta)).")
+    var mirostatEta: Float?
+
     @Flag(help: "Greedy decoding (same as --temperature 0).")
     var greedy = false
 
@@ -110,6 +122,10 @@ struct SamplingOptions: ParsableArguments {
         if let repeatPenalty { s.repetitionPenalty = repeatPenalty }
         if let presencePenalty { s.presencePenalty = presencePenalty }
         if let frequencyPenalty { s.frequencyPenalty = frequencyPenalty }
+        if let typicalP { s.typicalP = typicalP }
+        if let mirostat { s.mirostat = mirostat }
+        if let mirostatTau { s.mirostatTau = mirostatTau }
+        if let mirostatEta { s.mirostatEta = mirostatEta }
         s.seed = seed
         return s
     }

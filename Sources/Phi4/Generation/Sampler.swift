@@ -5,8 +5,10 @@ import Glibc
 /// How the next token is chosen from the logits.
 ///
 /// Applied in this order: logit bias; repetition, presence and frequency penalties over the
-/// last ``penaltyWindow`` tokens; then either greedy arg-max (`temperature == 0`) or temperature,
-/// top-k, top-p, min-p and a draw from the remaining distribution.
+/// last ``penaltyWindow`` tokens; then either greedy arg-max (`temperature == 0`), or top-k,
+/// temperature, locally typical sampling (``typicalP``), top-p, min-p and a draw from the
+/// remaining distribution, or — with ``mirostat`` 1 or 2 — temperature and Mirostat, which
+/// replaces top-k, typical, top-p and min-p (as in llama.cpp, whose formulas these follow).
 public struct SamplingParameters: Sendable, Equatable {
     /// Divides the logits; 0 means greedy (always the most likely token).
     public var temperature: Float = 0.8
@@ -30,6 +32,17 @@ public struct SamplingParameters: Sendable, Equatable {
     /// Seed of the random generator: the same seed, model and prompt give the same text.
     /// nil: seeded from the system's entropy.
     public var seed: UInt64?
+    /// Locally typical sampling: keep the tokens whose surprise (−log p) is closest to the
+    /// distribution's entropy until their probability exceeds p (1: off).
+    public var typicalP: Float = 1
+    /// Mirostat: 0 off, 1 (Mirostat, top-k estimated from the 100 most likely tokens) or 2
+    /// (Mirostat 2.0, truncation at surprise μ), aiming at an average surprise of ``mirostatTau``
+    /// bits per token.
+    public var mirostat: Int = 0
+    /// Mirostat's target surprise τ, in bits (default 5).
+    public var mirostatTau: Float = 5
+    /// Mirostat's learning rate η (default 0.1).
+    public var mirostatEta: Float = 0.1
 
     /// Default sampling (temperature 0.8, top-k 40, top-p 0.95, min-p 0.05).
     public init() {}
@@ -51,6 +64,11 @@ public struct SamplingParameters: Sendable, Equatable {
         guard presencePenalty.isFinite, frequencyPenalty.isFinite else { throw .invalidRequest("penalties must be finite") }
         guard penaltyWindow >= -1 else { throw .invalidRequest("penalty window must be ≥ -1") }
         for (_, b) in logitBias where b.isNaN || b == .infinity { throw .invalidRequest("logit bias must be a number or -infinity") }
+        guard typicalP > 0, typicalP <= 1 else { throw .invalidRequest("typical-p must be in (0, 1]") }
+        guard (0...2).contains(mirostat) else { throw .invalidRequest("mirostat must be 0, 1 or 2") }
+        guard mirostatTau.isFinite, mirostatTau >= 0, mirostatEta.isFinite, mirostatEta >= 0 else {
+            throw .invalidRequest("mirostat tau and eta must be finite and ≥ 0")
+        }
     }
 }
 
@@ -61,10 +79,13 @@ public struct Sampler: Sendable {
     /// Ids never chosen: the model's rows that no token has (see ``Model/unassignedIDs``).
     public var excluded: [TokenID] = []
     private var rng: RandomState
+    /// Mirostat's running target μ (starts at 2τ; moved by η × the error after each draw).
+    public private(set) var mirostatMu: Float
 
     /// A sampler; its random state starts from `parameters.seed`.
     public init(_ parameters: SamplingParameters) {
         self.parameters = parameters
+        mirostatMu = 2 * parameters.mirostatTau
         var seed = parameters.seed ?? 0
         if parameters.seed == nil { withUnsafeMutableBytes(of: &seed) { getentropyFill($0) } }
         rng = RandomState(seed: seed)
@@ -92,6 +113,7 @@ public struct Sampler: Sendable {
             }
         }
         if p.temperature == 0 { return Sampler.argmax(logits) }
+        if p.mirostat != 0 { return sampleMirostat(logits) }
 
         // Candidates sorted by logit, most likely first (top-k keeps only the first k).
         var candidates: [(id: Int32, logit: Float)] = []
@@ -126,6 +148,17 @@ public struct Sampler: Sendable {
         let maxLogit = candidates[0].logit
         var probs = candidates.map { expf(($0.logit - maxLogit) / p.temperature) }
         var total = probs.reduce(0, +)
+        // Locally typical: the tokens whose surprise is nearest the entropy, until their mass exceeds p.
+        if p.typicalP < 1 {
+            let keep = Sampler.typicalSet(probs.map { $0 / total }, p: p.typicalP)
+            candidates = keep.map { candidates[$0] }
+            probs = keep.map { probs[$0] }
+            // Back to most likely first (typical order is by distance from the entropy).
+            let order = probs.indices.sorted { probs[$0] > probs[$1] || (probs[$0] == probs[$1] && candidates[$0].id < candidates[$1].id) }
+            candidates = order.map { candidates[$0] }
+            probs = order.map { probs[$0] }
+            total = probs.reduce(0, +)
+        }
         // Top-p: the shortest prefix whose probability reaches p.
         if p.topP < 1 {
             var cumulative: Float = 0
@@ -157,6 +190,89 @@ public struct Sampler: Sendable {
             if r < cumulative { return candidates[i].id }
         }
         return candidates[candidates.count - 1].id
+    }
+
+    /// Mirostat (``SamplingParameters/mirostat`` 1 or 2) over the temperature-scaled logits: the
+    /// draw, then μ moves towards the target surprise.
+    private mutating func sampleMirostat(_ logits: [Float]) -> TokenID {
+        let p = parameters
+        var ids: [Int32] = []
+        var scaled: [Float] = []
+        for (i, v) in logits.enumerated() where v > -.infinity {
+            ids.append(Int32(i))
+            scaled.append(v / p.temperature)
+        }
+        if ids.isEmpty { return Sampler.argmax(logits) }
+        let order = ids.indices.sorted { scaled[$0] > scaled[$1] || (scaled[$0] == scaled[$1] && ids[$0] < ids[$1]) }
+        let maxLogit = scaled[order[0]]
+        var probs = order.map { expf(scaled[$0] - maxLogit) }
+        let total = probs.reduce(0, +)
+        for i in probs.indices { probs[i] /= total }
+        let (pick, mu) = Sampler.mirostatStep(sortedProbs: probs, version: p.mirostat, vocabSize: logits.count,
+                                              tau: p.mirostatTau, eta: p.mirostatEta, mu: mirostatMu,
+                                              uniform: Float(rng.nextUnit()))
+        mirostatMu = mu
+        return ids[order[pick]]
+    }
+
+    /// Locally typical sampling (Meister et al.; llama.cpp's `typical`): with `probs` a
+    /// distribution, the indices of the tokens whose surprise −ln p is closest to the entropy, in
+    /// that order, until their probability exceeds `p` (at least one).
+    public static func typicalSet(_ probs: [Float], p: Float) -> [Int] {
+        var entropy: Float = 0
+        for q in probs where q > 0 { entropy -= q * logf(q) }
+        let shifted = probs.map { abs(-logf($0) - entropy) }
+        let order = probs.indices.sorted { shifted[$0] < shifted[$1] || (shifted[$0] == shifted[$1] && $0 < $1) }
+        var cumulative: Float = 0
+        for (i, idx) in order.enumerated() {
+            cumulative += probs[idx]
+            if cumulative > p { return Array(order[...i]) }
+        }
+        return order
+    }
+
+    /// One Mirostat step on a distribution sorted most likely first: truncation (version 1: top-k
+    /// with k from the Zipf exponent estimated on the 100 most likely tokens, k = (ε̂·2^μ /
+    /// (1 − N^−ε̂))^(1/ŝ); version 2: drop tokens whose surprise −log₂ p exceeds μ), renormalise,
+    /// draw with `uniform` ∈ [0, 1), then μ ← μ − η (−log₂ p(chosen) − τ).
+    /// - Returns: the chosen index into `sortedProbs` and the new μ.
+    public static func mirostatStep(sortedProbs probs: [Float], version: Int, vocabSize: Int, tau: Float, eta: Float,
+                                    mu: Float, uniform: Float) -> (index: Int, mu: Float) {
+        var keep: Int
+        if version == 1 {
+            let m = 100
+            var sumTiBi: Float = 0, sumTiSq: Float = 0
+            var i = 0
+            while i < m - 1 && i < probs.count - 1 {
+                let ti = logf(Float(i + 2) / Float(i + 1))
+                let bi = logf(probs[i] / probs[i + 1])
+                sumTiBi += ti * bi
+                sumTiSq += ti * ti
+                i += 1
+            }
+            let sHat = sumTiBi / sumTiSq
+            let epsHat = sHat - 1
+            let k = powf(epsHat * powf(2, mu) / (1 - powf(Float(vocabSize), -epsHat)), 1 / sHat)
+            // llama.cpp: max(int(k), 1); a NaN or huge k (a flat distribution) keeps everything.
+            keep = k.isFinite && k < Float(probs.count) ? max(Int(k), 1) : probs.count
+        } else {
+            keep = probs.firstIndex { -log2f($0) > mu } ?? probs.count
+            if keep == 0 { keep = 1 }
+        }
+        keep = min(keep, probs.count)
+        let total = probs[..<keep].reduce(0, +)
+        let r = uniform * total
+        var cumulative: Float = 0
+        var pick = keep - 1
+        for i in 0..<keep {
+            cumulative += probs[i]
+            if r < cumulative {
+                pick = i
+                break
+            }
+        }
+        let surprise = -log2f(probs[pick] / total)
+        return (pick, mu - eta * (surprise - tau))
     }
 
     /// The index of the largest value (the lowest index on ties).

@@ -38,8 +38,7 @@ public final class Session: @unchecked Sendable {
         guard batchSize > 0 && batchSize <= 1 << 16 else { throw .invalidRequest("batch size must be in 1…65536") }
         if let threads, threads <= 0 { throw .invalidRequest("threads must be positive") }
         self.model = model
-        let quantized = model.weights.layers.first.map { $0.gateUp.format != .f32 } ?? false
-        let type = cacheType ?? (quantized ? .f16 : .f32)
+        let type = cacheType ?? KVCacheType.standard(for: model)
         if type == .q8_0 && model.config.headDim % 32 != 0 {
             throw .invalidRequest("a q8_0 KV cache needs a head dimension that is a multiple of 32 (this model's is \(model.config.headDim))")
         }
@@ -86,6 +85,14 @@ public final class Session: @unchecked Sendable {
     public func cancel() { p4k_flag_store(&cancelFlag, 1) }
 
     private var isCancelled: Bool { p4k_flag_load(&cancelFlag) != 0 }
+
+    /// Embeddings of `inputs` (see ``Embedder``) with this session's batch size and threads;
+    /// ``cancel()`` stops it (``ModelError/cancelled``). The session's own tokens and KV cache are
+    /// not touched: each input gets a cache of its own.
+    public func embed(_ inputs: [[TokenID]], pooling: Pooling = .mean, normalize: Bool = false) throws(ModelError) -> [[Float]] {
+        clearCancel()
+        return try Embedder(decoder: decoder).embed(inputs, pooling: pooling, normalize: normalize, shouldStop: { self.isCancelled })
+    }
 
     /// Appends `ids` to the context and returns logits: of the last position (`[vocab]`), or of
     /// every new position with `allLogits` (`[ids.count, vocab]`, row-major).

@@ -26,6 +26,14 @@ public final class Decoder {
     private let rotary: RotaryTable
     private let s: Scratch
 
+    /// What the rows a pass returns hold.
+    public enum Output: Sendable {
+        /// Logits (`vocabSize` per row).
+        case logits
+        /// The final RMS norm's outputs (`hiddenSize` per row), before `lm_head`.
+        case hidden
+    }
+
     /// Which positions of a chunk get logits.
     public enum LogitsRequest: Sendable {
         /// None (prefill of a chunk that is not the last).
@@ -104,7 +112,10 @@ public final class Decoder {
     ///   rows in all, a cache used twice or without room, or an id outside the vocabulary;
     ///   ``ModelError/cancelled`` when `shouldStop` says so (see the one-sequence form). Nothing is
     ///   changed when it throws.
-    public func forward(_ segments: [Segment], shouldStop: (() -> Bool)? = nil) throws(ModelError) -> [Float] {
+    ///
+    /// With `output` ``Output/hidden`` the rows are the final norm's outputs (`hiddenSize` wide)
+    /// instead of logits: what embeddings are pooled from.
+    public func forward(_ segments: [Segment], output: Output = .logits, shouldStop: (() -> Bool)? = nil) throws(ModelError) -> [Float] {
         let c = model.config
         let w = model.weights
         let t = segments.reduce(0) { $0 + $1.tokens.count }
@@ -205,6 +216,7 @@ public final class Decoder {
         for (j, i) in rows.enumerated() {
             Ops.rmsNorm(x + i * d, w.finalNorm, xn + j * d, d, eps: c.rmsNormEps)
         }
+        if output == .hidden { return Array(UnsafeBufferPointer(start: xn, count: rows.count * d)) }
         var out = [Float](repeating: 0, count: rows.count * c.vocabSize)
         out.withUnsafeMutableBufferPointer { buf in
             Ops.matmul(xn, rows: rows.count, w.lmHead, buf.baseAddress!, pool: pool, threads: threads)

@@ -10,6 +10,13 @@ public enum KVCacheType: String, Sendable, CaseIterable {
     /// head dimension that is a multiple of 32 (Phi-4: 128).
     case q8_0
 
+    /// The type a model's caches get unless asked otherwise: f16 for quantized weights, f32 for
+    /// f32 weights.
+    public static func standard(for model: Model) -> KVCacheType {
+        let quantized = model.weights.layers.first.map { $0.gateUp.format != .f32 } ?? false
+        return quantized ? .f16 : .f32
+    }
+
     /// Bytes of a row of `n` values (n a multiple of 32 for q8_0).
     public func rowBytes(_ n: Int) -> Int {
         switch self {

@@ -47,10 +47,12 @@ public struct OpenAIError: Error, Sendable, CustomStringConvertible {
 /// Known fields: `model`, `messages` (chat: roles system, developer (as system), user and
 /// assistant; content a string or text parts) or `prompt` (completions: a string, one string in
 /// an array, or token ids), `max_tokens` / `max_completion_tokens`, `temperature`, `top_p`,
-/// `seed`, `stop` (a string or up to 4), `presence_penalty`, `frequency_penalty`, `logit_bias`,
+/// `seed`, `stop` (a string or any number of strings), `presence_penalty`, `frequency_penalty`, `logit_bias`,
 /// `logprobs` (chat: a bool, with `top_logprobs` 0…20, ignored without it; completions: 0…5), `stream`,
 /// `stream_options.include_usage`, `n` (1 only), and the extensions `top_k`, `min_p`,
-/// `repeat_penalty`, `response_format` (text, `json_object`, or `json_schema` with its
+/// `repeat_penalty`, `typical_p`, `mirostat` (or `mirostat_mode`) with `mirostat_tau` and
+/// `mirostat_eta`, `grammar` (GBNF), `response_format` (text, `json_object` — with
+/// llama-cpp-python's optional `schema` —, or `json_schema` with its
 /// `schema`: the output is constrained to it, see ``JSONSchema``), and for chat `tools`
 /// (functions), `tool_choice` (`auto`, `none`, `required` or a named function),
 /// `parallel_tool_calls`, `tool` messages and assistant messages with `tool_calls` (see
@@ -163,6 +165,25 @@ public struct OpenAIRequest: Sendable {
                 apply(Float(v), &s)
             }
         }
+        if let t = try f.number("typical_p") {
+            guard t > 0 && t <= 1 else { throw .invalid("typical_p", "typical_p must be in (0, 1]") }
+            s.typicalP = Float(t)
+        }
+        // Mirostat: llama-server spells the mode `mirostat`, llama-cpp-python `mirostat_mode`.
+        for name in ["mirostat", "mirostat_mode"] {
+            if let m = try f.int(name) {
+                guard (0...2).contains(m) else { throw .invalid(name, "\(name) must be 0, 1 or 2") }
+                s.mirostat = m
+            }
+        }
+        if let t = try f.number("mirostat_tau") {
+            guard t >= 0 && t <= 100 else { throw .invalid("mirostat_tau", "mirostat_tau must be in 0…100") }
+            s.mirostatTau = Float(t)
+        }
+        if let e = try f.number("mirostat_eta") {
+            guard e >= 0 && e <= 10 else { throw .invalid("mirostat_eta", "mirostat_eta must be in 0…10") }
+            s.mirostatEta = Float(e)
+        }
         if let v = f.value("seed") {
             guard let d = v.doubleValue, d.rounded() == d else { throw .invalid("seed", "seed must be an integer") }
             s.seed = UInt64(bitPattern: Int64(max(min(d, 9.2e18), -9.2e18)))
@@ -184,11 +205,11 @@ public struct OpenAIRequest: Sendable {
         case nil, .null?: break
         case .string(let t)?: r.options.stopStrings = t.isEmpty ? [] : [t]
         case .array(let list)?:
-            guard list.count <= 4, list.allSatisfy({ $0.stringValue != nil }) else {
-                throw .invalid("stop", "stop must be a string or an array of up to 4 strings")
+            guard list.allSatisfy({ $0.stringValue != nil }) else {
+                throw .invalid("stop", "stop must be a string or an array of strings")
             }
             r.options.stopStrings = list.compactMap(\.stringValue).filter { !$0.isEmpty }
-        default: throw .invalid("stop", "stop must be a string or an array of up to 4 strings")
+        default: throw .invalid("stop", "stop must be a string or an array of strings")
         }
 
         // Log-probabilities.
@@ -217,7 +238,16 @@ public struct OpenAIRequest: Sendable {
         if let rf = o["response_format"], !rf.isNull {
             switch rf["type"]?.stringValue {
             case "text"?: break
-            case "json_object"?: r.options.constraint = .jsonObject
+            case "json_object"?:
+                // llama-cpp-python's spelling carries a schema: {"type": "json_object", "schema": {…}}.
+                if let schema = rf["schema"], !schema.isNull {
+                    guard schema.objectValue != nil || schema.boolValue != nil else {
+                        throw .invalid("response_format", "response_format schema must be a JSON Schema object")
+                    }
+                    r.options.constraint = .jsonSchema(schema.serialized)
+                } else {
+                    r.options.constraint = .jsonObject
+                }
             case "json_schema"?:
                 guard let spec = rf["json_schema"], let schema = spec["schema"], schema.objectValue != nil || schema.boolValue != nil else {
                     throw .invalid("response_format", "json_schema needs {\"name\": …, \"schema\": {…}}")
@@ -229,6 +259,15 @@ public struct OpenAIRequest: Sendable {
             }
             if let c = r.options.constraint {
                 do { _ = try c.compile() } catch { throw .invalid("response_format", error.description) }
+            }
+        }
+        // A GBNF grammar (llama-server's and llama-cpp-python's `grammar`).
+        if let g = f.value("grammar"), !g.isNull {
+            guard let text = g.stringValue else { throw .invalid("grammar", "grammar must be GBNF text") }
+            if !text.isEmpty {
+                guard r.options.constraint == nil else { throw .invalid("grammar", "give grammar or response_format, not both") }
+                r.options.constraint = .grammar(text)
+                do { _ = try r.options.constraint!.compile() } catch { throw .invalid("grammar", error.description) }
             }
         }
         if let v = o["functions"], !v.isNull, v.arrayValue?.isEmpty != true { throw .invalid("functions", "functions is not supported; use tools") }

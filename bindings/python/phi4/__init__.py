@@ -11,7 +11,7 @@ releases the GIL, so other Python threads run while the model loads, evaluates o
 
 Modules: `_native` (the ctypes declarations of the C ABI), `errors`, `tokenizer`, `context`
 (contexts and streams), `batch` (many generations at once), `model`, `responses` (OpenAI-shaped
-dicts).
+dicts), `llama` (llama-cpp-python's `Llama` API: `from phi4 import Llama`).
 """
 from __future__ import annotations
 
@@ -19,10 +19,15 @@ from . import _native
 from .batch import Batch, Update
 from .context import Context, Stream
 from .errors import Cancelled, ContextBusy, ContextFullError, InvalidArgument, ModelFileError, Phi4Error
+from .llama import (LLAMA_DEFAULT_SEED, LLAMA_POOLING_TYPE_CLS, LLAMA_POOLING_TYPE_LAST, LLAMA_POOLING_TYPE_MEAN,
+                    LLAMA_POOLING_TYPE_NONE, LLAMA_POOLING_TYPE_UNSPECIFIED, Llama, LlamaGrammar, LlamaState,
+                    LogitsProcessorList, StoppingCriteriaList)
 from .model import Model
 from .tokenizer import Tokenizer
 
-__all__ = ["Model", "Tokenizer", "Context", "Stream", "Batch", "Update", "Phi4Error", "InvalidArgument", "ModelFileError",
+__all__ = ["Model", "Llama", "LlamaGrammar", "LlamaState", "LogitsProcessorList", "StoppingCriteriaList",
+           "LLAMA_DEFAULT_SEED", "LLAMA_POOLING_TYPE_UNSPECIFIED", "LLAMA_POOLING_TYPE_NONE", "LLAMA_POOLING_TYPE_MEAN",
+           "LLAMA_POOLING_TYPE_CLS", "LLAMA_POOLING_TYPE_LAST", "Tokenizer", "Context", "Stream", "Batch", "Update", "Phi4Error", "InvalidArgument", "ModelFileError",
            "ContextFullError", "Cancelled", "ContextBusy", "version", "__version__", "ABI_VERSION",
            "REASONING_SYSTEM_PROMPT"]
 

@@ -54,7 +54,7 @@ class ModelInfo(ctypes.Structure):
     _fields_ = [("struct_size", c_size_t), ("vocab_size", c_int32), ("trained_context_length", c_int32),
                 ("layer_count", c_int32), ("hidden_size", c_int32), ("head_count", c_int32),
                 ("kv_head_count", c_int32), ("bos_token", c_int32), ("eos_token", c_int32), ("pad_token", c_int32),
-                ("parameter_count", ctypes.c_int64), ("weight_bytes", ctypes.c_int64)]
+                ("parameter_count", ctypes.c_int64), ("weight_bytes", ctypes.c_int64), ("adds_bos", c_int32)]
 
 
 class ContextParams(ctypes.Structure):
@@ -67,7 +67,8 @@ class SamplingParams(ctypes.Structure):
                 ("min_p", c_float), ("repetition_penalty", c_float), ("presence_penalty", c_float),
                 ("frequency_penalty", c_float), ("penalty_window", c_int32), ("use_seed", c_int32),
                 ("seed", c_uint64), ("logit_bias_tokens", P_int32), ("logit_bias_values", ctypes.POINTER(c_float)),
-                ("n_logit_bias", c_size_t)]
+                ("n_logit_bias", c_size_t), ("typical_p", c_float), ("mirostat", c_int32), ("mirostat_tau", c_float),
+                ("mirostat_eta", c_float)]
 
 
 class GenerateParams(ctypes.Structure):
@@ -137,8 +138,14 @@ _sig("phi4_context_reset", c_int32, c_void_p)
 _sig("phi4_context_truncate", c_int32, c_void_p, c_int32)
 _sig("phi4_context_token_count", c_int32, c_void_p)
 _sig("phi4_context_capacity", c_int32, c_void_p)
+_sig("phi4_context_tokens", c_int32, c_void_p, P_int32, c_size_t, P_size)
 _sig("phi4_eval", c_int32, c_void_p, P_int32, c_size_t, c_int32)
 _sig("phi4_get_logits", c_int32, c_void_p, c_int32, ctypes.POINTER(c_float), c_size_t, P_size)
+_sig("phi4_embed", c_int32, c_void_p, P_int32, P_size, c_size_t, c_int32, c_int32, ctypes.POINTER(c_float), c_size_t,
+     P_size)
+_sig("phi4_sampler_create", c_int32, ctypes.POINTER(SamplingParams), ctypes.POINTER(c_void_p))
+_sig("phi4_sampler_free", None, c_void_p)
+_sig("phi4_sample_logits", c_int32, c_void_p, ctypes.POINTER(c_float), c_size_t, P_int32, c_size_t, P_int32)
 _sig("phi4_sampling_params_init", c_int32, ctypes.POINTER(SamplingParams), c_size_t)
 _sig("phi4_generate_params_init", c_int32, ctypes.POINTER(GenerateParams), c_size_t)
 _sig("phi4_generation_start", c_int32, c_void_p, P_int32, c_size_t, ctypes.POINTER(GenerateParams))
@@ -176,6 +183,8 @@ STOP_NAMES = {1: "stop", 2: "stop", 3: "length", 4: "length", 5: "cancelled"}
 # enum phi4_weight_format and enum phi4_kv_type, by the names the Python API takes
 WEIGHTS = {None: 0, "f32": 0, "q8_0": 1, "q4_0": 2, "q4_0-mixed": 3, "q4_k_m": 4}
 KV_TYPES = {None: 0, "f32": 1, "f16": 2, "q8_0": 3}
+# enum phi4_pooling_code, by the names the Python API takes (llama.cpp's numbers)
+POOLING = {"none": 0, "mean": 1, "cls": 2, "first": 2, "last": 3}
 
 _INIT = {ModelParams: lib.phi4_model_params_init, ContextParams: lib.phi4_context_params_init,
          SamplingParams: lib.phi4_sampling_params_init, GenerateParams: lib.phi4_generate_params_init,

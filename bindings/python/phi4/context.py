@@ -18,31 +18,26 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
                     stop: Optional[Union[str, Sequence[str]]] = None, top_logprobs: Optional[int] = None,
                     lookup: Optional[int] = None, response_format: Optional[Dict[str, Any]] = None,
                     json_schema: Optional[Union[str, Dict[str, Any]]] = None, grammar: Optional[str] = None,
-                    regex: Optional[str] = None) -> tuple:
+                    regex: Optional[str] = None, typical_p: Optional[float] = None, mirostat: Optional[int] = None,
+                    mirostat_tau: Optional[float] = None, mirostat_eta: Optional[float] = None) -> tuple:
     """phi4_generate_params for the given options; None keeps the library's default. Returns the
     struct and the objects it points to (keep them alive until the call that reads them returns)."""
     p = N.defaults(N.GenerateParams)
-    s = N.defaults(N.SamplingParams)
     kind, text = constraint_of(response_format, json_schema, grammar, regex)
-    keep: list = [s]
-    if kind != N.CONSTRAINT_NONE:
-        data = (text or "").encode("utf-8")
-        keep.append(data)
-        p.constraint_type, p.constraint, p.constraint_len = kind, data, len(data)
     if max_tokens is not None:
         p.max_tokens = int(max_tokens)
     if top_logprobs is not None:
         p.top_logprobs = int(top_logprobs)
     if lookup is not None:
         p.lookup = int(lookup)
-    for field, value, kind in (("temperature", temperature, float), ("top_k", top_k, int), ("top_p", top_p, float),
-                               ("min_p", min_p, float), ("repetition_penalty", repeat_penalty, float),
-                               ("presence_penalty", presence_penalty, float),
-                               ("frequency_penalty", frequency_penalty, float)):
-        if value is not None:
-            setattr(s, field, kind(value))
-    if seed is not None:
-        s.use_seed, s.seed = 1, int(seed) & 0xFFFFFFFFFFFFFFFF
+    s = sampling_params(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
+                        presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,
+                        typical_p=typical_p, mirostat=mirostat, mirostat_tau=mirostat_tau, mirostat_eta=mirostat_eta)
+    keep: list = [s]
+    if kind != N.CONSTRAINT_NONE:
+        data = (text or "").encode("utf-8")
+        keep.append(data)
+        p.constraint_type, p.constraint, p.constraint_len = kind, data, len(data)
     p.sampling = ctypes.pointer(s)
     if stop:
         if isinstance(stop, str):
@@ -53,6 +48,27 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
         p.stop_strings = arr
         p.n_stop_strings = len(encoded)
     return p, keep
+
+
+def sampling_params(temperature: Optional[float] = None, top_k: Optional[int] = None, top_p: Optional[float] = None,
+                    min_p: Optional[float] = None, repeat_penalty: Optional[float] = None,
+                    presence_penalty: Optional[float] = None, frequency_penalty: Optional[float] = None,
+                    seed: Optional[int] = None, typical_p: Optional[float] = None, mirostat: Optional[int] = None,
+                    mirostat_tau: Optional[float] = None, mirostat_eta: Optional[float] = None,
+                    penalty_window: Optional[int] = None) -> Any:
+    """phi4_sampling_params for the given options (None: the library's default)."""
+    s = N.defaults(N.SamplingParams)
+    for field, value, kind in (("temperature", temperature, float), ("top_k", top_k, int), ("top_p", top_p, float),
+                               ("min_p", min_p, float), ("repetition_penalty", repeat_penalty, float),
+                               ("presence_penalty", presence_penalty, float),
+                               ("frequency_penalty", frequency_penalty, float), ("typical_p", typical_p, float),
+                               ("mirostat", mirostat, int), ("mirostat_tau", mirostat_tau, float),
+                               ("mirostat_eta", mirostat_eta, float), ("penalty_window", penalty_window, int)):
+        if value is not None:
+            setattr(s, field, kind(value))
+    if seed is not None:
+        s.use_seed, s.seed = 1, int(seed) & 0xFFFFFFFFFFFFFFFF
+    return s
 
 
 def constraint_of(response_format: Optional[Dict[str, Any]], json_schema: Any, grammar: Optional[str],
@@ -109,6 +125,19 @@ class Context:
         """The number of tokens in the context."""
         return N.lib.phi4_context_token_count(self._h)
 
+    def tokens(self) -> List[int]:
+        """The context's tokens, in order."""
+        n = N.c_size_t(0)
+        cap = max(1, len(self))
+        while True:
+            buf = (N.c_int32 * cap)()
+            st = N.lib.phi4_context_tokens(self._h, buf, cap, ctypes.byref(n))
+            if st == N.BUFFER_TOO_SMALL:
+                cap = n.value
+                continue
+            check(st)
+            return list(buf[:n.value])
+
     @property
     def capacity(self) -> int:
         """Positions the context's KV cache holds (n_ctx)."""
@@ -164,6 +193,32 @@ class Context:
         check(N.lib.phi4_context_reuse_prefix(self._h, ids_array(ids), len(ids), ctypes.byref(kept)))
         return kept.value
 
+    def embed(self, inputs: Sequence[Sequence[int]], pooling: str = "mean", normalize: bool = False) -> List[Any]:
+        """Embeddings of token sequences (phi4_embed): per input `hidden_size` floats, or with
+        pooling "none" one list of `hidden_size` floats per token. The context's own tokens are not
+        touched; the inputs go through the batched forward pass together."""
+        if pooling not in N.POOLING:
+            raise InvalidArgument(f"pooling must be one of {sorted(N.POOLING)}")
+        inputs = [list(x) for x in inputs]
+        if not inputs:
+            return []
+        flat = ids_array([t for x in inputs for t in x])
+        lengths = (N.c_size_t * len(inputs))(*[len(x) for x in inputs])
+        d = self.model._info.hidden_size
+        need = d * (sum(len(x) for x in inputs) if pooling == "none" else len(inputs))
+        out = (N.c_float * need)()
+        n = N.c_size_t(0)
+        check(N.lib.phi4_embed(self._h, flat, lengths, len(inputs), N.POOLING[pooling], int(bool(normalize)), out, need,
+                               ctypes.byref(n)))
+        values = list(out)
+        if pooling != "none":
+            return [values[i * d:(i + 1) * d] for i in range(len(inputs))]
+        result, k = [], 0
+        for x in inputs:
+            result.append([values[(k + j) * d:(k + j + 1) * d] for j in range(len(x))])
+            k += len(x)
+        return result
+
     def cancel(self) -> None:
         """Ask a running evaluation or generation on this context to stop soon (any thread)."""
         N.lib.phi4_cancel(self._h)
@@ -175,16 +230,19 @@ class Context:
                stop: Optional[Sequence[str]] = None, top_logprobs: Optional[int] = None,
                lookup: Optional[int] = None, response_format: Optional[Dict[str, Any]] = None,
                json_schema: Optional[Union[str, Dict[str, Any]]] = None, grammar: Optional[str] = None,
-               regex: Optional[str] = None) -> "Stream":
+               regex: Optional[str] = None, typical_p: Optional[float] = None, mirostat: Optional[int] = None,
+               mirostat_tau: Optional[float] = None, mirostat_eta: Optional[float] = None) -> "Stream":
         """Start a generation after `prompt` (ids appended to the context); iterate for text pieces.
         An option left at None takes the library's default (phi4_generate_params_init and
         phi4_sampling_params_init: 256 tokens, temperature 0.8, top_k 40, top_p 0.95, min_p 0.05).
+        typical_p, mirostat (0, 1 or 2), mirostat_tau and mirostat_eta are llama.cpp's samplers.
         With `top_logprobs` (0…20), `Stream.logprobs()` gives each generated token's log-probability."""
         params, keep = generate_params(max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                                        min_p=min_p, repeat_penalty=repeat_penalty, presence_penalty=presence_penalty,
                                        frequency_penalty=frequency_penalty, seed=seed, stop=stop,
                                        top_logprobs=top_logprobs, lookup=lookup, response_format=response_format,
-                                       json_schema=json_schema, grammar=grammar, regex=regex)
+                                       json_schema=json_schema, grammar=grammar, regex=regex, typical_p=typical_p,
+                                       mirostat=mirostat, mirostat_tau=mirostat_tau, mirostat_eta=mirostat_eta)
         arr = ids_array(prompt)
         check(N.lib.phi4_generation_start(self._h, arr, len(prompt), ctypes.byref(params)))
         del keep  # the library copied the sampling params and stop strings

@@ -61,43 +61,8 @@ class Model:
         `filename` names — a glob such as "*Q4_K_M.gguf"; every shard of a split file comes along —
         or, with no filename and no GGUF file in the repository, the transformers checkpoint.
         Needs huggingface_hub (`pip install "phi4[hub]"`); other arguments go to `Model(...)`."""
-        try:
-            import huggingface_hub
-        except ImportError:
-            raise ImportError("Model.from_pretrained needs huggingface_hub: pip install \"phi4[hub]\" "
-                              "(or pip install huggingface_hub)") from None
-        import fnmatch
-        import re
-
-        def get(name: str) -> str:
-            return huggingface_hub.hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir,
-                                                   local_files_only=local_files_only)
-
-        if local_files_only:
-            files = [] if filename is None or any(c in filename for c in "*?[") else [filename]
-        else:
-            files = huggingface_hub.HfApi().list_repo_files(repo_id, revision=revision)
-        ggufs = [f for f in files if f.lower().endswith(".gguf")]
-        if filename is not None:
-            matches = [f for f in (ggufs or files) if fnmatch.fnmatch(f, filename) or f == filename]
-            if not matches:
-                raise ValueError(f"no file of {repo_id} matches {filename!r}; its GGUF files: {ggufs}")
-            first = [f for f in matches if not re.search(r"-0000[2-9]-of-|-000[1-9]\d-of-", f)]
-            if len(first) > 1:
-                raise ValueError(f"several files of {repo_id} match {filename!r}: {first}")
-            path = get(first[0])
-            shard = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", first[0])
-            if shard:
-                for i in range(2, int(shard.group(2)) + 1):
-                    get(first[0][:shard.start()] + f"-{i:05d}-of-{shard.group(2)}.gguf")
-            return cls(path, **kwargs)
-        if ggufs:
-            raise ValueError(f"{repo_id} has GGUF files; name one with filename= (a glob such as '*Q4_K_M.gguf'): {ggufs}")
-        folder = huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
-                                                   local_files_only=local_files_only,
-                                                   allow_patterns=["*.json", "*.safetensors", "*.txt", "*.tiktoken",
-                                                                   "tokenizer.model"])
-        return cls(folder, **kwargs)
+        return cls(hub_download(repo_id, filename, revision=revision, cache_dir=cache_dir,
+                                local_files_only=local_files_only), **kwargs)
 
     def __del__(self) -> None:
         if getattr(self, "_h", None):
@@ -202,6 +167,23 @@ class Model:
         self.last_stream = s
         return s if stream else "".join(s)
 
+    def embed(self, input: Union[str, Sequence[str]], *, pooling: str = "mean", normalize: bool = False) -> Any:
+        """The embedding of a text (a list of `hidden_size` floats: the final-norm hidden states,
+        pooled), or of each text of a list (evaluated together in batched passes). `pooling`:
+        "mean" (default), "last", "cls" (the first token) or "none" (one vector per token);
+        `normalize` divides each vector by its L2 norm."""
+        texts = [input] if isinstance(input, str) else list(input)
+        ids = [self.tokenize(t) for t in texts]
+        if any(not x for x in ids):
+            raise InvalidArgument("an input has no tokens (an empty string)")
+        ctx, give_back = self._borrow_context()
+        try:
+            out = ctx.embed(ids, pooling=pooling, normalize=normalize)
+        finally:
+            if give_back:
+                give_back()
+        return out[0] if isinstance(input, str) else out
+
     def generate_many(self, prompts: Sequence[Union[str, Sequence[int]]], *, slots: int = 4,
                       prefill_chunk: Optional[int] = None, **options: Any) -> List[str]:
         """Complete every prompt, decoding up to `slots` of them together (one pass over the
@@ -260,3 +242,47 @@ class Model:
         if request.get("stream"):
             return out
         return next(iter(list(out)))
+
+
+def hub_download(repo_id: str, filename: Optional[str] = None, *, revision: Optional[str] = None,
+                 cache_dir: Optional[Union[str, os.PathLike]] = None, local_files_only: bool = False) -> str:
+    """The local path of a Hub model as `Model.from_pretrained` takes it: the GGUF file `filename`
+    (a glob; every shard of a split file comes along) or, with no filename and no GGUF file in the
+    repository, the transformers checkpoint's folder. Needs huggingface_hub."""
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise ImportError("from_pretrained needs huggingface_hub: pip install \"phi4[hub]\" "
+                          "(or pip install huggingface_hub)") from None
+    import fnmatch
+    import re
+
+    def get(name: str) -> str:
+        return huggingface_hub.hf_hub_download(repo_id, name, revision=revision, cache_dir=cache_dir,
+                                               local_files_only=local_files_only)
+
+    if local_files_only:
+        files = [] if filename is None or any(c in filename for c in "*?[") else [filename]
+    else:
+        files = huggingface_hub.HfApi().list_repo_files(repo_id, revision=revision)
+    ggufs = [f for f in files if f.lower().endswith(".gguf")]
+    if filename is not None:
+        matches = [f for f in (ggufs or files) if fnmatch.fnmatch(f, filename) or f == filename]
+        if not matches:
+            raise ValueError(f"no file of {repo_id} matches {filename!r}; its GGUF files: {ggufs}")
+        first = [f for f in matches if not re.search(r"-0000[2-9]-of-|-000[1-9]\d-of-", f)]
+        if len(first) > 1:
+            raise ValueError(f"several files of {repo_id} match {filename!r}: {first}")
+        path = get(first[0])
+        shard = re.search(r"-(\d{5})-of-(\d{5})\.gguf$", first[0])
+        if shard:
+            for i in range(2, int(shard.group(2)) + 1):
+                get(first[0][:shard.start()] + f"-{i:05d}-of-{shard.group(2)}.gguf")
+        return path
+    if ggufs:
+        raise ValueError(f"{repo_id} has GGUF files; name one with filename= (a glob such as '*Q4_K_M.gguf'): {ggufs}")
+    folder = huggingface_hub.snapshot_download(repo_id, revision=revision, cache_dir=cache_dir,
+                                               local_files_only=local_files_only,
+                                               allow_patterns=["*.json", "*.safetensors", "*.txt", "*.tiktoken",
+                                                               "tokenizer.model"])
+    return folder
