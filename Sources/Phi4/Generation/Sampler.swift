@@ -208,7 +208,7 @@ public struct Sampler: Sendable {
         var probs = order.map { expf(scaled[$0] - maxLogit) }
         let total = probs.reduce(0, +)
         for i in probs.indices { probs[i] /= total }
-        let (pick, mu) = Sampler.mirostatStep(sortedProbs: probs, version: p.mirostat, vocabSize: logits.count,
+        let (pick, _, mu) = Sampler.mirostatStep(sortedProbs: probs, version: p.mirostat, vocabSize: logits.count,
                                               tau: p.mirostatTau, eta: p.mirostatEta, mu: mirostatMu,
                                               uniform: Float(rng.nextUnit()))
         mirostatMu = mu
@@ -235,9 +235,9 @@ public struct Sampler: Sendable {
     /// with k from the Zipf exponent estimated on the 100 most likely tokens, k = (ε̂·2^μ /
     /// (1 − N^−ε̂))^(1/ŝ); version 2: drop tokens whose surprise −log₂ p exceeds μ), renormalise,
     /// draw with `uniform` ∈ [0, 1), then μ ← μ − η (−log₂ p(chosen) − τ).
-    /// - Returns: the chosen index into `sortedProbs` and the new μ.
+    /// - Returns: the chosen index into `sortedProbs`, how many tokens the truncation kept, and the new μ.
     public static func mirostatStep(sortedProbs probs: [Float], version: Int, vocabSize: Int, tau: Float, eta: Float,
-                                    mu: Float, uniform: Float) -> (index: Int, mu: Float) {
+                                    mu: Float, uniform: Float) -> (index: Int, kept: Int, mu: Float) {
         var keep: Int
         if version == 1 {
             let m = 100
@@ -272,7 +272,7 @@ public struct Sampler: Sendable {
             }
         }
         let surprise = -log2f(probs[pick] / total)
-        return (pick, mu - eta * (surprise - tau))
+        return (pick, keep, mu - eta * (surprise - tau))
     }
 
     /// The index of the largest value (the lowest index on ties).
