@@ -358,6 +358,8 @@ typedef struct {
                                   2: Mirostat 2.0 */
     float mirostat_tau;        /* target surprise in bits (default 5) */
     float mirostat_eta;        /* learning rate (default 0.1) */
+    int32_t penalize_prompt;   /* nonzero (default): the penalties' window reaches into the prompt (llama-server,
+                                  HF); 0: only the generated tokens (llama-cpp-python) */
 } phi4_sampling_params;
 
 /* Initialises sampling params through the caller's size, as phi4_model_params_init() does. */

@@ -16,7 +16,8 @@ func samplingParamsDefaults() -> phi4_sampling_params {
         top_p: d.topP, min_p: d.minP, repetition_penalty: d.repetitionPenalty, presence_penalty: d.presencePenalty,
         frequency_penalty: d.frequencyPenalty, penalty_window: Int32(d.penaltyWindow), use_seed: 0, seed: 0,
         logit_bias_tokens: nil, logit_bias_values: nil, n_logit_bias: 0, typical_p: d.typicalP,
-        mirostat: Int32(d.mirostat), mirostat_tau: d.mirostatTau, mirostat_eta: d.mirostatEta)
+        mirostat: Int32(d.mirostat), mirostat_tau: d.mirostatTau, mirostat_eta: d.mirostatEta,
+        penalize_prompt: d.penalizePrompt ? 1 : 0)
 }
 
 @_cdecl("phi4_sampling_params_init")
@@ -41,6 +42,7 @@ func sampling(_ params: UnsafePointer<phi4_sampling_params>?) throws -> Sampling
     s.mirostat = Int(p.mirostat)
     s.mirostatTau = p.mirostat_tau
     s.mirostatEta = p.mirostat_eta
+    s.penalizePrompt = p.penalize_prompt != 0
     let n = try count(p.n_logit_bias, "n_logit_bias")
     if n > 0 {
         guard let ids = p.logit_bias_tokens, let values = p.logit_bias_values else {

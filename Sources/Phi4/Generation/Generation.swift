@@ -29,6 +29,14 @@ public final class Generation {
     var pending: (TokenID, [Float])?
     /// The constraint's state, when the output is constrained.
     var tracker: ConstraintTracker?
+    /// Where the generated tokens begin in the context.
+    let promptEnd: Int
+
+    /// The tokens before context position `end` the penalties see (the prompt too, unless
+    /// ``SamplingParameters/penalizePrompt`` is off).
+    func penaltyHistory(end: Int) -> ArraySlice<TokenID> {
+        options.sampling.penalizePrompt ? session.tokens[..<end] : session.tokens[min(promptEnd, end)..<end]
+    }
     /// Prompt lookup's record per match length n (index n − 1): draft tokens accepted, and draft
     /// tokens tried (proposed up to and including the first rejected one), both decayed while
     /// matches of that length go unused (see ``proposeDraft(after:)``).
@@ -56,6 +64,7 @@ public final class Generation {
         result = GenerationResult(tokens: [], text: "", stopReason: .maxTokens, promptTokenCount: promptTokenCount,
                                   promptSeconds: promptSeconds, generationSeconds: 0)
         self.logits = logits
+        promptEnd = session.tokens.count
         sampler = Sampler(options.sampling)
         sampler.excluded = session.model.unassignedIDs
         stream = StreamingDecoder(tokenizer: session.model.tokenizer)
@@ -165,7 +174,7 @@ public final class Generation {
             let room = min(options.maxTokens - result.tokens.count, session.contextLength - session.tokens.count)
             tracker?.apply(&logits, remaining: room, endIDs: endIDs)
             let raw = options.topLogprobs == nil ? [] : logits  // the sampler changes logits in place
-            id = sampler.sample(&logits, history: session.tokens[...])
+            id = sampler.sample(&logits, history: penaltyHistory(end: session.tokens.count))
             if endIDs.contains(id) { end(.endOfSequence, flush: true); return nil }
             record(id, raw)
             tracker?.accept(id)

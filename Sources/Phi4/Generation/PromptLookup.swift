@@ -102,7 +102,7 @@ extension Generation {
             let room = min(options.maxTokens - result.tokens.count, session.contextLength - (base + i))
             tracker?.apply(&row, remaining: room, endIDs: endIDs)
             let raw = options.topLogprobs == nil ? [] : row
-            let t = sampler.sample(&row, history: session.tokens[..<(base + i)])
+            let t = sampler.sample(&row, history: penaltyHistory(end: base + i))
             guard t == d else {
                 session.truncate(to: base + i)
                 pending = (t, raw)

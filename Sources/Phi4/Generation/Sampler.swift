@@ -27,6 +27,9 @@ public struct SamplingParameters: Sendable, Equatable {
     public var frequencyPenalty: Float = 0
     /// How many of the most recent tokens the penalties look at (-1: the whole context).
     public var penaltyWindow: Int = 64
+    /// Whether the penalties' window reaches into the prompt (true, as llama-server and HF do) or
+    /// sees only the tokens this generation produced (false, as llama-cpp-python does).
+    public var penalizePrompt = true
     /// Added to the logits of the given tokens (`-.infinity` bans a token).
     public var logitBias: [TokenID: Float] = [:]
     /// Seed of the random generator: the same seed, model and prompt give the same text.

@@ -68,7 +68,7 @@ class SamplingParams(ctypes.Structure):
                 ("frequency_penalty", c_float), ("penalty_window", c_int32), ("use_seed", c_int32),
                 ("seed", c_uint64), ("logit_bias_tokens", P_int32), ("logit_bias_values", ctypes.POINTER(c_float)),
                 ("n_logit_bias", c_size_t), ("typical_p", c_float), ("mirostat", c_int32), ("mirostat_tau", c_float),
-                ("mirostat_eta", c_float)]
+                ("mirostat_eta", c_float), ("penalize_prompt", c_int32)]
 
 
 class GenerateParams(ctypes.Structure):

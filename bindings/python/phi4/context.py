@@ -19,7 +19,8 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
                     lookup: Optional[int] = None, response_format: Optional[Dict[str, Any]] = None,
                     json_schema: Optional[Union[str, Dict[str, Any]]] = None, grammar: Optional[str] = None,
                     regex: Optional[str] = None, typical_p: Optional[float] = None, mirostat: Optional[int] = None,
-                    mirostat_tau: Optional[float] = None, mirostat_eta: Optional[float] = None) -> tuple:
+                    mirostat_tau: Optional[float] = None, mirostat_eta: Optional[float] = None,
+                    penalty_window: Optional[int] = None, penalize_prompt: Optional[bool] = None) -> tuple:
     """phi4_generate_params for the given options; None keeps the library's default. Returns the
     struct and the objects it points to (keep them alive until the call that reads them returns)."""
     p = N.defaults(N.GenerateParams)
@@ -32,7 +33,8 @@ def generate_params(max_tokens: Optional[int] = None, temperature: Optional[floa
         p.lookup = int(lookup)
     s = sampling_params(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty,
                         presence_penalty=presence_penalty, frequency_penalty=frequency_penalty, seed=seed,
-                        typical_p=typical_p, mirostat=mirostat, mirostat_tau=mirostat_tau, mirostat_eta=mirostat_eta)
+                        typical_p=typical_p, mirostat=mirostat, mirostat_tau=mirostat_tau, mirostat_eta=mirostat_eta,
+                        penalty_window=penalty_window, penalize_prompt=penalize_prompt)
     keep: list = [s]
     if kind != N.CONSTRAINT_NONE:
         data = (text or "").encode("utf-8")
@@ -55,7 +57,7 @@ def sampling_params(temperature: Optional[float] = None, top_k: Optional[int] = 
                     presence_penalty: Optional[float] = None, frequency_penalty: Optional[float] = None,
                     seed: Optional[int] = None, typical_p: Optional[float] = None, mirostat: Optional[int] = None,
                     mirostat_tau: Optional[float] = None, mirostat_eta: Optional[float] = None,
-                    penalty_window: Optional[int] = None) -> Any:
+                    penalty_window: Optional[int] = None, penalize_prompt: Optional[bool] = None) -> Any:
     """phi4_sampling_params for the given options (None: the library's default)."""
     s = N.defaults(N.SamplingParams)
     for field, value, kind in (("temperature", temperature, float), ("top_k", top_k, int), ("top_p", top_p, float),
@@ -63,7 +65,8 @@ def sampling_params(temperature: Optional[float] = None, top_k: Optional[int] = 
                                ("presence_penalty", presence_penalty, float),
                                ("frequency_penalty", frequency_penalty, float), ("typical_p", typical_p, float),
                                ("mirostat", mirostat, int), ("mirostat_tau", mirostat_tau, float),
-                               ("mirostat_eta", mirostat_eta, float), ("penalty_window", penalty_window, int)):
+                               ("mirostat_eta", mirostat_eta, float), ("penalty_window", penalty_window, int),
+                               ("penalize_prompt", penalize_prompt, int)):
         if value is not None:
             setattr(s, field, kind(value))
     if seed is not None:

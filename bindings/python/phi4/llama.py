@@ -310,7 +310,9 @@ class Llama:
                         logits = np.ascontiguousarray(logits_processor(ids, logits), dtype=np.float32)
                     row = logits.ctypes.data_as(ctypes.POINTER(N.c_float))
                 tok = N.c_int32(0)
-                check(N.lib.phi4_sample_logits(sampler, row, n_vocab, ids_array(self._tokens), len(self._tokens),
+                # llama-cpp-python's penalties see the tokens this call generated, not the prompt.
+                produced = self._tokens[len(tokens):]
+                check(N.lib.phi4_sample_logits(sampler, row, n_vocab, ids_array(produced), len(produced),
                                                ctypes.byref(tok)))
                 yield tok.value
                 pending = [tok.value]
@@ -319,8 +321,7 @@ class Llama:
 
     # ---- Completions --------------------------------------------------------------------------
 
-    @staticmethod
-    def _sampling(temperature: float, top_k: int, top_p: float, min_p: float, typical_p: float, repeat_penalty: float,
+    def _sampling(self, temperature: float, top_k: int, top_p: float, min_p: float, typical_p: float, repeat_penalty: float,
                   frequency_penalty: float, presence_penalty: float, mirostat_mode: int, mirostat_tau: float,
                   mirostat_eta: float, seed: Optional[int]) -> Dict[str, Any]:
         """libphi4's sampling options for llama-cpp-python's (temperature < 0: llama.cpp samples the
@@ -328,7 +329,8 @@ class Llama:
         opts: Dict[str, Any] = dict(temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p,
                                     repeat_penalty=repeat_penalty, frequency_penalty=frequency_penalty,
                                     presence_penalty=presence_penalty, mirostat=mirostat_mode,
-                                    mirostat_tau=mirostat_tau, mirostat_eta=mirostat_eta, seed=seed)
+                                    mirostat_tau=mirostat_tau, mirostat_eta=mirostat_eta, seed=seed,
+                                    penalty_window=self.last_n_tokens_size, penalize_prompt=False)
         if temperature < 0:
             opts.update(temperature=1.0, top_k=0, top_p=1.0, min_p=0.0, typical_p=1.0, mirostat=0)
         return opts
@@ -389,7 +391,7 @@ class Llama:
             pieces = self._python_loop(prompt_tokens, max_tokens, stops, sampling, logits_processor, stopping_criteria)
         else:
             pieces = self._engine_loop(prompt_tokens, max_tokens, stops, sampling, kind, constraint, logit_bias,
-                                       logprobs)
+                                       logprobs, len(prompt))
         if stream:
             return self._stream_chunks(pieces, meta, prompt if echo and isinstance(prompt, str) else "")
         text, reason, lp, n_out = "", "length", None, 0
@@ -440,7 +442,7 @@ class Llama:
 
     def _engine_loop(self, prompt_tokens: List[int], max_tokens: int, stops: List[str], sampling: Dict[str, Any],
                      kind: int, constraint: Optional[str], logit_bias: Optional[Dict[int, float]],
-                     logprobs: Optional[int]) -> Iterator[Any]:
+                     logprobs: Optional[int], prompt_length: int) -> Iterator[Any]:
         """Text pieces generated inside libphi4 (sampling, constraint and stop strings there), then
         (finish_reason, logprobs dict or None, completion token count)."""
         self._prefill(prompt_tokens)
@@ -459,14 +461,15 @@ class Llama:
             s.close()
         self._tokens = self._ctx.tokens()
         self._scores = None
-        lp = self._logprobs_dict(s, logprobs) if logprobs is not None else None
+        lp = self._logprobs_dict(s, logprobs, prompt_length) if logprobs is not None else None
         yield (s.finish_reason if s.finish_reason in ("stop", "length") else "stop", lp, s.completion_tokens)
 
-    def _logprobs_dict(self, s: Any, n: int) -> Dict[str, Any]:
-        """llama-cpp-python's completion logprobs: tokens, text_offset, token_logprobs, top_logprobs."""
+    def _logprobs_dict(self, s: Any, n: int, start: int) -> Dict[str, Any]:
+        """llama-cpp-python's completion logprobs: tokens, text_offset (counted from `start`, the
+        prompt's length as llama-cpp-python counts it), token_logprobs, top_logprobs."""
         records = s.logprobs()
         tokens, offsets, token_lp, top = [], [], [], []
-        offset = 0
+        offset = start
         for r in records:
             piece = self.detokenize([r["token"]]).decode("utf-8", "ignore")
             tokens.append(piece)
@@ -728,7 +731,8 @@ def _generate_params(max_tokens: int, sampling: Dict[str, Any], stops: List[str]
     opts = dict(sampling)
     p, keep = generate_params(max_tokens=max_tokens, stop=stops or None, top_logprobs=logprobs, **{
         k: opts[k] for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty",
-                             "frequency_penalty", "seed", "typical_p", "mirostat", "mirostat_tau", "mirostat_eta")})
+                             "frequency_penalty", "seed", "typical_p", "mirostat", "mirostat_tau", "mirostat_eta",
+                             "penalty_window", "penalize_prompt")})
     if kind != N.CONSTRAINT_NONE:
         data = (constraint or "").encode("utf-8")
         keep.append(data)
