@@ -30,6 +30,28 @@ $P generate --model $M >/dev/null 2>&1; rc=$?
 set -e
 check "a usage error exits 64" '[ $rc -eq 64 ]'
 
+# Embeddings against transformers' last hidden states (tools/make_embedding_fixtures.py): the
+# fixture's first prompt is "Hello, world!" in the small vocabulary; cosine ≥ 1 − 1e-4.
+G8=Tests/Phi4Tests/Fixtures/models/gqa8
+emb=$($P embed --model $G8 "Hello, world!" "def fib(n):" 2>/dev/null)
+check "embed (mean) matches transformers" 'printf "%s" "$emb" | python3 -c "
+import json, math, sys
+got = json.load(sys.stdin); want = json.load(open(\"$G8/reference/embeddings.json\"))[\"mean\"][0]
+cos = sum(a * b for a, b in zip(got[0], want)) / math.sqrt(sum(a * a for a in got[0]) * sum(b * b for b in want))
+assert len(got) == 2 and len(got[0]) == 64 and cos >= 1 - 1e-4, cos"'
+rows=$($P embed --model $G8 --pooling none --normalize "Hello, world!" 2>/dev/null)
+check "embed --pooling none --normalize: a unit vector per token" 'printf "%s" "$rows" | python3 -c "
+import json, sys
+r = json.load(sys.stdin)[0]
+assert len(r) == 8 and all(abs(sum(x * x for x in v) - 1) < 1e-4 for v in r), len(r)"'
+set +e
+$P embed --model $G8 --pooling max hi >/dev/null 2>&1; rc=$?
+set -e
+check "embed refuses an unknown pooling" '[ $rc -eq 64 ]'
+typ=$($P generate --model $M --ids 1,2,3 --typical 0.5 --seed 4 --max-tokens 8 --print-ids 2>/dev/null)
+mir=$($P generate --model $M --ids 1,2,3 --mirostat 2 --mirostat-ent 3 --seed 4 --max-tokens 8 --print-ids 2>/dev/null)
+check "generate takes --typical and --mirostat" '[ -n "$typ" ] && [ -n "$mir" ]'
+
 demo=$($P demo --max-tokens 16 2>&1)
 check "phi4 demo generates with the bundled model and reports its speed" 'printf "%s" "$demo" | grep -qE "^\[[0-9]+ tokens, [0-9.]+ tok/s"'
 out=$(printf 'hello\n/system Be brief.\nhi there\n/reset\nagain\n/exit\n' | $P chat --model $M --max-tokens 8 --seed 1 2>/dev/null)

@@ -628,6 +628,83 @@ static void test_constraints(phi4_model *model, const int32_t *prompt, size_t n_
     phi4_context_free(ctx);
 }
 
+/* Embeddings, caller-given logits and the context's tokens (0.7): sizes, bad arguments, and a
+ * context whose own tokens stay as they were. */
+static void test_embeddings_and_sampling(phi4_model *model) {
+    phi4_model_info info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    CHECK(phi4_model_get_info(model, &info) == PHI4_OK && info.adds_bos == 0);
+    phi4_context *ctx = NULL;
+    phi4_context_params cp;
+    phi4_context_params_init(&cp, sizeof cp);
+    cp.n_ctx = 32;
+    cp.n_batch = 4; /* inputs longer than a pass continue over several */
+    CHECK(phi4_context_create(model, &cp, &ctx) == PHI4_OK);
+    int32_t ids[12] = {5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    CHECK(phi4_eval(ctx, ids, 3, 0) == PHI4_OK);
+    int32_t seen[8];
+    size_t n_seen = 0;
+    CHECK(phi4_context_tokens(ctx, seen, 8, &n_seen) == PHI4_OK && n_seen == 3 && seen[2] == 7);
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_context_tokens(ctx, seen, 2, &n_seen));
+    CHECK(n_seen == 3);
+
+    size_t lengths[3] = {5, 2, 5}, n_out = 0;
+    const size_t d = (size_t)info.hidden_size;
+    float *out = malloc(sizeof(float) * d * 12);
+    EXPECT(PHI4_ERR_BUFFER_TOO_SMALL, phi4_embed(ctx, ids, lengths, 3, PHI4_POOLING_MEAN, 0, out, d, &n_out));
+    CHECK(n_out == 3 * d);
+    CHECK(phi4_embed(ctx, ids, lengths, 3, PHI4_POOLING_MEAN, 1, out, 3 * d, &n_out) == PHI4_OK && n_out == 3 * d);
+    double norm = 0;
+    for (size_t j = 0; j < d; j++) norm += (double)out[j] * out[j];
+    CHECK(fabs(norm - 1) < 1e-4);
+    CHECK(phi4_embed(ctx, ids, lengths, 3, PHI4_POOLING_NONE, 0, out, 12 * d, &n_out) == PHI4_OK && n_out == 12 * d);
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_embed(ctx, ids, lengths, 3, 7, 0, out, 12 * d, &n_out));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_embed(ctx, ids, NULL, 3, PHI4_POOLING_MEAN, 0, out, 12 * d, &n_out));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_embed(ctx, ids, lengths, 3, PHI4_POOLING_MEAN, 0, out, 12 * d, NULL));
+    size_t empty[2] = {2, 0};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_embed(ctx, ids, empty, 2, PHI4_POOLING_MEAN, 0, out, 12 * d, &n_out));
+    int32_t bad[2] = {1, info.vocab_size};
+    size_t two[1] = {2};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_embed(ctx, bad, two, 1, PHI4_POOLING_LAST, 0, out, 12 * d, &n_out));
+    size_t huge[1] = {(size_t)-1};
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_embed(ctx, ids, huge, 1, PHI4_POOLING_LAST, 0, out, 12 * d, &n_out));
+    EXPECT(PHI4_ERR_INVALID_HANDLE, phi4_embed((phi4_context *)out, ids, lengths, 3, 1, 0, out, 12 * d, &n_out));
+    CHECK(phi4_embed(ctx, ids, lengths, 0, PHI4_POOLING_MEAN, 0, NULL, 0, &n_out) == PHI4_OK && n_out == 0);
+    CHECK(phi4_context_token_count(ctx) == 3); /* untouched */
+
+    /* phi4_sample_logits: greedy picks the arg-max of the caller's row; bad rows are refused. */
+    phi4_sampler *sampler = NULL;
+    phi4_sampling_params sp;
+    phi4_sampling_params_init(&sp, sizeof sp);
+    CHECK(sp.typical_p == 1.0f && sp.mirostat == 0 && sp.mirostat_tau == 5.0f && sp.penalize_prompt == 1);
+    sp.temperature = 0;
+    CHECK(phi4_sampler_create(&sp, &sampler) == PHI4_OK);
+    float row[6] = {0.5f, 2, 1, 3.5f, -1, 0};
+    int32_t tok = -1;
+    CHECK(phi4_sample_logits(sampler, row, 6, NULL, 0, &tok) == PHI4_OK && tok == 3);
+    row[2] = NAN;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sample_logits(sampler, row, 6, NULL, 0, &tok));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sample_logits(sampler, NULL, 6, NULL, 0, &tok));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sample_logits(sampler, row, 6, NULL, 3, &tok));
+    phi4_sampler_free(sampler);
+    phi4_sampling_params_init(&sp, sizeof sp);
+    sp.mirostat = 2;
+    sp.seed = 1;
+    sp.use_seed = 1;
+    CHECK(phi4_sampler_create(&sp, &sampler) == PHI4_OK);
+    row[2] = 1;
+    CHECK(phi4_sample_logits(sampler, row, 6, NULL, 0, &tok) == PHI4_OK && tok >= 0 && tok < 6);
+    phi4_sampler_free(sampler);
+    sp.mirostat = 3;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
+    phi4_sampling_params_init(&sp, sizeof sp);
+    sp.typical_p = 0;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_sampler_create(&sp, &sampler));
+    free(out);
+    phi4_context_free(ctx);
+}
+
 int main(int argc, char **argv) {
     if (argc < 5) {
         fprintf(stderr, "usage: %s MODEL_DIR TOKENIZER_DIR PROMPT_IDS EXPECTED_IDS [cycles]\n", argv[0]);
@@ -662,6 +739,7 @@ int main(int argc, char **argv) {
 
     test_tokenizer_errors(model, argv[2]);
     test_context_errors(model);
+    test_embeddings_and_sampling(model);
 
     int32_t prompt[1024], expected[256];
     size_t n_prompt = parse_ids(argv[3], prompt, 1024), n_expected = parse_ids(argv[4], expected, 256);
