@@ -33,7 +33,7 @@ def num(lo=None, hi=None, nullable=True, integer=False):
     return s
 
 
-STOP = {"nullable": True, "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "maxItems": 4}]}
+STOP = {"nullable": True, "oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 COMMON = {
     "model": {"type": "string", "nullable": True, "description": "The served model's name (GET /v1/models)."},
     "max_tokens": num(0, None, integer=True),
@@ -52,6 +52,15 @@ COMMON = {
     "top_k": {**num(0, None, integer=True), "description": "Extension: keep the k most likely tokens (0: off)."},
     "min_p": {**num(0, 1), "description": "Extension: drop tokens below min_p × the top probability."},
     "repeat_penalty": {**num(None, 10), "exclusiveMinimum": True, "minimum": 0, "description": "Extension: repetition penalty (1: off)."},
+    "typical_p": {"type": "number", "exclusiveMinimum": True, "minimum": 0, "maximum": 1, "nullable": True,
+                  "description": "Extension (llama.cpp): locally typical sampling (1: off)."},
+    "mirostat": {"type": "integer", "enum": [0, 1, 2], "nullable": True,
+                 "description": "Extension (llama.cpp): Mirostat 1 or 2 (0: off); also spelled mirostat_mode."},
+    "mirostat_tau": {**num(0, 100), "description": "Extension: Mirostat's target surprise in bits (default 5)."},
+    "mirostat_eta": {**num(0, 10), "description": "Extension: Mirostat's learning rate (default 0.1)."},
+    "grammar": {"type": "string", "nullable": True,
+                "description": "Extension (llama.cpp): a GBNF grammar (start rule root) the output follows; not with "
+                               "response_format or tools."},
     "user": {"type": "string", "nullable": True, "description": "Ignored."},
 }
 

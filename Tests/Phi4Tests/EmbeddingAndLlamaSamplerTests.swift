@@ -140,3 +140,41 @@ final class EmbeddingAndLlamaSamplerTests: XCTestCase {
         XCTAssertEqual(try e.embed([]), [])
     }
 }
+
+/// The request fields llama-server and llama-cpp-python add to OpenAI's.
+final class OpenAIExtensionFieldTests: XCTestCase {
+    func parse(_ body: String, _ kind: OpenAIRequest.Kind = .completion) throws -> OpenAIRequest {
+        try OpenAIRequest.parse(Array(body.utf8), kind: kind, maxTokensCap: 100)
+    }
+
+    func testSamplerFields() throws {
+        let r = try parse(#"{"prompt": "x", "typical_p": 0.7, "mirostat": 2, "mirostat_tau": 3.5, "mirostat_eta": 0.2}"#)
+        XCTAssertEqual(r.options.sampling.typicalP, 0.7)
+        XCTAssertEqual(r.options.sampling.mirostat, 2)
+        XCTAssertEqual(r.options.sampling.mirostatTau, 3.5)
+        XCTAssertEqual(r.options.sampling.mirostatEta, 0.2)
+        XCTAssertEqual(try parse(#"{"prompt": "x", "mirostat_mode": 1}"#).options.sampling.mirostat, 1)
+        for bad in [#""typical_p": 0"#, #""typical_p": 1.5"#, #""mirostat": 3"#, #""mirostat_mode": -1"#, #""mirostat_tau": -1"#] {
+            XCTAssertThrowsError(try parse(#"{"prompt": "x", "# + bad + "}"), bad)
+        }
+    }
+
+    func testAnyNumberOfStopStrings() throws {
+        let stops = (0..<12).map { "\"s\($0)\"" }.joined(separator: ", ")
+        XCTAssertEqual(try parse(#"{"prompt": "x", "stop": ["# + stops + "]}").options.stopStrings.count, 12)
+        XCTAssertThrowsError(try parse(#"{"prompt": "x", "stop": [1]}"#))
+    }
+
+    func testGrammarAndJSONObjectSchema() throws {
+        let g = try parse(#"{"prompt": "x", "grammar": "root ::= \"a\" | \"b\""}"#)
+        XCTAssertEqual(g.options.constraint, .grammar(#"root ::= "a" | "b""#))
+        XCTAssertThrowsError(try parse(#"{"prompt": "x", "grammar": "root ::= ("}"#))
+        XCTAssertThrowsError(try parse(#"{"prompt": "x", "grammar": 3}"#))
+        XCTAssertNil(try parse(#"{"prompt": "x", "grammar": ""}"#).options.constraint)
+        XCTAssertThrowsError(try parse(#"{"prompt": "x", "grammar": "root ::= \"a\"", "response_format": {"type": "json_object"}}"#))
+        let s = try parse(#"{"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_object", "schema": {"type": "array"}}}"#, .chat)
+        guard case .jsonSchema(let text)? = s.options.constraint else { return XCTFail("no schema constraint") }
+        XCTAssertTrue(text.contains("array"))
+        XCTAssertEqual(try parse(#"{"prompt": "x", "response_format": {"type": "json_object"}}"#).options.constraint, .jsonObject)
+    }
+}
