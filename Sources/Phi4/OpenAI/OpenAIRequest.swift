@@ -167,7 +167,7 @@ public struct OpenAIRequest: Sendable {
         }
         if let t = try f.number("typical_p") {
             guard t > 0 && t <= 1 else { throw .invalid("typical_p", "typical_p must be in (0, 1]") }
-            s.typicalP = Float(t)
+            s.typicalP = max(Float(t), .leastNormalMagnitude)  // a positive double may round to 0 as a float
         }
         // Mirostat: llama-server spells the mode `mirostat`, llama-cpp-python `mirostat_mode`.
         for name in ["mirostat", "mirostat_mode"] {

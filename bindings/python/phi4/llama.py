@@ -407,24 +407,8 @@ class Llama:
                 "usage": {"prompt_tokens": len(prompt_tokens), "completion_tokens": n_out,
                           "total_tokens": len(prompt_tokens) + n_out}}
 
-    def __call__(self, prompt: Union[str, List[int]], suffix: Optional[str] = None, max_tokens: Optional[int] = 16,
-                 temperature: float = 0.8, top_p: float = 0.95, min_p: float = 0.05, typical_p: float = 1.0,
-                 logprobs: Optional[int] = None, echo: bool = False, stop: Optional[Union[str, List[str]]] = [],
-                 frequency_penalty: float = 0.0, presence_penalty: float = 0.0, repeat_penalty: float = 1.0,
-                 top_k: int = 40, stream: bool = False, seed: Optional[int] = None, tfs_z: float = 1.0,
-                 mirostat_mode: int = 0, mirostat_tau: float = 5.0, mirostat_eta: float = 0.1,
-                 model: Optional[str] = None, stopping_criteria: Optional[StoppingCriteriaList] = None,
-                 logits_processor: Optional[LogitsProcessorList] = None,
-                 grammar: Optional[Union[LlamaGrammar, str]] = None,
-                 logit_bias: Optional[Dict[int, float]] = None) -> Any:
-        """`create_completion` (llama-cpp-python's defaults: 16 tokens)."""
-        return self.create_completion(prompt, suffix=suffix, max_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                                      min_p=min_p, typical_p=typical_p, logprobs=logprobs, echo=echo, stop=stop,
-                                      frequency_penalty=frequency_penalty, presence_penalty=presence_penalty,
-                                      repeat_penalty=repeat_penalty, top_k=top_k, stream=stream, seed=seed,
-                                      tfs_z=tfs_z, mirostat_mode=mirostat_mode, mirostat_tau=mirostat_tau,
-                                      mirostat_eta=mirostat_eta, model=model, stopping_criteria=stopping_criteria,
-                                      logits_processor=logits_processor, grammar=grammar, logit_bias=logit_bias)
+    #: `create_completion` with the same defaults (16 tokens), as llama-cpp-python's `__call__`.
+    __call__ = create_completion
 
     @staticmethod
     def _constraint(grammar: Optional[Union[LlamaGrammar, str]], response_format: Optional[Dict[str, Any]]) -> tuple:
