@@ -58,9 +58,6 @@ COMMON = {
                  "description": "Extension (llama.cpp): Mirostat 1 or 2 (0: off); also spelled mirostat_mode."},
     "mirostat_tau": {**num(0, 100), "description": "Extension: Mirostat's target surprise in bits (default 5)."},
     "mirostat_eta": {**num(0, 10), "description": "Extension: Mirostat's learning rate (default 0.1)."},
-    "grammar": {"type": "string", "nullable": True,
-                "description": "Extension (llama.cpp): a GBNF grammar (start rule root) the output follows; not with "
-                               "response_format or tools."},
     "user": {"type": "string", "nullable": True, "description": "Ignored."},
 }
 
@@ -108,14 +105,19 @@ SCHEMAS = {
                               "the context length): response_format (text, json_object, or json_schema with {name, schema, "
                               "strict}: the answer is generated to be valid for the schema); tools (OpenAI's function "
                               "tools: a reply that calls them has message.tool_calls and finish_reason tool_calls), "
-                              "tool_choice (auto, none, required or a named function) and parallel_tool_calls.",
+                              "tool_choice (auto, none, required or a named function) and parallel_tool_calls; "
+                              "grammar (llama.cpp's extension: GBNF text, start rule root, that the answer follows; "
+                              "not with response_format or tools).",
                               "properties": {
         "messages": {"type": "array", "minItems": 1, "items": ref("ChatMessage")},
         "max_completion_tokens": num(0, None, integer=True),
         "logprobs": {"type": "boolean", "nullable": True},
         "top_logprobs": {**num(0, 20, integer=True), "description": "Alternatives per token, with logprobs: true (ignored without)."},
         **COMMON}},
-    "CompletionRequest": {"type": "object", "required": ["prompt"], "properties": {
+    "CompletionRequest": {"type": "object", "required": ["prompt"], "description":
+                          "Also accepted, not described field by field (its validity is a grammar's, not a type's): "
+                          "grammar (llama.cpp's extension: GBNF text, start rule root, that the completion follows), "
+                          "and response_format as for chat.", "properties": {
         "prompt": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "string"}},
                              {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": VOCAB_MAX}}]},
         "logprobs": num(0, 5, integer=True),

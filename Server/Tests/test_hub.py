@@ -267,6 +267,8 @@ m = phi4.Model.from_pretrained('tester/phi-4-GGUF', filename='*Q6_K-00001-of-000
 print(m.vocab_size)
 m2 = phi4.Model('tester/phi-4-GGUF:Q6_K')  # the same file, by name, from the cache
 print(m2.vocab_size)
+llm = phi4.Llama.from_pretrained('tester/phi-4-GGUF', '*IQ4_XS.gguf', n_ctx=64, verbose=False)  # llama-cpp-python's spelling
+assert llm.n_vocab() > 0 and llm.model_path.endswith('IQ4_XS.gguf'), llm.model_path
 try:
     phi4.Model('tester/phi-4-GGUF:IQ2_M')
 except phi4.Phi4Error as e:

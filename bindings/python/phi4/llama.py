@@ -147,7 +147,8 @@ class Llama:
         self._model = Model(model_path, threads=n_threads)
         trained = self._model.trained_context_length
         self._n_ctx = trained if n_ctx == 0 else min(int(n_ctx), trained)
-        self._ctx = self._model.context(n_ctx=self._n_ctx, threads=n_threads)
+        from .context import Context
+        self._ctx = Context(self._model, self._n_ctx, n_batch=self.n_batch, threads=n_threads)
         self._tokens: List[int] = []
         self._scores: Any = None
         self._tfs_warned = False
