@@ -16,6 +16,7 @@ ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 # The largest token id of Phi-4's vocabulary; the server serves the document with its model's.
 VOCAB_MAX = 100351
+TOKEN_ID = {"type": "integer", "minimum": 0, "maximum": VOCAB_MAX}
 
 
 def ref(name):
@@ -139,6 +140,37 @@ SCHEMAS = {
         "type": "object", "required": ["message", "type"], "properties": {
             "message": {"type": "string"}, "type": {"type": "string"}, "param": {"type": "string", "nullable": True},
             "code": {"type": "string", "nullable": True}}}}},
+    "EmbeddingRequest": {"type": "object", "required": ["input"], "properties": {
+        "input": {"oneOf": [{"type": "string", "minLength": 1},
+                            {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "string", "minLength": 1}},
+                            {"type": "array", "minItems": 1, "maxItems": 512, "items": TOKEN_ID},
+                            {"type": "array", "minItems": 1, "maxItems": 64,
+                             "items": {"type": "array", "minItems": 1, "maxItems": 512, "items": TOKEN_ID}}],
+                  "description": "Texts or token ids (at most 2,048 inputs, each within the model's context)."},
+        "model": {"type": "string", "nullable": True, "description": "Any name (echoed; see --strict-model-name)."},
+        "encoding_format": {"type": "string", "enum": ["float", "base64"], "nullable": True},
+        "user": {"type": "string", "nullable": True, "description": "Ignored."}}},
+    "EmbeddingList": {"type": "object", "required": ["object", "data", "model", "usage"], "properties": {
+        "object": {"type": "string", "enum": ["list"]}, "model": {"type": "string"},
+        "data": {"type": "array", "items": {"type": "object", "required": ["object", "index", "embedding"], "properties": {
+            "object": {"type": "string", "enum": ["embedding"]}, "index": {"type": "integer"},
+            "embedding": {"oneOf": [{"type": "array", "items": {"type": "number"}},
+                                    {"type": "string", "description": "base64 of little-endian float32 values"}]}}}},
+        "usage": {"type": "object", "required": ["prompt_tokens", "total_tokens"], "properties": {
+            "prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}}},
+    "TokenizeRequest": {"type": "object", "properties": {
+        "content": {"type": "string"}, "add_special": {"type": "boolean"}, "parse_special": {"type": "boolean"},
+        "with_pieces": {"type": "boolean"}}},
+    "TokenizeResponse": {"type": "object", "required": ["tokens"], "properties": {"tokens": {"type": "array", "items": {
+        "oneOf": [{"type": "integer"}, {"type": "object", "required": ["id", "piece"], "properties": {
+            "id": {"type": "integer"}, "piece": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "integer"}}]}}}]}}}},
+    "DetokenizeRequest": {"type": "object", "properties": {"tokens": {"type": "array", "items": TOKEN_ID}}},
+    "DetokenizeResponse": {"type": "object", "required": ["content"], "properties": {"content": {"type": "string"}}},
+    "Props": {"type": "object", "required": ["default_generation_settings", "total_slots", "model_alias", "chat_template"],
+              "description": "llama-server's /props: the fields that apply to this server.",
+              "properties": {"default_generation_settings": {"type": "object"}, "total_slots": {"type": "integer"},
+                             "model_alias": {"type": "string"}, "model_path": {"type": "string"},
+                             "chat_template": {"type": "string"}, "build_info": {"type": "string"}}},
     "Health": {"type": "object", "required": ["status"], "properties": {
         "status": {"type": "string", "enum": ["loading", "ok", "busy", "error"]}, "message": {"type": "string"}}},
 }
@@ -148,9 +180,16 @@ def err(desc):
     return {"description": desc, "content": {"application/json": {"schema": ref("Error")}}}
 
 
+def post(summary, request, response, errors=("400", "401", "413", "503")):
+    return {"post": {"summary": summary, "security": [{"bearer": []}, {}],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": ref(request)}}},
+                     "responses": {"200": {"description": "The answer.", "content": {"application/json": {"schema": ref(response)}}},
+                                   **{k: ERRORS[k] for k in errors}}}}
+
+
 ERRORS = {"400": err("Malformed JSON, a wrong type or value, a prompt longer than the context (code context_length_exceeded), or a field that cannot be honoured."),
           "401": err("Missing or wrong API key (with --api-key)."),
-          "404": err("Unknown model."),
+          "404": err("Unknown model (with --strict-model-name; else any name is served)."),
           "413": err("Body larger than --max-body."),
           "429": err("The queue is full (Retry-After)."),
           "503": err("The model is still loading (Retry-After).")}
@@ -179,6 +218,14 @@ DOC = {
                                     "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
                                     "responses": {"200": {"description": "The model.", "content": {"application/json": {"schema": ref("Model")}}},
                                                   "401": ERRORS["401"], "404": ERRORS["404"]}}},
+        "/v1/embeddings": post("Embeddings: each input's final-norm hidden states pooled (--pooling, default mean), "
+                               "L2-normalised.", "EmbeddingRequest", "EmbeddingList"),
+        "/tokenize": post("llama-server's /tokenize: ids (with_pieces: ids and their text).", "TokenizeRequest",
+                          "TokenizeResponse"),
+        "/detokenize": post("llama-server's /detokenize.", "DetokenizeRequest", "DetokenizeResponse"),
+        "/props": {"get": {"summary": "llama-server's /props: defaults, slots, the chat template.", "security": [{"bearer": []}, {}],
+                           "responses": {"200": {"description": "The properties.", "content": {"application/json": {"schema": ref("Props")}}},
+                                         "401": ERRORS["401"], "503": ERRORS["503"]}}},
         "/health": {"get": {"summary": "loading (503), ok or busy (all slots in use).",
                             "responses": {"200": {"description": "Ready.", "content": {"application/json": {"schema": ref("Health")}}},
                                           "500": {"description": "The model failed to load.", "content": {"application/json": {"schema": ref("Health")}}},

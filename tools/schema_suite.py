@@ -2,7 +2,7 @@
 """Constrained JSON output checked by an independent validator.
 
 For every schema of Tests/Phi4Tests/Fixtures/constraints/schemas.json (or --schemas FILE: a JSON
-list of {"name", "schema"}), `phi4 generate --json-schema` writes outputs with several seeds at
+list of {"name", "schema"}), `phi4 generate --json-schema-file` writes outputs with several seeds at
 temperature 1 on the demo model, and the PyPI `jsonschema` package (with its format checker)
 validates each one: every output must parse and validate. Then a few regular expressions with
 `phi4 generate --regex`: every output must satisfy Python's `re.fullmatch`. Prints one line per
@@ -50,7 +50,7 @@ def main():
             ok = 0
             for seed in range(args.seeds):
                 total += 1
-                r = subprocess.run([args.phi4, "generate", "--model", args.model, "--prompt", "JSON:", "--json-schema", path,
+                r = subprocess.run([args.phi4, "generate", "--model", args.model, "--prompt", "JSON:", "--json-schema-file", path,
                                     "--max-tokens", str(args.max_tokens), "--temperature", "1", "--seed", str(seed)],
                                    capture_output=True, text=True)
                 text = r.stdout[:-1] if r.stdout.endswith("\n") else r.stdout

@@ -176,7 +176,7 @@ def main():
     args = ap.parse_args()
     max_body = 65536
     port = free_port()
-    proc = subprocess.Popen([args.server, "--model", args.model, "--port", str(port), "--parallel", str(args.parallel),
+    proc = subprocess.Popen([args.server, "--model", args.model, "--strict-model-name", "--port", str(port), "--parallel", str(args.parallel),
                              "-t", str(args.threads), "--max-body", str(max_body), "--ctx", "1024",
                              "--max-queue", str(4 * args.clients)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -21,7 +21,7 @@ struct Chat: ParsableCommand {
 
     @OptionGroup var sampling: SamplingOptions
 
-    @Option(help: "A system message.")
+    @Option(name: [.customLong("system"), .customLong("sys", withSingleDash: true), .customLong("system-prompt")], help: "A system message.")
     var system: String?
 
     @Flag(help: "Use Phi-4-reasoning's system prompt (a Phi-4-reasoning vocabulary gets it without a --system anyway).")
@@ -30,7 +30,7 @@ struct Chat: ParsableCommand {
     @Option(help: "A reasoning model's <think> part: dim (faint on a terminal), show (as written) or hide.")
     var thinking = "dim"
 
-    @Option(name: .customLong("max-tokens"), help: "The most tokens per answer.")
+    @Option(name: [.customLong("max-tokens"), .customShort("n"), .customLong("n-predict")], help: "The most tokens per answer.")
     var maxTokens = 512
 
     func run() throws {

@@ -16,8 +16,11 @@ struct Generate: ParsableCommand {
 
     @OptionGroup var sampling: SamplingOptions
 
-    @Option(help: "The prompt text.")
+    @Option(name: [.customShort("p"), .customLong("prompt")], help: "The prompt text.")
     var prompt: String?
+
+    @Option(name: [.customShort("f"), .customLong("file")], help: "Read the prompt from this file.")
+    var file: String?
 
     @Option(help: "The prompt as comma-separated token ids instead of text.")
     var ids: String?
@@ -25,13 +28,13 @@ struct Generate: ParsableCommand {
     @Flag(help: "Wrap the prompt in Phi-4's chat template (as the user's message).")
     var chat = false
 
-    @Option(help: "A system message (with --chat).")
+    @Option(name: [.customLong("system"), .customLong("sys", withSingleDash: true), .customLong("system-prompt")], help: "A system message (with --chat).")
     var system: String?
 
     @Flag(help: "Use Phi-4-reasoning's system prompt (with --chat; a Phi-4-reasoning vocabulary gets it without a --system anyway).")
     var reasoning = false
 
-    @Option(name: .customLong("max-tokens"), help: "The most tokens to generate (default \(GenerationOptions().maxTokens)).")
+    @Option(name: [.customLong("max-tokens"), .customShort("n"), .customLong("n-predict")], help: "The most tokens to generate (default \(GenerationOptions().maxTokens)).")
     var maxTokens = GenerationOptions().maxTokens
 
     @Option(name: .customLong("stop"), help: "A stop string (repeatable).")
@@ -40,14 +43,20 @@ struct Generate: ParsableCommand {
     @Flag(name: .customLong("print-ids"), help: "Print the generated ids, comma-separated, instead of text.")
     var printIDs = false
 
-    @Option(name: .customLong("json-schema"), help: "Constrain the output to valid instances of the JSON Schema in this file.")
+    @Option(name: .customLong("json-schema"), help: "Constrain the output to valid instances of this JSON Schema (its JSON text).")
     var jsonSchema: String?
+
+    @Option(name: .customLong("json-schema-file"), help: "The same, with the schema read from this file.")
+    var jsonSchemaFile: String?
 
     @Flag(help: "Constrain the output to a JSON object.")
     var json = false
 
-    @Option(help: "Constrain the output to the GBNF grammar in this file (start rule root).")
+    @Option(help: "Constrain the output to this GBNF grammar (its text; start rule root).")
     var grammar: String?
+
+    @Option(name: .customLong("grammar-file"), help: "The same, with the grammar read from this file.")
+    var grammarFile: String?
 
     @Option(help: "Constrain the output to text matching this regular expression as a whole.")
     var regex: String?
@@ -58,6 +67,11 @@ struct Generate: ParsableCommand {
     func run() throws {
         let m = try common.loadModel()
         var promptIDs: [TokenID]
+        var prompt = self.prompt
+        if let file {
+            guard prompt == nil && ids == nil else { throw ValidationError("give one of --prompt, --file and --ids") }
+            do { prompt = String(decoding: try FileIO.readAll(file, limit: 1 << 28), as: UTF8.self) } catch { throw RuntimeError(error) }
+        }
         if let ids {
             promptIDs = try parseIDs(ids)
         } else if let prompt {
@@ -72,7 +86,7 @@ struct Generate: ParsableCommand {
                 promptIDs = m.tokenizer.encode(prompt, addBOS: true)
             }
         } else {
-            throw ValidationError("give --prompt TEXT or --ids 1,2,3")
+            throw ValidationError("give --prompt TEXT (-p), --file FILE (-f) or --ids 1,2,3")
         }
         if promptIDs.isEmpty { throw ValidationError("the prompt is empty") }
         var options = GenerationOptions()
@@ -80,11 +94,15 @@ struct Generate: ParsableCommand {
         options.maxTokens = maxTokens
         options.stopStrings = stop
         options.sampling = sampling.parameters
-        let constraints = [jsonSchema != nil, json, grammar != nil, regex != nil].filter { $0 }.count
-        if constraints > 1 { throw ValidationError("give at most one of --json-schema, --json, --grammar, --regex") }
+        let constraints = [jsonSchema != nil, jsonSchemaFile != nil, json, grammar != nil, grammarFile != nil, regex != nil]
+        if constraints.filter({ $0 }).count > 1 {
+            throw ValidationError("give at most one of --json-schema(-file), --json, --grammar(-file), --regex")
+        }
         do {
-            if let f = jsonSchema { options.constraint = .jsonSchema(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
-            if let f = grammar { options.constraint = .grammar(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
+            if let t = jsonSchema { options.constraint = .jsonSchema(t) }
+            if let t = grammar { options.constraint = .grammar(t) }
+            if let f = jsonSchemaFile { options.constraint = .jsonSchema(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
+            if let f = grammarFile { options.constraint = .grammar(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
         } catch {
             throw RuntimeError(error)
         }

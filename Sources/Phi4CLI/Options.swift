@@ -25,7 +25,7 @@ func runtime<T>(_ body: () throws -> T) throws -> T {
 
 /// The options of every command that runs a model.
 struct ModelOptions: ParsableArguments {
-    @Option(help: "A Phi-4 model: a GGUF file, an HF directory, or a model on the Hugging Face Hub, OWNER/NAME[:QUANT][@REVISION] (`-hf REF` too), run from the Hugging Face cache and downloaded there first when missing (see `phi4 pull`).")
+    @Option(name: [.customShort("m"), .customLong("model")], help: "A Phi-4 model: a GGUF file, an HF directory, or a model on the Hugging Face Hub, OWNER/NAME[:QUANT][@REVISION] (`-hf REF` too), run from the Hugging Face cache and downloaded there first when missing (see `phi4 pull`).")
     var model: String
 
     @Option(name: .customLong("hf-file"), help: "For a Hub model: the GGUF file to run, by its path in the repository, when the quant tag picks none.")
@@ -37,8 +37,11 @@ struct ModelOptions: ParsableArguments {
     @Option(name: [.customShort("t"), .customLong("threads")], help: "Threads (default: the CPUs this process may use).")
     var threads: Int?
 
-    @Option(name: [.customShort("c"), .customLong("ctx")], help: "Context capacity: the positions the KV cache holds (default: per command).")
+    @Option(name: [.customShort("c"), .customLong("ctx"), .customLong("ctx-size")], help: "Context capacity: the positions the KV cache holds (default: per command).")
     var ctx: Int?
+
+    @Option(name: [.customShort("b"), .customLong("batch-size")], help: "Prompt tokens evaluated in one pass (default 512).")
+    var batchSize: Int?
 
     @Option(name: .customLong("kv-type"), help: "KV cache type: f32, f16 or q8_0 (default: f16 for quantized weights, f32 otherwise).")
     var kvType: String?
@@ -61,10 +64,10 @@ struct ModelOptions: ParsableArguments {
     func cacheType() throws -> KVCacheType? { try kvType.map(parseKVType) }
 
     /// A session of `capacity` positions (the default when `--ctx` is not given) with these options.
-    func session(_ m: Model, defaultCapacity: Int, batchSize: Int = 512) throws -> Session {
+    func session(_ m: Model, defaultCapacity: Int, batchSize defaultBatch: Int = 512) throws -> Session {
         let cache = try cacheType()
         return try runtime {
-            try Session(model: m, contextLength: ctx ?? min(defaultCapacity, m.config.maxPositions), batchSize: batchSize,
+            try Session(model: m, contextLength: ctx ?? min(defaultCapacity, m.config.maxPositions), batchSize: batchSize ?? defaultBatch,
                         threads: threads, cacheType: cache)
         }
     }
@@ -72,7 +75,7 @@ struct ModelOptions: ParsableArguments {
 
 /// Sampling options; every one left out takes the library's default (``SamplingParameters``).
 struct SamplingOptions: ParsableArguments {
-    @Option(help: "Sampling temperature (0: greedy; default \(SamplingParameters().temperature)).")
+    @Option(name: [.customLong("temperature"), .customLong("temp")], help: "Sampling temperature (0: greedy; default \(SamplingParameters().temperature)).")
     var temperature: Float?
 
     @Option(name: .customLong("top-k"), help: "Keep the k most likely tokens (0: off; default \(SamplingParameters().topK)).")
@@ -93,7 +96,7 @@ struct SamplingOptions: ParsableArguments {
     @Option(name: .customLong("frequency-penalty"), help: "Frequency penalty (0: off).")
     var frequencyPenalty: Float?
 
-    @Option(help: "Random seed (same seed, same text).")
+    @Option(name: [.customShort("s"), .customLong("seed")], help: "Random seed (same seed, same text).")
     var seed: UInt64?
 
     @Option(name: .customLong("typical"), help: "Locally typical sampling with this p (1: off).")

@@ -33,6 +33,8 @@ final class Engine: Sendable {
         var deadlines: [Int: ContinuousClock.Instant] = [:]
         var stopping = false
         var counters = Counters()
+        /// Work that runs on the stepping thread between steps (embeddings).
+        var jobs: [@Sendable () -> Void] = []
     }
     private let state = Mutex(State())
     private let wake = DispatchSemaphore(value: 0)
@@ -83,6 +85,29 @@ final class Engine: Sendable {
 
     func countError() { state.withLock { $0.counters.requestErrors += 1 } }
 
+    /// Embeddings of `inputs` (normalised, as llama-server's OpenAI endpoint gives them), computed
+    /// on the stepping thread between generation steps: the two never use the threads at once.
+    func embed(_ inputs: [[TokenID]], pooling: Pooling) async throws -> [[Float]] {
+        let model = self.model
+        let threads = scheduler.options.threads
+        let batch = max(1, min(512, inputs.reduce(0) { $0 + $1.count }))
+        return try await withCheckedThrowingContinuation { continuation in
+            state.withLock { s in
+                s.counters.requests += 1
+                s.counters.promptTokens += inputs.reduce(0) { $0 + $1.count }
+                s.jobs.append {
+                    do {
+                        let e = try Embedder(model: model, batchSize: batch, threads: threads)
+                        continuation.resume(returning: try e.embed(inputs, pooling: pooling, normalize: true))
+                    } catch {
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
+            wake.signal()
+        }
+    }
+
     var counters: Counters { state.withLock { $0.counters } }
 
     /// Finishes the requests in flight, then ends the thread.
@@ -102,6 +127,11 @@ final class Engine: Sendable {
                 return ids
             }
             for id in expired { scheduler.cancel(id) }
+            let jobs: [@Sendable () -> Void] = state.withLock { s in
+                defer { s.jobs.removeAll() }
+                return s.jobs
+            }
+            for job in jobs { job() }
             if !scheduler.hasWork {
                 if state.withLock({ $0.stopping }) { break }
                 wake.wait()

@@ -65,7 +65,7 @@ func addRoutes(_ router: Router<BasicRequestContext>, _ state: ServerState) {
     }
     router.get("/v1/models/:id") { request, context -> Response in
         if let denied = authorize(request, o) { return denied }
-        guard context.parameters.get("id") == o.alias else {
+        guard !o.strictModelName || context.parameters.get("id") == o.alias else {
             return errorResponse(OpenAIError(status: 404, type: "invalid_request_error", param: "model", code: "model_not_found",
                                              message: "the model \(context.parameters.get("id") ?? "") does not exist"))
         }
@@ -77,6 +77,103 @@ func addRoutes(_ router: Router<BasicRequestContext>, _ state: ServerState) {
     }
     router.post("/v1/completions") { request, _ -> Response in
         await complete(request, kind: .completion, state)
+    }
+    router.post("/v1/embeddings") { request, _ -> Response in
+        await embeddings(request, state)
+    }
+    // llama-server's own endpoints.
+    router.post("/tokenize") { request, _ -> Response in
+        await withBody(request, state) { (engine, bytes) throws(OpenAIError) in
+            try ServerEndpoints.tokenize(bytes, tokenizer: engine.model.tokenizer)
+        }
+    }
+    router.post("/detokenize") { request, _ -> Response in
+        await withBody(request, state) { (engine, bytes) throws(OpenAIError) in
+            try ServerEndpoints.detokenize(bytes, tokenizer: engine.model.tokenizer)
+        }
+    }
+    router.get("/props") { request, _ -> Response in
+        if let denied = authorize(request, o) { return denied }
+        guard let engine = state.engine else { return loading() }
+        return json(props(engine, o))
+    }
+}
+
+/// The 503 of a request that arrives while the model loads.
+func loading() -> Response {
+    errorResponse(OpenAIError(status: 503, type: "server_error", code: "loading", message: "the model is loading"),
+                  headers: [.retryAfter: "5"])
+}
+
+/// The request body within --max-body, or the 413 response.
+func readBody(_ request: Request, _ o: ServerOptions) async -> Result<[UInt8], OpenAIError> {
+    if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > o.maxBody {
+        return .failure(OpenAIError(status: 413, type: "invalid_request_error", code: "request_too_large",
+                                    message: "the body has \(length) bytes; the limit is \(o.maxBody)"))
+    }
+    do {
+        let buffer = try await request.body.collect(upTo: o.maxBody)
+        return .success(Array(buffer.readableBytesView))
+    } catch {
+        return .failure(OpenAIError(status: 413, type: "invalid_request_error", code: "request_too_large",
+                                    message: "the body is larger than the limit of \(o.maxBody) bytes"))
+    }
+}
+
+/// A JSON-in, JSON-out endpoint: authorization, the loaded engine, the body, then `body`.
+func withBody(_ request: Request, _ state: ServerState,
+              _ body: (Engine, [UInt8]) throws(OpenAIError) -> String) async -> Response {
+    if let denied = authorize(request, state.options) { return denied }
+    guard let engine = state.engine else { return loading() }
+    switch await readBody(request, state.options) {
+    case .failure(let e): return errorResponse(e)
+    case .success(let bytes):
+        do { return json(try body(engine, bytes)) } catch { return errorResponse(error) }
+    }
+}
+
+/// `GET /props` in llama-server's shape (the fields that apply to this server).
+func props(_ engine: Engine, _ o: ServerOptions) -> String {
+    let d = SamplingParameters()
+    let t = engine.model.tokenizer
+    func token(_ id: TokenID?) -> String {
+        guard let id, let bytes = try? t.decode([id]) else { return "\"\"" }
+        return quote(String(decoding: bytes, as: UTF8.self))
+    }
+    let params = #"{"temperature":\#(d.temperature),"top_k":\#(d.topK),"top_p":\#(d.topP),"min_p":\#(d.minP),"typical_p":\#(d.typicalP),"repeat_last_n":\#(d.penaltyWindow),"repeat_penalty":\#(d.repetitionPenalty),"presence_penalty":\#(d.presencePenalty),"frequency_penalty":\#(d.frequencyPenalty),"mirostat":\#(d.mirostat),"mirostat_tau":\#(d.mirostatTau),"mirostat_eta":\#(d.mirostatEta),"n_predict":\#(o.maxTokens),"seed":-1}"#
+    let slotContext = engine.scheduler.options.contextLength ?? 0
+    return #"{"default_generation_settings":{"params":\#(params),"n_ctx":\#(slotContext)},"total_slots":\#(o.parallel),"model_alias":\#(quote(o.alias ?? "")),"model_path":\#(quote(o.model)),"modalities":{"vision":false,"video":false,"audio":false},"endpoint_slots":false,"endpoint_props":false,"endpoint_metrics":true,"chat_template":\#(quote(t.chatFormat.jinjaTemplate)),"bos_token":\#(token(t.bosTokenID)),"eos_token":\#(token(t.eosTokenID)),"build_info":\#(quote("phi4-server " + Phi4Version.string)),"is_sleeping":false}"#
+}
+
+/// `POST /v1/embeddings`: the inputs pooled as --pooling says, L2-normalised as llama-server's
+/// OpenAI endpoint gives them, computed on the engine's thread between generation steps.
+func embeddings(_ request: Request, _ state: ServerState) async -> Response {
+    let o = state.options
+    if let denied = authorize(request, o) { return denied }
+    guard let engine = state.engine else { return loading() }
+    let bytes: [UInt8]
+    switch await readBody(request, o) {
+    case .failure(let e): return errorResponse(e)
+    case .success(let b): bytes = b
+    }
+    do throws(OpenAIError) {
+        let r = try ServerEndpoints.embeddingRequest(bytes, tokenizer: engine.model.tokenizer, maxInputs: 2048,
+                                                     maxTokens: engine.model.config.maxPositions)
+        if o.strictModelName, let m = r.model, m != o.alias {
+            throw OpenAIError(status: 404, type: "invalid_request_error", param: "model", code: "model_not_found",
+                              message: "the model \(m) does not exist; this server serves \(o.alias ?? "")")
+        }
+        let vectors: [[Float]]
+        do {
+            vectors = try await engine.embed(r.inputs, pooling: o.pooling)
+        } catch {
+            throw OpenAIError.invalid("input", "\(error)")
+        }
+        return json(ServerEndpoints.embeddingResponse(vectors, model: r.model ?? o.alias ?? "",
+                                                      promptTokens: r.inputs.reduce(0) { $0 + $1.count }, base64: r.base64))
+    } catch {
+        engine.countError()
+        return errorResponse(error)
     }
 }
 
@@ -135,7 +232,7 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
     do {
         req = try OpenAIRequest.parse(bytes, kind: kind, maxTokensCap: o.maxTokens)
         bytes = []
-        if let m = req.model, m != o.alias {
+        if o.strictModelName, let m = req.model, m != o.alias {
             throw OpenAIError(status: 404, type: "invalid_request_error", param: "model", code: "model_not_found",
                               message: "the model \(m) does not exist; this server serves \(o.alias ?? "")")
         }
@@ -166,7 +263,7 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
         return fail(OpenAIError.invalid(nil, error.description))
     }
     let responder = OpenAIResponder(kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + String(state.nextID()),
-                                    created: Int(unixTime()), model: o.alias ?? "", tokenizer: engine.model.tokenizer)
+                                    created: Int(unixTime()), model: req.model ?? o.alias ?? "", tokenizer: engine.model.tokenizer)
     @Sendable func usage(_ r: GenerationResult) -> OpenAIUsage {
         OpenAIUsage(promptTokens: prompt.count, completionTokens: r.tokens.count, cachedTokens: prompt.count - r.promptTokenCount)
     }

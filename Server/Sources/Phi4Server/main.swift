@@ -20,7 +20,9 @@ do {
 
 let state = ServerState(options: options)
 let router = Router()
+if !options.corsOrigins.isEmpty { router.add(middleware: CORSOrigins(origins: options.corsOrigins)) }
 addRoutes(router, state)
+for note in options.notes { print("note: \(note)") }
 
 let app = Application(
     router: router,

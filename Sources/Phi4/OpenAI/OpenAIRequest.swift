@@ -126,8 +126,11 @@ public struct OpenAIRequest: Sendable {
         }
 
         // Length.
+        // llama-server's n_predict (-1: no limit of its own) stands for max_tokens when that is absent.
         let a = try f.int("max_tokens"), b = try f.int("max_completion_tokens")
-        if let n = b ?? a {
+        var predict = try f.int("n_predict")
+        if let p = predict, p < 0 { predict = maxTokensCap }
+        if let n = b ?? a ?? predict {
             guard n >= 0 else { throw .invalid(b != nil ? "max_completion_tokens" : "max_tokens", "must be ≥ 0") }
             r.options.maxTokens = min(n, maxTokensCap)
             r.maxTokensGiven = true
@@ -163,6 +166,13 @@ public struct OpenAIRequest: Sendable {
             if let v = try f.number(name) {
                 guard v >= -2 && v <= 2 else { throw .invalid(name, "\(name) must be in -2…2") }
                 apply(Float(v), &s)
+            }
+        }
+        for name in ["penalty_last_n", "repeat_last_n"] {
+            if let n = try f.int(name) {
+                // llama.cpp: -1 the whole context, 0 no penalty.
+                guard n >= -1 else { throw .invalid(name, "\(name) must be ≥ -1") }
+                s.penaltyWindow = n
             }
         }
         if let t = try f.number("typical_p") {
@@ -261,6 +271,14 @@ public struct OpenAIRequest: Sendable {
                 do { _ = try c.compile() } catch { throw .invalid("response_format", error.description) }
             }
         }
+        // llama-server's `json_schema`: a schema the output follows.
+        if let js = f.value("json_schema"), !js.isNull {
+            guard js.objectValue != nil || js.boolValue != nil else { throw .invalid("json_schema", "json_schema must be a JSON Schema object") }
+            guard r.options.constraint == nil else { throw .invalid("json_schema", "give json_schema or response_format, not both") }
+            r.options.constraint = .jsonSchema(js.serialized)
+            do { _ = try r.options.constraint!.compile() } catch { throw .invalid("json_schema", error.description) }
+        }
+        try rejectUnsupportedExtensions(f)
         // A GBNF grammar (llama-server's and llama-cpp-python's `grammar`).
         if let g = f.value("grammar"), !g.isNull {
             guard let text = g.stringValue else { throw .invalid("grammar", "grammar must be GBNF text") }
@@ -274,6 +292,36 @@ public struct OpenAIRequest: Sendable {
         if let v = o["function_call"], !v.isNull, v.stringValue != "none" { throw .invalid("function_call", "function_call is not supported; use tool_choice") }
         try r.parseTools(o, f)
         return r
+    }
+
+    /// llama-server's request fields that would change the output and that libphi4 does not
+    /// implement, each with the value that leaves the output as it is: any other value is an error
+    /// naming the field, never ignored. (`cache_prompt`, `id_slot`, `n_keep`, `tfs_z` and
+    /// `penalize_nl` change nothing here — prefixes are always reused, there is no context
+    /// shifting, llama.cpp itself dropped the last two — and are accepted.)
+    static let unsupportedExtensions: [(name: String, neutral: @Sendable (JSONValue) -> Bool)] = [
+        ("ignore_eos", { $0.boolValue == false }),
+        ("n_probs", { $0.intValue == 0 }),
+        ("min_keep", { ($0.intValue ?? 1) <= 1 }),
+        ("dynatemp_range", { $0.doubleValue == 0 }),
+        ("xtc_probability", { $0.doubleValue == 0 }),
+        ("dry_multiplier", { $0.doubleValue == 0 }),
+        ("top_n_sigma", { ($0.doubleValue ?? 0) <= 0 }),
+        ("samplers", { _ in false }),
+        ("lora", { $0.arrayValue?.isEmpty == true }),
+        ("image_data", { $0.arrayValue?.isEmpty == true }),
+        ("return_tokens", { $0.boolValue == false }),
+        ("post_sampling_probs", { $0.boolValue == false }),
+        ("t_max_predict_ms", { $0.intValue == 0 }),
+        ("t_max_prompt_ms", { ($0.intValue ?? 0) <= 0 }),
+    ]
+
+    private static func rejectUnsupportedExtensions(_ f: Fields) throws(OpenAIError) {
+        for (name, neutral) in unsupportedExtensions {
+            if let v = f.value(name), !v.isNull, !neutral(v) {
+                throw .invalid(name, "\(name) is not supported by this server (it would change the output); leave it out")
+            }
+        }
     }
 
     /// `tools`, `tool_choice` and `parallel_tool_calls`.

@@ -59,6 +59,17 @@ public enum ChatFormat: String, Sendable {
     case phi4
     /// Phi-4-mini: `<|system|>…<|end|><|user|>…<|end|><|assistant|>`, every role its own special token.
     case phi4Mini
+
+    /// The format as a Jinja chat template (what llama-server's `/props` reports; rendering it
+    /// gives what this library builds, tools aside).
+    public var jinjaTemplate: String {
+        switch self {
+        case .phi4:
+            return "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '<|im_sep|>' + message['content'] + '<|im_end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant<|im_sep|>' }}{% endif %}"
+        case .phi4Mini:
+            return "{% for message in messages %}{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+        }
+    }
 }
 
 /// Phi-4's chat format. No newlines; every marker is one special token:

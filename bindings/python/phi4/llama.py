@@ -343,8 +343,10 @@ class Llama:
                           stacklevel=3)
 
     def _call_seed(self, seed: Optional[int]) -> int:
-        # llama-cpp-python: an explicit seed, else one drawn from the constructor's seed.
-        return seed if seed is not None else random.Random(self._seed).randint(0, 2 ** 32)
+        # llama-cpp-python: an explicit seed, else one drawn from the current one; either becomes
+        # the current seed (so calls without a seed differ from each other, reproducibly).
+        self._seed = seed if seed is not None else random.Random(self._seed).randint(0, 2 ** 32)
+        return self._seed
 
     def create_completion(self, prompt: Union[str, List[int]], suffix: Optional[str] = None,
                           max_tokens: Optional[int] = 16, temperature: float = 0.8, top_p: float = 0.95,
@@ -478,7 +480,6 @@ class Llama:
         reason = "length"
         stopped_by_string = False
         o = sampling
-        saved_seed, self._seed = self._seed, o["seed"]
         gen = self.generate(prompt_tokens, top_k=o["top_k"], top_p=o["top_p"], min_p=o["min_p"],
                             typical_p=o["typical_p"], temp=o["temperature"], repeat_penalty=o["repeat_penalty"],
                             frequency_penalty=o["frequency_penalty"], presence_penalty=o["presence_penalty"],
@@ -511,7 +512,6 @@ class Llama:
                 reason = "stop"  # a stopping criterion ended it
         finally:
             gen.close()
-            self._seed = saved_seed
         text = data.decode("utf-8", "replace")
         if not stopped_by_string and len(text) > sent:
             yield text[sent:]
