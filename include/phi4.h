@@ -126,6 +126,12 @@ typedef struct {
     size_t struct_size;    /* the caller's sizeof(phi4_model_params); set by phi4_model_params_init() */
     int32_t weight_format; /* enum phi4_weight_format (default PHI4_WEIGHTS_F32) */
     int32_t check_memory;  /* nonzero: refuse to load a model that would not fit (default 1) */
+    /* Since 0.7: load progress. Called on the loading thread after each weight matrix that is
+     * converted at load (an HF checkpoint's, a GGUF file's F16 / BF16 / F32 ones quantized or
+     * widened: minutes for a full-size model) with the matrices done and in all; weights used in
+     * place from the file are not reported. NULL: none (default). */
+    void (*progress)(void *user_data, int32_t done, int32_t total);
+    void *progress_user_data;
 } phi4_model_params;
 
 /* Sets params->struct_size to `size` (pass sizeof of the caller's struct) and every field that

@@ -9,6 +9,8 @@ swift build -c release -Xswiftc -enable-testing --product phi4 >/dev/null
 echo "  ($((SECONDS - build_start)) s) build phi4"
 P=.build/release/phi4
 M=Tests/Phi4Tests/Fixtures/models/gqa4
+tmp_cli=$(mktemp -d)
+trap 'rm -rf "$tmp_cli"' EXIT
 pass=0
 fail=0
 # check NAME COMMAND: counts a pass or a failure; a check that takes 5 s or more prints its time, so
@@ -51,6 +53,23 @@ check "embed refuses an unknown pooling" '[ $rc -eq 64 ]'
 typ=$($P generate --model $M --ids 1,2,3 --typical 0.5 --seed 4 --max-tokens 8 --print-ids 2>/dev/null)
 mir=$($P generate --model $M --ids 1,2,3 --mirostat 2 --mirostat-ent 3 --seed 4 --max-tokens 8 --print-ids 2>/dev/null)
 check "generate takes --typical and --mirostat" '[ -n "$typ" ] && [ -n "$mir" ]'
+
+# llama-cli's flags: -m -p -f -n -s --temp -sys -c -t -b, grammar and schema as text or files.
+printf 'def fib(n):' > "$tmp_cli/prompt.txt"
+a=$($P generate -m $M -p "def fib(n):" -n 6 --temp 0 --print-ids 2>/dev/null)
+b=$($P generate --model $M -f "$tmp_cli/prompt.txt" --max-tokens 6 --greedy --print-ids -c 64 -b 8 -t 1 2>/dev/null)
+check "generate -m -p -n --temp equals --model -f --max-tokens --greedy (-c -b -t)" '[ -n "$a" ] && [ "$a" = "$b" ]'
+s1=$($P generate -m $M -p "x" -n 6 -s 7 --temp 0.9 --print-ids 2>/dev/null); s2=$($P generate -m $M -p "x" -n 6 --seed 7 --temperature 0.9 --print-ids 2>/dev/null)
+check "-s and --temp are --seed and --temperature" '[ -n "$s1" ] && [ "$s1" = "$s2" ]'
+g=$($P generate -m $M -p "answer:" -n 4 --grammar 'root ::= "yes" | "no"' 2>/dev/null)
+printf 'root ::= "yes" | "no"' > "$tmp_cli/yn.gbnf"
+gf=$($P generate -m $M -p "answer:" -n 4 --grammar-file "$tmp_cli/yn.gbnf" 2>/dev/null)
+check "--grammar takes GBNF text, --grammar-file a file" '[ "$g" = yes -o "$g" = no ] && [ "$g" = "$gf" ]'
+js=$($P generate -m $M -p "n =" -n 8 --temp 0 --json-schema '{"type": "integer", "minimum": 0, "maximum": 99}' 2>/dev/null)
+check "--json-schema takes the schema's text" 'printf "%s" "$js" | grep -qE "^[0-9]{1,2}$"'
+sy=$($P generate -m $M --chat -sys "Be brief." -p "hi" -n 3 --temp 0 --print-ids 2>/dev/null)
+sl=$($P generate -m $M --chat --system "Be brief." -p "hi" -n 3 --temp 0 --print-ids 2>/dev/null)
+check "-sys is --system" '[ -n "$sy" ] && [ "$sy" = "$sl" ]'
 
 demo=$($P demo --max-tokens 16 2>&1)
 check "phi4 demo generates with the bundled model and reports its speed" 'printf "%s" "$demo" | grep -qE "^\[[0-9]+ tokens, [0-9.]+ tok/s"'

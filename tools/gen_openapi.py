@@ -142,10 +142,10 @@ SCHEMAS = {
             "code": {"type": "string", "nullable": True}}}}},
     "EmbeddingRequest": {"type": "object", "required": ["input"], "properties": {
         "input": {"oneOf": [{"type": "string", "minLength": 1},
-                            {"type": "array", "minItems": 1, "maxItems": 64, "items": {"type": "string", "minLength": 1}},
-                            {"type": "array", "minItems": 1, "maxItems": 512, "items": TOKEN_ID},
-                            {"type": "array", "minItems": 1, "maxItems": 64,
-                             "items": {"type": "array", "minItems": 1, "maxItems": 512, "items": TOKEN_ID}}],
+                            {"type": "array", "minItems": 1, "maxItems": 2048, "items": {"type": "string", "minLength": 1}},
+                            {"type": "array", "minItems": 1, "items": TOKEN_ID},
+                            {"type": "array", "minItems": 1, "maxItems": 2048,
+                             "items": {"type": "array", "minItems": 1, "items": TOKEN_ID}}],
                   "description": "Texts or token ids (at most 2,048 inputs, each within the model's context)."},
         "model": {"type": "string", "nullable": True, "description": "Any name (echoed; see --strict-model-name)."},
         "encoding_format": {"type": "string", "enum": ["float", "base64"], "nullable": True},
@@ -172,7 +172,9 @@ SCHEMAS = {
                              "model_alias": {"type": "string"}, "model_path": {"type": "string"},
                              "chat_template": {"type": "string"}, "build_info": {"type": "string"}}},
     "Health": {"type": "object", "required": ["status"], "properties": {
-        "status": {"type": "string", "enum": ["loading", "ok", "busy", "error"]}, "message": {"type": "string"}}},
+        "status": {"type": "string", "enum": ["loading", "ok", "busy", "error"]}, "message": {"type": "string"},
+        "progress": {"type": "number", "minimum": 0, "maximum": 1,
+                     "description": "While loading: the fraction of the weights converted (quantize-at-load)."}}},
 }
 
 

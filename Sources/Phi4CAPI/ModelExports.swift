@@ -11,7 +11,7 @@ import Glibc
 /// The defaults of phi4_model_params.
 func modelParamsDefaults() -> phi4_model_params {
     phi4_model_params(struct_size: MemoryLayout<phi4_model_params>.size, weight_format: Int32(PHI4_WEIGHTS_F32.rawValue),
-                      check_memory: 1)
+                      check_memory: 1, progress: nil, progress_user_data: nil)
 }
 
 @_cdecl("phi4_model_params_init")
@@ -34,6 +34,13 @@ public func phi4_model_load(_ path: UnsafePointer<CChar>?, _ p: UnsafePointer<ph
         var options = ModelLoadOptions()
         options.weightType = types[Int(prm.weight_format)]
         options.checkMemory = prm.check_memory != 0
+        if let callback = prm.progress {
+            // The caller's pointer, passed back as it is (as an integer: a raw pointer is not Sendable).
+            let user = Int(bitPattern: prm.progress_user_data)
+            options.progress = { done, total in
+                callback(UnsafeMutableRawPointer(bitPattern: user), Int32(clamping: done), Int32(clamping: total))
+            }
+        }
         let m = try Model.load(path: path, options: options)
         Log.write(Int32(PHI4_LOG_INFO.rawValue), "loaded \(path): \(m.config.layerCount) layers, vocabulary \(m.config.vocabSize)")
         out.pointee = OpaquePointer(Handles.register(ModelBox(m), .model))

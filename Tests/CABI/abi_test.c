@@ -628,6 +628,29 @@ static void test_constraints(phi4_model *model, const int32_t *prompt, size_t n_
     phi4_context_free(ctx);
 }
 
+/* Load progress (0.7): an HF checkpoint quantized at load reports every matrix, in order, ending at
+ * done == total; the user pointer comes back as given. */
+static int progress_calls, progress_last_done, progress_last_total, progress_in_order = 1;
+static void on_progress(void *user, int32_t done, int32_t total) {
+    if (user != &progress_calls || done != progress_last_done + 1 || done > total) progress_in_order = 0;
+    progress_calls++;
+    progress_last_done = done;
+    progress_last_total = total;
+}
+
+static void test_load_progress(const char *model_dir) {
+    phi4_model_params mp;
+    phi4_model_params_init(&mp, sizeof mp);
+    CHECK(mp.progress == NULL && mp.progress_user_data == NULL);
+    mp.weight_format = PHI4_WEIGHTS_Q8_0;
+    mp.progress = on_progress;
+    mp.progress_user_data = &progress_calls;
+    phi4_model *m = NULL;
+    CHECK(phi4_model_load(model_dir, &mp, &m) == PHI4_OK && m != NULL);
+    CHECK(progress_calls > 0 && progress_in_order && progress_last_done == progress_last_total);
+    phi4_model_free(m);
+}
+
 /* Embeddings, caller-given logits and the context's tokens (0.7): sizes, bad arguments, and a
  * context whose own tokens stay as they were. */
 static void test_embeddings_and_sampling(phi4_model *model) {
@@ -740,6 +763,7 @@ int main(int argc, char **argv) {
     test_tokenizer_errors(model, argv[2]);
     test_context_errors(model);
     test_embeddings_and_sampling(model);
+    test_load_progress(argv[1]);
 
     int32_t prompt[1024], expected[256];
     size_t n_prompt = parse_ids(argv[3], prompt, 1024), n_expected = parse_ids(argv[4], expected, 256);

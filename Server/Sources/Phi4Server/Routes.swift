@@ -16,6 +16,7 @@ final class ServerState: Sendable {
     private let loaded = Mutex<Engine?>(nil)
     private let failure = Mutex<String?>(nil)
     private let counter = Atomic<Int>(0)
+    private let loadProgress = Mutex<Double?>(nil)
 
     init(options: ServerOptions) { self.options = options }
 
@@ -24,6 +25,11 @@ final class ServerState: Sendable {
     func failed(_ m: String) { failure.withLock { $0 = m } }
     var loadError: String? { failure.withLock { $0 } }
     func nextID() -> Int { counter.add(1, ordering: .relaxed).newValue }
+    /// The fraction of the weights converted so far, while a model is quantized at load.
+    var progress: Double? {
+        get { loadProgress.withLock { $0 } }
+        set { loadProgress.withLock { $0 = newValue } }
+    }
 }
 
 func json(_ body: String, status: HTTPResponse.Status = .ok, headers extra: HTTPFields = [:]) -> Response {
@@ -42,7 +48,10 @@ func addRoutes(_ router: Router<BasicRequestContext>, _ state: ServerState) {
 
     router.get("/health") { _, _ -> Response in
         if let e = state.loadError { return json(#"{"status":"error","message":\#(quote(e))}"#, status: .internalServerError) }
-        guard let engine = state.engine else { return json(#"{"status":"loading"}"#, status: .serviceUnavailable) }
+        guard let engine = state.engine else {
+            let fraction = state.progress.map { #","progress":\#((($0 * 1000).rounded() / 1000))"# } ?? ""
+            return json(#"{"status":"loading"\#(fraction)}"#, status: .serviceUnavailable)
+        }
         let busy = engine.scheduler.activeCount >= engine.scheduler.options.slots
         return json(busy ? #"{"status":"busy"}"# : #"{"status":"ok"}"#)
     }

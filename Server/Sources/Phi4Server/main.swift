@@ -38,6 +38,7 @@ let loader = Task.detached {
         var load = ModelLoadOptions()
         load.weightType = options.weights
         load.plannedContextLength = (options.ctx ?? 4096) * options.parallel
+        load.progress = { done, total in state.progress = Double(done) / Double(max(total, 1)) }
         var path = options.model
         if let ref = ModelReference(parsing: path), ref.forced || access(path, F_OK) != 0 {
             let client = try HubClient()

@@ -58,9 +58,10 @@ public struct ModelLoadOptions: Sendable {
     public var checkMemory = true
     /// The context length the memory estimate reserves a KV cache for.
     public var plannedContextLength = 4096
-    /// Called after each weight matrix of a GGUF file that had to be converted (F16 / BF16 / F32
-    /// quantized or widened at load, which takes minutes for a full-size file) with the number of
-    /// matrices done and in all. Not called for weights used in place.
+    /// Called after each weight matrix that had to be converted — an HF checkpoint's, or a GGUF
+    /// file's F16 / BF16 / F32 ones (quantized or widened at load, which takes minutes for a
+    /// full-size file) — with the number of matrices done and in all. Not called for weights used
+    /// in place.
     public var progress: (@Sendable (_ done: Int, _ total: Int) -> Void)?
     /// For a Hub reference (`OWNER/NAME[:QUANT][@REVISION]`): the GGUF file to run, by its path in
     /// the repository, when the quant tag does not pick one.
@@ -183,7 +184,7 @@ public final class Model: Sendable {
         let tokenizer: Tokenizer
         do { tokenizer = try Tokenizer.load(path: path) } catch { throw .tokenizer(error) }
         let checkpoint = try SafeTensorsCheckpoint(directory: path)
-        let weights = try loadWeights(checkpoint.tensors, config: config, type: options.weightType)
+        let weights = try loadWeights(checkpoint.tensors, config: config, type: options.weightType, progress: options.progress)
         var source = FNV1a()
         for name in checkpoint.tensors.keys.sorted() {
             let t = checkpoint.tensors[name]!
@@ -193,8 +194,10 @@ public final class Model: Sendable {
     }
 
     /// Binds HF tensor names to the decoder's weights, checking every shape against the config.
-    static func loadWeights(_ tensors: [String: TensorInfo], config c: ModelConfig,
-                            type: WeightType = .f32) throws(ModelError) -> ModelWeights {
+    static func loadWeights(_ tensors: [String: TensorInfo], config c: ModelConfig, type: WeightType = .f32,
+                            progress: (@Sendable (_ done: Int, _ total: Int) -> Void)? = nil) throws(ModelError) -> ModelWeights {
+        let total = 4 * c.layerCount + (c.tieWordEmbeddings && tensors["lm_head.weight"] == nil ? 0 : 1)
+        var done = 0
         func tensor(_ name: String, _ shape: [Int]) throws(ModelError) -> TensorInfo {
             guard let t = tensors[name] else { throw .missingTensor(name) }
             guard t.shape == shape else {
@@ -203,8 +206,13 @@ public final class Model: Sendable {
             return t
         }
         func matrix(_ name: String, _ rows: Int, _ cols: Int, _ role: WeightType.Role, layer: Int = 0) throws(ModelError) -> WeightMatrix {
-            try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols,
-                                  format: type.format(for: role, layer: layer, of: c.layerCount))
+            let m = try WeightMatrix.load(try tensor(name, [rows, cols]), rows: rows, cols: cols,
+                                          format: type.format(for: role, layer: layer, of: c.layerCount))
+            if role != .embedding {
+                done += 1
+                progress?(min(done, total), total)
+            }
+            return m
         }
         func vector(_ name: String, _ n: Int) throws(ModelError) -> [Float] {
             let t = try tensor(name, [n])

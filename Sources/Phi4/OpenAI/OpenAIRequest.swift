@@ -100,6 +100,7 @@ public struct OpenAIRequest: Sendable {
         var r = OpenAIRequest(kind: kind)
         let f = Fields(o)
         r.model = try f.string("model")
+        _ = try f.string("user")  // ignored, but a string when given (OpenAI's type)
 
         switch kind {
         case .chat:
@@ -128,6 +129,9 @@ public struct OpenAIRequest: Sendable {
         // Length.
         // llama-server's n_predict (-1: no limit of its own) stands for max_tokens when that is absent.
         let a = try f.int("max_tokens"), b = try f.int("max_completion_tokens")
+        for (name, v) in [("max_tokens", a), ("max_completion_tokens", b)] where (v ?? 0) < 0 {
+            throw .invalid(name, "\(name) must be ≥ 0")
+        }
         var predict = try f.int("n_predict")
         if let p = predict, p < 0 { predict = maxTokensCap }
         if let n = b ?? a ?? predict {
@@ -419,6 +423,7 @@ public struct OpenAIRequest: Sendable {
         case "function": throw .invalid("\(param).role", "function messages are not supported; use tool messages")
         default: throw .invalid("\(param).role", "unknown role \(role) (system, developer, user, assistant or tool)")
         }
+        if let n = m["name"], n.stringValue == nil { throw .invalid("\(param).name", "\(param).name must be a string") }
         var calls: String?
         if let list = m["tool_calls"], !list.isNull {
             guard let items = list.arrayValue else { throw .invalid("\(param).tool_calls", "tool_calls must be an array") }

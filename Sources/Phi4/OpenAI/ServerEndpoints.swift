@@ -8,15 +8,15 @@ public enum ServerEndpoints {
     /// of its bytes). `add_special` prepends BOS when the tokenizer's files ask for it.
     public static func tokenize(_ body: [UInt8], tokenizer: Tokenizer) throws(OpenAIError) -> String {
         let o = try object(body)
-        let text: String
-        switch o["content"] {
-        case nil, .null?: return #"{"tokens":[]}"#
-        case .string(let s)?: text = s
-        default: throw .invalid("content", "content must be a string")
-        }
         let addSpecial = try flag(o, "add_special", default: false)
         let parseSpecial = try flag(o, "parse_special", default: true)
         let withPieces = try flag(o, "with_pieces", default: false)
+        let text: String
+        switch o["content"] {
+        case nil: return #"{"tokens":[]}"#
+        case .string(let s)?: text = s
+        default: throw .invalid("content", "content must be a string")
+        }
         let ids = tokenizer.encode(text, allowSpecial: parseSpecial, addBOS: addSpecial)
         guard withPieces else { return #"{"tokens":["# + ids.map(String.init).joined(separator: ",") + "]}" }
         let items = ids.map { id -> String in
@@ -32,7 +32,7 @@ public enum ServerEndpoints {
     /// vocabulary is an error naming it).
     public static func detokenize(_ body: [UInt8], tokenizer: Tokenizer) throws(OpenAIError) -> String {
         let o = try object(body)
-        guard let list = o["tokens"], !list.isNull else { return #"{"content":""}"# }
+        guard let list = o["tokens"] else { return #"{"content":""}"# }
         guard let items = list.arrayValue else { throw .invalid("tokens", "tokens must be an array of token ids") }
         var ids: [TokenID] = []
         for item in items {
@@ -66,6 +66,7 @@ public enum ServerEndpoints {
             guard let s = m.stringValue else { throw .invalid("model", "model must be a string") }
             r.model = s
         }
+        if let u = o["user"], !u.isNull, u.stringValue == nil { throw .invalid("user", "user must be a string") }
         switch o["encoding_format"] {
         case nil, .null?, .string("float")?: break
         case .string("base64")?: r.base64 = true
@@ -159,7 +160,7 @@ public enum ServerEndpoints {
     }
 
     private static func flag(_ o: [String: JSONValue], _ name: String, default d: Bool) throws(OpenAIError) -> Bool {
-        guard let v = o[name], !v.isNull else { return d }
+        guard let v = o[name] else { return d }
         guard let b = v.boolValue else { throw .invalid(name, "\(name) must be true or false") }
         return b
     }

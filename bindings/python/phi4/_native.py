@@ -46,8 +46,13 @@ P_int32 = ctypes.POINTER(c_int32)
 P_size = ctypes.POINTER(c_size_t)
 
 
+#: void (*progress)(void *user_data, int32_t done, int32_t total)
+PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int32, ctypes.c_int32)
+
+
 class ModelParams(ctypes.Structure):
-    _fields_ = [("struct_size", c_size_t), ("weight_format", c_int32), ("check_memory", c_int32)]
+    _fields_ = [("struct_size", c_size_t), ("weight_format", c_int32), ("check_memory", c_int32),
+                ("progress", PROGRESS), ("progress_user_data", ctypes.c_void_p)]
 
 
 class ModelInfo(ctypes.Structure):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 from . import _native as N
 from . import responses
@@ -28,14 +28,19 @@ class Model:
     `weights` quantizes an HF checkpoint (or a GGUF file's float tensors) at load: None/"f32",
     "q8_0", "q4_0", "q4_0-mixed" or "q4_k_m" (llama.cpp's Q4_K_M mix).
     `threads` is the default thread count of the contexts this object creates; `n_ctx` their
-    capacity (at most the trained context length)."""
+    capacity (at most the trained context length). `progress(done, total)` is called as weight
+    matrices are converted at load (quantize-at-load of a full-size model takes minutes)."""
 
     def __init__(self, path: Union[str, os.PathLike], *, threads: Optional[int] = None, weights: Optional[str] = None,
-                 n_ctx: int = 4096, kv_type: Optional[str] = None):
+                 n_ctx: int = 4096, kv_type: Optional[str] = None,
+                 progress: Optional[Callable[[int, int], None]] = None):
         if weights not in N.WEIGHTS:
             raise InvalidArgument(f"weights must be one of {sorted(k for k in N.WEIGHTS if k)}")
         p = N.defaults(N.ModelParams)
         p.weight_format = N.WEIGHTS[weights]
+        if progress is not None:
+            # Called with (matrices done, in all) for each weight matrix converted at load.
+            p.progress = N.PROGRESS(lambda _user, done, total: progress(done, total))
         h = N.c_void_p()
         check(N.lib.phi4_model_load(os.fsencode(path), ctypes.byref(p), ctypes.byref(h)))
         self._h = h.value

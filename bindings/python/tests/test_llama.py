@@ -151,3 +151,9 @@ def test_model_embed_and_errors():
         model.embed([""])
     with pytest.raises(phi4.InvalidArgument):
         model.embed("x", pooling="max")
+
+
+def test_load_progress():
+    seen = []
+    phi4.Model(os.path.join(FIX, "gqa4"), weights="q8_0", progress=lambda done, total: seen.append((done, total)))
+    assert seen and [d for d, _ in seen] == list(range(1, len(seen) + 1)) and seen[-1][0] == seen[-1][1]
