@@ -274,7 +274,8 @@ func complete(_ request: Request, kind: OpenAIRequest.Kind, _ state: ServerState
     let responder = OpenAIResponder(kind: kind, id: (kind == .chat ? "chatcmpl-" : "cmpl-") + String(state.nextID()),
                                     created: Int(unixTime()), model: req.model ?? o.alias ?? "", tokenizer: engine.model.tokenizer)
     @Sendable func usage(_ r: GenerationResult) -> OpenAIUsage {
-        OpenAIUsage(promptTokens: prompt.count, completionTokens: r.tokens.count, cachedTokens: prompt.count - r.promptTokenCount)
+        OpenAIUsage(promptTokens: prompt.count, completionTokens: r.tokens.count, cachedTokens: prompt.count - r.promptTokenCount,
+                    timings: OpenAITimings(r, cached: prompt.count - r.promptTokenCount))
     }
 
     // A reasoning model's `<think>` part goes to `reasoning_content` in chat responses; with

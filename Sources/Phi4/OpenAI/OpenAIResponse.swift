@@ -10,17 +10,57 @@ public struct OpenAIUsage: Sendable {
     /// Prompt tokens that were found in the KV cache and not evaluated again.
     public var cachedTokens: Int
 
+    /// How long the prompt and the generation took (llama-server's `timings`), when known.
+    public var timings: OpenAITimings?
+
     /// Usage counts.
-    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0) {
+    public init(promptTokens: Int, completionTokens: Int, cachedTokens: Int = 0, timings: OpenAITimings? = nil) {
         self.promptTokens = promptTokens
         self.completionTokens = completionTokens
         self.cachedTokens = cachedTokens
+        self.timings = timings
     }
 
     var json: JSONValue {
         .object(["prompt_tokens": .number(Double(promptTokens)), "completion_tokens": .number(Double(completionTokens)),
                  "total_tokens": .number(Double(promptTokens + completionTokens)),
                  "prompt_tokens_details": .object(["cached_tokens": .number(Double(cachedTokens))])])
+    }
+}
+
+/// llama-server's `timings` of a request: the prompt tokens evaluated and generated, and their times.
+public struct OpenAITimings: Sendable {
+    /// Prompt tokens found in the KV cache (not evaluated).
+    public var cached: Int
+    /// Prompt tokens evaluated.
+    public var promptEvaluated: Int
+    /// Seconds the prompt took.
+    public var promptSeconds: Double
+    /// Tokens generated.
+    public var predicted: Int
+    /// Seconds the generation took.
+    public var predictedSeconds: Double
+
+    /// The timings of a finished generation (`cached` prompt tokens were reused).
+    public init(_ r: GenerationResult, cached: Int) {
+        self.cached = cached
+        promptEvaluated = r.promptTokenCount
+        promptSeconds = r.promptSeconds
+        predicted = r.tokens.count
+        predictedSeconds = r.generationSeconds
+    }
+
+    var json: JSONValue {
+        func rates(_ n: Int, _ seconds: Double) -> (ms: Double, perToken: Double, perSecond: Double) {
+            let ms = (seconds * 1e6).rounded() / 1e3
+            return (ms, n > 0 ? ms / Double(n) : 0, seconds > 0 ? Double(n) / seconds : 0)
+        }
+        let p = rates(promptEvaluated, promptSeconds), g = rates(predicted, predictedSeconds)
+        return .object(["cache_n": .number(Double(cached)), "prompt_n": .number(Double(promptEvaluated)),
+                        "prompt_ms": .number(p.ms), "prompt_per_token_ms": .number(p.perToken),
+                        "prompt_per_second": .number(p.perSecond), "predicted_n": .number(Double(predicted)),
+                        "predicted_ms": .number(g.ms), "predicted_per_token_ms": .number(g.perToken),
+                        "predicted_per_second": .number(g.perSecond)])
     }
 }
 
@@ -73,7 +113,7 @@ public struct OpenAIResponder: Sendable {
             choice["message"] = .object(message)
         case .completion: choice["text"] = .string(text)
         }
-        return envelope(choices: [.object(choice)], usage: usage.json, chunk: false)
+        return envelope(choices: [.object(choice)], usage: usage.json, chunk: false, timings: usage.timings)
     }
 
     /// A streamed chunk with new text (chat: the first chunk also carries the role), the
@@ -83,7 +123,7 @@ public struct OpenAIResponder: Sendable {
     /// `toolCalls`: the reply's function calls, each whole in this one chunk (delta `tool_calls`
     /// with their `index`).
     public func chunk(text: String, reasoning: String = "", toolCalls: [ToolCall]? = nil, first: Bool, finishReason: String?,
-                      logprobs: [TokenLogprob]?, textOffset: Int = 0, usageNull: Bool) -> String {
+                      logprobs: [TokenLogprob]?, textOffset: Int = 0, usageNull: Bool, timings: OpenAITimings? = nil) -> String {
         var choice: [String: JSONValue] = ["index": .number(0), "finish_reason": finishReason.map { .string($0) } ?? .null]
         choice["logprobs"] = logprobs.map { logprobsJSON($0, textOffset: textOffset) } ?? .null
         switch kind {
@@ -99,7 +139,7 @@ public struct OpenAIResponder: Sendable {
             choice["delta"] = .object(delta)
         case .completion: choice["text"] = .string(text)
         }
-        return envelope(choices: [.object(choice)], usage: usageNull ? .null : nil, chunk: true)
+        return envelope(choices: [.object(choice)], usage: usageNull ? .null : nil, chunk: true, timings: timings)
     }
 
     /// A call as OpenAI writes it: `{"id", "type": "function", "function": {"name", "arguments"}}`
@@ -116,7 +156,7 @@ public struct OpenAIResponder: Sendable {
         envelope(choices: [], usage: usage.json, chunk: true)
     }
 
-    private func envelope(choices: [JSONValue], usage: JSONValue?, chunk: Bool) -> String {
+    private func envelope(choices: [JSONValue], usage: JSONValue?, chunk: Bool, timings: OpenAITimings? = nil) -> String {
         let object: String
         switch kind {
         case .chat: object = chunk ? "chat.completion.chunk" : "chat.completion"
@@ -126,6 +166,7 @@ public struct OpenAIResponder: Sendable {
                                       "model": .string(model), "choices": .array(choices),
                                       "system_fingerprint": .string("libphi4-" + Phi4Version.string)]
         if let usage { o["usage"] = usage }
+        if let timings { o["timings"] = timings.json }
         return JSONValue.object(o).serialized
     }
 
@@ -243,7 +284,8 @@ public struct OpenAIAnswer: Sendable {
         }
         if !content.isEmpty || !reasoning.isEmpty || calls != nil || (!lp.isEmpty && !holding) || first || finish != nil {
             out.append(responder.chunk(text: content, reasoning: reasoning, toolCalls: calls, first: first, finishReason: finish,
-                                       logprobs: request.logprobs ? lp : nil, textOffset: offset, usageNull: request.includeUsage))
+                                       logprobs: request.logprobs ? lp : nil, textOffset: offset, usageNull: request.includeUsage,
+                                       timings: finish != nil ? usage?.timings : nil))
             first = false
             offset += content.count + reasoning.count
         }

@@ -118,14 +118,14 @@ public enum ServerEndpoints {
         var out = #"{"object":"list","data":["#
         for (i, v) in vectors.enumerated() {
             if i > 0 { out += "," }
-            out += #"{"object":"embedding","index":\#(i),"embedding":"#
+            out += #"{"object":"embedding","index":\#(i),"#
             if base64 {
                 var bytes: [UInt8] = []
                 bytes.reserveCapacity(v.count * 4)
                 for x in v { withUnsafeBytes(of: x.bitPattern.littleEndian) { bytes += $0 } }
-                out += "\"" + base64Encoded(bytes) + "\""
+                out += #""encoding_format":"base64","embedding":""# + base64Encoded(bytes) + "\""
             } else {
-                out += "[" + v.map { $0.isFinite ? "\($0)" : "0" }.joined(separator: ",") + "]"
+                out += #""embedding":["# + v.map { $0.isFinite ? "\($0)" : "0" }.joined(separator: ",") + "]"
             }
             out += "}"
         }
