@@ -70,7 +70,7 @@ struct ServerOptions: Sendable {
           (libphi4 runs on the CPU).
           --max-queue N        Requests that may wait for a slot (default 64; more get 429).
           --max-body BYTES     Largest request body (default 1048576; larger get 413).
-          --max-tokens N       Cap on max_tokens, and its default (default 4096).
+          --max-tokens N       Cap on max_tokens, and its default (default 4096; also -n, --n-predict).
           --timeout SECONDS    Stop a request after this long (finish_reason "length").
           -h, --help           Show this help.
         """
@@ -131,7 +131,7 @@ struct ServerOptions: Sendable {
             case "--api-key": o.apiKey = try value(a)
             case "--max-queue": o.maxQueue = try int(a, min: 0)
             case "--max-body": o.maxBody = try int(a, min: 1024)
-            case "--max-tokens": o.maxTokens = try int(a)
+            case "--max-tokens", "-n", "--n-predict", "--predict": o.maxTokens = try int(a)
             case "--timeout":
                 let v = try value(a)
                 guard let s = Double(v), s > 0 else { throw UsageError("--timeout must be a positive number of seconds") }
