@@ -120,8 +120,11 @@ def main():
           f"({100 * identical / max(greedy, 1):.0f} %)")
     if args.write:
         os.makedirs(os.path.dirname(FIXTURE), exist_ok=True)
+        # The model's path appears in responses ("model"); the fixture keeps it relative to the checkout.
+        text = json.dumps(reference, indent=1, sort_keys=True).replace(json.dumps(args.model)[1:-1],
+                                                                         os.path.relpath(args.model, ROOT))
         with open(FIXTURE, "w") as f:
-            json.dump(reference, f, indent=1, sort_keys=True)
+            f.write(text)
         print(f"wrote {os.path.relpath(FIXTURE, ROOT)}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional
 
-VOLATILE = {"id", "created"}
+VOLATILE = {"id", "created", "model"}  # "model" is the file's path, which differs between checkouts
 # Two engines' floats (log-probabilities, embeddings) differ in the last digits: q8_0 weights
 # times 8-bit (llama.cpp) or f32 (libphi4) activations.
 ABS_TOL, REL_TOL = 0.02, 0.02
