@@ -383,7 +383,7 @@ void phi4_sampler_free(phi4_sampler *sampler);
 phi4_status phi4_sample(phi4_context *context, phi4_sampler *sampler, int32_t *token);
 
 /* Since 0.7. Picks a token from caller-given logits (n_logits floats, e.g. the context's logits after
- * the caller's own changes; no NaN), the penalties looking at the n_history ids of `history`. The
+ * the caller's own changes; no NaN or +infinity, -INFINITY bans a token), the penalties looking at the n_history ids of `history`. The
  * sampler's state (its random generator, Mirostat's target) moves on as with phi4_sample(). */
 phi4_status phi4_sample_logits(phi4_sampler *sampler, const float *logits, size_t n_logits, const int32_t *history,
                                size_t n_history, int32_t *token);

@@ -93,7 +93,7 @@ public func phi4_sample_logits(_ s: OpaquePointer?, _ logits: UnsafePointer<Floa
         let n = try count(n, "n_logits")
         guard n > 0, let logits else { throw ABIError.invalid("logits is NULL or empty") }
         var row = Array(UnsafeBufferPointer(start: logits, count: n))
-        guard !row.contains(where: \.isNaN) else { throw ABIError.invalid("logits contain NaN") }
+        guard !row.contains(where: { $0.isNaN || $0 == .infinity }) else { throw ABIError.invalid("logits contain NaN or +infinity") }
         let past = try ids(history, nHistory, "history")
         out.pointee = sbox.sampler.sample(&row, history: past[...])
     }

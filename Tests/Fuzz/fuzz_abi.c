@@ -257,6 +257,40 @@ static void exercise_model(phi4_model *model, const bytes *in) {
     float logits[8];
     size_t rows = 0;
     phi4_get_logits(ctx, -1, logits, 8, &rows);
+    /* Embeddings of the input-derived ids (some out of range, some inputs empty), any pooling code;
+     * the context's tokens, and sampling of input-derived logits (NaN and infinities included). */
+    if (n) {
+        size_t lengths[3] = {n / 2, n - n / 2, (size_t)(in->len % 3)};
+        size_t n_inputs = 1 + in->len % 3, n_out = 0, total = 0;
+        for (size_t i = 0; i < n_inputs; i++) total += lengths[i];
+        int32_t all[16];
+        for (size_t i = 0; i < total && i < 16; i++) all[i] = prompt[i % n];
+        size_t cap = (size_t)(info.hidden_size > 0 ? info.hidden_size : 1) * 16;
+        float *out = malloc(sizeof(float) * cap);
+        if (out && total <= 16) {
+            phi4_embed(ctx, all, lengths, n_inputs, (int32_t)(in->len % 6) - 1, (int32_t)(in->len & 2), out, cap, &n_out);
+        }
+        free(out);
+    }
+    int32_t seen[32];
+    size_t n_seen = 0;
+    phi4_context_tokens(ctx, seen, 32, &n_seen);
+    phi4_sampler *sampler = NULL;
+    phi4_sampling_params sp;
+    phi4_sampling_params_init(&sp, sizeof sp);
+    sp.mirostat = (int32_t)(in->len % 3);
+    sp.typical_p = (in->len & 4) ? 0.5f : 1.0f;
+    if (phi4_sampler_create(&sp, &sampler) == PHI4_OK) {
+        float row[8];
+        for (size_t i = 0; i < 8; i++) {
+            uint32_t bits = 0;
+            for (size_t k = 0; k < 4; k++) bits |= (uint32_t)(in->len ? in->data[(i * 4 + k) % in->len] : 0) << (8 * k);
+            memcpy(&row[i], &bits, sizeof bits);
+        }
+        int32_t tok = 0;
+        phi4_sample_logits(sampler, row, 8, prompt, n, &tok);
+        phi4_sampler_free(sampler);
+    }
     phi4_context_free(ctx);
 }
 
