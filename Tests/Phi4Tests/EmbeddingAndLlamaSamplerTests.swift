@@ -178,3 +178,58 @@ final class OpenAIExtensionFieldTests: XCTestCase {
         XCTAssertEqual(try parse(#"{"prompt": "x", "response_format": {"type": "json_object"}}"#).options.constraint, .jsonObject)
     }
 }
+
+/// llama-server's /tokenize and /detokenize bodies and OpenAI's /v1/embeddings, on Phi-4's
+/// tokenizer (ids from tiktoken's cl100k_base, as the tokenizer tests check).
+final class ServerEndpointTests: XCTestCase {
+    static let tokenizer = try! Tokenizer.load(path: tokenizerFixtures + "/phi4")
+
+    func body(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    func testTokenizeAndDetokenize() throws {
+        let t = Self.tokenizer
+        XCTAssertEqual(try ServerEndpoints.tokenize(body(#"{"content": "Hello, world!<|im_end|>"}"#), tokenizer: t),
+                       #"{"tokens":[9906,11,1917,0,100265]}"#)
+        XCTAssertEqual(try ServerEndpoints.tokenize(body(#"{"content": "<|im_end|>", "parse_special": false}"#), tokenizer: t),
+                       #"{"tokens":[27,91,318,6345,91,29]}"#)
+        // A token that is not whole UTF-8 comes back as its bytes.
+        let pieces = try ServerEndpoints.tokenize(body(#"{"content": "🚀", "with_pieces": true}"#), tokenizer: t)
+        XCTAssertTrue(pieces.contains(#""piece":["#), pieces)
+        XCTAssertEqual(try ServerEndpoints.tokenize(body("{}"), tokenizer: t), #"{"tokens":[]}"#)
+        for bad in [#"{"content": 3}"#, #"{"content": null}"#, #"{"content": "x", "with_pieces": "yes"}"#, "[1]", "{"] {
+            XCTAssertThrowsError(try ServerEndpoints.tokenize(body(bad), tokenizer: t), bad)
+        }
+        XCTAssertEqual(try ServerEndpoints.detokenize(body(#"{"tokens": [9906, 11, 1917, 0]}"#), tokenizer: t),
+                       #"{"content":"Hello, world!"}"#)
+        for bad in [#"{"tokens": [-1]}"#, #"{"tokens": [1e9]}"#, #"{"tokens": "1"}"#, #"{"tokens": null}"#] {
+            XCTAssertThrowsError(try ServerEndpoints.detokenize(body(bad), tokenizer: t), bad)
+        }
+    }
+
+    func testEmbeddingRequestsAndBase64() throws {
+        let t = Self.tokenizer
+        func inputs(_ s: String) throws -> [[TokenID]] {
+            try ServerEndpoints.embeddingRequest(body(s), tokenizer: t, maxInputs: 4, maxTokens: 8).inputs
+        }
+        XCTAssertEqual(try inputs(#"{"input": "Hello, world!"}"#), [[9906, 11, 1917, 0]])
+        XCTAssertEqual(try inputs(#"{"input": ["Hello", "world"]}"#), [[9906], [14957]])
+        XCTAssertEqual(try inputs(#"{"input": [1, 2, 3]}"#), [[1, 2, 3]])
+        XCTAssertEqual(try inputs(#"{"input": [[1, 2], [3]]}"#), [[1, 2], [3]])
+        for bad in [#"{"input": ""}"#, #"{"input": []}"#, #"{"input": [[]]}"#, #"{"input": [1, "a"]}"#, #"{"input": [-1]}"#,
+                    #"{"input": ["a", "b", "c", "d", "e"]}"#, #"{"input": "a b c d e f g h i j"}"#,
+                    #"{"input": "x", "encoding_format": "hex"}"#, #"{"input": "x", "user": 1}"#] {
+            XCTAssertThrowsError(try inputs(bad), bad)
+        }
+        XCTAssertTrue(try ServerEndpoints.embeddingRequest(body(#"{"input": "x", "encoding_format": "base64"}"#), tokenizer: t,
+                                                           maxInputs: 4, maxTokens: 8).base64)
+        // base64 of little-endian float32 (Python: base64.b64encode(struct.pack("<3f", 1.0, -0.5, 3.25))).
+        let json = ServerEndpoints.embeddingResponse([[1, -0.5, 3.25]], model: "m", promptTokens: 3, base64: true)
+        XCTAssertTrue(json.contains(#""embedding":"AACAPwAAAL8AAFBA""#), json)
+        XCTAssertEqual(ServerEndpoints.base64Encoded(Array("a".utf8)), "YQ==")
+        XCTAssertEqual(ServerEndpoints.base64Encoded(Array("ab".utf8)), "YWI=")
+        XCTAssertEqual(ServerEndpoints.base64Encoded(Array("abc".utf8)), "YWJj")
+        let plain = try JSONParser.parse(ServerEndpoints.embeddingResponse([[1, -0.5], [2, 0]], model: "m", promptTokens: 5, base64: false))
+        XCTAssertEqual(plain["data"]?.arrayValue?.count, 2)
+        XCTAssertEqual(plain["usage"]?["total_tokens"]?.intValue, 5)
+    }
+}
