@@ -16,14 +16,13 @@ Usage: python3 tools/compare_llama_server.py [--model models/phi4-demo-q8_0.gguf
 import argparse
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+from bench_server import free_port, start  # noqa: E402  (start waits for /health to say ok)
 
 SCHEMA = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 8}}, "required": ["name"]}
 CHAT = [{"role": "user", "content": "Write a function that reads a file."}]
@@ -55,27 +54,6 @@ EMBEDDING_REQUESTS = [
     ("embeddings", "POST", "/v1/embeddings", {"input": ["import os", "def main():"], "model": "x"}),
     ("embeddings base64", "POST", "/v1/embeddings", {"input": "import os", "encoding_format": "base64"}),
 ]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd, port):
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2).status == 200:
-                return proc
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd[0]} exited")
-        time.sleep(0.3)
-    raise RuntimeError(f"{cmd[0]} did not start")
 
 
 def send(port, method, path, body):

@@ -21,7 +21,7 @@ public enum ServerEndpoints {
         guard withPieces else { return #"{"tokens":["# + ids.map(String.init).joined(separator: ",") + "]}" }
         let items = ids.map { id -> String in
             let bytes = (try? tokenizer.decode([id])) ?? []
-            let piece: JSONValue = validUTF8(bytes) ? .string(String(decoding: bytes, as: UTF8.self))
+            let piece: JSONValue = UTF8Validation.firstInvalidOffset(bytes) == nil ? .string(String(decoding: bytes, as: UTF8.self))
                 : .array(bytes.map { .number(Double($0)) })
             return #"{"id":\#(id),"piece":\#(piece.serialized)}"#
         }
@@ -163,17 +163,5 @@ public enum ServerEndpoints {
         guard let v = o[name] else { return d }
         guard let b = v.boolValue else { throw .invalid(name, "\(name) must be true or false") }
         return b
-    }
-
-    private static func validUTF8(_ bytes: [UInt8]) -> Bool {
-        var it = bytes.makeIterator()
-        var decoder = UTF8()
-        while true {
-            switch decoder.decode(&it) {
-            case .scalarValue: continue
-            case .emptyInput: return true
-            case .error: return false
-            }
-        }
     }
 }

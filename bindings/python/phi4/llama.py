@@ -713,15 +713,12 @@ def _generate_params(max_tokens: int, sampling: Dict[str, Any], stops: List[str]
                      logprobs: Optional[int]) -> tuple:
     """phi4_generate_params (and the objects it points to) for a completion."""
     from .context import generate_params
-    opts = dict(sampling)
-    p, keep = generate_params(max_tokens=max_tokens, stop=stops or None, top_logprobs=logprobs, **{
-        k: opts[k] for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty",
-                             "frequency_penalty", "seed", "typical_p", "mirostat", "mirostat_tau", "mirostat_eta",
-                             "penalty_window", "penalize_prompt")})
-    if kind != N.CONSTRAINT_NONE:
-        data = (constraint or "").encode("utf-8")
-        keep.append(data)
-        p.constraint_type, p.constraint, p.constraint_len = kind, data, len(data)
+    by_kind = {N.CONSTRAINT_GRAMMAR: {"grammar": constraint}, N.CONSTRAINT_JSON_SCHEMA: {"json_schema": constraint},
+               N.CONSTRAINT_JSON_OBJECT: {"response_format": {"type": "json_object"}}}
+    p, keep = generate_params(max_tokens=max_tokens, stop=stops or None, top_logprobs=logprobs, **by_kind.get(kind, {}), **{
+        k: sampling[k] for k in ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty",
+                                 "frequency_penalty", "seed", "typical_p", "mirostat", "mirostat_tau", "mirostat_eta",
+                                 "penalty_window", "penalize_prompt")})
     if logit_bias:
         s = p.sampling.contents
         ids = (N.c_int32 * len(logit_bias))(*[int(k) for k in logit_bias])
