@@ -1,5 +1,5 @@
 // Weight formats: fp16 conversion, GGUF block quantizers (llama.cpp's reference rounding) and
-// dequantizers, block and row sizes. The K-quant quantizers are in quantize_k.c; the matrix
+// dequantizers, block and row sizes. The weighted and K-quant quantizers are in quantize.c; the matrix
 // kernels in kernels_*.c, chosen by dispatch.c.
 //
 // Q8_0 = fp16 d + 32 int8 (x = d·q); Q4_0 = fp16 d + 16 bytes of nibbles (low nibbles: elements
@@ -382,21 +382,25 @@ IQ_DEQUANT(dequantize_iq1_m, P4K_IQ1_M)
 
 // ---- The format table ------------------------------------------------------------------------
 
+static void quantize_q2_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q2_K, x, out, n); }
+static void quantize_q3_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q3_K, x, out, n); }
 static void quantize_q4_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q4_K, x, out, n); }
 static void quantize_q5_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q5_K, x, out, n); }
 static void quantize_q6_k(const float *x, void *out, size_t n) { p4k_quantize_kquant(P4K_Q6_K, x, out, n); }
+static void quantize_iq4_nl(const float *x, void *out, size_t n) { p4k_quantize_rows(P4K_IQ4_NL, x, out, 1, n, NULL); }
+static void quantize_iq4_xs(const float *x, void *out, size_t n) { p4k_quantize_rows(P4K_IQ4_XS, x, out, 1, n, NULL); }
 
 // Every weight format libphi4 reads, in GGML type order: the one place its facts are written.
 static const p4k_format_info formats[] = {
     {0, "F32", 1, 4, 0, NULL, NULL},
     {1, "F16", 1, 2, 0, NULL, NULL},
     {P4K_Q4_0, "Q4_0", 32, sizeof(p4k_block_q4_0), 1, p4k_quantize_q4_0, p4k_dequantize_q4_0},
-    {P4K_Q4_1, "Q4_1", 32, sizeof(p4k_block_q4_1), 1, NULL, p4k_dequantize_q4_1},
+    {P4K_Q4_1, "Q4_1", 32, sizeof(p4k_block_q4_1), 1, p4k_quantize_q4_1, p4k_dequantize_q4_1},
     {P4K_Q5_0, "Q5_0", 32, sizeof(p4k_block_q5_0), 1, p4k_quantize_q5_0, p4k_dequantize_q5_0},
     {P4K_Q5_1, "Q5_1", 32, sizeof(p4k_block_q5_1), 1, p4k_quantize_q5_1, p4k_dequantize_q5_1},
     {P4K_Q8_0, "Q8_0", 32, sizeof(p4k_block_q8_0), 1, p4k_quantize_q8_0, p4k_dequantize_q8_0},
-    {P4K_Q2_K, "Q2_K", 256, sizeof(p4k_block_q2_k), 1, NULL, p4k_dequantize_q2_k},
-    {P4K_Q3_K, "Q3_K", 256, sizeof(p4k_block_q3_k), 1, NULL, p4k_dequantize_q3_k},
+    {P4K_Q2_K, "Q2_K", 256, sizeof(p4k_block_q2_k), 1, quantize_q2_k, p4k_dequantize_q2_k},
+    {P4K_Q3_K, "Q3_K", 256, sizeof(p4k_block_q3_k), 1, quantize_q3_k, p4k_dequantize_q3_k},
     {P4K_Q4_K, "Q4_K", 256, sizeof(p4k_block_q4_k), 1, quantize_q4_k, p4k_dequantize_q4_k},
     {P4K_Q5_K, "Q5_K", 256, sizeof(p4k_block_q5_k), 1, quantize_q5_k, p4k_dequantize_q5_k},
     {P4K_Q6_K, "Q6_K", 256, sizeof(p4k_block_q6_k), 1, quantize_q6_k, p4k_dequantize_q6_k},
@@ -404,10 +408,10 @@ static const p4k_format_info formats[] = {
     {P4K_IQ2_XS, "IQ2_XS", 256, sizeof(p4k_block_iq2_xs), 1, NULL, dequantize_iq2_xs},
     {P4K_IQ3_XXS, "IQ3_XXS", 256, sizeof(p4k_block_iq3_xxs), 1, NULL, dequantize_iq3_xxs},
     {P4K_IQ1_S, "IQ1_S", 256, sizeof(p4k_block_iq1_s), 1, NULL, dequantize_iq1_s},
-    {P4K_IQ4_NL, "IQ4_NL", 32, sizeof(p4k_block_iq4_nl), 1, NULL, p4k_dequantize_iq4_nl},
+    {P4K_IQ4_NL, "IQ4_NL", 32, sizeof(p4k_block_iq4_nl), 1, quantize_iq4_nl, p4k_dequantize_iq4_nl},
     {P4K_IQ3_S, "IQ3_S", 256, sizeof(p4k_block_iq3_s), 1, NULL, dequantize_iq3_s},
     {P4K_IQ2_S, "IQ2_S", 256, sizeof(p4k_block_iq2_s), 1, NULL, dequantize_iq2_s},
-    {P4K_IQ4_XS, "IQ4_XS", 256, sizeof(p4k_block_iq4_xs), 1, NULL, p4k_dequantize_iq4_xs},
+    {P4K_IQ4_XS, "IQ4_XS", 256, sizeof(p4k_block_iq4_xs), 1, quantize_iq4_xs, p4k_dequantize_iq4_xs},
     {P4K_IQ1_M, "IQ1_M", 256, sizeof(p4k_block_iq1_m), 1, NULL, dequantize_iq1_m},
     {30, "BF16", 1, 2, 0, NULL, NULL},
 };

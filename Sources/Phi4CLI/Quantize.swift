@@ -10,13 +10,27 @@ import Phi4
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Write an HF Phi-4 checkpoint or a float GGUF file as a GGUF file (f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m or q6_k).")
+        abstract: "Write an HF Phi-4 checkpoint or a float GGUF file as a GGUF file of any of llama.cpp's types, as llama-quantize writes it.",
+        discussion: """
+        The tensor types, their order, the metadata and the bytes are those llama-quantize (the pinned build) writes from \
+        the same float GGUF file, with or without an importance matrix (make one with `phi4 imatrix`). Types: \
+        \(GGUFExport.FileType.allCases.filter(\.writable).map(\.rawValue).joined(separator: ", ")).
+        """)
 
     @Option(help: "An HF Phi-4 directory, or a GGUF file whose matrices are F32, F16 or BF16 (such as Microsoft's phi-4-fp16.gguf); either may be a Hub model, OWNER/NAME[:QUANT][@REVISION].")
     var model: String
 
-    @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed (q4_0 with down_proj and lm_head in q8_0), or llama.cpp's K-quant mixes q4_k_m, q5_k_m, q6_k.")
+    @Option(help: "A file type as llama-quantize names it (any case): f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs; or q4_0-mixed (q4_0 with down_proj and lm_head in q8_0).")
     var type: String
+
+    @Option(help: "An importance matrix (llama.cpp's GGUF or .dat format, from `phi4 imatrix` or llama-imatrix) to weigh rounding errors by; q2_k_s needs one.")
+    var imatrix: String?
+
+    @Option(name: .customLong("token-embedding-type"), help: "The token embedding's GGML type (e.g. q8_0), instead of the mix's.")
+    var tokenEmbeddingType: String?
+
+    @Option(name: .customLong("output-tensor-type"), help: "The output projection's GGML type (e.g. q8_0), instead of the mix's.")
+    var outputTensorType: String?
 
     @Option(help: "The GGUF file to write.")
     var out: String
@@ -25,8 +39,22 @@ struct Quantize: ParsableCommand {
     var allowRequantize = false
 
     func run() throws {
-        guard let t = GGUFExport.FileType(rawValue: type), t.writable else {
+        guard let t = GGUFExport.FileType(name: type), t.writable else {
             throw ValidationError("--type must be one of \(GGUFExport.FileType.allCases.filter(\.writable).map(\.rawValue).joined(separator: ", "))")
+        }
+        var options = GGUFExport.Options()
+        options.allowRequantize = allowRequantize
+        for (flag, value) in [("--token-embedding-type", tokenEmbeddingType), ("--output-tensor-type", outputTensorType)] {
+            guard let value else { continue }
+            guard let g = GGMLType(name: value), g.isWritable else {
+                throw ValidationError("\(flag): unknown or unwritable GGML type \(value)")
+            }
+            if flag == "--token-embedding-type" { options.choices.tokenEmbedding = g } else { options.choices.output = g }
+        }
+        if let imatrix {
+            do { options.importance = try ImportanceMatrix.load(path: imatrix) } catch { throw RuntimeError(error) }
+            options.importancePath = imatrix
+            options.choices.hasImportance = true
         }
         let clock = ContinuousClock()
         let start = clock.now
@@ -40,9 +68,9 @@ struct Quantize: ParsableCommand {
                 if done == total { fputs("\n", stderr) }
             }
             if model.hasSuffix(".gguf") {
-                try GGUFExport.write(ggufFile: model, type: t, output: out, allowRequantize: allowRequantize, progress: progress)
+                try GGUFExport.write(ggufFile: model, type: t, output: out, options: options, progress: progress)
             } else {
-                try GGUFExport.write(hfDirectory: model, type: t, output: out, progress: progress)
+                try GGUFExport.write(hfDirectory: model, type: t, output: out, options: options, progress: progress)
             }
         } catch {
             throw RuntimeError(error)

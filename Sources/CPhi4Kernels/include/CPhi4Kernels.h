@@ -77,9 +77,16 @@ const p4k_format_info *p4k_format_at(size_t i);
 /// Bytes of one super-block of 256 values of a K-quant format (0 for other formats).
 size_t p4k_kquant_block_bytes(int format);
 
-/// Quantizes `n` floats (a multiple of 256) to Q4_K, Q5_K or Q6_K super-blocks with llama.cpp's
+/// Quantizes `n` floats (a multiple of 256) to Q2_K … Q6_K super-blocks with llama.cpp's
 /// reference rounding (quantize_row_q*_K_ref, no importance matrix).
 void p4k_quantize_kquant(int format, const float *x, void *out, size_t n);
+
+/// Quantizes `rows` rows of `cols` floats to `format` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K,
+/// IQ4_NL, IQ4_XS) as llama.cpp's quantizer does: with `imatrix` (`cols` importance values, the
+/// mean squared activation of each input column; NULL for none) its weighted searches, without it
+/// the reference rounding. Returns 0, or P4K_EFORMAT for another format or a `cols` that is not
+/// whole blocks.
+int p4k_quantize_rows(int format, const float *x, void *out, size_t rows, size_t cols, const float *imatrix);
 
 /// Whether this CPU can run an ISA path.
 int p4k_isa_available(int isa);
@@ -100,6 +107,7 @@ void p4k_quantize_q8_0(const float *x, void *out, size_t n);
 void p4k_quantize_q4_0(const float *x, void *out, size_t n);
 void p4k_quantize_q5_0(const float *x, void *out, size_t n);
 void p4k_quantize_q5_1(const float *x, void *out, size_t n);
+void p4k_quantize_q4_1(const float *x, void *out, size_t n);
 
 /// Dequantizes `n` values of GGUF blocks (Q6_K: n a multiple of 256).
 void p4k_dequantize_q8_0(const void *in, float *x, size_t n);

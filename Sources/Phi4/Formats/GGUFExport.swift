@@ -4,105 +4,6 @@ import CPhi4Kernels
 /// (architecture `phi3`, its tensor names and tokenizer metadata), quantizing tensor by tensor
 /// from the memory-mapped shards: peak memory stays a few row slices, whatever the model size.
 public enum GGUFExport {
-    /// Output tensor types: one type for every matrix, or one of llama.cpp's mixes.
-    public enum FileType: String, Sendable, CaseIterable {
-        case f32, f16, q8_0, q4_0
-        case q4_0Mixed = "q4_0-mixed"
-        /// llama.cpp's Q4_K_M recipe: Q4_K, with the output matrix and, in half of the layers
-        /// (``WeightType/usesMoreBits(layer:of:)``), attn_qkv and ffn_down in Q6_K.
-        case q4_K_M = "q4_k_m"
-        /// llama.cpp's Q5_K_M recipe: the same with Q5_K as the base type.
-        case q5_K_M = "q5_k_m"
-        /// Every matrix Q6_K.
-        case q6_K = "q6_k"
-        /// llama.cpp's low-bit mixes, as its `llama-quantize` (the pinned build) lays them out
-        /// without an importance matrix. libphi4 reads and runs them; it does not quantize to them
-        /// yet (``writable``): `phi4 dev random-model` writes them with random blocks.
-        case q2_K = "q2_k", q3_K_M = "q3_k_m", iq4_XS = "iq4_xs", iq4_NL = "iq4_nl", q4_1 = "q4_1", q5_0 = "q5_0", q5_1 = "q5_1"
-
-        /// Whether `phi4 quantize` can write this type (it has a quantizer for every tensor type).
-        public var writable: Bool { ![.q2_K, .q3_K_M, .iq4_XS, .iq4_NL, .q4_1, .q5_0, .q5_1].contains(self) }
-
-        /// llama.cpp's `general.file_type` code.
-        var code: UInt32 {
-            switch self {
-            case .f32: return 0
-            case .f16: return 1
-            case .q4_0, .q4_0Mixed: return 2
-            case .q8_0: return 7
-            case .q4_K_M: return 15
-            case .q5_K_M: return 17
-            case .q6_K: return 18
-            case .q2_K: return 10
-            case .q3_K_M: return 12
-            case .iq4_XS: return 30
-            case .iq4_NL: return 25
-            case .q4_1: return 3
-            case .q5_0: return 8
-            case .q5_1: return 9
-            }
-        }
-
-        /// The GGML type of the matrix `name` (a GGUF tensor name) of `cols` columns in `role`,
-        /// in layer `layer` of `layers`.
-        func type(for role: WeightType.Role, cols: Int, layer: Int, layers: Int, gqa: Int = 4) -> GGMLType {
-            let q: GGMLType
-            // llama.cpp counts the fused attn_qkv as its attn_v: both it and ffn_down get Q6_K
-            // in the layers that use more bits.
-            let moreBits = (role == .down || role == .qkv) && WeightType.usesMoreBits(layer: layer, of: layers)
-            switch self {
-            case .f32: return .f32
-            case .f16: return .f16
-            case .q8_0: q = .q8_0
-            case .q4_0: q = .q4_0
-            case .q4_0Mixed: q = role == .down || role == .lmHead ? .q8_0 : .q4_0
-            case .q4_K_M: q = role == .lmHead || moreBits ? .q6_K : .q4_K
-            case .q5_K_M: q = role == .lmHead || moreBits ? .q6_K : .q5_K
-            case .q6_K: q = .q6_K
-            // llama-quantize's choices for Phi-4 (fused attn_qkv counts as attn_v; n_gqa ≥ 4 where
-            // heads / KV heads ≥ 4, as in Phi-4 and Phi-4-mini), no importance matrix.
-            case .q2_K:
-                switch role {
-                case .lmHead: q = .q6_K
-                case .qkv: q = gqa >= 4 ? .q4_K : .q3_K
-                case .down, .attention: q = .q3_K
-                default: q = .q2_K
-                }
-            case .q3_K_M:
-                switch role {
-                case .lmHead: q = .q6_K
-                case .qkv: q = layer < 2 ? .q5_K : .q4_K
-                case .attention: q = .q4_K
-                case .down: q = layer < layers / 16 ? .q5_K : .q4_K
-                default: q = .q3_K
-                }
-            case .iq4_XS, .iq4_NL:
-                let base: GGMLType = self == .iq4_XS ? .iq4_XS : .iq4_NL
-                switch role {
-                case .lmHead: q = .q6_K
-                case .qkv: q = gqa >= 4 ? .q5_K : base
-                case .down: q = layer < layers / 8 ? .q5_K : base
-                default: q = base
-                }
-            case .q4_1, .q5_0, .q5_1:
-                q = role == .lmHead ? .q6_K : (self == .q4_1 ? .q4_1 : self == .q5_0 ? .q5_0 : .q5_1)
-            }
-            if q.block.elements == 256 && cols % 256 != 0 {
-                // llama.cpp's fallbacks for rows that are not whole super-blocks.
-                let fallback: GGMLType
-                switch q {
-                case .q4_K: fallback = .q5_0
-                case .q5_K: fallback = .q5_1
-                case .q2_K, .q3_K: fallback = .q4_0
-                case .iq4_XS: fallback = .iq4_NL
-                default: fallback = .q8_0
-                }
-                return cols % 32 == 0 ? fallback : .f16
-            }
-            return cols % 32 == 0 ? q : .f16  // rows that are not whole blocks stay f16, as in llama.cpp
-        }
-    }
-
     /// Refuses the types `phi4 quantize` cannot write yet.
     static func requireWritable(_ type: FileType) throws(ModelError) {
         guard type.writable else {
@@ -110,10 +11,29 @@ public enum GGUFExport {
         }
     }
 
+    /// What `phi4 quantize` may be told beside the file type, as `llama-quantize` is.
+    public struct Options: Sendable {
+        /// The token embedding's and output projection's types, when not the mix's.
+        public var choices = TypeChoices()
+        /// An importance matrix (``ImportanceMatrix``) to weigh the rounding errors with.
+        public var importance: ImportanceMatrix?
+        /// The importance matrix's path as given, recorded in the file (`quantize.imatrix.file`).
+        public var importancePath = ""
+        /// Accept GGUF input whose matrices are already quantized (they are dequantized first).
+        public var allowRequantize = false
+
+        /// The mix's choices, no importance matrix.
+        public init() {}
+    }
+
     /// Converts `directory` to `output`. `progress(done, total, tensorName, typeName)` is called
-    /// before each tensor. Returns the tensors written with their types.
+    /// before each tensor. Returns the tensors written with their types. F32 and F16 files are
+    /// laid out as llama.cpp's converter writes them; quantized ones as `llama-quantize` writes
+    /// its output from that converter's file (tensors outside the layers first, then layer by
+    /// layer by name; `general.quantization_version` and `general.file_type` last), so that the
+    /// two files can be compared byte for byte.
     @discardableResult
-    public static func write(hfDirectory directory: String, type: FileType, output: String,
+    public static func write(hfDirectory directory: String, type: FileType, output: String, options: Options = Options(),
                              progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
         try requireWritable(type)
         let configJSON = try JSONParser.parse(try FileIO.readAll(FileIO.join(directory, "config.json"), limit: 1 << 24))
@@ -123,46 +43,100 @@ public enum GGUFExport {
         var w = GGUFWriter()
         addPhi3Metadata(c, name: directory.split(separator: "/").last.map(String.init) ?? "phi-4", fileType: type, to: &w)
         try addTokenizer(tok, vocabSize: c.vocabSize, directory: directory, to: &w)
-
-        // Tensors in llama.cpp's order. A tied output projection is not written: llama.cpp then
-        // uses token_embd, and its quantizer gives token_embd the output's type.
-        let tied = c.tieWordEmbeddings && checkpoint.tensors["lm_head.weight"] == nil
-        let plan = ModelTensor.all(c, tied: tied).map { t in
-            let s = t.shape(c)
-            return (hf: t.hfName, gguf: t.ggufName, rows: s.count == 2 ? s[0] : 1, cols: s.last!, role: t.role(tied: tied), layer: t.layer)
+        let quantizeLayout = type != .f32 && type != .f16
+        if quantizeLayout {
+            w.metadata.removeAll { $0.0 == "general.file_type" || $0.0 == "general.quantization_version" }
+            w.metadata += [("general.quantization_version", .uint32(2)), ("general.file_type", .uint32(type.code))]
+            addImportanceMetadata(options, to: &w)
         }
-        var written: [(String, String)] = c.longRoPE == nil ? [] : [("rope_factors_long.weight", "\(GGMLType.f32)"),
-                                                                     ("rope_factors_short.weight", "\(GGMLType.f32)")]
+
+        // A tied output projection is not written: llama.cpp then uses token_embd, and its
+        // quantizer gives token_embd the output's type.
+        let tied = c.tieWordEmbeddings && checkpoint.tensors["lm_head.weight"] == nil
+        var plan = ModelTensor.all(c, tied: tied).map { t in
+            let s = t.shape(c)
+            return (hf: t.hfName, gguf: t.ggufName, rows: s.count == 2 ? s[0] : 1, cols: s.last!, isMatrix: t.role(tied: tied) != nil, layer: t.layer)
+        }
         addRopeFactors(c, to: &w)
+        if quantizeLayout { plan.sort { llamaOrder($0.gguf, $1.gguf) } }
+        var written: [(String, String)] = w.tensors.map { ($0.name, "\(GGMLType.f32)") }
         for (index, item) in plan.enumerated() {
             guard let t = checkpoint.tensors[item.hf] else { throw ModelError.missingTensor(item.hf) }
-            let shape = item.role == nil ? [item.cols] : [item.rows, item.cols]
+            let shape = item.isMatrix ? [item.rows, item.cols] : [item.cols]
             guard t.shape == shape else { throw ModelError.shapeMismatch("\(item.hf) has shape \(t.shape), the config implies \(shape)") }
             let name = item.gguf
-            let ggml = item.role.map { type.type(for: $0, cols: item.cols, layer: item.layer, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount) } ?? .f32
+            let dims = item.isMatrix ? [item.cols, item.rows] : [item.cols]
+            let ggml = item.isMatrix
+                ? try targetType(name: name, dims: dims, type: type, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount,
+                                 tied: tied, options: options)
+                : .f32
+            let weights = try importanceWeights(name: name, cols: item.cols, target: ggml, type: type, options: options)
             written.append((name, "\(ggml)"))
-            let dims = item.role == nil ? [item.cols] : [item.cols, item.rows]
             let total = plan.count
             w.tensors.append(GGUFWriter.Tensor(name: name, dims: dims, type: ggml) { sink in
                 progress(index, total, name, "\(ggml)")
-                try writeRows(t, rows: item.rows, cols: item.cols, type: ggml, sink: sink)
+                try writeRows(t, rows: item.rows, cols: item.cols, type: ggml, importance: weights, sink: sink)
             })
         }
+        if quantizeLayout { w.tensors.sort { llamaOrder($0.name, $1.name) } }
         try w.write(path: output)
         progress(plan.count, plan.count, "", "")
         return written
     }
 
+    /// The type `llama-quantize` gives the matrix `name` (GGML `dims`) in a `type` file.
+    static func targetType(name: String, dims: [Int], type: FileType, layers: Int, gqa: Int, tied: Bool,
+                           options: Options) throws(ModelError) -> GGMLType {
+        var category = TensorCategory(name: name)
+        if tied && category == .tokenEmbedding {
+            if let t = options.choices.tokenEmbedding { return t }
+            category = .output  // a tied embedding is also the output projection
+        }
+        let layer = name.hasPrefix("blk.") ? Int(name.split(separator: ".")[1]) ?? 0 : 0
+        let t = type.type(category: category, cols: dims[0], layer: layer, layers: layers, gqa: gqa, choices: options.choices)
+        guard t.info.quantize != nil || !t.isQuantized else {
+            throw .unsupported("\(name) would be \(t.displayName), which phi4 quantize cannot write yet")
+        }
+        return t
+    }
+
+    /// The importance matrix's weights for `name`, checked as llama.cpp checks them: a type that
+    /// needs them and has none is refused, and a size that is not the row's is an error.
+    static func importanceWeights(name: String, cols: Int, target: GGMLType, type: FileType,
+                                  options: Options) throws(ModelError) -> [Float]? {
+        let category = TensorCategory(name: name)
+        let weights = options.importance?.weights(for: name)
+        if let weights, weights.count != cols {
+            if category == .tokenEmbedding { return nil }
+            throw .invalidRequest("the importance matrix has \(weights.count) values for \(name), whose rows have \(cols)")
+        }
+        if weights == nil && type.requiresImportance(category, target) {
+            throw .invalidRequest("\(type.rawValue) needs an importance matrix for \(name) (\(target.displayName)): make one with `phi4 imatrix --model M --text FILE --out imatrix.gguf` and pass --imatrix imatrix.gguf")
+        }
+        return weights
+    }
+
+    /// The `quantize.imatrix.*` entries `llama-quantize` records when given an importance matrix.
+    static func addImportanceMetadata(_ options: Options, to w: inout GGUFWriter) {
+        guard let m = options.importance else { return }
+        func cut(_ s: String) -> String { String(decoding: s.utf8.prefix(127), as: UTF8.self) }
+        w.metadata.append(("quantize.imatrix.file", .string(cut(options.importancePath))))
+        if let d = m.datasets.first { w.metadata.append(("quantize.imatrix.dataset", .string(cut(d)))) }
+        w.metadata.append(("quantize.imatrix.entries_count", .uint32(UInt32(m.entries.count))))
+        if m.chunkCount > 0 { w.metadata.append(("quantize.imatrix.chunks_count", .uint32(UInt32(m.chunkCount)))) }
+    }
+
     /// Converts the GGUF file `input` (a Phi-4 family file whose matrices are F32, F16 or BF16,
-    /// such as Microsoft's `phi-4-fp16.gguf`) to `output` with `type`'s tensor types, tensor by
-    /// tensor from the mapping: every metadata entry is kept (`general.file_type` updated), norms
-    /// and LongRoPE factors stay as stored, and each source tensor's pages leave the resident set
-    /// once converted, so peak memory stays a few row slices whatever the file's size. Matrices
-    /// already quantized are refused unless `allowRequantize` (quantizing twice loses precision:
+    /// such as Microsoft's `phi-4-fp16.gguf`) to `output` with `type`'s tensor types, as
+    /// `llama-quantize` does — the same tensor types, order, metadata and (for every type
+    /// `phi4 quantize` writes) the same bytes — tensor by tensor from the mapping: norms and
+    /// LongRoPE factors stay as stored, and each source tensor's pages leave the resident set once
+    /// converted, so peak memory stays a few row slices whatever the file's size. Matrices already
+    /// quantized are refused unless `options.allowRequantize` (quantizing twice loses precision:
     /// convert from the float file); with it they are dequantized and written in the new type.
     /// `progress(done, total, tensorName, typeName)` is called before each tensor.
     @discardableResult
-    public static func write(ggufFile input: String, type: FileType, output: String, allowRequantize: Bool = false,
+    public static func write(ggufFile input: String, type: FileType, output: String, options: Options = Options(),
                              progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
         try requireWritable(type)
         let g = try GGUFFile(path: input)
@@ -171,42 +145,48 @@ public enum GGUFExport {
             throw ModelError.io("\(output): the output would overwrite the input")
         }
         var w = GGUFWriter()
-        for key in g.metadataOrder {
-            var value = g.metadata[key]!
-            if key == "general.file_type" { value = .uint32(type.code) }
-            if key == "general.alignment" { continue }  // the writer's own alignment
-            w.metadata.append((key, value))
+        let dropped: Set<String> = ["general.file_type", "general.quantization_version", "split.no", "split.count", "split.tensors.count"]
+        for key in g.metadataOrder where !dropped.contains(key) {
+            // The writer aligns to 32 bytes, the default; another alignment is not kept.
+            if key == "general.alignment" && g.metadata[key] != .uint32(32) { continue }
+            w.metadata.append((key, g.metadata[key]!))
         }
-        if g.metadata["general.file_type"] == nil { w.metadata.append(("general.file_type", .uint32(type.code))) }
+        w.metadata += [("general.quantization_version", .uint32(2)), ("general.file_type", .uint32(type.code))]
+        addImportanceMetadata(options, to: &w)
         let tied = g.tensors["output.weight"] == nil
         var written: [(String, String)] = []
-        let total = g.tensorOrder.count
-        for (index, name) in g.tensorOrder.enumerated() {
+        let order = g.tensorOrder.sorted(by: llamaOrder)
+        let total = order.count
+        for (index, name) in order.enumerated() {
             let t = g.tensors[name]!
-            let role = ggufRole(name, tied: tied)
-            let layer = name.hasPrefix("blk.") ? Int(name.split(separator: ".")[1]) ?? 0 : 0
             var target = t.type
-            if let role, t.dims.count == 2 {
-                target = type.type(for: role, cols: t.dims[0], layer: layer, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount)
-                guard [.f32, .f16, .bf16].contains(t.type) || target == t.type || allowRequantize else {
-                    throw ModelError.unsupported("\(input): \(name) is already \(t.type.displayName); quantize from a float (F32, F16, BF16) file, or allow requantizing")
+            var weights: [Float]?
+            if quantizable(name: name, dims: t.dims) {
+                target = try targetType(name: name, dims: t.dims, type: type, layers: c.layerCount, gqa: c.headCount / c.kvHeadCount,
+                                        tied: tied, options: options)
+                if target != t.type {
+                    weights = try importanceWeights(name: name, cols: t.dims[0], target: target, type: type, options: options)
+                    guard !t.type.isQuantized || options.allowRequantize else {
+                        throw ModelError.unsupported("\(input): \(name) is already \(t.type.displayName); quantize from a float (F32, F16, BF16) file, or allow requantizing")
+                    }
                 }
             }
             written.append((name, "\(target)"))
             let rows = t.dims.dropFirst().reduce(1, *)
             let cols = t.dims[0]
             let ggml = target
+            let importance = weights
             w.tensors.append(GGUFWriter.Tensor(name: name, dims: t.dims, type: ggml) { sink in
                 progress(index, total, name, "\(ggml)")
                 if ggml == t.type {
                     try sink(t.data)
                     if let base = t.data.baseAddress { p4k_advise_done(base, t.data.count) }
-                } else if ![.f32, .f16, .bf16].contains(t.type) {
-                    try requantizeRows(t, rows: rows, cols: cols, type: ggml, sink: sink)
+                } else if t.type.isQuantized {
+                    try requantizeRows(t, rows: rows, cols: cols, type: ggml, importance: importance, sink: sink)
                 } else {
                     let info = TensorInfo(name: name, dtype: t.type == .f32 ? .f32 : (t.type == .f16 ? .f16 : .bf16),
                                           shape: [rows, cols], data: t.data, file: t.file)
-                    try writeRows(info, rows: rows, cols: cols, type: ggml, sink: sink)
+                    try writeRows(info, rows: rows, cols: cols, type: ggml, importance: importance, sink: sink)
                 }
             })
         }
@@ -217,7 +197,7 @@ public enum GGUFExport {
 
     /// Dequantizes a quantized GGUF tensor a slice of rows at a time and hands the rows encoded
     /// as `type` to `sink`.
-    static func requantizeRows(_ t: GGUFTensor, rows: Int, cols: Int, type: GGMLType,
+    static func requantizeRows(_ t: GGUFTensor, rows: Int, cols: Int, type: GGMLType, importance: [Float]? = nil,
                                sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         guard let base = t.data.baseAddress else { return }
         let slice = max(1, min(rows, (1 << 22) / max(cols, 1)))
@@ -233,7 +213,7 @@ public enum GGUFExport {
             let src = base + r * srcRow
             guard let dequantize = t.type.info.dequantize else { throw ModelError.unsupported("requantizing a float tensor") }
             dequantize(src, f, n * cols)
-            try encodeRows(f, rows: n, cols: cols, type: type, into: out)
+            try encodeRows(f, rows: n, cols: cols, type: type, importance: importance, into: out)
             try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
             p4k_advise_done(src, n * srcRow)
             r += n
@@ -265,7 +245,7 @@ public enum GGUFExport {
     }
 
     /// Converts a tensor a slice of rows at a time and hands the bytes to `sink`.
-    static func writeRows(_ t: TensorInfo, rows: Int, cols: Int, type: GGMLType,
+    static func writeRows(_ t: TensorInfo, rows: Int, cols: Int, type: GGMLType, importance: [Float]? = nil,
                           sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let slice = max(1, min(rows, (1 << 22) / max(cols, 1)))
         let f = UnsafeMutablePointer<Float>.allocate(capacity: slice * cols)
@@ -277,7 +257,7 @@ public enum GGUFExport {
         while r < rows {
             let n = min(slice, rows - r)
             convertToFloatRows(t, cols: cols, rows: r..<(r + n), into: f)
-            try encodeRows(f, rows: n, cols: cols, type: type, into: out)
+            try encodeRows(f, rows: n, cols: cols, type: type, importance: importance, into: out)
             try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
             // The source rows are done: let them leave the resident set.
             if let base = t.data.baseAddress {
@@ -309,25 +289,31 @@ public enum GGUFExport {
         meta("phi3.attention.sliding_window", .uint32(0))
     }
 
-    /// Encodes `rows` f32 rows of `cols` values as GGML `type` into `out`.
-    static func encodeRows(_ f: UnsafePointer<Float>, rows n: Int, cols: Int, type: GGMLType,
+    /// Encodes `rows` f32 rows of `cols` values as GGML `type` into `out`, weighing rounding
+    /// errors by `importance` (one value per column) where given.
+    static func encodeRows(_ f: UnsafePointer<Float>, rows n: Int, cols: Int, type: GGMLType, importance: [Float]? = nil,
                            into out: UnsafeMutableRawPointer) throws {
         let rowBytes = cols / type.block.elements * type.block.bytes
         switch type {
         case .f32: out.copyMemory(from: f, byteCount: n * cols * 4)
         case .f16: p4k_f32_to_f16(f, out.assumingMemoryBound(to: UInt16.self), n * cols)
-        case _ where type.info.quantize != nil && type.block.elements == 256:
-            // llama.cpp's search per sub-block is slow (~0.1 µs a value): rows go to the pool.
-            let quantize = type.info.quantize!
-            let dst = UnsafeMutableRawPointer(out)
-            ThreadPool.shared.parallelFor(n, threads: ThreadPool.shared.threadCount) { r in
-                for i in r { quantize(f + i * cols, dst + i * rowBytes, cols) }
-            }
         case _ where type.info.quantize != nil:
-            let quantize = type.info.quantize!
-            for i in 0..<n { quantize(f + i * cols, out + i * rowBytes, cols) }
+            // The searches cost up to ~1 µs a value: rows go to the pool.
+            let dst = UnsafeMutableRawPointer(out)
+            let format = Int32(type.rawValue)
+            // The one way p4k_quantize_rows fails: rows that are not whole blocks.
+            guard cols % type.block.elements == 0 else { throw ModelError.unsupported("writing \(type.displayName) rows of \(cols) values") }
+            withOptionalBuffer(importance) { weights in
+                ThreadPool.shared.parallelFor(n, threads: ThreadPool.shared.threadCount) { r in
+                    _ = p4k_quantize_rows(format, f + r.lowerBound * cols, dst + r.lowerBound * rowBytes, r.count, cols, weights)
+                }
+            }
         default: throw ModelError.unsupported("writing \(type.displayName) tensors")
         }
+    }
+
+    private static func withOptionalBuffer(_ a: [Float]?, _ body: (UnsafePointer<Float>?) throws -> Void) rethrows {
+        if let a { try a.withUnsafeBufferPointer { try body($0.baseAddress) } } else { try body(nil) }
     }
 
     /// Adds `tokenizer.ggml.*` metadata: GPT-2 byte-level token texts, token types, merges
