@@ -22,6 +22,25 @@ public final class Decoder {
     /// Threads each parallel step uses.
     public let threads: Int
 
+    /// The weight matrices whose inputs ``observer`` sees.
+    public enum MatrixInput: Sendable {
+        /// `attn_qkv` (input: the attention norm's output).
+        case qkv
+        /// `attn_output` (input: the attention's output).
+        case attentionOutput
+        /// `ffn_up`, the fused gate and up projections (input: the MLP norm's output).
+        case gateUp
+        /// `ffn_down` (input: silu(gate) · up).
+        case down
+        /// The output projection (input: the final norm's output).
+        case lmHead
+    }
+
+    /// Called, when set, with the rows entering each weight matrix of a pass (layer, matrix,
+    /// `count` rows of `width` floats) before the product: what an importance matrix sums
+    /// (``ImportanceCollector``). Nil costs nothing.
+    public var observer: ((_ layer: Int, _ matrix: MatrixInput, _ rows: UnsafePointer<Float>, _ count: Int, _ width: Int) -> Void)?
+
     private let pool: ThreadPool
     private let rotary: RotaryTable
     private let s: Scratch
@@ -167,6 +186,7 @@ public final class Decoder {
         for (l, layer) in w.layers.enumerated() {
             // 2. Attention block. xn = rmsnorm(x); [q; k; v] = xn · Wqkvᵀ
             rowwise(t) { i in Ops.rmsNorm(x + i * d, layer.attentionNorm, xn + i * d, d, eps: c.rmsNormEps) }
+            observer?(l, .qkv, xn, t, d)
             Ops.matmul(xn, rows: t, layer.qkv, qkv, pool: pool, threads: threads)
 
             // Rotate q and k (NeoX pairs i, i + rotaryDim/2 over each head's first rotaryDim
@@ -186,15 +206,18 @@ public final class Decoder {
                 attention(queries: qkv + r * qkvDim, count: seg.tokens.count, start: seg.cache.count, cache: seg.cache,
                           layer: l, out: attn + r * c.qDim)
             }
+            observer?(l, .attentionOutput, attn, t, c.qDim)
             Ops.matmul(attn, rows: t, layer.output, x, accumulate: true, pool: pool, threads: threads)
 
             // 3. MLP block. xn = rmsnorm(x); [gate; up] = xn · Wguᵀ; x += (silu(gate) * up) · Wdownᵀ
             rowwise(t) { i in Ops.rmsNorm(x + i * d, layer.mlpNorm, xn + i * d, d, eps: c.rmsNormEps) }
+            observer?(l, .gateUp, xn, t, d)
             Ops.matmul(xn, rows: t, layer.gateUp, gateUp, pool: pool, threads: threads)
             rowwise(t) { i in
                 let g = gateUp + i * 2 * ff
                 Ops.siluMultiply(g, g + ff, act + i * ff, ff)
             }
+            observer?(l, .down, act, t, ff)
             Ops.matmul(act, rows: t, layer.down, x, accumulate: true, pool: pool, threads: threads)
             if let shouldStop, l + 1 < w.layers.count, shouldStop() { throw .cancelled }
         }
@@ -217,6 +240,7 @@ public final class Decoder {
             Ops.rmsNorm(x + i * d, w.finalNorm, xn + j * d, d, eps: c.rmsNormEps)
         }
         if output == .hidden { return Array(UnsafeBufferPointer(start: xn, count: rows.count * d)) }
+        observer?(w.layers.count, .lmHead, xn, rows.count, d)
         var out = [Float](repeating: 0, count: rows.count * c.vocabSize)
         out.withUnsafeMutableBufferPointer { buf in
             Ops.matmul(xn, rows: rows.count, w.lmHead, buf.baseAddress!, pool: pool, threads: threads)
