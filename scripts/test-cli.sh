@@ -91,13 +91,23 @@ check "info on a split model names its shards" '$P info "$SPLIT" | grep -q "^spl
 check "generate from a middle shard of a split model" '[ -n "$($P generate --model "$SPLIT" --ids 1,2,3 --greedy --max-tokens 4 --print-ids 2>/dev/null)" ]'
 # Types phi4 reads but cannot write yet are a usage error of quantize, listing the writable ones.
 set +e
-err=$($P quantize --model $M --type iq4_xs --out /tmp/never.gguf 2>&1); rc=$?
+err=$($P quantize --model $M --type iq3_m --out /tmp/never.gguf 2>&1); rc=$?
 set -e
 check "quantize refuses a read-only type (exit $rc)" '[ $rc -eq 64 ] && printf "%s" "$err" | grep -q "q4_k_m"'
 tmp=$(mktemp -d)
 head -c 20000 Sources/Phi4/Model/Decoder.swift > "$tmp/text.txt"
 ppl=$($P perplexity --model $M --file "$tmp/text.txt" --ctx 128 --max-windows 2 2>/dev/null)
 check "perplexity prints a value" 'printf "%s" "$ppl" | grep -qE "^perplexity: [0-9.]+ over [0-9]+ predictions"'
+# An importance matrix, then a quantization that uses it (llama-imatrix's and llama-quantize's flags).
+DEMO=models/phi4-demo-q8_0.gguf
+$P imatrix -m $DEMO -f "$tmp/text.txt" -c 128 --chunks 4 -o "$tmp/im.gguf" 2>/dev/null
+check "imatrix writes llama.cpp's GGUF format" '[ "$(head -c 4 "$tmp/im.gguf")" = GGUF ]'
+$P quantize --model $DEMO --allow-requantize --imatrix "$tmp/im.gguf" --type Q3_K_M --token-embedding-type q8_0 --out "$tmp/q3.gguf" 2>/dev/null
+check "quantize with an importance matrix" '$P info "$tmp/q3.gguf" | grep -q "q3_k"'
+set +e
+err=$($P quantize --model $DEMO --allow-requantize --type q2_k_s --out "$tmp/never.gguf" 2>&1); rc=$?
+set -e
+check "q2_k_s without an importance matrix is refused, saying how to make one (exit $rc)" '[ $rc -ne 0 ] && printf "%s" "$err" | grep -q "phi4 imatrix"'
 $P quantize --model $M --type q8_0 --out "$tmp/m.gguf" 2>/dev/null
 check "info on a quantized GGUF" '$P info "$tmp/m.gguf" | grep -q "tensors q8_0"'
 check "generate from the GGUF" '[ -n "$($P generate --model "$tmp/m.gguf" --ids 1,2,3 --greedy --max-tokens 4 --print-ids 2>/dev/null)" ]'

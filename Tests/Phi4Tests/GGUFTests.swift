@@ -216,15 +216,17 @@ final class GGUFTests: XCTestCase {
                 } ?? .f32
                 XCTAssertEqual(ours.displayName, expected[name]![t.ggufName]!.stringValue!, "\(name) \(t.ggufName)")
             }
-            XCTAssertFalse(type.writable, name)
+            XCTAssertTrue(type.writable, name)
         }
     }
 
     /// `phi4 quantize`'s writer: the file loads and runs exactly like quantizing at load time
     /// (gqa8: every row is whole blocks); rows that are not whole blocks (gqa4's FFN 176) stay f16.
+    /// (llama.cpp's Q4_0 mix keeps the output projection in Q6_K, which loading as Q4_0 does not:
+    /// that file is checked byte for byte against llama-quantize in QuantizeParityTests.)
     func testExportRoundTrip() throws {
         let p8 = try loadReference("gqa8")[1]
-        for type in [GGUFExport.FileType.q4_0, .q8_0, .q4_0Mixed] {
+        for type in [GGUFExport.FileType.q8_0, .q4_0Mixed] {
             let path = tmp + "/gqa8-\(type.rawValue).gguf"
             try GGUFExport.write(hfDirectory: modelFixtures + "/gqa8", type: type, output: path)
             let a = try Session(model: try Model.load(path: path), contextLength: 256).evaluate(p8.ids, allLogits: true)
@@ -276,7 +278,9 @@ final class GGUFTests: XCTestCase {
         XCTAssertThrowsError(try GGUFExport.write(ggufFile: f16, type: .q4_K_M, output: f16))
         let written = try GGUFExport.write(ggufFile: f16, type: .q4_K_M, output: q4km)
         let source = try GGUFFile(path: demo), file = try GGUFFile(path: q4km)
-        XCTAssertEqual(file.metadataOrder, source.metadataOrder)
+        // llama-quantize's order: the source's, with the quantization version and file type last.
+        let moved = ["general.quantization_version", "general.file_type"]
+        XCTAssertEqual(file.metadataOrder, source.metadataOrder.filter { !moved.contains($0) } + moved)
         for key in source.metadataOrder where key != "general.file_type" {
             XCTAssertEqual(file.metadata[key], source.metadata[key], key)
         }

@@ -195,6 +195,16 @@ public enum GGUFExport {
         return written
     }
 
+    /// ``write(ggufFile:type:output:options:progress:)`` with the mix's choices and no importance
+    /// matrix.
+    @discardableResult
+    public static func write(ggufFile input: String, type: FileType, output: String, allowRequantize: Bool,
+                             progress: @escaping (Int, Int, String, String) -> Void = { _, _, _, _ in }) throws -> [(String, String)] {
+        var options = Options()
+        options.allowRequantize = allowRequantize
+        return try write(ggufFile: input, type: type, output: output, options: options, progress: progress)
+    }
+
     /// Dequantizes a quantized GGUF tensor a slice of rows at a time and hands the rows encoded
     /// as `type` to `sink`.
     static func requantizeRows(_ t: GGUFTensor, rows: Int, cols: Int, type: GGMLType, importance: [Float]? = nil,

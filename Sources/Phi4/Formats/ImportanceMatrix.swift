@@ -84,6 +84,7 @@ public struct ImportanceMatrix: Sendable {
             let c = try floats(counts)
             guard !c.isEmpty, sums.count % c.count == 0 else { throw .invalidWeights("\(path): \(base) has \(sums.count) sums for \(c.count) counts") }
             guard c.allSatisfy({ $0.isFinite && $0 >= 0 && $0 < 9e18 }) else { throw .invalidWeights("\(path): \(base) has an invalid count") }
+            guard sums.allSatisfy(\.isFinite) else { throw .invalidWeights("\(path): \(base) has a non-finite value") }
             m.entries[base] = Entry(sums: sums, counts: c.map { Int($0.rounded(.toNearestOrAwayFromZero)) })
         }
         for name in g.tensorOrder where name.hasSuffix(".counts") && g.tensors[String(name.dropLast(7)) + ".in_sum2"] == nil {
@@ -120,6 +121,7 @@ public struct ImportanceMatrix: Sendable {
                 (0..<Int(count)).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) }
             }
             at += 4 * Int(count)
+            guard values.allSatisfy(\.isFinite) else { throw .invalidWeights("\(path): \(name) has a non-finite value") }
             m.entries[name] = Entry(sums: values, counts: [Int(calls)])
         }
         if let chunks = int32() {
