@@ -24,7 +24,7 @@ struct RandomModelCommand: ParsableCommand {
     @Option(help: "Number of layers (default: the shape's, 40 or 32).")
     var layers: Int?
 
-    @Option(help: "f32, f16, q8_0, q4_0, q4_0-mixed, q4_k_m, q5_k_m, q6_k, or llama.cpp's low-bit mixes q2_k, q3_k_m, iq4_xs, iq4_nl, q4_1, q5_0, q5_1 (K-quants and the types without a quantizer: random bits with sane scales).")
+    @Option(help: "Any file type llama-quantize names (f16, q8_0, q4_0, q4_k_m, q3_k_m, iq4_xs, iq3_m, iq2_m, iq1_m, …) or q4_0-mixed, with llama-quantize's per-tensor types without an importance matrix (K-quants, IQ types, Q4_1: random bits with sane scales).")
     var type: String
 
     @Option(help: "A tokenizer (model directory, tokenizer.json or .tiktoken) whose vocabulary to embed.")
@@ -58,7 +58,7 @@ struct RandomModelCommand: ParsableCommand {
                                  padTokenID: 199_999)
         default: throw ValidationError("--shape must be phi4 or phi4-mini")
         }
-        guard let t = GGUFExport.FileType(rawValue: type) else { throw ValidationError("unknown --type \(type)") }
+        guard let t = GGUFExport.FileType(name: type) else { throw ValidationError("unknown --type \(type)") }
         var overrides: [String: GGMLType] = [:]
         if let tensorTypes {
             let names = Dictionary(uniqueKeysWithValues: GGMLType.allCases.map { ($0.displayName.uppercased(), $0) })

@@ -65,9 +65,10 @@ public enum RandomModel {
                         r += n
                         continue
                     }
-                    if ggml.block.elements == 256 || ggml.info.quantize == nil {
-                        // K-quants and types without a quantizer: random bits, with the fp16 scales
-                        // set so that the values have about the standard deviation `scale`.
+                    if ggml.isQuantized && (ggml.block.elements == 256 || ggml.info.quantize == nil || ggml == .q4_1 || ggml == .iq4_NL) {
+                        // Quantized types whose quantizers search (slow at full size) or that have
+                        // none: random bits, with the fp16 scales set so that the values have about
+                        // the standard deviation `scale`. Float tensors (norms = 1) are written below.
                         randomBlocks(out, count: n * cols / ggml.block.elements, type: ggml, scale: scale, state: &state)
                         try sink(UnsafeRawBufferPointer(start: out, count: n * rowBytes))
                         r += n
