@@ -38,8 +38,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHI4 = os.path.join(ROOT, ".build", "release", "phi4")
 FIX = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "quant", "llama_quantize")
 TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q2_k_s", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m",
-         "q5_k_s", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs"]
-NEEDS_IMATRIX = {"q2_k_s"}
+         "q5_k_s", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m"]
 SOURCES = {
     # name: (how to make the f32 GGUF, tokens per imatrix chunk)
     "demo": (["--model", os.path.join(ROOT, "models", "phi4-demo-q8_0.gguf"), "--allow-requantize"], 256),
@@ -179,20 +178,20 @@ def main():
             for t in types:
                 for variant, extra in variants + ([("q8_0-ends", ["--imatrix", lim, "--token-embedding-type", "q8_0",
                                                                    "--output-tensor-type", "q8_0"])] if t == "q3_k_m" else []):
-                    if variant == "plain" and t in NEEDS_IMATRIX:
-                        # llama-quantize refuses when a tensor would be Q2_K without an importance matrix.
-                        lr = subprocess.run([quantize, f32, os.path.join(tmp, "y.gguf"), t.upper(), "2"], capture_output=True, text=True, cwd=tmp)
-                        r = subprocess.run([PHI4, "quantize", "--model", f32, "--type", t, "--out", os.path.join(tmp, "x.gguf")],
-                                           capture_output=True, text=True)
-                        if lr.returncode != 0:
-                            ok = r.returncode != 0 and "importance matrix" in r.stderr
-                            print(f"  {t:8} {variant:9} both refuse without an importance matrix: {'yes' if ok else 'NO'}")
-                            failures += not ok
-                            continue
                     theirs, ours = os.path.join(tmp, f"l-{t}-{variant}.gguf"), os.path.join(tmp, f"p-{t}-{variant}.gguf")
                     t0 = time.time()
-                    run([quantize, *extra, f32, theirs, t.upper(), "2"])
+                    lr = subprocess.run([quantize, *extra, f32, theirs, t.upper(), "2"], capture_output=True, text=True, cwd=tmp)
                     t1 = time.time()
+                    if lr.returncode != 0 and "imatrix" in lr.stderr and variant == "plain":
+                        # llama-quantize refuses types that need an importance matrix: so must we.
+                        r = subprocess.run([PHI4, "quantize", "--model", f32, "--type", t, "--out", ours],
+                                           capture_output=True, text=True, cwd=tmp)
+                        ok = r.returncode != 0 and "importance matrix" in r.stderr
+                        print(f"  {t:8} {variant:9} both refuse without an importance matrix: {'yes' if ok else 'NO'}")
+                        failures += not ok
+                        continue
+                    if lr.returncode != 0:
+                        raise SystemExit(f"llama-quantize failed: {lr.stderr[-1500:]}")
                     run([PHI4, "quantize", *extra, "--model", f32, "--type", t, "--out", ours])
                     t2 = time.time()
                     same = open(theirs, "rb").read() == open(ours, "rb").read()

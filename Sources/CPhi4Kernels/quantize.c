@@ -766,6 +766,7 @@ int p4k_quantize_rows(int format, const float *x, void *out, size_t rows, size_t
                 iq4_block(256, xr + 256 * b, &blk->d, blk->qs, &blk->scales_h, blk->scales_l, imatrix ? imatrix + 256 * b : NULL);
             }
             break;
+        case P4K_IQ3_XXS: case P4K_IQ3_S: p4k_quantize_iq_row(format, xr, y, cols, imatrix); break;
         case P4K_Q2_K: case P4K_Q3_K: case P4K_Q4_K: case P4K_Q5_K: case P4K_Q6_K:
             if (!imatrix) {
                 p4k_quantize_kquant(format, xr, y, cols);

@@ -26,7 +26,7 @@ extension GGUFExport {
         /// the mix may give (the lattice IQ types have none yet; `phi4 dev random-model` writes
         /// them with random blocks).
         public var writable: Bool {
-            ![.iq3_XXS, .iq3_XS, .iq3_S, .iq3_M, .iq2_XXS, .iq2_XS, .iq2_S, .iq2_M, .iq1_S, .iq1_M].contains(self)
+            ![.iq2_XXS, .iq2_XS, .iq2_S, .iq2_M, .iq1_S, .iq1_M].contains(self)
         }
 
         /// llama.cpp's `general.file_type` code (`LLAMA_FTYPE_*`).
