@@ -38,7 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHI4 = os.path.join(ROOT, ".build", "release", "phi4")
 FIX = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "quant", "llama_quantize")
 TYPES = ["q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q2_k_s", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q4_k_m",
-         "q5_k_s", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m"]
+         "q5_k_s", "q5_k_m", "q6_k", "iq4_nl", "iq4_xs", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq2_m",
+         "iq1_s", "iq1_m"]
 SOURCES = {
     # name: (how to make the f32 GGUF, tokens per imatrix chunk)
     "demo": (["--model", os.path.join(ROOT, "models", "phi4-demo-q8_0.gguf"), "--allow-requantize"], 256),

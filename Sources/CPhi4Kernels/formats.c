@@ -391,6 +391,11 @@ static void quantize_iq4_nl(const float *x, void *out, size_t n) { p4k_quantize_
 static void quantize_iq4_xs(const float *x, void *out, size_t n) { p4k_quantize_rows(P4K_IQ4_XS, x, out, 1, n, NULL); }
 static void quantize_iq3_xxs(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ3_XXS, x, out, n, NULL); }
 static void quantize_iq3_s(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ3_S, x, out, n, NULL); }
+static void quantize_iq2_xxs(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ2_XXS, x, out, n, NULL); }
+static void quantize_iq2_xs(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ2_XS, x, out, n, NULL); }
+static void quantize_iq2_s(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ2_S, x, out, n, NULL); }
+static void quantize_iq1_s(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ1_S, x, out, n, NULL); }
+static void quantize_iq1_m(const float *x, void *out, size_t n) { p4k_quantize_iq_row(P4K_IQ1_M, x, out, n, NULL); }
 
 // Every weight format libphi4 reads, in GGML type order: the one place its facts are written.
 static const p4k_format_info formats[] = {
@@ -406,15 +411,15 @@ static const p4k_format_info formats[] = {
     {P4K_Q4_K, "Q4_K", 256, sizeof(p4k_block_q4_k), 1, quantize_q4_k, p4k_dequantize_q4_k},
     {P4K_Q5_K, "Q5_K", 256, sizeof(p4k_block_q5_k), 1, quantize_q5_k, p4k_dequantize_q5_k},
     {P4K_Q6_K, "Q6_K", 256, sizeof(p4k_block_q6_k), 1, quantize_q6_k, p4k_dequantize_q6_k},
-    {P4K_IQ2_XXS, "IQ2_XXS", 256, sizeof(p4k_block_iq2_xxs), 1, NULL, dequantize_iq2_xxs},
-    {P4K_IQ2_XS, "IQ2_XS", 256, sizeof(p4k_block_iq2_xs), 1, NULL, dequantize_iq2_xs},
+    {P4K_IQ2_XXS, "IQ2_XXS", 256, sizeof(p4k_block_iq2_xxs), 1, quantize_iq2_xxs, dequantize_iq2_xxs},
+    {P4K_IQ2_XS, "IQ2_XS", 256, sizeof(p4k_block_iq2_xs), 1, quantize_iq2_xs, dequantize_iq2_xs},
     {P4K_IQ3_XXS, "IQ3_XXS", 256, sizeof(p4k_block_iq3_xxs), 1, quantize_iq3_xxs, dequantize_iq3_xxs},
-    {P4K_IQ1_S, "IQ1_S", 256, sizeof(p4k_block_iq1_s), 1, NULL, dequantize_iq1_s},
+    {P4K_IQ1_S, "IQ1_S", 256, sizeof(p4k_block_iq1_s), 1, quantize_iq1_s, dequantize_iq1_s},
     {P4K_IQ4_NL, "IQ4_NL", 32, sizeof(p4k_block_iq4_nl), 1, quantize_iq4_nl, p4k_dequantize_iq4_nl},
     {P4K_IQ3_S, "IQ3_S", 256, sizeof(p4k_block_iq3_s), 1, quantize_iq3_s, dequantize_iq3_s},
-    {P4K_IQ2_S, "IQ2_S", 256, sizeof(p4k_block_iq2_s), 1, NULL, dequantize_iq2_s},
+    {P4K_IQ2_S, "IQ2_S", 256, sizeof(p4k_block_iq2_s), 1, quantize_iq2_s, dequantize_iq2_s},
     {P4K_IQ4_XS, "IQ4_XS", 256, sizeof(p4k_block_iq4_xs), 1, quantize_iq4_xs, p4k_dequantize_iq4_xs},
-    {P4K_IQ1_M, "IQ1_M", 256, sizeof(p4k_block_iq1_m), 1, NULL, dequantize_iq1_m},
+    {P4K_IQ1_M, "IQ1_M", 256, sizeof(p4k_block_iq1_m), 1, quantize_iq1_m, dequantize_iq1_m},
     {30, "BF16", 1, 2, 0, NULL, NULL},
 };
 

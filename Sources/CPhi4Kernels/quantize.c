@@ -200,9 +200,11 @@ static float fit_asymmetric(int n, int nmax, const float *x, const float *w, uin
     return scale;
 }
 
+float p4k_fit_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw);
+
 // Positive values (group scales or mins) to 0…nmax against one scale: 9 candidate scales, then up
 // to five passes moving single values to their best level, weights `qw`.
-static float fit_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
+float p4k_fit_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw) {
     float max = 0;
     for (int i = 0; i < n; i++) max = fmaxf(max, x[i]);
     if (max < ALL_ZERO) {
@@ -552,8 +554,8 @@ static void q2k_weighted(const float *x, p4k_block_q2_k *y, const float *qw) {
         for (int l = 0; l < 16; l++) sw[j] += w[l];
         scales[j] = fit_asymmetric(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], aux, -0.9f, 0.05f, 36, 0);
     }
-    y->d = p4k_f32_to_fp16(fit_positive(16, 15, scales, Ls, sw));
-    y->dmin = p4k_f32_to_fp16(fit_positive(16, 15, mins, Lm, sw));
+    y->d = p4k_f32_to_fp16(p4k_fit_positive(16, 15, scales, Ls, sw));
+    y->dmin = p4k_f32_to_fp16(p4k_fit_positive(16, 15, mins, Lm, sw));
     const float dm = p4k_fp16_to_f32(y->d), mm = p4k_fp16_to_f32(y->dmin);
     for (int j = 0; j < 16; j++) y->scales[j] = (uint8_t)(Ls[j] | (Lm[j] << 4));
     for (int j = 0; j < 16; j++) {
@@ -595,7 +597,7 @@ static void k45_weighted(const float *x, uint8_t *y, const float *qw, int bits) 
         sw[j] = s;
         scales[j] = fit_asymmetric(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], aux, -0.9f, 0.05f, 36, 0);
     }
-    const float d_block = fit_positive(8, 63, scales, Ls, sw), m_block = fit_positive(8, 63, mins, Lm, sw);
+    const float d_block = p4k_fit_positive(8, 63, scales, Ls, sw), m_block = p4k_fit_positive(8, 63, mins, Lm, sw);
     p4k_block_q4_k *b = (p4k_block_q4_k *)y;
     memset(b->scales, 0, sizeof(b->scales));
     // Q5_K caps the 6-bit codes at 63; Q4_K stores them as they come (they never exceed it).
@@ -766,7 +768,9 @@ int p4k_quantize_rows(int format, const float *x, void *out, size_t rows, size_t
                 iq4_block(256, xr + 256 * b, &blk->d, blk->qs, &blk->scales_h, blk->scales_l, imatrix ? imatrix + 256 * b : NULL);
             }
             break;
-        case P4K_IQ3_XXS: case P4K_IQ3_S: p4k_quantize_iq_row(format, xr, y, cols, imatrix); break;
+        case P4K_IQ3_XXS: case P4K_IQ3_S: case P4K_IQ2_XXS: case P4K_IQ2_XS: case P4K_IQ2_S: case P4K_IQ1_S: case P4K_IQ1_M:
+            p4k_quantize_iq_row(format, xr, y, cols, imatrix);
+            break;
         case P4K_Q2_K: case P4K_Q3_K: case P4K_Q4_K: case P4K_Q5_K: case P4K_Q6_K:
             if (!imatrix) {
                 p4k_quantize_kquant(format, xr, y, cols);

@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+float p4k_fit_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw);
+
 static inline int imin(int a, int b) { return a < b ? a : b; }
 static inline int imax(int a, int b) { return a > b ? a : b; }
 
@@ -357,14 +359,685 @@ static void iq3_s_block(const float *x, p4k_block_iq3_s *y, const float *qw) {
     }
 }
 
+// ---- The lattice of IQ2 and IQ1: 8 coordinates in 0…2, code = Σ l_k · 4^k ----------------------
+
+#define CODES8 43692  // the largest code (all coordinates 2) + 2
+
+typedef struct {
+    int size, nwant;
+    int8_t (*pos)[8];   // entry i as odd coordinates 2l + 1
+    int16_t *map;       // code → grid entry, or −1
+    int32_t *offset;    // code off the grid → its list in `neighbours`: count, then entries
+    uint16_t *neighbours;
+} lattice8;
+
+static lattice8 lattices8[4];  // IQ2_XXS (256), IQ2_XS (512), IQ2_S (1024), IQ1_S / IQ1_M (2048)
+static pthread_once_t lattice8_once[4] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+
+static void build_lattice8(int which) {
+    lattice8 *g = &lattices8[which];
+    static const int sizes[4] = {256, 512, 1024, 2048}, wants[4] = {2, 2, 1, 3};
+    const uint64_t *grids[4] = {p4k_iq2xxs_grid, p4k_iq2xs_grid, p4k_iq2s_grid, p4k_iq1s_grid};
+    const int size = sizes[which];
+    g->nwant = wants[which];
+    g->pos = malloc((size_t)size * 8);
+    g->map = malloc(CODES8 * sizeof(int16_t));
+    g->offset = malloc(CODES8 * sizeof(int32_t));
+    int *dist = malloc((size_t)size * sizeof(int));
+    size_t cap = (size_t)CODES8 * 32, used = 0;
+    g->neighbours = malloc(cap * sizeof(uint16_t));
+    if (!g->pos || !g->map || !g->offset || !dist || !g->neighbours) goto fail;
+    for (int i = 0; i < CODES8; i++) g->map[i] = -1;
+    for (int i = 0; i < size; i++) {
+        int code = 0;
+        for (int k = 0; k < 8; k++) {
+            const uint8_t b = (uint8_t)(grids[which][i] >> (8 * k));
+            // IQ2 grids store 8, 25, 43 for levels 0, 1, 2; IQ1's −1, 0, 1.
+            const int l = which == 3 ? (int)(int8_t)b + 1 : (b == 8 ? 0 : b == 25 ? 1 : 2);
+            g->pos[i][k] = (int8_t)(2 * l + 1);
+            code |= l << (2 * k);
+        }
+        g->map[code] = (int16_t)i;
+    }
+    for (int u = 0; u < CODES8; u++) {
+        g->offset[u] = -1;
+        if (g->map[u] >= 0) continue;
+        int p[8];
+        for (int k = 0; k < 8; k++) p[k] = 2 * ((u >> (2 * k)) & 3) + 1;
+        for (int j = 0; j < size; j++) {
+            int d2 = 0;
+            for (int k = 0; k < 8; k++) d2 += (g->pos[j][k] - p[k]) * (g->pos[j][k] - p[k]);
+            dist[j] = d2;
+        }
+        // The entries at the nwant smallest distances, by distance, then index (what sorting the
+        // (distance, index) pairs and cutting after the nwant-th distinct distance gives).
+        int levels[3], nl = 0;
+        while (nl < g->nwant) {
+            int next = -1;
+            for (int j = 0; j < size; j++)
+                if ((nl == 0 || dist[j] > levels[nl - 1]) && (next < 0 || dist[j] < next)) next = dist[j];
+            if (next < 0) break;
+            levels[nl++] = next;
+        }
+        if (used + 1 + (size_t)size > cap) {
+            cap *= 2;
+            uint16_t *more = realloc(g->neighbours, cap * sizeof(uint16_t));
+            if (!more) goto fail;
+            g->neighbours = more;
+        }
+        g->offset[u] = (int32_t)used;
+        const size_t start = used++;
+        for (int l = 0; l < nl; l++)
+            for (int j = 0; j < size; j++)
+                if (dist[j] == levels[l]) g->neighbours[used++] = (uint16_t)j;
+        g->neighbours[start] = (uint16_t)(used - start - 1);
+    }
+    free(dist);
+    g->size = size;
+    return;
+fail:  // out of memory: the quantizers write zero blocks
+    free(dist);
+    free(g->pos);
+    free(g->map);
+    free(g->offset);
+    free(g->neighbours);
+    memset(g, 0, sizeof *g);
+}
+
+static void build8_0(void) { build_lattice8(0); }
+static void build8_1(void) { build_lattice8(1); }
+static void build8_2(void) { build_lattice8(2); }
+static void build8_3(void) { build_lattice8(3); }
+
+static const lattice8 *get_lattice8(int which) {
+    static void (*const builders[4])(void) = {build8_0, build8_1, build8_2, build8_3};
+    pthread_once(&lattice8_once[which], builders[which]);
+    return &lattices8[which];
+}
+
+static int code8(const int8_t *L) {
+    int u = 0;
+    for (int i = 0; i < 8; i++) u |= L[i] << (2 * i);
+    return u;
+}
+
+// Levels of 8 values at inverse scale id (0…2), and their code.
+static int round_eight(const float *xval, float id, int8_t *L) {
+    for (int i = 0; i < 8; i++) L[i] = (int8_t)imax(0, imin(2, nearest(0.5f * (id * xval[i] - 1))));
+    return code8(L);
+}
+
+// The neighbour of code u nearest to xval at `scale` (weights w); L gets its levels.
+static int best_neighbour8(const lattice8 *g, int u, const float *xval, const float *w, float scale, int8_t *L) {
+    const uint16_t *nb = g->neighbours + g->offset[u];
+    float best = FLT_MAX;
+    int index = nb[1];
+    for (int j = 1; j <= nb[0]; j++) {
+        float d2 = 0;
+        for (int i = 0; i < 8; i++) {
+            const float q = g->pos[nb[j]][i], diff = scale * q - xval[i];
+            d2 += w[i] * diff * diff;
+        }
+        if (d2 < best) {
+            best = d2;
+            index = nb[j];
+        }
+    }
+    for (int i = 0; i < 8; i++) L[i] = (int8_t)((g->pos[index][i] - 1) / 2);
+    return index;
+}
+
+static inline int grid8(const lattice8 *g, const int8_t *L) {
+    const int i = g->map[code8(L)];
+    return i < 0 ? 0 : i;  // always on the grid after the fits below
+}
+
+// Signs of 8 values out of x into xval; with `even`, an odd count flips the value of least
+// w·x² back (IQ2_XXS, IQ2_XS store 7 sign bits, the eighth implied by parity).
+static uint8_t take_signs(const float *x, const float *w, float *xval, int even) {
+    int nflip = 0;
+    uint8_t s = 0;
+    for (int i = 0; i < 8; i++) {
+        if (x[i] >= 0) xval[i] = x[i];
+        else {
+            xval[i] = -x[i];
+            nflip++;
+            s |= (uint8_t)(1 << i);
+        }
+    }
+    if (even && nflip % 2) {
+        int m = 0;
+        float min = w[0] * x[0] * x[0];
+        for (int i = 1; i < 8; i++) {
+            const float ax = w[i] * x[i] * x[i];
+            if (ax < min) {
+                min = ax;
+                m = i;
+            }
+        }
+        xval[m] = -xval[m];
+        s ^= (uint8_t)(1 << m);
+    }
+    return even ? s & 127 : s;
+}
+
+static float sum_sq(const float *x) {
+    float s = 0;
+    for (int i = 0; i < 256; i++) s += x[i] * x[i];
+    return s;
+}
+
+static const float ones[256] = {
+#define O8 1, 1, 1, 1, 1, 1, 1, 1
+#define O64 O8, O8, O8, O8, O8, O8, O8, O8
+    O64, O64, O64, O64
+#undef O64
+#undef O8
+};
+
+// IQ2_XXS: groups of 32; the first scale from p4k_fit_positive on 4 levels, 13 candidates.
+static void iq2_xxs_block(const float *x, p4k_block_iq2_xxs *y, const float *qw) {
+    const lattice8 *g = get_lattice8(0);
+    float scales[8], weight[32], waux[32], xval[32], max_scale = 0;
+    int8_t L[32], Laux[32];
+    uint32_t q2[16];
+    memset(q2, 0, sizeof q2);
+    y->d = p4k_f32_to_fp16(0.0f);
+    const float sigma2 = sum_sq(x) / 256;
+    for (int ib = 0; ib < 8; ib++) {
+        const float *xb = x + 32 * ib, *w = qw + 32 * ib;
+        for (int i = 0; i < 32; i++) weight[i] = w[i] * sqrtf(sigma2 + xb[i] * xb[i]);
+        for (int i = 0; i < 32; i++) waux[i] = sqrtf(weight[i]);
+        uint8_t block_signs[4];
+        for (int k = 0; k < 4; k++) block_signs[k] = take_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k, 1);
+        float max = xval[0];
+        for (int i = 1; i < 32; i++) max = max > xval[i] ? max : xval[i];
+        if (max < 1e-15f) {
+            scales[ib] = 0;
+            memset(L, 0, 32);
+            continue;
+        }
+        float scale = p4k_fit_positive(32, 4, xval, (uint8_t *)L, weight);
+        const float eff_max = scale * 3;
+        if (eff_max <= 0) {
+            scales[ib] = 0;
+            memset(L, 0, 32);
+            continue;
+        }
+        float best = 0;
+        for (int is = -6; is <= 6; is++) {
+            const float id = (5 + is * 0.1f) / eff_max, this_scale = 1 / id;
+            for (int k = 0; k < 4; k++) {
+                const int u = round_eight(xval + 8 * k, id, Laux + 8 * k);
+                if (g->map[u] < 0) best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
+            }
+            float sumqx = 0, sumq2 = 0;
+            for (int i = 0; i < 32; i++) {
+                const float w2 = weight[i], q = 2 * Laux[i] + 1;
+                sumqx += w2 * xval[i] * q;
+                sumq2 += w2 * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                scale = sumqx / sumq2;
+                best = scale * sumqx;
+                memcpy(L, Laux, 32);
+            }
+        }
+        if (scale > 0) {
+            const float id = 1 / scale;
+            for (int k = 0; k < 4; k++) {
+                int8_t l8[8];
+                const int u = round_eight(xval + 8 * k, id, l8);
+                int index = g->map[u];
+                if (index < 0) index = best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
+                for (int i = 0; i < 8; i++) L[8 * k + i] = (int8_t)((g->pos[index][i] - 1) / 2);
+            }
+            float sumqx = 0, sumq2 = 0;
+            for (int i = 0; i < 32; i++) {
+                const float w2 = weight[i], q = 2 * L[i] + 1;
+                sumqx += w2 * xval[i] * q;
+                sumq2 += w2 * q * q;
+            }
+            if (sumq2 > 0) scale = sumqx / sumq2;
+        }
+        if (scale < 0) {
+            scale = -scale;
+            for (int k = 0; k < 4; k++) block_signs[k] = (uint8_t)(~block_signs[k] & 127);
+        }
+        for (int k = 0; k < 4; k++) {
+            q2[2 * ib] |= (uint32_t)grid8(g, L + 8 * k) << (8 * k);
+            q2[2 * ib + 1] |= (uint32_t)block_signs[k] << (7 * k);
+        }
+        scales[ib] = scale;
+        max_scale = max_scale > scale ? max_scale : scale;
+    }
+    if (!max_scale) {
+        memset(y->qs, 0, 64);
+        return;
+    }
+    const float d = max_scale / 31;
+    y->d = p4k_f32_to_fp16(d);
+    const float id = 1 / d;
+    for (int ib = 0; ib < 8; ib++) {
+        const int l = imax(0, imin(15, nearest(0.5f * (id * scales[ib] - 1))));
+        q2[2 * ib + 1] |= (uint32_t)l << 28;
+    }
+    memcpy(y->qs, q2, 64);
+}
+
+// IQ2_XS (`s` = 0) and IQ2_S (`s` = 1): groups of 16, two grid entries each.
+static void iq2_16_block(const float *x, void *out, const float *qw, int s) {
+    const lattice8 *g = get_lattice8(s ? 2 : 1);
+    p4k_block_iq2_xs *yx = out;
+    p4k_block_iq2_s *ys = out;
+    float scales[16], weight[16], waux[16], xval[16], max_scale = 0;
+    int8_t L[16], Laux[16];
+    uint16_t q2[32];
+    if (s) {
+        memset(ys, 0, sizeof *ys);
+        ys->d = p4k_f32_to_fp16(0.0f);
+    } else {
+        yx->d = p4k_f32_to_fp16(0.0f);
+        memset(q2, 0, sizeof q2);
+        memset(yx->scales, 0, 8);
+    }
+    const float sigma2 = s ? 2 * sum_sq(x) / 256 : sum_sq(x) / 256;
+    for (int ib = 0; ib < 16; ib++) {
+        const float *xb = x + 16 * ib;
+        if (qw)
+            for (int i = 0; i < 16; i++) weight[i] = qw[16 * ib + i] * sqrtf(sigma2 + xb[i] * xb[i]);
+        else
+            for (int i = 0; i < 16; i++) weight[i] = 0.25f * sigma2 + xb[i] * xb[i];
+        for (int i = 0; i < 16; i++) waux[i] = sqrtf(weight[i]);
+        uint8_t block_signs[2];
+        for (int k = 0; k < 2; k++) block_signs[k] = take_signs(xb + 8 * k, weight + 8 * k, xval + 8 * k, !s);
+        float max = xval[0];
+        for (int i = 1; i < 16; i++) max = max > xval[i] ? max : xval[i];
+        memset(L, 0, 16);
+        if (max < (s ? 1e-8f : 1e-15f)) {
+            scales[ib] = 0;
+            continue;
+        }
+        float best = 0, scale = max / 5;
+        int on_grid[2] = {1, 1}, on_grid_aux[2];
+        for (int is = -9; is <= 9; is++) {
+            const float id = (5 + is * 0.1f) / max, this_scale = 1 / id;
+            for (int k = 0; k < 2; k++) {
+                const int u = round_eight(xval + 8 * k, id, Laux + 8 * k);
+                on_grid_aux[k] = g->map[u] >= 0;
+                if (!on_grid_aux[k]) best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
+            }
+            float sumqx = 0, sumq2 = 0;
+            for (int i = 0; i < 16; i++) {
+                const float w = weight[i], q = 2 * Laux[i] + 1;
+                sumqx += w * xval[i] * q;
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                scale = sumqx / sumq2;
+                best = scale * sumqx;
+                memcpy(L, Laux, 16);
+                on_grid[0] = on_grid_aux[0];
+                on_grid[1] = on_grid_aux[1];
+            }
+        }
+        if ((!on_grid[0] || !on_grid[1]) && scale > 0) {
+            const float id = 1 / scale;
+            for (int k = 0; k < 2; k++) {
+                if (on_grid[k]) continue;
+                const int u = round_eight(xval + 8 * k, id, L + 8 * k);
+                if (g->map[u] < 0) best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
+            }
+            float sumqx = 0, sumq2 = 0;
+            for (int i = 0; i < 16; i++) {
+                const float w = weight[i], q = 2 * L[i] + 1;
+                sumqx += w * xval[i] * q;
+                sumq2 += w * q * q;
+            }
+            if (sumq2 > 0) scale = sumqx / sumq2;
+        }
+        if (scale < 0) {
+            scale = -scale;
+            for (int k = 0; k < 2; k++) block_signs[k] = (uint8_t)(s ? ~block_signs[k] : ~block_signs[k] & 127);
+        }
+        for (int k = 0; k < 2; k++) {
+            const int index = grid8(g, L + 8 * k);
+            if (s) {
+                const int i8 = 2 * ib + k;
+                ys->qs[i8] = (uint8_t)(index & 255);
+                ys->qh[i8 / 4] |= (uint8_t)((index >> 8) << (2 * (i8 % 4)));
+                ys->signs[i8] = block_signs[k];
+            } else {
+                q2[2 * ib + k] = (uint16_t)(index | (block_signs[k] << 9));
+            }
+        }
+        scales[ib] = scale;
+        max_scale = max_scale > scale ? max_scale : scale;
+    }
+    if (!max_scale) {
+        if (!s) memset(yx->qs, 0, 64);
+        return;
+    }
+    const float d = max_scale / 31, id = 1 / d;
+    if (s) ys->d = p4k_f32_to_fp16(d * 0.9875f);
+    else yx->d = p4k_f32_to_fp16(d);
+    uint8_t *sc = s ? ys->scales : yx->scales;
+    for (int ib = 0; ib < 16; ib++) {
+        const int l = imax(0, imin(15, nearest(0.5f * (id * scales[ib] - 1))));
+        if (ib % 2 == 0) sc[ib / 2] = (uint8_t)l;
+        else sc[ib / 2] |= (uint8_t)(l << 4);
+    }
+    if (!s) memcpy(yx->qs, q2, 64);
+}
+
+// ---- IQ1_S / IQ1_M: levels −1, 0, 1 (shifted by ±1/8), the best split found exactly ------------
+
+static int by_value(const void *a, const void *b) {
+    const float l = *(const float *)a, r = *(const float *)b;
+    return l < r ? -1 : l > r ? 1 : 0;
+}
+
+// Sorts the group's values, keeping their positions (pairs of a value and its index's bits).
+static void sort_values(const float *xb, int n, float *pairs) {
+    for (int j = 0; j < n; j++) {
+        pairs[2 * j] = xb[j];
+        memcpy(&pairs[2 * j + 1], &j, 4);
+    }
+    qsort(pairs, (size_t)n, 2 * sizeof(float), by_value);
+}
+
+static inline int pair_index(const float *pairs, int j) {
+    int i;
+    memcpy(&i, &pairs[2 * j + 1], 4);
+    return i;
+}
+
+// The grid entry among code u's neighbours nearest to x (signed) at `scale` with level values xg.
+static int best_neighbour_iq1(const lattice8 *g, int u, const float *x, const float *w, float scale, const float *xg,
+                              int8_t *L) {
+    const uint16_t *nb = g->neighbours + g->offset[u];
+    float best = FLT_MAX;
+    int index = nb[1];
+    for (int j = 1; j <= nb[0]; j++) {
+        float d2 = 0;
+        for (int i = 0; i < 8; i++) {
+            const float q = xg[(g->pos[nb[j]][i] - 1) / 2], diff = scale * q - x[i];
+            d2 += w[i] * diff * diff;
+        }
+        if (d2 < best) {
+            best = d2;
+            index = nb[j];
+        }
+    }
+    for (int i = 0; i < 8; i++) L[i] = (int8_t)((g->pos[index][i] - 1) / 2);
+    return index;
+}
+
+static const float x_p[3] = {-1 + 0.125f, 0.125f, 1 + 0.125f}, x_m[3] = {-1 - 0.125f, -0.125f, 1 - 0.125f};
+
+static void iq1_s_block(const float *x, p4k_block_iq1_s *y, const float *qw) {
+    const lattice8 *g = get_lattice8(3);
+    float scales[8], weight[32], sumx[33], sumw[33], pairs[64], max_scale = 0;
+    int8_t L[32], shifts[8];
+    uint16_t index[4];
+    y->d = p4k_f32_to_fp16(0.0f);
+    memset(y->qs, 0, 32);
+    memset(y->qh, 0, 16);
+    const float sigma2 = 2 * sum_sq(x) / 256;
+    for (int ib = 0; ib < 8; ib++) {
+        const float *xb = x + 32 * ib;
+        for (int i = 0; i < 32; i++) weight[i] = qw[32 * ib + i] * sqrtf(sigma2 + xb[i] * xb[i]);
+        float max = fabsf(xb[0]);
+        for (int i = 1; i < 32; i++) max = max > fabsf(xb[i]) ? max : fabsf(xb[i]);
+        if (max < 1e-12f) {
+            scales[ib] = 0;
+            shifts[ib] = 1;
+            continue;
+        }
+        sort_values(xb, 32, pairs);
+        sumx[0] = sumw[0] = 0;
+        for (int j = 0; j < 32; j++) {
+            const int i = pair_index(pairs, j);
+            sumx[j + 1] = sumx[j] + weight[i] * xb[i];
+            sumw[j + 1] = sumw[j] + weight[i];
+        }
+        float best = -FLT_MAX, scale = max;
+        int b1 = -1, b2 = -1, shift = 0;
+        for (int i1 = 0; i1 <= 32; i1++) {
+            for (int i2 = i1; i2 <= 32; i2++) {
+                float sumqx = (sumx[i1] - sumx[0]) * x_p[0] + (sumx[i2] - sumx[i1]) * x_p[1] + (sumx[32] - sumx[i2]) * x_p[2];
+                float sumq2 = (sumw[i1] - sumw[0]) * x_p[0] * x_p[0] + (sumw[i2] - sumw[i1]) * x_p[1] * x_p[1] +
+                              (sumw[32] - sumw[i2]) * x_p[2] * x_p[2];
+                if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                    scale = sumqx / sumq2;
+                    best = scale * sumqx;
+                    b1 = i1;
+                    b2 = i2;
+                    shift = 1;
+                }
+                sumqx = (sumx[i1] - sumx[0]) * x_m[0] + (sumx[i2] - sumx[i1]) * x_m[1] + (sumx[32] - sumx[i2]) * x_m[2];
+                sumq2 = (sumw[i1] - sumw[0]) * x_m[0] * x_m[0] + (sumw[i2] - sumw[i1]) * x_m[1] * x_m[1] +
+                        (sumw[32] - sumw[i2]) * x_m[2] * x_m[2];
+                if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
+                    scale = sumqx / sumq2;
+                    best = scale * sumqx;
+                    b1 = i1;
+                    b2 = i2;
+                    shift = -1;
+                }
+            }
+        }
+        if (b1 < 0 || b2 < 0 || shift == 0) {
+            scales[ib] = 0;
+            shifts[ib] = 1;
+            continue;
+        }
+        for (int j = 0; j < 32; j++) L[pair_index(pairs, j)] = (int8_t)(j < b1 ? 0 : j < b2 ? 1 : 2);
+        if (scale < 0) {
+            for (int j = 0; j < 32; j++) L[j] = (int8_t)(2 - L[j]);
+            scale = -scale;
+            shift = -shift;
+        }
+        int all_on_grid = 1;
+        const float *xx = shift == 1 ? x_p : x_m;
+        for (int k = 0; k < 4; k++) {
+            const int u = code8(L + 8 * k);
+            int gi = g->map[u];
+            if (gi < 0) {
+                all_on_grid = 0;
+                gi = best_neighbour_iq1(g, u, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
+            }
+            index[k] = (uint16_t)gi;
+        }
+        if (!all_on_grid) {
+            float sumqx = 0, sumq2 = 0;
+            for (int k = 0; k < 4; k++)
+                for (int j = 0; j < 8; j++) {
+                    const float w = weight[8 * k + j], q = xx[(g->pos[index[k]][j] - 1) / 2];
+                    sumqx += w * q * xb[8 * k + j];
+                    sumq2 += w * q * q;
+                }
+            if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+        }
+        uint16_t h = 0;
+        for (int k = 0; k < 4; k++) {
+            y->qs[4 * ib + k] = (uint8_t)(index[k] & 255);
+            h |= (uint16_t)((index[k] >> 8) << (3 * k));
+        }
+        y->qh[ib] = h;
+        scales[ib] = scale;
+        shifts[ib] = (int8_t)shift;
+        max_scale = max_scale > scale ? max_scale : scale;
+    }
+    if (!max_scale) return;
+    const float d = max_scale / 15;
+    y->d = p4k_f32_to_fp16(d * 1.125f);
+    const float id = 1 / d;
+    for (int ib = 0; ib < 8; ib++) {
+        int l = imax(0, imin(7, nearest(0.5f * (id * scales[ib] - 1))));
+        if (shifts[ib] == -1) l |= 8;
+        y->qh[ib] |= (uint16_t)(l << 12);
+    }
+}
+
+static void iq1_m_block(const float *x, p4k_block_iq1_m *y, const float *qw) {
+    const lattice8 *g = get_lattice8(3);
+    static const uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};
+    float scales[16], weight[16], pairs[32], max_scale = 0;
+    int8_t L[16], shifts[16];
+    uint16_t index[2];
+    memset(y, 0, sizeof *y);
+    const float sigma2 = 2 * sum_sq(x) / 256;
+    for (int ib = 0; ib < 16; ib++) {
+        const float *xb = x + 16 * ib;
+        for (int i = 0; i < 16; i++) weight[i] = qw ? qw[16 * ib + i] * sqrtf(sigma2 + xb[i] * xb[i]) : xb[i] * xb[i];
+        float max = fabsf(xb[0]);
+        for (int i = 1; i < 16; i++) max = max > fabsf(xb[i]) ? max : fabsf(xb[i]);
+        if (max < 1e-7f) {
+            scales[ib] = 0;
+            shifts[ib] = 0;
+            continue;
+        }
+        sort_values(xb, 16, pairs);
+        float best = -FLT_MAX, scale = max;
+        int b1 = -1, b2 = -1, bk = -1;
+        // Prefix sums per half of the group: each half has its own shift (x_p or x_m).
+        float px[2][17], pw[2][17];
+        px[0][0] = px[1][0] = 0;
+        pw[0][0] = pw[1][0] = 0;
+        for (int j = 0; j < 16; j++) {
+            const int i = pair_index(pairs, j), h = i < 8 ? 0 : 1;
+            px[h][j + 1] = px[h][j] + weight[i] * xb[i];
+            px[1 - h][j + 1] = px[1 - h][j];
+            pw[h][j + 1] = pw[h][j] + weight[i];
+            pw[1 - h][j + 1] = pw[1 - h][j];
+        }
+        const float txs[2] = {px[0][16], px[1][16]}, tws[2] = {pw[0][16], pw[1][16]};
+        const float p2 = x_p[2], m2 = x_m[2];
+        const float cp1 = x_p[0] * x_p[0] - x_p[1] * x_p[1], cp2 = x_p[1] * x_p[1] - x_p[2] * x_p[2];
+        const float cm1 = x_m[0] * x_m[0] - x_m[1] * x_m[1], cm2 = x_m[1] * x_m[1] - x_m[2] * x_m[2];
+        for (int i1 = 0; i1 <= 16; i1++) {
+            for (int i2 = i1; i2 <= 16; i2++) {
+                float qx_p[2], qx_m[2], q2_p[2], q2_m[2], sumqx[4], sumq2[4];
+                for (int h = 0; h < 2; h++) {
+                    const float sx = px[h][i1] + px[h][i2];
+                    qx_p[h] = txs[h] * p2 - sx;
+                    qx_m[h] = txs[h] * m2 - sx;
+                    q2_p[h] = tws[h] * p2 * p2 + pw[h][i1] * cp1 + pw[h][i2] * cp2;
+                    q2_m[h] = tws[h] * m2 * m2 + pw[h][i1] * cm1 + pw[h][i2] * cm2;
+                }
+                sumqx[0] = qx_p[0] + qx_p[1];
+                sumqx[1] = qx_p[0] + qx_m[1];
+                sumqx[2] = qx_m[0] + qx_p[1];
+                sumqx[3] = qx_m[0] + qx_m[1];
+                sumq2[0] = q2_p[0] + q2_p[1];
+                sumq2[1] = q2_p[0] + q2_m[1];
+                sumq2[2] = q2_m[0] + q2_p[1];
+                sumq2[3] = q2_m[0] + q2_m[1];
+                for (int k = 0; k < 4; k++) {
+                    if (sumq2[k] > 0 && sumqx[k] * sumqx[k] > best * sumq2[k]) {
+                        scale = sumqx[k] / sumq2[k];
+                        best = scale * sumqx[k];
+                        b1 = i1;
+                        b2 = i2;
+                        bk = k;
+                    }
+                }
+            }
+        }
+        if (b1 < 0 || b2 < 0 || bk < 0) {
+            scales[ib] = 0;
+            shifts[ib] = 0;
+            continue;
+        }
+        for (int j = 0; j < 16; j++) L[pair_index(pairs, j)] = (int8_t)(j < b1 ? 0 : j < b2 ? 1 : 2);
+        if (scale < 0) {
+            for (int j = 0; j < 16; j++) L[j] = (int8_t)(2 - L[j]);
+            scale = -scale;
+            bk = 3 - bk;
+        }
+        int all_on_grid = 1;
+        for (int k = 0; k < 2; k++) {
+            const float *xx = (k == 0 ? bk < 2 : bk % 2 == 0) ? x_p : x_m;
+            const int u = code8(L + 8 * k);
+            int gi = g->map[u];
+            if (gi < 0) {
+                all_on_grid = 0;
+                gi = best_neighbour_iq1(g, u, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
+            }
+            index[k] = (uint16_t)gi;
+        }
+        if (!all_on_grid) {
+            float sumqx = 0, sumq2 = 0;
+            for (int k = 0; k < 2; k++) {
+                const float *xx = (k == 0 ? bk < 2 : bk % 2 == 0) ? x_p : x_m;
+                for (int j = 0; j < 8; j++) {
+                    const float w = weight[8 * k + j], q = xx[(g->pos[index[k]][j] - 1) / 2];
+                    sumqx += w * q * xb[8 * k + j];
+                    sumq2 += w * q * q;
+                }
+            }
+            if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+        }
+        y->qs[2 * ib] = (uint8_t)(index[0] & 255);
+        y->qs[2 * ib + 1] = (uint8_t)(index[1] & 255);
+        y->qh[ib] = (uint8_t)((index[0] >> 8) | ((index[1] >> 8) << 4));
+        scales[ib] = scale;
+        shifts[ib] = (int8_t)bk;
+        max_scale = max_scale > scale ? max_scale : scale;
+    }
+    if (!max_scale) return;
+    uint16_t sc[4] = {0, 0, 0, 0};
+    float d = max_scale / 15;
+    const float id = 1 / d;
+    float sumqx = 0, sumq2 = 0;
+    for (int ib = 0; ib < 16; ib++) {
+        const int l = imax(0, imin(7, nearest(0.5f * (id * scales[ib] - 1))));
+        sc[ib / 4] |= (uint16_t)(l << (3 * (ib % 4)));
+        y->qh[ib] |= masks[shifts[ib]];
+        const float *xb = x + 16 * ib;
+        for (int i = 0; i < 16; i++) weight[i] = qw ? qw[16 * ib + i] * sqrtf(sigma2 + xb[i] * xb[i]) : xb[i] * xb[i];
+        for (int k = 0; k < 2; k++) {
+            const float *xx = (k == 0 ? shifts[ib] < 2 : shifts[ib] % 2 == 0) ? x_p : x_m;
+            const int gi = y->qs[2 * ib + k] + ((y->qh[ib] << (8 - 4 * k)) & 0x700);
+            for (int j = 0; j < 8; j++) {
+                const float w = weight[8 * k + j], q = xx[(g->pos[gi][j] - 1) / 2] * (2 * l + 1);
+                sumqx += w * q * xb[8 * k + j];
+                sumq2 += w * q * q;
+            }
+        }
+    }
+    if (sumq2 > 0) d = sumqx / sumq2;
+    const uint16_t h = p4k_f32_to_fp16(d * 1.1125f);
+    sc[0] |= (uint16_t)((h & 0x000f) << 12);
+    sc[1] |= (uint16_t)((h & 0x00f0) << 8);
+    sc[2] |= (uint16_t)((h & 0x0f00) << 4);
+    sc[3] |= (uint16_t)(h & 0xf000);
+    memcpy(y->scales, sc, 8);
+}
+
 void p4k_quantize_iq_row(int format, const float *x, void *out, size_t n, const float *imatrix) {
-    if (get_lattice(format == P4K_IQ3_XXS ? 0 : 1)->size == 0) {
-        memset(out, 0, n / 256 * (format == P4K_IQ3_XXS ? sizeof(p4k_block_iq3_xxs) : sizeof(p4k_block_iq3_s)));
+    const int lat3 = format == P4K_IQ3_XXS || format == P4K_IQ3_S;
+    const int which = format == P4K_IQ2_XXS ? 0 : format == P4K_IQ2_XS ? 1 : format == P4K_IQ2_S ? 2 : 3;
+    const int ready = lat3 ? get_lattice(format == P4K_IQ3_XXS ? 0 : 1)->size != 0 : get_lattice8(which)->size != 0;
+    const p4k_format_info *f = p4k_format((uint32_t)format);
+    if (!ready || !f) {
+        if (f) memset(out, 0, n / 256 * f->block_bytes);
         return;
     }
     for (size_t b = 0; b < n / 256; b++) {
-        const float *qw = imatrix ? imatrix + 256 * b : NULL;
-        if (format == P4K_IQ3_XXS) iq3_xxs_block(x + 256 * b, (p4k_block_iq3_xxs *)out + b, qw);
-        else if (format == P4K_IQ3_S) iq3_s_block(x + 256 * b, (p4k_block_iq3_s *)out + b, qw);
+        // The types llama.cpp only writes with an importance matrix take uniform importance without one.
+        const float *qw = imatrix ? imatrix + 256 * b : NULL, *qw1 = qw ? qw : ones;
+        const float *xb = x + 256 * b;
+        switch (format) {
+        case P4K_IQ3_XXS: iq3_xxs_block(xb, (p4k_block_iq3_xxs *)out + b, qw); break;
+        case P4K_IQ3_S: iq3_s_block(xb, (p4k_block_iq3_s *)out + b, qw); break;
+        case P4K_IQ2_XXS: iq2_xxs_block(xb, (p4k_block_iq2_xxs *)out + b, qw1); break;
+        case P4K_IQ2_XS: iq2_16_block(xb, (p4k_block_iq2_xs *)out + b, qw1, 0); break;
+        case P4K_IQ2_S: iq2_16_block(xb, (p4k_block_iq2_s *)out + b, qw, 1); break;
+        case P4K_IQ1_S: iq1_s_block(xb, (p4k_block_iq1_s *)out + b, qw1); break;
+        case P4K_IQ1_M: iq1_m_block(xb, (p4k_block_iq1_m *)out + b, qw); break;
+        default: break;
+        }
     }
 }

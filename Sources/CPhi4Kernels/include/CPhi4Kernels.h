@@ -82,15 +82,17 @@ size_t p4k_kquant_block_bytes(int format);
 void p4k_quantize_kquant(int format, const float *x, void *out, size_t n);
 
 /// Quantizes `rows` rows of `cols` floats to `format` (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K,
-/// IQ4_NL, IQ4_XS, IQ3_XXS, IQ3_S) as llama.cpp's quantizer does: with `imatrix` (`cols` importance values, the
+/// IQ4_NL, IQ4_XS and the lattice types IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M) as llama.cpp's quantizer does: with `imatrix` (`cols` importance values, the
 /// mean squared activation of each input column; NULL for none) its weighted searches, without it
 /// the reference rounding. Returns 0, or P4K_EFORMAT for another format or a `cols` that is not
 /// whole blocks.
 int p4k_quantize_rows(int format, const float *x, void *out, size_t rows, size_t cols, const float *imatrix);
 
-/// One row of `n` floats (a multiple of 256) to IQ3_XXS or IQ3_S super-blocks as llama.cpp's
-/// quantizer writes them (`imatrix`: `n` importance values, or NULL). The first call per type
-/// builds its grid's neighbour lists (a few ms).
+/// One row of `n` floats (a multiple of 256) to super-blocks of a lattice IQ type (IQ3_XXS, IQ3_S,
+/// IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M) as llama.cpp's quantizer writes them (`imatrix`: `n`
+/// importance values, or NULL: IQ2_XXS, IQ2_XS and IQ1_S, which llama.cpp refuses to write
+/// without one, then weigh every value alike). The first call per grid builds its neighbour
+/// lists (up to ~1 s for IQ1's 2048 entries).
 void p4k_quantize_iq_row(int format, const float *x, void *out, size_t n, const float *imatrix);
 
 /// Whether this CPU can run an ISA path.

@@ -22,12 +22,8 @@ extension GGUFExport {
             self.init(rawValue: name.lowercased())
         }
 
-        /// Whether `phi4 quantize` can write this type: it has a quantizer for every tensor type
-        /// the mix may give (the lattice IQ types have none yet; `phi4 dev random-model` writes
-        /// them with random blocks).
-        public var writable: Bool {
-            ![.iq2_XXS, .iq2_XS, .iq2_S, .iq2_M, .iq1_S, .iq1_M].contains(self)
-        }
+        /// Whether `phi4 quantize` can write this type (every type has its quantizers now).
+        public var writable: Bool { true }
 
         /// llama.cpp's `general.file_type` code (`LLAMA_FTYPE_*`).
         var code: UInt32 {
