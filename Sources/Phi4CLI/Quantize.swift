@@ -20,10 +20,10 @@ struct Quantize: ParsableCommand {
     @Option(help: "An HF Phi-4 directory, or a GGUF file whose matrices are F32, F16 or BF16 (such as Microsoft's phi-4-fp16.gguf); either may be a Hub model, OWNER/NAME[:QUANT][@REVISION].")
     var model: String
 
-    @Option(help: "A file type as llama-quantize names it (any case): f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs; or q4_0-mixed (q4_0 with down_proj and lm_head in q8_0).")
+    @Option(help: "A file type as llama-quantize names it (any case): f32, f16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q2_k_s, q3_k_s, q3_k_m, q3_k_l, q4_k_s, q4_k_m, q5_k_s, q5_k_m, q6_k, iq4_nl, iq4_xs, iq3_xxs, iq3_xs, iq3_s, iq3_m, iq2_xxs, iq2_xs, iq2_s, iq2_m, iq1_s, iq1_m; or q4_0-mixed (q4_0 with down_proj and lm_head in q8_0).")
     var type: String
 
-    @Option(help: "An importance matrix (llama.cpp's GGUF or .dat format, from `phi4 imatrix` or llama-imatrix) to weigh rounding errors by; q2_k_s needs one.")
+    @Option(help: "An importance matrix (llama.cpp's GGUF or .dat format, from `phi4 imatrix` or llama-imatrix) to weigh rounding errors by; q2_k_s, iq3_xxs, iq3_xs and the iq2 and iq1 types need one.")
     var imatrix: String?
 
     @Option(name: .customLong("token-embedding-type"), help: "The token embedding's GGML type (e.g. q8_0), instead of the mix's.")

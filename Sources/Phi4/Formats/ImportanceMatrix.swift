@@ -40,7 +40,7 @@ public struct ImportanceMatrix: Sendable {
     /// (sum / count, as f32 division; 1 where nothing was counted), or nil when the file has no
     /// entry for it.
     public func weights(for name: String) -> [Float]? {
-        guard let e = entries[name], !e.counts.isEmpty else { return nil }
+        guard let e = entries[name], !e.counts.isEmpty, e.sums.count % e.counts.count == 0 else { return nil }
         if isLegacy {
             let n = Float(e.counts[0])
             return n > 0 ? e.sums.map { $0 / n } : e.sums
@@ -168,9 +168,9 @@ public struct ImportanceMatrix: Sendable {
             let calls = Int32(((e.counts.max() ?? 0) + size - 1) / size)
             le(calls)
             le(Int32(e.sums.count))
-            let per = e.sums.count / max(e.counts.count, 1)
+            let per = max(1, e.sums.count / max(e.counts.count, 1))
             for (i, v) in e.sums.enumerated() {
-                var count = Float(e.counts[i / per]), value = v
+                var count = Float(e.counts.isEmpty ? 0 : e.counts[min(i / per, e.counts.count - 1)]), value = v
                 if count == 0 { value = 1; count = 1 }
                 le((value / count * Float(calls)).bitPattern)
             }
