@@ -454,6 +454,15 @@ phi4_status phi4_generate_params_init(phi4_generate_params *params, size_t size)
  * the same constraint starts at once. */
 phi4_status phi4_constraint_check(const phi4_model *model, int32_t type, const char *text, size_t len);
 
+/* Whether `text` (`text_len` bytes of UTF-8; may be NULL when 0) is a complete match of a
+ * constraint (`type` an enum phi4_constraint_type_code; `constraint` of `len` bytes, may be NULL
+ * for PHI4_CONSTRAINT_JSON_OBJECT and PHI4_CONSTRAINT_NONE): *matches = 1 or 0. The same
+ * compiled grammar that masks generation answers, over bytes, so no model is needed; with
+ * PHI4_CONSTRAINT_NONE every text matches. A constraint that does not compile, text that is not
+ * UTF-8 or a NULL `matches` is PHI4_ERR_INVALID_ARGUMENT with a message, *matches untouched. */
+phi4_status phi4_constraint_match(int32_t type, const char *constraint, size_t len, const char *text, size_t text_len,
+                                  int32_t *matches);
+
 /* Receives each piece of generated text: `len` bytes of complete UTF-8 characters (not
  * NUL-terminated; text that might start a stop string is held back until resolved) and the
  * token that completed it. Return nonzero to continue, 0 to stop (PHI4_STOP_CANCELLED). */

@@ -73,6 +73,25 @@ public func phi4_constraint_check(_ m: OpaquePointer?, _ type: Int32, _ text: Un
     }
 }
 
+@_cdecl("phi4_constraint_match")
+public func phi4_constraint_match(_ type: Int32, _ spec: UnsafePointer<CChar>?, _ len: Int, _ text: UnsafePointer<CChar>?,
+                                  _ textLen: Int, _ matches: UnsafeMutablePointer<Int32>?) -> phi4_status {
+    guarded {
+        guard let matches else { throw ABIError.invalid("matches is NULL") }
+        let n = try count(textLen, "text_len")
+        guard text != nil || n == 0 else { throw ABIError.invalid("text is NULL") }
+        let bytes = n == 0 ? [] : Array(UnsafeRawBufferPointer(start: text, count: n).bindMemory(to: UInt8.self))
+        guard String(validating: bytes, as: UTF8.self) != nil else { throw ABIError.invalid("text is not valid UTF-8") }
+        guard let c = try constraint(type, spec, len) else {
+            matches.pointee = 1
+            return
+        }
+        let result: Bool
+        do { result = try c.matches(utf8: bytes) } catch { throw ABIError.invalid("constraint: \(error)") }
+        matches.pointee = result ? 1 : 0
+    }
+}
+
 func stopCode(_ r: StopReason?) -> phi4_stop_reason {
     switch r {
     case nil: return phi4_stop_reason(PHI4_STOP_NONE.rawValue)

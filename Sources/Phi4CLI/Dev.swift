@@ -10,7 +10,7 @@ import Phi4
 
 struct Dev: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Developer tools (random models for measurements).", subcommands: [RandomModelCommand.self, MaskBenchCommand.self])
+        abstract: "Developer tools (random models for measurements, constraint matching).", subcommands: [RandomModelCommand.self, MaskBenchCommand.self, MatchCommand.self])
 }
 
 struct RandomModelCommand: ParsableCommand {
@@ -151,5 +151,78 @@ struct MaskBenchCommand: ParsableCommand {
         print("vocabulary \(m.config.vocabSize), \(compiles.count) schemas, \(times.count) masks (fresh caches per schema), cpu \(Kernels.cpuModel)")
         print("mask µs: median \(fmt(q(times, 0.5))), p90 \(fmt(q(times, 0.9))), p99 \(fmt(q(times, 0.99))), max \(fmt(times.last ?? 0))")
         print("schema compile µs: median \(fmt(q(compiles, 0.5))), max \(fmt(compiles.last ?? 0))")
+    }
+}
+
+struct MatchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "match",
+        abstract: "Whether texts are complete matches of a constraint (the grammar that masks generation), or JSON values spelled as generation spells them.",
+        discussion: """
+        Prints true or false per text (a constraint that does not compile exits 1 with its message). With --canonical \
+        it prints each text, a JSON value, in the engine's own spelling instead: no whitespace, generation's escapes \
+        and numbers, object members in the order generation writes them when --json-schema gives one. With --jsonl the \
+        texts are JSON strings, one per line on stdin, and each answer is one JSON line.
+        """)
+
+    @Option(name: .customLong("json-schema"), help: "A JSON Schema (JSON text).")
+    var jsonSchema: String?
+
+    @Option(name: .customLong("json-schema-file"), help: "A file holding a JSON Schema.")
+    var jsonSchemaFile: String?
+
+    @Option(help: "A grammar in llama.cpp's GBNF syntax (start rule root).")
+    var grammar: String?
+
+    @Option(name: .customLong("grammar-file"), help: "A file holding a GBNF grammar.")
+    var grammarFile: String?
+
+    @Option(help: "A regular expression the whole text must match.")
+    var regex: String?
+
+    @Flag(name: .customLong("json-object"), help: "Any JSON object.")
+    var jsonObject = false
+
+    @Flag(help: "Print each text (a JSON value) as generation spells it instead of matching.")
+    var canonical = false
+
+    @Flag(help: "Read texts as JSON strings, one per line on stdin; write one JSON answer per line.")
+    var jsonl = false
+
+    @Argument(help: "The texts.")
+    var texts: [String] = []
+
+    func run() throws {
+        var schema = jsonSchema
+        if let f = jsonSchemaFile { schema = String(decoding: try runtime { try FileIO.readAll(f) }, as: UTF8.self) }
+        var gbnf = grammar
+        if let f = grammarFile { gbnf = String(decoding: try runtime { try FileIO.readAll(f) }, as: UTF8.self) }
+        let given = [schema != nil, gbnf != nil, regex != nil, jsonObject].filter { $0 }.count
+        guard given <= 1 else { throw ValidationError("give one of --json-schema(-file), --grammar(-file), --regex, --json-object") }
+        guard given == 1 || canonical else { throw ValidationError("give a constraint, or --canonical") }
+        var grammarCompiled: Grammar?
+        if !canonical {
+            let c: Constraint = schema.map { .jsonSchema($0) } ?? gbnf.map { .grammar($0) } ?? regex.map { .regex($0) } ?? .jsonObject
+            do { grammarCompiled = try c.compile() } catch { throw RuntimeError(error) }
+        }
+        func answer(_ text: String) throws -> String {
+            if canonical {
+                do { return try JSONSchema.canonical(text, schema: schema) } catch { throw RuntimeError(error) }
+            }
+            return grammarCompiled!.matches(text) ? "true" : "false"
+        }
+        if jsonl {
+            while let line = readLine(strippingNewline: true) {
+                let text: String
+                do {
+                    guard let s = try JSONParser.parse(line).stringValue else { throw ValidationError("each line must be a JSON string") }
+                    text = s
+                } catch let e as ValidationError { throw e } catch { throw RuntimeError(error) }
+                let a = try answer(text)
+                if canonical { var out = ""; JSONValue.writeString(a, into: &out); print(out) } else { print(a) }
+            }
+        } else {
+            for t in texts { print(try answer(t)) }
+        }
     }
 }

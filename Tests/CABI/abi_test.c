@@ -594,6 +594,26 @@ static void test_constraints(phi4_model *model, const int32_t *prompt, size_t n_
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, 99, "x", 1));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(NULL, PHI4_CONSTRAINT_REGEX, re, strlen(re)));
 
+    /* Matching a whole text, without a model; errors leave *matches as it was. */
+    int32_t m = 7;
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_REGEX, re, strlen(re), "abcx", 4, &m) == PHI4_OK && m == 1);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_REGEX, re, strlen(re), "abc", 3, &m) == PHI4_OK && m == 0);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_REGEX, re, strlen(re), "abcxx", 5, &m) == PHI4_OK && m == 0);
+    const char *schema = "{\"type\": \"object\", \"properties\": {\"n\": {\"type\": \"integer\", \"minimum\": 1}}, \"required\": [\"n\"]}";
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_JSON_SCHEMA, schema, strlen(schema), "{\"n\":3}", 7, &m) == PHI4_OK && m == 1);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_JSON_SCHEMA, schema, strlen(schema), "{\"n\":0}", 7, &m) == PHI4_OK && m == 0);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_JSON_OBJECT, NULL, 0, "{}", 2, &m) == PHI4_OK && m == 1);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_JSON_OBJECT, NULL, 0, "[]", 2, &m) == PHI4_OK && m == 0);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_GRAMMAR, "root ::= \"hi\"", 13, "hi", 2, &m) == PHI4_OK && m == 1);
+    CHECK(phi4_constraint_match(PHI4_CONSTRAINT_NONE, NULL, 0, NULL, 0, &m) == PHI4_OK && m == 1);
+    m = 7;
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_match(PHI4_CONSTRAINT_GRAMMAR, "root ::= (", 10, "x", 1, &m));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_match(PHI4_CONSTRAINT_REGEX, re, strlen(re), "\xff", 1, &m));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_match(PHI4_CONSTRAINT_REGEX, re, strlen(re), NULL, 3, &m));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_match(99, "x", 1, "x", 1, &m));
+    EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_match(PHI4_CONSTRAINT_REGEX, re, strlen(re), "abcx", 4, NULL));
+    CHECK(m == 7);
+
     phi4_context *ctx = NULL;
     CHECK(phi4_context_create(model, NULL, &ctx) == PHI4_OK);
     phi4_generate_params g;

@@ -209,3 +209,36 @@ final class ConstraintTests: XCTestCase {
         XCTAssertGreaterThan(drafted, 0)
     }
 }
+
+/// Matching whole texts (`Constraint.matches`, what `phi4_constraint_match` and `phi4 dev match`
+/// answer) and the engine's canonical JSON spelling.
+final class ConstraintMatchingTests: XCTestCase {
+    func testMatchesAnswersWithTheGenerationGrammar() throws {
+        let schema = #"{"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}, "s": {"type": "string"}}, "required": ["n"]}"#
+        let c = Constraint.jsonSchema(schema)
+        XCTAssertTrue(try c.matches(#"{"n":3}"#))
+        XCTAssertTrue(try c.matches(#"{"n":3,"s":"a"}"#))
+        XCTAssertTrue(try c.matches(#"{ "n" : 3 }"#))         // whitespace between tokens
+        XCTAssertFalse(try c.matches(#"{"n":0}"#))             // below the minimum
+        XCTAssertFalse(try c.matches(#"{"n":3.5}"#))           // not an integer
+        XCTAssertFalse(try c.matches(#"{"s":"a","n":3}"#))     // generation's member order is required first
+        XCTAssertFalse(try c.matches(#"{"n":3"#))              // incomplete
+        XCTAssertTrue(try Constraint.regex("[a-c]{3}x").matches("abcx"))
+        XCTAssertFalse(try Constraint.regex("[a-c]{3}x").matches("abcxx"))
+        XCTAssertTrue(try Constraint.grammar(#"root ::= "hi" | "ho""#).matches(utf8: Array("ho".utf8)))
+        XCTAssertThrowsError(try Constraint.grammar("root ::= (").matches("x"))
+    }
+
+    /// The canonical spelling parses back to the same value, uses generation's escapes and member
+    /// order, and the schema's grammar accepts it.
+    func testCanonicalSpellingIsWhatGenerationWrites() throws {
+        let schema = #"{"type": "object", "properties": {"b": {"type": "integer"}, "a": {"type": "string"}, "c": {"type": "array", "items": {"type": "number"}}}, "required": ["b"]}"#
+        let text = #"{"c": [0.5, 1e-7, 2.0], "a": "x\b\u0001\u00e9\"\\", "b": 1.0}"#
+        let canonical = try JSONSchema.canonical(text, schema: schema)
+        XCTAssertEqual(canonical, #"{"b":1,"a":"x\b\u0001é\"\\","c":[0.5,0.0000001,2]}"#)
+        XCTAssertEqual(try JSONParser.parse(canonical), try JSONParser.parse(text))
+        XCTAssertTrue(try Constraint.jsonSchema(schema).matches(canonical))
+        XCTAssertEqual(try JSONSchema.canonical(#"{"z": 1, "a": [true, null]}"#), #"{"a":[true,null],"z":1}"#)
+        XCTAssertThrowsError(try JSONSchema.canonical("{"))
+    }
+}

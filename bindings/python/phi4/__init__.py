@@ -15,6 +15,9 @@ dicts), `llama` (llama-cpp-python's `Llama` API: `from phi4 import Llama`).
 """
 from __future__ import annotations
 
+import ctypes
+from typing import Any, Dict, Optional
+
 from . import _native
 from .batch import Batch, Update
 from .context import Context, Stream
@@ -28,11 +31,28 @@ from .tokenizer import Tokenizer
 __all__ = ["Model", "Llama", "LlamaGrammar", "LlamaState", "LogitsProcessorList", "StoppingCriteriaList",
            "LLAMA_DEFAULT_SEED", "LLAMA_POOLING_TYPE_UNSPECIFIED", "LLAMA_POOLING_TYPE_NONE", "LLAMA_POOLING_TYPE_MEAN",
            "LLAMA_POOLING_TYPE_CLS", "LLAMA_POOLING_TYPE_LAST", "Tokenizer", "Context", "Stream", "Batch", "Update", "Phi4Error", "InvalidArgument", "ModelFileError",
-           "ContextFullError", "Cancelled", "ContextBusy", "version", "__version__", "ABI_VERSION",
+           "ContextFullError", "Cancelled", "ContextBusy", "constraint_match", "version", "__version__", "ABI_VERSION",
            "REASONING_SYSTEM_PROMPT"]
 
 #: The C ABI version this package is written for (the loaded library's is checked at import).
 ABI_VERSION = _native.ABI_VERSION
+
+
+def constraint_match(text: str, *, json_schema: Any = None, grammar: Optional[str] = None, regex: Optional[str] = None,
+                     response_format: Optional[Dict[str, Any]] = None) -> bool:
+    """Whether `text` is a complete match of a constraint, given as to `Model.generate` (one of
+    `json_schema` — JSON text or a dict —, `grammar` (GBNF), `regex`, `response_format`): the
+    same compiled grammar that masks generation answers. InvalidArgument when the constraint does
+    not compile."""
+    from ._native import lib
+    from .context import constraint_of
+    from .errors import check
+    kind, spec = constraint_of(response_format, json_schema, grammar, regex)
+    raw = (spec or "").encode()
+    data = text.encode()
+    out = ctypes.c_int32(0)
+    check(lib.phi4_constraint_match(kind, raw if spec is not None else None, len(raw), data, len(data), ctypes.byref(out)))
+    return out.value == 1
 
 
 def version() -> str:

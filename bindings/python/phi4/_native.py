@@ -151,6 +151,7 @@ _sig("phi4_embed", c_int32, c_void_p, P_int32, P_size, c_size_t, c_int32, c_int3
 _sig("phi4_sampler_create", c_int32, ctypes.POINTER(SamplingParams), ctypes.POINTER(c_void_p))
 _sig("phi4_sampler_free", None, c_void_p)
 _sig("phi4_sample_logits", c_int32, c_void_p, ctypes.POINTER(c_float), c_size_t, P_int32, c_size_t, P_int32)
+_sig("phi4_constraint_match", c_int32, c_int32, ctypes.c_char_p, c_size_t, ctypes.c_char_p, c_size_t, P_int32)
 _sig("phi4_sampling_params_init", c_int32, ctypes.POINTER(SamplingParams), c_size_t)
 _sig("phi4_generate_params_init", c_int32, ctypes.POINTER(GenerateParams), c_size_t)
 _sig("phi4_generation_start", c_int32, c_void_p, P_int32, c_size_t, ctypes.POINTER(GenerateParams))

@@ -472,3 +472,18 @@ def test_a_name_not_in_the_cache_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     with pytest.raises(phi4.Phi4Error, match="not in the Hugging Face cache"):
         phi4.Model("bartowski/phi-4-GGUF:Q4_K_M")
+
+
+def test_constraint_match_answers_with_the_generation_grammar():
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 1}}, "required": ["n"]}
+    assert phi4.constraint_match('{"n":3}', json_schema=schema)
+    assert phi4.constraint_match('{"n": 3}', json_schema=json.dumps(schema))  # whitespace between tokens
+    assert not phi4.constraint_match('{"n":0}', json_schema=schema)  # below the minimum
+    assert not phi4.constraint_match('{"n":3', json_schema=schema)  # incomplete
+    assert phi4.constraint_match("abcx", regex="[a-c]{3}x")
+    assert not phi4.constraint_match("abcxx", regex="[a-c]{3}x")
+    assert phi4.constraint_match("hi", grammar='root ::= "hi" | "ho"')
+    assert phi4.constraint_match("{}", response_format={"type": "json_object"})
+    assert not phi4.constraint_match("[]", response_format={"type": "json_object"})
+    with pytest.raises(phi4.InvalidArgument):
+        phi4.constraint_match("x", grammar="root ::= (")
