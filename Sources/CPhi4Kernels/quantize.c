@@ -13,23 +13,12 @@
 #endif
 #include "CPhi4Kernels.h"
 #include "blocks.h"
+#include "quantize.h"
 #include <float.h>
 #include <math.h>
 #include <string.h>
 
 #define ALL_ZERO 1e-15f  // a group whose largest magnitude is below this is all zeros
-
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
-
-// Round to nearest with ties away from the float trick: the integer lands in the low mantissa
-// bits of 1.5 · 2^23 + v (|v| < 2^22).
-static inline int nearest(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 // ---- Scale searches ---------------------------------------------------------------------------
 
@@ -199,8 +188,6 @@ static float fit_asymmetric(int n, int nmax, const float *x, const float *w, uin
     *neg_min = -min;
     return scale;
 }
-
-float p4k_fit_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw);
 
 // Positive values (group scales or mins) to 0…nmax against one scale: 9 candidate scales, then up
 // to five passes moving single values to their best level, weights `qw`.

@@ -1,19 +1,23 @@
-// Quantizers for the lattice IQ types (IQ3_XXS, IQ3_S), computing what llama.cpp's quantizer
-// computes, operation for operation, so that the bytes written are the same.
+// Quantizers for the lattice IQ types (IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M),
+// computing what llama.cpp's quantizer computes, operation for operation, so that the bytes
+// written are the same.
 //
-// A lattice type stores, per 4 values, the index of a grid entry (a point of a fixed codebook of
-// 256 or 512 points with coordinates in 0…7), plus signs and a scale per 32 values. Quantizing a
-// group tries 19 or 31 candidate scales; at each, every 4 values are rounded to the nearest
-// lattice point, and when that point is not in the grid, the best of its precomputed grid
-// neighbours (by weighted squared error) is taken. The neighbour lists are built once per grid:
-// for every point of the lattice that is not in the grid, the grid entries at the nearest 2
-// (IQ3_XXS) or 3 (IQ3_S) squared distances, in order of distance, then of index.
+// A lattice type stores, per 4 (IQ3) or 8 (IQ2, IQ1) values, the index of a grid entry — a point
+// of a fixed codebook (256 to 2048 entries) whose coordinates are small levels —, plus signs
+// and scales. Quantizing a group tries a range of candidate scales; at each, every entry's values
+// are rounded to the nearest lattice point, and when that point is not in the grid, the best of
+// its precomputed grid neighbours (by weighted squared error) is taken. The neighbour lists are
+// built once per grid: for every lattice point not in the grid, the grid entries at its nearest
+// 1 to 3 squared distances, in order of distance, then of index. IQ1 instead finds the best split
+// of each group's sorted values into three levels exactly, then moves off-grid entries to their
+// nearest neighbours.
 #pragma clang fp contract(off)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=off") // the same for GCC: no fused multiply-add, identical bits on every path
 #endif
 #include "CPhi4Kernels.h"
 #include "blocks.h"
+#include "quantize.h"
 #include "iq_grids.h"
 #include <float.h>
 #include <math.h>
@@ -21,78 +25,96 @@
 #include <stdlib.h>
 #include <string.h>
 
-float p4k_fit_positive(int n, int nmax, const float *x, uint8_t *L, const float *qw);
 
-static inline int imin(int a, int b) { return a < b ? a : b; }
-static inline int imax(int a, int b) { return a > b ? a : b; }
-
-static inline int nearest(float v) {
-    float t = v + 12582912.0f;
-    int32_t i;
-    memcpy(&i, &t, 4);
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 // ---- The lattice of IQ3: 4 coordinates in 0…7, code = Σ l_k · 8^k ------------------------------
 
+// ---- The lattices: a grid entry's coordinates are levels (IQ3: 4 in 0…7; IQ2, IQ1: 8 in 0…2),
+// its code Σ level_k · 2^(bits·k) with 3 or 2 bits per level --------------------------------------
+
+enum { LATTICE_IQ3_XXS, LATTICE_IQ3_S, LATTICE_IQ2_XXS, LATTICE_IQ2_XS, LATTICE_IQ2_S, LATTICE_IQ1, LATTICES };
+
 typedef struct {
-    int size;              // grid entries
-    int8_t pos[512][4];    // entry i as odd coordinates 2l + 1
-    int16_t map[4096];     // code → grid entry, or −1
-    int32_t offset[4096];  // code off the grid → its list in `neighbours`: count, then entries
+    int size, dim, maxl, nwant;  // entries; coordinates per entry; largest level; distances kept per list
+    int8_t (*pos)[8];            // entry i as odd coordinates 2l + 1
+    int16_t *map;                // code → grid entry, or −1
+    int32_t *offset;             // code off the grid → its list in `neighbours`: count, then entries
     uint16_t *neighbours;
-} iq3_lattice;
+} lattice;
 
-static iq3_lattice lattice[2];  // IQ3_XXS (256 entries), IQ3_S (512)
-static pthread_once_t lattice_once[2] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+static lattice lattices[LATTICES];
 
-static int compare_pairs(const void *a, const void *b) {
-    const int *l = a, *r = b;
-    return l[0] < r[0] ? -1 : l[0] > r[0] ? 1 : l[1] < r[1] ? -1 : l[1] > r[1] ? 1 : 0;
+static inline int code_of(const lattice *g, const int8_t *L) {
+    const int bits = g->dim == 4 ? 3 : 2;
+    int u = 0;
+    for (int i = 0; i < g->dim; i++) u |= L[i] << (bits * i);
+    return u;
 }
 
-// The level (0…7) of a grid byte: IQ3_XXS stores 4, 12, …, 52, 62; IQ3_S stores 2l + 1.
+// The level of a grid byte: IQ3_XXS stores 4, 12, …, 52, 62; IQ3_S 2l + 1; IQ2 8, 25, 43; IQ1 −1, 0, 1.
 static int level_of(int which, uint8_t b) {
     static const uint8_t xxs[8] = {4, 12, 20, 28, 36, 44, 52, 62};
-    if (which == 1) return (b - 1) / 2;
-    for (int l = 0; l < 8; l++)
-        if (xxs[l] == b) return l;
-    return 0;
+    switch (which) {
+    case LATTICE_IQ3_XXS:
+        for (int l = 0; l < 8; l++)
+            if (xxs[l] == b) return l;
+        return 0;
+    case LATTICE_IQ3_S: return (b - 1) / 2;
+    case LATTICE_IQ1: return (int)(int8_t)b + 1;
+    default: return b == 8 ? 0 : b == 25 ? 1 : 2;
+    }
 }
 
 static void build_lattice(int which) {
-    iq3_lattice *g = &lattice[which];
-    g->size = which == 0 ? 256 : 512;
-    const int nwant = which == 0 ? 2 : 3;
-    for (int i = 0; i < 4096; i++) g->map[i] = -1;
-    for (int i = 0; i < g->size; i++) {
-        const uint32_t e = which == 0 ? p4k_iq3xxs_grid[i] : p4k_iq3s_grid[i];
-        int code = 0;
-        for (int k = 0; k < 4; k++) {
-            const int l = level_of(which, (uint8_t)(e >> (8 * k)));
-            g->pos[i][k] = (int8_t)(2 * l + 1);
-            code |= l << (3 * k);
-        }
-        g->map[code] = (int16_t)i;
-    }
-    int *dist = malloc(2 * (size_t)g->size * sizeof(int));
-    size_t cap = 4096 * 64, used = 0;
+    lattice *g = &lattices[which];
+    static const int sizes[LATTICES] = {256, 512, 256, 512, 1024, 2048}, wants[LATTICES] = {2, 3, 2, 2, 1, 3};
+    const int size = sizes[which], dim = which <= LATTICE_IQ3_S ? 4 : 8, maxl = dim == 4 ? 7 : 2;
+    const int codes = dim == 4 ? 4096 : 43692;  // every code of levels ≤ maxl is below this
+    g->dim = dim;
+    g->maxl = maxl;
+    g->nwant = wants[which];
+    g->pos = calloc((size_t)size, 8);
+    g->map = malloc((size_t)codes * sizeof(int16_t));
+    g->offset = malloc((size_t)codes * sizeof(int32_t));
+    int *dist = malloc((size_t)size * sizeof(int));
+    size_t cap = (size_t)codes * 32, used = 0;
     g->neighbours = malloc(cap * sizeof(uint16_t));
-    if (!dist || !g->neighbours) goto fail;
-    for (int u = 0; u < 4096; u++) {
+    if (!g->pos || !g->map || !g->offset || !dist || !g->neighbours) goto fail;
+    for (int i = 0; i < codes; i++) g->map[i] = -1;
+    for (int i = 0; i < size; i++) {
+        int8_t L[8];
+        for (int k = 0; k < dim; k++) {
+            const uint8_t b = dim == 4 ? (uint8_t)((which == LATTICE_IQ3_XXS ? p4k_iq3xxs_grid : p4k_iq3s_grid)[i] >> (8 * k))
+                                       : (uint8_t)((which == LATTICE_IQ2_XXS ? p4k_iq2xxs_grid
+                                                    : which == LATTICE_IQ2_XS ? p4k_iq2xs_grid
+                                                    : which == LATTICE_IQ2_S  ? p4k_iq2s_grid
+                                                                              : p4k_iq1s_grid)[i] >> (8 * k));
+            L[k] = (int8_t)level_of(which, b);
+            g->pos[i][k] = (int8_t)(2 * L[k] + 1);
+        }
+        g->map[code_of(g, L)] = (int16_t)i;
+    }
+    for (int u = 0; u < codes; u++) {
         g->offset[u] = -1;
         if (g->map[u] >= 0) continue;
-        for (int j = 0; j < g->size; j++) {
+        int p[8];
+        for (int k = 0; k < dim; k++) p[k] = 2 * ((u >> ((dim == 4 ? 3 : 2) * k)) & (dim == 4 ? 7 : 3)) + 1;
+        for (int j = 0; j < size; j++) {
             int d2 = 0;
-            for (int k = 0; k < 4; k++) {
-                const int p = 2 * ((u >> (3 * k)) & 7) + 1, q = g->pos[j][k];
-                d2 += (q - p) * (q - p);
-            }
-            dist[2 * j] = d2;
-            dist[2 * j + 1] = j;
+            for (int k = 0; k < dim; k++) d2 += (g->pos[j][k] - p[k]) * (g->pos[j][k] - p[k]);
+            dist[j] = d2;
         }
-        qsort(dist, (size_t)g->size, 2 * sizeof(int), compare_pairs);
-        if (used + 1 + (size_t)g->size > cap) {
+        // The entries at the nwant smallest distances, by distance, then index (what sorting the
+        // (distance, index) pairs and cutting after the nwant-th distinct distance gives).
+        int levels[3], nl = 0;
+        while (nl < g->nwant) {
+            int next = -1;
+            for (int j = 0; j < size; j++)
+                if ((nl == 0 || dist[j] > levels[nl - 1]) && (next < 0 || dist[j] < next)) next = dist[j];
+            if (next < 0) break;
+            levels[nl++] = next;
+        }
+        if (used + 1 + (size_t)size > cap) {
             cap *= 2;
             uint16_t *more = realloc(g->neighbours, cap * sizeof(uint16_t));
             if (!more) goto fail;
@@ -100,45 +122,47 @@ static void build_lattice(int which) {
         }
         g->offset[u] = (int32_t)used;
         const size_t start = used++;
-        int n = 0, have = 1, d2 = dist[0];
-        for (int j = 0; j < g->size; j++) {
-            if (dist[2 * j] > d2) {
-                if (have == nwant) break;
-                d2 = dist[2 * j];
-                have++;
-            }
-            g->neighbours[used++] = (uint16_t)dist[2 * j + 1];
-            n++;
-        }
-        g->neighbours[start] = (uint16_t)n;
+        for (int l = 0; l < nl; l++)
+            for (int j = 0; j < size; j++)
+                if (dist[j] == levels[l]) g->neighbours[used++] = (uint16_t)j;
+        g->neighbours[start] = (uint16_t)(used - start - 1);
     }
     free(dist);
+    g->size = size;
     return;
-fail:  // out of memory: the quantizers write zero blocks
+fail:  // out of memory: size stays 0 and the quantizers write zero blocks
     free(dist);
+    free(g->pos);
+    free(g->map);
+    free(g->offset);
     free(g->neighbours);
-    g->neighbours = NULL;
-    g->size = 0;
+    memset(g, 0, sizeof *g);
 }
 
-static void build_xxs(void) { build_lattice(0); }
-static void build_s(void) { build_lattice(1); }
+static void build0(void) { build_lattice(0); }
+static void build1(void) { build_lattice(1); }
+static void build2(void) { build_lattice(2); }
+static void build3(void) { build_lattice(3); }
+static void build4(void) { build_lattice(4); }
+static void build5(void) { build_lattice(5); }
 
-static const iq3_lattice *get_lattice(int which) {
-    pthread_once(&lattice_once[which], which == 0 ? build_xxs : build_s);
-    return &lattice[which];
+static const lattice *get_lattice(int which) {
+    static pthread_once_t once[LATTICES] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT,
+                                            PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
+    static void (*const builders[LATTICES])(void) = {build0, build1, build2, build3, build4, build5};
+    pthread_once(&once[which], builders[which]);
+    return &lattices[which];
 }
 
 // The grid entry among code u's neighbours nearest to xval at `scale` (weights w); L gets its levels.
-static int best_neighbour(const iq3_lattice *g, int u, const float *xval, const float *w, float scale, int8_t *L) {
+static int best_neighbour(const lattice *g, int u, const float *xval, const float *w, float scale, int8_t *L) {
     const uint16_t *nb = g->neighbours + g->offset[u];
     float best = FLT_MAX;
     int index = nb[1];
     for (int j = 1; j <= nb[0]; j++) {
-        const int8_t *pg = g->pos[nb[j]];
         float d2 = 0;
-        for (int i = 0; i < 4; i++) {
-            const float q = pg[i], diff = scale * q - xval[i];
+        for (int i = 0; i < g->dim; i++) {
+            const float q = g->pos[nb[j]][i], diff = scale * q - xval[i];
             d2 += w[i] * diff * diff;
         }
         if (d2 < best) {
@@ -146,38 +170,42 @@ static int best_neighbour(const iq3_lattice *g, int u, const float *xval, const 
             index = nb[j];
         }
     }
-    for (int i = 0; i < 4; i++) L[i] = (int8_t)((g->pos[index][i] - 1) / 2);
+    for (int i = 0; i < g->dim; i++) L[i] = (int8_t)((g->pos[index][i] - 1) / 2);
     return index;
 }
 
-// Levels of 4 values at inverse scale id, and their code.
-static int round_four(const float *xval, float id, int8_t *L) {
-    int u = 0;
-    for (int i = 0; i < 4; i++) {
-        L[i] = (int8_t)imax(0, imin(7, nearest(0.5f * (id * xval[i] - 1))));
-        u |= L[i] << (3 * i);
-    }
-    return u;
+// Levels of one entry's values at inverse scale id, and their code.
+static int round_entry(const lattice *g, const float *xval, float id, int8_t *L) {
+    for (int i = 0; i < g->dim; i++) L[i] = (int8_t)imax(0, imin(g->maxl, nearest(0.5f * (id * xval[i] - 1))));
+    return code_of(g, L);
 }
 
-// One group of 32 values (signs taken out: xval ≥ 0): the scale search over `steps` candidates
-// each side, rounding to the grid; then, with the best scale, the groups of 4 that were off the
-// grid (IQ3_XXS) or all of them (IQ3_S) rounded again. Returns the scale; L holds the levels.
-static float fit_group(const iq3_lattice *g, const float *xval, const float *weight, const float *waux, float max,
-                       int steps, int redo_all, int8_t *L) {
+static int grid_index(const lattice *g, const int8_t *L) {
+    const int i = g->map[code_of(g, L)];
+    return i < 0 ? 0 : i;  // always on the grid after the fits below
+}
+
+// One group of n values (signs taken out: xval ≥ 0) as grid entries: the scale search over
+// 2·steps + 1 candidates (base + k·delta)/max, rounding every entry to the grid; then, at the
+// best scale, the entries that were off the grid (all of them with `redo_all`) rounded again.
+// Returns the scale; L holds the levels. (IQ3: n 32, base 15, delta 0.2; IQ2_XS / IQ2_S: n 16,
+// base 5, delta 0.1.)
+static float fit_group(const lattice *g, const float *xval, const float *weight, const float *waux, int n, float max,
+                       int base, int steps, float delta, int redo_all, int8_t *L) {
     int8_t Laux[32];
     int on_grid[8], on_grid_aux[8];
-    float best = 0, scale = max / 15;
-    for (int k = 0; k < 8; k++) on_grid[k] = !redo_all;
+    const int entries = n / g->dim;
+    float best = 0, scale = max / base;
+    for (int k = 0; k < entries; k++) on_grid[k] = !redo_all;
     for (int is = -steps; is <= steps; is++) {
-        const float id = (15 + is * 0.2f) / max, this_scale = 1 / id;
-        for (int k = 0; k < 8; k++) {
-            const int u = round_four(xval + 4 * k, id, Laux + 4 * k);
+        const float id = (base + is * delta) / max, this_scale = 1 / id;
+        for (int k = 0; k < entries; k++) {
+            const int u = round_entry(g, xval + g->dim * k, id, Laux + g->dim * k);
             on_grid_aux[k] = g->map[u] >= 0;
-            if (!on_grid_aux[k]) best_neighbour(g, u, xval + 4 * k, waux + 4 * k, this_scale, Laux + 4 * k);
+            if (!on_grid_aux[k]) best_neighbour(g, u, xval + g->dim * k, waux + g->dim * k, this_scale, Laux + g->dim * k);
         }
         float sumqx = 0, sumq2 = 0;
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             const float w = weight[i], q = 2 * Laux[i] + 1;
             sumqx += w * xval[i] * q;
             sumq2 += w * q * q;
@@ -185,24 +213,21 @@ static float fit_group(const iq3_lattice *g, const float *xval, const float *wei
         if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
             scale = sumqx / sumq2;
             best = scale * sumqx;
-            memcpy(L, Laux, 32);
-            memcpy(on_grid, on_grid_aux, sizeof on_grid);
+            memcpy(L, Laux, (size_t)n);
+            memcpy(on_grid, on_grid_aux, sizeof(int) * (size_t)entries);
         }
     }
     int off = 0;
-    for (int k = 0; k < 8; k++) off += !on_grid[k];
+    for (int k = 0; k < entries; k++) off += !on_grid[k];
     if (off > 0 && scale > 0) {
         const float id = 1 / scale;
-        for (int k = 0; k < 8; k++) {
+        for (int k = 0; k < entries; k++) {
             if (!redo_all && on_grid[k]) continue;
-            int8_t l4[4];
-            const int u = round_four(xval + 4 * k, id, l4);
-            int index = g->map[u];
-            if (index < 0) index = best_neighbour(g, u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k);
-            for (int i = 0; i < 4; i++) L[4 * k + i] = (int8_t)((g->pos[index][i] - 1) / 2);
+            const int u = round_entry(g, xval + g->dim * k, id, L + g->dim * k);
+            if (g->map[u] < 0) best_neighbour(g, u, xval + g->dim * k, waux + g->dim * k, scale, L + g->dim * k);
         }
         float sumqx = 0, sumq2 = 0;
-        for (int i = 0; i < 32; i++) {
+        for (int i = 0; i < n; i++) {
             const float w = weight[i], q = 2 * L[i] + 1;
             sumqx += w * xval[i] * q;
             sumq2 += w * q * q;
@@ -210,12 +235,6 @@ static float fit_group(const iq3_lattice *g, const float *xval, const float *wei
         if (sumq2 > 0) scale = sumqx / sumq2;
     }
     return scale;
-}
-
-static int grid_index(const iq3_lattice *g, const int8_t *L) {
-    int u = 0;
-    for (int i = 0; i < 4; i++) u |= L[i] << (3 * i);
-    return g->map[u] < 0 ? 0 : g->map[u];  // always on the grid after fit_group
 }
 
 static void group_weights(const float *xb, const float *qw, float sigma2, float *weight, float *waux) {
@@ -231,7 +250,7 @@ static float super_block_sigma2(const float *x) {
 
 // IQ3_XXS: signs per 8 values with an even count (the cheapest value flips when odd), 7 bits stored.
 static void iq3_xxs_block(const float *x, p4k_block_iq3_xxs *y, const float *qw) {
-    const iq3_lattice *g = get_lattice(0);
+    const lattice *g = get_lattice(LATTICE_IQ3_XXS);
     float scales[8], weight[32], waux[32], xval[32], max_scale = 0;
     int8_t L[32];
     uint8_t q3[104];
@@ -276,7 +295,7 @@ static void iq3_xxs_block(const float *x, p4k_block_iq3_xxs *y, const float *qw)
             scales[ib] = 0;
             continue;
         }
-        float scale = fit_group(g, xval, weight, waux, max, 15, 0, L);
+        float scale = fit_group(g, xval, weight, waux, 32, max, 15, 15, 0.2f, 0, L);
         if (scale < 0) {
             scale = -scale;
             for (int k = 0; k < 4; k++) block_signs[k] = (uint8_t)(~block_signs[k] & 127);
@@ -304,7 +323,7 @@ static void iq3_xxs_block(const float *x, p4k_block_iq3_xxs *y, const float *qw)
 // IQ3_S: a sign bit per value, 9-bit indices. A group of all zeros writes nothing and does not
 // advance the index and sign positions (as llama.cpp: the next group's land in its place).
 static void iq3_s_block(const float *x, p4k_block_iq3_s *y, const float *qw) {
-    const iq3_lattice *g = get_lattice(1);
+    const lattice *g = get_lattice(LATTICE_IQ3_S);
     float scales[8], weight[32], waux[32], xval[32], max_scale = 0;
     int8_t L[32];
     memset(y, 0, sizeof *y);
@@ -332,7 +351,7 @@ static void iq3_s_block(const float *x, p4k_block_iq3_s *y, const float *qw) {
             scales[ib] = 0;
             continue;
         }
-        float scale = fit_group(g, xval, weight, waux, max, 9, 1, L);
+        float scale = fit_group(g, xval, weight, waux, 32, max, 15, 9, 0.2f, 1, L);
         if (scale < 0) {
             scale = -scale;
             for (int k = 0; k < 4; k++) block_signs[k] = (uint8_t)~block_signs[k];
@@ -357,139 +376,6 @@ static void iq3_s_block(const float *x, p4k_block_iq3_s *y, const float *qw) {
         const int l2 = imax(0, imin(15, nearest(0.5f * (id * scales[ib + 1] - 1))));
         y->scales[ib / 2] = (uint8_t)(l1 | (l2 << 4));
     }
-}
-
-// ---- The lattice of IQ2 and IQ1: 8 coordinates in 0…2, code = Σ l_k · 4^k ----------------------
-
-#define CODES8 43692  // the largest code (all coordinates 2) + 2
-
-typedef struct {
-    int size, nwant;
-    int8_t (*pos)[8];   // entry i as odd coordinates 2l + 1
-    int16_t *map;       // code → grid entry, or −1
-    int32_t *offset;    // code off the grid → its list in `neighbours`: count, then entries
-    uint16_t *neighbours;
-} lattice8;
-
-static lattice8 lattices8[4];  // IQ2_XXS (256), IQ2_XS (512), IQ2_S (1024), IQ1_S / IQ1_M (2048)
-static pthread_once_t lattice8_once[4] = {PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT, PTHREAD_ONCE_INIT};
-
-static void build_lattice8(int which) {
-    lattice8 *g = &lattices8[which];
-    static const int sizes[4] = {256, 512, 1024, 2048}, wants[4] = {2, 2, 1, 3};
-    const uint64_t *grids[4] = {p4k_iq2xxs_grid, p4k_iq2xs_grid, p4k_iq2s_grid, p4k_iq1s_grid};
-    const int size = sizes[which];
-    g->nwant = wants[which];
-    g->pos = malloc((size_t)size * 8);
-    g->map = malloc(CODES8 * sizeof(int16_t));
-    g->offset = malloc(CODES8 * sizeof(int32_t));
-    int *dist = malloc((size_t)size * sizeof(int));
-    size_t cap = (size_t)CODES8 * 32, used = 0;
-    g->neighbours = malloc(cap * sizeof(uint16_t));
-    if (!g->pos || !g->map || !g->offset || !dist || !g->neighbours) goto fail;
-    for (int i = 0; i < CODES8; i++) g->map[i] = -1;
-    for (int i = 0; i < size; i++) {
-        int code = 0;
-        for (int k = 0; k < 8; k++) {
-            const uint8_t b = (uint8_t)(grids[which][i] >> (8 * k));
-            // IQ2 grids store 8, 25, 43 for levels 0, 1, 2; IQ1's −1, 0, 1.
-            const int l = which == 3 ? (int)(int8_t)b + 1 : (b == 8 ? 0 : b == 25 ? 1 : 2);
-            g->pos[i][k] = (int8_t)(2 * l + 1);
-            code |= l << (2 * k);
-        }
-        g->map[code] = (int16_t)i;
-    }
-    for (int u = 0; u < CODES8; u++) {
-        g->offset[u] = -1;
-        if (g->map[u] >= 0) continue;
-        int p[8];
-        for (int k = 0; k < 8; k++) p[k] = 2 * ((u >> (2 * k)) & 3) + 1;
-        for (int j = 0; j < size; j++) {
-            int d2 = 0;
-            for (int k = 0; k < 8; k++) d2 += (g->pos[j][k] - p[k]) * (g->pos[j][k] - p[k]);
-            dist[j] = d2;
-        }
-        // The entries at the nwant smallest distances, by distance, then index (what sorting the
-        // (distance, index) pairs and cutting after the nwant-th distinct distance gives).
-        int levels[3], nl = 0;
-        while (nl < g->nwant) {
-            int next = -1;
-            for (int j = 0; j < size; j++)
-                if ((nl == 0 || dist[j] > levels[nl - 1]) && (next < 0 || dist[j] < next)) next = dist[j];
-            if (next < 0) break;
-            levels[nl++] = next;
-        }
-        if (used + 1 + (size_t)size > cap) {
-            cap *= 2;
-            uint16_t *more = realloc(g->neighbours, cap * sizeof(uint16_t));
-            if (!more) goto fail;
-            g->neighbours = more;
-        }
-        g->offset[u] = (int32_t)used;
-        const size_t start = used++;
-        for (int l = 0; l < nl; l++)
-            for (int j = 0; j < size; j++)
-                if (dist[j] == levels[l]) g->neighbours[used++] = (uint16_t)j;
-        g->neighbours[start] = (uint16_t)(used - start - 1);
-    }
-    free(dist);
-    g->size = size;
-    return;
-fail:  // out of memory: the quantizers write zero blocks
-    free(dist);
-    free(g->pos);
-    free(g->map);
-    free(g->offset);
-    free(g->neighbours);
-    memset(g, 0, sizeof *g);
-}
-
-static void build8_0(void) { build_lattice8(0); }
-static void build8_1(void) { build_lattice8(1); }
-static void build8_2(void) { build_lattice8(2); }
-static void build8_3(void) { build_lattice8(3); }
-
-static const lattice8 *get_lattice8(int which) {
-    static void (*const builders[4])(void) = {build8_0, build8_1, build8_2, build8_3};
-    pthread_once(&lattice8_once[which], builders[which]);
-    return &lattices8[which];
-}
-
-static int code8(const int8_t *L) {
-    int u = 0;
-    for (int i = 0; i < 8; i++) u |= L[i] << (2 * i);
-    return u;
-}
-
-// Levels of 8 values at inverse scale id (0…2), and their code.
-static int round_eight(const float *xval, float id, int8_t *L) {
-    for (int i = 0; i < 8; i++) L[i] = (int8_t)imax(0, imin(2, nearest(0.5f * (id * xval[i] - 1))));
-    return code8(L);
-}
-
-// The neighbour of code u nearest to xval at `scale` (weights w); L gets its levels.
-static int best_neighbour8(const lattice8 *g, int u, const float *xval, const float *w, float scale, int8_t *L) {
-    const uint16_t *nb = g->neighbours + g->offset[u];
-    float best = FLT_MAX;
-    int index = nb[1];
-    for (int j = 1; j <= nb[0]; j++) {
-        float d2 = 0;
-        for (int i = 0; i < 8; i++) {
-            const float q = g->pos[nb[j]][i], diff = scale * q - xval[i];
-            d2 += w[i] * diff * diff;
-        }
-        if (d2 < best) {
-            best = d2;
-            index = nb[j];
-        }
-    }
-    for (int i = 0; i < 8; i++) L[i] = (int8_t)((g->pos[index][i] - 1) / 2);
-    return index;
-}
-
-static inline int grid8(const lattice8 *g, const int8_t *L) {
-    const int i = g->map[code8(L)];
-    return i < 0 ? 0 : i;  // always on the grid after the fits below
 }
 
 // Signs of 8 values out of x into xval; with `even`, an odd count flips the value of least
@@ -537,7 +423,7 @@ static const float ones[256] = {
 
 // IQ2_XXS: groups of 32; the first scale from p4k_fit_positive on 4 levels, 13 candidates.
 static void iq2_xxs_block(const float *x, p4k_block_iq2_xxs *y, const float *qw) {
-    const lattice8 *g = get_lattice8(0);
+    const lattice *g = get_lattice(LATTICE_IQ2_XXS);
     float scales[8], weight[32], waux[32], xval[32], max_scale = 0;
     int8_t L[32], Laux[32];
     uint32_t q2[16];
@@ -568,8 +454,8 @@ static void iq2_xxs_block(const float *x, p4k_block_iq2_xxs *y, const float *qw)
         for (int is = -6; is <= 6; is++) {
             const float id = (5 + is * 0.1f) / eff_max, this_scale = 1 / id;
             for (int k = 0; k < 4; k++) {
-                const int u = round_eight(xval + 8 * k, id, Laux + 8 * k);
-                if (g->map[u] < 0) best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
+                const int u = round_entry(g, xval + 8 * k, id, Laux + 8 * k);
+                if (g->map[u] < 0) best_neighbour(g, u, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
             }
             float sumqx = 0, sumq2 = 0;
             for (int i = 0; i < 32; i++) {
@@ -587,9 +473,9 @@ static void iq2_xxs_block(const float *x, p4k_block_iq2_xxs *y, const float *qw)
             const float id = 1 / scale;
             for (int k = 0; k < 4; k++) {
                 int8_t l8[8];
-                const int u = round_eight(xval + 8 * k, id, l8);
+                const int u = round_entry(g, xval + 8 * k, id, l8);
                 int index = g->map[u];
-                if (index < 0) index = best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
+                if (index < 0) index = best_neighbour(g, u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
                 for (int i = 0; i < 8; i++) L[8 * k + i] = (int8_t)((g->pos[index][i] - 1) / 2);
             }
             float sumqx = 0, sumq2 = 0;
@@ -605,7 +491,7 @@ static void iq2_xxs_block(const float *x, p4k_block_iq2_xxs *y, const float *qw)
             for (int k = 0; k < 4; k++) block_signs[k] = (uint8_t)(~block_signs[k] & 127);
         }
         for (int k = 0; k < 4; k++) {
-            q2[2 * ib] |= (uint32_t)grid8(g, L + 8 * k) << (8 * k);
+            q2[2 * ib] |= (uint32_t)grid_index(g, L + 8 * k) << (8 * k);
             q2[2 * ib + 1] |= (uint32_t)block_signs[k] << (7 * k);
         }
         scales[ib] = scale;
@@ -627,11 +513,11 @@ static void iq2_xxs_block(const float *x, p4k_block_iq2_xxs *y, const float *qw)
 
 // IQ2_XS (`s` = 0) and IQ2_S (`s` = 1): groups of 16, two grid entries each.
 static void iq2_16_block(const float *x, void *out, const float *qw, int s) {
-    const lattice8 *g = get_lattice8(s ? 2 : 1);
+    const lattice *g = get_lattice(s ? LATTICE_IQ2_S : LATTICE_IQ2_XS);
     p4k_block_iq2_xs *yx = out;
     p4k_block_iq2_s *ys = out;
     float scales[16], weight[16], waux[16], xval[16], max_scale = 0;
-    int8_t L[16], Laux[16];
+    int8_t L[16];
     uint16_t q2[32];
     if (s) {
         memset(ys, 0, sizeof *ys);
@@ -658,50 +544,13 @@ static void iq2_16_block(const float *x, void *out, const float *qw, int s) {
             scales[ib] = 0;
             continue;
         }
-        float best = 0, scale = max / 5;
-        int on_grid[2] = {1, 1}, on_grid_aux[2];
-        for (int is = -9; is <= 9; is++) {
-            const float id = (5 + is * 0.1f) / max, this_scale = 1 / id;
-            for (int k = 0; k < 2; k++) {
-                const int u = round_eight(xval + 8 * k, id, Laux + 8 * k);
-                on_grid_aux[k] = g->map[u] >= 0;
-                if (!on_grid_aux[k]) best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, this_scale, Laux + 8 * k);
-            }
-            float sumqx = 0, sumq2 = 0;
-            for (int i = 0; i < 16; i++) {
-                const float w = weight[i], q = 2 * Laux[i] + 1;
-                sumqx += w * xval[i] * q;
-                sumq2 += w * q * q;
-            }
-            if (sumq2 > 0 && sumqx * sumqx > best * sumq2) {
-                scale = sumqx / sumq2;
-                best = scale * sumqx;
-                memcpy(L, Laux, 16);
-                on_grid[0] = on_grid_aux[0];
-                on_grid[1] = on_grid_aux[1];
-            }
-        }
-        if ((!on_grid[0] || !on_grid[1]) && scale > 0) {
-            const float id = 1 / scale;
-            for (int k = 0; k < 2; k++) {
-                if (on_grid[k]) continue;
-                const int u = round_eight(xval + 8 * k, id, L + 8 * k);
-                if (g->map[u] < 0) best_neighbour8(g, u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k);
-            }
-            float sumqx = 0, sumq2 = 0;
-            for (int i = 0; i < 16; i++) {
-                const float w = weight[i], q = 2 * L[i] + 1;
-                sumqx += w * xval[i] * q;
-                sumq2 += w * q * q;
-            }
-            if (sumq2 > 0) scale = sumqx / sumq2;
-        }
+        float scale = fit_group(g, xval, weight, waux, 16, max, 5, 9, 0.1f, 0, L);
         if (scale < 0) {
             scale = -scale;
             for (int k = 0; k < 2; k++) block_signs[k] = (uint8_t)(s ? ~block_signs[k] : ~block_signs[k] & 127);
         }
         for (int k = 0; k < 2; k++) {
-            const int index = grid8(g, L + 8 * k);
+            const int index = grid_index(g, L + 8 * k);
             if (s) {
                 const int i8 = 2 * ib + k;
                 ys->qs[i8] = (uint8_t)(index & 255);
@@ -753,7 +602,7 @@ static inline int pair_index(const float *pairs, int j) {
 }
 
 // The grid entry among code u's neighbours nearest to x (signed) at `scale` with level values xg.
-static int best_neighbour_iq1(const lattice8 *g, int u, const float *x, const float *w, float scale, const float *xg,
+static int best_neighbour_iq1(const lattice *g, int u, const float *x, const float *w, float scale, const float *xg,
                               int8_t *L) {
     const uint16_t *nb = g->neighbours + g->offset[u];
     float best = FLT_MAX;
@@ -776,7 +625,7 @@ static int best_neighbour_iq1(const lattice8 *g, int u, const float *x, const fl
 static const float x_p[3] = {-1 + 0.125f, 0.125f, 1 + 0.125f}, x_m[3] = {-1 - 0.125f, -0.125f, 1 - 0.125f};
 
 static void iq1_s_block(const float *x, p4k_block_iq1_s *y, const float *qw) {
-    const lattice8 *g = get_lattice8(3);
+    const lattice *g = get_lattice(LATTICE_IQ1);
     float scales[8], weight[32], sumx[33], sumw[33], pairs[64], max_scale = 0;
     int8_t L[32], shifts[8];
     uint16_t index[4];
@@ -841,7 +690,7 @@ static void iq1_s_block(const float *x, p4k_block_iq1_s *y, const float *qw) {
         int all_on_grid = 1;
         const float *xx = shift == 1 ? x_p : x_m;
         for (int k = 0; k < 4; k++) {
-            const int u = code8(L + 8 * k);
+            const int u = code_of(g, L + 8 * k);
             int gi = g->map[u];
             if (gi < 0) {
                 all_on_grid = 0;
@@ -881,7 +730,7 @@ static void iq1_s_block(const float *x, p4k_block_iq1_s *y, const float *qw) {
 }
 
 static void iq1_m_block(const float *x, p4k_block_iq1_m *y, const float *qw) {
-    const lattice8 *g = get_lattice8(3);
+    const lattice *g = get_lattice(LATTICE_IQ1);
     static const uint8_t masks[4] = {0x00, 0x80, 0x08, 0x88};
     float scales[16], weight[16], pairs[32], max_scale = 0;
     int8_t L[16], shifts[16];
@@ -959,7 +808,7 @@ static void iq1_m_block(const float *x, p4k_block_iq1_m *y, const float *qw) {
         int all_on_grid = 1;
         for (int k = 0; k < 2; k++) {
             const float *xx = (k == 0 ? bk < 2 : bk % 2 == 0) ? x_p : x_m;
-            const int u = code8(L + 8 * k);
+            const int u = code_of(g, L + 8 * k);
             int gi = g->map[u];
             if (gi < 0) {
                 all_on_grid = 0;
@@ -1017,9 +866,10 @@ static void iq1_m_block(const float *x, p4k_block_iq1_m *y, const float *qw) {
 }
 
 void p4k_quantize_iq_row(int format, const float *x, void *out, size_t n, const float *imatrix) {
-    const int lat3 = format == P4K_IQ3_XXS || format == P4K_IQ3_S;
-    const int which = format == P4K_IQ2_XXS ? 0 : format == P4K_IQ2_XS ? 1 : format == P4K_IQ2_S ? 2 : 3;
-    const int ready = lat3 ? get_lattice(format == P4K_IQ3_XXS ? 0 : 1)->size != 0 : get_lattice8(which)->size != 0;
+    const int which = format == P4K_IQ3_XXS ? LATTICE_IQ3_XXS : format == P4K_IQ3_S ? LATTICE_IQ3_S
+                      : format == P4K_IQ2_XXS ? LATTICE_IQ2_XXS : format == P4K_IQ2_XS ? LATTICE_IQ2_XS
+                      : format == P4K_IQ2_S ? LATTICE_IQ2_S : LATTICE_IQ1;
+    const int ready = get_lattice(which)->size != 0;
     const p4k_format_info *f = p4k_format((uint32_t)format);
     if (!ready || !f) {
         if (f) memset(out, 0, n / 256 * f->block_bytes);
