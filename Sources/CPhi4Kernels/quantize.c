@@ -22,18 +22,26 @@
 
 // ---- Scale searches ---------------------------------------------------------------------------
 
+// The value of largest magnitude (the first of equal ones); its magnitude through `amax`.
+static float signed_max(int n, const float *x, float *amax) {
+    float max = 0, a = 0;
+    for (int i = 0; i < n; i++) {
+        const float ax = fabsf(x[i]);
+        if (ax > a) {
+            a = ax;
+            max = x[i];
+        }
+    }
+    *amax = a;
+    return max;
+}
+
 // Symmetric: values l in −nmax…nmax−1 (stored as l + nmax) and a signed scale. `rmse` 0: the
 // plain scale −max/nmax; 1: weights `qw` (x² without), least squares over 19 candidate scales
 // around nmax/max.
 static float fit_symmetric(int n, int nmax, const float *x, int8_t *L, int rmse, const float *qw) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = signed_max(n, x, &amax);
     if (amax < ALL_ZERO) {
         memset(L, 0, (size_t)n);
         return 0;
@@ -74,14 +82,8 @@ static float fit_symmetric(int n, int nmax, const float *x, int8_t *L, int rmse,
 // Q3_K's symmetric search without an importance matrix: the plain scale, then up to five passes
 // moving single values to their best level (weights x²). L holds l + nmax.
 static float fit_symmetric_refined(int n, int nmax, const float *x, int8_t *L) {
-    float max = 0, amax = 0;
-    for (int i = 0; i < n; i++) {
-        const float ax = fabsf(x[i]);
-        if (ax > amax) {
-            amax = ax;
-            max = x[i];
-        }
-    }
+    float amax;
+    const float max = signed_max(n, x, &amax);
     if (amax < ALL_ZERO) {
         memset(L, 0, (size_t)n);
         return 0;

@@ -624,6 +624,38 @@ static int best_neighbour_iq1(const lattice *g, int u, const float *x, const flo
 
 static const float x_p[3] = {-1 + 0.125f, 0.125f, 1 + 0.125f}, x_m[3] = {-1 - 0.125f, -0.125f, 1 - 0.125f};
 
+// Levels of a group from its sorted values and the best split: below b1 → 0, below b2 → 1, else 2.
+static void split_levels(const float *pairs, int n, int b1, int b2, int8_t *L) {
+    for (int j = 0; j < n; j++) L[pair_index(pairs, j)] = (int8_t)(j < b1 ? 0 : j < b2 ? 1 : 2);
+}
+
+// Each 8 levels of a group to a grid entry (off the grid: the neighbour nearest at `scale`, with
+// entry k's level values xs[k]); when any entry moved, the scale refitted. Returns the scale.
+static float iq1_entries(const lattice *g, int8_t *L, const float *xb, const float *weight, float scale,
+                         const float *const *xs, int entries, uint16_t *index) {
+    int all_on_grid = 1;
+    for (int k = 0; k < entries; k++) {
+        const int u = code_of(g, L + 8 * k);
+        int gi = g->map[u];
+        if (gi < 0) {
+            all_on_grid = 0;
+            gi = best_neighbour_iq1(g, u, xb + 8 * k, weight + 8 * k, scale, xs[k], L + 8 * k);
+        }
+        index[k] = (uint16_t)gi;
+    }
+    if (!all_on_grid) {
+        float sumqx = 0, sumq2 = 0;
+        for (int k = 0; k < entries; k++)
+            for (int j = 0; j < 8; j++) {
+                const float w = weight[8 * k + j], q = xs[k][(g->pos[index[k]][j] - 1) / 2];
+                sumqx += w * q * xb[8 * k + j];
+                sumq2 += w * q * q;
+            }
+        if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
+    }
+    return scale;
+}
+
 static void iq1_s_block(const float *x, p4k_block_iq1_s *y, const float *qw) {
     const lattice *g = get_lattice(LATTICE_IQ1);
     float scales[8], weight[32], sumx[33], sumw[33], pairs[64], max_scale = 0;
@@ -681,33 +713,15 @@ static void iq1_s_block(const float *x, p4k_block_iq1_s *y, const float *qw) {
             shifts[ib] = 1;
             continue;
         }
-        for (int j = 0; j < 32; j++) L[pair_index(pairs, j)] = (int8_t)(j < b1 ? 0 : j < b2 ? 1 : 2);
+        split_levels(pairs, 32, b1, b2, L);
         if (scale < 0) {
             for (int j = 0; j < 32; j++) L[j] = (int8_t)(2 - L[j]);
             scale = -scale;
             shift = -shift;
         }
-        int all_on_grid = 1;
         const float *xx = shift == 1 ? x_p : x_m;
-        for (int k = 0; k < 4; k++) {
-            const int u = code_of(g, L + 8 * k);
-            int gi = g->map[u];
-            if (gi < 0) {
-                all_on_grid = 0;
-                gi = best_neighbour_iq1(g, u, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
-            }
-            index[k] = (uint16_t)gi;
-        }
-        if (!all_on_grid) {
-            float sumqx = 0, sumq2 = 0;
-            for (int k = 0; k < 4; k++)
-                for (int j = 0; j < 8; j++) {
-                    const float w = weight[8 * k + j], q = xx[(g->pos[index[k]][j] - 1) / 2];
-                    sumqx += w * q * xb[8 * k + j];
-                    sumq2 += w * q * q;
-                }
-            if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
-        }
+        const float *const xs[4] = {xx, xx, xx, xx};
+        scale = iq1_entries(g, L, xb, weight, scale, xs, 4, index);
         uint16_t h = 0;
         for (int k = 0; k < 4; k++) {
             y->qs[4 * ib + k] = (uint8_t)(index[k] & 255);
@@ -799,35 +813,15 @@ static void iq1_m_block(const float *x, p4k_block_iq1_m *y, const float *qw) {
             shifts[ib] = 0;
             continue;
         }
-        for (int j = 0; j < 16; j++) L[pair_index(pairs, j)] = (int8_t)(j < b1 ? 0 : j < b2 ? 1 : 2);
+        split_levels(pairs, 16, b1, b2, L);
         if (scale < 0) {
             for (int j = 0; j < 16; j++) L[j] = (int8_t)(2 - L[j]);
             scale = -scale;
             bk = 3 - bk;
         }
-        int all_on_grid = 1;
-        for (int k = 0; k < 2; k++) {
-            const float *xx = (k == 0 ? bk < 2 : bk % 2 == 0) ? x_p : x_m;
-            const int u = code_of(g, L + 8 * k);
-            int gi = g->map[u];
-            if (gi < 0) {
-                all_on_grid = 0;
-                gi = best_neighbour_iq1(g, u, xb + 8 * k, weight + 8 * k, scale, xx, L + 8 * k);
-            }
-            index[k] = (uint16_t)gi;
-        }
-        if (!all_on_grid) {
-            float sumqx = 0, sumq2 = 0;
-            for (int k = 0; k < 2; k++) {
-                const float *xx = (k == 0 ? bk < 2 : bk % 2 == 0) ? x_p : x_m;
-                for (int j = 0; j < 8; j++) {
-                    const float w = weight[8 * k + j], q = xx[(g->pos[index[k]][j] - 1) / 2];
-                    sumqx += w * q * xb[8 * k + j];
-                    sumq2 += w * q * q;
-                }
-            }
-            if (sumqx > 0 && sumq2 > 0) scale = sumqx / sumq2;
-        }
+        // The first 8 values' shift is bk's high bit, the second 8's its low bit (+ or −).
+        const float *const xs[2] = {bk < 2 ? x_p : x_m, bk % 2 == 0 ? x_p : x_m};
+        scale = iq1_entries(g, L, xb, weight, scale, xs, 2, index);
         y->qs[2 * ib] = (uint8_t)(index[0] & 255);
         y->qs[2 * ib + 1] = (uint8_t)(index[1] & 255);
         y->qh[ib] = (uint8_t)((index[0] >> 8) | ((index[1] >> 8) << 4));
