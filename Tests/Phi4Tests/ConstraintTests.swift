@@ -229,6 +229,20 @@ final class ConstraintMatchingTests: XCTestCase {
         XCTAssertThrowsError(try Constraint.grammar("root ::= (").matches("x"))
     }
 
+    /// Cases of the official JSON-Schema-Test-Suite (draft 2020-12; tools/json_schema_suite.py)
+    /// that were accepted though invalid: keywords of one kind of value in a schema without
+    /// `type` were ignored, `false` inside `allOf` was read as `true`, and `prefixItems` and
+    /// `items` of different `allOf` parts were merged.
+    func testSchemasWithoutTypeKeepTheirKeywords() throws {
+        XCTAssertFalse(try Constraint.jsonSchema(#"{"maxItems": 2}"#).matches("[1,2,3]"))
+        XCTAssertTrue(try Constraint.jsonSchema(#"{"maxItems": 2}"#).matches("[1,2]"))
+        XCTAssertFalse(try Constraint.jsonSchema(#"{"minItems": 1}"#).matches("[]"))
+        XCTAssertFalse(try Constraint.jsonSchema(#"{"required": ["__proto__"]}"#).matches("{}"))
+        XCTAssertTrue(try Constraint.jsonSchema(#"{"required": ["a"]}"#).matches(#"{"a":1}"#))
+        XCTAssertThrowsError(try Constraint.jsonSchema(#"{"allOf": [{"type": "string"}, false]}"#).compile())
+        XCTAssertThrowsError(try Constraint.jsonSchema(#"{"allOf": [{"prefixItems": [{"minimum": 3}]}], "items": {"minimum": 5}}"#).compile())
+    }
+
     /// The canonical spelling parses back to the same value, uses generation's escapes and member
     /// order, and the schema's grammar accepts it.
     func testCanonicalSpellingIsWhatGenerationWrites() throws {

@@ -14,7 +14,10 @@
 /// `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `deprecated`,
 /// `readOnly`, `writeOnly`) are ignored; any other keyword is an error naming it.
 ///
-/// What is generated (every output validates; some valid instances are never produced):
+/// What is generated (every output validates; some valid instances are never produced): for a
+/// schema without `type`, values of the kind its keywords are about (objects for `properties`,
+/// `additionalProperties`, `required`; arrays for `items`, `prefixItems`, `minItems`, `maxItems`;
+/// strings; numbers), any value when it has none;
 /// properties in a fixed order (the `required` ones in its order, then the others in name
 /// order), each at most once; no properties beyond the declared ones when some are declared
 /// (additional ones are allowed, not required); whitespace between tokens at most 16
@@ -194,9 +197,16 @@ public enum JSONSchema {
                 }
                 restrict(o)
                 for (i, item) in items.enumerated() {
+                    if item.boolValue == false { throw fail("\(path)/allOf/\(i)", "the schema false admits no value") }
                     var io = item.objectValue ?? [:]
                     if let r = io["$ref"]?.stringValue { io = try resolve(r, from: "\(path)/allOf/\(i)").objectValue ?? [:] }
                     restrict(io)
+                    // `items` applies after the `prefixItems` of its own schema only: from two
+                    // different parts they cannot be merged into one.
+                    if (io["prefixItems"] != nil && merged["items"] != nil && io["items"] == nil)
+                        || (io["items"] != nil && merged["prefixItems"] != nil && io["prefixItems"] == nil) {
+                        throw fail("\(path)/allOf/\(i)", "allOf combining items and prefixItems of different parts is not supported")
+                    }
                     for (k, v) in io {
                         switch k {
                         case "properties":
@@ -240,9 +250,11 @@ public enum JSONSchema {
                     types = many.compactMap(\.stringValue)
                     guard types.count == many.count, !types.isEmpty else { throw fail(path, "type must be a string or an array of strings") }
                 } else { throw fail(path, "type must be a string or an array of strings") }
-            } else if o["properties"] != nil || o["additionalProperties"] != nil {
+            } else if o["properties"] != nil || o["additionalProperties"] != nil || o["required"] != nil {
+                // Without `type`, the keywords of one kind of value say which kind is generated
+                // (the others are valid instances too, but never generated).
                 types = ["object"]
-            } else if o["items"] != nil || o["prefixItems"] != nil {
+            } else if o["items"] != nil || o["prefixItems"] != nil || o["minItems"] != nil || o["maxItems"] != nil {
                 types = ["array"]
             } else if o["minLength"] != nil || o["maxLength"] != nil || o["pattern"] != nil || o["format"] != nil {
                 types = ["string"]
