@@ -189,6 +189,15 @@ struct MatchCommand: ParsableCommand {
     @Flag(help: "Read texts as JSON strings, one per line on stdin; write one JSON answer per line.")
     var jsonl = false
 
+    @Flag(name: .customLong("without-restrictions"), help: "With --json-schema: also accept valid values generation never writes (other kinds for untyped schemas, extra properties, long numbers), to tell restrictions from gaps.")
+    var withoutRestrictions = false
+
+    @Option(help: "Instead of matching, print this many random complete matches of the grammar, one JSON string per line (null where a walk found none).")
+    var walks: Int?
+
+    @Option(help: "The seed of --walks.")
+    var seed: UInt64 = 1
+
     @Argument(help: "The texts.")
     var texts: [String] = []
 
@@ -203,7 +212,20 @@ struct MatchCommand: ParsableCommand {
         var grammarCompiled: Grammar?
         if !canonical {
             let c: Constraint = schema.map { .jsonSchema($0) } ?? gbnf.map { .grammar($0) } ?? regex.map { .regex($0) } ?? .jsonObject
-            do { grammarCompiled = try c.compile() } catch { throw RuntimeError(error) }
+            do {
+                if withoutRestrictions, let schema { grammarCompiled = try JSONSchema.compile(schema, restrictions: false) } else { grammarCompiled = try c.compile() }
+            } catch { throw RuntimeError(error) }
+        }
+        if let walks, let g = grammarCompiled {
+            var rng = SeededGenerator(seed: seed)
+            for _ in 0..<max(0, walks) {
+                if let m = g.randomMatch(using: &rng) {
+                    var out = ""
+                    JSONValue.writeString(String(decoding: m, as: UTF8.self), into: &out)
+                    print(out)
+                } else { print("null") }
+            }
+            return
         }
         func answer(_ text: String) throws -> String {
             if canonical {

@@ -1,36 +1,59 @@
 // JSON Schema compiled to a grammar whose every match is a valid instance.
 
-/// Compiles a JSON Schema to a ``Grammar`` of the JSON texts that are valid instances.
+/// Compiles a JSON Schema (draft 2020-12) to a ``Grammar`` of the JSON texts that are valid
+/// instances.
 ///
-/// Supported: `type` (one or an array of them; `null` too), `properties`, `required`,
-/// `additionalProperties` (false, true or a schema), `items` (a schema or false), `prefixItems`,
-/// `minItems` / `maxItems`, `enum`, `const`, `anyOf`, `oneOf`, `allOf` of object schemas, `$ref`
-/// to `#`, `#/$defs/…` and `#/definitions/…` (recursive too), string `minLength` / `maxLength`
-/// (code points), `pattern` (a search, as JSON Schema defines it; the ``Regex`` subset; with
-/// lengths too, the output is a match of the pattern alone whose open repetitions are bounded to
-/// fit them) and
-/// `format` (date, time, date-time, uuid, email), integer and number `minimum` / `maximum` /
-/// `exclusiveMinimum` / `exclusiveMaximum` with integer bounds. Annotations (`title`,
-/// `description`, `default`, `examples`, `$schema`, `$id`, `$comment`, `deprecated`,
-/// `readOnly`, `writeOnly`) are ignored; any other keyword is an error naming it.
+/// Supported keywords:
+/// - any value: `type` (one or an array of them), `enum` and `const` (with the keywords beside
+///   them: only the listed values those admit are generated), `anyOf`, `oneOf` (where its
+///   branches provably exclude each other: different kinds of value, different `const` / `enum`
+///   values, or a property one branch requires that the other forbids or gives other values),
+///   `allOf` (merged into one schema; parts that constrain the same keyword differently are
+///   refused), `not` (of a `type`, of values the schema's own `enum` lists, or of a schema none of
+///   whose instances are of the kinds generated), `$ref` to `#`, `#/$defs/…`, `#/definitions/…`
+///   (recursive too);
+/// - objects: `properties`, `required`, `additionalProperties`, `patternProperties`,
+///   `propertyNames`, `minProperties` / `maxProperties`, `dependentRequired`, and
+///   `unevaluatedProperties` in a schema without combinators (where it means
+///   `additionalProperties`);
+/// - arrays: `items` (a schema or false), `prefixItems`, `minItems` / `maxItems`, `contains` with
+///   `minContains` / `maxContains` (a `maxContains` needs the `not` of `contains` expressible),
+///   `uniqueItems` where the items have a finite set of values (`enum`, `const`, `boolean`,
+///   `null`), `unevaluatedItems` in a schema without combinators;
+/// - strings: `minLength` / `maxLength` (code points), `pattern` (a search, as JSON Schema
+///   defines it; the ``Regex`` subset), `format` (date, time, date-time, uuid, email, ipv4), with
+///   lengths too (the format's or pattern's open repetitions are bounded to fit them);
+/// - numbers: `minimum` / `maximum` / `exclusiveMinimum` / `exclusiveMaximum` with integer bounds,
+///   integer `multipleOf` (without bounds).
 ///
-/// What is generated (every output validates; some valid instances are never produced): for a
-/// schema without `type`, values of the kind its keywords are about (objects for `properties`,
-/// `additionalProperties`, `required`; arrays for `items`, `prefixItems`, `minItems`, `maxItems`;
-/// strings; numbers), any value when it has none;
-/// properties in a fixed order (the `required` ones in its order, then the others in name
-/// order), each at most once; no properties beyond the declared ones when some are declared
-/// (additional ones are allowed, not required); whitespace between tokens at most 16
-/// characters; strings with `\uXXXX` escapes only outside the surrogates (so lengths count
-/// code points as validators do); integers of at most 16 digits; numbers with at most 16
-/// fraction digits and no exponent when bounded. `oneOf` is generated as `anyOf`: its branches
-/// should not overlap.
+/// Annotations (`title`, `description`, `default`, `examples`, `$schema`, `$id`, `$comment`,
+/// `deprecated`, `readOnly`, `writeOnly`, `contentMediaType`, …) are ignored; any other keyword
+/// is an error naming it, and so is a combination that cannot be a grammar (the message says
+/// which).
+///
+/// What is generated (every output validates; some valid instances are never produced — the
+/// generation restrictions): for a schema without `type`, values of the kind its keywords are
+/// about (objects for `properties`, `required`, …; arrays for `items`, `minItems`, …; strings;
+/// numbers), any value when it has none; properties in a fixed order (the `required` ones in its
+/// order, then the others in name order), each at most once; no properties beyond the declared
+/// ones when some are declared; whitespace between tokens at most 16 characters; strings with
+/// `\uXXXX` escapes only outside the surrogates (so lengths count code points as validators do);
+/// integers of at most 16 digits; numbers with at most 16 fraction digits and an exponent of at
+/// most 3 digits; `uniqueItems` arrays in the order of the `enum`; `contains` elements wherever
+/// they fall; format values from the formats' common subsets (dates of the years 1000–9999
+/// without 29 February, times without leap seconds, dot-atom emails). Compiled
+/// ``JSONSchema/compile(_:restrictions:)`` without restrictions, the grammar also accepts values
+/// of the other kinds for untyped schemas, extra properties beside declared ones, and numbers of
+/// any length — for measuring what the restrictions cost, never for generation.
 public enum JSONSchema {
-    /// Compiles the schema given as JSON text.
-    public static func compile(_ schemaText: String) throws(ConstraintError) -> Grammar {
+    /// Compiles the schema given as JSON text. With `restrictions` false the grammar also accepts
+    /// valid instances that generation never writes (see the type's documentation); it is meant
+    /// for measuring, not for masking generation (it may accept a few invalid ones, such as
+    /// repeated property names).
+    public static func compile(_ schemaText: String, restrictions: Bool = true) throws(ConstraintError) -> Grammar {
         let schema: JSONValue
         do { schema = try JSONParser.parse(schemaText) } catch { throw ConstraintError("the schema is not valid JSON: \(error)") }
-        var c = Compiler(root: schema)
+        var c = Compiler(root: schema, relaxed: !restrictions)
         // No whitespace around the value: once it is closed the output is complete.
         let value = try c.value(schema, path: "#")
         let root = c.b.rule("root", [value])
@@ -38,7 +61,8 @@ public enum JSONSchema {
     }
 
     static let annotations: Set<String> = ["title", "description", "default", "examples", "$schema", "$id", "$comment",
-                                           "deprecated", "readOnly", "writeOnly", "$anchor", "id"]
+                                           "deprecated", "readOnly", "writeOnly", "$anchor", "id", "contentMediaType",
+                                           "contentEncoding", "contentSchema", "$vocabulary"]
 
     /// One character inside a JSON string whose value is in `ranges`: printable ones as they
     /// are, `"` and `\` and control characters escaped.
@@ -74,21 +98,68 @@ public enum JSONSchema {
         return try c.value(schema, path: "#")
     }
 
+    /// The kinds of JSON value; numbers split into integral and other ones (`type: integer`
+    /// admits the first, `type: number` both).
+    enum Kind: CaseIterable, Hashable {
+        case null, boolean, integer, fraction, string, array, object
+
+        init(of v: JSONValue) {
+            switch v {
+            case .null: self = .null
+            case .bool: self = .boolean
+            case .number(let d): self = d.rounded() == d ? .integer : .fraction
+            case .string: self = .string
+            case .array: self = .array
+            case .object: self = .object
+            }
+        }
+
+        /// The kinds a `type` name admits (nil for an unknown name).
+        static func named(_ t: String) -> Set<Kind>? {
+            switch t {
+            case "null": return [.null]
+            case "boolean": return [.boolean]
+            case "integer": return [.integer]
+            case "number": return [.integer, .fraction]
+            case "string": return [.string]
+            case "array": return [.array]
+            case "object": return [.object]
+            default: return nil
+            }
+        }
+    }
+
+    /// Keywords that constrain only values of one kind (they hold for every value of the others).
+    static let kindKeywords: [String: Kind] = [
+        "properties": .object, "required": .object, "additionalProperties": .object, "patternProperties": .object,
+        "propertyNames": .object, "minProperties": .object, "maxProperties": .object, "dependentRequired": .object,
+        "unevaluatedProperties": .object,
+        "items": .array, "prefixItems": .array, "minItems": .array, "maxItems": .array, "contains": .array,
+        "minContains": .array, "maxContains": .array, "uniqueItems": .array, "unevaluatedItems": .array,
+        "minLength": .string, "maxLength": .string, "pattern": .string, "format": .string,
+        "minimum": .integer, "maximum": .integer, "exclusiveMinimum": .integer, "exclusiveMaximum": .integer,
+        "multipleOf": .integer,
+    ]
+
     struct Compiler {
+        typealias Symbol = GrammarBuilder.Symbol
         let rootSchema: JSONValue
         let b: GrammarBuilder
+        /// Without generation restrictions (for measuring; see ``JSONSchema/compile(_:restrictions:)``).
+        let relaxed: Bool
         var refs: [String: Int] = [:]
-        lazy var ws: GrammarBuilder.Symbol = {
-            let w = GrammarBuilder.Symbol.bytes({ var s = ByteSet(); for c in [0x20, 0x09, 0x0A] as [UInt8] { s.insert(c) }; return s }())
-            return b.choice([b.repeated([w], min: 0, max: 16, "ws")], "ws")
+        var depth = 0
+        lazy var ws: Symbol = {
+            let w = Symbol.bytes({ var s = ByteSet(); for c in [0x20, 0x09, 0x0A] as [UInt8] { s.insert(c) }; return s }())
+            return b.choice([b.repeated([w], min: 0, max: relaxed ? nil : 16, "ws")], "ws")
         }()
-        lazy var anyChar: GrammarBuilder.Symbol = {
+        lazy var anyChar: Symbol = {
             // One string character: unescaped, or an escape; \u outside the surrogates.
-            var alts: [[GrammarBuilder.Symbol]] = [[b.scalarClass(ScalarSet.subtract(ScalarSet.all, [0...0x1F, 0x22...0x22, 0x5C...0x5C]), "str-plain")]]
+            var alts: [[Symbol]] = [[b.scalarClass(ScalarSet.subtract(ScalarSet.all, [0...0x1F, 0x22...0x22, 0x5C...0x5C]), "str-plain")]]
             var simple = ByteSet()
             for c in "\"\\/bfnrt".utf8 { simple.insert(c) }
             alts.append([.bytes(ByteSet(byte: 0x5C)), .bytes(simple)])
-            let hexd = GrammarBuilder.Symbol.bytes({ var s = ByteSet(48...57); for c in 65...70 as ClosedRange<UInt8> { s.insert(c) }; for c in 97...102 as ClosedRange<UInt8> { s.insert(c) }; return s }())
+            let hexd = Symbol.bytes({ var s = ByteSet(48...57); for c in 65...70 as ClosedRange<UInt8> { s.insert(c) }; for c in 97...102 as ClosedRange<UInt8> { s.insert(c) }; return s }())
             var nonD = ByteSet(48...57)
             for c in "abcefABCEF".utf8 { nonD.insert(c) }
             var d = ByteSet(); d.insert(0x64); d.insert(0x44)
@@ -96,14 +167,15 @@ public enum JSONSchema {
             alts.append(GrammarBuilder.literal("\\u") + [.bytes(d), .bytes(ByteSet(48...55)), hexd, hexd])
             return b.choice(alts, "str-char")
         }()
-        lazy var anyValue: GrammarBuilder.Symbol = makeAnyValue()
+        lazy var anyValue: Symbol = makeAnyValue()
 
-        init(root: JSONValue, builder: GrammarBuilder = GrammarBuilder()) {
+        init(root: JSONValue, builder: GrammarBuilder = GrammarBuilder(), relaxed: Bool = false) {
             rootSchema = root
             b = builder
+            self.relaxed = relaxed
         }
 
-        mutating func makeAnyValue() -> GrammarBuilder.Symbol {
+        mutating func makeAnyValue() -> Symbol {
             let value = b.declare("value")
             let ws = self.ws
             let string = stringRule(min: 0, max: nil)
@@ -111,172 +183,441 @@ public enum JSONSchema {
             let member = [string, ws] + GrammarBuilder.literal(":") + [ws, .rule(value)]
             let members = member + [b.star([ws] + GrammarBuilder.literal(",") + [ws] + member, "members")]
             let object = GrammarBuilder.literal("{") + [ws, b.optional(members + [ws], "members-opt")] + GrammarBuilder.literal("}")
-            let elements = [GrammarBuilder.Symbol.rule(value)] + [b.star([ws] + GrammarBuilder.literal(",") + [ws, .rule(value)], "elements")]
+            let elements = [Symbol.rule(value)] + [b.star([ws] + GrammarBuilder.literal(",") + [ws, .rule(value)], "elements")]
             let array = GrammarBuilder.literal("[") + [ws, b.optional(elements + [ws], "elements-opt")] + GrammarBuilder.literal("]")
             b.define(value, [object, array, [string], [number], GrammarBuilder.literal("true"), GrammarBuilder.literal("false"),
                              GrammarBuilder.literal("null")])
             return .rule(value)
         }
 
-        mutating func stringRule(min: Int, max: Int?) -> GrammarBuilder.Symbol {
+        mutating func stringRule(min: Int, max: Int?) -> Symbol {
             let c = anyChar
             return b.choice([GrammarBuilder.literal("\"") + b.repeated([c], min: min, max: max, "chars") + GrammarBuilder.literal("\"")], "string")
         }
 
-        /// `-?(0|[1-9][0-9]{0,15})`, with a fraction and exponent for numbers.
-        mutating func numberSymbols(integer: Bool) -> [GrammarBuilder.Symbol] {
-            let digit = GrammarBuilder.Symbol.bytes(ByteSet(48...57))
-            let intPart = b.choice([GrammarBuilder.literal("0"), [.bytes(ByteSet(49...57))] + b.repeated([digit], min: 0, max: 15, "digits")], "int")
+        /// `-?(0|[1-9][0-9]{0,15})`, with a fraction and exponent for numbers (unbounded digits
+        /// without restrictions).
+        mutating func numberSymbols(integer: Bool) -> [Symbol] {
+            let digit = Symbol.bytes(ByteSet(48...57))
+            let cap: Int? = relaxed ? nil : 15
+            let intPart = b.choice([GrammarBuilder.literal("0"), [.bytes(ByteSet(49...57))] + b.repeated([digit], min: 0, max: cap, "digits")], "int")
             var out = [b.optional(GrammarBuilder.literal("-"), "sign"), intPart]
             if !integer {
-                out.append(b.optional(GrammarBuilder.literal(".") + b.repeated([digit], min: 1, max: 16, "frac"), "frac"))
+                out.append(b.optional(GrammarBuilder.literal(".") + b.repeated([digit], min: 1, max: cap.map { $0 + 1 }, "frac"), "frac"))
                 var e = ByteSet(); e.insert(0x65); e.insert(0x45)
                 var sign = ByteSet(); sign.insert(0x2B); sign.insert(0x2D)
-                out.append(b.optional([.bytes(e), b.optional([.bytes(sign)], "exp-sign")] + b.repeated([digit], min: 1, max: 3, "exp"), "exp"))
+                out.append(b.optional([.bytes(e), b.optional([.bytes(sign)], "exp-sign")] + b.repeated([digit], min: 1, max: relaxed ? nil : 3, "exp"), "exp"))
             }
             return out
         }
 
         func fail(_ path: String, _ m: String) -> ConstraintError { ConstraintError("schema at \(path): \(m)") }
 
+        /// Whether an error says that a schema admits no value at all (rather than that it
+        /// cannot be compiled).
+        static func isEmptiness(_ e: ConstraintError) -> Bool {
+            ["admits no value", "no value of", "no object satisfies", "lies within the bounds", "no array"].contains { e.message.contains($0) }
+        }
+
+        /// Whether a schema object constrains anything (keywords other than annotations and
+        /// definitions).
+        static func constrains(_ o: [String: JSONValue]) -> Bool {
+            o.keys.contains { !JSONSchema.annotations.contains($0) && $0 != "$defs" && $0 != "definitions" }
+        }
+
+        /// The schema with local references followed (nil when one points nowhere).
+        func resolved(_ s: JSONValue) -> JSONValue? {
+            var s = s
+            for _ in 0..<32 {
+                guard let o = s.objectValue, let ref = o["$ref"]?.stringValue else { return s }
+                if o.keys.contains(where: { !JSONSchema.annotations.contains($0) && $0 != "$ref" && $0 != "$defs" && $0 != "definitions" }) { return s }
+                guard let t = try? resolve(ref, from: "#") else { return nil }
+                s = t
+            }
+            return nil
+        }
+
+        /// The kinds of value that can be valid for `s` (a superset; all kinds where unsure).
+        func kinds(_ s: JSONValue, depth: Int = 0) -> Set<Kind> {
+            let all = Set(Kind.allCases)
+            guard depth < 16, let r = resolved(s) else { return all }
+            if let v = r.boolValue { return v ? all : [] }
+            guard let o = r.objectValue else { return all }
+            if o["$ref"] != nil { return all }
+            var k = all
+            if let t = o["type"] {
+                var ts: Set<Kind> = []
+                for name in t.stringValue.map({ [$0] }) ?? (t.arrayValue ?? []).compactMap(\.stringValue) { ts.formUnion(Kind.named(name) ?? all) }
+                k.formIntersection(ts)
+            }
+            if let c = o["const"] { k.formIntersection([Kind(of: c)]) }
+            if let e = o["enum"]?.arrayValue { k.formIntersection(Set(e.map(Kind.init(of:)))) }
+            for part in o["allOf"]?.arrayValue ?? [] { k.formIntersection(kinds(part, depth: depth + 1)) }
+            for key in ["anyOf", "oneOf"] {
+                if let list = o[key]?.arrayValue {
+                    k.formIntersection(list.reduce(into: Set<Kind>()) { $0.formUnion(kinds($1, depth: depth + 1)) })
+                }
+            }
+            if let n = o["not"]?.objectValue, n.keys.allSatisfy({ $0 == "type" || JSONSchema.annotations.contains($0) }), n["type"] != nil {
+                k.subtract(kinds(.object(n), depth: depth + 1))
+            }
+            return k
+        }
+
+        /// The values a schema admits when it lists them (`const` / `enum`), else nil.
+        func values(_ s: JSONValue) -> [JSONValue]? {
+            guard let o = resolved(s)?.objectValue else { return nil }
+            if let c = o["const"] { return [c] }
+            return o["enum"]?.arrayValue
+        }
+
+        /// Whether no output of `gen`'s grammar is valid for `other` (used for `oneOf`).
+        func excludes(_ gen: JSONValue, _ other: JSONValue) -> Bool {
+            guard let g = resolved(gen), let o = resolved(other) else { return false }
+            let shared = kinds(g).intersection(kinds(o))
+            if shared.isEmpty { return true }
+            if let vg = values(g) {
+                if let vo = values(o), !vg.contains(where: { vo.contains($0) }) { return true }
+                if vg.allSatisfy({ !kinds(o).contains(Kind(of: $0)) }) { return true }
+            }
+            // Objects only from here: a property one side has and the other cannot.
+            guard shared == [.object], let go = g.objectValue, let oo = o.objectValue else { return false }
+            let gRequired = Set((go["required"]?.arrayValue ?? []).compactMap(\.stringValue))
+            let oRequired = Set((oo["required"]?.arrayValue ?? []).compactMap(\.stringValue))
+            let gProps = go["properties"]?.objectValue ?? [:], oProps = oo["properties"]?.objectValue ?? [:]
+            for p in gRequired {
+                // Values of p on both sides disjoint.
+                if let a = gProps[p].flatMap(values), let c = oProps[p].flatMap(values), !a.contains(where: { c.contains($0) }) { return true }
+                if let a = gProps[p], let c = oProps[p], kinds(a).isDisjoint(with: kinds(c)) { return true }
+                // The other side forbids p.
+                if oProps[p] == .bool(false) { return true }
+                if oProps[p] == nil && oo["additionalProperties"] == .bool(false) && oo["patternProperties"] == nil { return true }
+            }
+            // The other side requires a property the generated objects never have (declared
+            // properties only, none beyond them).
+            if !relaxed && !gProps.isEmpty && go["patternProperties"] == nil && go["dependentRequired"] == nil {
+                for p in oRequired where gProps[p] == nil && !gRequired.contains(p) { return true }
+            }
+            return false
+        }
+
+        /// A sub-grammar, compiled on its own (to test values against a schema).
+        func grammar(_ s: JSONValue, path: String) throws(ConstraintError) -> Grammar {
+            var sub = Compiler(root: rootSchema)
+            sub.depth = depth + 1
+            guard sub.depth < 32 else { throw fail(path, "schemas nested too deeply") }
+            let syms = try sub.value(s, path: path)
+            return try sub.b.build(root: sub.b.rule("root", [syms]))
+        }
+
+        /// Whether `v` is an instance of `s` as generation would write it (false when unsure:
+        /// used to keep only values that certainly validate).
+        func admits(_ s: JSONValue, _ v: JSONValue, path: String) -> Bool {
+            guard let g = try? grammar(s, path: path) else { return false }
+            var text = ""
+            JSONSchema.spell(v, schema: s, root: rootSchema, into: &text, depth: 0)
+            return g.matches(text)
+        }
+
         /// The symbols of a valid instance of `s`.
-        mutating func value(_ s: JSONValue, path: String) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
+        mutating func value(_ s: JSONValue, path: String) throws(ConstraintError) -> [Symbol] {
+            depth += 1
+            defer { depth -= 1 }
+            guard depth < 200 else { throw fail(path, "schemas nested too deeply") }
             if let v = s.boolValue {
                 if v { return [anyValue] }
                 throw fail(path, "the schema false admits no value")
             }
-            guard let o = s.objectValue else { throw fail(path, "a schema must be an object or a boolean") }
+            guard var o = s.objectValue else { throw fail(path, "a schema must be an object or a boolean") }
             let known: Set<String> = ["type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                       "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs",
                                       "definitions", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
-                                      "exclusiveMinimum", "exclusiveMaximum", "strict", "name"]
+                                      "exclusiveMinimum", "exclusiveMaximum", "strict", "name", "not", "multipleOf",
+                                      "patternProperties", "propertyNames", "minProperties", "maxProperties",
+                                      "dependentRequired", "contains", "minContains", "maxContains", "uniqueItems",
+                                      "unevaluatedProperties", "unevaluatedItems"]
             for k in o.keys.sorted() where !known.contains(k) && !JSONSchema.annotations.contains(k) {
                 throw fail(path, "the keyword \"\(k)\" is not supported")
             }
+            // unevaluated*: without combinators every evaluated property / item is one the
+            // schema's own keywords name, so they mean additionalProperties / items.
+            if o["unevaluatedProperties"] != nil || o["unevaluatedItems"] != nil {
+                if ["allOf", "anyOf", "oneOf", "$ref", "not"].contains(where: { o[$0] != nil }) {
+                    throw fail(path, "unevaluatedProperties / unevaluatedItems beside allOf, anyOf, oneOf, not or $ref are not supported")
+                }
+                if let u = o.removeValue(forKey: "unevaluatedProperties"), o["additionalProperties"] == nil { o["additionalProperties"] = u }
+                if let u = o.removeValue(forKey: "unevaluatedItems"), o["items"] == nil { o["items"] = u }
+            }
             if let ref = o["$ref"]?.stringValue {
-                if o.keys.contains(where: { !JSONSchema.annotations.contains($0) && $0 != "$ref" && $0 != "$defs" && $0 != "definitions" }) {
-                    throw fail(path, "keywords beside $ref are not supported")
+                var rest = o
+                rest["$ref"] = nil
+                if Compiler.constrains(rest) {
+                    // Keywords beside $ref: both apply.
+                    rest["$defs"] = nil
+                    rest["definitions"] = nil
+                    return try value(.object(["allOf": .array([.object(["$ref": .string(ref)]), .object(rest)])]), path: path)
                 }
                 return [.rule(try reference(ref, from: path))]
             }
-            if let c = o["const"] { return GrammarBuilder.literal(c.serialized) }
-            if let e = o["enum"] {
-                guard let items = e.arrayValue, !items.isEmpty else { throw fail(path, "enum must be a non-empty array") }
-                return [b.choice(items.map { GrammarBuilder.literal($0.serialized) }, "enum")]
+            if o["const"] != nil || o["enum"] != nil {
+                var list: [JSONValue]
+                if let c = o["const"] {
+                    list = [c]
+                    if let e = o["enum"] {
+                        guard let items = e.arrayValue else { throw fail(path, "enum must be an array") }
+                        list = items.contains(c) ? [c] : []
+                    }
+                } else {
+                    guard let items = o["enum"]?.arrayValue else { throw fail(path, "enum must be an array") }
+                    list = items
+                }
+                var rest = o
+                rest["const"] = nil
+                rest["enum"] = nil
+                var unique: [JSONValue] = []
+                for v in list where !unique.contains(v) { unique.append(v) }
+                if let n = rest["not"], let r = resolved(n), let excluded = values(r),
+                   let no = r.objectValue, !Compiler.constrains(no.filter { $0.key != "enum" && $0.key != "const" }) {
+                    // not of listed values: those values left out.
+                    unique = unique.filter { !excluded.contains($0) }
+                    rest["not"] = nil
+                }
+                if Compiler.constrains(rest) {
+                    // The keywords beside them: only the values those admit.
+                    let restSchema = JSONValue.object(rest)
+                    let typed = rest["type"] != nil || rest.keys.contains { ["allOf", "anyOf", "oneOf", "not", "$ref"].contains($0) }
+                    let about = Set(rest.keys.compactMap { JSONSchema.kindKeywords[$0] })
+                    unique = unique.filter { v in
+                        let k = Kind(of: v) == .fraction ? Kind.integer : Kind(of: v)
+                        if !typed && !about.contains(k) { return true }  // no keyword applies to it
+                        return admits(restSchema, v, path: path)
+                    }
+                }
+                guard !unique.isEmpty else { throw fail(path, "no value of enum / const satisfies the schema") }
+                return [b.choice(unique.map { v in
+                    var text = ""
+                    JSONSchema.spell(v, schema: .object(rest), root: rootSchema, into: &text, depth: 0)
+                    return GrammarBuilder.literal(text)
+                }, "enum")]
             }
             for key in ["anyOf", "oneOf"] {
                 if let list = o[key] {
                     guard let items = list.arrayValue, !items.isEmpty else { throw fail(path, "\(key) must be a non-empty array") }
                     var rest = o
                     rest[key] = nil
-                    let base = rest.keys.contains { !JSONSchema.annotations.contains($0) && $0 != "$defs" && $0 != "definitions" }
-                    var alts: [[GrammarBuilder.Symbol]] = []
+                    let base = Compiler.constrains(rest)
+                    var branches: [(Int, JSONValue)] = []
                     for (i, item) in items.enumerated() {
+                        if item.boolValue == false { continue }
                         var sub = item
-                        if base, var io = item.objectValue {
-                            // Shared keywords beside anyOf apply to every branch.
-                            for (k, v) in rest where io[k] == nil { io[k] = v }
-                            sub = .object(io)
+                        if base {
+                            // The keywords beside anyOf apply to every branch: merged into it, or
+                            // both required through allOf where the branch has the same keyword.
+                            if var io = item.objectValue, !rest.keys.contains(where: { io[$0] != nil && io[$0] != rest[$0] }),
+                               io["$ref"] == nil, io["unevaluatedProperties"] == nil, io["unevaluatedItems"] == nil {
+                                for (k, v) in rest where io[k] == nil { io[k] = v }
+                                sub = .object(io)
+                            } else if item.boolValue == true {
+                                sub = .object(rest)
+                            } else {
+                                var r = rest
+                                r[key] = nil
+                                sub = .object(["allOf": .array([.object(r), item])])
+                            }
                         }
-                        alts.append(try value(sub, path: "\(path)/\(key)/\(i)"))
+                        branches.append((i, sub))
                     }
+                    if key == "oneOf" {
+                        // Exactly one branch: every output of one must be invalid for the others.
+                        for (i, x) in branches {
+                            for (j, y) in branches where j != i && !excludes(x, y) {
+                                throw fail(path, "oneOf branches \(i) and \(j) may both hold for one value; only branches that exclude each other (different types, const / enum values, or a required property the other forbids or values differently) are supported")
+                            }
+                        }
+                    }
+                    var alts: [[Symbol]] = []
+                    var errors: [ConstraintError] = []
+                    for (i, sub) in branches {
+                        // A branch that admits no value (say, its type contradicts the keywords
+                        // beside anyOf) is left out.
+                        do { alts.append(try value(sub, path: "\(path)/\(key)/\(i)")) } catch { errors.append(error) }
+                    }
+                    if let e = errors.first(where: { !Compiler.isEmptiness($0) }) { throw e }
+                    if alts.isEmpty { throw fail(path, "the schema admits no value: no branch of \(key) does") }
                     return [b.choice(alts, key)]
                 }
             }
             if let all = o["allOf"] {
-                guard let items = all.arrayValue, !items.isEmpty else { throw fail(path, "allOf must be a non-empty array") }
-                var merged = o
-                merged["allOf"] = nil
-                // additionalProperties: false in one part allows only that part's own properties:
-                // the merged object may use the properties every such part allows.
-                var allowed: Set<String>? = nil
-                func restrict(_ part: [String: JSONValue]) {
-                    guard part["additionalProperties"]?.boolValue == false else { return }
-                    let own = Set((part["properties"]?.objectValue ?? [:]).keys)
-                    allowed = allowed.map { $0.intersection(own) } ?? own
-                }
-                restrict(o)
-                for (i, item) in items.enumerated() {
-                    if item.boolValue == false { throw fail("\(path)/allOf/\(i)", "the schema false admits no value") }
-                    var io = item.objectValue ?? [:]
-                    if let r = io["$ref"]?.stringValue { io = try resolve(r, from: "\(path)/allOf/\(i)").objectValue ?? [:] }
-                    restrict(io)
-                    // `items` applies after the `prefixItems` of its own schema only: from two
-                    // different parts they cannot be merged into one.
-                    if (io["prefixItems"] != nil && merged["items"] != nil && io["items"] == nil)
-                        || (io["items"] != nil && merged["prefixItems"] != nil && io["prefixItems"] == nil) {
-                        throw fail("\(path)/allOf/\(i)", "allOf combining items and prefixItems of different parts is not supported")
-                    }
-                    for (k, v) in io {
-                        switch k {
-                        case "properties":
-                            var p = merged[k]?.objectValue ?? [:]
-                            for (pk, pv) in v.objectValue ?? [:] {
-                                // The same property in two parts must satisfy both: one of them
-                                // unconstrained, or both the same.
-                                let open: (JSONValue?) -> Bool = { $0 == nil || $0 == .bool(true) || $0 == .object([:]) }
-                                if open(p[pk]) { p[pk] = pv } else if !open(pv) && p[pk] != pv {
-                                    throw fail("\(path)/allOf/\(i)", "allOf constraining property \"\(pk)\" twice is not supported")
-                                }
-                            }
-                            merged[k] = .object(p)
-                        case "required":
-                            merged[k] = .array((merged[k]?.arrayValue ?? []) + (v.arrayValue ?? []))
-                        case "type":
-                            if let t = merged[k], t != v { throw fail("\(path)/allOf/\(i)", "allOf with different types is not supported") }
-                            merged[k] = v
-                        case "additionalProperties":
-                            break  // see `allowed`
-                        default:
-                            if JSONSchema.annotations.contains(k) { continue }
-                            if merged[k] != nil && merged[k] != v { throw fail("\(path)/allOf/\(i)", "allOf combining \"\(k)\" is not supported") }
-                            merged[k] = v
-                        }
-                    }
-                }
-                if let allowed {
-                    let props = (merged["properties"]?.objectValue ?? [:]).filter { allowed.contains($0.key) }
-                    merged["properties"] = .object(props)
-                    merged["additionalProperties"] = .bool(false)
-                    for r in (merged["required"]?.arrayValue ?? []).compactMap(\.stringValue) where !allowed.contains(r) {
-                        throw fail(path, "no object satisfies allOf: \"\(r)\" is required but additionalProperties: false excludes it")
-                    }
-                }
-                return try value(.object(merged), path: path)
+                return try value(.object(try mergeAllOf(o, all, path: path)), path: path)
             }
-            var types: [String] = []
+            // Which kinds of value: the type, or for an untyped schema the kind its keywords
+            // are about; minus those `not` excludes.
+            var kindSet: Set<Kind>
+            var inferred = false
             if let t = o["type"] {
-                if let one = t.stringValue { types = [one] } else if let many = t.arrayValue {
-                    types = many.compactMap(\.stringValue)
-                    guard types.count == many.count, !types.isEmpty else { throw fail(path, "type must be a string or an array of strings") }
+                var names: [String] = []
+                if let one = t.stringValue { names = [one] } else if let many = t.arrayValue {
+                    names = many.compactMap(\.stringValue)
+                    guard names.count == many.count, !names.isEmpty else { throw fail(path, "type must be a string or an array of strings") }
                 } else { throw fail(path, "type must be a string or an array of strings") }
-            } else if o["properties"] != nil || o["additionalProperties"] != nil || o["required"] != nil {
-                // Without `type`, the keywords of one kind of value say which kind is generated
-                // (the others are valid instances too, but never generated).
-                types = ["object"]
-            } else if o["items"] != nil || o["prefixItems"] != nil || o["minItems"] != nil || o["maxItems"] != nil {
-                types = ["array"]
-            } else if o["minLength"] != nil || o["maxLength"] != nil || o["pattern"] != nil || o["format"] != nil {
-                types = ["string"]
-            } else if o["minimum"] != nil || o["maximum"] != nil || o["exclusiveMinimum"] != nil || o["exclusiveMaximum"] != nil {
-                types = ["number"]
+                kindSet = []
+                for n in names {
+                    guard let k = Kind.named(n) else { throw fail(path, "unknown type \"\(n)\"") }
+                    kindSet.formUnion(k)
+                }
             } else {
-                return [anyValue]
+                let about = Set(o.keys.compactMap { JSONSchema.kindKeywords[$0] })
+                if about.contains(.object) { kindSet = [.object] }
+                else if about.contains(.array) { kindSet = [.array] }
+                else if about.contains(.string) { kindSet = [.string] }
+                else if about.contains(.integer) { kindSet = o["multipleOf"] != nil ? [.integer] : [.integer, .fraction] }
+                else { kindSet = Set(Kind.allCases) }
+                inferred = about.count > 0
+                // Measuring without restrictions: every kind, each under its own keywords.
+                if relaxed { kindSet = Set(Kind.allCases) }
             }
-            var alts: [[GrammarBuilder.Symbol]] = []
-            for t in types {
-                switch t {
-                case "string": alts.append(try string(o, path: path))
-                case "integer": alts.append(try number(o, integer: true, path: path))
-                case "number": alts.append(try number(o, integer: false, path: path))
-                case "boolean": alts += [GrammarBuilder.literal("true"), GrammarBuilder.literal("false")]
-                case "null": alts.append(GrammarBuilder.literal("null"))
-                case "object": alts.append(try object(o, path: path))
-                case "array": alts.append(try array(o, path: path))
-                default: throw fail(path, "unknown type \"\(t)\"")
+            if let n = o["not"] { kindSet = try applyNot(n, to: kindSet, path: path) }
+            if kindSet.isEmpty { throw fail(path, "the schema admits no value (its type and not exclude every kind)") }
+            var alts: [[Symbol]] = []
+            if kindSet == Set(Kind.allCases) && !inferred && !relaxed && o["not"] == nil { return [anyValue] }
+            for k in Kind.allCases where kindSet.contains(k) {
+                switch k {
+                case .string: alts.append(try string(o, path: path))
+                case .integer: if !kindSet.contains(.fraction) { alts.append(try number(o, integer: true, path: path)) }
+                case .fraction:
+                    guard kindSet.contains(.integer) else { throw fail(path, "numbers that are not integers (not of integer) are not supported") }
+                    alts.append(try number(o, integer: false, path: path))
+                case .boolean: alts += [GrammarBuilder.literal("true"), GrammarBuilder.literal("false")]
+                case .null: alts.append(GrammarBuilder.literal("null"))
+                case .object: alts.append(try object(o, path: path))
+                case .array: alts.append(try array(o, path: path))
                 }
             }
             return alts.count == 1 ? alts[0] : [b.choice(alts, "types")]
+        }
+
+        /// The kinds left after `not` (the schema `n`), or an error where the rest of its meaning
+        /// cannot be a grammar.
+        func applyNot(_ n: JSONValue, to kindSet: Set<Kind>, path: String) throws(ConstraintError) -> Set<Kind> {
+            guard let r = resolved(n) else { throw fail(path, "not: reference points to nothing") }
+            if let v = r.boolValue {
+                if v { throw fail(path, "not: true admits no value") }
+                return kindSet
+            }
+            guard let no = r.objectValue else { throw fail(path, "not must be a schema") }
+            // Nothing of the kinds generated can be valid for n: not holds for all of them.
+            let nk = kinds(r)
+            if nk.isDisjoint(with: kindSet) { return kindSet }
+            // not of a type alone removes those kinds.
+            if no.keys.allSatisfy({ $0 == "type" || JSONSchema.annotations.contains($0) }), no["type"] != nil {
+                return kindSet.subtracting(nk)
+            }
+            if !Compiler.constrains(no) { throw fail(path, "not: {} admits no value") }
+            throw fail(path, "not of a schema other than a type (or of values the enum already excludes) is not supported")
+        }
+
+        /// allOf merged with its schema into one schema object.
+        func mergeAllOf(_ o: [String: JSONValue], _ all: JSONValue, path: String) throws(ConstraintError) -> [String: JSONValue] {
+            guard let items = all.arrayValue, !items.isEmpty else { throw fail(path, "allOf must be a non-empty array") }
+            var merged = o
+            merged["allOf"] = nil
+            // additionalProperties: false in one part allows only that part's own properties:
+            // the merged object may use the properties every such part allows.
+            var allowed: Set<String>? = nil
+            func restrict(_ part: [String: JSONValue]) {
+                guard part["additionalProperties"]?.boolValue == false else { return }
+                let own = Set((part["properties"]?.objectValue ?? [:]).keys)
+                allowed = allowed.map { $0.intersection(own) } ?? own
+            }
+            restrict(o)
+            var parts: [(Int, [String: JSONValue])] = []
+            for (i, item) in items.enumerated() {
+                if item.boolValue == false { throw fail("\(path)/allOf/\(i)", "the schema false admits no value") }
+                guard let r = resolved(item) else { throw fail("\(path)/allOf/\(i)", "reference points to nothing") }
+                var io = r.objectValue ?? [:]
+                if io["$ref"] != nil { throw fail("\(path)/allOf/\(i)", "allOf of a reference with keywords beside it is not supported") }
+                if io["unevaluatedProperties"] != nil || io["unevaluatedItems"] != nil {
+                    throw fail("\(path)/allOf/\(i)", "unevaluatedProperties / unevaluatedItems inside allOf are not supported")
+                }
+                if let inner = io["allOf"] {
+                    io = try mergeAllOf(io, inner, path: "\(path)/allOf/\(i)")
+                }
+                parts.append((i, io))
+            }
+            for (i, io) in parts {
+                restrict(io)
+                // `items` applies after the `prefixItems` of its own schema only: from two
+                // different parts they cannot be merged into one.
+                if (io["prefixItems"] != nil && merged["items"] != nil && io["items"] == nil)
+                    || (io["items"] != nil && merged["prefixItems"] != nil && io["prefixItems"] == nil) {
+                    throw fail("\(path)/allOf/\(i)", "allOf combining items and prefixItems of different parts is not supported")
+                }
+                for (k, v) in io {
+                    switch k {
+                    case "properties":
+                        var p = merged[k]?.objectValue ?? [:]
+                        for (pk, pv) in v.objectValue ?? [:] {
+                            // The same property in two parts must satisfy both.
+                            let open: (JSONValue?) -> Bool = { $0 == nil || $0 == .bool(true) || $0 == .object([:]) }
+                            if open(p[pk]) { p[pk] = pv } else if !open(pv) && p[pk] != pv {
+                                p[pk] = .object(["allOf": .array([p[pk]!, pv])])
+                            }
+                        }
+                        merged[k] = .object(p)
+                    case "required":
+                        merged[k] = .array((merged[k]?.arrayValue ?? []) + (v.arrayValue ?? []))
+                    case "type":
+                        if let t = merged[k], t != v {
+                            // Both types: their common kinds.
+                            let names = Set(t.stringValue.map { [$0] } ?? (t.arrayValue ?? []).compactMap(\.stringValue))
+                            let other = Set(v.stringValue.map { [$0] } ?? (v.arrayValue ?? []).compactMap(\.stringValue))
+                            var common = names.intersection(other)
+                            if names.contains("number") && other.contains("integer") { common.insert("integer") }
+                            if other.contains("number") && names.contains("integer") { common.insert("integer") }
+                            if common.isEmpty { throw fail("\(path)/allOf/\(i)", "the schema admits no value (allOf of types \(t.serialized) and \(v.serialized))") }
+                            merged[k] = .array(common.sorted().map { .string($0) })
+                        } else { merged[k] = v }
+                    case "additionalProperties":
+                        // false: see `allowed`. A schema applies to the names its own part does
+                        // not declare: merged only where no part declares any.
+                        if v.boolValue != nil { break }
+                        let declared = ([o] + parts.map(\.1)).contains { !($0["properties"]?.objectValue ?? [:]).isEmpty || $0["patternProperties"] != nil }
+                        if declared || (merged[k] != nil && merged[k] != v) {
+                            throw fail("\(path)/allOf/\(i)", "allOf with an additionalProperties schema beside declared properties is not supported")
+                        }
+                        merged[k] = v
+                    case "minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains":
+                        if let a = merged[k]?.doubleValue, let c = v.doubleValue { merged[k] = .number(Swift.max(a, c)) } else { merged[k] = v }
+                    case "maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains":
+                        if let a = merged[k]?.doubleValue, let c = v.doubleValue { merged[k] = .number(Swift.min(a, c)) } else { merged[k] = v }
+                    case "$defs", "definitions":
+                        break
+                    default:
+                        if JSONSchema.annotations.contains(k) { continue }
+                        if merged[k] != nil && merged[k] != v { throw fail("\(path)/allOf/\(i)", "allOf combining \"\(k)\" is not supported") }
+                        merged[k] = v
+                    }
+                }
+            }
+            if let ap = o["additionalProperties"], ap.objectValue != nil {
+                // The parent's additionalProperties schema holds for the parts' properties.
+                let own = o["properties"]?.objectValue ?? [:]
+                var props = merged["properties"]?.objectValue ?? [:]
+                for (k, v) in props where own[k] == nil { props[k] = .object(["allOf": .array([v, ap])]) }
+                merged["properties"] = .object(props)
+                if parts.contains(where: { $0.1["required"] != nil || $0.1["patternProperties"] != nil }) && own.isEmpty && props.isEmpty {
+                    throw fail(path, "allOf under an additionalProperties schema is not supported here")
+                }
+            }
+            if let allowed {
+                let props = (merged["properties"]?.objectValue ?? [:]).filter { allowed.contains($0.key) }
+                merged["properties"] = .object(props)
+                merged["additionalProperties"] = .bool(false)
+                for r in (merged["required"]?.arrayValue ?? []).compactMap(\.stringValue) where !allowed.contains(r) {
+                    throw fail(path, "no object satisfies allOf: \"\(r)\" is required but additionalProperties: false excludes it")
+                }
+            }
+            return merged
         }
 
         /// The schema a `$ref` points to.
@@ -284,9 +625,12 @@ public enum JSONSchema {
             guard ref.hasPrefix("#") else { throw fail(path, "only local references (#…) are supported: \(ref)") }
             var node = rootSchema
             for part in ref.dropFirst().split(separator: "/", omittingEmptySubsequences: true) {
-                let key = String(part).split(separator: "~1", omittingEmptySubsequences: false).joined(separator: "/")
+                let raw = String(part).split(separator: "~1", omittingEmptySubsequences: false).joined(separator: "/")
                     .split(separator: "~0", omittingEmptySubsequences: false).joined(separator: "~")
-                guard let next = node[key] else { throw fail(path, "reference \(ref) points to nothing") }
+                let key = JSONSchema.percentDecoded(raw)
+                guard let next = node[key] ?? Int(key).flatMap({ i in node.arrayValue.flatMap { i >= 0 && i < $0.count ? $0[i] : nil } }) else {
+                    throw fail(path, "reference \(ref) points to nothing")
+                }
                 node = next
             }
             return node
@@ -301,36 +645,37 @@ public enum JSONSchema {
             return r
         }
 
-        mutating func string(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
+        mutating func string(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [Symbol] {
             let minLength = try count(o["minLength"], "minLength", path) ?? 0
             let maxLength = try count(o["maxLength"], "maxLength", path)
             if let m = maxLength, m < minLength { throw fail(path, "maxLength is below minLength") }
+            var node: Regex.Node? = nil, anchoredStart = true, anchoredEnd = true
             if let f = o["format"] {
                 guard let name = f.stringValue else { throw fail(path, "format must be a string") }
-                if o["pattern"] != nil || o["minLength"] != nil || o["maxLength"] != nil {
-                    throw fail(path, "format together with pattern or lengths is not supported")
+                if o["pattern"] != nil { throw fail(path, "format together with pattern is not supported") }
+                guard let re = JSONSchema.formats[name] else {
+                    throw fail(path, "format \"\(name)\" is not supported (\(JSONSchema.formats.keys.sorted().joined(separator: ", ")) are)")
                 }
-                return GrammarBuilder.literal("\"") + (try format(name, path: path)) + GrammarBuilder.literal("\"")
-            }
-            if let p = o["pattern"] {
+                node = try Regex.parse(re).0
+            } else if let p = o["pattern"] {
                 guard let text = p.stringValue else { throw fail(path, "pattern must be a string") }
-                let (node, anchoredStart, anchoredEnd) = try Regex.parse(text)
-                if o["minLength"] != nil || o["maxLength"] != nil {
-                    // With lengths: matches of the pattern alone (a match contains itself), its
-                    // open repetitions bounded so that every one has an allowed length.
-                    guard let fit = Regex.bounded(node, minLength: minLength, maxLength: maxLength) else {
-                        throw fail(path, "no bounding of pattern \(text) keeps its matches within minLength/maxLength")
-                    }
-                    return GrammarBuilder.literal("\"") + Regex.emit(fit, b, json: true) + GrammarBuilder.literal("\"")
-                }
-                let any = anyChar
-                var out = GrammarBuilder.literal("\"")
-                if !anchoredStart { out.append(b.star([any], "pattern-prefix")) }
-                out += Regex.emit(node, b, json: true)
-                if !anchoredEnd { out.append(b.star([any], "pattern-suffix")) }
-                return out + GrammarBuilder.literal("\"")
+                (node, anchoredStart, anchoredEnd) = try Regex.parse(text)
             }
-            return [stringRule(min: minLength, max: maxLength)]
+            guard let node else { return [stringRule(min: minLength, max: maxLength)] }
+            if o["minLength"] != nil || o["maxLength"] != nil {
+                // With lengths: matches of the pattern alone (a match contains itself), its
+                // open repetitions bounded so that every one has an allowed length.
+                guard let fit = Regex.bounded(node, minLength: minLength, maxLength: maxLength) else {
+                    throw fail(path, "no bounding of the \(o["format"] != nil ? "format" : "pattern")'s repetitions keeps its matches within minLength/maxLength")
+                }
+                return GrammarBuilder.literal("\"") + Regex.emit(fit, b, json: true) + GrammarBuilder.literal("\"")
+            }
+            let any = anyChar
+            var out = GrammarBuilder.literal("\"")
+            if !anchoredStart { out.append(b.star([any], "pattern-prefix")) }
+            out += Regex.emit(node, b, json: true)
+            if !anchoredEnd { out.append(b.star([any], "pattern-suffix")) }
+            return out + GrammarBuilder.literal("\"")
         }
 
         func count(_ v: JSONValue?, _ name: String, _ path: String) throws(ConstraintError) -> Int? {
@@ -339,55 +684,8 @@ public enum JSONSchema {
             return Int(d)
         }
 
-        mutating func format(_ name: String, path: String) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
-            let d = GrammarBuilder.Symbol.bytes(ByteSet(48...57))
-            func lit(_ s: String) -> [GrammarBuilder.Symbol] { GrammarBuilder.literal(s) }
-            func r(_ a: UInt8, _ z: UInt8) -> GrammarBuilder.Symbol { .bytes(ByteSet(a...z)) }
-            let month = b.choice([lit("0") + [r(49, 57)], lit("1") + [r(48, 50)]], "month")
-            let day = b.choice([lit("0") + [r(49, 57)], [r(49, 50), d], lit("3") + [r(48, 49)]], "day")
-            let date = [d, d, d, d] + lit("-") + [month] + lit("-") + [day]
-            let hour = b.choice([[r(48, 49), d], lit("2") + [r(48, 51)]], "hour")
-            let minute = [r(48, 53), d]
-            var zone = ByteSet(); zone.insert(0x5A); zone.insert(0x7A)
-            var sign = ByteSet(); sign.insert(0x2B); sign.insert(0x2D)
-            let offset = b.choice([[.bytes(zone)], [.bytes(sign), hour] + lit(":") + minute], "offset")
-            let time = [hour] + lit(":") + minute + lit(":") + minute + [b.optional(lit(".") + b.repeated([d], min: 1, max: 9, "frac"), "frac")] + [offset]
-            switch name {
-            case "date": return date
-            case "time": return time
-            case "date-time":
-                var t = ByteSet(); t.insert(0x54); t.insert(0x74)
-                return date + [.bytes(t)] + time
-            case "uuid":
-                var h = ByteSet(48...57)
-                for c in 97...102 as ClosedRange<UInt8> { h.insert(c) }
-                for c in 65...70 as ClosedRange<UInt8> { h.insert(c) }
-                let x = GrammarBuilder.Symbol.bytes(h)
-                func hx(_ n: Int) -> [GrammarBuilder.Symbol] { Array(repeating: x, count: n) }
-                return hx(8) + lit("-") + hx(4) + lit("-") + hx(4) + lit("-") + hx(4) + lit("-") + hx(12)
-            case "email":
-                // A dot-atom local part @ labels: ASCII letters, digits and "_%+-" in the local
-                // part's atoms (no leading, trailing or double dot); a label is letters, digits
-                // and inner hyphens (RFC 1035), at least two of them.
-                var alnum = ByteSet(48...57)
-                for c in 65...90 as ClosedRange<UInt8> { alnum.insert(c) }
-                for c in 97...122 as ClosedRange<UInt8> { alnum.insert(c) }
-                var atom = alnum
-                for c in "_%+-".utf8 { atom.insert(c) }
-                var inner = alnum
-                inner.insert(0x2D)
-                let part = [GrammarBuilder.Symbol.bytes(alnum)]
-                    + [b.optional(b.repeated([.bytes(inner)], min: 0, max: 29, "label") + [.bytes(alnum)], "label")]
-                let local = [GrammarBuilder.Symbol.bytes(alnum)] + b.repeated([.bytes(atom)], min: 0, max: 39, "local")
-                    + b.repeated(lit(".") + b.repeated([.bytes(atom)], min: 1, max: 20, "atom"), min: 0, max: 3, "local")
-                return local + lit("@") + part + b.repeated(lit(".") + part, min: 1, max: 4, "domain")
-            default:
-                throw fail(path, "format \"\(name)\" is not supported (date, time, date-time, uuid, email are)")
-            }
-        }
-
-        /// Integers and numbers, with integer bounds where given.
-        mutating func number(_ o: [String: JSONValue], integer: Bool, path: String) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
+        /// Integers and numbers, with integer bounds where given, or multiples of an integer.
+        mutating func number(_ o: [String: JSONValue], integer: Bool, path: String) throws(ConstraintError) -> [Symbol] {
             func bound(_ k: String) throws(ConstraintError) -> Double? {
                 guard let v = o[k] else { return nil }
                 if v.boolValue != nil { throw fail(path, "\(k) as a boolean (draft 4) is not supported") }
@@ -398,6 +696,14 @@ public enum JSONSchema {
             var loExclusive = false, hiExclusive = false
             if let e = try bound("exclusiveMinimum"), lo == nil || e >= lo! { lo = e; loExclusive = true }
             if let e = try bound("exclusiveMaximum"), hi == nil || e <= hi! { hi = e; hiExclusive = true }
+            if let m = o["multipleOf"] {
+                guard let d = m.doubleValue, d > 0, d.isFinite else { throw fail(path, "multipleOf must be a positive number") }
+                guard d == d.rounded(), d <= 1000 else {
+                    throw fail(path, "multipleOf \(m.serialized): only integer divisors up to 1000 are supported")
+                }
+                if lo != nil || hi != nil { throw fail(path, "multipleOf together with minimum / maximum is not supported") }
+                return multiples(of: Int(d))
+            }
             if lo == nil && hi == nil { return numberSymbols(integer: integer) }
             if integer {
                 // Integer bounds: round inwards.
@@ -418,89 +724,359 @@ public enum JSONSchema {
             return [b.choice(NumberRange.alternatives(lo.map { Int($0) }, loExclusive, hi.map { Int($0) }, hiExclusive, b), "num-range")]
         }
 
-        mutating func object(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
+        /// The integers divisible by `k`: decimal digits read through the remainders modulo k.
+        mutating func multiples(of k: Int) -> [Symbol] {
+            if k == 1 { return numberSymbols(integer: true) }
+            let rem = (0..<k).map { _ in b.declare("multiple") }
+            func step(_ r: Int, _ digits: ClosedRange<UInt8>) -> [[Symbol]] {
+                var byTarget: [Int: ByteSet] = [:]
+                for g in digits { byTarget[(10 * r + Int(g - 48)) % k, default: ByteSet()].insert(g) }
+                return byTarget.keys.sorted().map { [.bytes(byTarget[$0]!), .rule(rem[$0])] }
+            }
+            for r in 0..<k { b.define(rem[r], step(r, 48...57) + (r == 0 ? [[]] : [])) }
+            let nonzero = b.choice(step(0, 49...57), "multiple")
+            return [b.choice([GrammarBuilder.literal("0"), [nonzero], GrammarBuilder.literal("-") + [nonzero]], "multiples")]
+        }
+
+        /// Object members: the declared ones in a fixed order (optional ones skippable), then
+        /// more members where the schema allows them and declares none; the count of members,
+        /// `dependentRequired` and the members already written followed through the order.
+        mutating func object(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [Symbol] {
+            guard o["properties"] == nil || o["properties"]?.objectValue != nil else { throw fail(path, "properties must be an object") }
             let props = o["properties"]?.objectValue ?? [:]
             let required = (o["required"]?.arrayValue ?? []).compactMap(\.stringValue)
-            for r in required where props[r] == nil && o["additionalProperties"]?.boolValue == false {
-                throw fail(path, "required property \"\(r)\" is not allowed by additionalProperties: false")
+            let additional = o["additionalProperties"]
+            let minP = try count(o["minProperties"], "minProperties", path) ?? 0
+            let maxP = try count(o["maxProperties"], "maxProperties", path)
+            if let m = maxP, m < minP { throw fail(path, "maxProperties is below minProperties") }
+            var patterns: [(String, JSONValue)] = []
+            if let pp = o["patternProperties"] {
+                guard let ppo = pp.objectValue else { throw fail(path, "patternProperties must be an object") }
+                patterns = ppo.keys.sorted().map { ($0, ppo[$0]!) }
             }
+            var dependencies: [String: [String]] = [:]
+            if let dr = o["dependentRequired"] {
+                guard let dro = dr.objectValue else { throw fail(path, "dependentRequired must be an object") }
+                for (k, v) in dro {
+                    guard let list = v.arrayValue?.compactMap(\.stringValue) else { throw fail(path, "dependentRequired values must be arrays of names") }
+                    dependencies[k] = list.filter { $0 != k }
+                }
+            }
+            let names = o["propertyNames"]
+            // Does a name satisfy a string schema (a pattern, propertyNames)?
+            var nameGrammars: [String: Grammar] = [:]
+            func nameOK(_ schema: JSONValue, _ name: String) throws(ConstraintError) -> Bool {
+                if schema == .bool(true) { return true }
+                if schema == .bool(false) { return false }
+                let key = schema.serialized
+                if nameGrammars[key] == nil {
+                    var ns = schema.objectValue ?? [:]
+                    if ns["type"] == nil { ns["type"] = .string("string") }
+                    do { nameGrammars[key] = try grammar(.object(ns), path: "\(path)/propertyNames") } catch {
+                        if Compiler.isEmptiness(error) { return false }
+                        throw error
+                    }
+                }
+                return nameGrammars[key]!.matches(JSONValue.string(name).serialized)
+            }
+            func patternMatches(_ p: String, _ name: String) throws(ConstraintError) -> Bool {
+                try nameOK(.object(["pattern": .string(p)]), name)
+            }
+
+            // The declared members, in generation's order.
             var order: [String] = []
             for r in required where !order.contains(r) { order.append(r) }
             for k in props.keys.sorted() where !order.contains(k) { order.append(k) }
+            for (k, deps) in dependencies.sorted(by: { $0.key < $1.key }) {
+                for d in [k] + deps where !order.contains(d) { order.append(d) }
+            }
+            struct Member { let key: String; var value: [Symbol]?; let required: Bool }
+            var members: [Member] = []
             let ws = self.ws
-            var members: [(key: String, value: [GrammarBuilder.Symbol], required: Bool)] = []
             for k in order {
-                let schema: JSONValue
+                var schema: JSONValue
+                var allowed = true
+                var matching: [(String, JSONValue)] = []
+                for p in patterns where try patternMatches(p.0, k) { matching.append(p) }
                 if let p = props[k] { schema = p }
-                else if let a = o["additionalProperties"], a.objectValue != nil { schema = a }
+                else if !matching.isEmpty { schema = .bool(true) }
+                else if let a = additional { schema = a }
                 else { schema = .bool(true) }
-                let kv = GrammarBuilder.literal(JSONValue.string(k).serialized) + [ws] + GrammarBuilder.literal(":") + [ws]
-                    + (try value(schema, path: "\(path)/properties/\(k)"))
-                members.append((k, kv, required.contains(k)))
-            }
-            // Additional members only when no property is declared (their keys could otherwise
-            // repeat a declared one).
-            var extra: [GrammarBuilder.Symbol]? = nil
-            if props.isEmpty && o["additionalProperties"]?.boolValue != false {
-                let schema = o["additionalProperties"] ?? .bool(true)
-                let key = stringRule(min: 0, max: nil)
-                extra = [key, ws] + GrammarBuilder.literal(":") + [ws] + (try value(schema, path: "\(path)/additionalProperties"))
-            }
-            let comma = [ws] + GrammarBuilder.literal(",") + [ws]
-            // rest(i, first): members i… in order, optional ones skippable, commas between.
-            var restRules: [String: GrammarBuilder.Symbol] = [:]
-            func rest(_ i: Int, _ first: Bool) -> [GrammarBuilder.Symbol] {
-                if i == members.count {
-                    guard let e = extra else { return [] }
-                    let more = b.star(comma + e, "members")
-                    return first ? [b.optional(e + [more], "members")] : [b.star(comma + e, "members")]
+                for (_, ps) in matching where ps != .bool(true) && ps != .object([:]) {
+                    schema = schema == .bool(true) || schema == .object([:]) ? ps : .object(["allOf": .array([schema, ps])])
                 }
-                let key = "\(i) \(first)"
-                if let r = restRules[key] { return [r] }
-                let m = members[i]
-                let take = (first ? [] : comma) + m.value + rest(i + 1, false)
-                let sym: GrammarBuilder.Symbol = m.required ? b.choice([take], "member") : b.choice([take, rest(i + 1, first)], "member")
-                restRules[key] = sym
-                return [sym]
+                if schema == .bool(false) { allowed = false }
+                if let n = names, try !nameOK(n, k) { allowed = false }
+                var v: [Symbol]? = nil
+                if allowed {
+                    do {
+                        v = GrammarBuilder.literal(JSONValue.string(k).serialized) + [ws] + GrammarBuilder.literal(":") + [ws]
+                            + (try value(schema, path: "\(path)/properties/\(k)"))
+                    } catch {
+                        // A property no value satisfies cannot be present.
+                        guard Compiler.isEmptiness(error) else { throw error }
+                    }
+                }
+                if v == nil && required.contains(k) {
+                    throw fail(path, "no object satisfies the schema: required property \"\(k)\" admits no value or name")
+                }
+                members.append(Member(key: k, value: v, required: required.contains(k)))
             }
-            return GrammarBuilder.literal("{") + [ws] + rest(0, true) + [ws] + GrammarBuilder.literal("}")
+
+            // More members: only where none is declared (their names could otherwise repeat a
+            // declared one).
+            var extra: [Symbol]? = nil
+            if members.isEmpty && additional != .bool(false) || (members.isEmpty && !patterns.isEmpty) {
+                var key: [Symbol]? = nil
+                var valueSchema: JSONValue = additional ?? .bool(true)
+                if !patterns.isEmpty {
+                    // Names matching one of the patterns; each value satisfies every pattern's
+                    // schema (a name may match several).
+                    if let n = names, n != .bool(true) { throw fail(path, "patternProperties together with propertyNames is not supported") }
+                    let schemas = patterns.map(\.1).filter { $0 != .bool(true) && $0 != .object([:]) }
+                    valueSchema = schemas.isEmpty ? .bool(true) : schemas.count == 1 ? schemas[0] : .object(["allOf": .array(schemas)])
+                    var alts: [[Symbol]] = []
+                    for (p, _) in patterns { alts.append(try string(["pattern": .string(p)], path: "\(path)/patternProperties")) }
+                    key = [b.choice(alts, "pattern-name")]
+                    if additional != .bool(false) && relaxed {
+                        // Names outside the patterns (with additionalProperties' schema): not
+                        // generated, accepted when measuring.
+                        key = [b.choice(alts + [[stringRule(min: 0, max: nil)]], "name")]
+                    }
+                } else if let n = names {
+                    if n == .bool(false) { key = nil } else {
+                        var ns = n.objectValue ?? [:]
+                        let t = ns["type"]
+                        let names = t.flatMap { $0.stringValue.map { [$0] } ?? $0.arrayValue?.compactMap(\.stringValue) } ?? ["string"]
+                        ns["type"] = names.contains("string") ? .string("string") : .array([])
+                        do { key = try value(.object(ns), path: "\(path)/propertyNames") } catch {
+                            guard Compiler.isEmptiness(error) else { throw error }
+                            key = nil
+                        }
+                    }
+                } else {
+                    key = [stringRule(min: 0, max: nil)]
+                }
+                if let key {
+                    do { extra = key + [ws] + GrammarBuilder.literal(":") + [ws] + (try value(valueSchema, path: "\(path)/additionalProperties")) } catch {
+                        guard Compiler.isEmptiness(error) else { throw error }
+                    }
+                }
+                if extra != nil && minP >= 2 {
+                    throw fail(path, "minProperties \(minP) with no declared properties is not supported (generated names could repeat)")
+                }
+            }
+            // Measuring without restrictions: more members beside declared ones too.
+            var relaxedExtra: [Symbol]? = nil
+            if relaxed && !members.isEmpty && additional != .bool(false) && patterns.isEmpty && names == nil {
+                relaxedExtra = [stringRule(min: 0, max: nil), ws] + GrammarBuilder.literal(":") + [ws]
+                    + (try value(additional ?? .bool(true), path: "\(path)/additionalProperties"))
+            }
+
+            let comma = [ws] + GrammarBuilder.literal(",") + [ws]
+            let relevant = Set(dependencies.keys).union(dependencies.values.flatMap { $0 })
+            let index = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1.key, $0) })
+            let countCap = Swift.max(minP, maxP ?? 0, 1)
+            var memo: [String: Symbol?] = [:]
+            var budget = 20_000
+            // rest(i, n, taken): members i… given n written (capped) and the relevant ones taken.
+            func rest(_ i: Int, _ n: Int, _ taken: Set<String>) throws(ConstraintError) -> Symbol? {
+                let key = "\(i) \(n) \(taken.sorted())"
+                if let m = memo[key] { return m }
+                budget -= 1
+                if budget < 0 { throw fail(path, "the object's combination of properties, counts and dependencies is too large") }
+                let r = b.declare("members")
+                memo[key] = .rule(r)
+                let sep = n == 0 ? [] : comma
+                var alts: [[Symbol]] = []
+                if i == members.count {
+                    let need = Swift.max(0, minP - n)
+                    let room = maxP.map { $0 - n }
+                    if need == 0 { alts.append([]) }
+                    if let e = extra, room ?? 1 > 0 {
+                        if n == 0 {
+                            alts.append(e + b.repeated(comma + e, min: Swift.max(0, need - 1), max: room.map { $0 - 1 }, "members"))
+                        } else if need > 0 || room ?? 1 > 0 {
+                            alts.append(b.repeated(comma + e, min: Swift.max(1, need), max: room, "members"))
+                        }
+                    }
+                } else {
+                    let m = members[i]
+                    let owed = taken.contains { dependencies[$0]?.contains(m.key) == true }
+                    let depsOK = (dependencies[m.key] ?? []).allSatisfy { d in
+                        guard let j = index[d], members[j].value != nil else { return false }
+                        return j > i || taken.contains(d)
+                    }
+                    if let v = m.value, depsOK, maxP.map({ n < $0 }) ?? true {
+                        let t = relevant.contains(m.key) ? taken.union([m.key]) : taken
+                        if let next = try rest(i + 1, Swift.min(n + 1, countCap), t) { alts.append(sep + v + [next]) }
+                    }
+                    if !m.required && !owed, let next = try rest(i + 1, n, taken) { alts.append([next]) }
+                }
+                if let e = relaxedExtra, let next = try rest(i, Swift.min(n + 1, countCap), taken) { alts.append(sep + e + [next]) }
+                if alts.isEmpty { memo[key] = .some(nil); return nil }
+                b.define(r, alts)
+                return .rule(r)
+            }
+            guard let body = try rest(0, 0, []) else {
+                throw fail(path, "no object satisfies the schema (required properties, counts and dependencies contradict)")
+            }
+            return GrammarBuilder.literal("{") + [ws, body, ws] + GrammarBuilder.literal("}")
         }
 
-        mutating func array(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [GrammarBuilder.Symbol] {
+        mutating func array(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [Symbol] {
             let prefix = o["prefixItems"]?.arrayValue ?? []
             if o["prefixItems"] != nil && o["prefixItems"]?.arrayValue == nil { throw fail(path, "prefixItems must be an array") }
             let minItems = try count(o["minItems"], "minItems", path) ?? 0
             var maxItems = try count(o["maxItems"], "maxItems", path)
             if let m = maxItems, m < minItems { throw fail(path, "maxItems is below minItems") }
-            var items: [GrammarBuilder.Symbol]? = [anyValue]
+            var itemSchema: JSONValue? = .bool(true)
             if let it = o["items"] {
-                if it.boolValue == false { items = nil } else if it.arrayValue != nil {
+                if it.boolValue == false { itemSchema = nil } else if it.arrayValue != nil {
                     throw fail(path, "items as an array (draft 4 tuples) is not supported: use prefixItems")
-                } else { items = try value(it, path: "\(path)/items") }
+                } else { itemSchema = it }
             }
-            if items == nil { maxItems = min(maxItems ?? prefix.count, prefix.count) }
+            if itemSchema == nil { maxItems = Swift.min(maxItems ?? prefix.count, prefix.count) }
             if minItems > (maxItems ?? Int.max) { throw fail(path, "no array length satisfies the bounds") }
-            let prefixSyms = try prefix.enumerated().map { (i, s) throws(ConstraintError) in try value(s, path: "\(path)/prefixItems/\(i)") }
             let ws = self.ws
             let comma = [ws] + GrammarBuilder.literal(",") + [ws]
-            func element(_ i: Int) -> [GrammarBuilder.Symbol] { i < prefixSyms.count ? prefixSyms[i] : items! }
+            let open = GrammarBuilder.literal("[") + [ws], close = [ws] + GrammarBuilder.literal("]")
+
+            if o["uniqueItems"]?.boolValue == true && (maxItems ?? 2) > 1 {
+                return open + (try uniqueElements(o, itemSchema, prefix: prefix, minItems: minItems, maxItems: maxItems, comma: comma, path: path)) + close
+            }
+            if let c = o["contains"] {
+                return open + (try containing(c, o, itemSchema, prefix: prefix, minItems: minItems, maxItems: maxItems, comma: comma, path: path)) + close
+            }
+            let items = try itemSchema.map { s throws(ConstraintError) in try value(s, path: "\(path)/items") }
+            let prefixSyms = try prefix.enumerated().map { (i, s) throws(ConstraintError) in try value(s, path: "\(path)/prefixItems/\(i)") }
+            func element(_ i: Int) -> [Symbol] { i < prefixSyms.count ? prefixSyms[i] : items! }
             // tail(i): elements i… given that i elements are written (i ≥ 1).
-            func tail(_ i: Int) -> [GrammarBuilder.Symbol] {
+            func tail(_ i: Int) -> [Symbol] {
                 if let m = maxItems, i >= m { return [] }
                 if i >= prefixSyms.count {
                     guard let it = items else { return [] }
-                    return b.repeated(comma + it, min: max(0, minItems - i), max: maxItems.map { $0 - i }, "items")
+                    return b.repeated(comma + it, min: Swift.max(0, minItems - i), max: maxItems.map { $0 - i }, "items")
                 }
                 let take = comma + element(i) + tail(i + 1)
                 return [i < minItems ? b.choice([take], "item") : b.optional(take, "item")]
             }
-            if maxItems == 0 { return GrammarBuilder.literal("[") + [ws] + GrammarBuilder.literal("]") }
-            if prefixSyms.isEmpty && items == nil { return GrammarBuilder.literal("[") + [ws] + GrammarBuilder.literal("]") }
+            if maxItems == 0 || (prefixSyms.isEmpty && items == nil) { return open + GrammarBuilder.literal("]") }
             let body = element(0) + tail(1)
-            let inner: [GrammarBuilder.Symbol] = minItems == 0 ? [b.optional(body, "items")] : body
-            return GrammarBuilder.literal("[") + [ws] + inner + [ws] + GrammarBuilder.literal("]")
+            let inner: [Symbol] = minItems == 0 ? [b.optional(body, "items")] : body
+            return open + inner + close
+        }
+
+        /// `uniqueItems: true` over a finite set of item values: distinct values, in the order of
+        /// the set (any order when measuring without restrictions is not attempted: the order
+        /// is a generation restriction).
+        mutating func uniqueElements(_ o: [String: JSONValue], _ itemSchema: JSONValue?, prefix: [JSONValue], minItems: Int, maxItems: Int?,
+                                     comma: [Symbol], path: String) throws(ConstraintError) -> [Symbol] {
+            if o["contains"] != nil { throw fail(path, "uniqueItems together with contains is not supported") }
+            if !prefix.isEmpty { throw fail(path, "uniqueItems together with prefixItems is not supported") }
+            guard let s = itemSchema, let r = resolved(s) else { return [] }
+            var set: [JSONValue]
+            if let v = values(r) { set = v } else {
+                let k = kinds(r)
+                guard k.isSubset(of: [.boolean, .null]), r.objectValue.map({ !Compiler.constrains($0.filter { $0.key != "type" }) }) ?? false else {
+                    throw fail(path, "uniqueItems: true is supported for items with a finite set of values (enum, const, boolean, null), not for these items")
+                }
+                set = (k.contains(.boolean) ? [JSONValue.bool(false), .bool(true)] : []) + (k.contains(.null) ? [.null] : [])
+            }
+            var distinct: [JSONValue] = []
+            for v in set where !distinct.contains(v) && admits(r, v, path: "\(path)/items") { distinct.append(v) }
+            let hi = Swift.min(maxItems ?? distinct.count, distinct.count)
+            if minItems > hi { throw fail(path, "no array of distinct items reaches minItems") }
+            let lits = distinct.map { v -> [Symbol] in
+                var t = ""
+                JSONSchema.spell(v, schema: r, root: rootSchema, into: &t, depth: 0)
+                return GrammarBuilder.literal(t)
+            }
+            // after(j, n): more values after value j with n written.
+            var memo: [String: Symbol] = [:]
+            func after(_ j: Int, _ n: Int) -> [Symbol] {
+                let key = "\(j) \(n)"
+                if let m = memo[key] { return [m] }
+                var alts: [[Symbol]] = n >= minItems ? [[]] : []
+                if n < hi {
+                    for k in (j + 1)..<lits.count where lits.count - k >= minItems - n { alts.append(comma + lits[k] + after(k, n + 1)) }
+                }
+                let sym = b.choice(alts, "unique")
+                memo[key] = sym
+                return [sym]
+            }
+            var alts: [[Symbol]] = minItems == 0 ? [[]] : []
+            if hi > 0 { for k in 0..<lits.count where lits.count - k >= minItems { alts.append(lits[k] + after(k, 1)) } }
+            return [b.choice(alts, "unique")]
+        }
+
+        /// `contains`: at least minContains (default 1) and at most maxContains elements valid
+        /// for it, anywhere in the array.
+        mutating func containing(_ c: JSONValue, _ o: [String: JSONValue], _ itemSchema: JSONValue?, prefix: [JSONValue], minItems: Int,
+                                 maxItems: Int?, comma: [Symbol], path: String) throws(ConstraintError) -> [Symbol] {
+            if !prefix.isEmpty { throw fail(path, "contains together with prefixItems is not supported") }
+            let minC = try count(o["minContains"], "minContains", path) ?? 1
+            var maxC = try count(o["maxContains"], "maxContains", path)
+            if let m = maxC, m < minC { throw fail(path, "maxContains is below minContains") }
+            if let m = maxC, let mi = maxItems, m >= mi { maxC = nil }
+            let items = itemSchema ?? .bool(false)
+            // Elements valid for contains, and (with maxContains) elements that are not.
+            var hit: [Symbol]? = nil
+            do { hit = try value(items == .bool(true) ? c : .object(["allOf": .array([items, c])]), path: "\(path)/contains") } catch {
+                guard Compiler.isEmptiness(error) else { throw error }
+            }
+            var miss: [Symbol]? = nil
+            if itemSchema != nil {
+                if maxC != nil {
+                    do {
+                        let not = JSONValue.object(["not": c])
+                        miss = try value(items == .bool(true) ? not : .object(["allOf": .array([items, not])]), path: "\(path)/items")
+                    } catch {
+                        throw fail(path, "maxContains needs the elements not valid for contains as a grammar: \(error.message)")
+                    }
+                } else { miss = try value(items, path: "\(path)/items") }
+            }
+            let cap = maxC ?? minC
+            let nCap = Swift.max(minItems, maxItems ?? 0)
+            if nCap > 256 || (cap + 1) * (nCap + 1) > 4096 { throw fail(path, "contains with counts this large is not supported") }
+            var memo: [String: Symbol?] = [:]
+            // next(n, k): elements after n written (capped), k of them valid for contains (capped).
+            func next(_ n: Int, _ k: Int) -> Symbol? {
+                let key = "\(n) \(k)"
+                if let m = memo[key] { return m }
+                let r = b.declare("contains")
+                memo[key] = .rule(r)
+                let sep = n == 0 ? [] : comma
+                var alts: [[Symbol]] = []
+                if n >= minItems && k >= minC { alts.append([]) }
+                if maxItems.map({ n < $0 }) ?? true {
+                    let n1 = maxItems == nil ? Swift.min(n + 1, Swift.max(minItems, 1)) : n + 1
+                    if let h = hit, maxC.map({ k < $0 }) ?? true, let t = next(n1, Swift.min(k + 1, cap)) { alts.append(sep + h + [t]) }
+                    if let m = miss, let t = next(n1, k) { alts.append(sep + m + [t]) }
+                }
+                if alts.isEmpty { memo[key] = .some(nil); return nil }
+                b.define(r, alts)
+                return .rule(r)
+            }
+            guard let body = next(0, 0) else { throw fail(path, "no array satisfies contains with these counts") }
+            return [body]
         }
     }
+
+    /// Formats as patterns over the format's common subset (see the type's documentation).
+    static let formats: [String: String] = {
+        let date = "[1-9][0-9]{3}-((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+        let time = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+        let octet = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+        // A dot-atom local part @ labels: ASCII letters, digits and "_%+-" in the local part's
+        // atoms (no leading, trailing or double dot); a label is letters, digits and inner
+        // hyphens (RFC 1035), at least two of them.
+        let label = "[A-Za-z0-9]([A-Za-z0-9-]{0,29}[A-Za-z0-9])?"
+        let email = "[A-Za-z0-9][A-Za-z0-9_%+-]{0,39}(\\.[A-Za-z0-9_%+-]{1,20}){0,3}@" + label + "(\\." + label + "){1,4}"
+        return ["date": "^" + date + "$", "time": "^" + time + "$", "date-time": "^" + date + "[Tt]" + time + "$",
+                "uuid": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                "email": "^" + email + "$", "ipv4": "^" + octet + "(\\." + octet + "){3}$"]
+    }()
 }
 
 /// Integer ranges as digit patterns.
@@ -627,5 +1203,25 @@ enum NumberRange {
             alts += ints(l + 1, nil).map { $0 + [frac] }
         }
         return alts
+    }
+}
+
+extension JSONSchema {
+    /// `%XX` escapes in a JSON pointer taken from a URI fragment, decoded (invalid ones kept).
+    static func percentDecoded(_ s: String) -> String {
+        guard s.contains("%") else { return s }
+        var out: [UInt8] = []
+        let bytes = Array(s.utf8)
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 0x25, i + 2 < bytes.count, let v = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+                out.append(v)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

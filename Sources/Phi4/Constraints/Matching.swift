@@ -52,7 +52,7 @@ extension JSONSchema {
         return s
     }
 
-    private static func spell(_ v: JSONValue, schema: JSONValue?, root: JSONValue?, into out: inout String, depth: Int) {
+    static func spell(_ v: JSONValue, schema: JSONValue?, root: JSONValue?, into out: inout String, depth: Int) {
         let s = depth < 64 ? resolved(schema, root: root) : nil
         switch v {
         case .null: out += "null"
@@ -126,5 +126,56 @@ extension JSONSchema {
         while intPart.count > 1 && intPart.hasPrefix("0") { intPart.removeFirst() }
         let plain = (negative ? "-" : "") + intPart + (fracPart.isEmpty ? "" : "." + fracPart)
         return Double(plain) == d ? plain : text
+    }
+}
+
+extension Grammar {
+    /// A random complete match (its UTF-8 bytes), for testing that everything a grammar admits
+    /// is valid: bytes chosen at random among those that can follow (an ASCII one nine times in
+    /// ten where any can), stopping at a complete match now and then, and after `freeBytes`
+    /// (drawn up to the given count) always taking a byte that brings completion closest. Nil
+    /// when no match is reached within 64 KiB.
+    public func randomMatch(using rng: inout some RandomNumberGenerator, freeBytes: Int = 64) -> [UInt8]? {
+        var state = initialState
+        var out: [UInt8] = []
+        let free = Int.random(in: 0...Swift.max(0, freeBytes), using: &rng)
+        while out.count < 65_536 {
+            if state.isComplete && (!state.canContinue || out.count >= free || Int.random(in: 0..<10, using: &rng) == 0) { return out }
+            var next: [(UInt8, GrammarState)] = []
+            for byte in 0...255 {
+                let t = advance(state, UInt8(byte))
+                if !t.isDead { next.append((UInt8(byte), t)) }
+            }
+            if next.isEmpty { return state.isComplete ? out : nil }
+            if out.count >= free {
+                let distance = next.map { minBytesToComplete($0.1) }
+                let best = distance.min()!
+                next = zip(next, distance).filter { $0.1 == best }.map(\.0)
+            } else {
+                let ascii = next.filter { $0.0 < 0x80 }
+                if !ascii.isEmpty && Int.random(in: 0..<10, using: &rng) != 0 { next = ascii }
+            }
+            let pick = next[Int.random(in: 0..<next.count, using: &rng)]
+            out.append(pick.0)
+            state = pick.1
+        }
+        return nil
+    }
+}
+
+/// A small seeded random number generator (SplitMix64), so that random walks can be repeated.
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// A generator that starts from `seed`.
+    public init(seed: UInt64) { state = seed }
+
+    /// The next 64 random bits.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
