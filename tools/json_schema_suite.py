@@ -94,6 +94,17 @@ def spellings(value):
     return sorted(out)
 
 
+def integral(v):
+    """The value with integral floats as integers (1.0 as 1)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+        return int(v)
+    if isinstance(v, list):
+        return [integral(x) for x in v]
+    if isinstance(v, dict):
+        return {k: integral(x) for k, x in v.items()}
+    return v
+
+
 def no_duplicates(pairs):
     keys = [k for k, _ in pairs]
     if len(keys) != len(set(keys)):
@@ -148,8 +159,8 @@ class LLGuidance:
             return None, m.get_error()
         return m, None
 
-    def matches(self, m, text):
-        m.reset()
+    def matches(self, m0, text):
+        m = m0.deep_copy()  # a matcher that consumed a refused token stays in its error state
         ok = m.consume_tokens(list(text.encode()))
         return bool(ok) and not m.is_error() and m.is_accepting()
 
@@ -229,7 +240,7 @@ def run_ours(case, name, row, unsound, details, walks, seed):
         check_walks(case["schema"], docs or [], row, unsound, name, case["description"])
 
 
-def run_llguidance(llg, case, row):
+def run_llguidance(llg, case, row, name, details):
     tests = case["tests"]
     m, err = llg.matcher(case["schema"])
     if m is None:
@@ -238,9 +249,12 @@ def run_llguidance(llg, case, row):
         return
     for t in tests:
         if t["valid"]:
-            texts = {LLGuidance.spell(t["data"], case["schema"], case["schema"]),
-                     json.dumps(t["data"], ensure_ascii=False, separators=(",", ":"))}
-            row["correct" if any(llg.matches(m, x) for x in texts) else "incomplete"] += 1
+            texts = {LLGuidance.spell(v, case["schema"], case["schema"]) for v in (t["data"], integral(t["data"]))}
+            texts.add(json.dumps(t["data"], ensure_ascii=False, separators=(",", ":")))
+            ok = any(llg.matches(m, x) for x in texts)
+            row["correct" if ok else "incomplete"] += 1
+            if not ok:
+                details.append((name, case["description"], "llguidance incomplete", t["description"] + ": " + sorted(texts)[0]))
         else:
             texts = [LLGuidance.spell(t["data"], case["schema"], case["schema"])] + spellings(t["data"])
             row["unsound" if any(llg.matches(m, x) for x in texts) else "correct"] += 1
@@ -283,7 +297,7 @@ def main():
             if llg:
                 lrow["schemas"] += 1
                 lrow["instances"] += len(case["tests"])
-                run_llguidance(llg, case, lrow)
+                run_llguidance(llg, case, lrow, name, details)
         ours[name] = row
         theirs[name] = lrow
         print(table({name: row}, COLUMNS + walk_cols)[0] + ("   | llguidance " + " ".join(f"{k} {lrow[k]}" for k in COLUMNS[1:] if k not in ("instances", "restricted")) if llg else ""), flush=True)

@@ -466,27 +466,29 @@ public enum JSONSchema {
                     kindSet.formUnion(k)
                 }
             } else {
-                let about = Set(o.keys.compactMap { JSONSchema.kindKeywords[$0] })
-                if about.contains(.object) { kindSet = [.object] }
-                else if about.contains(.array) { kindSet = [.array] }
-                else if about.contains(.string) { kindSet = [.string] }
-                else if about.contains(.integer) { kindSet = o["multipleOf"] != nil ? [.integer] : [.integer, .fraction] }
-                else { kindSet = Set(Kind.allCases) }
-                inferred = about.count > 0
-                // Measuring without restrictions: every kind, each under its own keywords.
-                if relaxed { kindSet = Set(Kind.allCases) }
+                // Without type: every kind of value, each under the keywords about it.
+                kindSet = Set(Kind.allCases)
+                inferred = o.keys.contains { JSONSchema.kindKeywords[$0] != nil }
             }
             if let n = o["not"] { kindSet = try applyNot(n, to: kindSet, path: path) }
             if kindSet.isEmpty { throw fail(path, "the schema admits no value (its type and not exclude every kind)") }
             var alts: [[Symbol]] = []
-            if kindSet == Set(Kind.allCases) && !inferred && !relaxed && o["not"] == nil { return [anyValue] }
+            if kindSet == Set(Kind.allCases) && !inferred && o["not"] == nil { return [anyValue] }
             for k in Kind.allCases where kindSet.contains(k) {
                 switch k {
                 case .string: alts.append(try string(o, path: path))
                 case .integer: if !kindSet.contains(.fraction) { alts.append(try number(o, integer: true, path: path)) }
                 case .fraction:
-                    guard kindSet.contains(.integer) else { throw fail(path, "numbers that are not integers (not of integer) are not supported") }
-                    alts.append(try number(o, integer: false, path: path))
+                    if kindSet.contains(.integer) { alts.append(try number(o, integer: false, path: path)) } else {
+                        // Numbers that are not integers (not of integer): a nonzero fraction.
+                        if ["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"].contains(where: { o[$0] != nil }) {
+                            throw fail(path, "bounds or multipleOf on numbers that are not integers are not supported")
+                        }
+                        let digit = Symbol.bytes(ByteSet(48...57))
+                        // (At most 15 significant digits, so that a double keeps the fraction.)
+                        alts.append([b.optional(GrammarBuilder.literal("-"), "sign"), b.choice([GrammarBuilder.literal("0"), [.bytes(ByteSet(49...57))] + b.repeated([digit], min: 0, max: 6, "digits")], "int")]
+                                    + GrammarBuilder.literal(".") + b.repeated([digit], min: 0, max: 7, "frac") + [.bytes(ByteSet(49...57))])
+                    }
                 case .boolean: alts += [GrammarBuilder.literal("true"), GrammarBuilder.literal("false")]
                 case .null: alts.append(GrammarBuilder.literal("null"))
                 case .object: alts.append(try object(o, path: path))
@@ -578,18 +580,20 @@ public enum JSONSchema {
                             merged[k] = .array(common.sorted().map { .string($0) })
                         } else { merged[k] = v }
                     case "additionalProperties":
-                        // false: see `allowed`. A schema applies to the names its own part does
-                        // not declare: merged only where no part declares any.
-                        if v.boolValue != nil { break }
-                        let declared = ([o] + parts.map(\.1)).contains { !($0["properties"]?.objectValue ?? [:]).isEmpty || $0["patternProperties"] != nil }
-                        if declared || (merged[k] != nil && merged[k] != v) {
-                            throw fail("\(path)/allOf/\(i)", "allOf with an additionalProperties schema beside declared properties is not supported")
-                        }
-                        merged[k] = v
+                        break  // false: see `allowed`; a schema: see below
                     case "minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties", "minContains":
                         if let a = merged[k]?.doubleValue, let c = v.doubleValue { merged[k] = .number(Swift.max(a, c)) } else { merged[k] = v }
                     case "maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties", "maxContains":
                         if let a = merged[k]?.doubleValue, let c = v.doubleValue { merged[k] = .number(Swift.min(a, c)) } else { merged[k] = v }
+                    case "multipleOf":
+                        if let a = merged[k]?.doubleValue, let c = v.doubleValue, a != c {
+                            guard a == a.rounded(), c == c.rounded(), a > 0, c > 0, a * c < 1e9 else {
+                                throw fail("\(path)/allOf/\(i)", "allOf combining non-integer multipleOf values is not supported")
+                            }
+                            var x = Int(a), y = Int(c)
+                            while y != 0 { (x, y) = (y, x % y) }
+                            merged[k] = .number(a * c / Double(x))
+                        } else { merged[k] = v }
                     case "$defs", "definitions":
                         break
                     default:
@@ -599,15 +603,19 @@ public enum JSONSchema {
                     }
                 }
             }
-            if let ap = o["additionalProperties"], ap.objectValue != nil {
-                // The parent's additionalProperties schema holds for the parts' properties.
-                let own = o["properties"]?.objectValue ?? [:]
+            // An additionalProperties schema holds for every property its own part does not
+            // declare: for the other parts' properties, and for any more.
+            var extraSchemas: [JSONValue] = []
+            for part in [o] + parts.map(\.1) {
+                guard let ap = part["additionalProperties"], ap.objectValue != nil else { continue }
+                let own = part["properties"]?.objectValue ?? [:]
                 var props = merged["properties"]?.objectValue ?? [:]
                 for (k, v) in props where own[k] == nil { props[k] = .object(["allOf": .array([v, ap])]) }
                 merged["properties"] = .object(props)
-                if parts.contains(where: { $0.1["required"] != nil || $0.1["patternProperties"] != nil }) && own.isEmpty && props.isEmpty {
-                    throw fail(path, "allOf under an additionalProperties schema is not supported here")
-                }
+                extraSchemas.append(ap)
+            }
+            if !extraSchemas.isEmpty {
+                merged["additionalProperties"] = extraSchemas.count == 1 ? extraSchemas[0] : .object(["allOf": .array(extraSchemas)])
             }
             if let allowed {
                 let props = (merged["properties"]?.objectValue ?? [:]).filter { allowed.contains($0.key) }
@@ -623,8 +631,13 @@ public enum JSONSchema {
         /// The schema a `$ref` points to.
         func resolve(_ ref: String, from path: String) throws(ConstraintError) -> JSONValue {
             guard ref.hasPrefix("#") else { throw fail(path, "only local references (#…) are supported: \(ref)") }
+            if ref.count > 1 && !ref.hasPrefix("#/") {
+                // #name: the subschema whose $anchor is name.
+                guard let s = JSONSchema.anchor(String(ref.dropFirst()), in: rootSchema) else { throw fail(path, "reference \(ref) points to nothing") }
+                return s
+            }
             var node = rootSchema
-            for part in ref.dropFirst().split(separator: "/", omittingEmptySubsequences: true) {
+            for part in ref.dropFirst(2).split(separator: "/", omittingEmptySubsequences: false) where ref.count > 1 {
                 let raw = String(part).split(separator: "~1", omittingEmptySubsequences: false).joined(separator: "/")
                     .split(separator: "~0", omittingEmptySubsequences: false).joined(separator: "~")
                 let key = JSONSchema.percentDecoded(raw)
@@ -653,6 +666,8 @@ public enum JSONSchema {
             if let f = o["format"] {
                 guard let name = f.stringValue else { throw fail(path, "format must be a string") }
                 if o["pattern"] != nil { throw fail(path, "format together with pattern is not supported") }
+                // Measuring without restrictions: format is an annotation (any string is valid).
+                if relaxed { return [stringRule(min: minLength, max: maxLength)] }
                 guard let re = JSONSchema.formats[name] else {
                     throw fail(path, "format \"\(name)\" is not supported (\(JSONSchema.formats.keys.sorted().joined(separator: ", ")) are)")
                 }
@@ -701,8 +716,21 @@ public enum JSONSchema {
                 guard d == d.rounded(), d <= 1000 else {
                     throw fail(path, "multipleOf \(m.serialized): only integer divisors up to 1000 are supported")
                 }
-                if lo != nil || hi != nil { throw fail(path, "multipleOf together with minimum / maximum is not supported") }
-                return multiples(of: Int(d))
+                if lo == nil && hi == nil { return multiples(of: Int(d)) }
+                // With bounds: the multiples within them, listed (when there are few).
+                guard let l = lo, let h = hi, abs(l) < 1e15, abs(h) < 1e15 else {
+                    throw fail(path, "multipleOf with a one-sided bound is not supported")
+                }
+                var first = (l / d).rounded(.up) * d
+                if loExclusive && first == l { first += d }
+                var last = (h / d).rounded(.down) * d
+                if hiExclusive && last == h { last -= d }
+                if first > last { throw fail(path, "no multiple lies within the bounds") }
+                guard (last - first) / d < 1024 else { throw fail(path, "multipleOf with bounds holding more than 1024 multiples is not supported") }
+                var values: [[Symbol]] = []
+                var x = first
+                while x <= last { values.append(GrammarBuilder.literal(String(Int(x)))); x += d }
+                return [b.choice(values, "multiples")]
             }
             if lo == nil && hi == nil { return numberSymbols(integer: integer) }
             if integer {
@@ -867,10 +895,19 @@ public enum JSONSchema {
                 }
             }
             // Measuring without restrictions: more members beside declared ones too.
+            // (Names matching a pattern with that pattern's schema alone, names matching none with
+            // additionalProperties'.)
             var relaxedExtra: [Symbol]? = nil
-            if relaxed && !members.isEmpty && additional != .bool(false) && patterns.isEmpty && names == nil {
-                relaxedExtra = [stringRule(min: 0, max: nil), ws] + GrammarBuilder.literal(":") + [ws]
-                    + (try value(additional ?? .bool(true), path: "\(path)/additionalProperties"))
+            if relaxed && (!members.isEmpty || !patterns.isEmpty) && names == nil {
+                var alts: [[Symbol]] = []
+                for (p, ps) in patterns where ps != .bool(false) {
+                    alts.append(try string(["pattern": .string(p)], path: path) + [ws] + GrammarBuilder.literal(":") + [ws] + (try value(ps, path: path)))
+                }
+                if additional != .bool(false) {
+                    alts.append([stringRule(min: 0, max: nil), ws] + GrammarBuilder.literal(":") + [ws]
+                                + (try value(additional ?? .bool(true), path: "\(path)/additionalProperties")))
+                }
+                if !alts.isEmpty { relaxedExtra = [b.choice(alts, "member")] }
             }
 
             let comma = [ws] + GrammarBuilder.literal(",") + [ws]
@@ -925,7 +962,7 @@ public enum JSONSchema {
         }
 
         mutating func array(_ o: [String: JSONValue], path: String) throws(ConstraintError) -> [Symbol] {
-            let prefix = o["prefixItems"]?.arrayValue ?? []
+            let prefixAll = o["prefixItems"]?.arrayValue ?? []
             if o["prefixItems"] != nil && o["prefixItems"]?.arrayValue == nil { throw fail(path, "prefixItems must be an array") }
             let minItems = try count(o["minItems"], "minItems", path) ?? 0
             var maxItems = try count(o["maxItems"], "maxItems", path)
@@ -936,7 +973,10 @@ public enum JSONSchema {
                     throw fail(path, "items as an array (draft 4 tuples) is not supported: use prefixItems")
                 } else { itemSchema = it }
             }
-            if itemSchema == nil { maxItems = Swift.min(maxItems ?? prefix.count, prefix.count) }
+            if itemSchema == nil { maxItems = Swift.min(maxItems ?? prefixAll.count, prefixAll.count) }
+            // A prefix item no value satisfies ends the array before it.
+            if let i = prefixAll.firstIndex(of: .bool(false)) { maxItems = Swift.min(maxItems ?? i, i) }
+            let prefix = Array(prefixAll.prefix(maxItems ?? prefixAll.count))
             if minItems > (maxItems ?? Int.max) { throw fail(path, "no array length satisfies the bounds") }
             let ws = self.ws
             let comma = [ws] + GrammarBuilder.literal(",") + [ws]
@@ -1175,11 +1215,16 @@ enum NumberRange {
     /// Positive magnitudes m (m > 0) with lo ≤ m ≤ hi (exclusive flags as given; lo nil: > 0).
     static func alternatives(_ lo: Int?, _ loExclusive: Bool, _ hi: Int?, _ hiExclusive: Bool,
                              _ b: GrammarBuilder, positiveOnly: Bool) -> [[GrammarBuilder.Symbol]] {
+        // At most 15 significant digits in all (integer part included), so that a double reads
+        // back a value on the same side of every bound (1.0000000000000001 would read as 1).
         let digit = GrammarBuilder.Symbol.bytes(ByteSet(48...57))
-        let frac = b.optional(GrammarBuilder.literal(".") + b.repeated([digit], min: 1, max: 16, "frac"), "frac")
         let zeros = b.optional(GrammarBuilder.literal(".") + b.repeated(GrammarBuilder.literal("0"), min: 1, max: 16, "zeros"), "zeros")
-        let nonzero = GrammarBuilder.literal(".") + b.repeated(GrammarBuilder.literal("0"), min: 0, max: 15, "zeros")
-            + [GrammarBuilder.Symbol.bytes(ByteSet(49...57))] + b.repeated([digit], min: 0, max: 15, "frac")
+        func room(_ intPart: [GrammarBuilder.Symbol]) -> Int { Swift.max(1, 15 - intPart.count) }
+        func frac(_ n: Int) -> GrammarBuilder.Symbol { b.optional(GrammarBuilder.literal(".") + b.repeated([digit], min: 1, max: n, "frac"), "frac") }
+        func nonzero(_ n: Int) -> [GrammarBuilder.Symbol] {
+            // Zeros, then a nonzero digit, within n fraction digits.
+            [b.choice((1...n).map { k in GrammarBuilder.literal(".") + b.repeated([digit], min: k - 1, max: k - 1, "frac") + [.bytes(ByteSet(49...57))] }, "nonzero")]
+        }
         func ints(_ a: Int, _ z: Int?) -> [[GrammarBuilder.Symbol]] {
             if let z, a > z { return [] }
             return IntegerRange.alternatives(a, z, b)
@@ -1195,18 +1240,34 @@ enum NumberRange {
                 if !lExclusive && !hiExclusive { alts += ints(l, l).map { $0 + [zeros] } }
                 return alts
             }
-            alts += ints(l, l).map { $0 + (lExclusive ? nonzero : [frac]) }
-            if l + 1 <= h - 1 { alts += ints(l + 1, h - 1).map { $0 + [frac] } }
+            alts += ints(l, l).map { $0 + (lExclusive ? nonzero(room($0)) : [frac(room($0))]) }
+            if l + 1 <= h - 1 { alts += ints(l + 1, h - 1).map { $0 + [frac(room($0))] } }
             if !hiExclusive { alts += ints(h, h).map { $0 + [zeros] } }
         } else {
-            alts += ints(l, l).map { $0 + (lExclusive ? nonzero : [frac]) }
-            alts += ints(l + 1, nil).map { $0 + [frac] }
+            alts += ints(l, l).map { $0 + (lExclusive ? nonzero(room($0)) : [frac(room($0))]) }
+            alts += ints(l + 1, nil).map { $0 + [frac(room($0))] }
         }
         return alts
     }
 }
 
 extension JSONSchema {
+    /// The first subschema (depth first) whose `$anchor` is `name`.
+    static func anchor(_ name: String, in s: JSONValue, depth: Int = 0) -> JSONValue? {
+        guard depth < 64 else { return nil }
+        switch s {
+        case .object(let o):
+            if o["$anchor"]?.stringValue == name { return s }
+            for k in o.keys.sorted() where k != "enum" && k != "const" {
+                if let found = anchor(name, in: o[k]!, depth: depth + 1) { return found }
+            }
+        case .array(let a):
+            for x in a { if let found = anchor(name, in: x, depth: depth + 1) { return found } }
+        default: break
+        }
+        return nil
+    }
+
     /// `%XX` escapes in a JSON pointer taken from a URI fragment, decoded (invalid ones kept).
     static func percentDecoded(_ s: String) -> String {
         guard s.contains("%") else { return s }

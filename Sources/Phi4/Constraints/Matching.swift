@@ -68,7 +68,12 @@ extension JSONSchema {
             }
             out += "]"
         case .object(let o):
-            let required = (s?["required"]?.arrayValue ?? []).compactMap(\.stringValue).filter { o[$0] != nil }
+            // The `required` names in generation's order: the schema's, then its allOf parts'.
+            var names = (s?["required"]?.arrayValue ?? []).compactMap(\.stringValue)
+            for part in s?["allOf"]?.arrayValue ?? [] {
+                names += (resolved(part, root: root)?["required"]?.arrayValue ?? []).compactMap(\.stringValue)
+            }
+            let required = names.filter { o[$0] != nil }
             var seen = Set<String>()
             let order = required.filter { seen.insert($0).inserted } + o.keys.filter { !seen.contains($0) }.sorted()
             out += "{"
@@ -76,31 +81,14 @@ extension JSONSchema {
                 if i > 0 { out += "," }
                 string(k, into: &out)
                 out += ":"
-                spell(o[k]!, schema: s?["properties"]?[k] ?? s?["additionalProperties"], root: root, into: &out, depth: depth + 1)
+                let partSchema = (s?["allOf"]?.arrayValue ?? []).lazy.compactMap { resolved($0, root: root)?["properties"]?[k] }.first
+                spell(o[k]!, schema: s?["properties"]?[k] ?? partSchema ?? s?["additionalProperties"], root: root, into: &out, depth: depth + 1)
             }
             out += "}"
         }
     }
 
-    private static func string(_ s: String, into out: inout String) {
-        out += "\""
-        for u in s.unicodeScalars {
-            switch u.value {
-            case 0x22: out += "\\\""
-            case 0x5C: out += "\\\\"
-            case 0x0A: out += "\\n"
-            case 0x09: out += "\\t"
-            case 0x0D: out += "\\r"
-            case 0x08: out += "\\b"
-            case 0x0C: out += "\\f"
-            case 0..<0x20:
-                let h = String(u.value, radix: 16)
-                out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
-            default: out.unicodeScalars.append(u)
-            }
-        }
-        out += "\""
-    }
+    private static func string(_ s: String, into out: inout String) { JSONValue.writeString(s, into: &out) }
 
     private static func number(_ d: Double) -> String {
         if d.rounded() == d && abs(d) < 1e16 { return String(Int64(d)) }
