@@ -278,6 +278,8 @@ def main():
     ap.add_argument("--markdown", action="store_true", help="print the per-keyword table as Markdown")
     ap.add_argument("--details", action="store_true", help="print every refusal and incomplete instance")
     ap.add_argument("--check", action="store_true", help="exit 1 when anything is unsound")
+    ap.add_argument("--own", default=os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "constraints", "schemas.json"),
+                    help="also walk these schemas (a JSON list of {name, schema}; the constrained-output suite's) ('' for none)")
     args = ap.parse_args()
     d = suite_dir(args.suite)
     files = sorted(f for f in glob.glob(os.path.join(d, "*.json")) if os.path.basename(f) not in SKIP)
@@ -301,6 +303,15 @@ def main():
         ours[name] = row
         theirs[name] = lrow
         print(table({name: row}, COLUMNS + walk_cols)[0] + ("   | llguidance " + " ".join(f"{k} {lrow[k]}" for k in COLUMNS[1:] if k not in ("instances", "restricted")) if llg else ""), flush=True)
+    if args.own and not args.files:
+        row = dict.fromkeys(walk_cols, 0)
+        for n, case in enumerate(json.load(open(args.own))):
+            docs, err = phi4(["--json-schema", json.dumps(case["schema"]), "--walks", str(args.walks), "--seed", str(args.seed * 1000 + n)])
+            check_walks(case["schema"], docs or [], row, unsound, "own", case["name"])
+        print(f"{'own schemas':24} " + " ".join(f"{k} {row[k]}" for k in walk_cols) + f" ({os.path.relpath(args.own, ROOT)})")
+        own_unsound = row["walks unsound"]
+    else:
+        own_unsound = 0
     total = {k: sum(r[k] for r in ours.values()) for k in COLUMNS + walk_cols}
     ltotal = {k: sum(r[k] for r in theirs.values()) for k in COLUMNS}
     print(table({"TOTAL": total}, COLUMNS + walk_cols)[0])
@@ -332,7 +343,7 @@ def main():
         with open(args.json, "w") as f:
             json.dump({"files": ours, "total": total, "unsound": unsound, "llguidance": theirs if llg else None,
                        "llguidance total": ltotal if llg else None, "details": details}, f, indent=1)
-    if args.check and (total["unsound"] or total["walks unsound"]):
+    if args.check and (total["unsound"] or total["walks unsound"] or own_unsound):
         sys.exit(1)
 
 

@@ -662,35 +662,63 @@ public enum JSONSchema {
             let minLength = try count(o["minLength"], "minLength", path) ?? 0
             let maxLength = try count(o["maxLength"], "maxLength", path)
             if let m = maxLength, m < minLength { throw fail(path, "maxLength is below minLength") }
-            var node: Regex.Node? = nil, anchoredStart = true, anchoredEnd = true
+            var formatNode: Regex.Node? = nil
             if let f = o["format"] {
                 guard let name = f.stringValue else { throw fail(path, "format must be a string") }
-                if o["pattern"] != nil { throw fail(path, "format together with pattern is not supported") }
                 // Measuring without restrictions: format is an annotation (any string is valid).
-                if relaxed { return [stringRule(min: minLength, max: maxLength)] }
-                guard let re = JSONSchema.formats[name] else {
-                    throw fail(path, "format \"\(name)\" is not supported (\(JSONSchema.formats.keys.sorted().joined(separator: ", ")) are)")
+                if !relaxed {
+                    guard let re = JSONSchema.formats[name] else {
+                        throw fail(path, "format \"\(name)\" is not supported (\(JSONSchema.formats.keys.sorted().joined(separator: ", ")) are)")
+                    }
+                    formatNode = try Regex.parse(re).0
                 }
-                node = try Regex.parse(re).0
-            } else if let p = o["pattern"] {
+            }
+            var patternNode: Regex.Node? = nil, anchoredStart = true, anchoredEnd = true
+            if let p = o["pattern"] {
                 guard let text = p.stringValue else { throw fail(path, "pattern must be a string") }
-                (node, anchoredStart, anchoredEnd) = try Regex.parse(text)
+                (patternNode, anchoredStart, anchoredEnd) = try Regex.parse(text)
             }
-            guard let node else { return [stringRule(min: minLength, max: maxLength)] }
-            if o["minLength"] != nil || o["maxLength"] != nil {
-                // With lengths: matches of the pattern alone (a match contains itself), its
-                // open repetitions bounded so that every one has an allowed length.
-                guard let fit = Regex.bounded(node, minLength: minLength, maxLength: maxLength) else {
-                    throw fail(path, "no bounding of the \(o["format"] != nil ? "format" : "pattern")'s repetitions keeps its matches within minLength/maxLength")
+            let lengths = o["minLength"] != nil || o["maxLength"] != nil
+            if formatNode == nil && patternNode == nil { return [stringRule(min: minLength, max: maxLength)] }
+            if let node = formatNode ?? patternNode, formatNode == nil || patternNode == nil, !lengths {
+                let any = anyChar
+                var out = GrammarBuilder.literal("\"")
+                if !anchoredStart { out.append(b.star([any], "pattern-prefix")) }
+                out += Regex.emit(node, b, json: true)
+                if !anchoredEnd { out.append(b.star([any], "pattern-suffix")) }
+                return out + GrammarBuilder.literal("\"")
+            }
+            // Lengths, or a format and a pattern: the automata's product (with a count of code
+            // points), exact.
+            var search: Regex.Node? = patternNode
+            if let p = patternNode {
+                let anyStar = Regex.Node.rep(.chars(ScalarSet.all), 0, nil)
+                search = .seq((anchoredStart ? [] : [anyStar]) + [p] + (anchoredEnd ? [] : [anyStar]))
+            }
+            var automaton: Automaton? = nil
+            switch (formatNode.flatMap { Automaton($0) }, search.flatMap { Automaton($0) }) {
+            case (let f?, let s?): automaton = Automaton.product(f, s)
+            case (let f?, nil): automaton = formatNode != nil && search == nil ? f : nil
+            case (nil, let s?): automaton = formatNode == nil ? s : nil
+            default: break
+            }
+            if let a = automaton {
+                var body: [Symbol]? = nil, tooLarge: ConstraintError? = nil
+                do throws(ConstraintError) { body = try a.symbols(minLength: minLength, maxLength: maxLength, b, json: true) } catch { tooLarge = error }
+                if tooLarge == nil {
+                    guard let body else {
+                        throw fail(path, "the schema admits no value: no string satisfies its \(formatNode != nil ? "format" : "pattern")\(patternNode != nil && formatNode != nil ? " and pattern" : "")\(lengths ? " within minLength/maxLength" : "")")
+                    }
+                    return GrammarBuilder.literal("\"") + body + GrammarBuilder.literal("\"")
                 }
-                return GrammarBuilder.literal("\"") + Regex.emit(fit, b, json: true) + GrammarBuilder.literal("\"")
             }
-            let any = anyChar
-            var out = GrammarBuilder.literal("\"")
-            if !anchoredStart { out.append(b.star([any], "pattern-prefix")) }
-            out += Regex.emit(node, b, json: true)
-            if !anchoredEnd { out.append(b.star([any], "pattern-suffix")) }
-            return out + GrammarBuilder.literal("\"")
+            if formatNode != nil && patternNode != nil { throw fail(path, "format together with pattern is too large to intersect") }
+            // Too large to count exactly: matches of the pattern alone (a match contains
+            // itself), its repetitions bounded so that every one has an allowed length.
+            guard let fit = Regex.bounded((formatNode ?? patternNode)!, minLength: minLength, maxLength: maxLength) else {
+                throw fail(path, "no bounding of the \(o["format"] != nil ? "format" : "pattern")'s repetitions keeps its matches within minLength/maxLength")
+            }
+            return GrammarBuilder.literal("\"") + Regex.emit(fit, b, json: true) + GrammarBuilder.literal("\"")
         }
 
         func count(_ v: JSONValue?, _ name: String, _ path: String) throws(ConstraintError) -> Int? {

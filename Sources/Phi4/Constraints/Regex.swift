@@ -69,7 +69,7 @@ public enum Regex {
         }
     }
 
-    /// `n` with every unbounded repetition `x{lo,}` made `x{lo+raise, lo+cap}` (cap nil: `x{lo+raise,}`).
+    /// `n` with every repetition `x{lo,hi}` made `x{lo+raise, lo+cap}` within its own `hi` (cap nil: up to `hi`; unbounded ones `x{lo+raise,}`).
     static func bounding(_ n: Node, raise: Int, cap: Int?) -> Node {
         switch n {
         case .chars: return n
@@ -77,13 +77,15 @@ public enum Regex {
         case .alt(let alts): return .alt(alts.map { bounding($0, raise: raise, cap: cap) })
         case .rep(let x, let lo, let hi):
             let inner = bounding(x, raise: raise, cap: cap)
-            return hi == nil ? .rep(inner, lo + raise, cap.map { lo + max($0, raise) }) : .rep(inner, lo, hi)
+            let raised = hi.map { min($0, lo + raise) } ?? lo + raise
+            let capped = cap.map { c in hi.map { min($0, lo + max(c, raise)) } ?? lo + max(c, raise) } ?? hi
+            return .rep(inner, raised, capped)
         }
     }
 
-    /// A part of `n` whose every match has `minLength`…`maxLength` code points: its unbounded
-    /// repetitions get the smallest raised minimum that reaches `minLength`, then the largest
-    /// bound that stays within `maxLength`. Every match of the result matches `n`; nil when no
+    /// A part of `n` whose every match has `minLength`…`maxLength` code points: its repetitions
+    /// get the smallest raised minimum that reaches `minLength` (within their own maximum), then
+    /// the largest bound that stays within `maxLength`. Every match of the result matches `n`; nil when no
     /// such bounding fits (say, `a|bbb` with `minLength` 2).
     static func bounded(_ n: Node, minLength: Int, maxLength: Int?) -> Node? {
         let limit = max(minLength, maxLength ?? 0) + 1
@@ -266,5 +268,210 @@ public enum Regex {
             let set = negate ? ScalarSet.complement(ranges) : ScalarSet.normalize(ranges)
             return set
         }
+    }
+}
+
+/// A pattern as a nondeterministic finite automaton over code points (its empty moves folded
+/// away), for what a recursive grammar cannot say directly: a pattern's matches of bounded length,
+/// and the matches of two patterns at once (a format and a pattern). Both are products — with a
+/// counter of code points, with another automaton — built only over the reachable states that can
+/// still reach acceptance.
+struct Automaton {
+    /// Per state: its moves (a code-point class and the next state).
+    var moves: [[(ranges: [ClosedRange<UInt32>], to: Int)]]
+    /// Per state: whether a match may end there.
+    var accepting: [Bool]
+    var start = 0
+
+    /// The automaton of a regex node; nil when it would exceed `limit` states.
+    init?(_ n: Regex.Node, limit: Int = 20_000) {
+        // Thompson's construction with empty moves, then closures.
+        var eps: [[Int]] = [[]]
+        var chars: [[([ClosedRange<UInt32>], Int)]] = [[]]
+        func new() -> Int? {
+            guard eps.count < limit else { return nil }
+            eps.append([]); chars.append([])
+            return eps.count - 1
+        }
+        func build(_ n: Regex.Node, from s: Int) -> Int? {
+            switch n {
+            case .chars(let r):
+                guard let t = new() else { return nil }
+                chars[s].append((r, t))
+                return t
+            case .seq(let items):
+                var cur = s
+                for x in items { guard let e = build(x, from: cur) else { return nil }; cur = e }
+                return cur
+            case .alt(let alts):
+                guard let end = new() else { return nil }
+                for x in alts {
+                    guard let b = new() else { return nil }
+                    eps[s].append(b)
+                    guard let e = build(x, from: b) else { return nil }
+                    eps[e].append(end)
+                }
+                return end
+            case .rep(let x, let lo, let hi):
+                var cur = s
+                for _ in 0..<lo { guard let e = build(x, from: cur) else { return nil }; cur = e }
+                if let hi {
+                    for _ in lo..<Swift.max(lo, hi) {
+                        guard let b = new(), let end = new() else { return nil }
+                        eps[cur].append(b)
+                        eps[cur].append(end)
+                        guard let e = build(x, from: b) else { return nil }
+                        eps[e].append(end)
+                        cur = end
+                    }
+                    return cur
+                }
+                guard let loop = new() else { return nil }
+                eps[cur].append(loop)
+                guard let b = new() else { return nil }
+                eps[loop].append(b)
+                guard let e = build(x, from: b) else { return nil }
+                eps[e].append(loop)
+                return loop
+            }
+        }
+        guard let final = build(n, from: 0) else { return nil }
+        // Keep the start and every state a character move enters.
+        var keep = [0]
+        var index = [0: 0]
+        for s in 0..<chars.count { for (_, t) in chars[s] where index[t] == nil { index[t] = keep.count; keep.append(t) } }
+        moves = []
+        accepting = []
+        for s in keep {
+            var seen: Set<Int> = [s], stack = [s]
+            var m: [Int: [ClosedRange<UInt32>]] = [:]
+            var accepts = false
+            while let x = stack.popLast() {
+                if x == final { accepts = true }
+                for (r, t) in chars[x] { m[index[t]!, default: []] += r }
+                for y in eps[x] where seen.insert(y).inserted { stack.append(y) }
+            }
+            moves.append(m.keys.sorted().map { (ScalarSet.normalize(m[$0]!), $0) })
+            accepting.append(accepts)
+        }
+    }
+
+    private init(moves: [[(ranges: [ClosedRange<UInt32>], to: Int)]], accepting: [Bool]) {
+        self.moves = moves
+        self.accepting = accepting
+    }
+
+    /// The automaton of the texts both accept; nil beyond `limit` states.
+    static func product(_ a: Automaton, _ b: Automaton, limit: Int = 20_000) -> Automaton? {
+        var index: [Int: Int] = [a.start * b.moves.count + b.start: 0]
+        var pairs = [(a.start, b.start)]
+        var moves: [[(ranges: [ClosedRange<UInt32>], to: Int)]] = []
+        var i = 0
+        while i < pairs.count {
+            let (x, y) = pairs[i]
+            var m: [(ranges: [ClosedRange<UInt32>], to: Int)] = []
+            for (r1, t1) in a.moves[x] {
+                for (r2, t2) in b.moves[y] {
+                    let r = ScalarSet.intersect(r1, r2)
+                    if r.isEmpty { continue }
+                    let key = t1 * b.moves.count + t2
+                    if index[key] == nil {
+                        guard pairs.count < limit else { return nil }
+                        index[key] = pairs.count
+                        pairs.append((t1, t2))
+                    }
+                    m.append((r, index[key]!))
+                }
+            }
+            moves.append(m)
+            i += 1
+        }
+        return Automaton(moves: moves, accepting: pairs.map { a.accepting[$0.0] && b.accepting[$0.1] })
+    }
+
+    /// Symbols for the accepted texts of `minLength`…`maxLength` code points (maxLength nil:
+    /// unbounded), written as inside a JSON string when `json`; nil when there are none, or when
+    /// more than `limit` rules would be needed.
+    func symbols(minLength: Int, maxLength: Int?, _ b: GrammarBuilder, json: Bool, limit: Int = 60_000) throws(ConstraintError) -> [GrammarBuilder.Symbol]? {
+        // Counts of code points, saturating at minLength when there is no maximum. Once the
+        // count has reached minLength and no continuation can pass maxLength, it no longer
+        // matters: such pairs share the count `free` (-1).
+        let cap = maxLength ?? minLength
+        // The longest continuation to acceptance from each state (capped at cap + 1: too long).
+        var longest = [Int](repeating: -1, count: moves.count)
+        for s in 0..<moves.count where accepting[s] { longest[s] = 0 }
+        var grew = true
+        while grew {
+            grew = false
+            for s in 0..<moves.count {
+                for mv in moves[s] where longest[mv.to] >= 0 {
+                    let l = Swift.min(cap + 1, longest[mv.to] + 1)
+                    if l > longest[s] { longest[s] = l; grew = true }
+                }
+            }
+        }
+        let free = -1
+        func settle(_ s: Int, _ k: Int) -> Int {
+            k != free && k >= minLength && (maxLength == nil || k + longest[s] <= maxLength!) ? free : k
+        }
+        func next(_ s: Int, _ k: Int) -> Int? {
+            if k == free { return free }
+            return maxLength == nil ? Swift.min(k + 1, cap) : (k + 1 <= cap ? k + 1 : nil)
+        }
+        // Forward: the reachable (state, count) pairs.
+        var index: [Int: Int] = [:]
+        let k0 = settle(start, 0)
+        var pairs: [(Int, Int)] = [(start, k0)]
+        index[start * (cap + 2) + k0 + 1] = 0
+        var edges: [[(Int, Int)]] = []  // per pair: (move number, next pair)
+        var i = 0
+        while i < pairs.count {
+            let (s, k) = pairs[i]
+            var out: [(Int, Int)] = []
+            if let k1 = next(s, k) {
+                for (mi, mv) in moves[s].enumerated() {
+                    let k2 = settle(mv.to, k1)
+                    let key = mv.to * (cap + 2) + k2 + 1
+                    if index[key] == nil {
+                        guard pairs.count < limit else { throw ConstraintError("the pattern with these lengths needs more than \(limit) states") }
+                        index[key] = pairs.count
+                        pairs.append((mv.to, k2))
+                    }
+                    out.append((mi, index[key]!))
+                }
+            }
+            edges.append(out)
+            i += 1
+        }
+        // Backward: the pairs from which an accepted text of an allowed length is reachable.
+        var alive = pairs.map { accepting[$0.0] && ($0.1 == free || $0.1 >= minLength) }
+        var into = [[Int]](repeating: [], count: pairs.count)
+        for p in 0..<pairs.count { for (_, q) in edges[p] { into[q].append(p) } }
+        var work = (0..<pairs.count).filter { alive[$0] }
+        while let q = work.popLast() {
+            for p in into[q] where !alive[p] { alive[p] = true; work.append(p) }
+        }
+        guard alive[0] else { return nil }
+        var rules: [Int: Int] = [:]
+        for p in 0..<pairs.count where alive[p] { rules[p] = b.declare("re-len") }
+        var classes: [[ClosedRange<UInt32>]: GrammarBuilder.Symbol] = [:]
+        func chars(_ r: [ClosedRange<UInt32>]) -> GrammarBuilder.Symbol {
+            if let c = classes[r] { return c }
+            let c = json ? JSONSchema.jsonChars(r, b) : b.scalarClass(r)
+            classes[r] = c
+            return c
+        }
+        for p in 0..<pairs.count where alive[p] {
+            let (s, k) = pairs[p]
+            var byTarget: [Int: [ClosedRange<UInt32>]] = [:]
+            for (mi, q) in edges[p] where alive[q] { byTarget[q, default: []] += moves[s][mi].ranges }
+            var alts: [[GrammarBuilder.Symbol]] = byTarget.keys.sorted().map { q in
+                let r = ScalarSet.normalize(byTarget[q]!)
+                return [chars(r), .rule(rules[q]!)]
+            }
+            if accepting[s] && (k == free || k >= minLength) { alts.append([]) }
+            b.define(rules[p]!, alts)
+        }
+        return [.rule(rules[0]!)]
     }
 }
