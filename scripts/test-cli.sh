@@ -158,5 +158,11 @@ python3 -c "import jsonschema" 2>/dev/null || python3 -m pip install -q jsonsche
 schema_log=$(mktemp)
 check "constrained JSON validates (jsonschema) and regex output fully matches (re)" 'python3 tools/schema_suite.py --seeds "$([ "${PHI4_TEST_LONG:-0}" = 1 ] && echo 5 || echo 1)" --phi4 "$P" >"$schema_log" 2>&1 || { grep -E "FAIL|outputs" "$schema_log" >&2; false; }'
 rm -f "$schema_log"
+# The official JSON-Schema-Test-Suite (draft 2020-12, in the jsonschema sdist, fetched with pip):
+# no invalid instance is accepted in any spelling, and random walks of every compiled grammar (the
+# suite's and the schemas above) validate under jsonschema (5 walks a schema; make test-long 50).
+suite_log=$(mktemp)
+check "JSON-Schema-Test-Suite: nothing unsound (instances and random walks, jsonschema)" 'python3 tools/json_schema_suite.py --walks "$([ "${PHI4_TEST_LONG:-0}" = 1 ] && echo 50 || echo 5)" --check >"$suite_log" 2>&1 || { grep -E "unsound:|TOTAL|Error|error" "$suite_log" >&2; false; }'
+rm -f "$suite_log"
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
