@@ -70,7 +70,7 @@ def phi4(args, lines=()):
                        capture_output=True, text=True)
     if r.returncode != 0:
         return None, (r.stderr.strip().splitlines() or ["?"])[-1]
-    return [json.loads(line) for line in r.stdout.splitlines()], None
+    return [json.loads(line) for line in r.stdout.split("\n") if line], None  # (not splitlines: U+2028 is text)
 
 
 def spellings(value):

@@ -335,7 +335,7 @@ public enum JSONSchema {
                                       "exclusiveMinimum", "exclusiveMaximum", "strict", "name", "not", "multipleOf",
                                       "patternProperties", "propertyNames", "minProperties", "maxProperties",
                                       "dependentRequired", "contains", "minContains", "maxContains", "uniqueItems",
-                                      "unevaluatedProperties", "unevaluatedItems"]
+                                      "unevaluatedProperties", "unevaluatedItems", "if", "then", "else", "dependentSchemas"]
             for k in o.keys.sorted() where !known.contains(k) && !JSONSchema.annotations.contains(k) {
                 throw fail(path, "the keyword \"\(k)\" is not supported")
             }
@@ -358,6 +358,31 @@ public enum JSONSchema {
                     return try value(.object(["allOf": .array([.object(["$ref": .string(ref)]), .object(rest)])]), path: path)
                 }
                 return [.rule(try reference(ref, from: path))]
+            }
+            // if / then / else and dependentSchemas: alternatives joined to the schema by allOf
+            // (if-and-then, or the negation of if and else; a dependency's name absent, or its
+            // schema).
+            if o["if"] != nil || o["then"] != nil || o["else"] != nil || o["dependentSchemas"] != nil {
+                var parts = o["allOf"]?.arrayValue ?? []
+                if let i = o["if"] {
+                    guard let n = negation(i) else {
+                        throw fail(path, "if whose negation cannot be a grammar (it may use only type, bounds, lengths, counts, required, properties, items, not, allOf, anyOf) is not supported")
+                    }
+                    parts.append(.object(["anyOf": .array([.object(["allOf": .array([i, o["then"] ?? .bool(true)])]),
+                                                          .object(["allOf": .array([n, o["else"] ?? .bool(true)])])])]))
+                }
+                if let d = o["dependentSchemas"] {
+                    guard let deps = d.objectValue else { throw fail(path, "dependentSchemas must be an object") }
+                    for (name, s) in deps.sorted(by: { $0.key < $1.key }) {
+                        parts.append(.object(["anyOf": .array([.object(["type": .array(["null", "boolean", "number", "string", "array"].map { .string($0) })]),
+                                                              .object(["type": .string("object"), "properties": .object([name: .bool(false)])]),
+                                                              .object(["allOf": .array([s, .object(["type": .string("object"), "required": .array([.string(name)])])])])])]))
+                    }
+                }
+                var rest = o
+                for k in ["if", "then", "else", "dependentSchemas"] { rest[k] = nil }
+                if !parts.isEmpty { rest["allOf"] = .array(parts) }
+                return try value(.object(rest), path: path)
             }
             if o["const"] != nil || o["enum"] != nil {
                 var list: [JSONValue]
@@ -428,12 +453,20 @@ public enum JSONSchema {
                         branches.append((i, sub))
                     }
                     if key == "oneOf" {
-                        // Exactly one branch: every output of one must be invalid for the others.
+                        // Exactly one branch: every output of one must be invalid for the others
+                        // — provably so, or made so by joining the negations of the others.
+                        var joined: [(Int, JSONValue)] = []
                         for (i, x) in branches {
+                            var negations: [JSONValue] = []
                             for (j, y) in branches where j != i && !excludes(x, y) {
-                                throw fail(path, "oneOf branches \(i) and \(j) may both hold for one value; only branches that exclude each other (different types, const / enum values, or a required property the other forbids or values differently) are supported")
+                                guard branches.count <= 4, let n = negation(y) else {
+                                    throw fail(path, "oneOf branches \(i) and \(j) may both hold for one value; only branches that exclude each other (different types, const / enum values, or a required property the other forbids or values differently), or whose negations can be grammars, are supported")
+                                }
+                                negations.append(n)
                             }
+                            joined.append((i, negations.isEmpty ? x : .object(["allOf": .array([x] + negations)])))
                         }
+                        branches = joined
                     }
                     var alts: [[Symbol]] = []
                     var errors: [ConstraintError] = []
@@ -470,7 +503,15 @@ public enum JSONSchema {
                 kindSet = Set(Kind.allCases)
                 inferred = o.keys.contains { JSONSchema.kindKeywords[$0] != nil }
             }
-            if let n = o["not"] { kindSet = try applyNot(n, to: kindSet, path: path) }
+            if let n = o["not"] {
+                do throws(ConstraintError) { kindSet = try applyNot(n, to: kindSet, path: path) } catch {
+                    // Otherwise the negation as a schema, joined by allOf.
+                    guard !Compiler.isEmptiness(error), let neg = negation(n) else { throw error }
+                    var rest = o
+                    rest["not"] = nil
+                    return try value(.object(["allOf": .array([.object(rest), neg])]), path: path)
+                }
+            }
             if kindSet.isEmpty { throw fail(path, "the schema admits no value (its type and not exclude every kind)") }
             var alts: [[Symbol]] = []
             if kindSet == Set(Kind.allCases) && !inferred && o["not"] == nil { return [anyValue] }
@@ -496,6 +537,92 @@ public enum JSONSchema {
                 }
             }
             return alts.count == 1 ? alts[0] : [b.choice(alts, "types")]
+        }
+
+        /// A schema whose instances are exactly the values `s` rejects, where one can be written
+        /// with the supported keywords (nil otherwise): the values violating each keyword (of its
+        /// kind: a bound reversed, a length or count past it, a required name absent, a property
+        /// or item violating its schema; for `type`, the other kinds), joined by anyOf; `not`
+        /// undone; De Morgan for allOf and anyOf.
+        func negation(_ s: JSONValue, depth: Int = 0) -> JSONValue? {
+            guard depth < 8, let r = resolved(s) else { return nil }
+            if let v = r.boolValue { return .bool(!v) }
+            guard let o = r.objectValue, o["$ref"] == nil else { return nil }
+            var alts: [JSONValue] = []
+            func add(_ x: JSONValue) { if !alts.contains(x) { alts.append(x) } }
+            func typeNames(_ ks: Set<Kind>) -> [JSONValue] {
+                var names: [String] = []
+                for (n, k) in [("null", Kind.null), ("boolean", .boolean), ("string", .string), ("array", .array), ("object", .object)] where ks.contains(k) {
+                    names.append(n)
+                }
+                if ks.contains(.integer) && ks.contains(.fraction) { names.append("number") }
+                var out: [JSONValue] = names.isEmpty ? [] : [.object(["type": names.count == 1 ? .string(names[0]) : .array(names.map { .string($0) })])]
+                if ks.contains(.fraction) && !ks.contains(.integer) { out.append(.object(["type": .string("number"), "not": .object(["type": .string("integer")])])) }
+                if ks.contains(.integer) && !ks.contains(.fraction) { out.append(.object(["type": .string("integer")])) }
+                return out
+            }
+            func num(_ v: JSONValue) -> Int? { v.doubleValue.flatMap { $0 >= 0 && $0 == $0.rounded() && $0 < 1e9 ? Int($0) : nil } }
+            for (k, v) in o.sorted(by: { $0.key < $1.key }) {
+                if JSONSchema.annotations.contains(k) || k == "$defs" || k == "definitions" { continue }
+                switch k {
+                case "type":
+                    typeNames(Set(Kind.allCases).subtracting(kinds(.object(["type": v])))).forEach(add)
+                case "minimum": add(.object(["type": .string("number"), "exclusiveMaximum": v]))
+                case "exclusiveMinimum": add(.object(["type": .string("number"), "maximum": v]))
+                case "maximum": add(.object(["type": .string("number"), "exclusiveMinimum": v]))
+                case "exclusiveMaximum": add(.object(["type": .string("number"), "minimum": v]))
+                case "minLength", "minItems", "minProperties":
+                    guard let n = num(v) else { return nil }
+                    let t = JSONValue.string(k == "minLength" ? "string" : k == "minItems" ? "array" : "object")
+                    if n > 0 { add(.object(["type": t, "max" + String(k.dropFirst(3)): .number(Double(n - 1))])) }
+                case "maxLength", "maxItems", "maxProperties":
+                    guard let n = num(v) else { return nil }
+                    let t = JSONValue.string(k == "maxLength" ? "string" : k == "maxItems" ? "array" : "object")
+                    add(.object(["type": t, "min" + String(k.dropFirst(3)): .number(Double(n + 1))]))
+                case "required":
+                    for p in v.arrayValue ?? [] { add(.object(["type": .string("object"), "properties": .object([p.stringValue ?? "": .bool(false)])])) }
+                case "properties":
+                    for (p, ps) in (v.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
+                        guard let n = negation(ps, depth: depth + 1) else { return nil }
+                        if n != .bool(false) { add(.object(["type": .string("object"), "required": .array([.string(p)]), "properties": .object([p: n])])) }
+                    }
+                case "items":
+                    guard o["prefixItems"] == nil, let n = negation(v, depth: depth + 1) else { return nil }
+                    if n != .bool(false) { add(.object(["type": .string("array"), "contains": n])) }
+                case "prefixItems":
+                    for (i, ps) in (v.arrayValue ?? []).enumerated() {
+                        guard let n = negation(ps, depth: depth + 1) else { return nil }
+                        if n != .bool(false) {
+                            add(.object(["type": .string("array"), "minItems": .number(Double(i + 1)), "prefixItems": .array(Array(repeating: .bool(true), count: i) + [n])]))
+                        }
+                    }
+                case "contains":
+                    guard o["maxContains"] == nil, let n = negation(v, depth: depth + 1) else { return nil }
+                    let minC = o["minContains"].flatMap(num) ?? 1
+                    if minC > 1 { return nil }
+                    if minC == 1 { add(.object(["type": .string("array"), "items": n])) }
+                case "minContains", "maxContains":
+                    if o["contains"] == nil { continue }
+                case "not": add(v)
+                case "allOf":
+                    for part in v.arrayValue ?? [] {
+                        guard let n = negation(part, depth: depth + 1) else { return nil }
+                        add(n)
+                    }
+                case "anyOf":
+                    var all: [JSONValue] = []
+                    for part in v.arrayValue ?? [] {
+                        guard let n = negation(part, depth: depth + 1) else { return nil }
+                        all.append(n)
+                    }
+                    add(.object(["allOf": .array(all)]))
+                default:
+                    return nil
+                }
+            }
+            alts.removeAll { $0 == .bool(false) }
+            if alts.isEmpty { return .bool(false) }
+            return alts.count == 1 ? alts[0] : .object(["anyOf": .array(alts)])
         }
 
         /// The kinds left after `not` (the schema `n`), or an error where the rest of its meaning
@@ -593,6 +720,12 @@ public enum JSONSchema {
                             var x = Int(a), y = Int(c)
                             while y != 0 { (x, y) = (y, x % y) }
                             merged[k] = .number(a * c / Double(x))
+                        } else { merged[k] = v }
+                    case "anyOf":
+                        // Two anyOf: one of every pair.
+                        if let a = merged[k]?.arrayValue, let c = v.arrayValue, merged[k] != v {
+                            guard a.count * c.count <= 16 else { throw fail("\(path)/allOf/\(i)", "allOf combining large anyOf lists is not supported") }
+                            merged[k] = .array(a.flatMap { x in c.map { y in JSONValue.object(["allOf": .array([x, y])]) } })
                         } else { merged[k] = v }
                     case "$defs", "definitions":
                         break
