@@ -5,46 +5,60 @@
 ///
 /// Supported keywords:
 /// - any value: `type` (one or an array of them), `enum` and `const` (with the keywords beside
-///   them: only the listed values those admit are generated), `anyOf`, `oneOf` (where its
+///   them: only the listed values those admit are generated), `anyOf`, `allOf` (merged into one
+///   schema; parts that constrain the same keyword differently are joined where that is exact —
+///   bounds tightened, types intersected, integer `multipleOf` by their least common multiple,
+///   property schemas and two `anyOf` lists combined — and refused otherwise), `oneOf` (where its
 ///   branches provably exclude each other: different kinds of value, different `const` / `enum`
-///   values, or a property one branch requires that the other forbids or gives other values),
-///   `allOf` (merged into one schema; parts that constrain the same keyword differently are
-///   refused), `not` (of a `type`, of values the schema's own `enum` lists, or of a schema none of
-///   whose instances are of the kinds generated), `$ref` to `#`, `#/$defs/…`, `#/definitions/…`
-///   (recursive too);
+///   values, a property one branch requires that the other forbids or gives other values; else
+///   each branch joined with the negation of the others), `not`, `if` / `then` / `else` (through
+///   the negation of a schema, below), `$ref` to `#`, `#/$defs/…`, `#/definitions/…`, `#name`
+///   (`$anchor`), with keywords beside it, recursive too;
 /// - objects: `properties`, `required`, `additionalProperties`, `patternProperties`,
-///   `propertyNames`, `minProperties` / `maxProperties`, `dependentRequired`, and
-///   `unevaluatedProperties` in a schema without combinators (where it means
+///   `propertyNames`, `minProperties` / `maxProperties`, `dependentRequired`, `dependentSchemas`,
+///   and `unevaluatedProperties` in a schema without combinators (where it means
 ///   `additionalProperties`);
 /// - arrays: `items` (a schema or false), `prefixItems`, `minItems` / `maxItems`, `contains` with
-///   `minContains` / `maxContains` (a `maxContains` needs the `not` of `contains` expressible),
+///   `minContains` / `maxContains` (a `maxContains` needs the negation of `contains`),
 ///   `uniqueItems` where the items have a finite set of values (`enum`, `const`, `boolean`,
 ///   `null`), `unevaluatedItems` in a schema without combinators;
 /// - strings: `minLength` / `maxLength` (code points), `pattern` (a search, as JSON Schema
-///   defines it; the ``Regex`` subset), `format` (date, time, date-time, uuid, email, ipv4), with
-///   lengths too (the format's or pattern's open repetitions are bounded to fit them);
+///   defines it; the ``Regex`` subset), `format` (date, time, date-time, uuid, email, ipv4); a
+///   format or pattern with lengths, and a format with a pattern, exactly (their automata's
+///   product, see `Automaton`);
 /// - numbers: `minimum` / `maximum` / `exclusiveMinimum` / `exclusiveMaximum` with integer bounds,
-///   integer `multipleOf` (without bounds).
+///   integer `multipleOf` (with both bounds: the multiples between them, up to 1,024).
+///
+/// The negation of a schema (for `not`, `if`, `oneOf`, `maxContains`) is a schema where one can
+/// be written with these keywords: the values violating one of its keywords — a bound reversed, a
+/// length or count past it, a required name absent, a property or item violating its schema's
+/// negation, another type — by anyOf; `not` undone; De Morgan for allOf and anyOf. A `not` of a
+/// type or of values the schema's own `enum` lists needs none of that.
 ///
 /// Annotations (`title`, `description`, `default`, `examples`, `$schema`, `$id`, `$comment`,
 /// `deprecated`, `readOnly`, `writeOnly`, `contentMediaType`, …) are ignored; any other keyword
 /// is an error naming it, and so is a combination that cannot be a grammar (the message says
-/// which).
+/// which). Not supported: `uniqueItems` over items with infinitely many values, `pattern` /
+/// `format` / `const` / `enum` / `multipleOf` inside a negation, non-integer number bounds and
+/// `multipleOf`, references to other documents or by `$id`, `$dynamicRef`, unevaluated keywords
+/// beside combinators, formats other than the ones above.
 ///
 /// What is generated (every output validates; some valid instances are never produced — the
-/// generation restrictions): for a schema without `type`, values of the kind its keywords are
-/// about (objects for `properties`, `required`, …; arrays for `items`, `minItems`, …; strings;
-/// numbers), any value when it has none; properties in a fixed order (the `required` ones in its
-/// order, then the others in name order), each at most once; no properties beyond the declared
-/// ones when some are declared; whitespace between tokens at most 16 characters; strings with
-/// `\uXXXX` escapes only outside the surrogates (so lengths count code points as validators do);
-/// integers of at most 16 digits; numbers with at most 16 fraction digits and an exponent of at
-/// most 3 digits; `uniqueItems` arrays in the order of the `enum`; `contains` elements wherever
-/// they fall; format values from the formats' common subsets (dates of the years 1000–9999
-/// without 29 February, times without leap seconds, dot-atom emails). Compiled
-/// ``JSONSchema/compile(_:restrictions:)`` without restrictions, the grammar also accepts values
-/// of the other kinds for untyped schemas, extra properties beside declared ones, and numbers of
-/// any length — for measuring what the restrictions cost, never for generation.
+/// generation restrictions): properties in a fixed order (the `required` ones in its order, then
+/// the others in name order), each at most once; no properties beyond the declared ones when
+/// some are declared (with `patternProperties` and no declared ones: names matching a pattern,
+/// with values satisfying every pattern's schema); whitespace between tokens at most 16
+/// characters; strings with `\uXXXX` escapes only outside the surrogates (so lengths count code
+/// points as validators do); integers of at most 16 digits (multiples of a `multipleOf` of any
+/// length); numbers with at most 16 fraction digits and an exponent of at most 3 digits, and at
+/// most 15 significant digits next to a bound (so that a double reads back a value within it);
+/// `uniqueItems` arrays in the order of the `enum`; format values from the formats' common
+/// subsets (dates of the years 1000–9999 without 29 February, times without leap seconds,
+/// dot-atom emails). A schema without `type` generates every kind of value, each under the
+/// keywords about it. Compiled ``JSONSchema/compile(_:restrictions:)`` without restrictions, the
+/// grammar also accepts extra properties beside declared ones, values failing `format` (an
+/// annotation in draft 2020-12), and numbers of any length — for measuring what the restrictions
+/// cost, never for generation.
 public enum JSONSchema {
     /// Compiles the schema given as JSON text. With `restrictions` false the grammar also accepts
     /// valid instances that generation never writes (see the type's documentation); it is meant
@@ -342,8 +356,8 @@ public enum JSONSchema {
             // unevaluated*: without combinators every evaluated property / item is one the
             // schema's own keywords name, so they mean additionalProperties / items.
             if o["unevaluatedProperties"] != nil || o["unevaluatedItems"] != nil {
-                if ["allOf", "anyOf", "oneOf", "$ref", "not"].contains(where: { o[$0] != nil }) {
-                    throw fail(path, "unevaluatedProperties / unevaluatedItems beside allOf, anyOf, oneOf, not or $ref are not supported")
+                if ["allOf", "anyOf", "oneOf", "$ref", "not", "if", "then", "else", "dependentSchemas"].contains(where: { o[$0] != nil }) {
+                    throw fail(path, "unevaluatedProperties / unevaluatedItems beside allOf, anyOf, oneOf, not, if, dependentSchemas or $ref are not supported")
                 }
                 if let u = o.removeValue(forKey: "unevaluatedProperties"), o["additionalProperties"] == nil { o["additionalProperties"] = u }
                 if let u = o.removeValue(forKey: "unevaluatedItems"), o["items"] == nil { o["items"] = u }
