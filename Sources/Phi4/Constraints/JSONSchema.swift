@@ -163,6 +163,10 @@ public enum JSONSchema {
         let relaxed: Bool
         var refs: [String: Int] = [:]
         var depth = 0
+        /// The schema resources (`$id`s) and anchors of the whole schema.
+        let resources: Resources
+        /// The base URI references resolve against here (the nearest `$id`).
+        var base: String
         lazy var ws: Symbol = {
             let w = Symbol.bytes({ var s = ByteSet(); for c in [0x20, 0x09, 0x0A] as [UInt8] { s.insert(c) }; return s }())
             return b.choice([b.repeated([w], min: 0, max: relaxed ? nil : 16, "ws")], "ws")
@@ -183,10 +187,12 @@ public enum JSONSchema {
         }()
         lazy var anyValue: Symbol = makeAnyValue()
 
-        init(root: JSONValue, builder: GrammarBuilder = GrammarBuilder(), relaxed: Bool = false) {
+        init(root: JSONValue, builder: GrammarBuilder = GrammarBuilder(), relaxed: Bool = false, resources: Resources? = nil) {
             rootSchema = root
             b = builder
             self.relaxed = relaxed
+            self.resources = resources ?? Resources(root)
+            base = self.resources.rootBase
         }
 
         mutating func makeAnyValue() -> Symbol {
@@ -242,11 +248,14 @@ public enum JSONSchema {
         /// The schema with local references followed (nil when one points nowhere).
         func resolved(_ s: JSONValue) -> JSONValue? {
             var s = s
+            var at = base
             for _ in 0..<32 {
                 guard let o = s.objectValue, let ref = o["$ref"]?.stringValue else { return s }
                 if o.keys.contains(where: { !JSONSchema.annotations.contains($0) && $0 != "$ref" && $0 != "$defs" && $0 != "definitions" }) { return s }
-                guard let t = try? resolve(ref, from: "#") else { return nil }
-                s = t
+                if let id = o["$id"]?.stringValue { at = URI.withoutFragment(URI.resolve(id, against: at)) }
+                guard let t = try? resolve(ref, from: "#", base: at) else { return nil }
+                s = t.schema
+                at = t.base
             }
             return nil
         }
@@ -317,7 +326,8 @@ public enum JSONSchema {
 
         /// A sub-grammar, compiled on its own (to test values against a schema).
         func grammar(_ s: JSONValue, path: String) throws(ConstraintError) -> Grammar {
-            var sub = Compiler(root: rootSchema)
+            var sub = Compiler(root: rootSchema, resources: resources)
+            sub.base = base
             sub.depth = depth + 1
             guard sub.depth < 32 else { throw fail(path, "schemas nested too deeply") }
             let syms = try sub.value(s, path: path)
@@ -343,6 +353,9 @@ public enum JSONSchema {
                 throw fail(path, "the schema false admits no value")
             }
             guard var o = s.objectValue else { throw fail(path, "a schema must be an object or a boolean") }
+            let savedBase = base
+            defer { base = savedBase }
+            if let id = o["$id"]?.stringValue { base = URI.withoutFragment(URI.resolve(id, against: base)) }
             let known: Set<String> = ["type", "properties", "required", "additionalProperties", "items", "prefixItems",
                                       "minItems", "maxItems", "enum", "const", "anyOf", "oneOf", "allOf", "$ref", "$defs",
                                       "definitions", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
@@ -775,16 +788,24 @@ public enum JSONSchema {
             return merged
         }
 
-        /// The schema a `$ref` points to.
-        func resolve(_ ref: String, from path: String) throws(ConstraintError) -> JSONValue {
-            guard ref.hasPrefix("#") else { throw fail(path, "only local references (#…) are supported: \(ref)") }
-            if ref.count > 1 && !ref.hasPrefix("#/") {
-                // #name: the subschema whose $anchor is name.
-                guard let s = JSONSchema.anchor(String(ref.dropFirst()), in: rootSchema) else { throw fail(path, "reference \(ref) points to nothing") }
-                return s
+        /// The schema a `$ref` points to, and the base URI inside it: within this schema's
+        /// resources (its `$id`s resolved against their parents', and `$anchor`s); a JSON pointer
+        /// after `#` walks from the resource.
+        func resolve(_ ref: String, from path: String, base given: String? = nil) throws(ConstraintError) -> (schema: JSONValue, base: String) {
+            let absolute = URI.resolve(ref, against: given ?? base)
+            let hash = absolute.firstIndex(of: "#")
+            let doc = hash.map { String(absolute[..<$0]) } ?? absolute
+            let fragment = hash.map { String(absolute[absolute.index(after: $0)...]) } ?? ""
+            guard let resource = resources.documents[doc] else {
+                throw fail(path, "references to other documents are not supported: \(ref)")
             }
-            var node = rootSchema
-            for part in ref.dropFirst(2).split(separator: "/", omittingEmptySubsequences: false) where ref.count > 1 {
+            if fragment.isEmpty { return (resource, doc) }
+            if !fragment.hasPrefix("/") {
+                guard let s = resources.anchors[doc + "#" + fragment] else { throw fail(path, "reference \(ref) points to nothing") }
+                return (s, doc)
+            }
+            var node = resource
+            for part in fragment.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
                 let raw = String(part).split(separator: "~1", omittingEmptySubsequences: false).joined(separator: "/")
                     .split(separator: "~0", omittingEmptySubsequences: false).joined(separator: "~")
                 let key = JSONSchema.percentDecoded(raw)
@@ -793,14 +814,18 @@ public enum JSONSchema {
                 }
                 node = next
             }
-            return node
+            return (node, doc)
         }
 
         mutating func reference(_ ref: String, from path: String) throws(ConstraintError) -> Int {
-            if let r = refs[ref] { return r }
-            let target = try resolve(ref, from: path)
+            let key = URI.resolve(ref, against: base)
+            if let r = refs[key] { return r }
+            let (target, targetBase) = try resolve(ref, from: path)
             let r = b.declare(ref)
-            refs[ref] = r
+            refs[key] = r
+            let saved = base
+            base = targetBase
+            defer { base = saved }
             b.define(r, [try value(target, path: ref)])
             return r
         }
@@ -892,20 +917,22 @@ public enum JSONSchema {
                     throw fail(path, "multipleOf \(m.serialized): only integer divisors up to 1000 are supported")
                 }
                 if lo == nil && hi == nil { return multiples(of: Int(d)) }
-                // With bounds: the multiples within them, listed (when there are few).
-                guard let l = lo, let h = hi, abs(l) < 1e15, abs(h) < 1e15 else {
-                    throw fail(path, "multipleOf with a one-sided bound is not supported")
+                // With bounds: the automaton of the integers within them times the automaton
+                // of the multiples.
+                let l = lo.map { loExclusive ? ($0 + 1).rounded(.down) : $0.rounded(.up) }
+                let hh = hi.map { hiExclusive ? ($0 - 1).rounded(.up) : $0.rounded(.down) }
+                guard abs(l ?? 0) < 1e15, abs(hh ?? 0) < 1e15 else { throw fail(path, "bounds beyond ±10^15 are not supported") }
+                if let a = l, let z = hh, a > z { throw fail(path, "no integer lies within the bounds") }
+                let range = Regex.Node.alt(IntegerRange.sequences(l.map { Int($0) }, hh.map { Int($0) }).map { seq in
+                    .seq(seq.map { set in .chars((0...255).filter { set.contains(UInt8($0)) }.map { UInt32($0)...UInt32($0) }) })
+                })
+                guard let ra = Automaton(range), let both = Automaton.product(ra, Automaton.multiples(of: Int(d))) else {
+                    throw fail(path, "multipleOf with these bounds is too large")
                 }
-                var first = (l / d).rounded(.up) * d
-                if loExclusive && first == l { first += d }
-                var last = (h / d).rounded(.down) * d
-                if hiExclusive && last == h { last -= d }
-                if first > last { throw fail(path, "no multiple lies within the bounds") }
-                guard (last - first) / d < 1024 else { throw fail(path, "multipleOf with bounds holding more than 1024 multiples is not supported") }
-                var values: [[Symbol]] = []
-                var x = first
-                while x <= last { values.append(GrammarBuilder.literal(String(Int(x)))); x += d }
-                return [b.choice(values, "multiples")]
+                guard let syms = try both.symbols(minLength: 0, maxLength: nil, b, json: false) else {
+                    throw fail(path, "no multiple lies within the bounds")
+                }
+                return syms
             }
             if lo == nil && hi == nil { return numberSymbols(integer: integer) }
             if integer {
@@ -1298,15 +1325,20 @@ public enum JSONSchema {
 enum IntegerRange {
     /// Alternatives matching exactly the integers in lo…hi (nil: unbounded; at most 16 digits).
     static func alternatives(_ lo: Int?, _ hi: Int?, _ b: GrammarBuilder) -> [[GrammarBuilder.Symbol]] {
+        sequences(lo, hi).map { $0.map { .bytes($0) } }
+    }
+
+    /// The same as byte-set sequences ("-" included).
+    static func sequences(_ lo: Int?, _ hi: Int?) -> [[ByteSet]] {
         let cap = 9_999_999_999_999_999
-        var alts: [[GrammarBuilder.Symbol]] = []
+        var alts: [[ByteSet]] = []
         let l = lo ?? -cap, h = hi ?? cap
         if l <= -1 {
             // Negative part: "-" then |x| in max(1, -h)…-l.
-            for seq in nonNegative(max(1, -h), -l) { alts.append(GrammarBuilder.literal("-") + seq.map { .bytes($0) }) }
+            for seq in nonNegative(max(1, -h), -l) { alts.append([ByteSet(byte: 0x2D)] + seq) }
         }
         if h >= 0 {
-            for seq in nonNegative(max(0, l), h) { alts.append(seq.map { .bytes($0) }) }
+            alts += nonNegative(max(0, l), h)
         }
         return alts
     }
@@ -1427,20 +1459,81 @@ enum NumberRange {
 }
 
 extension JSONSchema {
-    /// The first subschema (depth first) whose `$anchor` is `name`.
-    static func anchor(_ name: String, in s: JSONValue, depth: Int = 0) -> JSONValue? {
-        guard depth < 64 else { return nil }
-        switch s {
-        case .object(let o):
-            if o["$anchor"]?.stringValue == name { return s }
-            for k in o.keys.sorted() where k != "enum" && k != "const" {
-                if let found = anchor(name, in: o[k]!, depth: depth + 1) { return found }
-            }
-        case .array(let a):
-            for x in a { if let found = anchor(name, in: x, depth: depth + 1) { return found } }
-        default: break
+    /// A schema's resources: every subschema with an `$id` by its absolute URI (resolved against
+    /// the enclosing one's), the root by its own, and `$anchor`s as URI#name.
+    struct Resources: Sendable {
+        var documents: [String: JSONValue] = [:]
+        var anchors: [String: JSONValue] = [:]
+        let rootBase: String
+
+        init(_ root: JSONValue) {
+            rootBase = root["$id"]?.stringValue.map { URI.withoutFragment(URI.resolve($0, against: "")) } ?? ""
+            documents[rootBase] = root
+            walk(root, base: rootBase, depth: 0)
         }
-        return nil
+
+        private mutating func walk(_ s: JSONValue, base: String, depth: Int) {
+            guard depth < 64 else { return }
+            switch s {
+            case .object(let o):
+                var b = base
+                if let id = o["$id"]?.stringValue, depth > 0 {
+                    b = URI.withoutFragment(URI.resolve(id, against: base))
+                    if documents[b] == nil { documents[b] = s }
+                }
+                if let a = o["$anchor"]?.stringValue, anchors[b + "#" + a] == nil { anchors[b + "#" + a] = s }
+                for k in o.keys.sorted() where !["enum", "const", "default", "examples"].contains(k) { walk(o[k]!, base: b, depth: depth + 1) }
+            case .array(let a):
+                for x in a { walk(x, base: base, depth: depth + 1) }
+            default: break
+            }
+        }
+    }
+
+    /// URI references resolved against a base (RFC 3986's rules, for the forms schemas use).
+    enum URI {
+        /// `ref` resolved against `base`.
+        static func resolve(_ ref: String, against base: String) -> String {
+            if let colon = ref.firstIndex(of: ":"), !ref[..<colon].contains(where: { "/?#".contains($0) }) { return normalized(ref) }
+            let b = withoutFragment(base)
+            if ref.hasPrefix("#") { return b + ref }
+            if ref.isEmpty { return b }
+            if ref.hasPrefix("//") { return (b.firstIndex(of: ":").map { String(b[...$0]) } ?? "") + ref }
+            if ref.hasPrefix("/") {
+                // scheme://authority of the base, then the path.
+                let chars = Array(b)
+                if let i = (0..<Swift.max(0, chars.count - 2)).first(where: { chars[$0] == ":" && chars[$0 + 1] == "/" && chars[$0 + 2] == "/" }) {
+                    let authorityEnd = (i + 3..<chars.count).first { chars[$0] == "/" } ?? chars.count
+                    return normalized(String(chars[..<authorityEnd]) + ref)
+                }
+                return normalized(ref)
+            }
+            // A relative path: beside the base's last segment.
+            guard let slash = b.lastIndex(of: "/") else { return normalized(ref) }
+            return normalized(String(b[...slash]) + ref)
+        }
+
+        static func withoutFragment(_ u: String) -> String { u.firstIndex(of: "#").map { String(u[..<$0]) } ?? u }
+
+        /// `.` and `..` segments of the path removed.
+        static func normalized(_ u: String) -> String {
+            guard u.contains("/.") || u.hasPrefix(".") else { return u }
+            let hash = u.firstIndex(of: "#")
+            let path = hash.map { String(u[..<$0]) } ?? u
+            let fragment = hash.map { String(u[$0...]) } ?? ""
+            var out: [Substring] = []
+            let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+            for (i, p) in parts.enumerated() {
+                if p == "." { if i == parts.count - 1 { out.append("") }; continue }
+                if p == ".." {
+                    if out.count > 1 { out.removeLast() }
+                    if i == parts.count - 1 { out.append("") }
+                    continue
+                }
+                out.append(p)
+            }
+            return out.joined(separator: "/") + fragment
+        }
     }
 
     /// `%XX` escapes in a JSON pointer taken from a URI fragment, decoded (invalid ones kept).

@@ -361,6 +361,18 @@ struct Automaton {
         self.accepting = accepting
     }
 
+    /// The decimal integers divisible by `k` (`0`, or an optional `-` and digits without a
+    /// leading zero): states are the remainders of the digits read so far.
+    static func multiples(of k: Int) -> Automaton {
+        // 0: start, 1: after "-", 2: after "0", 3 + r: remainder r after a nonzero start.
+        var moves: [[(ranges: [ClosedRange<UInt32>], to: Int)]] = [[([45...45], 1), ([48...48], 2)], [], []]
+        for d in 1...9 { moves[0].append(([UInt32(48 + d)...UInt32(48 + d)], 3 + d % k)); moves[1].append(([UInt32(48 + d)...UInt32(48 + d)], 3 + d % k)) }
+        for r in 0..<k {
+            moves.append((0...9).map { d in ([UInt32(48 + d)...UInt32(48 + d)], 3 + (10 * r + d) % k) })
+        }
+        return Automaton(moves: moves, accepting: [false, false, true] + (0..<k).map { $0 == 0 })
+    }
+
     /// The automaton of the texts both accept; nil beyond `limit` states.
     static func product(_ a: Automaton, _ b: Automaton, limit: Int = 20_000) -> Automaton? {
         var index: [Int: Int] = [a.start * b.moves.count + b.start: 0]
