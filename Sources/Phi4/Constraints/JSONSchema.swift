@@ -334,13 +334,15 @@ public enum JSONSchema {
             return try sub.b.build(root: sub.b.rule("root", [syms]))
         }
 
-        /// Whether `v` is an instance of `s` as generation would write it (false when unsure:
-        /// used to keep only values that certainly validate).
-        func admits(_ s: JSONValue, _ v: JSONValue, path: String) -> Bool {
-            guard let g = try? grammar(s, path: path) else { return false }
-            var text = ""
-            JSONSchema.spell(v, schema: s, root: rootSchema, into: &text, depth: 0)
-            return g.matches(text)
+        /// The values that are instances of `s` as generation would write them (none when `s`
+        /// does not compile: used to keep only values that certainly validate).
+        func admitted(_ s: JSONValue, _ values: [JSONValue], path: String) -> [JSONValue] {
+            guard let g = try? grammar(s, path: path) else { return [] }
+            return values.filter { v in
+                var text = ""
+                JSONSchema.spell(v, schema: s, root: rootSchema, into: &text, depth: 0)
+                return g.matches(text)
+            }
         }
 
         /// The symbols of a valid instance of `s`.
@@ -439,10 +441,10 @@ public enum JSONSchema {
                     let restSchema = JSONValue.object(rest)
                     let typed = rest["type"] != nil || rest.keys.contains { ["allOf", "anyOf", "oneOf", "not", "$ref"].contains($0) }
                     let about = Set(rest.keys.compactMap { JSONSchema.kindKeywords[$0] })
+                    let checked = Set(admitted(restSchema, unique, path: path).map(\.serialized))
                     unique = unique.filter { v in
                         let k = Kind(of: v) == .fraction ? Kind.integer : Kind(of: v)
-                        if !typed && !about.contains(k) { return true }  // no keyword applies to it
-                        return admits(restSchema, v, path: path)
+                        return (!typed && !about.contains(k)) || checked.contains(v.serialized)  // (no keyword applies to it)
                     }
                 }
                 guard !unique.isEmpty else { throw fail(path, "no value of enum / const satisfies the schema") }
@@ -1226,7 +1228,7 @@ public enum JSONSchema {
                 set = (k.contains(.boolean) ? [JSONValue.bool(false), .bool(true)] : []) + (k.contains(.null) ? [.null] : [])
             }
             var distinct: [JSONValue] = []
-            for v in set where !distinct.contains(v) && admits(r, v, path: "\(path)/items") { distinct.append(v) }
+            for v in admitted(r, set, path: "\(path)/items") where !distinct.contains(v) { distinct.append(v) }
             let hi = Swift.min(maxItems ?? distinct.count, distinct.count)
             if minItems > hi { throw fail(path, "no array of distinct items reaches minItems") }
             let lits = distinct.map { v -> [Symbol] in
