@@ -278,8 +278,10 @@ def main():
     ap.add_argument("--markdown", action="store_true", help="print the per-keyword table as Markdown")
     ap.add_argument("--details", action="store_true", help="print every refusal and incomplete instance")
     ap.add_argument("--check", action="store_true", help="exit 1 when anything is unsound")
-    ap.add_argument("--own", default=os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "constraints", "schemas.json"),
-                    help="also walk these schemas (a JSON list of {name, schema}; the constrained-output suite's) ('' for none)")
+    fixtures = os.path.join(ROOT, "Tests", "Phi4Tests", "Fixtures", "constraints")
+    ap.add_argument("--own", default=",".join(os.path.join(fixtures, f) for f in ("schemas.json", "combinations.json")),
+                    help="also walk these schemas (comma-separated JSON lists of {name, schema}: the constrained-output "
+                         "suite's and combinations of keywords) ('' for none)")
     args = ap.parse_args()
     d = suite_dir(args.suite)
     files = sorted(f for f in glob.glob(os.path.join(d, "*.json")) if os.path.basename(f) not in SKIP)
@@ -303,15 +305,18 @@ def main():
         ours[name] = row
         theirs[name] = lrow
         print(table({name: row}, COLUMNS + walk_cols)[0] + ("   | llguidance " + " ".join(f"{k} {lrow[k]}" for k in COLUMNS[1:] if k not in ("instances", "restricted")) if llg else ""), flush=True)
-    if args.own and not args.files:
+    own_unsound = 0
+    for own in (args.own.split(",") if args.own and not args.files else []):
         row = dict.fromkeys(walk_cols, 0)
-        for n, case in enumerate(json.load(open(args.own))):
+        refused = 0
+        for n, case in enumerate(json.load(open(own))):
             docs, err = phi4(["--json-schema", json.dumps(case["schema"]), "--walks", str(args.walks), "--seed", str(args.seed * 1000 + n)])
+            if err is not None:
+                refused += 1
+                details.append((os.path.basename(own), case["name"], "refused", err))
             check_walks(case["schema"], docs or [], row, unsound, "own", case["name"])
-        print(f"{'own schemas':24} " + " ".join(f"{k} {row[k]}" for k in walk_cols) + f" ({os.path.relpath(args.own, ROOT)})")
-        own_unsound = row["walks unsound"]
-    else:
-        own_unsound = 0
+        print(f"{os.path.basename(own):24} " + " ".join(f"{k} {row[k]}" for k in walk_cols) + f" refused {refused} ({os.path.relpath(own, ROOT)})")
+        own_unsound += row["walks unsound"]
     total = {k: sum(r[k] for r in ours.values()) for k in COLUMNS + walk_cols}
     ltotal = {k: sum(r[k] for r in theirs.values()) for k in COLUMNS}
     print(table({"TOTAL": total}, COLUMNS + walk_cols)[0])

@@ -165,7 +165,7 @@ def test_errors_have_openai_shape_and_status(server):
     assert e.value.body["param"] == "n"
     with pytest.raises(openai.BadRequestError) as e:
         c.chat.completions.create(model=ALIAS, messages=CHAT, max_tokens=4, response_format={
-            "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "string", "uniqueItems": True}}})
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "array", "uniqueItems": True}}})
     assert e.value.body["param"] == "response_format" and "uniqueItems" in e.value.body["message"]
     with pytest.raises(openai.BadRequestError) as e:
         c.completions.create(model=ALIAS, prompt="x " * 600, max_tokens=4)

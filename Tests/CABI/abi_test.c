@@ -585,9 +585,9 @@ static void test_constraints(phi4_model *model, const int32_t *prompt, size_t n_
     CHECK(phi4_constraint_check(model, PHI4_CONSTRAINT_REGEX, re, strlen(re)) == PHI4_OK);
     CHECK(phi4_constraint_check(model, PHI4_CONSTRAINT_JSON_OBJECT, NULL, 0) == PHI4_OK);
     CHECK(phi4_constraint_check(model, PHI4_CONSTRAINT_NONE, NULL, 0) == PHI4_OK);
-    const char *bad_schema = "{\"type\": \"string\", \"contentEncoding\": \"base64\"}";
+    const char *bad_schema = "{\"type\": \"string\", \"$dynamicRef\": \"#meta\"}";
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_JSON_SCHEMA, bad_schema, strlen(bad_schema)));
-    CHECK(strstr(phi4_last_error(), "contentEncoding") != NULL);
+    CHECK(strstr(phi4_last_error(), "$dynamicRef") != NULL);
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_GRAMMAR, "root ::= (", 10));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_REGEX, NULL, 3));
     EXPECT(PHI4_ERR_INVALID_ARGUMENT, phi4_constraint_check(model, PHI4_CONSTRAINT_REGEX, "\xff", 1));

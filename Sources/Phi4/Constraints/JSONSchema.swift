@@ -465,18 +465,15 @@ public enum JSONSchema {
                         if item.boolValue == false { continue }
                         var sub = item
                         if base {
-                            // The keywords beside anyOf apply to every branch: merged into it, or
-                            // both required through allOf where the branch has the same keyword.
-                            if var io = item.objectValue, !rest.keys.contains(where: { io[$0] != nil && io[$0] != rest[$0] }),
-                               io["$ref"] == nil, io["unevaluatedProperties"] == nil, io["unevaluatedItems"] == nil {
-                                for (k, v) in rest where io[k] == nil { io[k] = v }
-                                sub = .object(io)
-                            } else if item.boolValue == true {
-                                sub = .object(rest)
-                            } else {
-                                var r = rest
-                                r[key] = nil
-                                sub = .object(["allOf": .array([.object(r), item])])
+                            // The keywords beside anyOf apply to every branch: merged with it as
+                            // allOf merges (so that, say, the base's additionalProperties still
+                            // holds for the branch's properties).
+                            var r = rest
+                            r[key] = nil
+                            let parts = (r["allOf"]?.arrayValue ?? []) + [item]
+                            do throws(ConstraintError) { sub = .object(try mergeAllOf(r, .array(parts), path: "\(path)/\(key)/\(i)")) } catch {
+                                if Compiler.isEmptiness(error) { continue }
+                                throw error
                             }
                         }
                         branches.append((i, sub))
@@ -535,7 +532,7 @@ public enum JSONSchema {
             if let n = o["not"] {
                 do throws(ConstraintError) { kindSet = try applyNot(n, to: kindSet, path: path) } catch {
                     // Otherwise the negation as a schema, joined by allOf.
-                    guard !Compiler.isEmptiness(error), let neg = negation(n) else { throw error }
+                    guard !Compiler.isEmptiness(error), let neg = negation(n, deferring: false) else { throw error }
                     var rest = o
                     rest["not"] = nil
                     return try value(.object(["allOf": .array([.object(rest), neg])]), path: path)
@@ -559,7 +556,9 @@ public enum JSONSchema {
                         alts.append([b.optional(GrammarBuilder.literal("-"), "sign"), b.choice([GrammarBuilder.literal("0"), [.bytes(ByteSet(49...57))] + b.repeated([digit], min: 0, max: 6, "digits")], "int")]
                                     + GrammarBuilder.literal(".") + b.repeated([digit], min: 0, max: 7, "frac") + [.bytes(ByteSet(49...57))])
                     }
-                case .boolean: alts += [GrammarBuilder.literal("true"), GrammarBuilder.literal("false")]
+                case .boolean:
+                    let excluded = o["not"].flatMap { resolved($0)?.objectValue }.flatMap(Compiler.excludedValues) ?? []
+                    for v in [true, false] where !excluded.contains(.bool(v)) { alts.append(GrammarBuilder.literal(v ? "true" : "false")) }
                 case .null: alts.append(GrammarBuilder.literal("null"))
                 case .object: alts.append(try object(o, path: path))
                 case .array: alts.append(try array(o, path: path))
@@ -573,7 +572,9 @@ public enum JSONSchema {
         /// kind: a bound reversed, a length or count past it, a required name absent, a property
         /// or item violating its schema; for `type`, the other kinds), joined by anyOf; `not`
         /// undone; De Morgan for allOf and anyOf.
-        func negation(_ s: JSONValue, depth: Int = 0) -> JSONValue? {
+        func negation(_ s: JSONValue, depth: Int = 0, deferring: Bool = true) -> JSONValue? {
+            // (`deferring` false: no `not` of a keyword at the top, where it would come back to
+            // the caller that could not compile it.)
             guard depth < 8, let r = resolved(s) else { return nil }
             if let v = r.boolValue { return .bool(!v) }
             guard let o = r.objectValue, o["$ref"] == nil else { return nil }
@@ -612,36 +613,48 @@ public enum JSONSchema {
                     for p in v.arrayValue ?? [] { add(.object(["type": .string("object"), "properties": .object([p.stringValue ?? "": .bool(false)])])) }
                 case "properties":
                     for (p, ps) in (v.objectValue ?? [:]).sorted(by: { $0.key < $1.key }) {
-                        guard let n = negation(ps, depth: depth + 1) else { return nil }
+                        guard let n = negation(ps, depth: depth + 1, deferring: deferring) else { return nil }
                         if n != .bool(false) { add(.object(["type": .string("object"), "required": .array([.string(p)]), "properties": .object([p: n])])) }
                     }
                 case "items":
-                    guard o["prefixItems"] == nil, let n = negation(v, depth: depth + 1) else { return nil }
+                    guard o["prefixItems"] == nil, let n = negation(v, depth: depth + 1, deferring: deferring) else { return nil }
                     if n != .bool(false) { add(.object(["type": .string("array"), "contains": n])) }
                 case "prefixItems":
                     for (i, ps) in (v.arrayValue ?? []).enumerated() {
-                        guard let n = negation(ps, depth: depth + 1) else { return nil }
+                        guard let n = negation(ps, depth: depth + 1, deferring: deferring) else { return nil }
                         if n != .bool(false) {
                             add(.object(["type": .string("array"), "minItems": .number(Double(i + 1)), "prefixItems": .array(Array(repeating: .bool(true), count: i) + [n])]))
                         }
                     }
                 case "contains":
-                    guard o["maxContains"] == nil, let n = negation(v, depth: depth + 1) else { return nil }
+                    guard o["maxContains"] == nil, let n = negation(v, depth: depth + 1, deferring: deferring) else { return nil }
                     let minC = o["minContains"].flatMap(num) ?? 1
                     if minC > 1 { return nil }
                     if minC == 1 { add(.object(["type": .string("array"), "items": n])) }
                 case "minContains", "maxContains":
                     if o["contains"] == nil { continue }
                 case "not": add(v)
+                case "const", "enum", "pattern", "format", "multipleOf", "uniqueItems", "propertyNames", "patternProperties":
+                    // No negation of their own: left as `not` of the keyword (for the kind it is
+                    // about), which compiles where the context lists values (an enum) or a
+                    // string automaton can exclude them, and is refused otherwise.
+                    guard deferring || depth > 0 else { return nil }
+                    if k == "const" || k == "enum" {
+                        add(.object(["not": .object([k: v])]))
+                    } else {
+                        let kind = JSONSchema.kindKeywords[k]!
+                        let t = kind == .integer ? "number" : kind == .string ? "string" : kind == .array ? "array" : "object"
+                        add(.object(["type": .string(t), "not": .object([k: v])]))
+                    }
                 case "allOf":
                     for part in v.arrayValue ?? [] {
-                        guard let n = negation(part, depth: depth + 1) else { return nil }
+                        guard let n = negation(part, depth: depth + 1, deferring: deferring) else { return nil }
                         add(n)
                     }
                 case "anyOf":
                     var all: [JSONValue] = []
                     for part in v.arrayValue ?? [] {
-                        guard let n = negation(part, depth: depth + 1) else { return nil }
+                        guard let n = negation(part, depth: depth + 1, deferring: deferring) else { return nil }
                         all.append(n)
                     }
                     add(.object(["allOf": .array(all)]))
@@ -670,8 +683,36 @@ public enum JSONSchema {
             if no.keys.allSatisfy({ $0 == "type" || JSONSchema.annotations.contains($0) }), no["type"] != nil {
                 return kindSet.subtracting(nk)
             }
+            // not of listed values: null and the booleans left out here, strings by the string
+            // builder (see `excludedStrings`); numbers, arrays and objects cannot be left out.
+            if let excluded = Compiler.excludedValues(no) {
+                var out = kindSet
+                if excluded.contains(.null) { out.remove(.null) }
+                if excluded.contains(.bool(true)) && excluded.contains(.bool(false)) { out.remove(.boolean) }
+                for v in excluded {
+                    switch Kind(of: v) {
+                    case .integer, .fraction, .array, .object:
+                        if out.contains(Kind(of: v)) { throw fail(path, "not of a number, array or object value is not supported") }
+                    default: break
+                    }
+                }
+                return out
+            }
             if !Compiler.constrains(no) { throw fail(path, "not: {} admits no value") }
             throw fail(path, "not of a schema other than a type (or of values the enum already excludes) is not supported")
+        }
+
+        /// The values a `not` of only `const` / `enum` excludes (nil for any other `not`).
+        static func excludedValues(_ no: [String: JSONValue]) -> [JSONValue]? {
+            guard no.keys.allSatisfy({ $0 == "const" || $0 == "enum" || JSONSchema.annotations.contains($0) }) else { return nil }
+            if let c = no["const"] { return [c] }
+            return no["enum"]?.arrayValue
+        }
+
+        /// The strings a schema's `not` excludes (none when it has no such `not`).
+        func excludedStrings(_ o: [String: JSONValue]) -> [String] {
+            guard let n = o["not"], let no = resolved(n)?.objectValue, let values = Compiler.excludedValues(no) else { return [] }
+            return values.compactMap(\.stringValue)
         }
 
         /// allOf merged with its schema into one schema object.
@@ -853,8 +894,9 @@ public enum JSONSchema {
                 (patternNode, anchoredStart, anchoredEnd) = try Regex.parse(text)
             }
             let lengths = o["minLength"] != nil || o["maxLength"] != nil
-            if formatNode == nil && patternNode == nil { return [stringRule(min: minLength, max: maxLength)] }
-            if let node = formatNode ?? patternNode, formatNode == nil || patternNode == nil, !lengths {
+            let excluded = excludedStrings(o)
+            if formatNode == nil && patternNode == nil && excluded.isEmpty { return [stringRule(min: minLength, max: maxLength)] }
+            if let node = formatNode ?? patternNode, formatNode == nil || patternNode == nil, !lengths, excluded.isEmpty {
                 let any = anyChar
                 var out = GrammarBuilder.literal("\"")
                 if !anchoredStart { out.append(b.star([any], "pattern-prefix")) }
@@ -874,8 +916,18 @@ public enum JSONSchema {
             case (let f?, let s?): automaton = Automaton.product(f, s)
             case (let f?, nil): automaton = formatNode != nil && search == nil ? f : nil
             case (nil, let s?): automaton = formatNode == nil ? s : nil
-            default: break
+            default: if formatNode == nil && search == nil { automaton = Automaton(.rep(.chars(ScalarSet.all), 0, nil)) }
             }
+            if !excluded.isEmpty {
+                // not of listed strings: times the automaton of every other string.
+                guard let a = automaton, let without = Automaton.product(a, Automaton.excluding(excluded)) else {
+                    throw fail(path, "not of these strings together with this format or pattern is too large")
+                }
+                automaton = without
+            }
+            // Deterministic where that stays small: one matcher stack per state, not one per
+            // path through the pattern.
+            automaton = automaton.map { $0.determinized() ?? $0 }
             if let a = automaton {
                 var body: [Symbol]? = nil, tooLarge: ConstraintError? = nil
                 do throws(ConstraintError) { body = try a.symbols(minLength: minLength, maxLength: maxLength, b, json: true) } catch { tooLarge = error }

@@ -373,6 +373,67 @@ struct Automaton {
         return Automaton(moves: moves, accepting: [false, false, true] + (0..<k).map { $0 == 0 })
     }
 
+    /// Every text except the given ones: a trie of them, leaving it (to an accepting state that
+    /// takes anything) at the first character no excluded text has there.
+    static func excluding(_ words: [String]) -> Automaton {
+        var moves: [[(ranges: [ClosedRange<UInt32>], to: Int)]] = [[], [([0...0x10FFFF], 1)]]  // 0: root, 1: left the trie
+        var accepting = [true, true]
+        var children: [[UInt32: Int]] = [[:], [:]]
+        for w in Set(words) {
+            var s = 0
+            for c in w.unicodeScalars {
+                if let t = children[s][c.value] { s = t; continue }
+                moves.append([]); accepting.append(true); children.append([:])
+                children[s][c.value] = moves.count - 1
+                s = moves.count - 1
+            }
+            accepting[s] = false
+        }
+        for s in 0..<moves.count where s != 1 {
+            let own = children[s].keys.sorted()
+            for c in own { moves[s].append(([c...c], children[s][c]!)) }
+            let rest = ScalarSet.complement(ScalarSet.normalize(own.map { $0...$0 }))
+            if !rest.isEmpty { moves[s].append((rest, 1)) }
+        }
+        return Automaton(moves: moves, accepting: accepting)
+    }
+
+    /// The same language with one state per set of states (subset construction), so that the
+    /// grammar built from it keeps one stack at a time; nil beyond `limit` states.
+    func determinized(limit: Int = 4_000) -> Automaton? {
+        var index: [[Int]: Int] = [[start]: 0]
+        var sets: [[Int]] = [[start]]
+        var outMoves: [[(ranges: [ClosedRange<UInt32>], to: Int)]] = []
+        var outAccepting: [Bool] = []
+        var i = 0
+        while i < sets.count {
+            let set = sets[i]
+            // The code points split where any move's class begins or ends.
+            var points = Set<UInt32>()
+            for s in set { for (rs, _) in moves[s] { for r in rs { points.insert(r.lowerBound); points.insert(r.upperBound &+ 1) } } }
+            let bounds = points.sorted()
+            var byTarget: [[Int]: [ClosedRange<UInt32>]] = [:]
+            for (a, z) in zip(bounds, bounds.dropFirst()) {
+                var targets = Set<Int>()
+                for s in set { for (rs, t) in moves[s] where rs.contains(where: { $0.contains(a) }) { targets.insert(t) } }
+                if !targets.isEmpty { byTarget[targets.sorted(), default: []].append(a...(z - 1)) }
+            }
+            var out: [(ranges: [ClosedRange<UInt32>], to: Int)] = []
+            for key in byTarget.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+                if index[key] == nil {
+                    guard sets.count < limit else { return nil }
+                    index[key] = sets.count
+                    sets.append(key)
+                }
+                out.append((ScalarSet.normalize(byTarget[key]!), index[key]!))
+            }
+            outMoves.append(out)
+            outAccepting.append(set.contains { accepting[$0] })
+            i += 1
+        }
+        return Automaton(moves: outMoves, accepting: outAccepting)
+    }
+
     /// The automaton of the texts both accept; nil beyond `limit` states.
     static func product(_ a: Automaton, _ b: Automaton, limit: Int = 20_000) -> Automaton? {
         var index: [Int: Int] = [a.start * b.moves.count + b.start: 0]
