@@ -165,23 +165,7 @@ struct MatchCommand: ParsableCommand {
         texts are JSON strings, one per line on stdin, and each answer is one JSON line.
         """)
 
-    @Option(name: .customLong("json-schema"), help: "A JSON Schema (JSON text).")
-    var jsonSchema: String?
-
-    @Option(name: .customLong("json-schema-file"), help: "A file holding a JSON Schema.")
-    var jsonSchemaFile: String?
-
-    @Option(help: "A grammar in llama.cpp's GBNF syntax (start rule root).")
-    var grammar: String?
-
-    @Option(name: .customLong("grammar-file"), help: "A file holding a GBNF grammar.")
-    var grammarFile: String?
-
-    @Option(help: "A regular expression the whole text must match.")
-    var regex: String?
-
-    @Flag(name: .customLong("json-object"), help: "Any JSON object.")
-    var jsonObject = false
+    @OptionGroup(title: "The constraint") var constraints: ConstraintOptions
 
     @Flag(help: "Print each text (a JSON value) as generation spells it instead of matching.")
     var canonical = false
@@ -189,7 +173,7 @@ struct MatchCommand: ParsableCommand {
     @Flag(help: "Read texts as JSON strings, one per line on stdin; write one JSON answer per line.")
     var jsonl = false
 
-    @Flag(name: .customLong("without-restrictions"), help: "With --json-schema: also accept valid values generation never writes (other kinds for untyped schemas, extra properties, long numbers), to tell restrictions from gaps.")
+    @Flag(name: .customLong("without-restrictions"), help: "With --json-schema: also accept valid values generation never writes (extra properties beside declared ones, values failing format, long numbers), to tell restrictions from gaps.")
     var withoutRestrictions = false
 
     @Option(help: "Instead of matching, print this many random complete matches of the grammar, one JSON string per line (null where a walk found none).")
@@ -202,16 +186,11 @@ struct MatchCommand: ParsableCommand {
     var texts: [String] = []
 
     func run() throws {
-        var schema = jsonSchema
-        if let f = jsonSchemaFile { schema = String(decoding: try runtime { try FileIO.readAll(f) }, as: UTF8.self) }
-        var gbnf = grammar
-        if let f = grammarFile { gbnf = String(decoding: try runtime { try FileIO.readAll(f) }, as: UTF8.self) }
-        let given = [schema != nil, gbnf != nil, regex != nil, jsonObject].filter { $0 }.count
-        guard given <= 1 else { throw ValidationError("give one of --json-schema(-file), --grammar(-file), --regex, --json-object") }
-        guard given == 1 || canonical else { throw ValidationError("give a constraint, or --canonical") }
+        let schema = try constraints.schemaText()
+        let given = try constraints.constraint()
+        guard given != nil || canonical else { throw ValidationError("give a constraint, or --canonical") }
         var grammarCompiled: Grammar?
-        if !canonical {
-            let c: Constraint = schema.map { .jsonSchema($0) } ?? gbnf.map { .grammar($0) } ?? regex.map { .regex($0) } ?? .jsonObject
+        if !canonical, let c = given {
             do {
                 if withoutRestrictions, let schema { grammarCompiled = try JSONSchema.compile(schema, restrictions: false) } else { grammarCompiled = try c.compile() }
             } catch { throw RuntimeError(error) }

@@ -43,23 +43,8 @@ struct Generate: ParsableCommand {
     @Flag(name: .customLong("print-ids"), help: "Print the generated ids, comma-separated, instead of text.")
     var printIDs = false
 
-    @Option(name: .customLong("json-schema"), help: "Constrain the output to valid instances of this JSON Schema (its JSON text).")
-    var jsonSchema: String?
-
-    @Option(name: .customLong("json-schema-file"), help: "The same, with the schema read from this file.")
-    var jsonSchemaFile: String?
-
-    @Flag(help: "Constrain the output to a JSON object.")
-    var json = false
-
-    @Option(help: "Constrain the output to this GBNF grammar (its text; start rule root).")
-    var grammar: String?
-
-    @Option(name: .customLong("grammar-file"), help: "The same, with the grammar read from this file.")
-    var grammarFile: String?
-
-    @Option(help: "Constrain the output to text matching this regular expression as a whole.")
-    var regex: String?
+    /// The output is constrained to one of these (at most one given).
+    @OptionGroup(title: "Constraints (the output matches)") var constraints: ConstraintOptions
 
     @Option(help: "Prompt-lookup decoding: propose up to N tokens (≤ 7) from earlier text, verified in one pass (0: off).")
     var lookup = 0
@@ -94,20 +79,7 @@ struct Generate: ParsableCommand {
         options.maxTokens = maxTokens
         options.stopStrings = stop
         options.sampling = sampling.parameters
-        let constraints = [jsonSchema != nil, jsonSchemaFile != nil, json, grammar != nil, grammarFile != nil, regex != nil]
-        if constraints.filter({ $0 }).count > 1 {
-            throw ValidationError("give at most one of --json-schema(-file), --json, --grammar(-file), --regex")
-        }
-        do {
-            if let t = jsonSchema { options.constraint = .jsonSchema(t) }
-            if let t = grammar { options.constraint = .grammar(t) }
-            if let f = jsonSchemaFile { options.constraint = .jsonSchema(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
-            if let f = grammarFile { options.constraint = .grammar(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) }
-        } catch {
-            throw RuntimeError(error)
-        }
-        if json { options.constraint = .jsonObject }
-        if let r = regex { options.constraint = .regex(r) }
+        options.constraint = try constraints.constraint()
         // Default capacity: enough for the prompt and the tokens asked for (at least 4096).
         let session = try common.session(m, defaultCapacity: max(4096, promptIDs.count + maxTokens))
         do {

@@ -241,3 +241,48 @@ extension String {
         return String(s)
     }
 }
+
+/// The constraint options `generate` and `dev match` share: at most one of a JSON Schema (text or
+/// file), any JSON object, a GBNF grammar (text or file) or a regular expression.
+struct ConstraintOptions: ParsableArguments {
+    @Option(name: .customLong("json-schema"), help: "A JSON Schema (its JSON text): valid instances of it.")
+    var jsonSchema: String?
+
+    @Option(name: .customLong("json-schema-file"), help: "The same, with the schema read from this file.")
+    var jsonSchemaFile: String?
+
+    @Flag(name: [.customLong("json"), .customLong("json-object")], help: "Any JSON object.")
+    var json = false
+
+    @Option(help: "A GBNF grammar (its text; start rule root).")
+    var grammar: String?
+
+    @Option(name: .customLong("grammar-file"), help: "The same, with the grammar read from this file.")
+    var grammarFile: String?
+
+    @Option(help: "A regular expression the whole text must match.")
+    var regex: String?
+
+    /// The JSON Schema's text, read from its file when given as one.
+    func schemaText() throws -> String? {
+        if let f = jsonSchemaFile {
+            do { return String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self) } catch { throw RuntimeError(error) }
+        }
+        return jsonSchema
+    }
+
+    /// The constraint given (nil for none); more than one is a usage error.
+    func constraint() throws -> Constraint? {
+        let given = [jsonSchema != nil, jsonSchemaFile != nil, json, grammar != nil, grammarFile != nil, regex != nil]
+        if given.filter({ $0 }).count > 1 {
+            throw ValidationError("give at most one of --json-schema(-file), --json, --grammar(-file), --regex")
+        }
+        if let s = try schemaText() { return .jsonSchema(s) }
+        if let f = grammarFile {
+            do { return .grammar(String(decoding: try FileIO.readAll(f, limit: 1 << 24), as: UTF8.self)) } catch { throw RuntimeError(error) }
+        }
+        if let g = grammar { return .grammar(g) }
+        if let r = regex { return .regex(r) }
+        return json ? .jsonObject : nil
+    }
+}
