@@ -105,14 +105,13 @@ public final class ImportanceCollector {
     }
 
     private func accumulate(_ name: String, _ rows: UnsafePointer<Float>, _ count: Int, _ width: Int) {
-        var acc = sums[name] ?? [Float](repeating: 0, count: width)
-        acc.withUnsafeMutableBufferPointer { a in
+        // In place (the dictionary's storage, no copy of the sums per pass).
+        sums[name, default: [Float](repeating: 0, count: width)].withUnsafeMutableBufferPointer { a in
             for r in 0..<count {
                 let x = rows + r * width
                 for j in 0..<width { a[j] += x[j] * x[j] }
             }
         }
-        sums[name] = acc
         counts[name, default: 0] += count
     }
 
