@@ -599,27 +599,24 @@ static void k45_weighted(const float *x, uint8_t *y, const float *qw, int bits) 
 
 // ---- 32-value formats with an importance matrix ----------------------------------------------
 
-static void q4_0_weighted(const float *x, p4k_block_q4_0 *y, size_t n, const float *qw) {
+// Q4_0 / Q5_0: one scale; `out` blocks of the one or the other.
+static void q_0_weighted(const float *x, uint8_t *out, size_t n, const float *qw, int bits) {
     const float sigma2 = sum_squares(x, (int)n) / (float)n;
     float w[32];
     int8_t L[32];
     for (size_t b = 0; b < n / 32; b++) {
         const float *xb = x + 32 * b;
         importance(qw + 32 * b, xb, sigma2, w, 32);
-        y[b].d = p4k_f32_to_fp16(fit_symmetric(32, 8, xb, L, 1, w));
-        for (int j = 0; j < 16; j++) y[b].qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
-    }
-}
-
-static void q5_0_weighted(const float *x, p4k_block_q5_0 *y, size_t n, const float *qw) {
-    const float sigma2 = sum_squares(x, (int)n) / (float)n;
-    float w[32];
-    int8_t L[32];
-    for (size_t b = 0; b < n / 32; b++) {
-        const float *xb = x + 32 * b;
-        importance(qw + 32 * b, xb, sigma2, w, 32);
-        y[b].d = p4k_f32_to_fp16(fit_symmetric(32, 16, xb, L, 1, w));
-        pack_5bit((const uint8_t *)L, y[b].qs, y[b].qh);
+        const float d = fit_symmetric(32, bits == 4 ? 8 : 16, xb, L, 1, w);
+        if (bits == 4) {
+            p4k_block_q4_0 *y = (p4k_block_q4_0 *)out + b;
+            y->d = p4k_f32_to_fp16(d);
+            for (int j = 0; j < 16; j++) y->qs[j] = (uint8_t)(L[j] | (L[j + 16] << 4));
+        } else {
+            p4k_block_q5_0 *y = (p4k_block_q5_0 *)out + b;
+            y->d = p4k_f32_to_fp16(d);
+            pack_5bit((const uint8_t *)L, y->qs, y->qh);
+        }
     }
 }
 
@@ -740,9 +737,9 @@ int p4k_quantize_rows(int format, const float *x, void *out, size_t rows, size_t
         uint8_t *y = (uint8_t *)out + r * rb;
         switch (format) {
         case P4K_Q8_0: p4k_quantize_q8_0(xr, y, cols); break;
-        case P4K_Q4_0: imatrix ? q4_0_weighted(xr, (p4k_block_q4_0 *)y, cols, imatrix) : p4k_quantize_q4_0(xr, y, cols); break;
+        case P4K_Q4_0: imatrix ? q_0_weighted(xr, y, cols, imatrix, 4) : p4k_quantize_q4_0(xr, y, cols); break;
         case P4K_Q4_1: imatrix ? q_1_weighted(xr, y, cols, imatrix, 4) : p4k_quantize_q4_1(xr, y, cols); break;
-        case P4K_Q5_0: imatrix ? q5_0_weighted(xr, (p4k_block_q5_0 *)y, cols, imatrix) : p4k_quantize_q5_0(xr, y, cols); break;
+        case P4K_Q5_0: imatrix ? q_0_weighted(xr, y, cols, imatrix, 5) : p4k_quantize_q5_0(xr, y, cols); break;
         case P4K_Q5_1: imatrix ? q_1_weighted(xr, y, cols, imatrix, 5) : p4k_quantize_q5_1(xr, y, cols); break;
         case P4K_IQ4_NL:
             for (size_t b = 0; b < cols / 32; b++) {
